@@ -1,0 +1,1957 @@
+/*
+ * secchat: a netcat-style encrypted pipe and chat.
+ *
+ * Two peers that share a password run SPAKE2 (RFC 9382, P-256) to agree on
+ * session keys, then exchange AES-256-GCM records.  The wire protocol,
+ * secchat/1, is described in the PROTOCOL section of secchat(1).
+ *
+ * Layers, each with one error discipline:
+ *   setup (options, password, sockets): exit with a message (err/errx);
+ *   session (handshake, records): print one line, return an exit status,
+ *     so that a -k listener can go on to the next connection;
+ *   internal failures (libcrypto refusing valid input): die at once.
+ */
+
+#define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK */
+
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/obj_mac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+/* secchat/1 constants and wire sizes (PROTOCOL.md). */
+#define MAGIC		"SECCHAT\001"	/* "SECCHAT" || version 0x01 */
+#define MAGIC_LEN	8
+#define SALT_LEN	16
+#define POINT_LEN	65		/* uncompressed SEC1 P-256 point */
+#define SCALAR_LEN	32
+#define W_SEED_LEN	40		/* PBKDF2 output reduced mod n */
+#define MAC_LEN		32		/* HMAC-SHA-256 */
+#define HALF_LEN	16		/* Ke, Ka, KcA, KcB */
+#define AAD_LEN		28		/* magic || iterations || salt */
+#define SECRET_LEN	32
+#define KEY_LEN		32
+#define IV_LEN		12
+#define TAG_LEN		16
+#define LEN_LEN		2		/* record length field */
+#define MAX_PAYLOAD	16384
+#define MAX_INNER	16640
+#define MIN_RECORD	(1 + TAG_LEN)		/* 17 */
+#define MAX_RECORD	(MAX_INNER + TAG_LEN)	/* 16656 */
+#define SEQ_LIMIT	(1UL << 24)		/* records under one key */
+#define TYPE_DATA	1
+#define TYPE_REKEY	2
+#define TYPE_CLOSE	3
+
+#define ID_A		"secchat/1 connector"
+#define ID_B		"secchat/1 listener"
+#define LABEL_C2S	"secchat/1 connector to listener"
+#define LABEL_S2C	"secchat/1 listener to connector"
+#define TT_MAX		512
+
+/* RFC 9382 section 6: M and N for P-256, compressed SEC1. */
+static const uint8_t spake2_m[33] = {
+	0x02, 0x88, 0x6e, 0x2f, 0x97, 0xac, 0xe4, 0x6e, 0x55, 0xba, 0x9d,
+	0xd7, 0x24, 0x25, 0x79, 0xf2, 0x99, 0x3b, 0x64, 0xe1, 0x6e, 0xf3,
+	0xdc, 0xab, 0x95, 0xaf, 0xd4, 0x97, 0x33, 0x3d, 0x8f, 0xa1, 0x2f,
+};
+static const uint8_t spake2_n[33] = {
+	0x03, 0xd8, 0xbb, 0xd6, 0xc6, 0x39, 0xc6, 0x29, 0x37, 0xb0, 0x4d,
+	0x99, 0x7f, 0x38, 0xc3, 0x77, 0x07, 0x19, 0xc6, 0x29, 0xd7, 0x01,
+	0x4d, 0x49, 0xa2, 0x4b, 0x4f, 0x98, 0xba, 0xa1, 0x29, 0x2b, 0x49,
+};
+
+/* Handshake messages: fixed size, no length prefix. */
+struct msg1 {				/* listener -> connector */
+	uint8_t magic[MAGIC_LEN];
+	uint8_t iterations[4];
+	uint8_t salt[SALT_LEN];
+	uint8_t pB[POINT_LEN];
+};
+struct msg2 {				/* connector -> listener */
+	uint8_t magic[MAGIC_LEN];
+	uint8_t pA[POINT_LEN];
+	uint8_t cA[MAC_LEN];
+};
+struct msg3 {				/* listener -> connector */
+	uint8_t cB[MAC_LEN];
+};
+_Static_assert(sizeof(struct msg1) == 93, "msg1 is 93 bytes");
+_Static_assert(sizeof(struct msg2) == 105, "msg2 is 105 bytes");
+_Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
+
+/* Exit statuses. */
+#define EXIT_OK		0
+#define EXIT_FAIL	1
+#define EXIT_USAGE	2
+#define EXIT_AUTH	3
+
+/* Defaults and limits of the command line. */
+#define DEF_ITER	600000
+#define MIN_ITER	1000
+#define MAX_ITER	10000000
+#define DEF_REKEY_MSGS	1000
+#define DEF_REKEY_SECS	60
+#define DEF_HS_TIMEOUT	30
+#define MAX_PASSFILE	4096
+
+/* I/O buffer sizes: memory stays constant whatever flows through. */
+#define IN_CAP		(256 * 1024)	/* stdin, plaintext */
+#define TX_CAP		(512 * 1024)	/* records to the socket */
+#define RX_CAP		(256 * 1024)	/* records from the socket */
+#define OUT_CAP		(512 * 1024)	/* plaintext to stdout */
+#define HEX_CAP		(64 * 1024)	/* hex display lines */
+#define SOCK_BUF	(1024 * 1024)
+
+struct options {
+	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
+	int	 lflag, kflag, bflag, qflag, vflag;
+	uint32_t iterations;
+	const char *passfile;
+	unsigned long rekey_msgs;	/* 0: off */
+	unsigned long rekey_secs;	/* 0: off */
+	int	 timeout;		/* -w seconds, -1: none */
+	const char *host, *port;
+};
+
+/* The curve and the password-derived values, fixed for the whole process. */
+struct pake {
+	EC_GROUP *group;
+	BN_CTX	*bn;
+	BIGNUM	*w;
+	uint8_t	 w_bytes[SCALAR_LEN];
+	EC_POINT *wM, *wN;		/* w*M, w*N */
+	EC_POINT *neg_wM, *neg_wN;	/* -w*M, -w*N */
+};
+
+/* What SPAKE2 yields; tt and K are kept for the known-answer tests. */
+struct handshake_keys {
+	uint8_t	 K[POINT_LEN];
+	uint8_t	 tt[TT_MAX];
+	size_t	 tt_len;
+	uint8_t	 tt_hash[SHA256_DIGEST_LENGTH];
+	uint8_t	 Ke[HALF_LEN], Ka[HALF_LEN], KcA[HALF_LEN], KcB[HALF_LEN];
+	uint8_t	 cA[MAC_LEN], cB[MAC_LEN];
+};
+
+/* One direction of traffic: its secret chain and its cipher. */
+struct direction {
+	EVP_CIPHER_CTX *ctx;
+	uint8_t	 secret[SECRET_LEN];
+	uint8_t	 iv[IV_LEN];
+	uint64_t seq;			/* records under the current secret */
+	uint64_t epoch;			/* index of the current secret */
+	uint64_t data_records;		/* DATA records under this secret */
+	int64_t	 first_data;		/* when the first of them was sent, ms */
+};
+
+struct buf {
+	uint8_t	*data;
+	size_t	 cap, pos, len;		/* pending bytes are data[pos..len) */
+};
+
+/* One session's state, passed explicitly. */
+struct session {
+	const struct options *opt;
+	int	 stdin_tty;
+	struct buf in, txb, rxb, out, hex;	/* allocated once, for -k */
+
+	/* Everything from here on starts at zero for each connection. */
+	int	 net;
+	struct direction tx, rx;
+	int	 stdin_done;		/* no more reading from stdin */
+	int	 sent_close, shut_wr;
+	int	 got_close, net_eof;
+	int	 stdout_failed;
+	int64_t	 last_input;		/* ms; for the -w idle limit */
+	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
+	uint64_t rekeys_sent, rekeys_recv;
+};
+
+static void usage(void) __attribute__((noreturn));
+static void crypto_fail(const char *) __attribute__((noreturn));
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers. */
+
+static void
+crypto_fail(const char *what)
+{
+	errx(EXIT_FAIL, "libcrypto failure in %s", what);
+}
+
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Milliseconds on the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		err(EXIT_FAIL, "clock_gettime");
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Append lowercase hex of p[0..n) to out; returns the end. */
+static char *
+hex_encode(char *out, const uint8_t *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		*out++ = digits[p[i] >> 4];
+		*out++ = digits[p[i] & 15];
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Key derivation: PBKDF2, HKDF, SHA-256, HMAC, all through libcrypto. */
+
+static void
+hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key,
+    size_t key_len, const void *info, size_t info_len, uint8_t *out,
+    size_t out_len)
+{
+	EVP_KDF *kdf;
+	EVP_KDF_CTX *kctx;
+	OSSL_PARAM params[6], *p = params;
+
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+	    "SHA256", 0);
+	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+	    (void *)key, key_len);
+	if (salt != NULL)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+		    (void *)salt, salt_len);
+	if (info != NULL)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+		    (void *)info, info_len);
+	*p = OSSL_PARAM_construct_end();
+
+	if ((kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL)
+		crypto_fail("EVP_KDF_fetch");
+	if ((kctx = EVP_KDF_CTX_new(kdf)) == NULL)
+		crypto_fail("EVP_KDF_CTX_new");
+	EVP_KDF_free(kdf);
+	if (EVP_KDF_derive(kctx, out, out_len, params) != 1)
+		crypto_fail("HKDF");
+	EVP_KDF_CTX_free(kctx);
+}
+
+/* HKDF-Expand(prk, label, out_len) with an ASCII label. */
+static void
+hkdf_expand(const uint8_t prk[SECRET_LEN], const char *label, uint8_t *out,
+    size_t out_len)
+{
+	hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, NULL, 0, prk, SECRET_LEN, label,
+	    strlen(label), out, out_len);
+}
+
+static void
+sha256(const uint8_t *p, size_t n, uint8_t out[SHA256_DIGEST_LENGTH])
+{
+	if (EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) != 1)
+		crypto_fail("SHA-256");
+}
+
+static void
+hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_t n,
+    uint8_t out[MAC_LEN])
+{
+	unsigned int len = MAC_LEN;
+
+	if (HMAC(EVP_sha256(), key, key_len, p, n, out, &len) == NULL ||
+	    len != MAC_LEN)
+		crypto_fail("HMAC");
+}
+
+/* ---------------------------------------------------------------------- */
+/* SPAKE2 over P-256 (RFC 9382), with the connector as A and listener as B. */
+
+static EC_POINT *
+decode_point(const EC_GROUP *g, const uint8_t *p, size_t n, BN_CTX *bn)
+{
+	EC_POINT *pt;
+
+	if ((pt = EC_POINT_new(g)) == NULL)
+		crypto_fail("EC_POINT_new");
+	if (EC_POINT_oct2point(g, pt, p, n, bn) != 1 ||
+	    EC_POINT_is_on_curve(g, pt, bn) != 1 ||
+	    EC_POINT_is_at_infinity(g, pt)) {
+		EC_POINT_free(pt);
+		return NULL;
+	}
+	return pt;
+}
+
+static void
+encode_point(const EC_GROUP *g, const EC_POINT *pt, uint8_t out[POINT_LEN],
+    BN_CTX *bn)
+{
+	if (EC_POINT_point2oct(g, pt, POINT_CONVERSION_UNCOMPRESSED, out,
+	    POINT_LEN, bn) != POINT_LEN)
+		crypto_fail("EC_POINT_point2oct");
+}
+
+/* r = s * base (base NULL: the generator). */
+static EC_POINT *
+point_mul(const struct pake *pk, const EC_POINT *base, const BIGNUM *s)
+{
+	EC_POINT *r;
+	int ok;
+
+	if ((r = EC_POINT_new(pk->group)) == NULL)
+		crypto_fail("EC_POINT_new");
+	if (base == NULL)
+		ok = EC_POINT_mul(pk->group, r, s, NULL, NULL, pk->bn);
+	else
+		ok = EC_POINT_mul(pk->group, r, NULL, base, s, pk->bn);
+	if (ok != 1)
+		crypto_fail("EC_POINT_mul");
+	return r;
+}
+
+static BIGNUM *
+scalar_from_bytes(const uint8_t *p, size_t n)
+{
+	BIGNUM *s;
+
+	if ((s = BN_secure_new()) == NULL || BN_bin2bn(p, n, s) == NULL)
+		crypto_fail("BN_bin2bn");
+	BN_set_flags(s, BN_FLG_CONSTTIME);
+	return s;
+}
+
+/*
+ * Set up the curve and the w-dependent points.  w is given as 32 bytes,
+ * already reduced; it must not be 0.
+ */
+static void
+pake_init(struct pake *pk, const uint8_t w[SCALAR_LEN])
+{
+	EC_POINT *m, *n;
+
+	memset(pk, 0, sizeof(*pk));
+	if ((pk->group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1))
+	    == NULL || (pk->bn = BN_CTX_secure_new()) == NULL)
+		crypto_fail("EC_GROUP_new_by_curve_name");
+	memcpy(pk->w_bytes, w, SCALAR_LEN);
+	pk->w = scalar_from_bytes(w, SCALAR_LEN);
+	if ((m = decode_point(pk->group, spake2_m, sizeof(spake2_m), pk->bn))
+	    == NULL || (n = decode_point(pk->group, spake2_n,
+	    sizeof(spake2_n), pk->bn)) == NULL)
+		crypto_fail("decoding M and N");
+	pk->wM = point_mul(pk, m, pk->w);
+	pk->wN = point_mul(pk, n, pk->w);
+	pk->neg_wM = point_mul(pk, m, pk->w);
+	pk->neg_wN = point_mul(pk, n, pk->w);
+	if (EC_POINT_invert(pk->group, pk->neg_wM, pk->bn) != 1 ||
+	    EC_POINT_invert(pk->group, pk->neg_wN, pk->bn) != 1)
+		crypto_fail("EC_POINT_invert");
+	EC_POINT_free(m);
+	EC_POINT_free(n);
+}
+
+static void
+pake_free(struct pake *pk)
+{
+	EC_POINT_clear_free(pk->wM);
+	EC_POINT_clear_free(pk->wN);
+	EC_POINT_clear_free(pk->neg_wM);
+	EC_POINT_clear_free(pk->neg_wN);
+	BN_clear_free(pk->w);
+	BN_CTX_free(pk->bn);
+	EC_GROUP_free(pk->group);
+	OPENSSL_cleanse(pk->w_bytes, sizeof(pk->w_bytes));
+	memset(pk, 0, sizeof(*pk));
+}
+
+/*
+ * w = int(PBKDF2-HMAC-SHA256(password, salt, iterations, 40)) mod n.
+ * Returns -1 if w is 0 (the protocol aborts then).
+ */
+static int
+derive_w(const char *pass, size_t pass_len, const uint8_t salt[SALT_LEN],
+    uint32_t iterations, uint8_t w[SCALAR_LEN])
+{
+	uint8_t seed[W_SEED_LEN];
+	EC_GROUP *g;
+	BN_CTX *bn;
+	BIGNUM *t;
+	int zero;
+
+	if (PKCS5_PBKDF2_HMAC(pass, pass_len, salt, SALT_LEN, iterations,
+	    EVP_sha256(), sizeof(seed), seed) != 1)
+		crypto_fail("PBKDF2");
+	t = scalar_from_bytes(seed, sizeof(seed));
+	OPENSSL_cleanse(seed, sizeof(seed));
+	if ((g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||
+	    (bn = BN_CTX_secure_new()) == NULL ||
+	    BN_nnmod(t, t, EC_GROUP_get0_order(g), bn) != 1)
+		crypto_fail("BN_nnmod");
+	zero = BN_is_zero(t);
+	if (BN_bn2binpad(t, w, SCALAR_LEN) != SCALAR_LEN)
+		crypto_fail("BN_bn2binpad");
+	BN_clear_free(t);
+	BN_CTX_free(bn);
+	EC_GROUP_free(g);
+	return zero ? -1 : 0;
+}
+
+/* A scalar uniform in [1, n-1], from RAND_bytes; 64 spare bits hide the bias. */
+static BIGNUM *
+random_scalar(const struct pake *pk)
+{
+	uint8_t seed[W_SEED_LEN];
+	BIGNUM *s, *n1;
+
+	if (RAND_bytes(seed, sizeof(seed)) != 1)
+		crypto_fail("RAND_bytes");
+	s = scalar_from_bytes(seed, sizeof(seed));
+	OPENSSL_cleanse(seed, sizeof(seed));
+	if ((n1 = BN_dup(EC_GROUP_get0_order(pk->group))) == NULL ||
+	    BN_sub_word(n1, 1) != 1 || BN_nnmod(s, s, n1, pk->bn) != 1 ||
+	    BN_add_word(s, 1) != 1)
+		crypto_fail("random_scalar");
+	BN_free(n1);
+	return s;
+}
+
+/* Our public share: s*G + w*M for the connector (A), s*G + w*N for B. */
+static void
+spake2_share(const struct pake *pk, int is_a, const BIGNUM *s,
+    uint8_t out[POINT_LEN])
+{
+	EC_POINT *p;
+
+	p = point_mul(pk, NULL, s);
+	if (EC_POINT_add(pk->group, p, p, is_a ? pk->wM : pk->wN, pk->bn) != 1)
+		crypto_fail("EC_POINT_add");
+	encode_point(pk->group, p, out, pk->bn);
+	EC_POINT_clear_free(p);
+}
+
+/* TT gets len(p) as a little-endian u64, then p. */
+static size_t
+tt_append(uint8_t *tt, size_t off, const void *p, size_t n)
+{
+	int i;
+
+	if (off + 8 + n > TT_MAX)
+		abort();
+	for (i = 0; i < 8; i++)
+		tt[off + i] = (uint64_t)n >> (8 * i);
+	memcpy(tt + off + 8, p, n);
+	return off + 8 + n;
+}
+
+/*
+ * From our scalar and both shares, compute K, the transcript and the
+ * confirmation MACs (RFC 9382 section 3.3 and 4).  The AAD is bound into
+ * the confirmation keys.  Returns -1 if the peer's share is not a valid
+ * point or K is the point at infinity.
+ */
+static int
+spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
+    const uint8_t pA[POINT_LEN], const uint8_t pB[POINT_LEN],
+    const uint8_t *aad, size_t aad_len, const char *id_a, const char *id_b,
+    struct handshake_keys *hk)
+{
+	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
+	uint8_t info[sizeof("ConfirmationKeys") - 1 + AAD_LEN];
+	uint8_t kc[2 * HALF_LEN];
+	const uint8_t *peer = is_a ? pB : pA;
+	EC_POINT *p, *k;
+	size_t off = 0;
+
+	if (peer[0] != 0x04 || aad_len > AAD_LEN)
+		return -1;
+	if ((p = decode_point(pk->group, peer, POINT_LEN, pk->bn)) == NULL)
+		return -1;
+	if (EC_POINT_add(pk->group, p, p, is_a ? pk->neg_wN : pk->neg_wM,
+	    pk->bn) != 1)
+		crypto_fail("EC_POINT_add");
+	k = point_mul(pk, p, s);
+	EC_POINT_clear_free(p);
+	if (EC_POINT_is_at_infinity(pk->group, k)) {
+		EC_POINT_clear_free(k);
+		return -1;
+	}
+	encode_point(pk->group, k, hk->K, pk->bn);
+	EC_POINT_clear_free(k);
+
+	off = tt_append(hk->tt, off, id_a, strlen(id_a));
+	off = tt_append(hk->tt, off, id_b, strlen(id_b));
+	off = tt_append(hk->tt, off, pA, POINT_LEN);
+	off = tt_append(hk->tt, off, pB, POINT_LEN);
+	off = tt_append(hk->tt, off, hk->K, POINT_LEN);
+	off = tt_append(hk->tt, off, pk->w_bytes, SCALAR_LEN);
+	hk->tt_len = off;
+
+	sha256(hk->tt, hk->tt_len, hk->tt_hash);
+	memcpy(hk->Ke, hk->tt_hash, HALF_LEN);
+	memcpy(hk->Ka, hk->tt_hash + HALF_LEN, HALF_LEN);
+	memcpy(info, "ConfirmationKeys", 16);
+	memcpy(info + 16, aad, aad_len);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, no_salt, sizeof(no_salt),
+	    hk->Ka, HALF_LEN, info, 16 + aad_len, kc, sizeof(kc));
+	memcpy(hk->KcA, kc, HALF_LEN);
+	memcpy(hk->KcB, kc + HALF_LEN, HALF_LEN);
+	OPENSSL_cleanse(kc, sizeof(kc));
+	hmac_sha256(hk->KcA, HALF_LEN, hk->tt, hk->tt_len, hk->cA);
+	hmac_sha256(hk->KcB, HALF_LEN, hk->tt, hk->tt_len, hk->cB);
+	return 0;
+}
+
+/* The first secret of each direction (PROTOCOL.md section 3). */
+static void
+traffic_secrets(const struct handshake_keys *hk, uint8_t c2s[SECRET_LEN],
+    uint8_t s2c[SECRET_LEN])
+{
+	uint8_t prk[SECRET_LEN];
+
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, hk->tt_hash,
+	    sizeof(hk->tt_hash), hk->Ke, HALF_LEN, NULL, 0, prk, sizeof(prk));
+	hkdf_expand(prk, LABEL_C2S, c2s, SECRET_LEN);
+	hkdf_expand(prk, LABEL_S2C, s2c, SECRET_LEN);
+	OPENSSL_cleanse(prk, sizeof(prk));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Records: AES-256-GCM, one reused cipher context per direction. */
+
+static void
+derive_key_iv(const uint8_t secret[SECRET_LEN], uint8_t key[KEY_LEN],
+    uint8_t iv[IV_LEN])
+{
+	hkdf_expand(secret, "key", key, KEY_LEN);
+	hkdf_expand(secret, "iv", iv, IV_LEN);
+}
+
+/* Make secret the current one of d: key the cipher, reset the counters. */
+static void
+direction_set(struct direction *d, const uint8_t secret[SECRET_LEN])
+{
+	uint8_t key[KEY_LEN];
+
+	if (d->secret != secret)
+		memcpy(d->secret, secret, SECRET_LEN);
+	derive_key_iv(d->secret, key, d->iv);
+	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, key, NULL, -1) != 1)
+		crypto_fail("EVP_CipherInit_ex");
+	OPENSSL_cleanse(key, sizeof(key));
+	d->seq = 0;
+	d->data_records = 0;
+}
+
+static void
+direction_init(struct direction *d, const uint8_t secret[SECRET_LEN],
+    int encrypt)
+{
+	memset(d, 0, sizeof(*d));
+	if ((d->ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_CipherInit_ex(d->ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
+	    encrypt) != 1)
+		crypto_fail("EVP_CipherInit_ex");
+	direction_set(d, secret);
+}
+
+static void
+direction_free(struct direction *d)
+{
+	EVP_CIPHER_CTX_free(d->ctx);
+	OPENSSL_cleanse(d, sizeof(*d));
+	d->ctx = NULL;
+}
+
+/* Step d to its next secret; the old secret, key and IV are erased. */
+static void
+ratchet(struct direction *d)
+{
+	uint8_t next[SECRET_LEN];
+
+	hkdf_expand(d->secret, "rekey", next, SECRET_LEN);
+	direction_set(d, next);
+	OPENSSL_cleanse(next, sizeof(next));
+	d->epoch++;
+}
+
+static void
+make_nonce(const struct direction *d, uint8_t nonce[IV_LEN])
+{
+	int i;
+
+	memcpy(nonce, d->iv, IV_LEN);
+	for (i = 0; i < 8; i++)
+		nonce[IV_LEN - 1 - i] ^= (uint8_t)(d->seq >> (8 * i));
+}
+
+/*
+ * Seal payload as one record of the given type with pad zero bytes of
+ * padding into out, which has room for LEN_LEN + MAX_RECORD bytes.
+ * Returns the record's length on the wire.
+ */
+static size_t
+seal_record(struct direction *d, int type, const uint8_t *payload,
+    size_t len, size_t pad, uint8_t *out)
+{
+	uint8_t nonce[IV_LEN], *inner = out + LEN_LEN;
+	size_t inner_len = len + 1 + pad, clen = inner_len + TAG_LEN;
+	int n;
+
+	if (len > MAX_PAYLOAD || inner_len > MAX_INNER || d->seq >= SEQ_LIMIT)
+		abort();
+	out[0] = clen >> 8;
+	out[1] = clen & 0xff;
+	memcpy(inner, payload, len);
+	inner[len] = type;
+	memset(inner + len + 1, 0, pad);
+	make_nonce(d, nonce);
+	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1 ||
+	    EVP_EncryptUpdate(d->ctx, inner, &n, inner, inner_len) != 1 ||
+	    EVP_EncryptFinal_ex(d->ctx, inner + inner_len, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
+	    inner + inner_len) != 1)
+		crypto_fail("AES-256-GCM encryption");
+	d->seq++;
+	return LEN_LEN + clen;
+}
+
+#define OPEN_BAD_TAG	(-1)
+#define OPEN_NO_TYPE	(-2)
+
+/*
+ * Open the record rec (LEN_LEN + clen bytes, clen already checked) into
+ * plain, which has room for MAX_INNER bytes.  Returns the payload length
+ * and sets *type, or OPEN_BAD_TAG / OPEN_NO_TYPE.  Nothing in plain may be
+ * used unless this succeeds.
+ */
+static int
+open_record(struct direction *d, const uint8_t *rec, size_t clen,
+    uint8_t *plain, int *type)
+{
+	uint8_t nonce[IV_LEN];
+	size_t inner_len = clen - TAG_LEN;
+	int n;
+
+	make_nonce(d, nonce);
+	if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_DecryptUpdate(d->ctx, NULL, &n, rec, LEN_LEN) != 1 ||
+	    EVP_DecryptUpdate(d->ctx, plain, &n, rec + LEN_LEN,
+	    inner_len) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
+	    (void *)(rec + LEN_LEN + inner_len)) != 1)
+		crypto_fail("AES-256-GCM decryption");
+	if (EVP_DecryptFinal_ex(d->ctx, plain + inner_len, &n) != 1) {
+		OPENSSL_cleanse(plain, inner_len);
+		return OPEN_BAD_TAG;
+	}
+	d->seq++;
+	while (inner_len > 0 && plain[inner_len - 1] == 0)
+		inner_len--;
+	if (inner_len == 0)
+		return OPEN_NO_TYPE;
+	*type = plain[inner_len - 1];
+	return inner_len - 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Buffers and blocking-style I/O for the handshake and for error paths. */
+
+#define GO_ON		(-1)		/* session status: not over yet */
+
+static size_t
+buf_pending(const struct buf *b)
+{
+	return b->len - b->pos;
+}
+
+/*
+ * Room at the tail of b.  Pending bytes move to the front only when the
+ * tail has less than want, so a busy buffer is not copied every round.
+ */
+static size_t
+buf_room(struct buf *b, size_t want)
+{
+	if (b->pos == b->len)
+		b->pos = b->len = 0;
+	else if (b->cap - b->len < want && b->pos > 0) {
+		memmove(b->data, b->data + b->pos, b->len - b->pos);
+		b->len -= b->pos;
+		b->pos = 0;
+	}
+	return b->cap - b->len;
+}
+
+/* Write all of p[0..n), waiting on a full non-blocking fd. */
+static int
+write_all(int fd, const uint8_t *p, size_t n)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = write(fd, p, n)) == -1) {
+			if (errno == EAGAIN)
+				(void)poll(&pfd, 1, -1);
+			else if (errno != EINTR)
+				return -1;
+			continue;
+		}
+		p += r;
+		n -= r;
+	}
+	return 0;
+}
+
+/* Wait until fd is ready for events or the deadline passes. */
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int64_t left;
+	int r;
+
+	for (;;) {
+		if ((left = deadline - now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if ((r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : left)) > 0)
+			return 0;
+		if (r == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* Read exactly n bytes unless EOF comes first; returns the count or -1. */
+static ssize_t
+read_full(int fd, void *buf, size_t n, int64_t deadline)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		if ((r = read(fd, p + got, n - got)) > 0)
+			got += r;
+		else if (r == 0)
+			break;
+		else if (errno == EAGAIN) {
+			if (wait_fd(fd, POLLIN, deadline) == -1)
+				return -1;
+		} else if (errno != EINTR)
+			return -1;
+	}
+	return got;
+}
+
+static int
+write_full(int fd, const void *buf, size_t n, int64_t deadline)
+{
+	const uint8_t *p = buf;
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = write(fd, p, n)) > 0) {
+			p += r;
+			n -= r;
+		} else if (r == -1 && errno == EAGAIN) {
+			if (wait_fd(fd, POLLOUT, deadline) == -1)
+				return -1;
+		} else if (r == -1 && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Session messages: hex lines, notes and the one line that ends a session. */
+
+static void
+flush_hex(struct session *s)
+{
+	/* stderr is for people; a failing stderr must not end the session. */
+	(void)write_all(STDERR_FILENO, s->hex.data + s->hex.pos,
+	    buf_pending(&s->hex));
+	s->hex.pos = s->hex.len = 0;
+}
+
+/* Queue "> " or "< " and the record's wire bytes in hex for stderr. */
+static void
+hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
+{
+	char *p;
+
+	if (s->opt->qflag)
+		return;
+	if (buf_room(&s->hex, 2 * n + 3) < 2 * n + 3)
+		flush_hex(s);
+	p = (char *)s->hex.data + s->hex.len;
+	*p++ = dir;
+	*p++ = ' ';
+	p = hex_encode(p, rec, n);
+	*p++ = '\n';
+	s->hex.len = (uint8_t *)p - s->hex.data;
+}
+
+static void
+note(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->opt->vflag)
+		return;
+	flush_hex(s);
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+}
+
+/* Print why the session ends and return its exit status. */
+static int
+session_fail(struct session *s, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	flush_hex(s);
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The handshake (PROTOCOL.md section 2), one function per role. */
+
+/* Read a peer's message: magic first, so non-secchat peers are named. */
+static int
+read_message(struct session *s, void *msg, size_t len, int64_t deadline)
+{
+	ssize_t r;
+
+	if ((r = read_full(s->net, msg, MAGIC_LEN, deadline)) == -1)
+		goto fail;
+	if (memcmp(msg, MAGIC, r) != 0)
+		return session_fail(s, EXIT_FAIL,
+		    "peer is not speaking secchat/1");
+	if (r < MAGIC_LEN)
+		return session_fail(s, EXIT_FAIL,
+		    "peer closed the connection during the handshake");
+	if (memcmp(msg, MAGIC, MAGIC_LEN) != 0)
+		return session_fail(s, EXIT_FAIL,
+		    "peer is not speaking secchat/1");
+	if ((r = read_full(s->net, (uint8_t *)msg + MAGIC_LEN,
+	    len - MAGIC_LEN, deadline)) == -1)
+		goto fail;
+	if ((size_t)r < len - MAGIC_LEN)
+		return session_fail(s, EXIT_FAIL,
+		    "peer closed the connection during the handshake");
+	return GO_ON;
+ fail:
+	if (errno == ETIMEDOUT)
+		return session_fail(s, EXIT_FAIL, "timed out during handshake");
+	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
+}
+
+static int
+send_message(struct session *s, const void *msg, size_t len, int64_t deadline)
+{
+	if (write_full(s->net, msg, len, deadline) == 0)
+		return GO_ON;
+	if (errno == ETIMEDOUT)
+		return session_fail(s, EXIT_FAIL, "timed out during handshake");
+	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
+}
+
+/* Listener, SPAKE2 party B. */
+static int
+handshake_listener(struct session *s, const struct pake *pk,
+    const uint8_t salt[SALT_LEN], uint32_t iterations, int64_t deadline,
+    uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
+{
+	struct msg1 m1;
+	struct msg2 m2;
+	struct msg3 m3;
+	struct handshake_keys hk;
+	BIGNUM *y;
+	int status;
+
+	memcpy(m1.magic, MAGIC, MAGIC_LEN);
+	put_u32(m1.iterations, iterations);
+	memcpy(m1.salt, salt, SALT_LEN);
+	y = random_scalar(pk);
+	spake2_share(pk, 0, y, m1.pB);
+	if ((status = send_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
+	    (status = read_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
+		goto done;
+	if (spake2_finish(pk, 0, y, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
+	    ID_A, ID_B, &hk) == -1) {
+		status = session_fail(s, EXIT_AUTH,
+		    "handshake failed: peer sent an invalid point");
+		goto done;
+	}
+	/* Check cA before anything that depends on the password leaves. */
+	if (CRYPTO_memcmp(hk.cA, m2.cA, MAC_LEN) != 0) {
+		status = session_fail(s, EXIT_AUTH,
+		    "wrong password, or the connection was tampered with");
+		goto done;
+	}
+	memcpy(m3.cB, hk.cB, MAC_LEN);
+	if ((status = send_message(s, &m3, sizeof(m3), deadline)) == GO_ON)
+		traffic_secrets(&hk, c2s, s2c);
+ done:
+	BN_clear_free(y);
+	OPENSSL_cleanse(&hk, sizeof(hk));
+	return status;
+}
+
+/* Connector, SPAKE2 party A: w comes from the listener's salt and count. */
+static int
+handshake_connector(struct session *s, const char *pass, size_t pass_len,
+    int64_t deadline, uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
+{
+	struct msg1 m1;
+	struct msg2 m2;
+	struct msg3 m3;
+	struct handshake_keys hk;
+	struct pake pk;
+	uint8_t w[SCALAR_LEN];
+	uint32_t iterations;
+	BIGNUM *x;
+	ssize_t r;
+	int status;
+
+	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON)
+		return status;
+	iterations = get_u32(m1.iterations);
+	if (iterations < MIN_ITER || iterations > MAX_ITER)
+		return session_fail(s, EXIT_FAIL, "listener asks for %u "
+		    "PBKDF2 iterations (allowed %d to %d)", iterations,
+		    MIN_ITER, MAX_ITER);
+	if (derive_w(pass, pass_len, m1.salt, iterations, w) == -1)
+		return session_fail(s, EXIT_FAIL, "password and salt give w = 0");
+	pake_init(&pk, w);
+	OPENSSL_cleanse(w, sizeof(w));
+	x = random_scalar(&pk);
+	memcpy(m2.magic, MAGIC, MAGIC_LEN);
+	spake2_share(&pk, 1, x, m2.pA);
+	if (spake2_finish(&pk, 1, x, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
+	    ID_A, ID_B, &hk) == -1) {
+		status = session_fail(s, EXIT_AUTH,
+		    "handshake failed: peer sent an invalid point");
+		goto done;
+	}
+	memcpy(m2.cA, hk.cA, MAC_LEN);
+	if ((status = send_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
+		goto done;
+	if ((r = read_full(s->net, &m3, sizeof(m3), deadline)) == -1 &&
+	    errno == ETIMEDOUT)
+		status = session_fail(s, EXIT_FAIL, "timed out during handshake");
+	else if (r != sizeof(m3) ||
+	    CRYPTO_memcmp(hk.cB, m3.cB, MAC_LEN) != 0)
+		status = session_fail(s, EXIT_AUTH,
+		    "wrong password, or the connection was tampered with");
+	else
+		traffic_secrets(&hk, c2s, s2c);
+ done:
+	BN_clear_free(x);
+	pake_free(&pk);
+	OPENSSL_cleanse(&hk, sizeof(hk));
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sending: stdin bytes become DATA records; REKEY and CLOSE as due. */
+
+static void
+send_record(struct session *s, int type, const uint8_t *payload, size_t len)
+{
+	uint8_t *rec = s->txb.data + s->txb.len;
+	size_t n;
+
+	n = seal_record(&s->tx, type, payload, len, 0, rec);
+	s->txb.len += n;
+	s->sent_records++;
+	hex_line(s, '>', rec, n);
+}
+
+static void
+send_rekey(struct session *s)
+{
+	send_record(s, TYPE_REKEY, NULL, 0);
+	ratchet(&s->tx);
+	s->rekeys_sent++;
+	note(s, "rekeyed sending key (epoch %llu)",
+	    (unsigned long long)s->tx.epoch);
+}
+
+/* Is the current sending key due for retirement (PROTOCOL.md section 5)? */
+static int
+rekey_due(const struct session *s, int64_t t)
+{
+	const struct direction *d = &s->tx;
+
+	/* Leave room for this REKEY and a CLOSE under the old key. */
+	if (d->seq + 2 >= SEQ_LIMIT)
+		return 1;
+	if (d->data_records == 0)
+		return 0;
+	return (s->opt->rekey_msgs != 0 &&
+	    d->data_records >= s->opt->rekey_msgs) ||
+	    (s->opt->rekey_secs != 0 &&
+	    t - d->first_data >= (int64_t)s->opt->rekey_secs * 1000);
+}
+
+/* How many pending stdin bytes make the next DATA record; 0: none yet. */
+static size_t
+next_chunk(const struct session *s)
+{
+	size_t avail = buf_pending(&s->in);
+	size_t max = avail < MAX_PAYLOAD ? avail : MAX_PAYLOAD;
+	const uint8_t *nl;
+
+	if (avail == 0 || s->opt->bflag)
+		return max;
+	if ((nl = memchr(s->in.data + s->in.pos, '\n', max)) != NULL)
+		return nl - (s->in.data + s->in.pos) + 1;
+	/* A long line goes in full records; a last line at end of input. */
+	if (avail >= MAX_PAYLOAD || s->stdin_done)
+		return max;
+	return 0;
+}
+
+static void
+fill_tx(struct session *s)
+{
+	const size_t need = 2 * (LEN_LEN + MAX_RECORD);	/* DATA + REKEY */
+	int64_t t = now_ms();
+	size_t len;
+
+	while (!s->sent_close && buf_room(&s->txb, need) >= need) {
+		if (rekey_due(s, t))
+			send_rekey(s);
+		if ((len = next_chunk(s)) == 0)
+			break;
+		if (s->tx.data_records++ == 0)
+			s->tx.first_data = t;
+		send_record(s, TYPE_DATA, s->in.data + s->in.pos, len);
+		s->in.pos += len;
+		s->sent_bytes += len;
+	}
+	if (s->stdin_done && !s->sent_close && buf_pending(&s->in) == 0 &&
+	    buf_room(&s->txb, need) >= need) {
+		send_record(s, TYPE_CLOSE, NULL, 0);
+		s->sent_close = 1;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Receiving: records are opened straight into the stdout buffer. */
+
+static int
+receive_record(struct session *s, const uint8_t *rec, size_t clen)
+{
+	uint8_t *plain = s->out.data + s->out.len;
+	int n, type;
+
+	if (s->rx.seq >= SEQ_LIMIT)
+		return session_fail(s, EXIT_AUTH,
+		    "malformed record: too many records under one key");
+	hex_line(s, '<', rec, LEN_LEN + clen);
+	if ((n = open_record(&s->rx, rec, clen, plain, &type)) == OPEN_BAD_TAG)
+		return session_fail(s, EXIT_AUTH,
+		    "record failed authentication");
+	if (n == OPEN_NO_TYPE)
+		return session_fail(s, EXIT_AUTH,
+		    "malformed record: no record type");
+	s->recv_records++;
+	switch (type) {
+	case TYPE_DATA:
+		s->out.len += n;	/* authenticated: now it may be written */
+		s->recv_bytes += n;
+		return GO_ON;
+	case TYPE_REKEY:
+		if (n != 0)
+			return session_fail(s, EXIT_AUTH,
+			    "malformed record: REKEY with a payload");
+		ratchet(&s->rx);
+		s->rekeys_recv++;
+		note(s, "peer rekeyed (epoch %llu)",
+		    (unsigned long long)s->rx.epoch);
+		return GO_ON;
+	case TYPE_CLOSE:
+		if (n != 0)
+			return session_fail(s, EXIT_AUTH,
+			    "malformed record: CLOSE with a payload");
+		s->got_close = 1;
+		/* At a terminal the conversation is over (section 7). */
+		if (s->stdin_tty)
+			s->stdin_done = 1;
+		return GO_ON;
+	default:
+		return session_fail(s, EXIT_AUTH,
+		    "malformed record: unknown type %d", type);
+	}
+}
+
+/* Open every complete record that stdout has room for. */
+static int
+process_rx(struct session *s)
+{
+	const uint8_t *rec;
+	size_t avail, clen;
+	int status;
+
+	while (!s->got_close && (avail = buf_pending(&s->rxb)) >= LEN_LEN) {
+		rec = s->rxb.data + s->rxb.pos;
+		clen = (size_t)rec[0] << 8 | rec[1];
+		if (clen < MIN_RECORD || clen > MAX_RECORD)
+			return session_fail(s, EXIT_AUTH,
+			    "malformed record: bad length %zu", clen);
+		if (avail < LEN_LEN + clen ||
+		    buf_room(&s->out, MAX_INNER) < MAX_INNER)
+			break;
+		if ((status = receive_record(s, rec, clen)) != GO_ON)
+			return status;
+		s->rxb.pos += LEN_LEN + clen;
+	}
+	if (s->got_close && buf_pending(&s->rxb) > 0)
+		return session_fail(s, EXIT_AUTH,
+		    "malformed record: data after CLOSE");
+	return GO_ON;
+}
+
+/* Is a whole record waiting in rxb (only stdout's backlog holds it)? */
+static int
+rx_record_waiting(const struct session *s)
+{
+	const uint8_t *rec = s->rxb.data + s->rxb.pos;
+	size_t avail = buf_pending(&s->rxb);
+
+	return avail >= LEN_LEN &&
+	    avail >= LEN_LEN + ((size_t)rec[0] << 8 | rec[1]);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The I/O engine: one poll() over stdin, the socket and stdout. */
+
+enum { POLL_STDIN, POLL_NETOUT, POLL_NETIN, POLL_STDOUT, POLL_COUNT };
+
+static int
+read_stdin(struct session *s)
+{
+	size_t room = buf_room(&s->in, IN_CAP / 2);
+	ssize_t r;
+
+	if ((r = read(STDIN_FILENO, s->in.data + s->in.len, room)) > 0) {
+		s->in.len += r;
+		s->last_input = now_ms();
+	} else if (r == 0)
+		s->stdin_done = 1;
+	else if (errno != EAGAIN && errno != EINTR)
+		return session_fail(s, EXIT_FAIL, "read from stdin: %s",
+		    strerror(errno));
+	return GO_ON;
+}
+
+static int
+write_net(struct session *s)
+{
+	ssize_t r;
+
+	r = write(s->net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
+	if (r > 0)
+		s->txb.pos += r;
+	else if (errno != EAGAIN && errno != EINTR)
+		return session_fail(s, EXIT_FAIL, "write to network: %s",
+		    strerror(errno));
+	return GO_ON;
+}
+
+static int
+read_net(struct session *s)
+{
+	size_t room = buf_room(&s->rxb, LEN_LEN + MAX_RECORD);
+	ssize_t r;
+
+	if ((r = read(s->net, s->rxb.data + s->rxb.len, room)) > 0) {
+		s->rxb.len += r;
+		s->last_input = now_ms();
+	} else if (r == 0)
+		s->net_eof = 1;
+	else if (errno == EAGAIN || errno == EINTR)
+		;
+	else if (s->got_close)
+		s->net_eof = 1;		/* all the peer's data is in */
+	else
+		return session_fail(s, EXIT_FAIL, "read from network: %s",
+		    strerror(errno));
+	return GO_ON;
+}
+
+static int
+write_stdout(struct session *s)
+{
+	ssize_t r;
+
+	r = write(STDOUT_FILENO, s->out.data + s->out.pos,
+	    buf_pending(&s->out));
+	if (r > 0)
+		s->out.pos += r;
+	else if (errno != EAGAIN && errno != EINTR) {
+		s->stdout_failed = 1;
+		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
+		    strerror(errno));
+	}
+	return GO_ON;
+}
+
+/* Milliseconds until the idle limit or a time-driven rekey; -1: none. */
+static int
+poll_timeout(struct session *s, int64_t t)
+{
+	const size_t need = 2 * (LEN_LEN + MAX_RECORD);
+	int64_t until = INT64_MAX, d;
+
+	if (s->opt->timeout >= 0)
+		until = s->last_input + (int64_t)s->opt->timeout * 1000;
+	/* A full txb rekeys when it drains; waiting on it is not a timer. */
+	if (!s->sent_close && s->tx.data_records > 0 &&
+	    s->opt->rekey_secs != 0 && buf_room(&s->txb, need) >= need) {
+		d = s->tx.first_data + (int64_t)s->opt->rekey_secs * 1000;
+		if (d < until)
+			until = d;
+	}
+	if (until == INT64_MAX)
+		return -1;
+	d = until - t;
+	return d < 0 ? 0 : d > INT_MAX ? INT_MAX : (int)d;
+}
+
+static void
+set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
+{
+	pfd[POLL_STDIN].fd = !s->stdin_done &&
+	    buf_room(&s->in, IN_CAP / 2) > 0 ? STDIN_FILENO : -1;
+	pfd[POLL_STDIN].events = POLLIN;
+	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ? s->net : -1;
+	pfd[POLL_NETOUT].events = POLLOUT;
+	pfd[POLL_NETIN].fd = !s->net_eof &&
+	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
+	pfd[POLL_NETIN].events = POLLIN;
+	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 ? STDOUT_FILENO : -1;
+	pfd[POLL_STDOUT].events = POLLOUT;
+}
+
+static int
+readwrite(struct session *s)
+{
+	struct pollfd pfd[POLL_COUNT];
+	int64_t t;
+	int status, n;
+
+	s->last_input = now_ms();
+	for (;;) {
+		if ((status = process_rx(s)) != GO_ON)
+			return status;
+		fill_tx(s);
+		flush_hex(s);
+		/* Our direction is over once CLOSE is on the wire. */
+		if (s->sent_close && buf_pending(&s->txb) == 0 && !s->shut_wr) {
+			if (shutdown(s->net, SHUT_WR) == -1)
+				return session_fail(s, EXIT_FAIL,
+				    "shutdown: %s", strerror(errno));
+			s->shut_wr = 1;
+		}
+		/* Both CLOSEs passed, stdout written, the peer hung up. */
+		if (s->shut_wr && s->got_close && s->net_eof &&
+		    buf_pending(&s->out) == 0)
+			return EXIT_OK;
+		/* The peer stopped sending without its CLOSE. */
+		if (s->net_eof && !s->got_close && !rx_record_waiting(s))
+			return session_fail(s, EXIT_FAIL,
+			    "connection closed before CLOSE: stream truncated");
+
+		set_pollfds(s, pfd);
+		t = now_ms();
+		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, t))) == -1) {
+			if (errno == EINTR)
+				continue;
+			return session_fail(s, EXIT_FAIL, "poll: %s",
+			    strerror(errno));
+		}
+		/* Nothing came in for -w seconds. */
+		if (n == 0 && s->opt->timeout >= 0 &&
+		    now_ms() - s->last_input >= (int64_t)s->opt->timeout * 1000)
+			return session_fail(s, EXIT_FAIL,
+			    "timed out: idle for %d seconds", s->opt->timeout);
+
+		if ((pfd[POLL_STDIN].revents &&
+		    (status = read_stdin(s)) != GO_ON) ||
+		    (pfd[POLL_NETOUT].revents &&
+		    (status = write_net(s)) != GO_ON) ||
+		    (pfd[POLL_NETIN].revents &&
+		    (status = read_net(s)) != GO_ON) ||
+		    (pfd[POLL_STDOUT].revents &&
+		    (status = write_stdout(s)) != GO_ON))
+			return status;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sessions. */
+
+static void
+session_alloc(struct session *s, const struct options *opt, int stdin_tty)
+{
+	struct { struct buf *b; size_t cap; } bufs[] = {
+		{ &s->in, IN_CAP }, { &s->txb, TX_CAP }, { &s->rxb, RX_CAP },
+		{ &s->out, OUT_CAP }, { &s->hex, HEX_CAP },
+	};
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	s->opt = opt;
+	s->stdin_tty = stdin_tty;
+	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+		if ((bufs[i].b->data = malloc(bufs[i].cap)) == NULL)
+			err(EXIT_FAIL, "malloc");
+		bufs[i].b->cap = bufs[i].cap;
+	}
+}
+
+/* Forget the last session's state; the buffers stay allocated. */
+static void
+session_reset(struct session *s, int net)
+{
+	struct buf *bufs[] = { &s->in, &s->txb, &s->rxb, &s->out, &s->hex };
+	size_t i;
+
+	memset(&s->net, 0, sizeof(*s) - offsetof(struct session, net));
+	s->net = net;
+	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+		bufs[i]->pos = bufs[i]->len = 0;
+}
+
+static void
+session_free(struct session *s)
+{
+	OPENSSL_cleanse(s->in.data, s->in.cap);
+	OPENSSL_cleanse(s->out.data, s->out.cap);
+	free(s->in.data);
+	free(s->txb.data);
+	free(s->rxb.data);
+	free(s->out.data);
+	free(s->hex.data);
+}
+
+/* After the handshake: key both directions and move the data. */
+static int
+session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
+    uint8_t s2c[SECRET_LEN])
+{
+	int status;
+
+	direction_init(&s->tx, is_a ? c2s : s2c, 1);
+	direction_init(&s->rx, is_a ? s2c : c2s, 0);
+	OPENSSL_cleanse(c2s, SECRET_LEN);
+	OPENSSL_cleanse(s2c, SECRET_LEN);
+	note(s, "handshake done");
+	status = readwrite(s);
+	/* What was authenticated before a failure still reaches stdout. */
+	if (status != EXIT_OK && !s->stdout_failed)
+		(void)write_all(STDOUT_FILENO, s->out.data + s->out.pos,
+		    buf_pending(&s->out));
+	note(s, "sent %llu records (%llu bytes), received %llu records "
+	    "(%llu bytes), rekeys %llu sent, %llu received",
+	    (unsigned long long)s->sent_records,
+	    (unsigned long long)s->sent_bytes,
+	    (unsigned long long)s->recv_records,
+	    (unsigned long long)s->recv_bytes,
+	    (unsigned long long)s->rekeys_sent,
+	    (unsigned long long)s->rekeys_recv);
+	direction_free(&s->tx);
+	direction_free(&s->rx);
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sockets. */
+
+static void
+addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
+    char port[NI_MAXSERV])
+{
+	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		strcpy(host, "?");
+		strcpy(port, "?");
+	}
+}
+
+static void
+tune_socket(int fd)
+{
+	int one = 1;
+
+	/* Each line is a record: do not hold it back for coalescing. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
+}
+
+static int
+bind_one(const struct addrinfo *ai, int v6only)
+{
+	int fd, one = 1, saved;
+
+	if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+	    ai->ai_protocol)) == -1)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, 16) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Bind the first address that works; -1 with errno set if none does. */
+static int
+listen_family(const struct options *opt, int family)
+{
+	struct addrinfo hints, *res, *ai;
+	int fd = -1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if ((e = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0)
+		errx(EXIT_FAIL, "%s port %s: %s", opt->host ? opt->host : "*",
+		    opt->port, gai_strerror(e));
+	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
+		fd = bind_one(ai, opt->family == AF_INET6);
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int
+listen_socket(const struct options *opt)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int fd;
+
+	/* With no host, IPv6's wildcard takes IPv4 connections too. */
+	if (opt->host == NULL && opt->family == AF_UNSPEC) {
+		if ((fd = listen_family(opt, AF_INET6)) == -1)
+			fd = listen_family(opt, AF_INET);
+	} else
+		fd = listen_family(opt, opt->family);
+	if (fd == -1)
+		err(EXIT_FAIL, "listen on %s port %s",
+		    opt->host ? opt->host : "*", opt->port);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		err(EXIT_FAIL, "getsockname");
+	addr_text((struct sockaddr *)&ss, len, host, port);
+	if (opt->vflag)
+		warnx("listening on %s port %s", host, port);
+	return fd;
+}
+
+static int
+accept_connection(int lfd, const struct options *opt)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int fd;
+
+	for (;;) {
+		len = sizeof(ss);
+		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
+			break;
+		if (errno != EINTR && errno != ECONNABORTED)
+			err(EXIT_FAIL, "accept");
+	}
+	tune_socket(fd);
+	addr_text((struct sockaddr *)&ss, len, host, port);
+	if (opt->vflag)
+		warnx("connection from %s port %s", host, port);
+	return fd;
+}
+
+/* Connect to one address by the deadline; -1 with errno set on failure. */
+static int
+connect_one(const struct addrinfo *ai, int64_t deadline)
+{
+	socklen_t len = sizeof(int);
+	int fd, e = 0;
+
+	if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, ai->ai_protocol)) == -1)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return fd;
+	if (errno != EINPROGRESS)
+		e = errno;
+	else if (wait_fd(fd, POLLOUT, deadline) == -1)
+		e = errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		e = errno;
+	if (e == 0)
+		return fd;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+static int
+connect_socket(const struct options *opt)
+{
+	struct addrinfo hints, *res, *ai;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int64_t deadline = INT64_MAX;
+	int fd = -1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = opt->family;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((e = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0)
+		errx(EXIT_FAIL, "%s port %s: %s", opt->host, opt->port,
+		    gai_strerror(e));
+	if (opt->timeout >= 0)
+		deadline = now_ms() + (int64_t)opt->timeout * 1000;
+	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
+		fd = connect_one(ai, deadline);
+	if (fd == -1) {
+		if (errno == ETIMEDOUT)
+			errx(EXIT_FAIL, "timed out connecting to %s port %s",
+			    opt->host, opt->port);
+		err(EXIT_FAIL, "connect to %s port %s", opt->host, opt->port);
+	}
+	freeaddrinfo(res);
+	tune_socket(fd);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
+		err(EXIT_FAIL, "getpeername");
+	addr_text((struct sockaddr *)&ss, len, host, port);
+	if (opt->vflag)
+		warnx("connected to %s port %s", host, port);
+	return fd;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The password: from a file, or asked for on the terminal. */
+
+/* The length of p[0..n) without one trailing "\n" or "\r\n". */
+static size_t
+chomp(const char *p, size_t n)
+{
+	if (n > 0 && p[n - 1] == '\n') {
+		n--;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+	}
+	return n;
+}
+
+static size_t
+read_passfile(const char *path, char *pass, size_t cap)
+{
+	struct stat st;
+	size_t len = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1)
+		err(EXIT_FAIL, "%s", path);
+	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		warnx("warning: %s is accessible by group or others "
+		    "(mode %04o); chmod 600 it", path,
+		    (unsigned)st.st_mode & 07777);
+	while (len < cap && (r = read(fd, pass + len, cap - len)) != 0) {
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			OPENSSL_cleanse(pass, cap);
+			err(EXIT_FAIL, "%s", path);
+		}
+		len += r;
+	}
+	close(fd);
+	if (len == cap) {
+		OPENSSL_cleanse(pass, cap);
+		errx(EXIT_FAIL, "%s: password file is larger than %d bytes",
+		    path, MAX_PASSFILE);
+	}
+	return len;
+}
+
+static size_t
+read_tty_password(char *pass, size_t cap)
+{
+	static const char prompt[] = "Password: ";
+	struct termios saved, quiet;
+	size_t len = 0;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
+		errx(EXIT_FAIL, "no terminal to ask for the password; "
+		    "use -p passfile");
+	if (tcgetattr(fd, &saved) == -1)
+		err(EXIT_FAIL, "/dev/tty");
+	quiet = saved;
+	quiet.c_lflag &= ~ECHO;
+	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
+		err(EXIT_FAIL, "/dev/tty");
+	(void)write(fd, prompt, sizeof(prompt) - 1);
+	while (len < cap && (len == 0 || pass[len - 1] != '\n')) {
+		if ((r = read(fd, pass + len, cap - len)) == 0)
+			break;
+		if (r > 0)
+			len += r;
+		else if (errno != EINTR)
+			break;
+	}
+	(void)write(fd, "\n", 1);
+	(void)tcsetattr(fd, TCSAFLUSH, &saved);
+	close(fd);
+	if (len == cap) {
+		OPENSSL_cleanse(pass, cap);
+		errx(EXIT_FAIL, "password is longer than %d bytes",
+		    MAX_PASSFILE);
+	}
+	return len;
+}
+
+/* Fill pass (cap > MAX_PASSFILE) and return the password's length. */
+static size_t
+read_password(const char *passfile, char *pass, size_t cap)
+{
+	size_t len;
+
+	if (passfile != NULL)
+		len = read_passfile(passfile, pass, cap);
+	else
+		len = read_tty_password(pass, cap);
+	len = chomp(pass, len);
+	if (len == 0)
+		errx(EXIT_FAIL, "%s: the password is empty",
+		    passfile ? passfile : "/dev/tty");
+	return len;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The two roles. */
+
+static int
+handshake_deadline(const struct options *opt)
+{
+	return opt->timeout >= 0 ? opt->timeout : DEF_HS_TIMEOUT;
+}
+
+/* Listener: PBKDF2 once, then serve one connection, or each with -k. */
+static int
+listener(const struct options *opt, char *pass, size_t pass_len,
+    int stdin_tty)
+{
+	struct session s;
+	struct pake pk;
+	uint8_t salt[SALT_LEN], w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
+	int lfd, status;
+
+	if (RAND_bytes(salt, sizeof(salt)) != 1)
+		crypto_fail("RAND_bytes");
+	if (derive_w(pass, pass_len, salt, opt->iterations, w) == -1) {
+		OPENSSL_cleanse(pass, pass_len);
+		errx(EXIT_FAIL, "password and salt give w = 0; try again");
+	}
+	OPENSSL_cleanse(pass, pass_len);
+	pake_init(&pk, w);
+	OPENSSL_cleanse(w, sizeof(w));
+	lfd = listen_socket(opt);
+	session_alloc(&s, opt, stdin_tty);
+	do {
+		session_reset(&s, accept_connection(lfd, opt));
+		status = handshake_listener(&s, &pk, salt, opt->iterations,
+		    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
+		if (status == GO_ON)
+			status = session_traffic(&s, 0, c2s, s2c);
+		close(s.net);
+	} while (opt->kflag);
+	session_free(&s);
+	pake_free(&pk);
+	close(lfd);
+	return status;
+}
+
+static int
+connector(const struct options *opt, char *pass, size_t pass_len,
+    int stdin_tty)
+{
+	struct session s;
+	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
+	int status;
+
+	session_alloc(&s, opt, stdin_tty);
+	session_reset(&s, connect_socket(opt));
+	status = handshake_connector(&s, pass, pass_len,
+	    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
+	OPENSSL_cleanse(pass, pass_len);
+	if (status == GO_ON)
+		status = session_traffic(&s, 1, c2s, s2c);
+	close(s.net);
+	session_free(&s);
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Process setup. */
+
+/*
+ * Original flags of stdin and stdout, made non-blocking for poll(), put
+ * back at exit and on SIGINT/SIGTERM: other programs may share them.
+ * Written once during setup, read by the exit paths.
+ */
+static int saved_flags[2] = { -1, -1 };
+
+static void
+restore_flags(void)
+{
+	int fd;
+
+	for (fd = 0; fd < 2; fd++)
+		if (saved_flags[fd] != -1)
+			(void)fcntl(fd, F_SETFL, saved_flags[fd]);
+}
+
+static void
+on_signal(int sig)
+{
+	/* Exit at once, without CLOSE: the peer sees a truncated stream. */
+	restore_flags();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+set_nonblocking(int fd)
+{
+	int fl;
+
+	if (isatty(fd) || (fl = fcntl(fd, F_GETFL)) == -1)
+		return;	/* a terminal is shared with the shell: leave it */
+	saved_flags[fd] = fl;
+	if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		err(EXIT_FAIL, "fcntl");
+}
+
+static void
+setup_process(void)
+{
+	struct rlimit no_core = { 0, 0 };
+	struct sigaction sa;
+	int fd;
+
+	/* Keys must never land on disk in a core file. */
+	if (prctl(PR_SET_DUMPABLE, 0) == -1 ||
+	    setrlimit(RLIMIT_CORE, &no_core) == -1)
+		err(EXIT_FAIL, "disabling core dumps");
+	/* A closed stdin reads as empty; a closed stdout would lose data. */
+	if (fcntl(STDOUT_FILENO, F_GETFL) == -1)
+		errx(EXIT_FAIL, "stdout is closed");
+	while (fcntl(STDIN_FILENO, F_GETFL) == -1 ||
+	    fcntl(STDERR_FILENO, F_GETFL) == -1) {
+		if ((fd = open("/dev/null", O_RDWR)) == -1)
+			err(EXIT_FAIL, "/dev/null");
+		if (fd > STDERR_FILENO) {
+			close(fd);
+			break;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		err(EXIT_FAIL, "sigaction");
+	sa.sa_handler = on_signal;
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1)
+		err(EXIT_FAIL, "sigaction");
+	set_nonblocking(STDIN_FILENO);
+	set_nonblocking(STDOUT_FILENO);
+	if (atexit(restore_flags) != 0)
+		errx(EXIT_FAIL, "atexit");
+}
+
+static void
+usage_to(FILE *f)
+{
+	fprintf(f, "usage: secchat [-46bqv] [-i iterations] [-p passfile] "
+	    "[-r messages] [-R seconds]\n"
+	    "               [-w timeout] host port\n"
+	    "       secchat -l [-46bkqv] [-i iterations] [-p passfile] "
+	    "[-r messages]\n"
+	    "               [-R seconds] [-w timeout] [host] port\n");
+}
+
+static void
+usage(void)
+{
+	usage_to(stderr);
+	exit(EXIT_USAGE);
+}
+
+/* A decimal number in [min, max], or a usage error naming the option. */
+static long long
+parse_number(const char *s, long long min, long long max, int option)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != '\0' || errno == ERANGE ||
+	    v < min || v > max) {
+		warnx("-%c takes a number from %lld to %lld, not \"%s\"",
+		    option, min, max, s);
+		usage();
+	}
+	return v;
+}
+
+static void
+parse_options(int argc, char *argv[], struct options *opt)
+{
+	int ch;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->family = AF_UNSPEC;
+	opt->iterations = DEF_ITER;
+	opt->rekey_msgs = DEF_REKEY_MSGS;
+	opt->rekey_secs = DEF_REKEY_SECS;
+	opt->timeout = -1;
+	while ((ch = getopt(argc, argv, "46bhi:klp:qr:R:vw:")) != -1) {
+		switch (ch) {
+		case '4':
+		case '6':
+			if (opt->family != AF_UNSPEC)
+				errx(EXIT_USAGE, "-4 and -6 exclude each other");
+			opt->family = ch == '4' ? AF_INET : AF_INET6;
+			break;
+		case 'b': opt->bflag = 1; break;
+		case 'h': usage_to(stdout); exit(EXIT_OK);
+		case 'i':
+			opt->iterations = parse_number(optarg, MIN_ITER,
+			    MAX_ITER, ch);
+			break;
+		case 'k': opt->kflag = 1; break;
+		case 'l': opt->lflag = 1; break;
+		case 'p': opt->passfile = optarg; break;
+		case 'q': opt->qflag = 1; break;
+		case 'r':
+			opt->rekey_msgs = parse_number(optarg, 0, 1000000000,
+			    ch);
+			break;
+		case 'R':
+			opt->rekey_secs = parse_number(optarg, 0, 1000000000,
+			    ch);
+			break;
+		case 'v': opt->vflag = 1; break;
+		case 'w':
+			opt->timeout = parse_number(optarg, 1, 1000000000, ch);
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (opt->kflag && !opt->lflag)
+		errx(EXIT_USAGE, "-k needs -l");
+	if (opt->lflag && (argc == 1 || argc == 2)) {
+		opt->host = argc == 2 ? argv[0] : NULL;
+		opt->port = argv[argc - 1];
+	} else if (!opt->lflag && argc == 2) {
+		opt->host = argv[0];
+		opt->port = argv[1];
+	} else
+		usage();
+}
+
+#ifndef SECCHAT_NO_MAIN
+int
+main(int argc, char *argv[])
+{
+	struct options opt;
+	char pass[MAX_PASSFILE + 2];
+	size_t pass_len;
+	int stdin_tty;
+
+	parse_options(argc, argv, &opt);
+	setup_process();
+	stdin_tty = isatty(STDIN_FILENO);
+	pass_len = read_password(opt.passfile, pass, sizeof(pass));
+	if (opt.lflag)
+		return listener(&opt, pass, pass_len, stdin_tty);
+	return connector(&opt, pass, pass_len, stdin_tty);
+}
+#endif

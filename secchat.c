@@ -413,6 +413,15 @@ pake_free(struct pake *pk)
 	memset(pk, 0, sizeof(*pk));
 }
 
+static void
+pbkdf2_sha256(const char *pass, size_t pass_len, const uint8_t *salt,
+    size_t salt_len, uint32_t iterations, uint8_t *out, size_t out_len)
+{
+	if (PKCS5_PBKDF2_HMAC(pass, pass_len, salt, salt_len, iterations,
+	    EVP_sha256(), out_len, out) != 1)
+		crypto_fail("PBKDF2");
+}
+
 /*
  * w = int(PBKDF2-HMAC-SHA256(password, salt, iterations, 40)) mod n.
  * Returns -1 if w is 0 (the protocol aborts then).
@@ -427,9 +436,8 @@ derive_w(const char *pass, size_t pass_len, const uint8_t salt[SALT_LEN],
 	BIGNUM *t;
 	int zero;
 
-	if (PKCS5_PBKDF2_HMAC(pass, pass_len, salt, SALT_LEN, iterations,
-	    EVP_sha256(), sizeof(seed), seed) != 1)
-		crypto_fail("PBKDF2");
+	pbkdf2_sha256(pass, pass_len, salt, SALT_LEN, iterations, seed,
+	    sizeof(seed));
 	t = scalar_from_bytes(seed, sizeof(seed));
 	OPENSSL_cleanse(seed, sizeof(seed));
 	if ((g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||

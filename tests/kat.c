@@ -1,0 +1,388 @@
+/*
+ * Known-answer tests: recompute a vector file from its inputs with
+ * secchat's own functions and print it in the same "name = value" form,
+ * so that test.sh can diff the output against the file.
+ *
+ *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
+ *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
+ *	kat session FILE	a full secchat/1 session (PROTOCOL.md section 9)
+ *
+ * Cross-checks that have no line in the file (both SPAKE2 parties agree,
+ * every record opens, a forged record does not) print "FAIL: ..." lines,
+ * which the diff then shows, and make the exit status non-zero.
+ */
+#define SECCHAT_NO_MAIN
+#include "../secchat.c"
+
+#define MAX_FIELDS	64
+#define MAX_VALUE	1024
+
+struct field {
+	char	name[64];
+	char	value[MAX_VALUE];
+};
+
+struct block {
+	struct field f[MAX_FIELDS];
+	int	n;
+};
+
+static int failures;
+
+static void
+fail(const char *what)
+{
+	printf("FAIL: %s\n", what);
+	failures++;
+}
+
+/* Read the next block of "name = value" lines; 0 at end of file. */
+static int
+read_block(FILE *fp, struct block *b)
+{
+	char line[4096], *eq;
+	size_t len;
+
+	b->n = 0;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		len = strcspn(line, "\r\n");
+		line[len] = '\0';
+		if (line[0] == '#')
+			continue;
+		if (len == 0) {
+			if (b->n > 0)
+				return 1;
+			continue;
+		}
+		if ((eq = strstr(line, " = ")) == NULL || b->n == MAX_FIELDS)
+			errx(1, "bad vector line: %s", line);
+		*eq = '\0';
+		snprintf(b->f[b->n].name, sizeof(b->f[b->n].name), "%.63s",
+		    line);
+		snprintf(b->f[b->n].value, sizeof(b->f[b->n].value), "%.1023s",
+		    eq + 3);
+		b->n++;
+	}
+	return b->n > 0;
+}
+
+static const char *
+get(const struct block *b, const char *name)
+{
+	int i;
+
+	for (i = 0; i < b->n; i++)
+		if (strcmp(b->f[i].name, name) == 0)
+			return b->f[i].value;
+	errx(1, "vector has no %s", name);
+}
+
+static size_t
+unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex) / 2, i;
+	unsigned int v;
+
+	if (strlen(hex) % 2 != 0 || n > cap)
+		errx(1, "bad hex: %s", hex);
+	for (i = 0; i < n; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			errx(1, "bad hex: %s", hex);
+		out[i] = v;
+	}
+	return n;
+}
+
+static void
+print_hex(const char *name, const uint8_t *p, size_t n)
+{
+	char buf[2 * 4096 + 1];
+
+	if (n > 4096)
+		abort();
+	*hex_encode(buf, p, n) = '\0';
+	printf("%s = %s\n", name, buf);
+}
+
+static BIGNUM *
+scalar_hex(const struct block *b, const char *name)
+{
+	uint8_t s[SCALAR_LEN];
+
+	if (unhex(get(b, name), s, sizeof(s)) != SCALAR_LEN)
+		errx(1, "%s is not 32 bytes", name);
+	return scalar_from_bytes(s, sizeof(s));
+}
+
+static void
+kat_pbkdf2(FILE *fp)
+{
+	struct block b;
+	uint8_t dk[256];
+	const char *pass, *salt;
+	int first = 1, iter, len;
+
+	while (read_block(fp, &b)) {
+		pass = get(&b, "password");
+		salt = get(&b, "salt");
+		iter = atoi(get(&b, "iterations"));
+		len = atoi(get(&b, "length"));
+		if (len <= 0 || len > (int)sizeof(dk))
+			errx(1, "bad length");
+		pbkdf2_sha256(pass, strlen(pass), (const uint8_t *)salt,
+		    strlen(salt), iter, dk, len);
+		printf("%spassword = %s\nsalt = %s\niterations = %d\n"
+		    "length = %d\n", first ? "" : "\n", pass, salt, iter, len);
+		print_hex("dk", dk, len);
+		first = 0;
+	}
+}
+
+/* Both parties of one exchange, as the connector (A) and listener (B). */
+static void
+exchange(const struct pake *pk, const BIGNUM *x, const BIGNUM *y,
+    const uint8_t *aad, size_t aad_len, const char *id_a, const char *id_b,
+    uint8_t pA[POINT_LEN], uint8_t pB[POINT_LEN], struct handshake_keys *a)
+{
+	struct handshake_keys b;
+
+	memset(a, 0, sizeof(*a));
+	memset(&b, 0, sizeof(b));
+	spake2_share(pk, 1, x, pA);
+	spake2_share(pk, 0, y, pB);
+	if (spake2_finish(pk, 1, x, pA, pB, aad, aad_len, id_a, id_b, a) ||
+	    spake2_finish(pk, 0, y, pA, pB, aad, aad_len, id_a, id_b, &b))
+		fail("spake2_finish refused a valid exchange");
+	else if (memcmp(a, &b, sizeof(b)) != 0)
+		fail("A and B derived different keys");
+}
+
+static void
+kat_spake2(FILE *fp)
+{
+	struct block b;
+	struct pake pk;
+	struct handshake_keys hk;
+	uint8_t w[SCALAR_LEN], pA[POINT_LEN], pB[POINT_LEN];
+	BIGNUM *x, *y;
+	int first = 1;
+
+	while (read_block(fp, &b)) {
+		unhex(get(&b, "w"), w, sizeof(w));
+		pake_init(&pk, w);
+		x = scalar_hex(&b, "x");
+		y = scalar_hex(&b, "y");
+		exchange(&pk, x, y, NULL, 0, get(&b, "idA"), get(&b, "idB"),
+		    pA, pB, &hk);
+		printf("%sidA = %s\nidB = %s\nw = %s\nx = %s\ny = %s\n",
+		    first ? "" : "\n", get(&b, "idA"), get(&b, "idB"),
+		    get(&b, "w"), get(&b, "x"), get(&b, "y"));
+		print_hex("pA", pA, POINT_LEN);
+		print_hex("pB", pB, POINT_LEN);
+		print_hex("Ke", hk.Ke, HALF_LEN);
+		print_hex("Ka", hk.Ka, HALF_LEN);
+		print_hex("KcA", hk.KcA, HALF_LEN);
+		print_hex("KcB", hk.KcB, HALF_LEN);
+		print_hex("cA", hk.cA, MAC_LEN);
+		print_hex("cB", hk.cB, MAC_LEN);
+		BN_free(x);
+		BN_free(y);
+		pake_free(&pk);
+		first = 0;
+	}
+}
+
+static void
+print_direction_keys(const char *name, const struct direction *d)
+{
+	uint8_t key[KEY_LEN], iv[IV_LEN];
+	char label[32];
+
+	derive_key_iv(d->secret, key, iv);
+	snprintf(label, sizeof(label), "%s.key", name);
+	print_hex(label, key, sizeof(key));
+	snprintf(label, sizeof(label), "%s.iv", name);
+	print_hex(label, iv, sizeof(iv));
+}
+
+static const char *type_names[] = { "?", "DATA", "REKEY", "CLOSE" };
+
+/*
+ * One "recordN = DIR epoch E seq S TYPE payload=HEX padding=P" line: seal
+ * it with the sender's state, open it with the receiver's, print both the
+ * description (epoch and seq from the sender's state) and the wire bytes.
+ */
+static void
+kat_record(const char *name, const char *desc, struct direction *send,
+    struct direction *recv, const char *dir)
+{
+	char type_name[16], payload_hex[2 * MAX_PAYLOAD + 2], label[64];
+	uint8_t payload[MAX_PAYLOAD], rec[LEN_LEN + MAX_RECORD];
+	uint8_t plain[MAX_INNER];
+	size_t len = 0, n;
+	int type, pad, got_type, got;
+
+	if (sscanf(desc, "%*s epoch %*u seq %*u %15s payload=%32769s "
+	    "padding=%d", type_name, payload_hex, &pad) != 3)
+		errx(1, "bad record line: %s", desc);
+	for (type = 1; type <= 3; type++)
+		if (strcmp(type_names[type], type_name) == 0)
+			break;
+	if (type > 3)
+		errx(1, "bad record type: %s", type_name);
+	if (strcmp(payload_hex, "-") != 0)
+		len = unhex(payload_hex, payload, sizeof(payload));
+	printf("%s = %s epoch %llu seq %llu %s payload=%s padding=%d\n", name,
+	    dir, (unsigned long long)send->epoch,
+	    (unsigned long long)send->seq, type_name, payload_hex, pad);
+	n = seal_record(send, type, payload, len, pad, rec);
+	snprintf(label, sizeof(label), "%s.wire", name);
+	print_hex(label, rec, n);
+	got = open_record(recv, rec, n - LEN_LEN, plain, &got_type);
+	if (got != (int)len || got_type != type || memcmp(plain, payload, len))
+		fail("a sealed record does not open to its payload");
+	if (type == TYPE_REKEY) {
+		ratchet(send);
+		ratchet(recv);
+		if (memcmp(send->secret, recv->secret, SECRET_LEN) != 0)
+			fail("the two ends ratchet to different secrets");
+		snprintf(label, sizeof(label), "%s%llu", dir,
+		    (unsigned long long)send->epoch);
+		print_hex(label, send->secret, SECRET_LEN);
+	}
+}
+
+/* A record with one flipped bit, or replayed, must not open. */
+static void
+check_forgeries(const uint8_t c2s[SECRET_LEN])
+{
+	struct direction send, recv;
+	uint8_t rec[LEN_LEN + MAX_RECORD], plain[MAX_INNER];
+	size_t n, bit;
+	int type;
+
+	for (bit = 0; bit < 8 * 25; bit += 7) {
+		direction_init(&send, c2s, 1);
+		direction_init(&recv, c2s, 0);
+		n = seal_record(&send, TYPE_DATA, (const uint8_t *)"hello\n", 6,
+		    0, rec);
+		rec[bit / 8] ^= 1 << (bit % 8);
+		if (n != 25 || (bit >= 16 &&
+		    open_record(&recv, rec, n - LEN_LEN, plain, &type) !=
+		    OPEN_BAD_TAG))
+			fail("a record with a flipped bit opened");
+		direction_free(&send);
+		direction_free(&recv);
+	}
+	direction_init(&send, c2s, 1);
+	direction_init(&recv, c2s, 0);
+	n = seal_record(&send, TYPE_DATA, (const uint8_t *)"x", 1, 0, rec);
+	if (open_record(&recv, rec, n - LEN_LEN, plain, &type) != 1 ||
+	    open_record(&recv, rec, n - LEN_LEN, plain, &type) != OPEN_BAD_TAG)
+		fail("a replayed record opened");
+	direction_free(&send);
+	direction_free(&recv);
+}
+
+static void
+kat_session(FILE *fp)
+{
+	struct block b;
+	struct pake pk;
+	struct handshake_keys hk;
+	struct msg1 m1;
+	struct msg2 m2;
+	struct direction c2s_send, c2s_recv, s2c_send, s2c_recv, *send, *recv;
+	uint8_t salt[SALT_LEN], w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
+	const char *pass, *desc;
+	uint32_t iter;
+	BIGNUM *x, *y;
+	char name[32];
+	int i, j;
+
+	if (!read_block(fp, &b))
+		errx(1, "empty session vector");
+	pass = get(&b, "password");
+	iter = atoi(get(&b, "iterations"));
+	unhex(get(&b, "salt"), salt, sizeof(salt));
+	if (derive_w(pass, strlen(pass), salt, iter, w) == -1)
+		fail("w = 0");
+	pake_init(&pk, w);
+	x = scalar_hex(&b, "x");
+	y = scalar_hex(&b, "y");
+	memcpy(m1.magic, MAGIC, MAGIC_LEN);
+	put_u32(m1.iterations, iter);
+	memcpy(m1.salt, salt, SALT_LEN);
+	memcpy(m2.magic, MAGIC, MAGIC_LEN);
+	exchange(&pk, x, y, (uint8_t *)&m1, AAD_LEN, ID_A, ID_B, m2.pA, m1.pB,
+	    &hk);
+	memcpy(m2.cA, hk.cA, MAC_LEN);
+
+	printf("password = %s\n", pass);
+	print_hex("salt", salt, SALT_LEN);
+	printf("iterations = %u\n", iter);
+	print_hex("w", w, SCALAR_LEN);
+	printf("x = %s\ny = %s\n", get(&b, "x"), get(&b, "y"));
+	print_hex("pB", m1.pB, POINT_LEN);
+	print_hex("pA", m2.pA, POINT_LEN);
+	print_hex("K", hk.K, POINT_LEN);
+	print_hex("msg1", (uint8_t *)&m1, sizeof(m1));
+	print_hex("msg2", (uint8_t *)&m2, sizeof(m2));
+	print_hex("msg3", hk.cB, MAC_LEN);
+	print_hex("TT", hk.tt, hk.tt_len);
+	print_hex("Ke", hk.Ke, HALF_LEN);
+	print_hex("Ka", hk.Ka, HALF_LEN);
+	print_hex("KcA", hk.KcA, HALF_LEN);
+	print_hex("KcB", hk.KcB, HALF_LEN);
+	traffic_secrets(&hk, c2s, s2c);
+	print_hex("c2s0", c2s, SECRET_LEN);
+	print_hex("s2c0", s2c, SECRET_LEN);
+	direction_init(&c2s_send, c2s, 1);
+	direction_init(&c2s_recv, c2s, 0);
+	direction_init(&s2c_send, s2c, 1);
+	direction_init(&s2c_recv, s2c, 0);
+	print_direction_keys("c2s0", &c2s_send);
+	print_direction_keys("s2c0", &s2c_send);
+
+	for (i = 0; ; i++) {
+		snprintf(name, sizeof(name), "record%d", i);
+		for (desc = NULL, j = 0; j < b.n; j++)
+			if (strcmp(b.f[j].name, name) == 0)
+				desc = b.f[j].value;
+		if (desc == NULL)
+			break;
+		send = strncmp(desc, "c2s", 3) == 0 ? &c2s_send : &s2c_send;
+		recv = send == &c2s_send ? &c2s_recv : &s2c_recv;
+		kat_record(name, desc, send, recv,
+		    send == &c2s_send ? "c2s" : "s2c");
+	}
+	check_forgeries(c2s);
+	direction_free(&c2s_send);
+	direction_free(&c2s_recv);
+	direction_free(&s2c_send);
+	direction_free(&s2c_recv);
+	BN_free(x);
+	BN_free(y);
+	pake_free(&pk);
+}
+
+int
+main(int argc, char *argv[])
+{
+	FILE *fp;
+
+	if (argc != 3)
+		errx(2, "usage: kat pbkdf2|spake2|session FILE");
+	if ((fp = fopen(argv[2], "r")) == NULL)
+		err(1, "%s", argv[2]);
+	if (strcmp(argv[1], "pbkdf2") == 0)
+		kat_pbkdf2(fp);
+	else if (strcmp(argv[1], "spake2") == 0)
+		kat_spake2(fp);
+	else if (strcmp(argv[1], "session") == 0)
+		kat_session(fp);
+	else
+		errx(2, "unknown vector kind %s", argv[1]);
+	fclose(fp);
+	return failures != 0;
+}

@@ -13,7 +13,11 @@ all: secchat
 secchat: secchat.c
 	$(CC) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c $(LDFLAGS) $(CRYPTO_LIBS)
 
-check: secchat
+tests/kat: tests/kat.c secchat.c
+	$(CC) $(CFLAGS) -Wno-unused-function $(CRYPTO_CFLAGS) -o $@ tests/kat.c \
+	    $(LDFLAGS) $(CRYPTO_LIBS)
+
+check: secchat tests/kat
 	./test.sh
 
 clean:

@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# secchat test suite: one line per test, then "N passed, N failed".
+#
+# Every session runs on loopback, listens on port 0 and reads the real port
+# from the -v line; every process runs under timeout(1) and is killed by
+# PID at the end.  SECCHAT may name another build (e.g. with sanitizers).
+set -u
+cd "$(dirname "$0")"
+
+SECCHAT=${SECCHAT:-./secchat}
+KAT=${KAT:-tests/kat}
+RELAY="python3 tests/relay.py"
+T=$(mktemp -d /tmp/secchat-test.XXXXXX)
+PIDS=""
+pass=0 fail=0 num=0
+
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+printf 'correct horse battery staple\n' > "$T/pf"
+printf 'wrong horse battery staple\n' > "$T/pf.wrong"
+chmod 600 "$T/pf" "$T/pf.wrong"
+PF=$T/pf
+SC="-i 1000 -p $PF"
+
+# run DESCRIPTION FUNCTION: one numbered line, details of a failure after it.
+run() {
+	num=$((num + 1))
+	rm -rf "$T/w"; mkdir "$T/w"
+	if "$2" > "$T/w/log" 2>&1; then
+		pass=$((pass + 1)); echo "ok $num - $1"
+	else
+		fail=$((fail + 1)); echo "FAIL $num - $1"
+		sed 's/^/#   /' "$T/w/log" | tail -n 20
+		for f in "$T"/w/*.err; do
+			[ -f "$f" ] || continue
+			echo "#   --- $(basename "$f"):"
+			grep -v '^[<>] ' "$f" | tail -n 5 | sed 's/^/#   /'
+		done
+	fi
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	PIDS=""
+}
+
+# listen NAME INPUT ARGS...: start a listener, set PORT and LPID.
+listen() {
+	local name=$1 input=$2 i
+	shift 2
+	timeout 60 $SECCHAT -l -v "$@" < "$input" > "$T/w/$name.out" \
+	    2> "$T/w/$name.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	for i in $(seq 200); do
+		PORT=$(sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p' \
+		    "$T/w/$name.err")
+		[ -n "$PORT" ] && return 0
+		kill -0 "$LPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "listener did not report its port"
+	return 1
+}
+
+# dial NAME INPUT ARGS...: run a connector to completion, set CRC.
+dial() {
+	local name=$1 input=$2
+	shift 2
+	timeout 60 $SECCHAT -v "$@" < "$input" > "$T/w/$name.out" \
+	    2> "$T/w/$name.err"
+	CRC=$?
+}
+
+# reap: wait for the listener, set LRC.
+reap() {
+	wait "$LPID"
+	LRC=$?
+}
+
+expect() {	# expect WHAT ACTUAL WANTED
+	[ "$2" = "$3" ] && return 0
+	echo "$1: got $2, wanted $3"
+	return 1
+}
+
+has_line() {	# has_line FILE LINE: LINE is a whole line of FILE
+	grep -qxF -- "$2" "$1" && return 0
+	echo "$(basename "$1") lacks the line: $2"
+	return 1
+}
+
+same() {	# same FILE1 FILE2
+	cmp -s "$1" "$2" && return 0
+	echo "$(basename "$1") and $(basename "$2") differ"
+	return 1
+}
+
+kat() {		# kat KIND FILE: the program's output must equal the file
+	"$KAT" "$1" "tests/data/$2" > "$T/w/kat.out" || return 1
+	grep -v '^#' "tests/data/$2" | sed '/./,$!d' | diff - "$T/w/kat.out"
+}
+
+# A session: listener input, connector input, extra args for both.
+session() {	# session LIN CIN ARGS...
+	local lin=$1 cin=$2
+	shift 2
+	listen l "$lin" $SC "$@" 127.0.0.1 0 || return 1
+	dial c "$cin" $SC "$@" 127.0.0.1 "$PORT"
+	reap
+}
+
+clean_session() {	# both sides exit 0 and each got the other's input
+	session "$@" || return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$1" "$T/w/c.out" && same "$2" "$T/w/l.out"
+}
+
+# ---------------------------------------------------------------------------
+# Known answers.
+
+t_rfc9382() { kat spake2 rfc9382-p256.txt; }
+t_pbkdf2() { kat pbkdf2 pbkdf2-hmac-sha256.txt; }
+t_session_vector() { kat session secchat1-session.txt; }
+
+# ---------------------------------------------------------------------------
+# End to end.
+
+t_lines_both_ways() {
+	seq 1 3000 | sed 's/^/listener line /' > "$T/w/a"
+	seq 1 2000 | sed 's/^/connector line /' > "$T/w/b"
+	clean_session "$T/w/a" "$T/w/b" &&
+	    has_line "$T/w/l.err" "secchat: handshake done" &&
+	    has_line "$T/w/c.err" "secchat: handshake done"
+}
+
+t_bulk_file() {
+	head -c 20000000 /dev/urandom > "$T/w/rand"
+	clean_session "$T/w/rand" /dev/null -b -q || return 1
+	expect sha256 "$(sha256sum < "$T/w/c.out")" "$(sha256sum < "$T/w/rand")"
+}
+
+t_line_mode_file() {
+	head -c 20000000 /dev/urandom > "$T/w/rand"
+	clean_session /dev/null "$T/w/rand" -q || return 1
+	expect sha256 "$(sha256sum < "$T/w/l.out")" "$(sha256sum < "$T/w/rand")"
+}
+
+t_last_line() {
+	printf 'first\nno newline at the end' > "$T/w/a"
+	printf 'crlf\r\nnul\0byte\n\n' > "$T/w/b"
+	clean_session "$T/w/a" "$T/w/b"
+}
+
+t_empty() {
+	clean_session /dev/null /dev/null || return 1
+	[ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] &&
+	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 2
+}
+
+t_long_line() {
+	{ head -c 100000 /dev/zero | tr '\0' 'x'; echo; } > "$T/w/a"
+	clean_session "$T/w/a" /dev/null || return 1
+	# 100001 bytes: six full records of 16384 and one of 1697.
+	expect "DATA records" "$(grep -c '^> ' "$T/w/l.err")" 8 &&
+	    expect "full records" "$(grep -c '^> 4011' "$T/w/l.err")" 6
+}
+
+t_ipv6() {
+	seq 1 100 > "$T/w/a"
+	listen l "$T/w/a" $SC -6 ::1 0 || return 1
+	dial c /dev/null $SC -6 ::1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    grep -q '^secchat: connected to ::1 port' "$T/w/c.err"
+}
+
+t_wildcard_v4_and_v6() {	# no host: one listener takes both families
+	echo hello > "$T/w/a"
+	listen l "$T/w/a" $SC -k 0 || return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	expect "IPv4 status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" || return 1
+	dial c /dev/null $SC ::1 "$PORT"
+	expect "IPv6 status" "$CRC" 0
+}
+
+t_wrong_password() {
+	echo secret > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	dial c "$T/w/a" -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
+	reap
+	local msg="secchat: wrong password, or the connection was tampered with"
+	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
+	    has_line "$T/w/l.err" "$msg" && has_line "$T/w/c.err" "$msg" &&
+	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ]
+}
+
+t_rekey_by_count() {
+	seq 1 2000 > "$T/w/a"
+	clean_session "$T/w/a" /dev/null -r 1 || return 1
+	# Each of the 2000 DATA records is followed by a REKEY (17 bytes).
+	expect "REKEY+CLOSE records" "$(grep -c '^> 0011' "$T/w/l.err")" 2001 &&
+	    has_line "$T/w/l.err" "secchat: rekeyed sending key (epoch 2000)" &&
+	    has_line "$T/w/c.err" "secchat: peer rekeyed (epoch 2000)"
+}
+
+t_rekey_by_time() {
+	listen l /dev/null $SC -r 0 -R 1 127.0.0.1 0 || return 1
+	{ for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 0.5; done; } |
+	    timeout 30 $SECCHAT -v $SC -r 0 -R 1 127.0.0.1 "$PORT" \
+	    > "$T/w/c.out" 2> "$T/w/c.err"
+	CRC=$?
+	reap
+	local n
+	n=$(grep -c '^secchat: rekeyed sending key' "$T/w/c.err")
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
+	    [ "$n" -ge 2 ] && [ "$n" -le 4 ] &&
+	    expect "lines" "$(grep -c '^tick' "$T/w/l.out")" 6 &&
+	    has_line "$T/w/l.err" "secchat: peer rekeyed (epoch $n)"
+}
+
+t_keep_listening() {
+	echo "to whoever knows" > "$T/w/a"
+	listen l "$T/w/a" $SC -k 127.0.0.1 0 || return 1
+	dial c1 /dev/null -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
+	expect "first connector" "$CRC" 3 || return 1
+	echo "from the second" > "$T/w/b"
+	dial c2 "$T/w/b" $SC 127.0.0.1 "$PORT"
+	expect "second connector" "$CRC" 0 &&
+	    has_line "$T/w/l.out" "from the second" &&
+	    expect "handshakes done" "$(grep -c 'handshake done' "$T/w/l.err")" 1 &&
+	    kill -0 "$LPID"
+}
+
+t_not_secchat_client() {
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	printf 'GET / HTTP/1.0\r\n\r\n' |
+	    timeout 10 nc 127.0.0.1 "$PORT" > /dev/null 2>&1
+	reap
+	expect "listener status" "$LRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/1"
+}
+
+t_not_secchat_server() {
+	python3 - "$T/w/port" <<-'EOF' &
+	import socket, sys
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0)); s.listen(1)
+	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+	s.settimeout(20)
+	c, _ = s.accept()
+	c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+	c.recv(1)
+	EOF
+	PIDS="$PIDS $!"
+	local i
+	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
+	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/1"
+}
+
+t_usage() {
+	local args
+	for args in "" "-l" "host" "-k host 1" "-i 999 -l 0" "-i 10000001 -l 0" \
+	    "-r -1 h 1" "-w 0 h 1" "-w x h 1" "-Z h 1" "-4 -6 h 1" "a b c" \
+	    "-l a b c"; do
+		$SECCHAT $args > "$T/w/out" 2> "$T/w/err" < /dev/null
+		expect "status of 'secchat $args'" "$?" 2 || return 1
+		grep -q '^usage: secchat' "$T/w/err" ||
+		    grep -q '^secchat: ' "$T/w/err" || return 1
+	done
+	$SECCHAT -h > "$T/w/out" 2>&1
+	expect "-h status" "$?" 0 && grep -q '^usage: secchat' "$T/w/out"
+}
+
+t_refused() {
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dial c /dev/null $SC 127.0.0.1 "$port"
+	expect status "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port $port: Connection refused"
+}
+
+t_resolve() {
+	dial c /dev/null $SC no-such-host.invalid 80
+	expect status "$CRC" 1 &&
+	    grep -q '^secchat: no-such-host.invalid port 80: ' "$T/w/c.err"
+}
+
+t_passfile_errors() {
+	dial c /dev/null -p "$T/w/missing" 127.0.0.1 1
+	expect "missing file" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: $T/w/missing: No such file or directory" ||
+	    return 1
+	printf '\n' > "$T/w/empty"; chmod 600 "$T/w/empty"
+	dial c /dev/null -p "$T/w/empty" 127.0.0.1 1
+	expect "empty password" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: $T/w/empty: the password is empty" ||
+	    return 1
+	setsid timeout 10 $SECCHAT 127.0.0.1 1 < /dev/null > /dev/null \
+	    2> "$T/w/c.err"
+	expect "no terminal" "$?" 1 &&
+	    has_line "$T/w/c.err" "secchat: no terminal to ask for the password; use -p passfile"
+}
+
+t_passfile_newlines() {	# one trailing \n or \r\n goes, nothing else
+	printf 'pw\r\n' > "$T/w/crlf"; printf 'pw' > "$T/w/bare"
+	printf 'pw\n\n' > "$T/w/two"; chmod 600 "$T"/w/crlf "$T"/w/bare "$T"/w/two
+	echo hi > "$T/w/a"
+	listen l "$T/w/a" -i 1000 -p "$T/w/crlf" -k 127.0.0.1 0 || return 1
+	dial c /dev/null -i 1000 -p "$T/w/bare" 127.0.0.1 "$PORT"
+	expect "crlf vs bare" "$CRC" 0 || return 1
+	dial c /dev/null -i 1000 -p "$T/w/two" 127.0.0.1 "$PORT"
+	expect "two newlines" "$CRC" 3
+}
+
+t_passfile_mode_warning() {
+	printf 'pw\n' > "$T/w/open"; chmod 644 "$T/w/open"
+	dial c /dev/null -p "$T/w/open" 127.0.0.1 1
+	grep -q "^secchat: warning: $T/w/open is accessible by group or others" \
+	    "$T/w/c.err"
+}
+
+t_handshake_timeout() {	# a connector that says nothing
+	listen l /dev/null $SC -w 1 127.0.0.1 0 || return 1
+	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 5" &
+	PIDS="$PIDS $!"
+	reap
+	expect "listener status" "$LRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: timed out during handshake"
+}
+
+t_idle_timeout() {
+	listen l /dev/null $SC -w 1 127.0.0.1 0 || return 1
+	sleep 3 | timeout 10 $SECCHAT $SC 127.0.0.1 "$PORT" > /dev/null 2>&1 &
+	PIDS="$PIDS $!"
+	reap
+	expect "listener status" "$LRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: timed out: idle for 1 seconds"
+}
+
+t_truncated() {	# the sender dies: the receiver must not call it complete
+	listen l /dev/null $SC -q 127.0.0.1 0 || return 1
+	{ echo "partial"; sleep 10; } |
+	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > /dev/null 2>&1 &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	local i
+	for i in $(seq 100); do
+		grep -q partial "$T/w/l.out" && break; sleep 0.05
+	done
+	kill -TERM "$cpid"
+	reap
+	expect "listener status" "$LRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: connection closed before CLOSE: stream truncated" &&
+	    has_line "$T/w/l.out" "partial"
+}
+
+run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
+run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
+run "secchat/1 session vector, byte for byte" t_session_vector
+run "text lines both ways at once" t_lines_both_ways
+run "20 MB random file, bulk mode" t_bulk_file
+run "20 MB random file, line mode" t_line_mode_file
+run "last line without newline, CRLF and NUL" t_last_line
+run "empty input both ways" t_empty
+run "100 KB line in several records" t_long_line
+run "IPv6 loopback" t_ipv6
+run "listener without host takes IPv4 and IPv6" t_wildcard_v4_and_v6
+run "wrong password: both sides exit 3" t_wrong_password
+run "rekey every record (-r 1), 2000 lines" t_rekey_by_count
+run "rekey by time (-R 1)" t_rekey_by_time
+run "-k serves the next connection after a failure" t_keep_listening
+run "an HTTP client is not secchat" t_not_secchat_client
+run "an HTTP server is not secchat" t_not_secchat_server
+run "usage errors exit 2" t_usage
+run "connection refused" t_refused
+run "name resolution failure" t_resolve
+run "password file errors" t_passfile_errors
+run "password file: one trailing newline is dropped" t_passfile_newlines
+run "password file readable by others draws a warning" t_passfile_mode_warning
+run "handshake timeout" t_handshake_timeout
+run "idle timeout (-w)" t_idle_timeout
+run "sender killed: stream truncated" t_truncated
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

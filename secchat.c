@@ -944,7 +944,7 @@ handshake_listener(struct session *s, const struct pake *pk,
 	if (spake2_finish(pk, 0, y, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
 	    ID_A, ID_B, &hk) == -1) {
 		status = session_fail(s, EXIT_AUTH,
-		    "handshake failed: peer sent an invalid point");
+		    "handshake failed: peer sent a bad point");
 		goto done;
 	}
 	/* Check cA before anything that depends on the password leaves. */
@@ -995,7 +995,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	if (spake2_finish(&pk, 1, x, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
 	    ID_A, ID_B, &hk) == -1) {
 		status = session_fail(s, EXIT_AUTH,
-		    "handshake failed: peer sent an invalid point");
+		    "handshake failed: peer sent a bad point");
 		goto done;
 	}
 	memcpy(m2.cA, hk.cA, MAC_LEN);

@@ -920,6 +920,28 @@ send_message(struct session *s, const void *msg, size_t len, int64_t deadline)
 	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
 }
 
+#define HS_BAD_POINT	1
+#define HS_BAD_MAC	2
+#define BAD_POINT_MSG	"handshake failed: peer sent a bad point"
+#define WRONG_PASSWORD_MSG "wrong password, or the connection was tampered with"
+
+/*
+ * The listener's check of message 2 against its message 1: 0 when cA
+ * proves the connector knows the password, else HS_BAD_POINT or HS_BAD_MAC.
+ */
+static int
+listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
+    const struct msg2 *m2, struct handshake_keys *hk)
+{
+	if (spake2_finish(pk, 0, y, m2->pA, m1->pB, (const uint8_t *)m1,
+	    AAD_LEN, ID_A, ID_B, hk) == -1)
+		return HS_BAD_POINT;
+	/* Constant time: a timing leak here would help forge cA. */
+	if (CRYPTO_memcmp(hk->cA, m2->cA, MAC_LEN) != 0)
+		return HS_BAD_MAC;
+	return 0;
+}
+
 /* Listener, SPAKE2 party B. */
 static int
 handshake_listener(struct session *s, const struct pake *pk,
@@ -941,16 +963,9 @@ handshake_listener(struct session *s, const struct pake *pk,
 	if ((status = send_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
 	    (status = read_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
 		goto done;
-	if (spake2_finish(pk, 0, y, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
-	    ID_A, ID_B, &hk) == -1) {
-		status = session_fail(s, EXIT_AUTH,
-		    "handshake failed: peer sent a bad point");
-		goto done;
-	}
-	/* Check cA before anything that depends on the password leaves. */
-	if (CRYPTO_memcmp(hk.cA, m2.cA, MAC_LEN) != 0) {
-		status = session_fail(s, EXIT_AUTH,
-		    "wrong password, or the connection was tampered with");
+	if ((status = listener_verify(pk, y, &m1, &m2, &hk)) != 0) {
+		status = session_fail(s, EXIT_AUTH, "%s", status == HS_BAD_POINT ?
+		    BAD_POINT_MSG : WRONG_PASSWORD_MSG);
 		goto done;
 	}
 	memcpy(m3.cB, hk.cB, MAC_LEN);
@@ -994,8 +1009,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	spake2_share(&pk, 1, x, m2.pA);
 	if (spake2_finish(&pk, 1, x, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
 	    ID_A, ID_B, &hk) == -1) {
-		status = session_fail(s, EXIT_AUTH,
-		    "handshake failed: peer sent a bad point");
+		status = session_fail(s, EXIT_AUTH, BAD_POINT_MSG);
 		goto done;
 	}
 	memcpy(m2.cA, hk.cA, MAC_LEN);
@@ -1006,8 +1020,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 		status = session_fail(s, EXIT_FAIL, "timed out during handshake");
 	else if (r != sizeof(m3) ||
 	    CRYPTO_memcmp(hk.cB, m3.cB, MAC_LEN) != 0)
-		status = session_fail(s, EXIT_AUTH,
-		    "wrong password, or the connection was tampered with");
+		status = session_fail(s, EXIT_AUTH, WRONG_PASSWORD_MSG);
 	else
 		traffic_secrets(&hk, c2s, s2c);
  done:

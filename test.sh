@@ -10,6 +10,7 @@ cd "$(dirname "$0")"
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
 RELAY="python3 tests/relay.py"
+RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
 T=$(mktemp -d /tmp/secchat-test.XXXXXX)
 PIDS=""
 pass=0 fail=0 num=0
@@ -26,12 +27,22 @@ chmod 600 "$T/pf" "$T/pf.wrong"
 PF=$T/pf
 SC="-i 1000 -p $PF"
 
+# A sanitizer build reports on stderr; any report fails the test.
+sanitizer_report() {
+	grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+	    "$T"/w/*.err 2>/dev/null
+}
+
 # run DESCRIPTION FUNCTION: one numbered line, details of a failure after it.
+# Arguments to test.sh, if any, pick tests by function name (e.g. t_ipv6).
+ONLY=" $* "
 run() {
+	[ "$ONLY" = "  " ] || case "$ONLY" in *" $2 "*) ;; *) return 0;; esac
 	num=$((num + 1))
 	rm -rf "$T/w"; mkdir "$T/w"
-	if "$2" > "$T/w/log" 2>&1; then
+	if "$2" > "$T/w/log" 2>&1 && ! sanitizer_report; then
 		pass=$((pass + 1)); echo "ok $num - $1"
+		[ -n "${VERBOSE:-}" ] && sed 's/^/#   /' "$T/w/log"
 	else
 		fail=$((fail + 1)); echo "FAIL $num - $1"
 		sed 's/^/#   /' "$T/w/log" | tail -n 20
@@ -45,23 +56,28 @@ run() {
 	PIDS=""
 }
 
+# wait_port FILE PID: set PORT from the -v line in FILE.
+wait_port() {
+	local i
+	for i in $(seq 200); do
+		PORT=$(sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p' "$1")
+		[ -n "$PORT" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "listener did not report its port"
+	return 1
+}
+
 # listen NAME INPUT ARGS...: start a listener, set PORT and LPID.
 listen() {
-	local name=$1 input=$2 i
+	local name=$1 input=$2
 	shift 2
 	timeout 60 $SECCHAT -l -v "$@" < "$input" > "$T/w/$name.out" \
 	    2> "$T/w/$name.err" &
 	LPID=$!
 	PIDS="$PIDS $LPID"
-	for i in $(seq 200); do
-		PORT=$(sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p' \
-		    "$T/w/$name.err")
-		[ -n "$PORT" ] && return 0
-		kill -0 "$LPID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "listener did not report its port"
-	return 1
+	wait_port "$T/w/$name.err" "$LPID"
 }
 
 # dial NAME INPUT ARGS...: run a connector to completion, set CRC.
@@ -468,6 +484,111 @@ t_pA_offcurve() { attack pA:offcurve l 3 "$BADPT" 0 && has_line "$T/w/c.err" "se
 t_pA_prefix() { attack pA:badprefix l 3 "$BADPT" 0; }
 t_pA_wM() { attack pA:wm l 3 "$BADPT" 0; }
 
+# ---------------------------------------------------------------------------
+# Hostile peers and faults.
+
+# child PID: the secchat that timeout(1) PID runs.
+child() { pgrep -P "$1" | head -n 1; }
+
+# cpu_ticks PID: user + system clock ticks used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+t_silent_then_good() {
+	echo "for the patient one" > "$T/w/a"
+	listen l "$T/w/a" $SC -k -w 1 127.0.0.1 0 || return 1
+	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 4" &
+	PIDS="$PIDS $!"
+	sleep 0.2
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	expect "good connector" "$CRC" 0 &&
+	    has_line "$T/w/l.err" "secchat: timed out during handshake" &&
+	    same "$T/w/a" "$T/w/c.out"
+}
+
+t_ten_bad_then_good() {
+	echo "still here" > "$T/w/a"
+	listen l "$T/w/a" $SC -k 127.0.0.1 0 || return 1
+	local i
+	for i in 1 2 3 4 5; do
+		dial bad /dev/null -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
+		expect "wrong password $i" "$CRC" 3 || return 1
+		head -c 200 /dev/urandom |
+		    timeout 10 nc -N 127.0.0.1 "$PORT" > /dev/null 2>&1
+	done
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	expect "good connector" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&
+	    expect "wrong passwords seen" \
+	    "$(grep -c "secchat: $WRONG" "$T/w/l.err")" 5
+}
+
+t_stalled_reader() {	# the sender waits in poll, in constant memory
+	head -c 100000000 /dev/urandom > "$T/w/big"
+	# The receiver's reader sleeps: its pipe, buffers and socket fill up.
+	timeout 60 $SECCHAT -l -v $SC -q -b 127.0.0.1 0 < /dev/null \
+	    2> "$T/w/l.err" | { sleep 3; cat > "$T/w/l.out"; } &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	timeout 60 $SECCHAT $SC -q -b 127.0.0.1 "$PORT" < "$T/w/big" \
+	    > /dev/null 2> "$T/w/c.err" &
+	local cpid=$! spid t0 t1 rss
+	PIDS="$PIDS $cpid"
+	sleep 1
+	spid=$(child "$cpid")
+	t0=$(cpu_ticks "$spid"); sleep 1.5; t1=$(cpu_ticks "$spid")
+	rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$spid/status")
+	wait "$cpid"; CRC=$?
+	reap
+	echo "sender: $((t1 - t0)) ticks while blocked, peak RSS ${rss} kB"
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
+	    [ $((t1 - t0)) -le 10 ] && [ "$rss" -lt "$RSS_LIMIT_KB" ] &&
+	    expect sha256 "$(sha256sum < "$T/w/l.out")" "$(sha256sum < "$T/w/big")"
+}
+
+t_stdout_full() {
+	seq 1 1000 > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" < /dev/null > /dev/full \
+	    2> "$T/w/c.err"
+	CRC=$?
+	reap
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: write to stdout: No space left on device"
+}
+
+t_stdout_closed() {
+	timeout 20 $SECCHAT $SC 127.0.0.1 1 < /dev/null >&- 2> "$T/w/c.err"
+	expect status "$?" 1 && has_line "$T/w/c.err" "secchat: stdout is closed"
+}
+
+t_interrupted_sender() {	# SIGINT mid-file: no CLOSE, receiver says so
+	head -c 100000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	timeout 60 $SECCHAT $SC -q -b 127.0.0.1 "$PORT" < "$T/w/big" \
+	    > /dev/null 2> "$T/w/c.err" &
+	local cpid=$! spid i
+	PIDS="$PIDS $cpid"
+	for i in $(seq 100); do
+		[ "$(stat -c %s "$T/w/l.out")" -gt 1000000 ] && break
+		sleep 0.02
+	done
+	spid=$(child "$cpid")
+	kill -STOP "$LPID" 2>/dev/null	# keep the transfer from finishing
+	kill -INT "$spid"
+	wait "$cpid"; CRC=$?
+	kill -CONT "$LPID" 2>/dev/null
+	reap
+	expect "sender status (SIGINT)" "$CRC" 130 &&
+	    expect "listener status" "$LRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: $TRUNC" &&
+	    [ "$(stat -c %s "$T/w/l.out")" -lt 100000000 ]
+}
+
+t_no_core() {
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	grep -Eq '^Max core file size +0 +0 ' "/proc/$(child "$LPID")/limits"
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -521,6 +642,14 @@ run "attack: pB = w*N" t_pB_wN
 run "attack: pA off the curve" t_pA_offcurve
 run "attack: pA with a bad first byte" t_pA_prefix
 run "attack: pA = w*M" t_pA_wM
+
+run "a silent connector times out, -k serves the next" t_silent_then_good
+run "ten bad connections, then a good one" t_ten_bad_then_good
+run "a stalled reader: sender blocks in constant memory" t_stalled_reader
+run "stdout is a full disk" t_stdout_full
+run "stdout is closed" t_stdout_closed
+run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
+run "core dumps are off" t_no_core
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,27 +1,59 @@
-# secchat: see README.
+# secchat: see README.  GNU make.
 PREFIX	?= /usr/local
 BINDIR	 = $(PREFIX)/bin
 MANDIR	 = $(PREFIX)/share/man/man1
 CC	?= cc
 CFLAGS	?= -O2
-CFLAGS	+= -std=c11 -Wall -Wextra
-CRYPTO_CFLAGS != pkg-config --cflags libcrypto 2>/dev/null || echo MISSING
-CRYPTO_LIBS   != pkg-config --libs libcrypto 2>/dev/null || echo MISSING
+WARN	 = -std=c11 -Wall -Wextra
+CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
+CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto 2>/dev/null)
+SAN	 = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 60
+NEEDS	 = secchat needs pkg-config and libssl-dev (OpenSSL 3 libcrypto): \
+	   apt-get install pkg-config libssl-dev
 
 all: secchat
 
-secchat: secchat.c
-	$(CC) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c $(LDFLAGS) $(CRYPTO_LIBS)
+libcrypto-check:
+	@pkg-config --exists 'libcrypto >= 3.0' 2>/dev/null || \
+	    { echo "$(NEEDS)" >&2; exit 1; }
 
-tests/kat: tests/kat.c secchat.c
-	$(CC) $(CFLAGS) -Wno-unused-function $(CRYPTO_CFLAGS) -o $@ tests/kat.c \
+secchat: secchat.c | libcrypto-check
+	$(CC) $(WARN) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c \
 	    $(LDFLAGS) $(CRYPTO_LIBS)
 
+tests/kat: tests/kat.c secchat.c | libcrypto-check
+	$(CC) $(WARN) -Wno-unused-function $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
+	    tests/kat.c $(LDFLAGS) $(CRYPTO_LIBS)
+
+asan/secchat: secchat.c | libcrypto-check
+	@mkdir -p asan
+	$(CC) $(WARN) $(SAN) $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
+
+tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
+	$(CC) $(WARN) -Wno-unused-function $(SAN) $(CRYPTO_CFLAGS) -o $@ \
+	    tests/kat.c $(CRYPTO_LIBS)
+
+# The whole suite, then again on a sanitizer build.
 check: secchat tests/kat
 	./test.sh
 
+check-asan: asan/secchat tests/kat-asan
+	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
+	    RSS_LIMIT_KB=1048576 ./test.sh
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh
+
+bench: secchat
+	./bench/bench.sh
+
+demo: secchat
+	./examples/demo.sh
+
 clean:
-	rm -f secchat tests/kat
+	rm -f secchat asan/secchat tests/kat tests/kat-asan fuzz/*_fuzz
 
 install: secchat
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
@@ -31,4 +63,5 @@ install: secchat
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1
 
-.PHONY: all check clean install uninstall
+.PHONY: all libcrypto-check check check-asan fuzz bench demo clean install \
+	uninstall

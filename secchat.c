@@ -547,7 +547,8 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 	memcpy(hk->Ke, hk->tt_hash, HALF_LEN);
 	memcpy(hk->Ka, hk->tt_hash + HALF_LEN, HALF_LEN);
 	memcpy(info, "ConfirmationKeys", 16);
-	memcpy(info + 16, aad, aad_len);
+	if (aad_len > 0)	/* the RFC 9382 vectors have no AAD */
+		memcpy(info + 16, aad, aad_len);
 	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, no_salt, sizeof(no_salt),
 	    hk->Ka, HALF_LEN, info, 16 + aad_len, kc, sizeof(kc));
 	memcpy(hk->KcA, kc, HALF_LEN);
@@ -658,7 +659,8 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 		abort();
 	out[0] = clen >> 8;
 	out[1] = clen & 0xff;
-	memcpy(inner, payload, len);
+	if (len > 0)		/* REKEY and CLOSE have no payload, maybe NULL */
+		memcpy(inner, payload, len);
 	inner[len] = type;
 	memset(inner + len + 1, 0, pad);
 	make_nonce(d, nonce);

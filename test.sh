@@ -10,6 +10,7 @@ cd "$(dirname "$0")"
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
 RELAY="python3 tests/relay.py"
+VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
 RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
 T=$(mktemp -d /tmp/secchat-test.XXXXXX)
 PIDS=""
@@ -38,7 +39,7 @@ sanitizer_report() {
 ONLY=" $* "
 run() {
 	[ "$ONLY" = "  " ] || case "$ONLY" in *" $2 "*) ;; *) return 0;; esac
-	num=$((num + 1))
+	num=$((num + 1)) LRC= CRC=
 	rm -rf "$T/w"; mkdir "$T/w"
 	if "$2" > "$T/w/log" 2>&1 && ! sanitizer_report; then
 		pass=$((pass + 1)); echo "ok $num - $1"
@@ -589,6 +590,18 @@ t_no_core() {
 	grep -Eq '^Max core file size +0 +0 ' "/proc/$(child "$LPID")/limits"
 }
 
+t_valgrind() {	# one whole session, both sides under memcheck
+	local SECCHAT="$VALGRIND -q --error-exitcode=99 --leak-check=full
+	    --show-leak-kinds=definite,indirect,possible
+	    --errors-for-leak-kinds=definite,indirect,possible
+	    --log-file=$T/w/vg.%p $SECCHAT"
+	seq 1 40 | sed 's/^/valgrind /' > "$T/w/a"
+	seq 1 30 > "$T/w/b"
+	clean_session "$T/w/a" "$T/w/b" -r 5 || return 1
+	grep -q 'secchat: rekeyed sending key (epoch 8)' "$T/w/l.err" &&
+	    expect "valgrind reports" "$(cat "$T"/w/vg.* | wc -c)" 0
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -650,6 +663,7 @@ run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
 run "core dumps are off" t_no_core
+[ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,8 +1,31 @@
 /*
- * The session vector, tests/data/secchat1-session.txt, as C arrays for
- * the fuzz targets (password "correct horse battery staple", 1000
- * iterations).  Regenerate by hand if the vector changes.
+ * Shared by the fuzz targets and mkcorpus.c, after #include "../secchat.c".
+ *
+ * The session vector, tests/data/secchat1-session.txt, as C arrays
+ * (password "correct horse battery staple", 1000 iterations); regenerate
+ * them by hand if the vector changes.
  */
+
+/*
+ * A broken invariant: say which on stdout (run.sh runs libFuzzer with
+ * -close_fd_mask=2, which closes stderr) and abort, so that libFuzzer
+ * saves the input as a crash.
+ */
+static void fuzz_fail(const char *, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
+
+static void
+fuzz_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	abort();
+}
 #define VEC_PASSWORD	"correct horse battery staple"
 #define VEC_ITERATIONS	1000
 

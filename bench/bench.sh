@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# secchat benchmark: secchat against nc, socat and socat TLS 1.3 on loopback,
+# same data, same run; prints medians and ratios with the targets.
+#
+# Environment (defaults in brackets):
+#   BENCH_BULK_MB   size of the random file in MiB              [1024]
+#   BENCH_LINES     lines of 100 bytes (99 printable + \n)       [10000000]
+#   BENCH_RUNS      runs per transfer measurement (median)       [3]
+#   BENCH_RTT_N     request/response exchanges per latency run   [1000]
+#   BENCH_HS_RUNS   connects timed at 600000 iterations
+#                   (4x+1 at 1000 iterations)                    [5]
+#   BENCH_HS_CONNS  connections for listener CPU per connection  [200]
+#   BENCH_TIMEOUT   seconds allowed for any one transfer         [300]
+#   SECCHAT         the binary to measure                        [./secchat]
+#
+# Progress goes to stderr, the table to stdout.  Exit status: 0 when every
+# measurement ran and every transfer arrived intact, whether or not the
+# targets are met; 1 on a corrupted transfer or a tool error; 2 on bad setup.
+set -u
+export LC_ALL=C
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+BENCH=$ROOT/bench
+SECCHAT=${SECCHAT:-./secchat}
+case $SECCHAT in /*) ;; */*) SECCHAT=$ROOT/${SECCHAT#./};; esac
+
+BULK_MB=${BENCH_BULK_MB:-1024}
+LINES=${BENCH_LINES:-10000000}
+RUNS=${BENCH_RUNS:-3}
+RTT_N=${BENCH_RTT_N:-1000}
+HS_RUNS=${BENCH_HS_RUNS:-5}
+HS_CONNS=${BENCH_HS_CONNS:-200}
+TO=${BENCH_TIMEOUT:-300}
+
+for v in BULK_MB LINES RUNS RTT_N HS_RUNS HS_CONNS TO; do
+	case ${!v} in ''|*[!0-9]*|0)
+		echo "bench: $v must be a positive integer" >&2; exit 2;;
+	esac
+done
+
+START=$EPOCHREALTIME
+note() { printf 'bench: [%6.1fs] %s\n' "$(elapsed)" "$*" >&2; }
+elapsed() { awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN{print b-a}'; }
+die() { echo "bench: $*" >&2; exit 2; }
+
+ERRORS=()
+error() {
+	ERRORS+=("$*")
+	printf '\nbench: *** ERROR: %s ***\n\n' "$*" >&2
+}
+
+# ---------------------------------------------------------------- tools
+
+[ -x "$SECCHAT" ] || die "$SECCHAT not found or not executable (run make)"
+need=""
+{ command -v nc >/dev/null && nc -h 2>&1 | grep -q OpenBSD; } ||
+    need="$need netcat-openbsd"
+command -v socat >/dev/null || need="$need socat"
+[ -x /usr/bin/time ] || need="$need time"
+command -v openssl >/dev/null || need="$need openssl"
+command -v ss >/dev/null || need="$need iproute2"
+if [ -n "$need" ]; then
+	note "installing:$need"
+	{ apt-get update && apt-get install -y $need; } >&2 ||
+	    die "could not install$need"
+fi
+command -v python3 >/dev/null || die "python3 is needed"
+command -v timeout >/dev/null || die "timeout (coreutils) is needed"
+
+# ---------------------------------------------------------------- scratch
+
+# Everything (data, output, hex display logs) on tmpfs if it has room:
+# both data files, one received copy, two hex logs of ~241 bytes a line.
+LINE_BYTES=$((LINES * 100))
+HEXLOG_BYTES=$((LINES * 260))
+OUT_MAX=$((BULK_MB * 1048576 > LINE_BYTES ? BULK_MB * 1048576 : LINE_BYTES))
+need_mb=$(( (BULK_MB * 1048576 + LINE_BYTES + OUT_MAX + 2 * HEXLOG_BYTES) / 1048576 + 512 ))
+avail_mb() { df -Pm "$1" 2>/dev/null | awk 'NR==2{print $4}'; }
+T=""
+for d in /dev/shm /tmp; do
+	a=$(avail_mb "$d")
+	if [ -n "$a" ] && [ "$a" -ge "$need_mb" ]; then
+		T=$(mktemp -d "$d/secchat-bench.XXXXXX") || die "mktemp in $d"
+		break
+	fi
+done
+[ -n "$T" ] || die "need ${need_mb} MiB free in /dev/shm or /tmp"
+
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+note "load average $LOAD0"
+note "scratch $T ($(df -P "$T" | awk 'NR==2{print $1}'), needs ~${need_mb} MiB)"
+note "secchat $SECCHAT; $(nproc) CPUs; $(nc -h 2>&1 | head -1);" \
+    "$(socat -V | sed -n 's/^socat version \([^ ]*\).*/socat \1/p');" \
+    "$(openssl version | cut -d' ' -f1-2)"
+
+# ---------------------------------------------------------------- data
+
+sha() { openssl dgst -sha256 -r "$1" | cut -c1-64; }
+
+BULK=$T/bulk.dat
+TEXT=$T/lines.txt
+note "generating $BULK_MB MiB of random bytes"
+head -c $((BULK_MB * 1048576)) /dev/urandom > "$BULK" || die "writing $BULK"
+note "generating $LINES lines of 100 bytes"
+# 99*LINES base64 characters need 3/4 as many random bytes
+{ head -c $(( (99 * LINES + 3) / 4 * 3 )) /dev/urandom |
+    base64 -w 99 | head -n "$LINES"; } > "$TEXT" 2>/dev/null
+[ "$(stat -c %s "$TEXT")" -eq "$LINE_BYTES" ] &&
+    [ "$(tail -c 100 "$TEXT" | tr -dc '\n' | wc -c)" -eq 1 ] ||
+    die "line file has the wrong size"
+BULK_BYTES=$(stat -c %s "$BULK")
+BULK_SHA=$(sha "$BULK")
+TEXT_SHA=$(sha "$TEXT")
+
+PF=$T/pf
+openssl rand -base64 24 > "$PF" && chmod 600 "$PF" || die "password file"
+
+CERT=$T/cert.pem KEY=$T/key.pem
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj /CN=bench -days 1 -keyout "$KEY" -out "$CERT" >/dev/null 2>&1 ||
+    die "openssl req failed"
+TLSV=""
+socat -hhh 2>/dev/null | grep -q openssl-min-proto-version &&
+    TLSV=",openssl-min-proto-version=TLS1.3"
+
+# ---------------------------------------------------------------- helpers
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_listen PORT PID: wait until something listens on 127.0.0.1:PORT
+wait_listen() {
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.01
+	done
+	return 1
+}
+
+# wait_port_line FILE PID: print the port from secchat's -v line in FILE
+wait_port_line() {
+	local i p
+	for ((i = 0; i < 1000; i++)); do
+		p=$(head -c 4096 "$1" 2>/dev/null |
+		    grep -a -m1 -o 'listening on [^ ]* port [0-9]*')
+		[ -n "$p" ] && { echo "${p##* }"; return 0; }
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.01
+	done
+	return 1
+}
+
+stop() {	# stop PID...: kill and reap
+	local p
+	for p in "$@"; do kill "$p" 2>/dev/null; done
+	for p in "$@"; do wait "$p" 2>/dev/null; done
+}
+
+# The receiver writes into $OUT opened without truncation (1<> or socat
+# OPEN without trunc), after $OUT was cut to the size of the data and
+# filled with zeros: so the receiver overwrites pages tmpfs already has.
+# Writing into a fresh file measured mostly this VM's page allocation
+# (1 GiB through nc into a new tmpfs file: 1.5-3.3 s, into a pre-filled
+# one: 0.7 s).  A short transfer leaves zeros, a long one grows the file:
+# either way the sha256 differs.
+prep_out() {
+	truncate -s "$1" "$OUT" &&
+	    dd if=/dev/zero of="$OUT" bs=1M count="$1" iflag=count_bytes \
+	    conv=notrunc status=none
+}
+
+# errlines FILE: the last lines of a stderr file that are not hex display
+errlines() {
+	grep -a -v '^[<>] ' "$1" 2>/dev/null | tr -d '\0' | grep -v '^$' |
+	    tail -n 2 | tr '\n' ' '
+}
+
+# xfer TOOL MODE DATA SHA LABEL: one timed transfer over loopback; the
+# receiver listens and writes $OUT, the sender connects and reads DATA.
+# Time: sender start to receiver exit.  Sets XT (seconds) and, for
+# secchat, XRSS_L/XRSS_S (KiB) and XCPU_L/XCPU_S (user+sys s).
+# Returns 1 (after error()) on a failed tool or a corrupted transfer.
+# In hex mode stderr goes to $HEXL/$HEXS, opened without truncation for
+# the same reason as $OUT (they are pre-filled once, 2.6 GB each at 10M
+# lines); otherwise to fresh small files.
+OUT=$T/out LERR=$T/recv.err SERR=$T/send.err HEXL=$T/hex.recv HEXS=$T/hex.send
+xfer() {
+	local tool=$1 mode=$2 data=$3 want=$4 label=$5
+	local lpid spid port t0 t1 lrc src first got f size
+	local tl=$T/time.recv ts=$T/time.send le=$LERR se=$SERR
+	rm -f "$LERR" "$SERR" "$tl" "$ts"
+	if [ "$mode" = hex ]; then	# clear the last run's port line
+		le=$HEXL se=$HEXS
+		dd if=/dev/zero of="$le" bs=4096 count=1 conv=notrunc status=none
+	fi
+	XT="" XRSS_L="" XRSS_S="" XCPU_L="" XCPU_S=""
+	size=$(stat -c %s "$data")
+	if ! prep_out "$size"; then
+		error "$label: cannot prepare $OUT"
+		return 1
+	fi
+	case $tool in
+	secchat)
+		f=(-i 1000 -p "$PF")
+		case $mode in
+		bulk) f+=(-q -b);;
+		line) f+=(-q);;
+		hex) ;;
+		esac
+		timeout "$TO" /usr/bin/time -f '%M %U %S' -o "$tl" \
+		    "$SECCHAT" -l -v "${f[@]}" 127.0.0.1 0 \
+		    < /dev/null 1<> "$OUT" 2<> "$le" &
+		lpid=$!; PIDS+=("$lpid")
+		if ! port=$(wait_port_line "$le" "$lpid"); then
+			stop "$lpid"
+			error "$label: secchat listener did not start: $(errlines "$le")"
+			return 1
+		fi
+		t0=$EPOCHREALTIME
+		timeout "$TO" /usr/bin/time -f '%M %U %S' -o "$ts" \
+		    "$SECCHAT" "${f[@]}" 127.0.0.1 "$port" \
+		    < "$data" > /dev/null 2<> "$se" &
+		spid=$!; PIDS+=("$spid")
+		;;
+	nc|socat|tls)
+		port=$(free_port)
+		case $tool in
+		nc)	timeout "$TO" nc -l 127.0.0.1 "$port" \
+			    < /dev/null 1<> "$OUT" 2> "$LERR" &;;
+		socat)	timeout "$TO" socat -b 131072 -u \
+			    "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" \
+			    "OPEN:$OUT" < /dev/null 2> "$LERR" &;;
+		tls)	timeout "$TO" socat -b 131072 -u \
+			    "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$CERT,key=$KEY,verify=0$TLSV" \
+			    "OPEN:$OUT" < /dev/null 2> "$LERR" &;;
+		esac
+		lpid=$!; PIDS+=("$lpid")
+		if ! wait_listen "$port" "$lpid"; then
+			stop "$lpid"
+			error "$label: $tool listener did not start: $(errlines "$LERR")"
+			return 1
+		fi
+		t0=$EPOCHREALTIME
+		case $tool in
+		nc)	timeout "$TO" nc -N 127.0.0.1 "$port" \
+			    < "$data" > /dev/null 2> "$SERR" &;;
+		socat)	timeout "$TO" socat -b 131072 -u "OPEN:$data" \
+			    "TCP:127.0.0.1:$port" < /dev/null 2> "$SERR" &;;
+		tls)	timeout "$TO" socat -b 131072 -u "OPEN:$data" \
+			    "OPENSSL:127.0.0.1:$port,verify=0$TLSV" \
+			    < /dev/null 2> "$SERR" &;;
+		esac
+		spid=$!; PIDS+=("$spid")
+		;;
+	esac
+	# The receiver's exit ends the clock.  If the sender ends first with
+	# an error, do not wait out the receiver's timeout.
+	wait -n -p first "$lpid" "$spid"
+	got=$?
+	if [ "$first" = "$lpid" ]; then
+		t1=$EPOCHREALTIME; lrc=$got
+		[ "$lrc" -ne 0 ] && kill "$spid" 2>/dev/null
+		wait "$spid"; src=$?
+	else
+		src=$got
+		[ "$src" -ne 0 ] && kill "$lpid" 2>/dev/null
+		wait "$lpid"; lrc=$?
+		t1=$EPOCHREALTIME
+	fi
+	PIDS=("${PIDS[@]:0:${#PIDS[@]}-2}")
+	if [ "$lrc" -ne 0 ] || [ "$src" -ne 0 ]; then
+		error "$label: $tool failed: receiver exit $lrc, sender exit $src" \
+		    "(124 = timeout ${TO}s); receiver: $(errlines "$le")" \
+		    "sender: $(errlines "$se")"
+		return 1
+	fi
+	got=$(sha "$OUT")
+	if [ "$got" != "$want" ] || [ "$(stat -c %s "$OUT")" -ne "$size" ]; then
+		error "CORRUPTED TRANSFER: $label via $tool: received" \
+		    "$(stat -c %s "$OUT") bytes with sha256 $got, sent" \
+		    "$(stat -c %s "$data") bytes with sha256 $want"
+		CORRUPT=1
+		return 1
+	fi
+	XT=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}')
+	if [ "$tool" = secchat ]; then
+		read -r XRSS_L XCPU_L < <(tail -n 1 "$tl" | awk '{print $1, $2+$3}')
+		read -r XRSS_S XCPU_S < <(tail -n 1 "$ts" | awk '{print $1, $2+$3}')
+	fi
+	return 0
+}
+
+median() {	# median of the arguments; "" if none
+	[ $# -eq 0 ] && return
+	printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{
+	    if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'
+}
+maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+
+declare -A TIMES RSS CPU
+CORRUPT=0
+
+# measure SET DATA SHA TOOLS...: RUNS rounds, tools interleaved in a round
+measure() {
+	local set=$1 data=$2 want=$3 r tool mode
+	shift 3
+	for ((r = 1; r <= RUNS; r++)); do
+		for tool in "$@"; do
+			mode=${tool#*:} tool=${tool%%:*}
+			[ "$mode" = "$tool" ] && mode=$set
+			if xfer "$tool" "$mode" "$data" "$want" "$set/$tool/$mode run $r"; then
+				TIMES[$set,$tool,$mode]+="$XT "
+				note "$set $tool${mode:+ ($mode)} run $r: ${XT}s" \
+				    "$(awk -v b="$(stat -c %s "$data")" -v t="$XT" \
+				    'BEGIN{printf "%.1f MB/s", b/t/1e6}')" \
+				    "${XRSS_L:+ rss recv/send ${XRSS_L}/${XRSS_S} KiB, cpu ${XCPU_L}/${XCPU_S} s}"
+				if [ "$tool" = secchat ]; then
+					RSS[$set,$mode,l]+="$XRSS_L " RSS[$set,$mode,s]+="$XRSS_S "
+					CPU[$set,$mode,l]+="$XCPU_L " CPU[$set,$mode,s]+="$XCPU_S "
+				fi
+			fi
+			rm -f "$LERR" "$SERR"
+		done
+	done
+}
+
+# ---------------------------------------------------------------- checks
+
+# socat must really do TLS 1.3 (what it negotiates, with -d -d)
+port=$(free_port)
+head -c 65536 "$BULK" > "$T/small"
+timeout 30 socat -d -d -u \
+    "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$CERT,key=$KEY,verify=0$TLSV" \
+    "OPEN:$OUT,creat,trunc" < /dev/null 2> "$LERR" &
+lpid=$!; PIDS+=("$lpid")
+if wait_listen "$port" "$lpid" &&
+    timeout 30 socat -u "OPEN:$T/small" "OPENSSL:127.0.0.1:$port,verify=0$TLSV" \
+    < /dev/null 2> "$SERR"; then
+	wait "$lpid"
+	TLSINFO=$(sed -n 's/.*SSL proto version used: //p; s/.*SSL connection using //p' \
+	    "$LERR" | paste -sd' ')
+	case $TLSINFO in
+	TLSv1.3*) note "socat TLS: $TLSINFO";;
+	*) stop "$lpid"; die "socat TLS did not negotiate TLS 1.3: '$TLSINFO'";;
+	esac
+else
+	stop "$lpid"; die "socat TLS does not work: $(tail -n 3 "$LERR" "$SERR")"
+fi
+PIDS=()
+rm -f "$OUT" "$LERR" "$SERR" "$T/small"
+
+# ---------------------------------------------------------------- runs
+
+note "1. bulk: $BULK_MB MiB, $RUNS runs"
+measure bulk "$BULK" "$BULK_SHA" secchat nc socat tls
+note "2. lines: $LINES lines, $RUNS runs"
+measure line "$TEXT" "$TEXT_SHA" secchat nc socat tls
+note "3. hex display on: $LINES lines, $RUNS runs"
+for f in "$HEXL" "$HEXS"; do
+	dd if=/dev/zero of="$f" bs=1M count="$HEXLOG_BYTES" iflag=count_bytes \
+	    status=none || die "cannot pre-fill $f"
+done
+measure hex "$TEXT" "$TEXT_SHA" secchat
+rm -f "$HEXL" "$HEXS" "$OUT"
+
+note "4. latency: $RUNS x $RTT_N exchanges each through nc and secchat"
+RTT_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+    --n "$RTT_N" --runs "$RUNS") || error "latency measurement failed"
+note "5. handshake: connector times, listener CPU over $HS_CONNS connections"
+HS_OUT=$(python3 "$BENCH/hs.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+    --runs "$HS_RUNS" --conns "$HS_CONNS") || error "handshake measurement failed"
+
+# ---------------------------------------------------------------- table
+
+kv() { awk -v k="$2" '$1 == k {print $'"${3:-2}"'}' <<< "$1"; }
+calc() { awk "BEGIN{ $1 }" 2>/dev/null; }
+med() { median ${TIMES[$1]:-}; }
+
+rate_mb() {	# SET,TOOL,MODE BYTES -> MB/s of the median time
+	local t; t=$(med "$1")
+	[ -n "$t" ] && calc "printf \"%.1f\", $2/$t/1e6"
+}
+ratio() { [ -n "$1" ] && [ -n "$2" ] && calc "printf \"%.2f\", $1/$2"; }
+verdict() {	# CONDITION VALUE... -> PASS/MISS; n/a if a VALUE is missing
+	local c=$1 v
+	shift
+	for v in "$@"; do [ -n "$v" ] || { echo n/a; return; }; done
+	v=$(calc "print (($c) ? \"PASS\" : \"MISS\")")
+	echo "${v:-n/a}"
+}
+
+ROWFMT='%-36s %32s  %-22s %-20s %s\n'
+row() { printf "$ROWFMT" "$1" "${2:-n/a}" "$3" "$4" "$5"; }
+sep() { printf '%s\n' "$1"; }
+
+b_sc=$(rate_mb bulk,secchat,bulk "$BULK_BYTES")
+b_nc=$(rate_mb bulk,nc,bulk "$BULK_BYTES")
+b_so=$(rate_mb bulk,socat,bulk "$BULK_BYTES")
+b_tl=$(rate_mb bulk,tls,bulk "$BULK_BYTES")
+lines_s() { local t; t=$(med "$1"); [ -n "$t" ] && calc "printf \"%.0f\", $LINES/$t"; }
+l_sc=$(lines_s line,secchat,line) l_nc=$(lines_s line,nc,line)
+l_so=$(lines_s line,socat,line) l_tl=$(lines_s line,tls,line)
+l_hx=$(lines_s hex,secchat,hex)
+fmtl() {	# 1234567 -> "1,234,567 lines/s  123.5 MB/s"
+	[ -n "$1" ] && echo "$1" | awk '{ s = $1; o = "";
+	    while (length(s) > 3) { o = "," substr(s, length(s) - 2) o;
+	    s = substr(s, 1, length(s) - 3) }
+	    printf "%s lines/s %7.1f MB/s\n", s o, $1 * 100 / 1e6 }'
+}
+
+rtt_nc_m=$(kv "${RTT_OUT:-}" nc 2) rtt_nc_p=$(kv "${RTT_OUT:-}" nc 3)
+rtt_sc_m=$(kv "${RTT_OUT:-}" secchat 2) rtt_sc_p=$(kv "${RTT_OUT:-}" secchat 3)
+c600=$(kv "${HS_OUT:-}" connector_600000_ms) c1k=$(kv "${HS_OUT:-}" connector_1000_ms)
+lcpu=$(kv "${HS_OUT:-}" listener_cpu_ms) lsch=$(kv "${HS_OUT:-}" listener_sched_ms)
+pb600=$(kv "${HS_OUT:-}" pbkdf2_600000_ms) pb1k=$(kv "${HS_OUT:-}" pbkdf2_1000_ms)
+cdiff=$( [ -n "$c600" ] && [ -n "$c1k" ] && calc "printf \"%.1f\", $c600-$c1k")
+mib() { [ -n "$1" ] && calc "printf \"%.2f\", $1/1024"; }
+rss_l=$(mib "$(maxof ${RSS[bulk,bulk,l]:-})") rss_s=$(mib "$(maxof ${RSS[bulk,bulk,s]:-})")
+rssl_l=$(mib "$(maxof ${RSS[line,line,l]:-})") rssl_s=$(mib "$(maxof ${RSS[line,line,s]:-})")
+
+# secchat's own CPU (user+sys, s, median) per side, for the notes
+cpu() { local m; m=$(median ${CPU[$1]:-}); echo "${m:-?}"; }
+
+TOTAL=$(elapsed)
+L='------------------------------------ --------------------------------  ---------------------- -------------------- ------'
+{
+echo
+echo "secchat benchmark: loopback 127.0.0.1, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "bulk: $BULK_MB MiB random; lines: $LINES x 100 bytes; median of $RUNS run(s); MB = 10^6 bytes"
+echo "time = sender start to receiver exit; every transfer checked by sha256"
+echo "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg) (other load skews results)"
+echo
+row "measurement" "value" "ratio (secchat/peer)" "target" "result"
+sep "$L"
+row "bulk   secchat -b -q" "${b_sc:+$b_sc MB/s}" "" "" ""
+row "bulk   nc" "${b_nc:+$b_nc MB/s}" "$(ratio "$b_sc" "$b_nc")" ">= 1.0x nc" \
+    "$(verdict "$b_sc >= 1.0*$b_nc" "$b_sc" "$b_nc")"
+row "bulk   socat" "${b_so:+$b_so MB/s}" "$(ratio "$b_sc" "$b_so")" "" ""
+row "bulk   socat TLS 1.3" "${b_tl:+$b_tl MB/s}" "$(ratio "$b_sc" "$b_tl")" ">= 1.5x socat TLS" \
+    "$(verdict "$b_sc >= 1.5*$b_tl" "$b_sc" "$b_tl")"
+sep "$L"
+row "lines  secchat -q (line mode)" "$(fmtl "$l_sc")" "" ">= 2,000,000 lines/s" \
+    "$(verdict "$l_sc >= 2000000" "$l_sc")"
+row "lines  nc" "$(fmtl "$l_nc")" "$(ratio "$l_sc" "$l_nc")" "" ""
+row "lines  socat" "$(fmtl "$l_so")" "$(ratio "$l_sc" "$l_so")" "" ""
+row "lines  socat TLS 1.3" "$(fmtl "$l_tl")" "$(ratio "$l_sc" "$l_tl")" "" ""
+row "hex    secchat, display on (2>file)" "$(fmtl "$l_hx")" "$(ratio "$l_hx" "$l_sc")${l_hx:+ of -q}" "" ""
+sep "$L"
+row "latency nc      median / p99" "${rtt_nc_m:+$rtt_nc_m / $rtt_nc_p us}" "" "" ""
+row "latency secchat median / p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
+    "$(ratio "$rtt_sc_m" "$rtt_nc_m")${rtt_sc_m:+ / $(ratio "$rtt_sc_p" "$rtt_nc_p")}" "median <= 1.2x nc" \
+    "$(verdict "$rtt_sc_m <= 1.2*$rtt_nc_m" "$rtt_sc_m" "$rtt_nc_m")"
+sep "$L"
+row "connector, 600000 iterations" "${c600:+$(calc "printf \"%.1f ms\", $c600")}" "" "" ""
+row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "" "< 5 ms beyond PBKDF2" \
+    "$(verdict "$c1k < 5" "$c1k")"
+row "connector 600000 - 1000 iter" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 time" ""
+row "listener CPU per connection" "${lcpu:+$(calc "printf \"%.3f ms\", $lcpu")}" "${lsch:+schedstat $(calc "printf \"%.3f\", $lsch") ms}" "< 2 ms" \
+    "$(verdict "$lcpu < 2" "$lcpu")"
+sep "$L"
+row "peak RSS listener (bulk)" "${rss_l:+$rss_l MiB}" "${rssl_l:+line mode $rssl_l MiB}" "< 8 MiB" \
+    "$(verdict "$rss_l < 8" "$rss_l")"
+row "peak RSS connector (bulk)" "${rss_s:+$rss_s MiB}" "${rssl_s:+line mode $rssl_s MiB}" "< 8 MiB" \
+    "$(verdict "$rss_s < 8" "$rss_s")"
+sep "$L"
+echo "secchat CPU user+sys (s, median) receiver/sender: bulk $(cpu bulk,bulk,l)/$(cpu bulk,bulk,s)," \
+    "lines $(cpu line,line,l)/$(cpu line,line,s), hex $(cpu hex,hex,l)/$(cpu hex,hex,s)"
+echo "median times (s): $(for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
+    line,secchat,line line,nc,line line,socat,line line,tls,line hex,secchat,hex; do
+	printf '%s=%s ' "${k%,*}" "$(med "$k")"; done)"
+echo "socat TLS: $TLSINFO; PBKDF2 reference from python hashlib (OpenSSL)"
+echo "total benchmark time: $(printf '%.0f' "$TOTAL") s"
+}
+
+if [ ${#ERRORS[@]} -gt 0 ]; then
+	echo
+	echo "*** ${#ERRORS[@]} ERROR(S) - results above are incomplete or invalid:"
+	printf '***   %s\n' "${ERRORS[@]}"
+	[ "$CORRUPT" -ne 0 ] && echo "*** CORRUPTED TRANSFER(S): secchat or a peer delivered wrong data"
+	exit 1
+fi
+exit 0

@@ -1,0 +1,469 @@
+/*
+ * libFuzzer target: opening records (process_rx) under a fixed key.
+ *
+ * The receiving session is keyed with the session vector's c2s0, so the
+ * vector's c2s records open.  The first input byte h chooses the mode and
+ * how the wire bytes are delivered:
+ *
+ *   h & 1 == 0	raw: the rest of the input is the byte stream;
+ *   h & 1 == 1	structured: the rest is a list of record descriptions
+ *		that the target seals with a matching sender, then mutates;
+ *   c = h >> 1	delivery: c == 0 all at once (as far as rxb has room),
+ *		else chunks of c*c bytes, with a process_rx call after each.
+ *
+ * A record description (structured mode) is
+ *
+ *   type[1] length[2] padding[1] mutation[1] [param[2]] payload [garbage]
+ *
+ * type is any byte (0 and 4..255 included); length is capped to 16384;
+ * mutation & 3 is 0 none, 1 flip bit param % (8 * wire length) (if
+ * param & 0x8000, bit (param & 0x7fff) % (8 * wire length) from the end),
+ * 2 truncate to 1 + param % (wire length - 1) bytes, 3 append
+ * 1 + param % 64 bytes of garbage (taken from the input, then
+ * (uint8_t)param); param is present only for mutations 1 to 3.
+ * mutation & 4 set: the payload is length copies of one input byte
+ * (so short inputs make full-size records); else the payload is the next
+ * length input bytes (capped to what is left).  The sender ratchets after
+ * each record that is, as the receiver will see it, an empty REKEY.
+ *
+ * Invariants, checked with abort():
+ *   - the bytes process_rx puts in s.out, the exit status, got_close and
+ *     the bytes left in rxb are those of a reference decoder written here
+ *     from PROTOCOL.md with libcrypto directly (both modes);
+ *   - structured mode: the output is exactly the payloads of the DATA
+ *     records up to the first modified or invalid record (nothing from it
+ *     or after it); the session fails (EXIT_AUTH) at an invalid type, a
+ *     REKEY or CLOSE with a payload, an all-zero inner, or a record after
+ *     CLOSE; it never reports CLOSE after a modification.
+ */
+#define SECCHAT_NO_MAIN
+#include "../secchat.c"
+#include "common.h"
+
+#include <openssl/err.h>
+
+#define MAX_RECORDS	1024
+#define FAIL(...)	fuzz_fail("records_fuzz: " __VA_ARGS__)
+
+static const struct options fuzz_opt = {
+	.family = AF_UNSPEC, .qflag = 1, .vflag = 0, .timeout = -1,
+};
+
+struct bytes {
+	uint8_t	*p;
+	size_t	 len, cap;
+};
+
+static void
+bytes_add(struct bytes *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2 + 64;
+		if ((b->p = realloc(b->p, b->cap)) == NULL)
+			abort();
+	}
+	if (n > 0)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reference receiver, from PROTOCOL.md sections 3 and 4 only. */
+
+/* HKDF-Expand(prk, label, n) for n <= 32: one HMAC block. */
+static void
+ref_expand(const uint8_t prk[32], const char *label, uint8_t *out, size_t n)
+{
+	uint8_t msg[64], t[32];
+	unsigned int tl = sizeof(t);
+	size_t l = strlen(label);
+
+	memcpy(msg, label, l);
+	msg[l] = 0x01;
+	if (HMAC(EVP_sha256(), prk, 32, msg, l + 1, t, &tl) == NULL)
+		abort();
+	memcpy(out, t, n);
+}
+
+enum { REF_WAIT, REF_FAIL, REF_CLOSED };
+
+struct ref_result {
+	int	 end;			/* REF_* */
+	size_t	 consumed;	/* wire bytes of the records opened */
+	uint64_t epoch;
+	struct bytes out;
+};
+
+static void
+ref_decode(const uint8_t *w, size_t n, struct ref_result *r)
+{
+	static uint8_t plain[16656];
+	uint8_t secret[32], key[32], iv[12], nonce[12];
+	uint64_t seq = 0;
+	size_t pos = 0, clen, inner;
+	EVP_CIPHER_CTX *ctx;
+	int i, outl, type, ok;
+
+	memset(r, 0, sizeof(*r));
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		abort();
+	memcpy(secret, vec_c2s0, 32);
+	ref_expand(secret, "key", key, 32);
+	ref_expand(secret, "iv", iv, 12);
+	for (;;) {
+		if (r->end == REF_CLOSED) {
+			if (pos < n)
+				r->end = REF_FAIL;
+			break;
+		}
+		if (n - pos < 2)
+			break;
+		clen = (size_t)w[pos] << 8 | w[pos + 1];
+		if (clen < 17 || clen > 16656) {
+			r->end = REF_FAIL;
+			break;
+		}
+		if (n - pos < 2 + clen)
+			break;
+		memcpy(nonce, iv, 12);
+		for (i = 0; i < 8; i++)
+			nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+		inner = clen - 16;
+		ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key,
+		    nonce) == 1 &&
+		    EVP_DecryptUpdate(ctx, NULL, &outl, w + pos, 2) == 1 &&
+		    EVP_DecryptUpdate(ctx, plain, &outl, w + pos + 2,
+		    inner) == 1 &&
+		    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
+		    (void *)(w + pos + 2 + inner)) == 1 &&
+		    EVP_DecryptFinal_ex(ctx, plain + inner, &outl) == 1;
+		if (!ok) {
+			r->end = REF_FAIL;
+			break;
+		}
+		seq++;
+		while (inner > 0 && plain[inner - 1] == 0)
+			inner--;
+		if (inner == 0) {
+			r->end = REF_FAIL;
+			break;
+		}
+		type = plain[--inner];
+		if (type == 1)
+			bytes_add(&r->out, plain, inner);
+		else if (type == 2 && inner == 0) {
+			ref_expand(secret, "rekey", secret, 32);
+			ref_expand(secret, "key", key, 32);
+			ref_expand(secret, "iv", iv, 12);
+			seq = 0;
+			r->epoch++;
+		} else if (type == 3 && inner == 0)
+			r->end = REF_CLOSED;
+		else {
+			r->end = REF_FAIL;
+			break;
+		}
+		pos += 2 + clen;
+		r->consumed = pos;
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(plain, sizeof(plain));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Structured mode: seal, mutate, and predict. */
+
+enum { EXPECT_WAIT, EXPECT_CLOSED, EXPECT_FAIL, EXPECT_FAIL_OR_WAIT };
+
+struct model {
+	struct bytes wire;	/* what goes on the wire */
+	struct bytes out;	/* the DATA that must come out */
+	int	 expect;	/* EXPECT_* */
+};
+
+struct input {
+	const uint8_t *p;
+	size_t	 left;
+};
+
+static int
+take(struct input *in, void *out, size_t n)
+{
+	if (in->left < n)
+		return -1;
+	memcpy(out, in->p, n);
+	in->p += n;
+	in->left -= n;
+	return 0;
+}
+
+static void
+build(struct input *in, struct model *m)
+{
+	static uint8_t payload[MAX_PAYLOAD], rec[LEN_LEN + MAX_RECORD];
+	uint8_t hdr[5], prm[2], fill, g;
+	struct direction tx;
+	size_t len, pad, n, inner_len, i, glen, bit;
+	int nrec, bad = 0, closed = 0, kind, type, eff_type;
+	unsigned int param;
+
+	direction_init(&tx, vec_c2s0, 1);
+	m->expect = EXPECT_WAIT;
+	for (nrec = 0; nrec < MAX_RECORDS && take(in, hdr, 5) == 0; nrec++) {
+		type = hdr[0];
+		len = (size_t)hdr[1] << 8 | hdr[2];
+		if (len > MAX_PAYLOAD)
+			len = MAX_PAYLOAD;
+		pad = hdr[3];
+		kind = hdr[4] & 3;
+		param = 0;
+		if (kind != 0) {
+			if (take(in, prm, 2) == -1)
+				break;
+			param = (unsigned int)prm[0] << 8 | prm[1];
+		}
+		if (hdr[4] & 4) {
+			fill = 0;
+			(void)take(in, &fill, 1);
+			memset(payload, fill, len);
+		} else {
+			if (len > in->left)
+				len = in->left;
+			(void)take(in, payload, len);
+		}
+
+		n = seal_record(&tx, type, payload, len, pad, rec);
+		if (n != LEN_LEN + len + 1 + pad + TAG_LEN)
+			FAIL("seal_record: wrong length");
+
+		/* The receiver's view: the last non-zero byte is the type. */
+		inner_len = len + 1;
+		if (type == 0) {
+			inner_len = len;
+			while (inner_len > 0 && payload[inner_len - 1] == 0)
+				inner_len--;
+		}
+		eff_type = inner_len == 0 ? -1 : inner_len == len + 1 ? type :
+		    payload[inner_len - 1];
+		if (inner_len > 0)
+			inner_len--;	/* now the payload's length */
+		if (eff_type == TYPE_REKEY && inner_len == 0)
+			ratchet(&tx);		/* as the peer would */
+
+		/* The prediction, up to the first bad record. */
+		if (!bad) {
+			if (closed) {
+				bad = 1;
+				m->expect = EXPECT_FAIL;
+			} else if (kind == 1 || kind == 2) {
+				bad = 1;
+				m->expect = EXPECT_FAIL_OR_WAIT;
+			} else if (eff_type == TYPE_DATA)
+				bytes_add(&m->out, payload, inner_len);
+			else if ((eff_type == TYPE_REKEY ||
+			    eff_type == TYPE_CLOSE) && inner_len == 0)
+				closed = eff_type == TYPE_CLOSE;
+			else {
+				bad = 1;
+				m->expect = EXPECT_FAIL;
+			}
+			if (!bad && kind == 3) {
+				bad = 1;
+				m->expect = closed ? EXPECT_FAIL :
+				    EXPECT_FAIL_OR_WAIT;
+			}
+			if (!bad)
+				m->expect = closed ? EXPECT_CLOSED :
+				    EXPECT_WAIT;
+		}
+
+		/* The mutation, on the wire only. */
+		switch (kind) {
+		case 1:
+			/* Bit 15 set: count from the end, to reach the tag. */
+			bit = param & 0x8000 ? 8 * n - 1 - (param & 0x7fff) %
+			    (8 * n) : param % (8 * n);
+			rec[bit / 8] ^= 1 << (bit % 8);
+			break;
+		case 2:
+			n = 1 + param % (n - 1);
+			break;
+		}
+		bytes_add(&m->wire, rec, n);
+		if (kind == 3) {
+			glen = 1 + param % 64;
+			for (i = 0; i < glen; i++) {
+				if (take(in, &g, 1) == -1)
+					g = (uint8_t)param;
+				bytes_add(&m->wire, &g, 1);
+			}
+		}
+	}
+	direction_free(&tx);
+	OPENSSL_cleanse(payload, sizeof(payload));
+}
+
+/* ---------------------------------------------------------------------- */
+
+/*
+ * One session for the whole run, reset for each input as a -k listener
+ * resets it for each connection: allocating and freeing its 1.5 MB of
+ * buffers for every input made the target 13 times slower.  What an input
+ * used of rxb and out is overwritten with a fixed pattern afterwards, so
+ * that each input starts from the same bytes and a crash reproduces alone.
+ */
+static struct session s;
+static size_t rxb_used, out_used;
+
+static void
+free_session(void)
+{
+	session_free(&s);
+}
+
+static void
+scrub(struct buf *b, size_t *used)
+{
+	memset(b->data, 0xa5, *used < b->cap ? *used : b->cap);
+	*used = 0;
+}
+
+static void
+note_use(void)
+{
+	if (s.rxb.len > rxb_used)
+		rxb_used = s.rxb.len;
+	/* open_record writes up to MAX_INNER bytes past out.len. */
+	if (s.out.len + MAX_INNER > out_used)
+		out_used = s.out.len + MAX_INNER;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	session_alloc(&s, &fuzz_opt, 0);
+	rxb_used = s.rxb.cap;
+	out_used = s.out.cap;
+	scrub(&s.rxb, &rxb_used);
+	scrub(&s.out, &out_used);
+	if (atexit(free_session) != 0)
+		abort();
+	return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct model m;
+	struct ref_result ref;
+	struct input in;
+	struct bytes got = { 0 };
+	const uint8_t *wire;
+	size_t wire_len, fed = 0, chunk, room, n;
+	int status = GO_ON, structured;
+
+	if (size < 1)
+		return 0;
+	structured = data[0] & 1;
+	chunk = (size_t)(data[0] >> 1) * (data[0] >> 1);
+	if (chunk == 0)
+		chunk = SIZE_MAX;
+	memset(&m, 0, sizeof(m));
+	if (structured) {
+		in.p = data + 1;
+		in.left = size - 1;
+		build(&in, &m);
+		wire = m.wire.p;
+		wire_len = m.wire.len;
+	} else {
+		wire = data + 1;
+		wire_len = size - 1;
+	}
+
+	session_reset(&s, -1);
+	direction_init(&s.rx, vec_c2s0, 0);
+	/* Deliver the stream as read_net would, draining stdout each time. */
+	while (fed < wire_len) {
+		room = buf_room(&s.rxb, LEN_LEN + MAX_RECORD);
+		n = wire_len - fed;
+		if (n > chunk)
+			n = chunk;
+		if (n > room)
+			n = room;
+		if (n == 0)
+			FAIL("rxb full, process_rx stuck");
+		memcpy(s.rxb.data + s.rxb.len, wire + fed, n);
+		s.rxb.len += n;
+		fed += n;
+		note_use();
+		status = process_rx(&s);
+		note_use();
+		bytes_add(&got, s.out.data + s.out.pos, buf_pending(&s.out));
+		s.out.pos = s.out.len;
+		if (status != GO_ON)
+			break;
+	}
+
+	if (status != GO_ON && status != EXIT_AUTH)
+		FAIL("process_rx returned %d", status);
+	if (s.out.len > s.out.cap || s.rxb.pos > s.rxb.len ||
+	    s.rxb.len > s.rxb.cap)
+		FAIL("buffer indices out of range");
+
+	/* Against the reference receiver. */
+	ref_decode(wire, wire_len, &ref);
+	if (got.len != ref.out.len || (got.len > 0 &&
+	    memcmp(got.p, ref.out.p, got.len) != 0))
+		FAIL("output is not the reference's");
+	if ((status != GO_ON) != (ref.end == REF_FAIL))
+		FAIL("process_rx %s where the reference "
+		    "receiver %s", status != GO_ON ? "failed" : "did not fail",
+		    status != GO_ON ? "does not" : "does");
+	if (status == GO_ON && s.got_close != (ref.end == REF_CLOSED))
+		FAIL("got_close is not the reference's");
+	if (status == GO_ON && buf_pending(&s.rxb) != wire_len - ref.consumed)
+		FAIL("bytes left in rxb: %zu, reference: %zu",
+		    buf_pending(&s.rxb), wire_len - ref.consumed);
+	if (status == GO_ON && s.rx.epoch != ref.epoch)
+		FAIL("receive epoch is not the reference's");
+
+	/* Against the prediction from what was sealed. */
+	if (structured) {
+		if (got.len != m.out.len || (got.len > 0 &&
+		    memcmp(got.p, m.out.p, got.len) != 0))
+			FAIL("output is not the DATA sealed before "
+			    "the first bad record");
+		switch (m.expect) {
+		case EXPECT_WAIT:
+			if (status != GO_ON || s.got_close)
+				FAIL("expected: waiting for records");
+			break;
+		case EXPECT_CLOSED:
+			if (status != GO_ON || !s.got_close)
+				FAIL("expected: CLOSE received");
+			break;
+		case EXPECT_FAIL:
+			if (status == GO_ON)
+				FAIL("expected: a failure");
+			break;
+		case EXPECT_FAIL_OR_WAIT:
+			if (status == GO_ON && s.got_close)
+				FAIL("CLOSE after a modification");
+			break;
+		}
+	}
+
+	direction_free(&s.rx);
+	scrub(&s.rxb, &rxb_used);
+	scrub(&s.out, &out_used);
+	free(m.wire.p);
+	free(m.out.p);
+	free(got.p);
+	free(ref.out.p);
+	ERR_clear_error();
+	return 0;
+}

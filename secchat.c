@@ -186,6 +186,8 @@ struct buf {
 struct session {
 	const struct options *opt;
 	int	 stdin_tty;
+	int	 edit;			/* stdin and stdout: one terminal */
+	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	struct buf in, txb, rxb, out, hex;	/* allocated once, for -k */
 
 	/* Everything from here on starts at zero for each connection. */
@@ -195,10 +197,24 @@ struct session {
 	int	 sent_close, shut_wr;
 	int	 got_close, net_eof;
 	int	 stdout_failed;
+	int	 shown;			/* the half-typed line is on screen */
+	int	 mid_line;		/* stdout's last byte was not \n */
 	int64_t	 last_input;		/* ms; for the -w idle limit */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
 };
+
+/*
+ * What the process changes about descriptors it shares with other
+ * programs, put back at exit and on SIGINT/SIGTERM: the flags of stdin and
+ * stdout before O_NONBLOCK, and the terminal's modes before the chat line
+ * editor.  Written during setup and as the editor starts and stops.
+ */
+static struct {
+	int	 flags[2];
+	struct termios tty;
+	volatile sig_atomic_t tty_changed;
+} restore = { { -1, -1 }, { 0 }, 0 };
 
 static void usage(void) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
@@ -824,11 +840,128 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 }
 
 /* ---------------------------------------------------------------------- */
+/*
+ * The chat line editor.  When stdin and stdout are one terminal, secchat
+ * echoes and edits the line being typed itself, so that text arriving
+ * meanwhile is printed above it instead of into it.  The line is the
+ * pending stdin bytes after the last newline.
+ */
+
+static void
+editor_start(struct session *s)
+{
+	struct termios t;
+
+	if (!s->edit || tcgetattr(STDIN_FILENO, &restore.tty) == -1) {
+		s->edit = 0;
+		return;
+	}
+	t = restore.tty;
+	t.c_lflag &= ~(ICANON | ECHO);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	restore.tty_changed = 1;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == -1)
+		s->edit = 0;
+}
+
+static void
+editor_stop(void)
+{
+	if (restore.tty_changed)
+		(void)tcsetattr(STDIN_FILENO, TCSANOW, &restore.tty);
+	restore.tty_changed = 0;
+}
+
+static size_t
+typed_len(const struct session *s)
+{
+	const uint8_t *p = s->in.data + s->in.pos;
+	size_t n = buf_pending(&s->in), i = n;
+
+	while (i > 0 && p[i - 1] != '\n')
+		i--;
+	return n - i;
+}
+
+static void
+echo(const char *p, size_t n)
+{
+	(void)write_all(STDOUT_FILENO, (const uint8_t *)p, n);
+}
+
+/* Take the typed line off the screen before other output ... */
+static void
+editor_hide(struct session *s)
+{
+	if (s->shown && typed_len(s) > 0)
+		echo("\r\033[K", 4);
+	s->shown = 0;
+}
+
+/* ... and put it back after. */
+static void
+editor_show(struct session *s)
+{
+	size_t n;
+
+	if (!s->edit || s->shown)
+		return;
+	if ((n = typed_len(s)) > 0) {
+		if (s->mid_line)
+			echo("\n", 1);
+		echo((char *)s->in.data + s->in.len - n, n);
+	}
+	s->shown = 1;
+}
+
+/* Apply typed bytes to the line: ^D ends input, erase keys edit. */
+static void
+editor_input(struct session *s, const uint8_t *p, size_t n)
+{
+	const cc_t *cc = restore.tty.c_cc;
+	size_t i, len;
+	uint8_t c;
+
+	for (i = 0; i < n && !s->stdin_done; i++) {
+		c = p[i];
+		len = typed_len(s);
+		if (c == _POSIX_VDISABLE)
+			;
+		else if (c == cc[VEOF]) {
+			if (len == 0)
+				s->stdin_done = 1;
+			continue;
+		} else if (c == cc[VERASE] || c == '\b' || c == 0x7f) {
+			if (len == 0)
+				continue;
+			/* Back over one character: continuation bytes, lead. */
+			while (len-- > 0 &&
+			    (s->in.data[--s->in.len] & 0xc0) == 0x80)
+				;
+			echo("\b \b", 3);
+			continue;
+		} else if (c == cc[VKILL]) {
+			s->in.len -= len;
+			echo("\r\033[K", 4);
+			continue;
+		}
+		if (c == '\r')
+			c = '\n';
+		s->in.data[s->in.len++] = c;
+		echo((char *)&c, 1);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
 /* Session messages: hex lines, notes and the one line that ends a session. */
 
 static void
 flush_hex(struct session *s)
 {
+	if (buf_pending(&s->hex) == 0)
+		return;
+	editor_hide(s);
 	/* stderr is for people; a failing stderr must not end the session. */
 	(void)write_all(STDERR_FILENO, s->hex.data + s->hex.pos,
 	    buf_pending(&s->hex));
@@ -843,12 +976,16 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 
 	if (s->opt->qflag)
 		return;
-	if (buf_room(&s->hex, 2 * n + 3) < 2 * n + 3)
+	if (buf_room(&s->hex, 2 * n + 16) < 2 * n + 16)
 		flush_hex(s);
 	p = (char *)s->hex.data + s->hex.len;
+	if (s->hex_tty)			/* dim, apart from the plaintext */
+		p = stpcpy(p, "\033[2m");
 	*p++ = dir;
 	*p++ = ' ';
 	p = hex_encode(p, rec, n);
+	if (s->hex_tty)
+		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
 	s->hex.len = (uint8_t *)p - s->hex.data;
 }
@@ -861,6 +998,7 @@ note(struct session *s, const char *fmt, ...)
 	if (!s->opt->vflag)
 		return;
 	flush_hex(s);
+	editor_hide(s);
 	va_start(ap, fmt);
 	vwarnx(fmt, ap);
 	va_end(ap);
@@ -873,6 +1011,7 @@ session_fail(struct session *s, int status, const char *fmt, ...)
 	va_list ap;
 
 	flush_hex(s);
+	editor_hide(s);
 	va_start(ap, fmt);
 	vwarnx(fmt, ap);
 	va_end(ap);
@@ -1159,6 +1298,11 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 		/* At a terminal the conversation is over (section 7). */
 		if (s->stdin_tty)
 			s->stdin_done = 1;
+		/* A line typed but not entered is not sent. */
+		if (s->edit) {
+			editor_hide(s);
+			s->in.len -= typed_len(s);
+		}
 		return GO_ON;
 	default:
 		return session_fail(s, EXIT_AUTH,
@@ -1213,12 +1357,20 @@ static int
 read_stdin(struct session *s)
 {
 	size_t room = buf_room(&s->in, IN_CAP / 2);
+	uint8_t typed[256];
 	ssize_t r;
 
-	if ((r = read(STDIN_FILENO, s->in.data + s->in.len, room)) > 0) {
+	if (s->edit) {
+		/* Keys go through the editor, which may drop some bytes. */
+		r = read(STDIN_FILENO, typed, room < sizeof(typed) ? room :
+		    sizeof(typed));
+		if (r > 0)
+			editor_input(s, typed, r);
+	} else if ((r = read(STDIN_FILENO, s->in.data + s->in.len, room)) > 0)
 		s->in.len += r;
+	if (r > 0)
 		s->last_input = now_ms();
-	} else if (r == 0)
+	else if (r == 0)
 		s->stdin_done = 1;
 	else if (errno != EAGAIN && errno != EINTR)
 		return session_fail(s, EXIT_FAIL, "read from stdin: %s",
@@ -1266,10 +1418,13 @@ write_stdout(struct session *s)
 {
 	ssize_t r;
 
+	editor_hide(s);
 	r = write(STDOUT_FILENO, s->out.data + s->out.pos,
 	    buf_pending(&s->out));
-	if (r > 0)
+	if (r > 0) {
 		s->out.pos += r;
+		s->mid_line = s->out.data[s->out.pos - 1] != '\n';
+	}
 	else if (errno != EAGAIN && errno != EINTR) {
 		s->stdout_failed = 1;
 		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
@@ -1344,6 +1499,7 @@ readwrite(struct session *s)
 			return session_fail(s, EXIT_FAIL,
 			    "connection closed before CLOSE: stream truncated");
 
+		editor_show(s);
 		set_pollfds(s, pfd);
 		t = now_ms();
 		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, t))) == -1) {
@@ -1374,7 +1530,7 @@ readwrite(struct session *s)
 /* Sessions. */
 
 static void
-session_alloc(struct session *s, const struct options *opt, int stdin_tty)
+session_alloc(struct session *s, const struct options *opt)
 {
 	struct { struct buf *b; size_t cap; } bufs[] = {
 		{ &s->in, IN_CAP }, { &s->txb, TX_CAP }, { &s->rxb, RX_CAP },
@@ -1384,7 +1540,9 @@ session_alloc(struct session *s, const struct options *opt, int stdin_tty)
 
 	memset(s, 0, sizeof(*s));
 	s->opt = opt;
-	s->stdin_tty = stdin_tty;
+	s->stdin_tty = isatty(STDIN_FILENO);
+	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
+	s->hex_tty = isatty(STDERR_FILENO);
 	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
 		if ((bufs[i].b->data = malloc(bufs[i].cap)) == NULL)
 			err(EXIT_FAIL, "malloc");
@@ -1429,7 +1587,10 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
 	note(s, "handshake done");
+	editor_start(s);
 	status = readwrite(s);
+	editor_hide(s);
+	editor_stop();
 	/* What was authenticated before a failure still reaches stdout. */
 	if (status != EXIT_OK && !s->stdout_failed)
 		(void)write_all(STDOUT_FILENO, s->out.data + s->out.pos,
@@ -1734,8 +1895,7 @@ handshake_deadline(const struct options *opt)
 
 /* Listener: PBKDF2 once, then serve one connection, or each with -k. */
 static int
-listener(const struct options *opt, char *pass, size_t pass_len,
-    int stdin_tty)
+listener(const struct options *opt, char *pass, size_t pass_len)
 {
 	struct session s;
 	struct pake pk;
@@ -1752,7 +1912,7 @@ listener(const struct options *opt, char *pass, size_t pass_len,
 	pake_init(&pk, w);
 	OPENSSL_cleanse(w, sizeof(w));
 	lfd = listen_socket(opt);
-	session_alloc(&s, opt, stdin_tty);
+	session_alloc(&s, opt);
 	do {
 		session_reset(&s, accept_connection(lfd, opt));
 		status = handshake_listener(&s, &pk, salt, opt->iterations,
@@ -1768,14 +1928,13 @@ listener(const struct options *opt, char *pass, size_t pass_len,
 }
 
 static int
-connector(const struct options *opt, char *pass, size_t pass_len,
-    int stdin_tty)
+connector(const struct options *opt, char *pass, size_t pass_len)
 {
 	struct session s;
 	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
 	int status;
 
-	session_alloc(&s, opt, stdin_tty);
+	session_alloc(&s, opt);
 	session_reset(&s, connect_socket(opt));
 	status = handshake_connector(&s, pass, pass_len,
 	    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
@@ -1790,28 +1949,24 @@ connector(const struct options *opt, char *pass, size_t pass_len,
 /* ---------------------------------------------------------------------- */
 /* Process setup. */
 
-/*
- * Original flags of stdin and stdout, made non-blocking for poll(), put
- * back at exit and on SIGINT/SIGTERM: other programs may share them.
- * Written once during setup, read by the exit paths.
- */
-static int saved_flags[2] = { -1, -1 };
-
 static void
-restore_flags(void)
+restore_fds(void)
 {
 	int fd;
 
+	if (restore.tty_changed)
+		(void)tcsetattr(STDIN_FILENO, TCSANOW, &restore.tty);
+	restore.tty_changed = 0;
 	for (fd = 0; fd < 2; fd++)
-		if (saved_flags[fd] != -1)
-			(void)fcntl(fd, F_SETFL, saved_flags[fd]);
+		if (restore.flags[fd] != -1)
+			(void)fcntl(fd, F_SETFL, restore.flags[fd]);
 }
 
 static void
 on_signal(int sig)
 {
 	/* Exit at once, without CLOSE: the peer sees a truncated stream. */
-	restore_flags();
+	restore_fds();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -1823,7 +1978,7 @@ set_nonblocking(int fd)
 
 	if (isatty(fd) || (fl = fcntl(fd, F_GETFL)) == -1)
 		return;	/* a terminal is shared with the shell: leave it */
-	saved_flags[fd] = fl;
+	restore.flags[fd] = fl;
 	if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
 		err(EXIT_FAIL, "fcntl");
 }
@@ -1861,7 +2016,7 @@ setup_process(void)
 		err(EXIT_FAIL, "sigaction");
 	set_nonblocking(STDIN_FILENO);
 	set_nonblocking(STDOUT_FILENO);
-	if (atexit(restore_flags) != 0)
+	if (atexit(restore_fds) != 0)
 		errx(EXIT_FAIL, "atexit");
 }
 
@@ -1967,14 +2122,12 @@ main(int argc, char *argv[])
 	struct options opt;
 	char pass[MAX_PASSFILE + 2];
 	size_t pass_len;
-	int stdin_tty;
 
 	parse_options(argc, argv, &opt);
 	setup_process();
-	stdin_tty = isatty(STDIN_FILENO);
 	pass_len = read_password(opt.passfile, pass, sizeof(pass));
 	if (opt.lflag)
-		return listener(&opt, pass, pass_len, stdin_tty);
-	return connector(&opt, pass, pass_len, stdin_tty);
+		return listener(&opt, pass, pass_len);
+	return connector(&opt, pass, pass_len);
 }
 #endif

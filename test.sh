@@ -602,6 +602,62 @@ t_valgrind() {	# one whole session, both sides under memcheck
 	    expect "valgrind reports" "$(cat "$T"/w/vg.* | wc -c)" 0
 }
 
+t_terminal_chat() {	# a person at a terminal (tmux) and a script
+	local tm="tmux -L secchat-test-$$" i
+	$tm new-session -d -x 80 -y 20 "exec bash --norc --noprofile" || return 1
+	$tm send-keys "clear; $SECCHAT -l -v -q $SC 127.0.0.1 0 2> $T/w/l.err; echo status \$? > $T/w/l.rc" Enter
+	wait_port "$T/w/l.err" $$ || { $tm kill-server; return 1; }
+	$tm send-keys "half"
+	{ echo "incoming"; sleep 2; } |
+	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > "$T/w/c.out" &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	sleep 1
+	$tm capture-pane -p > "$T/w/screen1"
+	$tm send-keys " done" Enter
+	wait "$cpid"; CRC=$?
+	for i in $(seq 100); do [ -s "$T/w/l.rc" ] && break; sleep 0.05; done
+	$tm capture-pane -p > "$T/w/screen2"
+	$tm kill-server
+	cat "$T/w/screen1"
+	# The arriving line stands above the half-typed one, not inside it.
+	grep -A1 -x incoming "$T/w/screen1" | tail -n 1 | grep -qx half &&
+	    expect "connector status" "$CRC" 0 &&
+	    expect "connector got" "$(cat "$T/w/c.out")" "half done" &&
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0"
+}
+
+# ---------------------------------------------------------------------------
+# The manual, the usage message and installation.
+
+t_manpage_lint() {
+	local out
+	out=$(mandoc -Tlint -Wwarning secchat.1 2>&1)
+	[ -z "$out" ] || { echo "$out"; return 1; }
+}
+
+t_manpage_options() {	# the man page documents exactly the usage's options
+	local usage man
+	usage=$({ $SECCHAT -h | grep -o -- '-[0-9A-Za-z]*' | tr -d '\n-'; echo h; } |
+	    fold -w1 | sort -u | tr -d '\n')
+	man=$(sed -n 's/^\.It Fl \([0-9A-Za-z]\).*/\1/p' secchat.1 | sort -u |
+	    tr -d '\n')
+	expect "options (man vs -h)" "$man" "$usage" &&
+	    [ ${#usage} -ge 13 ]
+}
+
+t_install() {
+	local stage=$T/w/stage
+	make -s install DESTDIR="$stage" PREFIX=/usr/local > /dev/null || return 1
+	[ -x "$stage/usr/local/bin/secchat" ] &&
+	    [ -f "$stage/usr/local/share/man/man1/secchat.1" ] &&
+	    cmp -s secchat.1 "$stage/usr/local/share/man/man1/secchat.1" ||
+	    { echo "staged layout wrong"; find "$stage"; return 1; }
+	make -s uninstall DESTDIR="$stage" PREFIX=/usr/local > /dev/null &&
+	    [ ! -e "$stage/usr/local/bin/secchat" ] &&
+	    [ ! -e "$stage/usr/local/share/man/man1/secchat.1" ]
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -663,6 +719,10 @@ run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
 run "core dumps are off" t_no_core
+run "chat at a terminal: arriving text goes above the typed line" t_terminal_chat
+run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
+run "secchat.1 documents exactly the options of -h" t_manpage_options
+run "make install and uninstall, staged with DESTDIR" t_install
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

@@ -345,7 +345,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	session_alloc(&s, &fuzz_opt, 0);
+	session_alloc(&s, &fuzz_opt);
+	/* Whatever the fuzzer's own descriptors are: no terminal here. */
+	s.stdin_tty = s.edit = s.hex_tty = 0;
 	rxb_used = s.rxb.cap;
 	out_used = s.out.cap;
 	scrub(&s.rxb, &rxb_used);

@@ -658,6 +658,17 @@ t_install() {
 	    [ ! -e "$stage/usr/local/share/man/man1/secchat.1" ]
 }
 
+t_demo() {	# make demo: exits 0, shows both sides, leaves nothing behind
+	local before after
+	before=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
+	./examples/demo.sh > "$T/w/demo.out" 2>&1 || { cat "$T/w/demo.out"; return 1; }
+	after=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
+	expect "demo dirs left" "$after" "$before" &&
+	    grep -q '^== both sides exited 0; every line arrived intact.$' "$T/w/demo.out" &&
+	    grep -q '^secchat: rekeyed sending key (epoch 1)$' "$T/w/demo.out" &&
+	    grep -q '^< 00' "$T/w/demo.out" && grep -qx 'Bye.' "$T/w/demo.out"
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -723,6 +734,7 @@ run "chat at a terminal: arriving text goes above the typed line" t_terminal_cha
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install
+run "make demo" t_demo
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

@@ -104,9 +104,10 @@ for pid in $pids; do
 			[ -e "$a" ] && echo "    reproduce:   fuzz/${t}_fuzz $a"
 		done
 		echo "    log: $log"
-		# The report: from the first error line on.
+		# The report: from the first error line to the SUMMARY line.
 		awk '/ERROR|runtime error|_fuzz: |Sanitizer|deadly signal|timeout/ \
-		    { p = 1 } p && n < 40 { print "    " $0; n++ }' "$log"
+		    { p = 1 } p && n < 40 { print "    " $0; n++ }
+		    p && /^SUMMARY/ { exit }' "$log"
 	fi
 done
 

@@ -199,7 +199,7 @@ struct session {
 	int	 stdout_failed;
 	int	 shown;			/* the half-typed line is on screen */
 	int	 mid_line;		/* stdout's last byte was not \n */
-	int64_t	 last_input;		/* ms; for the -w idle limit */
+	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
 };
@@ -1369,7 +1369,7 @@ read_stdin(struct session *s)
 	} else if ((r = read(STDIN_FILENO, s->in.data + s->in.len, room)) > 0)
 		s->in.len += r;
 	if (r > 0)
-		s->last_input = now_ms();
+		s->last_activity = now_ms();
 	else if (r == 0)
 		s->stdin_done = 1;
 	else if (errno != EAGAIN && errno != EINTR)
@@ -1384,9 +1384,10 @@ write_net(struct session *s)
 	ssize_t r;
 
 	r = write(s->net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
-	if (r > 0)
+	if (r > 0) {
 		s->txb.pos += r;
-	else if (errno != EAGAIN && errno != EINTR)
+		s->last_activity = now_ms();
+	} else if (errno != EAGAIN && errno != EINTR)
 		return session_fail(s, EXIT_FAIL, "write to network: %s",
 		    strerror(errno));
 	return GO_ON;
@@ -1400,7 +1401,7 @@ read_net(struct session *s)
 
 	if ((r = read(s->net, s->rxb.data + s->rxb.len, room)) > 0) {
 		s->rxb.len += r;
-		s->last_input = now_ms();
+		s->last_activity = now_ms();
 	} else if (r == 0)
 		s->net_eof = 1;
 	else if (errno == EAGAIN || errno == EINTR)
@@ -1424,6 +1425,7 @@ write_stdout(struct session *s)
 	if (r > 0) {
 		s->out.pos += r;
 		s->mid_line = s->out.data[s->out.pos - 1] != '\n';
+		s->last_activity = now_ms();
 	}
 	else if (errno != EAGAIN && errno != EINTR) {
 		s->stdout_failed = 1;
@@ -1441,7 +1443,7 @@ poll_timeout(struct session *s, int64_t t)
 	int64_t until = INT64_MAX, d;
 
 	if (s->opt->timeout >= 0)
-		until = s->last_input + (int64_t)s->opt->timeout * 1000;
+		until = s->last_activity + (int64_t)s->opt->timeout * 1000;
 	/* A full txb rekeys when it drains; waiting on it is not a timer. */
 	if (!s->sent_close && s->tx.data_records > 0 &&
 	    s->opt->rekey_secs != 0 && buf_room(&s->txb, need) >= need) {
@@ -1477,7 +1479,7 @@ readwrite(struct session *s)
 	int64_t t;
 	int status, n;
 
-	s->last_input = now_ms();
+	s->last_activity = now_ms();
 	for (;;) {
 		if ((status = process_rx(s)) != GO_ON)
 			return status;
@@ -1508,11 +1510,12 @@ readwrite(struct session *s)
 			return session_fail(s, EXIT_FAIL, "poll: %s",
 			    strerror(errno));
 		}
-		/* Nothing came in for -w seconds. */
+		/* Nothing moved for -w seconds. */
 		if (n == 0 && s->opt->timeout >= 0 &&
-		    now_ms() - s->last_input >= (int64_t)s->opt->timeout * 1000)
+		    now_ms() - s->last_activity >= (int64_t)s->opt->timeout * 1000)
 			return session_fail(s, EXIT_FAIL,
-			    "timed out: idle for %d seconds", s->opt->timeout);
+			    "timed out: no progress for %d seconds",
+			    s->opt->timeout);
 
 		if ((pfd[POLL_STDIN].revents &&
 		    (status = read_stdin(s)) != GO_ON) ||
@@ -1745,6 +1748,7 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 	return -1;
 }
 
+/* Connect to host and port; on failure say why and return -1. */
 static int
 connect_socket(const struct options *opt)
 {
@@ -1758,20 +1762,25 @@ connect_socket(const struct options *opt)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
 	hints.ai_socktype = SOCK_STREAM;
-	if ((e = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0)
-		errx(EXIT_FAIL, "%s port %s: %s", opt->host, opt->port,
-		    gai_strerror(e));
+	if ((e = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0) {
+		warnx("%s port %s: %s", opt->host, opt->port, gai_strerror(e));
+		return -1;
+	}
 	if (opt->timeout >= 0)
 		deadline = now_ms() + (int64_t)opt->timeout * 1000;
 	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
 		fd = connect_one(ai, deadline);
-	if (fd == -1) {
-		if (errno == ETIMEDOUT)
-			errx(EXIT_FAIL, "timed out connecting to %s port %s",
-			    opt->host, opt->port);
-		err(EXIT_FAIL, "connect to %s port %s", opt->host, opt->port);
-	}
+	e = errno;
 	freeaddrinfo(res);
+	if (fd == -1) {
+		errno = e;
+		if (errno == ETIMEDOUT)
+			warnx("timed out connecting to %s port %s", opt->host,
+			    opt->port);
+		else
+			warn("connect to %s port %s", opt->host, opt->port);
+		return -1;
+	}
 	tune_socket(fd);
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getpeername");
@@ -1932,10 +1941,14 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 {
 	struct session s;
 	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
-	int status;
+	int fd, status;
 
+	if ((fd = connect_socket(opt)) == -1) {
+		OPENSSL_cleanse(pass, pass_len);
+		return EXIT_FAIL;
+	}
 	session_alloc(&s, opt);
-	session_reset(&s, connect_socket(opt));
+	session_reset(&s, fd);
 	status = handshake_connector(&s, pass, pass_len,
 	    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
 	OPENSSL_cleanse(pass, pass_len);

@@ -356,7 +356,7 @@ t_idle_timeout() {
 	PIDS="$PIDS $!"
 	reap
 	expect "listener status" "$LRC" 1 &&
-	    has_line "$T/w/l.err" "secchat: timed out: idle for 1 seconds"
+	    has_line "$T/w/l.err" "secchat: timed out: no progress for 1 seconds"
 }
 
 t_truncated() {	# the sender dies: the receiver must not call it complete

@@ -194,7 +194,8 @@ errlines() {
 # xfer TOOL MODE DATA SHA LABEL: one timed transfer over loopback; the
 # receiver listens and writes $OUT, the sender connects and reads DATA.
 # Time: sender start to receiver exit.  Sets XT (seconds) and, for
-# secchat, XRSS_L/XRSS_S (KiB) and XCPU_L/XCPU_S (user+sys s).
+# XRSS_L/XRSS_S (peak RSS, KiB) and XCPU_L/XCPU_S (user+sys, s) of the
+# receiver and the sender: every tool runs under the same /usr/bin/time.
 # Returns 1 (after error()) on a failed tool or a corrupted transfer.
 # In hex mode stderr goes to $HEXL/$HEXS, opened without truncation for
 # the same reason as $OUT (they are pre-filled once, 2.6 GB each at 10M
@@ -210,6 +211,8 @@ xfer() {
 		dd if=/dev/zero of="$le" bs=4096 count=1 conv=notrunc status=none
 	fi
 	XT="" XRSS_L="" XRSS_S="" XCPU_L="" XCPU_S=""
+	local TL=(/usr/bin/time -f '%M %U %S' -o "$tl")
+	local TS=(/usr/bin/time -f '%M %U %S' -o "$ts")
 	size=$(stat -c %s "$data")
 	if ! prep_out "$size"; then
 		error "$label: cannot prepare $OUT"
@@ -223,7 +226,7 @@ xfer() {
 		line) f+=(-q);;
 		hex) ;;
 		esac
-		timeout "$TO" /usr/bin/time -f '%M %U %S' -o "$tl" \
+		timeout "$TO" "${TL[@]}" \
 		    "$SECCHAT" -l -v "${f[@]}" 127.0.0.1 0 \
 		    < /dev/null 1<> "$OUT" 2<> "$le" &
 		lpid=$!; PIDS+=("$lpid")
@@ -233,7 +236,7 @@ xfer() {
 			return 1
 		fi
 		t0=$EPOCHREALTIME
-		timeout "$TO" /usr/bin/time -f '%M %U %S' -o "$ts" \
+		timeout "$TO" "${TS[@]}" \
 		    "$SECCHAT" "${f[@]}" 127.0.0.1 "$port" \
 		    < "$data" > /dev/null 2<> "$se" &
 		spid=$!; PIDS+=("$spid")
@@ -241,12 +244,12 @@ xfer() {
 	nc|socat|tls)
 		port=$(free_port)
 		case $tool in
-		nc)	timeout "$TO" nc -l 127.0.0.1 "$port" \
+		nc)	timeout "$TO" "${TL[@]}" nc -l 127.0.0.1 "$port" \
 			    < /dev/null 1<> "$OUT" 2> "$LERR" &;;
-		socat)	timeout "$TO" socat -b 131072 -u \
+		socat)	timeout "$TO" "${TL[@]}" socat -b 131072 -u \
 			    "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" \
 			    "OPEN:$OUT" < /dev/null 2> "$LERR" &;;
-		tls)	timeout "$TO" socat -b 131072 -u \
+		tls)	timeout "$TO" "${TL[@]}" socat -b 131072 -u \
 			    "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$CERT,key=$KEY,verify=0$TLSV" \
 			    "OPEN:$OUT" < /dev/null 2> "$LERR" &;;
 		esac
@@ -258,11 +261,11 @@ xfer() {
 		fi
 		t0=$EPOCHREALTIME
 		case $tool in
-		nc)	timeout "$TO" nc -N 127.0.0.1 "$port" \
+		nc)	timeout "$TO" "${TS[@]}" nc -N 127.0.0.1 "$port" \
 			    < "$data" > /dev/null 2> "$SERR" &;;
-		socat)	timeout "$TO" socat -b 131072 -u "OPEN:$data" \
+		socat)	timeout "$TO" "${TS[@]}" socat -b 131072 -u "OPEN:$data" \
 			    "TCP:127.0.0.1:$port" < /dev/null 2> "$SERR" &;;
-		tls)	timeout "$TO" socat -b 131072 -u "OPEN:$data" \
+		tls)	timeout "$TO" "${TS[@]}" socat -b 131072 -u "OPEN:$data" \
 			    "OPENSSL:127.0.0.1:$port,verify=0$TLSV" \
 			    < /dev/null 2> "$SERR" &;;
 		esac
@@ -299,10 +302,8 @@ xfer() {
 		return 1
 	fi
 	XT=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}')
-	if [ "$tool" = secchat ]; then
-		read -r XRSS_L XCPU_L < <(tail -n 1 "$tl" | awk '{print $1, $2+$3}')
-		read -r XRSS_S XCPU_S < <(tail -n 1 "$ts" | awk '{print $1, $2+$3}')
-	fi
+	read -r XRSS_L XCPU_L < <(tail -n 1 "$tl" | awk '{print $1, $2+$3}')
+	read -r XRSS_S XCPU_S < <(tail -n 1 "$ts" | awk '{print $1, $2+$3}')
 	return 0
 }
 
@@ -329,11 +330,9 @@ measure() {
 				note "$set $tool${mode:+ ($mode)} run $r: ${XT}s" \
 				    "$(awk -v b="$(stat -c %s "$data")" -v t="$XT" \
 				    'BEGIN{printf "%.1f MB/s", b/t/1e6}')" \
-				    "${XRSS_L:+ rss recv/send ${XRSS_L}/${XRSS_S} KiB, cpu ${XCPU_L}/${XCPU_S} s}"
-				if [ "$tool" = secchat ]; then
-					RSS[$set,$mode,l]+="$XRSS_L " RSS[$set,$mode,s]+="$XRSS_S "
-					CPU[$set,$mode,l]+="$XCPU_L " CPU[$set,$mode,s]+="$XCPU_S "
-				fi
+				    "${XRSS_L:+ recv/send: rss ${XRSS_L}/${XRSS_S} KiB, cpu ${XCPU_L}/${XCPU_S} s}"
+				RSS[$set,$tool,l]+="$XRSS_L " RSS[$set,$tool,s]+="$XRSS_S "
+				CPU[$set,$tool,l]+="$XCPU_L " CPU[$set,$tool,s]+="$XCPU_S "
 			fi
 			rm -f "$LERR" "$SERR"
 		done
@@ -428,14 +427,19 @@ rtt_nc_m=$(kv "${RTT_OUT:-}" nc 2) rtt_nc_p=$(kv "${RTT_OUT:-}" nc 3)
 rtt_sc_m=$(kv "${RTT_OUT:-}" secchat 2) rtt_sc_p=$(kv "${RTT_OUT:-}" secchat 3)
 c600=$(kv "${HS_OUT:-}" connector_600000_ms) c1k=$(kv "${HS_OUT:-}" connector_1000_ms)
 lcpu=$(kv "${HS_OUT:-}" listener_cpu_ms) lsch=$(kv "${HS_OUT:-}" listener_sched_ms)
+cexe=$(kv "${HS_OUT:-}" exec_ms)
 pb600=$(kv "${HS_OUT:-}" pbkdf2_600000_ms) pb1k=$(kv "${HS_OUT:-}" pbkdf2_1000_ms)
 cdiff=$( [ -n "$c600" ] && [ -n "$c1k" ] && calc "printf \"%.1f\", $c600-$c1k")
 mib() { [ -n "$1" ] && calc "printf \"%.2f\", $1/1024"; }
-rss_l=$(mib "$(maxof ${RSS[bulk,bulk,l]:-})") rss_s=$(mib "$(maxof ${RSS[bulk,bulk,s]:-})")
-rssl_l=$(mib "$(maxof ${RSS[line,line,l]:-})") rssl_s=$(mib "$(maxof ${RSS[line,line,s]:-})")
+rss_l=$(mib "$(maxof ${RSS[bulk,secchat,l]:-})") rss_s=$(mib "$(maxof ${RSS[bulk,secchat,s]:-})")
+rssl_l=$(mib "$(maxof ${RSS[line,secchat,l]:-})") rssl_s=$(mib "$(maxof ${RSS[line,secchat,s]:-})")
 
 # secchat's own CPU (user+sys, s, median) per side, for the notes
-cpu() { local m; m=$(median ${CPU[$1]:-}); echo "${m:-?}"; }
+cpu() {	# SET TOOL -> "recv/send" median CPU seconds
+	local l s
+	l=$(median ${CPU[$1,$2,l]:-}) s=$(median ${CPU[$1,$2,s]:-})
+	printf '%s/%s' "${l:-?}" "${s:-?}"
+}
 
 TOTAL=$(elapsed)
 L='------------------------------------ --------------------------------  ---------------------- -------------------- ------'
@@ -468,7 +472,7 @@ row "latency secchat median / p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
     "$(verdict "$rtt_sc_m <= 1.2*$rtt_nc_m" "$rtt_sc_m" "$rtt_nc_m")"
 sep "$L"
 row "connector, 600000 iterations" "${c600:+$(calc "printf \"%.1f ms\", $c600")}" "" "" ""
-row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "" "< 5 ms beyond PBKDF2" \
+row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "${cexe:+exec alone $(calc "printf \"%.2f\", $cexe") ms}" "< 5 ms beyond PBKDF2" \
     "$(verdict "$c1k < 5" "$c1k")"
 row "connector 600000 - 1000 iter" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 time" ""
 row "listener CPU per connection" "${lcpu:+$(calc "printf \"%.3f ms\", $lcpu")}" "${lsch:+schedstat $(calc "printf \"%.3f\", $lsch") ms}" "< 2 ms" \
@@ -479,11 +483,17 @@ row "peak RSS listener (bulk)" "${rss_l:+$rss_l MiB}" "${rssl_l:+line mode $rssl
 row "peak RSS connector (bulk)" "${rss_s:+$rss_s MiB}" "${rssl_s:+line mode $rssl_s MiB}" "< 8 MiB" \
     "$(verdict "$rss_s < 8" "$rss_s")"
 sep "$L"
-echo "secchat CPU user+sys (s, median) receiver/sender: bulk $(cpu bulk,bulk,l)/$(cpu bulk,bulk,s)," \
-    "lines $(cpu line,line,l)/$(cpu line,line,s), hex $(cpu hex,hex,l)/$(cpu hex,hex,s)"
-echo "median times (s): $(for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
+echo
+echo "details: median wall time; CPU user+sys receiver/sender (median); peak RSS receiver/sender (max)"
+for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
     line,secchat,line line,nc,line line,socat,line line,tls,line hex,secchat,hex; do
-	printf '%s=%s ' "${k%,*}" "$(med "$k")"; done)"
+	set=${k%%,*} tool=${k#*,} tool=${tool%%,*}
+	printf '  %-5s %-8s %9s s   cpu %11s s   rss %5s/%-5s KiB\n' "$set" \
+	    "$([ "$tool" = tls ] && echo socatTLS || echo "$tool")" \
+	    "$(m=$(med "$k"); [ -n "$m" ] && printf '%.3f' "$m" || echo n/a)" \
+	    "$(cpu "$set" "$tool")" "$(maxof ${RSS[$set,$tool,l]:-} | grep . || echo ?)" \
+	    "$(maxof ${RSS[$set,$tool,s]:-} | grep . || echo ?)"
+done
 echo "socat TLS: $TLSINFO; PBKDF2 reference from python hashlib (OpenSSL)"
 echo "total benchmark time: $(printf '%.0f' "$TOTAL") s"
 }

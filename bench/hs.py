@@ -10,7 +10,8 @@
    since secchat does not fork) from /proc/PID/stat before and after,
    divided by CONNS.  /proc/PID/schedstat (ns on CPU) is reported too as a
    finer-grained cross-check.
-3. For reference, PBKDF2-HMAC-SHA256 of 600000 and 1000 iterations, 40
+3. For reference, the wall time of "secchat -h" (exec, dynamic linking,
+   exit: the floor under any connector time) and PBKDF2-HMAC-SHA256 of 600000 and 1000 iterations, 40
    bytes, in this Python (hashlib, OpenSSL).
 
 Prints KEY VALUE lines (milliseconds); exit 1 on any error.
@@ -131,6 +132,16 @@ def main():
             " schedstat %.3f ms each" % (args.conns, c1 - c0, hz,
                                          out["listener_cpu_ms"],
                                          out["listener_sched_ms"]))
+
+        # process start and exit alone, for scale: "secchat -h"
+        ts = []
+        for _ in range(21):
+            t0 = time.perf_counter()
+            subprocess.run([args.secchat, "-h"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=args.timeout)
+            ts.append(time.perf_counter() - t0)
+        out["exec_ms"] = statistics.median(ts) * 1e3
 
         for it in (600000, 1000):
             ts = []

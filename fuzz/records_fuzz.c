@@ -24,7 +24,8 @@
  * mutation & 4 set: the payload is length copies of one input byte
  * (so short inputs make full-size records); else the payload is the next
  * length input bytes (capped to what is left).  The sender ratchets after
- * each record that is, as the receiver will see it, an empty REKEY.
+ * each record that is, as the receiver will see it, an empty REKEY.  At
+ * most 1024 records or about 1 MB of wire bytes are built per input.
  *
  * Invariants, checked with abort():
  *   - the bytes process_rx puts in s.out, the exit status, got_close and
@@ -42,7 +43,8 @@
 
 #include <openssl/err.h>
 
-#define MAX_RECORDS	1024
+#define MAX_RECORDS	1024		/* per input, to keep runs short */
+#define MAX_WIRE	(1 << 20)
 #define FAIL(...)	fuzz_fail("records_fuzz: " __VA_ARGS__)
 
 static const struct options fuzz_opt = {
@@ -211,7 +213,8 @@ build(struct input *in, struct model *m)
 
 	direction_init(&tx, vec_c2s0, 1);
 	m->expect = EXPECT_WAIT;
-	for (nrec = 0; nrec < MAX_RECORDS && take(in, hdr, 5) == 0; nrec++) {
+	for (nrec = 0; nrec < MAX_RECORDS && m->wire.len < MAX_WIRE &&
+	    take(in, hdr, 5) == 0; nrec++) {
 		type = hdr[0];
 		len = (size_t)hdr[1] << 8 | hdr[2];
 		if (len > MAX_PAYLOAD)

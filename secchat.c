@@ -1276,38 +1276,38 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: no record type");
 	s->recv_records++;
-	switch (type) {
-	case TYPE_DATA:
+	if (type == TYPE_DATA) {
 		s->out.len += n;	/* authenticated: now it may be written */
 		s->recv_bytes += n;
 		return GO_ON;
-	case TYPE_REKEY:
-		if (n != 0)
-			return session_fail(s, EXIT_AUTH,
-			    "malformed record: REKEY with a payload");
+	}
+	if (type != TYPE_REKEY && type != TYPE_CLOSE) {
+		OPENSSL_cleanse(plain, n);
+		return session_fail(s, EXIT_AUTH,
+		    "malformed record: unknown type %d", type);
+	}
+	if (n != 0) {
+		OPENSSL_cleanse(plain, n);
+		return session_fail(s, EXIT_AUTH, "malformed record: %s with "
+		    "a payload", type == TYPE_REKEY ? "REKEY" : "CLOSE");
+	}
+	if (type == TYPE_REKEY) {
 		ratchet(&s->rx);
 		s->rekeys_recv++;
 		note(s, "peer rekeyed (epoch %llu)",
 		    (unsigned long long)s->rx.epoch);
 		return GO_ON;
-	case TYPE_CLOSE:
-		if (n != 0)
-			return session_fail(s, EXIT_AUTH,
-			    "malformed record: CLOSE with a payload");
-		s->got_close = 1;
-		/* At a terminal the conversation is over (section 7). */
-		if (s->stdin_tty)
-			s->stdin_done = 1;
-		/* A line typed but not entered is not sent. */
-		if (s->edit) {
-			editor_hide(s);
-			s->in.len -= typed_len(s);
-		}
-		return GO_ON;
-	default:
-		return session_fail(s, EXIT_AUTH,
-		    "malformed record: unknown type %d", type);
 	}
+	s->got_close = 1;
+	/* At a terminal the conversation is over (section 7). */
+	if (s->stdin_tty)
+		s->stdin_done = 1;
+	/* A line typed but not entered is not sent. */
+	if (s->edit) {
+		editor_hide(s);
+		s->in.len -= typed_len(s);
+	}
+	return GO_ON;
 }
 
 /* Open every complete record that stdout has room for. */

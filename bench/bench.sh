@@ -2,6 +2,16 @@
 # secchat benchmark: secchat against nc, socat and socat TLS 1.3 on loopback,
 # same data, same run; prints medians and ratios with the targets.
 #
+#   1. bulk: a random file, secchat -b -q vs nc, socat, socat TLS 1.3
+#   2. lines: a file of 100-byte lines, secchat -q (a record per line) vs same
+#   3. the same with secchat's hex display on (stderr of both sides to files)
+#   4. latency of one-line request/response exchanges, secchat vs nc (rtt.py)
+#   5. handshake: connector wall time, listener CPU per connection (hs.py)
+#   6. peak RSS of both secchat sides (/usr/bin/time)
+# Each transfer: the receiver listens on 127.0.0.1 and writes a file, the
+# sender connects; time from sender start to receiver exit; the received
+# file must have the sent file's sha256.
+#
 # Environment (defaults in brackets):
 #   BENCH_BULK_MB   size of the random file in MiB              [1024]
 #   BENCH_LINES     lines of 100 bytes (99 printable + \n)       [10000000]
@@ -98,8 +108,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# How idle the machine is before we start (other load skews everything)
+idle_pct() {
+	local a b
+	a=($(head -n 1 /proc/stat)); sleep 0.5; b=($(head -n 1 /proc/stat))
+	awk -v i=$(( b[4] + b[5] - a[4] - a[5] )) \
+	    -v t=$(( b[1]+b[2]+b[3]+b[4]+b[5]+b[6]+b[7]+b[8] - a[1]-a[2]-a[3]-a[4]-a[5]-a[6]-a[7]-a[8] )) \
+	    'BEGIN{ printf "%.0f", t ? 100 * i / t : 0 }'
+}
+IDLE0=$(idle_pct)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-note "load average $LOAD0"
+note "CPU idle before start ${IDLE0}%, load average $LOAD0"
+[ "$IDLE0" -lt 90 ] &&
+    note "WARNING: the machine is busy (${IDLE0}% idle): results will be skewed"
 note "scratch $T ($(df -P "$T" | awk 'NR==2{print $1}'), needs ~${need_mb} MiB)"
 note "secchat $SECCHAT; $(nproc) CPUs; $(nc -h 2>&1 | head -1);" \
     "$(socat -V | sed -n 's/^socat version \([^ ]*\).*/socat \1/p');" \
@@ -193,9 +214,9 @@ errlines() {
 
 # xfer TOOL MODE DATA SHA LABEL: one timed transfer over loopback; the
 # receiver listens and writes $OUT, the sender connects and reads DATA.
-# Time: sender start to receiver exit.  Sets XT (seconds) and, for
-# XRSS_L/XRSS_S (peak RSS, KiB) and XCPU_L/XCPU_S (user+sys, s) of the
-# receiver and the sender: every tool runs under the same /usr/bin/time.
+# Time: sender start to receiver exit.  Sets XT (seconds), XRSS_L/XRSS_S
+# (peak RSS, KiB) and XCPU_L/XCPU_S (user+sys, s) of the receiver and the
+# sender: every tool runs under the same /usr/bin/time wrapper.
 # Returns 1 (after error()) on a failed tool or a corrupted transfer.
 # In hex mode stderr goes to $HEXL/$HEXS, opened without truncation for
 # the same reason as $OUT (they are pre-filled once, 2.6 GB each at 10M
@@ -317,14 +338,25 @@ maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 declare -A TIMES RSS CPU
 CORRUPT=0
 
-# measure SET DATA SHA TOOLS...: RUNS rounds, tools interleaved in a round
+# measure SET DATA SHA TOOLS...: a warm-up round (checked, not counted:
+# the first transfers after a pause ran up to 50% slower), then RUNS
+# rounds, tools interleaved in a round, each round starting with the next
+# tool so no tool is always first.
 measure() {
-	local set=$1 data=$2 want=$3 r tool mode
-	shift 3
-	for ((r = 1; r <= RUNS; r++)); do
-		for tool in "$@"; do
+	local set=$1 data=$2 want=$3 r i tool mode
+	local tools=("${@:4}")
+	local n=${#tools[@]}
+	for ((r = 0; r <= RUNS; r++)); do
+		for ((i = 0; i < n; i++)); do
+			tool=${tools[(i + r) % n]}
 			mode=${tool#*:} tool=${tool%%:*}
 			[ "$mode" = "$tool" ] && mode=$set
+			if [ "$r" -eq 0 ]; then
+				xfer "$tool" "$mode" "$data" "$want" "$set/$tool/$mode warm-up" &&
+				    note "$set $tool warm-up: ${XT}s (not counted)"
+				rm -f "$LERR" "$SERR"
+				continue
+			fi
 			if xfer "$tool" "$mode" "$data" "$want" "$set/$tool/$mode run $r"; then
 				TIMES[$set,$tool,$mode]+="$XT "
 				note "$set $tool${mode:+ ($mode)} run $r: ${XT}s" \
@@ -378,9 +410,12 @@ done
 measure hex "$TEXT" "$TEXT_SHA" secchat
 rm -f "$HEXL" "$HEXS" "$OUT"
 
-note "4. latency: $RUNS x $RTT_N exchanges each through nc and secchat"
+note "4. latency: $RUNS x $RTT_N exchanges each through nc and secchat," \
+    "free-running, then all pinned to CPU 0"
 RTT_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
     --n "$RTT_N" --runs "$RUNS") || error "latency measurement failed"
+RTT1_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+    --n "$RTT_N" --runs "$RUNS" --cpu 0) || error "latency measurement (pinned) failed"
 note "5. handshake: connector times, listener CPU over $HS_CONNS connections"
 HS_OUT=$(python3 "$BENCH/hs.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
     --runs "$HS_RUNS" --conns "$HS_CONNS") || error "handshake measurement failed"
@@ -425,16 +460,18 @@ fmtl() {	# 1234567 -> "1,234,567 lines/s  123.5 MB/s"
 
 rtt_nc_m=$(kv "${RTT_OUT:-}" nc 2) rtt_nc_p=$(kv "${RTT_OUT:-}" nc 3)
 rtt_sc_m=$(kv "${RTT_OUT:-}" secchat 2) rtt_sc_p=$(kv "${RTT_OUT:-}" secchat 3)
+rtt1_nc_m=$(kv "${RTT1_OUT:-}" nc 2) rtt1_nc_p=$(kv "${RTT1_OUT:-}" nc 3)
+rtt1_sc_m=$(kv "${RTT1_OUT:-}" secchat 2) rtt1_sc_p=$(kv "${RTT1_OUT:-}" secchat 3)
 c600=$(kv "${HS_OUT:-}" connector_600000_ms) c1k=$(kv "${HS_OUT:-}" connector_1000_ms)
 lcpu=$(kv "${HS_OUT:-}" listener_cpu_ms) lsch=$(kv "${HS_OUT:-}" listener_sched_ms)
 cexe=$(kv "${HS_OUT:-}" exec_ms)
 pb600=$(kv "${HS_OUT:-}" pbkdf2_600000_ms) pb1k=$(kv "${HS_OUT:-}" pbkdf2_1000_ms)
 cdiff=$( [ -n "$c600" ] && [ -n "$c1k" ] && calc "printf \"%.1f\", $c600-$c1k")
+cover=$( [ -n "$c1k" ] && [ -n "$pb1k" ] && calc "printf \"%.2f\", $c1k-$pb1k")
 mib() { [ -n "$1" ] && calc "printf \"%.2f\", $1/1024"; }
 rss_l=$(mib "$(maxof ${RSS[bulk,secchat,l]:-})") rss_s=$(mib "$(maxof ${RSS[bulk,secchat,s]:-})")
 rssl_l=$(mib "$(maxof ${RSS[line,secchat,l]:-})") rssl_s=$(mib "$(maxof ${RSS[line,secchat,s]:-})")
 
-# secchat's own CPU (user+sys, s, median) per side, for the notes
 cpu() {	# SET TOOL -> "recv/send" median CPU seconds
 	local l s
 	l=$(median ${CPU[$1,$2,l]:-}) s=$(median ${CPU[$1,$2,s]:-})
@@ -448,7 +485,8 @@ echo
 echo "secchat benchmark: loopback 127.0.0.1, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "bulk: $BULK_MB MiB random; lines: $LINES x 100 bytes; median of $RUNS run(s); MB = 10^6 bytes"
 echo "time = sender start to receiver exit; every transfer checked by sha256"
-echo "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg) (other load skews results)"
+echo "CPU idle before start ${IDLE0}%$([ "$IDLE0" -lt 90 ] && echo ' (BUSY: results skewed)');" \
+    "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 row "measurement" "value" "ratio (secchat/peer)" "target" "result"
 sep "$L"
@@ -466,15 +504,20 @@ row "lines  socat" "$(fmtl "$l_so")" "$(ratio "$l_sc" "$l_so")" "" ""
 row "lines  socat TLS 1.3" "$(fmtl "$l_tl")" "$(ratio "$l_sc" "$l_tl")" "" ""
 row "hex    secchat, display on (2>file)" "$(fmtl "$l_hx")" "$(ratio "$l_hx" "$l_sc")${l_hx:+ of -q}" "" ""
 sep "$L"
-row "latency nc      median / p99" "${rtt_nc_m:+$rtt_nc_m / $rtt_nc_p us}" "" "" ""
-row "latency secchat median / p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
+row "latency nc      2 CPUs, median/p99" "${rtt_nc_m:+$rtt_nc_m / $rtt_nc_p us}" "" "" ""
+row "latency secchat 2 CPUs, median/p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
     "$(ratio "$rtt_sc_m" "$rtt_nc_m")${rtt_sc_m:+ / $(ratio "$rtt_sc_p" "$rtt_nc_p")}" "median <= 1.2x nc" \
     "$(verdict "$rtt_sc_m <= 1.2*$rtt_nc_m" "$rtt_sc_m" "$rtt_nc_m")"
+row "latency nc      1 CPU,  median/p99" "${rtt1_nc_m:+$rtt1_nc_m / $rtt1_nc_p us}" "" "" ""
+row "latency secchat 1 CPU,  median/p99" "${rtt1_sc_m:+$rtt1_sc_m / $rtt1_sc_p us}" \
+    "$(ratio "$rtt1_sc_m" "$rtt1_nc_m")${rtt1_sc_m:+ / $(ratio "$rtt1_sc_p" "$rtt1_nc_p")}" "median <= 1.2x nc" \
+    "$(verdict "$rtt1_sc_m <= 1.2*$rtt1_nc_m" "$rtt1_sc_m" "$rtt1_nc_m")"
 sep "$L"
-row "connector, 600000 iterations" "${c600:+$(calc "printf \"%.1f ms\", $c600")}" "" "" ""
-row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "${cexe:+exec alone $(calc "printf \"%.2f\", $cexe") ms}" "< 5 ms beyond PBKDF2" \
-    "$(verdict "$c1k < 5" "$c1k")"
-row "connector 600000 - 1000 iter" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 time" ""
+row "connector, 600000 iterations" "${c600:+$(calc "printf \"%.1f ms\", $c600")}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600") ms}" "" ""
+row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "${cexe:+exec alone $(calc "printf \"%.2f\", $cexe") ms}" "" ""
+row "connector beyond PBKDF2 (1000 it.)" "${cover:+$cover ms}" "" "< 5 ms" \
+    "$(verdict "$cover < 5" "$cover")"
+row "connector 600000 - 1000 iterations" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 difference" ""
 row "listener CPU per connection" "${lcpu:+$(calc "printf \"%.3f ms\", $lcpu")}" "${lsch:+schedstat $(calc "printf \"%.3f\", $lsch") ms}" "< 2 ms" \
     "$(verdict "$lcpu < 2" "$lcpu")"
 sep "$L"
@@ -495,6 +538,8 @@ for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
 	    "$(maxof ${RSS[$set,$tool,s]:-} | grep . || echo ?)"
 done
 echo "socat TLS: $TLSINFO; PBKDF2 reference from python hashlib (OpenSSL)"
+echo "latency: $RUNS x $RTT_N exchanges of a 100-byte line per tool, pooled; 2 CPUs = free-running"
+echo "  (on this VM mostly where the scheduler puts the 4 processes), 1 CPU = all pinned to CPU 0"
 echo "total benchmark time: $(printf '%.0f' "$TOTAL") s"
 }
 

@@ -8,6 +8,13 @@ one 100-byte line to the near side's stdin, read until the same line has
 come back on its stdout; perf_counter() around that.  Tools alternate
 (nc, secchat, nc, secchat, ...) so drift hits both alike.
 
+With --cpu N this script and every process it starts are pinned to CPU N.
+On a small VM the free-running figure depends mostly on where the
+scheduler puts the four processes (a wakeup on the other vCPU costs tens
+of microseconds, and the placement changes from session to session);
+pinned to one CPU the figure is steady and shows what the tool itself
+adds per exchange.
+
 Prints one line per tool:  TOOL MEDIAN_US P99_US SAMPLES
 Exit status 0 on success, 1 on any error (wrong echo, timeout, tool failure).
 """
@@ -167,15 +174,20 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--cpu", type=int, default=-1,
+                    help="pin this script and its children to this CPU")
     args = ap.parse_args()
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
 
     results = {"nc": [], "secchat": []}
     try:
         for run in range(args.runs):
             for tool in ("nc", "secchat"):
                 s = session(tool, args, args.n, args.warmup)
-                log("run %d %-7s median %.1f us, p99 %.1f us"
-                    % (run + 1, tool, statistics.median(s) * 1e6,
+                log("%srun %d %-7s median %.1f us, p99 %.1f us"
+                    % ("cpu %d: " % args.cpu if args.cpu >= 0 else "",
+                       run + 1, tool, statistics.median(s) * 1e6,
                        p99(s) * 1e6))
                 results[tool].extend(s)
     except (RuntimeError, OSError) as e:

@@ -133,7 +133,6 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define RX_CAP		(256 * 1024)	/* records from the socket */
 #define OUT_CAP		(512 * 1024)	/* plaintext to stdout */
 #define HEX_CAP		(64 * 1024)	/* hex display lines */
-#define SOCK_BUF	(1024 * 1024)
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */

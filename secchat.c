@@ -133,6 +133,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define RX_CAP		(256 * 1024)	/* records from the socket */
 #define OUT_CAP		(512 * 1024)	/* plaintext to stdout */
 #define HEX_CAP		(64 * 1024)	/* hex display lines */
+#define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
@@ -1365,7 +1366,8 @@ read_stdin(struct session *s)
 		    sizeof(typed));
 		if (r > 0)
 			editor_input(s, typed, r);
-	} else if ((r = read(STDIN_FILENO, s->in.data + s->in.len, room)) > 0)
+	} else if ((r = read(STDIN_FILENO, s->in.data + s->in.len,
+	    room < READ_MAX ? room : READ_MAX)) > 0)
 		s->in.len += r;
 	if (r > 0)
 		s->last_activity = now_ms();
@@ -1398,7 +1400,8 @@ read_net(struct session *s)
 	size_t room = buf_room(&s->rxb, LEN_LEN + MAX_RECORD);
 	ssize_t r;
 
-	if ((r = read(s->net, s->rxb.data + s->rxb.len, room)) > 0) {
+	if ((r = read(s->net, s->rxb.data + s->rxb.len,
+	    room < READ_MAX ? room : READ_MAX)) > 0) {
 		s->rxb.len += r;
 		s->last_activity = now_ms();
 	} else if (r == 0)

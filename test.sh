@@ -669,6 +669,133 @@ t_demo() {	# make demo: exits 0, shows both sides, leaves nothing behind
 	    grep -q '^< 00' "$T/w/demo.out" && grep -qx 'Bye.' "$T/w/demo.out"
 }
 
+# ---------------------------------------------------------------------------
+# Interoperability with tests/peer.py, an independent Python implementation
+# written from PROTOCOL.md alone (Debian python3 + python3-cryptography).
+
+PEER=${PEER:-/usr/bin/python3 tests/peer.py}
+
+# pylisten NAME INPUT ARGS...: start the Python peer as listener, set PORT, LPID.
+pylisten() {
+	local name=$1 input=$2 i
+	shift 2
+	timeout 60 $PEER -l "$@" < "$input" > "$T/w/$name.out" \
+	    2> "$T/w/$name.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	for i in $(seq 200); do
+		PORT=$(sed -n 's/^peer: listening on port \([0-9]*\)$/\1/p' \
+		    "$T/w/$name.err")
+		[ -n "$PORT" ] && return 0
+		kill -0 "$LPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "python peer did not report its port"
+	return 1
+}
+
+# pydial NAME INPUT ARGS...: run the Python peer as connector, set CRC.
+pydial() {
+	local name=$1 input=$2
+	shift 2
+	timeout 60 $PEER "$@" < "$input" > "$T/w/$name.out" 2> "$T/w/$name.err"
+	CRC=$?
+}
+
+both_ok() {	# both_ok LIN CIN: both sides exit 0, each got the other's input
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$1" "$T/w/c.out" && same "$2" "$T/w/l.out"
+}
+
+t_peer_selftest() {
+	$PEER --selftest > "$T/w/st.out" || return 1
+	expect "selftest" "$(cat "$T/w/st.out")" "peer selftest ok"
+}
+
+interop_text() {	# lines both ways at once, last line without \n, CRLF, NUL
+	seq 1 3000 | sed 's/^/listener line /' > "$T/w/a"
+	printf 'crlf\r\nnul\0byte\n\nno newline at the end' >> "$T/w/a"
+	{ seq 1 2000 | sed 's/^/connector line /'
+	  head -c 100000 /dev/zero | tr '\0' x; echo; } > "$T/w/b"
+}
+
+t_interop_py_connector() {	# C listener, Python connector, -r 3 both ways
+	interop_text
+	listen l "$T/w/a" $SC -r 3 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC -r 3 127.0.0.1 "$PORT"
+	reap
+	both_ok "$T/w/a" "$T/w/b" &&
+	    expect "REKEYs from Python" "$(grep -c '^secchat: peer rekeyed' "$T/w/l.err")" 669 &&
+	    expect "REKEYs to Python" "$(grep -c '^secchat: rekeyed' "$T/w/l.err")" 1001
+}
+
+t_interop_py_listener() {	# Python listener, C connector, -r 3 both ways
+	interop_text
+	pylisten l "$T/w/a" $SC -r 3 127.0.0.1 0 || return 1
+	dial c "$T/w/b" $SC -r 3 127.0.0.1 "$PORT"
+	reap
+	both_ok "$T/w/a" "$T/w/b" &&
+	    expect "REKEYs from Python" "$(grep -c '^secchat: peer rekeyed' "$T/w/c.err")" 1001 &&
+	    expect "REKEYs to Python" "$(grep -c '^secchat: rekeyed' "$T/w/c.err")" 669
+}
+
+t_interop_binary() {	# 1 MB of random bytes each way, in both roles
+	head -c 1000000 /dev/urandom > "$T/w/r1"
+	head -c 1000000 /dev/urandom > "$T/w/r2"
+	listen l "$T/w/r1" $SC -q -b 127.0.0.1 0 || return 1
+	pydial c "$T/w/r2" $SC -r 3 127.0.0.1 "$PORT"
+	reap
+	both_ok "$T/w/r1" "$T/w/r2" &&
+	    expect sha256 "$(sha256sum < "$T/w/c.out")" "$(sha256sum < "$T/w/r1")" &&
+	    expect sha256 "$(sha256sum < "$T/w/l.out")" "$(sha256sum < "$T/w/r2")" ||
+	    return 1
+	pylisten l "$T/w/r1" $SC -r 3 127.0.0.1 0 || return 1
+	dial c "$T/w/r2" $SC -q -r 3 127.0.0.1 "$PORT"
+	reap
+	both_ok "$T/w/r1" "$T/w/r2" &&
+	    expect sha256 "$(sha256sum < "$T/w/c.out")" "$(sha256sum < "$T/w/r1")" &&
+	    expect sha256 "$(sha256sum < "$T/w/l.out")" "$(sha256sum < "$T/w/r2")"
+}
+
+t_interop_wrong_password() {	# both roles: both sides exit 3, no output
+	local w="wrong password, or the connection was tampered with"
+	echo secret > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/a" -p "$T/pf.wrong" 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
+	    has_line "$T/w/l.err" "secchat: $w" && has_line "$T/w/c.err" "peer: $w" &&
+	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] || return 1
+	pylisten l "$T/w/a" -i 1000 -p "$T/pf.wrong" 127.0.0.1 0 || return 1
+	dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
+	    has_line "$T/w/l.err" "peer: $w" && has_line "$T/w/c.err" "secchat: $w" &&
+	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ]
+}
+
+t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
+	seq 1 20 | sed 's/^/back /' > "$T/w/a"
+	listen l "$T/w/a" $SC -q 127.0.0.1 0 || return 1
+	timeout 40 $RELAY --attack flip:s2c:7:9 127.0.0.1 "$PORT" \
+	    > "$T/w/relay.out" 2> "$T/w/relay.err" &
+	local rpid=$! i
+	PIDS="$PIDS $rpid"
+	for i in $(seq 200); do
+		RPORT=$(sed -n 's/^relay port \([0-9]*\)$/\1/p' "$T/w/relay.out")
+		[ -n "$RPORT" ] && break
+		sleep 0.05
+	done
+	[ -n "$RPORT" ] || { echo "relay did not start"; return 1; }
+	pydial c /dev/null $SC 127.0.0.1 "$RPORT"
+	reap
+	wait "$rpid"
+	head -n 7 "$T/w/a" > "$T/w/kept"
+	expect "connector status" "$CRC" 3 &&
+	    has_line "$T/w/c.err" "peer: record failed authentication" &&
+	    same "$T/w/kept" "$T/w/c.out"
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -735,6 +862,12 @@ run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install
 run "make demo" t_demo
+run "python peer: selftest against the vectors" t_peer_selftest
+run "interop: C listener, Python connector, rekeys both ways" t_interop_py_connector
+run "interop: Python listener, C connector, rekeys both ways" t_interop_py_listener
+run "interop: 1 MB random each way, both roles" t_interop_binary
+run "interop: wrong password, both roles exit 3" t_interop_wrong_password
+run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

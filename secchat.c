@@ -211,12 +211,14 @@ struct session {
  * editor.  Written during setup and as the editor starts and stops.
  */
 static struct {
-	int	 flags[2];
+	int	 flags[3];
+	int	 tty_fd;		/* the terminal whose modes changed */
 	struct termios tty;
 	volatile sig_atomic_t tty_changed;
-} restore = { { -1, -1 }, { 0 }, 0 };
+} restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
 static void usage(void) __attribute__((noreturn));
+static void usage_error(const char *) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------- */
@@ -379,7 +381,7 @@ scalar_from_bytes(const uint8_t *p, size_t n)
 {
 	BIGNUM *s;
 
-	if ((s = BN_secure_new()) == NULL || BN_bin2bn(p, n, s) == NULL)
+	if ((s = BN_new()) == NULL || BN_bin2bn(p, n, s) == NULL)
 		crypto_fail("BN_bin2bn");
 	BN_set_flags(s, BN_FLG_CONSTTIME);
 	return s;
@@ -396,7 +398,7 @@ pake_init(struct pake *pk, const uint8_t w[SCALAR_LEN])
 
 	memset(pk, 0, sizeof(*pk));
 	if ((pk->group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1))
-	    == NULL || (pk->bn = BN_CTX_secure_new()) == NULL)
+	    == NULL || (pk->bn = BN_CTX_new()) == NULL)
 		crypto_fail("EC_GROUP_new_by_curve_name");
 	memcpy(pk->w_bytes, w, SCALAR_LEN);
 	pk->w = scalar_from_bytes(w, SCALAR_LEN);
@@ -457,7 +459,7 @@ derive_w(const char *pass, size_t pass_len, const uint8_t salt[SALT_LEN],
 	t = scalar_from_bytes(seed, sizeof(seed));
 	OPENSSL_cleanse(seed, sizeof(seed));
 	if ((g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||
-	    (bn = BN_CTX_secure_new()) == NULL ||
+	    (bn = BN_CTX_new()) == NULL ||
 	    BN_nnmod(t, t, EC_GROUP_get0_order(g), bn) != 1)
 		crypto_fail("BN_nnmod");
 	zero = BN_is_zero(t);
@@ -606,8 +608,7 @@ direction_set(struct direction *d, const uint8_t secret[SECRET_LEN])
 {
 	uint8_t key[KEY_LEN];
 
-	if (d->secret != secret)
-		memcpy(d->secret, secret, SECRET_LEN);
+	memcpy(d->secret, secret, SECRET_LEN);
 	derive_key_iv(d->secret, key, d->iv);
 	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, key, NULL, -1) != 1)
 		crypto_fail("EVP_CipherInit_ex");
@@ -757,25 +758,12 @@ buf_room(struct buf *b, size_t want)
 	return b->cap - b->len;
 }
 
-/* Write all of p[0..n), waiting on a full non-blocking fd. */
-static int
-write_all(int fd, const uint8_t *p, size_t n)
+/* When a blocked write gives up: -w seconds from now, or never. */
+static int64_t
+io_deadline(const struct options *opt)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-	ssize_t r;
-
-	while (n > 0) {
-		if ((r = write(fd, p, n)) == -1) {
-			if (errno == EAGAIN)
-				(void)poll(&pfd, 1, -1);
-			else if (errno != EINTR)
-				return -1;
-			continue;
-		}
-		p += r;
-		n -= r;
-	}
-	return 0;
+	return opt->timeout < 0 ? INT64_MAX :
+	    now_ms() + (int64_t)opt->timeout * 1000;
 }
 
 /* Wait until fd is ready for events or the deadline passes. */
@@ -860,6 +848,8 @@ editor_start(struct session *s)
 	t.c_lflag &= ~(ICANON | ECHO);
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
+	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
+	restore.tty_fd = STDIN_FILENO;
 	restore.tty_changed = 1;
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == -1)
 		s->edit = 0;
@@ -869,7 +859,7 @@ static void
 editor_stop(void)
 {
 	if (restore.tty_changed)
-		(void)tcsetattr(STDIN_FILENO, TCSANOW, &restore.tty);
+		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
 	restore.tty_changed = 0;
 }
 
@@ -887,7 +877,7 @@ typed_len(const struct session *s)
 static void
 echo(const char *p, size_t n)
 {
-	(void)write_all(STDOUT_FILENO, (const uint8_t *)p, n);
+	(void)write_full(STDOUT_FILENO, p, n, INT64_MAX);	/* a terminal */
 }
 
 /* Take the typed line off the screen before other output ... */
@@ -928,6 +918,8 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 		len = typed_len(s);
 		if (c == _POSIX_VDISABLE)
 			;
+		else if (c == cc[VSUSP])
+			continue;
 		else if (c == cc[VEOF]) {
 			if (len == 0)
 				s->stdin_done = 1;
@@ -963,8 +955,8 @@ flush_hex(struct session *s)
 		return;
 	editor_hide(s);
 	/* stderr is for people; a failing stderr must not end the session. */
-	(void)write_all(STDERR_FILENO, s->hex.data + s->hex.pos,
-	    buf_pending(&s->hex));
+	(void)write_full(STDERR_FILENO, s->hex.data + s->hex.pos,
+	    buf_pending(&s->hex), io_deadline(s->opt));
 	s->hex.pos = s->hex.len = 0;
 }
 
@@ -979,10 +971,10 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	if (buf_room(&s->hex, 2 * n + 16) < 2 * n + 16)
 		flush_hex(s);
 	p = (char *)s->hex.data + s->hex.len;
-	if (s->hex_tty)			/* dim, apart from the plaintext */
-		p = stpcpy(p, "\033[2m");
 	*p++ = dir;
 	*p++ = ' ';
+	if (s->hex_tty)			/* dim, apart from the plaintext */
+		p = stpcpy(p, "\033[2m");
 	p = hex_encode(p, rec, n);
 	if (s->hex_tty)
 		p = stpcpy(p, "\033[0m");
@@ -1276,6 +1268,11 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: no record type");
 	s->recv_records++;
+	if (type == TYPE_DATA && n > MAX_PAYLOAD) {
+		OPENSSL_cleanse(plain, n);
+		return session_fail(s, EXIT_AUTH,
+		    "malformed record: DATA payload over %d bytes", MAX_PAYLOAD);
+	}
 	if (type == TYPE_DATA) {
 		s->out.len += n;	/* authenticated: now it may be written */
 		s->recv_bytes += n;
@@ -1406,11 +1403,8 @@ read_net(struct session *s)
 		s->last_activity = now_ms();
 	} else if (r == 0)
 		s->net_eof = 1;
-	else if (errno == EAGAIN || errno == EINTR)
-		;
-	else if (s->got_close)
-		s->net_eof = 1;		/* all the peer's data is in */
-	else
+	else if (errno != EAGAIN && errno != EINTR)
+		/* Even after CLOSE: a reset means our data went unread. */
 		return session_fail(s, EXIT_FAIL, "read from network: %s",
 		    strerror(errno));
 	return GO_ON;
@@ -1598,8 +1592,8 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	editor_stop();
 	/* What was authenticated before a failure still reaches stdout. */
 	if (status != EXIT_OK && !s->stdout_failed)
-		(void)write_all(STDOUT_FILENO, s->out.data + s->out.pos,
-		    buf_pending(&s->out));
+		(void)write_full(STDOUT_FILENO, s->out.data + s->out.pos,
+		    buf_pending(&s->out), io_deadline(s->opt));
 	note(s, "sent %llu records (%llu bytes), received %llu records "
 	    "(%llu bytes), rekeys %llu sent, %llu received",
 	    (unsigned long long)s->sent_records,
@@ -1715,7 +1709,13 @@ accept_connection(int lfd, const struct options *opt)
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
 			break;
-		if (errno != EINTR && errno != ECONNABORTED)
+		/* A client's failure or a passing shortage is not ours. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			warn("accept");
+			sleep(1);
+		} else if (errno == EBADF || errno == EINVAL ||
+		    errno == ENOTSOCK || errno == EFAULT)
 			err(EXIT_FAIL, "accept");
 	}
 	tune_socket(fd);
@@ -1856,6 +1856,9 @@ read_tty_password(char *pass, size_t cap)
 		err(EXIT_FAIL, "/dev/tty");
 	quiet = saved;
 	quiet.c_lflag &= ~ECHO;
+	restore.tty = saved;		/* for a signal during the prompt */
+	restore.tty_fd = fd;
+	restore.tty_changed = 1;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
 		err(EXIT_FAIL, "/dev/tty");
 	(void)write(fd, prompt, sizeof(prompt) - 1);
@@ -1869,6 +1872,7 @@ read_tty_password(char *pass, size_t cap)
 	}
 	(void)write(fd, "\n", 1);
 	(void)tcsetattr(fd, TCSAFLUSH, &saved);
+	restore.tty_changed = 0;
 	close(fd);
 	if (len == cap) {
 		OPENSSL_cleanse(pass, cap);
@@ -1970,9 +1974,9 @@ restore_fds(void)
 	int fd;
 
 	if (restore.tty_changed)
-		(void)tcsetattr(STDIN_FILENO, TCSANOW, &restore.tty);
+		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
 	restore.tty_changed = 0;
-	for (fd = 0; fd < 2; fd++)
+	for (fd = 0; fd < 3; fd++)
 		if (restore.flags[fd] != -1)
 			(void)fcntl(fd, F_SETFL, restore.flags[fd]);
 }
@@ -1986,16 +1990,19 @@ on_signal(int sig)
 	raise(sig);
 }
 
+/* poll() needs non-blocking fds; a terminal is left as the shell has it. */
 static void
-set_nonblocking(int fd)
+set_nonblocking(void)
 {
-	int fl;
+	int fd;
 
-	if (isatty(fd) || (fl = fcntl(fd, F_GETFL)) == -1)
-		return;	/* a terminal is shared with the shell: leave it */
-	restore.flags[fd] = fl;
-	if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
-		err(EXIT_FAIL, "fcntl");
+	/* Read every flag first: two fds may share one open file. */
+	for (fd = 0; fd < 3; fd++)
+		restore.flags[fd] = isatty(fd) ? -1 : fcntl(fd, F_GETFL);
+	for (fd = 0; fd < 3; fd++)
+		if (restore.flags[fd] != -1 && fcntl(fd, F_SETFL,
+		    restore.flags[fd] | O_NONBLOCK) == -1)
+			err(EXIT_FAIL, "fcntl");
 }
 
 static void
@@ -2027,10 +2034,11 @@ setup_process(void)
 		err(EXIT_FAIL, "sigaction");
 	sa.sa_handler = on_signal;
 	if (sigaction(SIGINT, &sa, NULL) == -1 ||
-	    sigaction(SIGTERM, &sa, NULL) == -1)
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGQUIT, &sa, NULL) == -1)
 		err(EXIT_FAIL, "sigaction");
-	set_nonblocking(STDIN_FILENO);
-	set_nonblocking(STDOUT_FILENO);
+	set_nonblocking();
 	if (atexit(restore_fds) != 0)
 		errx(EXIT_FAIL, "atexit");
 }
@@ -2051,6 +2059,13 @@ usage(void)
 {
 	usage_to(stderr);
 	exit(EXIT_USAGE);
+}
+
+static void
+usage_error(const char *why)
+{
+	warnx("%s", why);
+	usage();
 }
 
 /* A decimal number in [min, max], or a usage error naming the option. */
@@ -2086,8 +2101,9 @@ parse_options(int argc, char *argv[], struct options *opt)
 		switch (ch) {
 		case '4':
 		case '6':
-			if (opt->family != AF_UNSPEC)
-				errx(EXIT_USAGE, "-4 and -6 exclude each other");
+			if (opt->family != AF_UNSPEC &&
+			    opt->family != (ch == '4' ? AF_INET : AF_INET6))
+				usage_error("-4 and -6 exclude each other");
 			opt->family = ch == '4' ? AF_INET : AF_INET6;
 			break;
 		case 'b': opt->bflag = 1; break;
@@ -2119,7 +2135,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	argc -= optind;
 	argv += optind;
 	if (opt->kflag && !opt->lflag)
-		errx(EXIT_USAGE, "-k needs -l");
+		usage_error("-k needs -l");
 	if (opt->lflag && (argc == 1 || argc == 2)) {
 		opt->host = argc == 2 ? argv[0] : NULL;
 		opt->port = argv[argc - 1];
@@ -2138,6 +2154,8 @@ main(int argc, char *argv[])
 	char pass[MAX_PASSFILE + 2];
 	size_t pass_len;
 
+	/* Messages say "secchat: " whatever the binary is called. */
+	program_invocation_short_name = "secchat";
 	parse_options(argc, argv, &opt);
 	setup_process();
 	pass_len = read_password(opt.passfile, pass, sizeof(pass));

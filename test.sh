@@ -285,9 +285,8 @@ t_usage() {
 	    "-r -1 h 1" "-w 0 h 1" "-w x h 1" "-Z h 1" "-4 -6 h 1" "a b c" \
 	    "-l a b c"; do
 		$SECCHAT $args > "$T/w/out" 2> "$T/w/err" < /dev/null
-		expect "status of 'secchat $args'" "$?" 2 || return 1
-		grep -q '^usage: secchat' "$T/w/err" ||
-		    grep -q '^secchat: ' "$T/w/err" || return 1
+		expect "status of 'secchat $args'" "$?" 2 &&
+		    grep -q '^usage: secchat' "$T/w/err" || return 1
 	done
 	$SECCHAT -h > "$T/w/out" 2>&1
 	expect "-h status" "$?" 0 && grep -q '^usage: secchat' "$T/w/out"
@@ -796,6 +795,61 @@ t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	    same "$T/w/kept" "$T/w/c.out"
 }
 
+t_receiver_stdout_fails() {	# data the receiver threw away: no exit 0
+	head -c 1000000 /dev/urandom > "$T/w/big"
+	timeout 30 $SECCHAT -l -v $SC -q -b 127.0.0.1 0 < /dev/null \
+	    > /dev/full 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	dial c "$T/w/big" $SC -q -b 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    grep -Eq '^secchat: (read from|write to) network: ' "$T/w/c.err"
+}
+
+# tty_session NAME COMMAND: run COMMAND in a fresh tmux terminal.
+tty_session() {
+	TM="tmux -L secchat-test-$$-$1"
+	$TM new-session -d -x 80 -y 20 "exec bash --norc --noprofile" &&
+	    $TM send-keys "clear; $2" Enter
+}
+
+t_password_prompt() {	# no -p: asked on the terminal, echo off, then back
+	echo "over the terminal" > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	tty_session p "$SECCHAT -i 1000 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc; stty -a > $T/w/stty" ||
+	    return 1
+	local i
+	for i in $(seq 100); do
+		$TM capture-pane -p | grep -q '^Password: ' && break; sleep 0.05
+	done
+	$TM send-keys "correct horse battery staple" Enter
+	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	reap
+	expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/a" "$T/w/c.out" && expect "listener status" "$LRC" 0 &&
+	    ! grep -q 'battery' "$T/w/screen" &&
+	    grep -qE '(^| )echo( |$)' "$T/w/stty" &&
+	    grep -qE '(^| )icanon( |$)' "$T/w/stty"
+}
+
+t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
+	# The shell ignores SIGINT and cannot repair the terminal: secchat must.
+	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 1; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
+	local i
+	for i in $(seq 100); do
+		$TM capture-pane -p | grep -q '^Password: ' && break; sleep 0.05
+	done
+	$TM send-keys C-c
+	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
+	$TM kill-server
+	expect "status" "$(cat "$T/w/c.rc")" "status 130" &&
+	    grep -qE '(^| )echo( |$)' "$T/w/stty"
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -857,6 +911,9 @@ run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
 run "core dumps are off" t_no_core
+run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_fails
+run "password prompt on the terminal, without echo" t_password_prompt
+run "^C at the password prompt restores echo" t_prompt_interrupted
 run "chat at a terminal: arriving text goes above the typed line" t_terminal_chat
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options

@@ -151,7 +151,7 @@ ref_decode(const uint8_t *w, size_t n, struct ref_result *r)
 			break;
 		}
 		type = plain[--inner];
-		if (type == 1)
+		if (type == 1 && inner <= 16384)
 			bytes_add(&r->out, plain, inner);
 		else if (type == 2 && inner == 0) {
 			ref_expand(secret, "rekey", secret, 32);

@@ -134,6 +134,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define OUT_CAP		(512 * 1024)	/* plaintext to stdout */
 #define HEX_CAP		(64 * 1024)	/* hex display lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
+#define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
@@ -676,14 +677,22 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 		abort();
 	out[0] = clen >> 8;
 	out[1] = clen & 0xff;
-	if (len > 0)		/* REKEY and CLOSE have no payload, maybe NULL */
+	make_nonce(d, nonce);
+	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
+	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1)
+		crypto_fail("AES-256-GCM encryption");
+	/* A large payload is encrypted from where it lies, a small one copied. */
+	if (len >= SEAL_IN_PLACE) {
+		if (EVP_EncryptUpdate(d->ctx, inner, &n, payload, len) != 1)
+			crypto_fail("AES-256-GCM encryption");
+		inner += len;
+		inner_len -= len;
+		len = 0;
+	} else if (len > 0)	/* REKEY and CLOSE have no payload, maybe NULL */
 		memcpy(inner, payload, len);
 	inner[len] = type;
 	memset(inner + len + 1, 0, pad);
-	make_nonce(d, nonce);
-	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1 ||
-	    EVP_EncryptUpdate(d->ctx, inner, &n, inner, inner_len) != 1 ||
+	if (EVP_EncryptUpdate(d->ctx, inner, &n, inner, inner_len) != 1 ||
 	    EVP_EncryptFinal_ex(d->ctx, inner + inner_len, &n) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
 	    inner + inner_len) != 1)

@@ -128,10 +128,10 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define MAX_PASSFILE	4096
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
-#define IN_CAP		(256 * 1024)	/* stdin, plaintext */
-#define TX_CAP		(512 * 1024)	/* records to the socket */
-#define RX_CAP		(256 * 1024)	/* records from the socket */
-#define OUT_CAP		(512 * 1024)	/* plaintext to stdout */
+#define IN_CAP		(128 * 1024)	/* stdin, plaintext */
+#define TX_CAP		(256 * 1024)	/* records to the socket */
+#define RX_CAP		(128 * 1024)	/* records from the socket */
+#define OUT_CAP		(256 * 1024)	/* plaintext to stdout */
 #define HEX_CAP		(64 * 1024)	/* hex display lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
@@ -2165,6 +2165,9 @@ main(int argc, char *argv[])
 
 	/* Messages say "secchat: " whatever the binary is called. */
 	program_invocation_short_name = "secchat";
+	/* No openssl.cnf, no OPENSSL_CONF: libcrypto as built, nothing else. */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
+		crypto_fail("OPENSSL_init_crypto");
 	parse_options(argc, argv, &opt);
 	setup_process();
 	pass_len = read_password(opt.passfile, pass, sizeof(pass));

@@ -187,7 +187,7 @@ struct buf {
 struct session {
 	const struct options *opt;
 	int	 stdin_tty;
-	int	 edit;			/* stdin and stdout: one terminal */
+	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	struct buf in, txb, rxb, out, hex;	/* allocated once, for -k */
 
@@ -207,9 +207,10 @@ struct session {
 
 /*
  * What the process changes about descriptors it shares with other
- * programs, put back at exit and on SIGINT/SIGTERM: the flags of stdin and
- * stdout before O_NONBLOCK, and the terminal's modes before the chat line
- * editor.  Written during setup and as the editor starts and stops.
+ * programs, put back at exit and on a fatal signal: the flags of stdin,
+ * stdout and stderr before O_NONBLOCK, and a terminal's modes before the
+ * password prompt or the chat line editor changed them.  The only mutable
+ * global, because a signal handler needs it.
  */
 static struct {
 	int	 flags[3];

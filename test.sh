@@ -57,17 +57,24 @@ run() {
 	PIDS=""
 }
 
-# wait_port FILE PID: set PORT from the -v line in FILE.
-wait_port() {
-	local i
+# wait_number VAR FILE PID RE: once a line of FILE matches RE, a sed
+# expression with one group, set VAR to what the group caught; give up
+# after 10 s or when PID is gone.
+wait_number() {
+	local var=$1 file=$2 pid=$3 re=$4 i v
 	for i in $(seq 200); do
-		PORT=$(sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p' "$1")
-		[ -n "$PORT" ] && return 0
-		kill -0 "$2" 2>/dev/null || break
+		v=$(sed -n "s/^$re\$/\\1/p" "$file")
+		[ -n "$v" ] && { eval "$var=\$v"; return 0; }
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	echo "listener did not report its port"
+	echo "no line like '$re' in $(basename "$file")"
 	return 1
+}
+
+# wait_port FILE PID: set PORT from the -v line in FILE.
+wait_port() {
+	wait_number PORT "$1" "$2" 'secchat: listening on .* port \([0-9]*\)'
 }
 
 # listen NAME INPUT ARGS...: start a listener, set PORT and LPID.
@@ -388,12 +395,8 @@ relayed() {
 	    2> "$T/w/relay.err" &
 	local rpid=$!
 	PIDS="$PIDS $rpid"
-	for i in $(seq 200); do
-		RPORT=$(sed -n 's/^relay port \([0-9]*\)$/\1/p' "$T/w/relay.out")
-		[ -n "$RPORT" ] && break
-		sleep 0.05
-	done
-	[ -n "$RPORT" ] || { echo "relay did not start"; return 1; }
+	wait_number RPORT "$T/w/relay.out" "$rpid" 'relay port \([0-9]*\)' ||
+	    return 1
 	dial c "$cin" $SC "$@" 127.0.0.1 "$RPORT"
 	reap
 	wait "$rpid"
@@ -676,21 +679,14 @@ PEER=${PEER:-/usr/bin/python3 tests/peer.py}
 
 # pylisten NAME INPUT ARGS...: start the Python peer as listener, set PORT, LPID.
 pylisten() {
-	local name=$1 input=$2 i
+	local name=$1 input=$2
 	shift 2
 	timeout 60 $PEER -l "$@" < "$input" > "$T/w/$name.out" \
 	    2> "$T/w/$name.err" &
 	LPID=$!
 	PIDS="$PIDS $LPID"
-	for i in $(seq 200); do
-		PORT=$(sed -n 's/^peer: listening on port \([0-9]*\)$/\1/p' \
-		    "$T/w/$name.err")
-		[ -n "$PORT" ] && return 0
-		kill -0 "$LPID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "python peer did not report its port"
-	return 1
+	wait_number PORT "$T/w/$name.err" "$LPID" \
+	    'peer: listening on port \([0-9]*\)'
 }
 
 # pydial NAME INPUT ARGS...: run the Python peer as connector, set CRC.
@@ -778,14 +774,10 @@ t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	listen l "$T/w/a" $SC -q 127.0.0.1 0 || return 1
 	timeout 40 $RELAY --attack flip:s2c:7:9 127.0.0.1 "$PORT" \
 	    > "$T/w/relay.out" 2> "$T/w/relay.err" &
-	local rpid=$! i
+	local rpid=$!
 	PIDS="$PIDS $rpid"
-	for i in $(seq 200); do
-		RPORT=$(sed -n 's/^relay port \([0-9]*\)$/\1/p' "$T/w/relay.out")
-		[ -n "$RPORT" ] && break
-		sleep 0.05
-	done
-	[ -n "$RPORT" ] || { echo "relay did not start"; return 1; }
+	wait_number RPORT "$T/w/relay.out" "$rpid" 'relay port \([0-9]*\)' ||
+	    return 1
 	pydial c /dev/null $SC 127.0.0.1 "$RPORT"
 	reap
 	wait "$rpid"

@@ -844,6 +844,16 @@ t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	    grep -qE '(^| )echo( |$)' "$T/w/stty"
 }
 
+t_make_names_package() {	# no pkg-config/libssl-dev: make says what to install
+	mkdir "$T/w/bin"
+	local t
+	for t in make sh cc; do ln -s "$(command -v $t)" "$T/w/bin/$t"; done
+	PATH=$T/w/bin make -B secchat > "$T/w/make.out" 2>&1
+	expect "make status" "$?" 2 &&
+	    grep -q 'apt-get install pkg-config libssl-dev' "$T/w/make.out" &&
+	    [ -x secchat ]
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -912,6 +922,7 @@ run "chat at a terminal: arriving text goes above the typed line" t_terminal_cha
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install
+run "without libssl-dev, make names the package" t_make_names_package
 run "make demo" t_demo
 run "python peer: selftest against the vectors" t_peer_selftest
 run "interop: C listener, Python connector, rekeys both ways" t_interop_py_connector

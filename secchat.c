@@ -232,6 +232,26 @@ crypto_fail(const char *what)
 	errx(EXIT_FAIL, "libcrypto failure in %s", what);
 }
 
+/* Remember fd's terminal modes, for restore_tty() to put back. */
+static int
+save_tty(int fd)
+{
+	if (tcgetattr(fd, &restore.tty) == -1)
+		return -1;
+	restore.tty_fd = fd;
+	restore.tty_changed = 1;
+	return 0;
+}
+
+/* Async-signal-safe: the signal handler calls it too. */
+static void
+restore_tty(void)
+{
+	if (restore.tty_changed)
+		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
+	restore.tty_changed = 0;
+}
+
 static void
 put_u32(uint8_t *p, uint32_t v)
 {
@@ -850,7 +870,7 @@ editor_start(struct session *s)
 {
 	struct termios t;
 
-	if (!s->edit || tcgetattr(STDIN_FILENO, &restore.tty) == -1) {
+	if (!s->edit || save_tty(STDIN_FILENO) == -1) {
 		s->edit = 0;
 		return;
 	}
@@ -859,18 +879,8 @@ editor_start(struct session *s)
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
-	restore.tty_fd = STDIN_FILENO;
-	restore.tty_changed = 1;
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == -1)
 		s->edit = 0;
-}
-
-static void
-editor_stop(void)
-{
-	if (restore.tty_changed)
-		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
-	restore.tty_changed = 0;
 }
 
 static size_t
@@ -1373,6 +1383,7 @@ read_stdin(struct session *s)
 		    sizeof(typed));
 		if (r > 0)
 			editor_input(s, typed, r);
+		OPENSSL_cleanse(typed, sizeof(typed));
 	} else if ((r = read(STDIN_FILENO, s->in.data + s->in.len,
 	    room < READ_MAX ? room : READ_MAX)) > 0)
 		s->in.len += r;
@@ -1559,13 +1570,16 @@ session_alloc(struct session *s, const struct options *opt)
 	}
 }
 
-/* Forget the last session's state; the buffers stay allocated. */
+/* Forget the last session's state and plaintext; the buffers stay. */
 static void
 session_reset(struct session *s, int net)
 {
 	struct buf *bufs[] = { &s->in, &s->txb, &s->rxb, &s->out, &s->hex };
 	size_t i;
 
+	/* The last peer's plaintext is no business of the next one. */
+	OPENSSL_cleanse(s->in.data, s->in.cap);
+	OPENSSL_cleanse(s->out.data, s->out.cap);
 	memset(&s->net, 0, sizeof(*s) - offsetof(struct session, net));
 	s->net = net;
 	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
@@ -1575,8 +1589,7 @@ session_reset(struct session *s, int net)
 static void
 session_free(struct session *s)
 {
-	OPENSSL_cleanse(s->in.data, s->in.cap);
-	OPENSSL_cleanse(s->out.data, s->out.cap);
+	session_reset(s, -1);
 	free(s->in.data);
 	free(s->txb.data);
 	free(s->rxb.data);
@@ -1599,7 +1612,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	editor_start(s);
 	status = readwrite(s);
 	editor_hide(s);
-	editor_stop();
+	restore_tty();
 	/* What was authenticated before a failure still reaches stdout. */
 	if (status != EXIT_OK && !s->stdout_failed)
 		(void)write_full(STDOUT_FILENO, s->out.data + s->out.pos,
@@ -1854,7 +1867,7 @@ static size_t
 read_tty_password(char *pass, size_t cap)
 {
 	static const char prompt[] = "Password: ";
-	struct termios saved, quiet;
+	struct termios quiet;
 	size_t len = 0;
 	ssize_t r;
 	int fd;
@@ -1862,13 +1875,10 @@ read_tty_password(char *pass, size_t cap)
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
 		errx(EXIT_FAIL, "no terminal to ask for the password; "
 		    "use -p passfile");
-	if (tcgetattr(fd, &saved) == -1)
+	if (save_tty(fd) == -1)		/* a signal may come mid-prompt */
 		err(EXIT_FAIL, "/dev/tty");
-	quiet = saved;
+	quiet = restore.tty;
 	quiet.c_lflag &= ~ECHO;
-	restore.tty = saved;		/* for a signal during the prompt */
-	restore.tty_fd = fd;
-	restore.tty_changed = 1;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
 		err(EXIT_FAIL, "/dev/tty");
 	(void)write(fd, prompt, sizeof(prompt) - 1);
@@ -1881,8 +1891,7 @@ read_tty_password(char *pass, size_t cap)
 			break;
 	}
 	(void)write(fd, "\n", 1);
-	(void)tcsetattr(fd, TCSAFLUSH, &saved);
-	restore.tty_changed = 0;
+	restore_tty();
 	close(fd);
 	if (len == cap) {
 		OPENSSL_cleanse(pass, cap);
@@ -1983,9 +1992,7 @@ restore_fds(void)
 {
 	int fd;
 
-	if (restore.tty_changed)
-		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
-	restore.tty_changed = 0;
+	restore_tty();
 	for (fd = 0; fd < 3; fd++)
 		if (restore.flags[fd] != -1)
 			(void)fcntl(fd, F_SETFL, restore.flags[fd]);

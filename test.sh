@@ -429,8 +429,9 @@ attack() {
 	local spec=$1 side=$2 status=$3 msg=$4 kept=$5 sender
 	seq 1 20 | sed 's/^/line /' > "$T/w/b"
 	seq 1 20 | sed 's/^/back /' > "$T/w/a"
-	# For s2c attacks the listener talks; its peer waits for it.
-	if [ "$side" = c ]; then sender=$T/w/a; else sender=$T/w/b; fi
+	# The attacked side only listens: a write of its own could race the
+	# cut and fail first.  For s2c attacks the listener talks.
+	if [ "$side" = c ]; then sender=$T/w/a; else sender=$T/w/b; : > "$T/w/a"; fi
 	relayed "$spec" "$T/w/a" "$T/w/b" -q || true
 	head -n "$kept" "$sender" > "$T/w/kept"
 	expect "$side status" "$( [ "$side" = l ] && echo "$LRC" || echo "$CRC")" \
@@ -714,25 +715,21 @@ interop_text() {	# lines both ways at once, last line without \n, CRLF, NUL
 	  head -c 100000 /dev/zero | tr '\0' x; echo; } > "$T/w/b"
 }
 
-t_interop_py_connector() {	# C listener, Python connector, -r 3 both ways
+# interop_session LISTEN DIAL SIDE FROM TO: lines both ways, -r 3 on both
+# sides; SIDE is secchat's, which counts FROM rekeys received, TO sent.
+interop_session() {
 	interop_text
-	listen l "$T/w/a" $SC -r 3 127.0.0.1 0 || return 1
-	pydial c "$T/w/b" $SC -r 3 127.0.0.1 "$PORT"
+	$1 l "$T/w/a" $SC -r 3 127.0.0.1 0 || return 1
+	$2 c "$T/w/b" $SC -r 3 127.0.0.1 "$PORT"
 	reap
 	both_ok "$T/w/a" "$T/w/b" &&
-	    expect "REKEYs from Python" "$(grep -c '^secchat: peer rekeyed' "$T/w/l.err")" 669 &&
-	    expect "REKEYs to Python" "$(grep -c '^secchat: rekeyed' "$T/w/l.err")" 1001
+	    expect "REKEYs from Python" "$(grep -c '^secchat: peer rekeyed' "$T/w/$3.err")" "$4" &&
+	    expect "REKEYs to Python" "$(grep -c '^secchat: rekeyed' "$T/w/$3.err")" "$5"
 }
 
-t_interop_py_listener() {	# Python listener, C connector, -r 3 both ways
-	interop_text
-	pylisten l "$T/w/a" $SC -r 3 127.0.0.1 0 || return 1
-	dial c "$T/w/b" $SC -r 3 127.0.0.1 "$PORT"
-	reap
-	both_ok "$T/w/a" "$T/w/b" &&
-	    expect "REKEYs from Python" "$(grep -c '^secchat: peer rekeyed' "$T/w/c.err")" 1001 &&
-	    expect "REKEYs to Python" "$(grep -c '^secchat: rekeyed' "$T/w/c.err")" 669
-}
+# C listener, Python connector; then the other way round.
+t_interop_py_connector() { interop_session listen pydial l 669 1001; }
+t_interop_py_listener() { interop_session pylisten dial c 1001 669; }
 
 t_interop_binary() {	# 1 MB of random bytes each way, in both roles
 	head -c 1000000 /dev/urandom > "$T/w/r1"

@@ -198,6 +198,7 @@ struct session {
 	int	 sent_close, shut_wr;
 	int	 got_close, net_eof;
 	int	 stdout_failed;
+	int	 tx_errno;		/* the socket refused our data */
 	int	 shown;			/* the half-typed line is on screen */
 	int	 mid_line;		/* stdout's last byte was not \n */
 	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
@@ -1397,6 +1398,18 @@ read_stdin(struct session *s)
 	return GO_ON;
 }
 
+/*
+ * The connection no longer takes our data.  Our direction is over; the
+ * peer's tells why (truncation, reset), so keep reading it before failing.
+ */
+static void
+net_refused(struct session *s, int e)
+{
+	s->tx_errno = e;
+	s->txb.pos = s->txb.len;
+	s->sent_close = s->shut_wr = s->stdin_done = 1;
+}
+
 static int
 write_net(struct session *s)
 {
@@ -1407,8 +1420,7 @@ write_net(struct session *s)
 		s->txb.pos += r;
 		s->last_activity = now_ms();
 	} else if (errno != EAGAIN && errno != EINTR)
-		return session_fail(s, EXIT_FAIL, "write to network: %s",
-		    strerror(errno));
+		net_refused(s, errno);
 	return GO_ON;
 }
 
@@ -1505,14 +1517,18 @@ readwrite(struct session *s)
 		/* Our direction is over once CLOSE is on the wire. */
 		if (s->sent_close && buf_pending(&s->txb) == 0 && !s->shut_wr) {
 			if (shutdown(s->net, SHUT_WR) == -1)
-				return session_fail(s, EXIT_FAIL,
-				    "shutdown: %s", strerror(errno));
+				net_refused(s, errno);
 			s->shut_wr = 1;
 		}
 		/* Both CLOSEs passed, stdout written, the peer hung up. */
 		if (s->shut_wr && s->got_close && s->net_eof &&
-		    buf_pending(&s->out) == 0)
+		    buf_pending(&s->out) == 0) {
+			if (s->tx_errno != 0)
+				return session_fail(s, EXIT_FAIL,
+				    "write to network: %s",
+				    strerror(s->tx_errno));
 			return EXIT_OK;
+		}
 		/* The peer stopped sending without its CLOSE. */
 		if (s->net_eof && !s->got_close && !rx_record_waiting(s))
 			return session_fail(s, EXIT_FAIL,

@@ -215,7 +215,8 @@ errlines() {
 # xfer TOOL MODE DATA SHA LABEL: one timed transfer over loopback; the
 # receiver listens and writes $OUT, the sender connects and reads DATA.
 # Time: sender start to receiver exit.  Sets XT (seconds), XRSS_L/XRSS_S
-# (peak RSS, KiB) and XCPU_L/XCPU_S (user+sys, s) of the receiver and the
+# (peak RSS, KiB), XCPU_L/XCPU_S (user+sys, s) and XUSR_L/XUSR_S (user, s:
+# for secchat, mostly AES-GCM) of the receiver and the
 # sender: every tool runs under the same /usr/bin/time wrapper.
 # Returns 1 (after error()) on a failed tool or a corrupted transfer.
 # In hex mode stderr goes to $HEXL/$HEXS, opened without truncation for
@@ -231,7 +232,7 @@ xfer() {
 		le=$HEXL se=$HEXS
 		dd if=/dev/zero of="$le" bs=4096 count=1 conv=notrunc status=none
 	fi
-	XT="" XRSS_L="" XRSS_S="" XCPU_L="" XCPU_S=""
+	XT="" XRSS_L="" XRSS_S="" XCPU_L="" XCPU_S="" XUSR_L="" XUSR_S=""
 	local TL=(/usr/bin/time -f '%M %U %S' -o "$tl")
 	local TS=(/usr/bin/time -f '%M %U %S' -o "$ts")
 	size=$(stat -c %s "$data")
@@ -323,8 +324,8 @@ xfer() {
 		return 1
 	fi
 	XT=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}')
-	read -r XRSS_L XCPU_L < <(tail -n 1 "$tl" | awk '{print $1, $2+$3}')
-	read -r XRSS_S XCPU_S < <(tail -n 1 "$ts" | awk '{print $1, $2+$3}')
+	read -r XRSS_L XCPU_L XUSR_L < <(tail -n 1 "$tl" | awk '{print $1, $2+$3, $2}')
+	read -r XRSS_S XCPU_S XUSR_S < <(tail -n 1 "$ts" | awk '{print $1, $2+$3, $2}')
 	return 0
 }
 
@@ -335,7 +336,7 @@ median() {	# median of the arguments; "" if none
 }
 maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 
-declare -A TIMES RSS CPU
+declare -A TIMES RSS CPU USR
 CORRUPT=0
 
 # measure SET DATA SHA TOOLS...: a warm-up round (checked, not counted:
@@ -365,6 +366,7 @@ measure() {
 				    "${XRSS_L:+ recv/send: rss ${XRSS_L}/${XRSS_S} KiB, cpu ${XCPU_L}/${XCPU_S} s}"
 				RSS[$set,$tool,l]+="$XRSS_L " RSS[$set,$tool,s]+="$XRSS_S "
 				CPU[$set,$tool,l]+="$XCPU_L " CPU[$set,$tool,s]+="$XCPU_S "
+				USR[$set,$tool,l]+="$XUSR_L " USR[$set,$tool,s]+="$XUSR_S "
 			fi
 			rm -f "$LERR" "$SERR"
 		done
@@ -395,6 +397,12 @@ else
 fi
 PIDS=()
 rm -f "$OUT" "$LERR" "$SERR" "$T/small"
+
+# What AES-256-GCM alone costs on one core (16 KiB, secchat's record size):
+# each secchat side must pay this on top of what nc pays for the same bytes.
+AES_MB=$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds 1 2>/dev/null |
+    awk '$1 == "AES-256-GCM" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 / 1e6 }')
+note "AES-256-GCM alone on one core: ${AES_MB:-n/a} MB/s (openssl speed, 16 KiB)"
 
 # ---------------------------------------------------------------- runs
 
@@ -472,9 +480,10 @@ mib() { [ -n "$1" ] && calc "printf \"%.2f\", $1/1024"; }
 rss_l=$(mib "$(maxof ${RSS[bulk,secchat,l]:-})") rss_s=$(mib "$(maxof ${RSS[bulk,secchat,s]:-})")
 rssl_l=$(mib "$(maxof ${RSS[line,secchat,l]:-})") rssl_s=$(mib "$(maxof ${RSS[line,secchat,s]:-})")
 
-cpu() {	# SET TOOL -> "recv/send" median CPU seconds
+cpu() {	# SET TOOL [ARRAY] -> "recv/send" median CPU (or user) seconds
+	local -n a=${3:-CPU}
 	local l s
-	l=$(median ${CPU[$1,$2,l]:-}) s=$(median ${CPU[$1,$2,s]:-})
+	l=$(median ${a[$1,$2,l]:-}) s=$(median ${a[$1,$2,s]:-})
 	printf '%s/%s' "${l:-?}" "${s:-?}"
 }
 
@@ -496,6 +505,8 @@ row "bulk   nc" "${b_nc:+$b_nc MB/s}" "$(ratio "$b_sc" "$b_nc")" ">= 1.0x nc" \
 row "bulk   socat" "${b_so:+$b_so MB/s}" "$(ratio "$b_sc" "$b_so")" "" ""
 row "bulk   socat TLS 1.3" "${b_tl:+$b_tl MB/s}" "$(ratio "$b_sc" "$b_tl")" ">= 1.5x socat TLS" \
     "$(verdict "$b_sc >= 1.5*$b_tl" "$b_sc" "$b_tl")"
+row "bulk   AES-256-GCM alone, one core" "${AES_MB:+$AES_MB MB/s}" \
+    "${AES_MB:+$(calc "printf \"%.3f s per GiB\", 1073.741824/$AES_MB")}" "each side pays it" ""
 sep "$L"
 row "lines  secchat -q (line mode)" "$(fmtl "$l_sc")" "" ">= 2,000,000 lines/s" \
     "$(verdict "$l_sc >= 2000000" "$l_sc")"
@@ -527,14 +538,15 @@ row "peak RSS connector (bulk)" "${rss_s:+$rss_s MiB}" "${rssl_s:+line mode $rss
     "$(verdict "$rss_s < 8" "$rss_s")"
 sep "$L"
 echo
-echo "details: median wall time; CPU user+sys receiver/sender (median); peak RSS receiver/sender (max)"
+echo "details: median wall time; CPU user+sys and user alone, receiver/sender (median);"
+echo "  peak RSS receiver/sender (max)"
 for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
     line,secchat,line line,nc,line line,socat,line line,tls,line hex,secchat,hex; do
 	set=${k%%,*} tool=${k#*,} tool=${tool%%,*}
-	printf '  %-5s %-8s %9s s   cpu %11s s   rss %5s/%-5s KiB\n' "$set" \
+	printf '  %-5s %-8s %9s s   cpu %11s s  user %11s s   rss %5s/%-5s KiB\n' "$set" \
 	    "$([ "$tool" = tls ] && echo socatTLS || echo "$tool")" \
 	    "$(m=$(med "$k"); [ -n "$m" ] && printf '%.3f' "$m" || echo n/a)" \
-	    "$(cpu "$set" "$tool")" "$(maxof ${RSS[$set,$tool,l]:-} | grep . || echo ?)" \
+	    "$(cpu "$set" "$tool")" "$(cpu "$set" "$tool" USR)" "$(maxof ${RSS[$set,$tool,l]:-} | grep . || echo ?)" \
 	    "$(maxof ${RSS[$set,$tool,s]:-} | grep . || echo ?)"
 done
 echo "socat TLS: $TLSINFO; PBKDF2 reference from python hashlib (OpenSSL)"

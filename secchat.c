@@ -1419,7 +1419,7 @@ write_net(struct session *s)
 	if (r > 0) {
 		s->txb.pos += r;
 		s->last_activity = now_ms();
-	} else if (errno != EAGAIN && errno != EINTR)
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		net_refused(s, errno);
 	return GO_ON;
 }
@@ -1455,8 +1455,7 @@ write_stdout(struct session *s)
 		s->out.pos += r;
 		s->mid_line = s->out.data[s->out.pos - 1] != '\n';
 		s->last_activity = now_ms();
-	}
-	else if (errno != EAGAIN && errno != EINTR) {
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		s->stdout_failed = 1;
 		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
 		    strerror(errno));

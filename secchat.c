@@ -1410,11 +1410,30 @@ net_refused(struct session *s, int e)
 	s->sent_close = s->shut_wr = s->stdin_done = 1;
 }
 
+/*
+ * Nothing to send, yet poll reported the socket: only an error or a hangup
+ * does while events is 0 (set_pollfds), so the peer is gone.
+ */
+static void
+net_gone(struct session *s)
+{
+	socklen_t len = sizeof(int);
+	int e = 0;
+
+	if (getsockopt(s->net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
+		e = ECONNRESET;
+	net_refused(s, e);
+}
+
 static int
 write_net(struct session *s)
 {
 	ssize_t r;
 
+	if (buf_pending(&s->txb) == 0) {
+		net_gone(s);
+		return GO_ON;
+	}
 	r = write(s->net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
 	if (r > 0) {
 		s->txb.pos += r;
@@ -1491,8 +1510,10 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_STDIN].fd = !s->stdin_done &&
 	    buf_room(&s->in, IN_CAP / 2) > 0 ? STDIN_FILENO : -1;
 	pfd[POLL_STDIN].events = POLLIN;
-	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ? s->net : -1;
-	pfd[POLL_NETOUT].events = POLLOUT;
+	/* After the peer's EOF, while ours is due, a reset must still wake us. */
+	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ||
+	    (s->net_eof && !s->shut_wr) ? s->net : -1;
+	pfd[POLL_NETOUT].events = buf_pending(&s->txb) > 0 ? POLLOUT : 0;
 	pfd[POLL_NETIN].fd = !s->net_eof &&
 	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
 	pfd[POLL_NETIN].events = POLLIN;

@@ -784,6 +784,22 @@ t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	    same "$T/w/kept" "$T/w/c.out"
 }
 
+t_reset_after_close() {	# a reset after the peer's CLOSE is seen at once
+	echo "from the peer" > "$T/w/a"
+	# Our stdin stays open and quiet for 20 s: only the reset can end it.
+	mkfifo "$T/w/in"
+	sleep 20 > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l "$T/w/in" $SC 127.0.0.1 0 || return 1
+	local t0=$SECONDS
+	pydial c "$T/w/a" $SC --reset 0.3 127.0.0.1 "$PORT"
+	reap
+	echo "the listener ended $((SECONDS - t0)) s after the connect"
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 1 &&
+	    [ $((SECONDS - t0)) -le 5 ] && same "$T/w/a" "$T/w/l.out" &&
+	    has_line "$T/w/l.err" "secchat: write to network: Broken pipe"
+}
+
 t_receiver_stdout_fails() {	# data the receiver threw away: no exit 0
 	head -c 1000000 /dev/urandom > "$T/w/big"
 	# The receiver has more to say, so it has not sent its CLOSE yet.
@@ -927,6 +943,7 @@ run "interop: Python listener, C connector, rekeys both ways" t_interop_py_liste
 run "interop: 1 MB random each way, both roles" t_interop_binary
 run "interop: wrong password, both roles exit 3" t_interop_wrong_password
 run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
+run "a reset after the peer's CLOSE ends the session at once" t_reset_after_close
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent secchat/1 peer, written from shared/PROTOCOL.md alone (no C code).
 
-usage: peer.py [-l] [-i ITER] [-p PASSFILE] [-r N] [HOST] PORT | --selftest
+usage: peer.py [-l] [-i ITER] [-p PASSFILE] [-r N] [--reset SEC] [HOST] PORT
+       peer.py --selftest
 
 -l listens on HOST (default 127.0.0.1) PORT (0 = any), prints "peer: listening
 on port N" to stderr and accepts one connection; without -l it connects.  -p:
@@ -12,11 +13,13 @@ sends stdin in line mode (lines over 16384 bytes split), then CLOSE and
 shutdown(SHUT_WR); the main thread writes received DATA to stdout.  Exit 0 once
 both CLOSEs and EOF are done; 3 on an authentication failure (bad cA/cB, bad
 point, GCM failure, protocol violation); 1 otherwise, after one "peer: " line.
+--reset SEC (a fault for tests): after its CLOSE and shutdown, wait SEC seconds,
+reset the connection without reading anything, and exit 0.
 --selftest recomputes tests/data/secchat1-session.txt and rfc9382-p256.txt.
 Test tool only: no terminal shortcut (section 7), hex display or timed rekey;
 scalar multiplication is not constant time; old keys are dropped, not wiped.
 """
-import argparse, hashlib, hmac, os, re, secrets, socket, sys, threading
+import argparse, hashlib, hmac, os, re, secrets, socket, struct, sys, threading, time
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -242,6 +245,7 @@ def main():
     ap.add_argument('-i', type=int, default=600000)
     ap.add_argument('-p')
     ap.add_argument('-r', type=int, default=1000)
+    ap.add_argument('--reset', type=float, metavar='SEC')
     ap.add_argument('--selftest', action='store_true')
     ap.add_argument('where', nargs='*', metavar='[HOST] PORT')
     a = ap.parse_args()
@@ -267,6 +271,12 @@ def main():
     errors = []
     t = threading.Thread(target=sender, args=(sock, tx, a.r, errors), daemon=True)
     t.start()
+    if a.reset is not None:     # a fault: CLOSE, FIN, then a reset
+        t.join()
+        time.sleep(a.reset)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        sock.close()
+        return 0
     receiver(sock, rx)
     t.join()
     if errors:

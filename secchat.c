@@ -132,7 +132,9 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define TX_CAP		(256 * 1024)	/* records to the socket */
 #define RX_CAP		(128 * 1024)	/* records from the socket */
 #define OUT_CAP		(256 * 1024)	/* plaintext to stdout */
-#define HEX_CAP		(64 * 1024)	/* hex display lines */
+#define HEX_CAP		(128 * 1024)	/* hex display lines, >= 2 of the longest */
+#define HEX_LINE_MAX	(2 * (LEN_LEN + MAX_RECORD) + 16)	/* + dir, ESCs, \n */
+#define NOTE_MAX	256		/* a -v line, queued like hex lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
 
@@ -969,6 +971,7 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 /* ---------------------------------------------------------------------- */
 /* Session messages: hex lines, notes and the one line that ends a session. */
 
+/* Write queued hex lines before a note, so that the order stays. */
 static void
 flush_hex(struct session *s)
 {
@@ -989,8 +992,8 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 
 	if (s->opt->qflag)
 		return;
-	if (buf_room(&s->hex, 2 * n + 16) < 2 * n + 16)
-		flush_hex(s);
+	if (buf_room(&s->hex, HEX_LINE_MAX) < HEX_LINE_MAX)
+		abort();		/* fill_tx and process_rx leave room */
 	p = (char *)s->hex.data + s->hex.len;
 	*p++ = dir;
 	*p++ = ' ';
@@ -1003,18 +1006,22 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	s->hex.len = (uint8_t *)p - s->hex.data;
 }
 
+/* Queue a -v note with the hex lines, so that stderr keeps their order. */
 static void
 note(struct session *s, const char *fmt, ...)
 {
+	char msg[NOTE_MAX - 16];
 	va_list ap;
 
 	if (!s->opt->vflag)
 		return;
-	flush_hex(s);
-	editor_hide(s);
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (buf_room(&s->hex, NOTE_MAX) < NOTE_MAX)
+		flush_hex(s);
+	s->hex.len += snprintf((char *)s->hex.data + s->hex.len, NOTE_MAX,
+	    "secchat: %s\n", msg);
 }
 
 /* Print why the session ends and return its exit status. */
@@ -1244,14 +1251,22 @@ next_chunk(const struct session *s)
 	return 0;
 }
 
+/* Room in txb, and for their hex lines, for n more records? */
+static int
+tx_room(struct session *s, size_t n)
+{
+	return buf_room(&s->txb, n * (LEN_LEN + MAX_RECORD)) >=
+	    n * (LEN_LEN + MAX_RECORD) &&
+	    buf_room(&s->hex, n * HEX_LINE_MAX) >= n * HEX_LINE_MAX;
+}
+
 static void
 fill_tx(struct session *s)
 {
-	const size_t need = 2 * (LEN_LEN + MAX_RECORD);	/* DATA + REKEY */
 	int64_t t = now_ms();
 	size_t len;
 
-	while (!s->sent_close && buf_room(&s->txb, need) >= need) {
+	while (!s->sent_close && tx_room(s, 2)) {	/* DATA + REKEY */
 		if (rekey_due(s, t))
 			send_rekey(s);
 		if ((len = next_chunk(s)) == 0)
@@ -1263,7 +1278,7 @@ fill_tx(struct session *s)
 		s->sent_bytes += len;
 	}
 	if (s->stdin_done && !s->sent_close && buf_pending(&s->in) == 0 &&
-	    buf_room(&s->txb, need) >= need) {
+	    tx_room(s, 1)) {
 		send_record(s, TYPE_CLOSE, NULL, 0);
 		s->sent_close = 1;
 	}
@@ -1343,7 +1358,8 @@ process_rx(struct session *s)
 			return session_fail(s, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
 		if (avail < LEN_LEN + clen ||
-		    buf_room(&s->out, MAX_INNER) < MAX_INNER)
+		    buf_room(&s->out, MAX_INNER) < MAX_INNER ||
+		    buf_room(&s->hex, HEX_LINE_MAX) < HEX_LINE_MAX)
 			break;
 		if ((status = receive_record(s, rec, clen)) != GO_ON)
 			return status;
@@ -1369,7 +1385,11 @@ rx_record_waiting(const struct session *s)
 /* ---------------------------------------------------------------------- */
 /* The I/O engine: one poll() over stdin, the socket and stdout. */
 
-enum { POLL_STDIN, POLL_NETOUT, POLL_NETIN, POLL_STDOUT, POLL_COUNT };
+/* Hex lines before the plaintext they carry: stderr is served first. */
+enum {
+	POLL_STDIN, POLL_NETOUT, POLL_NETIN, POLL_STDERR, POLL_STDOUT,
+	POLL_COUNT
+};
 
 static int
 read_stdin(struct session *s)
@@ -1462,6 +1482,23 @@ read_net(struct session *s)
 	return GO_ON;
 }
 
+/* The hex display holds the session back like stdout, but never ends it. */
+static int
+write_stderr(struct session *s)
+{
+	ssize_t r;
+
+	editor_hide(s);
+	r = write(STDERR_FILENO, s->hex.data + s->hex.pos,
+	    buf_pending(&s->hex));
+	if (r > 0) {
+		s->hex.pos += r;
+		s->last_activity = now_ms();
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
+		s->hex.pos = s->hex.len = 0;	/* stderr is for people */
+	return GO_ON;
+}
+
 static int
 write_stdout(struct session *s)
 {
@@ -1486,14 +1523,13 @@ write_stdout(struct session *s)
 static int
 poll_timeout(struct session *s, int64_t t)
 {
-	const size_t need = 2 * (LEN_LEN + MAX_RECORD);
 	int64_t until = INT64_MAX, d;
 
 	if (s->opt->timeout >= 0)
 		until = s->last_activity + (int64_t)s->opt->timeout * 1000;
-	/* A full txb rekeys when it drains; waiting on it is not a timer. */
+	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
 	if (!s->sent_close && s->tx.data_records > 0 &&
-	    s->opt->rekey_secs != 0 && buf_room(&s->txb, need) >= need) {
+	    s->opt->rekey_secs != 0 && tx_room(s, 2)) {
 		d = s->tx.first_data + (int64_t)s->opt->rekey_secs * 1000;
 		if (d < until)
 			until = d;
@@ -1517,6 +1553,8 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_NETIN].fd = !s->net_eof &&
 	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
+	pfd[POLL_STDERR].fd = buf_pending(&s->hex) > 0 ? STDERR_FILENO : -1;
+	pfd[POLL_STDERR].events = POLLOUT;
 	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 ? STDOUT_FILENO : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
 }
@@ -1533,7 +1571,6 @@ readwrite(struct session *s)
 		if ((status = process_rx(s)) != GO_ON)
 			return status;
 		fill_tx(s);
-		flush_hex(s);
 		/* Our direction is over once CLOSE is on the wire. */
 		if (s->sent_close && buf_pending(&s->txb) == 0 && !s->shut_wr) {
 			if (shutdown(s->net, SHUT_WR) == -1)
@@ -1542,7 +1579,7 @@ readwrite(struct session *s)
 		}
 		/* Both CLOSEs passed, stdout written, the peer hung up. */
 		if (s->shut_wr && s->got_close && s->net_eof &&
-		    buf_pending(&s->out) == 0) {
+		    buf_pending(&s->out) == 0 && buf_pending(&s->hex) == 0) {
 			if (s->tx_errno != 0)
 				return session_fail(s, EXIT_FAIL,
 				    "write to network: %s",
@@ -1576,6 +1613,8 @@ readwrite(struct session *s)
 		    (status = write_net(s)) != GO_ON) ||
 		    (pfd[POLL_NETIN].revents &&
 		    (status = read_net(s)) != GO_ON) ||
+		    (pfd[POLL_STDERR].revents &&
+		    (status = write_stderr(s)) != GO_ON) ||
 		    (pfd[POLL_STDOUT].revents &&
 		    (status = write_stdout(s)) != GO_ON))
 			return status;
@@ -1661,6 +1700,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	    (unsigned long long)s->recv_bytes,
 	    (unsigned long long)s->rekeys_sent,
 	    (unsigned long long)s->rekeys_recv);
+	flush_hex(s);
 	direction_free(&s->tx);
 	direction_free(&s->rx);
 	return status;

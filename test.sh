@@ -549,6 +549,47 @@ t_stalled_reader() {	# the sender waits in poll, in constant memory
 	    expect sha256 "$(sha256sum < "$T/w/l.out")" "$(sha256sum < "$T/w/big")"
 }
 
+# stderr_reader SECONDS: stderr of the next connector is $T/w/hex, a FIFO
+# whose reader waits SECONDS before it copies everything to c.err.
+stderr_reader() {
+	mkfifo "$T/w/hex"
+	{ sleep "$1"; cat > "$T/w/c.err"; } < "$T/w/hex" &
+	PIDS="$PIDS $!"
+}
+
+t_stderr_slow() {	# a slow stderr holds the session back, loses no line
+	seq 1 20000 > "$T/w/a"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	stderr_reader 2
+	timeout 60 $SECCHAT -v $SC 127.0.0.1 "$PORT" < "$T/w/a" \
+	    > "$T/w/c.out" 2> "$T/w/hex"
+	CRC=$?
+	reap
+	wait_number N "$T/w/c.err" "$LPID" \
+	    'secchat: sent \([0-9]*\) records .*' || return 1
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out" &&
+	    expect "records sent" "$N" 20021 &&
+	    expect "hex lines" "$(grep -c '^> 00' "$T/w/c.err")" "$N" &&
+	    expect "first line" "$(sed -n 2p "$T/w/c.err")" "secchat: handshake done"
+}
+
+t_stderr_stalled() {	# with -w, a stalled stderr ends the session
+	seq 1 20000 > "$T/w/a"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	stderr_reader 30
+	local t0=$SECONDS
+	timeout 60 $SECCHAT -v -w 2 $SC 127.0.0.1 "$PORT" < "$T/w/a" \
+	    > "$T/w/c.out" 2> "$T/w/hex"
+	CRC=$?
+	reap
+	echo "the connector ended after $((SECONDS - t0)) s"
+	head -c "$(stat -c %s "$T/w/l.out")" "$T/w/a" > "$T/w/sent"
+	expect "connector status" "$CRC" 1 && expect "listener status" "$LRC" 1 &&
+	    [ $((SECONDS - t0)) -le 10 ] && has_line "$T/w/l.err" "secchat: $TRUNC" &&
+	    same "$T/w/sent" "$T/w/l.out"
+}
+
 t_stdout_full() {
 	seq 1 1000 > "$T/w/a"
 	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
@@ -924,6 +965,8 @@ run "attack: pA = w*M" t_pA_wM
 run "a silent connector times out, -k serves the next" t_silent_then_good
 run "ten bad connections, then a good one" t_ten_bad_then_good
 run "a stalled reader: sender blocks in constant memory" t_stalled_reader
+run "a slow stderr: the hex display loses no line" t_stderr_slow
+run "a stalled stderr: -w ends the session" t_stderr_stalled
 run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender

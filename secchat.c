@@ -1006,35 +1006,44 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	s->hex.len = (uint8_t *)p - s->hex.data;
 }
 
-/* Queue a -v note with the hex lines, so that stderr keeps their order. */
+/* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
 static void
-note(struct session *s, const char *fmt, ...)
+queue_line(struct session *s, const char *fmt, va_list ap)
 {
 	char msg[NOTE_MAX - 16];
-	va_list ap;
 
-	if (!s->opt->vflag)
-		return;
-	va_start(ap, fmt);
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (buf_room(&s->hex, NOTE_MAX) < NOTE_MAX)
 		flush_hex(s);
 	s->hex.len += snprintf((char *)s->hex.data + s->hex.len, NOTE_MAX,
 	    "secchat: %s\n", msg);
 }
 
-/* Print why the session ends and return its exit status. */
+static void
+note(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->opt->vflag)
+		return;
+	va_start(ap, fmt);
+	queue_line(s, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Print why the session ends and return its exit status.  The line waits
+ * for a slow stderr (up to -w) rather than be lost to a full pipe.
+ */
 static int
 session_fail(struct session *s, int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	flush_hex(s);
-	editor_hide(s);
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	queue_line(s, fmt, ap);
 	va_end(ap);
+	flush_hex(s);
 	return status;
 }
 

@@ -550,11 +550,12 @@ t_stalled_reader() {	# the sender waits in poll, in constant memory
 }
 
 # stderr_reader SECONDS: stderr of the next connector is $T/w/hex, a FIFO
-# whose reader waits SECONDS before it copies everything to c.err.
+# whose reader (RPID) waits SECONDS before it copies everything to c.err.
 stderr_reader() {
 	mkfifo "$T/w/hex"
 	{ sleep "$1"; cat > "$T/w/c.err"; } < "$T/w/hex" &
-	PIDS="$PIDS $!"
+	RPID=$!
+	PIDS="$PIDS $RPID"
 }
 
 t_stderr_slow() {	# a slow stderr holds the session back, loses no line
@@ -565,8 +566,8 @@ t_stderr_slow() {	# a slow stderr holds the session back, loses no line
 	    > "$T/w/c.out" 2> "$T/w/hex"
 	CRC=$?
 	reap
-	wait_number N "$T/w/c.err" "$LPID" \
-	    'secchat: sent \([0-9]*\) records .*' || return 1
+	wait "$RPID"
+	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/c.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
 	    same "$T/w/a" "$T/w/l.out" &&
 	    expect "records sent" "$N" 20021 &&
@@ -577,16 +578,20 @@ t_stderr_slow() {	# a slow stderr holds the session back, loses no line
 t_stderr_stalled() {	# with -w, a stalled stderr ends the session
 	seq 1 20000 > "$T/w/a"
 	listen l /dev/null $SC 127.0.0.1 0 || return 1
-	stderr_reader 30
+	# Stalled at once, timed out after 3 s; the reader wakes at 4.5 s,
+	# within the 3 s the last line may wait for stderr.
+	stderr_reader 4.5
 	local t0=$SECONDS
-	timeout 60 $SECCHAT -v -w 2 $SC 127.0.0.1 "$PORT" < "$T/w/a" \
+	timeout 60 $SECCHAT -v -w 3 $SC 127.0.0.1 "$PORT" < "$T/w/a" \
 	    > "$T/w/c.out" 2> "$T/w/hex"
 	CRC=$?
 	reap
+	wait "$RPID"
 	echo "the connector ended after $((SECONDS - t0)) s"
 	head -c "$(stat -c %s "$T/w/l.out")" "$T/w/a" > "$T/w/sent"
 	expect "connector status" "$CRC" 1 && expect "listener status" "$LRC" 1 &&
-	    [ $((SECONDS - t0)) -le 10 ] && has_line "$T/w/l.err" "secchat: $TRUNC" &&
+	    [ $((SECONDS - t0)) -le 12 ] && has_line "$T/w/l.err" "secchat: $TRUNC" &&
+	    has_line "$T/w/c.err" "secchat: timed out: no progress for 3 seconds" &&
 	    same "$T/w/sent" "$T/w/l.out"
 }
 

@@ -132,7 +132,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define TX_CAP		(256 * 1024)	/* records to the socket */
 #define RX_CAP		(128 * 1024)	/* records from the socket */
 #define OUT_CAP		(256 * 1024)	/* plaintext to stdout */
-#define HEX_CAP		(128 * 1024)	/* hex display lines, >= 2 of the longest */
+#define HEX_CAP		(128 * 1024)	/* hex display lines, >= 3 of the longest */
 #define HEX_LINE_MAX	(2 * (LEN_LEN + MAX_RECORD) + 16)	/* + dir, ESCs, \n */
 #define NOTE_MAX	256		/* a -v line, queued like hex lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
@@ -191,6 +191,7 @@ struct session {
 	int	 stdin_tty;
 	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
+	int	 shared_err;		/* hex lines go to stdout's file too */
 	struct buf in, txb, rxb, out, hex;	/* allocated once, for -k */
 
 	/* Everything from here on starts at zero for each connection. */
@@ -204,6 +205,7 @@ struct session {
 	int	 shown;			/* the half-typed line is on screen */
 	int	 mid_line;		/* stdout's last byte was not \n */
 	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
+	int64_t	 hex_deadline;	/* ms, set at the first flush_hex; 0: none */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
 };
@@ -222,6 +224,10 @@ static struct {
 	volatile sig_atomic_t tty_changed;
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
+static void note(struct session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static int session_fail(struct session *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
@@ -496,7 +502,7 @@ derive_w(const char *pass, size_t pass_len, const uint8_t salt[SALT_LEN],
 	return zero ? -1 : 0;
 }
 
-/* A scalar uniform in [1, n-1], from RAND_bytes; 64 spare bits hide the bias. */
+/* A scalar uniform in [1, n-1] from RAND_bytes; 64 spare bits hide the bias. */
 static BIGNUM *
 random_scalar(const struct pake *pk)
 {
@@ -971,16 +977,24 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 /* ---------------------------------------------------------------------- */
 /* Session messages: hex lines, notes and the one line that ends a session. */
 
-/* Write queued hex lines before a note, so that the order stays. */
+/*
+ * Write the queued lines as a session ends.  stderr is for people: all the
+ * flushes of one connection wait for it at most -w (or 30) seconds in all,
+ * then drop what is left, so that a stalled stderr cannot hold a -k
+ * listener.
+ */
 static void
 flush_hex(struct session *s)
 {
+	int secs = s->opt->timeout >= 0 ? s->opt->timeout : DEF_HS_TIMEOUT;
+
 	if (buf_pending(&s->hex) == 0)
 		return;
+	if (s->hex_deadline == 0)
+		s->hex_deadline = now_ms() + (int64_t)secs * 1000;
 	editor_hide(s);
-	/* stderr is for people; a failing stderr must not end the session. */
 	(void)write_full(STDERR_FILENO, s->hex.data + s->hex.pos,
-	    buf_pending(&s->hex), io_deadline(s->opt));
+	    buf_pending(&s->hex), s->hex_deadline);
 	s->hex.pos = s->hex.len = 0;
 }
 
@@ -1007,7 +1021,7 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 }
 
 /* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
-static void
+static void __attribute__((format(printf, 2, 0)))
 queue_line(struct session *s, const char *fmt, va_list ap)
 {
 	char msg[NOTE_MAX - 16];
@@ -1260,13 +1274,26 @@ next_chunk(const struct session *s)
 	return 0;
 }
 
+/*
+ * When stdout and stderr are one file (2>&1, a terminal), a record's hex
+ * line and its plaintext go out before the next record is made, so that
+ * a partial write cannot tear a line.
+ */
+static int
+output_busy(const struct session *s)
+{
+	return s->shared_err &&
+	    (buf_pending(&s->hex) > 0 || buf_pending(&s->out) > 0);
+}
+
 /* Room in txb, and for their hex lines, for n more records? */
 static int
 tx_room(struct session *s, size_t n)
 {
-	return buf_room(&s->txb, n * (LEN_LEN + MAX_RECORD)) >=
-	    n * (LEN_LEN + MAX_RECORD) &&
-	    buf_room(&s->hex, n * HEX_LINE_MAX) >= n * HEX_LINE_MAX;
+	size_t rec = n * (LEN_LEN + MAX_RECORD), hex = n * HEX_LINE_MAX;
+
+	return !output_busy(s) && buf_room(&s->txb, rec) >= rec &&
+	    buf_room(&s->hex, hex) >= hex;
 }
 
 static void
@@ -1366,9 +1393,10 @@ process_rx(struct session *s)
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
 			return session_fail(s, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
-		if (avail < LEN_LEN + clen ||
+		/* Leave fill_tx room for its two hex lines, or it starves. */
+		if (avail < LEN_LEN + clen || output_busy(s) ||
 		    buf_room(&s->out, MAX_INNER) < MAX_INNER ||
-		    buf_room(&s->hex, HEX_LINE_MAX) < HEX_LINE_MAX)
+		    buf_room(&s->hex, 3 * HEX_LINE_MAX) < 3 * HEX_LINE_MAX)
 			break;
 		if ((status = receive_record(s, rec, clen)) != GO_ON)
 			return status;
@@ -1564,7 +1592,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_NETIN].events = POLLIN;
 	pfd[POLL_STDERR].fd = buf_pending(&s->hex) > 0 ? STDERR_FILENO : -1;
 	pfd[POLL_STDERR].events = POLLOUT;
-	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 ? STDOUT_FILENO : -1;
+	/* In one file, a record's hex line goes before its plaintext. */
+	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 &&
+	    !(s->shared_err && buf_pending(&s->hex) > 0) ? STDOUT_FILENO : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
 }
 
@@ -1633,6 +1663,15 @@ readwrite(struct session *s)
 /* ---------------------------------------------------------------------- */
 /* Sessions. */
 
+static int
+same_file(int fd1, int fd2)
+{
+	struct stat st1, st2;
+
+	return fstat(fd1, &st1) == 0 && fstat(fd2, &st2) == 0 &&
+	    st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino;
+}
+
 static void
 session_alloc(struct session *s, const struct options *opt)
 {
@@ -1647,6 +1686,7 @@ session_alloc(struct session *s, const struct options *opt)
 	s->stdin_tty = isatty(STDIN_FILENO);
 	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
 	s->hex_tty = isatty(STDERR_FILENO);
+	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
 	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
 		if ((bufs[i].b->data = malloc(bufs[i].cap)) == NULL)
 			err(EXIT_FAIL, "malloc");

@@ -595,6 +595,61 @@ t_stderr_stalled() {	# with -w, a stalled stderr ends the session
 	    same "$T/w/sent" "$T/w/l.out"
 }
 
+t_stderr_never_read() {	# the wait for a dead stderr is bounded once
+	seq 1 20000 > "$T/w/a"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	stderr_reader 30
+	local t0=$EPOCHREALTIME t
+	timeout 60 $SECCHAT -v -w 3 $SC 127.0.0.1 "$PORT" < "$T/w/a" \
+	    > "$T/w/c.out" 2> "$T/w/hex"
+	CRC=$?
+	t=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	reap
+	# 3 s without progress, then at most 3 s more for all of stderr.
+	echo "the connector ended after $t s"
+	expect "connector status" "$CRC" 1 && expect "listener status" "$LRC" 1 &&
+	    awk -v t="$t" 'BEGIN { exit !(t < 7.5) }'
+}
+
+# slow_reader FILE: copy stdin to FILE at about 800 KB/s.
+slow_reader() {
+	python3 -c 'import sys, time
+out = open(sys.argv[1], "wb")
+while b := sys.stdin.buffer.read1(8192):
+    out.write(b); out.flush(); time.sleep(0.01)' "$1"
+}
+
+t_stderr_slow_both_ways() {	# a slow stderr starves neither direction
+	head -c 524288 /dev/urandom > "$T/w/r1"
+	head -c 524288 /dev/urandom > "$T/w/r2"
+	listen l "$T/w/r1" $SC -b 127.0.0.1 0 || return 1
+	timeout 60 $SECCHAT $SC -b 127.0.0.1 "$PORT" < "$T/w/r2" \
+	    > "$T/w/c.out" 2> >(slow_reader "$T/w/c.err")
+	CRC=$?
+	reap
+	# The connector's 16th full record out: how many came in before it?
+	local before
+	before=$(grep -E '^[<>] 4' "$T/w/c.err" |
+	    awk '/^>/ && ++out == 16 { print n + 0; exit } /^</ { n++ }')
+	echo "records received before the 16th of 32 sent: $before of 32"
+	both_ok "$T/w/r1" "$T/w/r2" && [ -n "$before" ] && [ "$before" -le 24 ]
+}
+
+t_stderr_shares_stdout() {	# 2>&1: no hex line torn by plaintext
+	seq 1 200000 | sed 's/^/line /' > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	timeout 60 $SECCHAT -v $SC 127.0.0.1 "$PORT" < /dev/null 2>&1 |
+	    { sleep 1; cat > "$T/w/c.out"; }
+	CRC=${PIPESTATUS[0]}
+	reap
+	grep -a '^line ' "$T/w/c.out" > "$T/w/text"
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
+	    same "$T/w/a" "$T/w/text" &&
+	    expect "torn lines" "$(grep -a -c -v -E \
+	    '^([<>] [0-9a-f]+|secchat: .*|line [0-9]+)$' "$T/w/c.out")" 0 &&
+	    expect "hex lines" "$(grep -a -c '^< ' "$T/w/c.out")" 200201
+}
+
 t_stdout_full() {
 	seq 1 1000 > "$T/w/a"
 	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
@@ -972,6 +1027,9 @@ run "ten bad connections, then a good one" t_ten_bad_then_good
 run "a stalled reader: sender blocks in constant memory" t_stalled_reader
 run "a slow stderr: the hex display loses no line" t_stderr_slow
 run "a stalled stderr: -w ends the session" t_stderr_stalled
+run "a slow stderr starves neither direction" t_stderr_slow_both_ways
+run "a stderr never read: the last lines wait -w once" t_stderr_never_read
+run "stdout and stderr one pipe: no hex line torn" t_stderr_shares_stdout
 run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender

@@ -1519,19 +1519,26 @@ read_net(struct session *s)
 	return GO_ON;
 }
 
-/* The hex display holds the session back like stdout, but never ends it. */
-static int
-write_stderr(struct session *s)
+/* Write what b holds to the terminal side (stdout or stderr) fd. */
+static ssize_t
+write_local(struct session *s, int fd, struct buf *b)
 {
 	ssize_t r;
 
 	editor_hide(s);
-	r = write(STDERR_FILENO, s->hex.data + s->hex.pos,
-	    buf_pending(&s->hex));
-	if (r > 0) {
-		s->hex.pos += r;
+	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
+		b->pos += r;
 		s->last_activity = now_ms();
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
+	}
+	return r;
+}
+
+/* The hex display holds the session back like stdout, but never ends it. */
+static int
+write_stderr(struct session *s)
+{
+	if (write_local(s, STDERR_FILENO, &s->hex) == -1 &&
+	    errno != EAGAIN && errno != EINTR)
 		s->hex.pos = s->hex.len = 0;	/* stderr is for people */
 	return GO_ON;
 }
@@ -1541,14 +1548,9 @@ write_stdout(struct session *s)
 {
 	ssize_t r;
 
-	editor_hide(s);
-	r = write(STDOUT_FILENO, s->out.data + s->out.pos,
-	    buf_pending(&s->out));
-	if (r > 0) {
-		s->out.pos += r;
+	if ((r = write_local(s, STDOUT_FILENO, &s->out)) > 0)
 		s->mid_line = s->out.data[s->out.pos - 1] != '\n';
-		s->last_activity = now_ms();
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+	else if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		s->stdout_failed = 1;
 		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
 		    strerror(errno));

@@ -1313,8 +1313,9 @@ fill_tx(struct session *s)
 		s->in.pos += len;
 		s->sent_bytes += len;
 	}
+	/* The loop's own room test: a due REKEY goes first, every time. */
 	if (s->stdin_done && !s->sent_close && buf_pending(&s->in) == 0 &&
-	    tx_room(s, 1)) {
+	    tx_room(s, 2)) {
 		send_record(s, TYPE_CLOSE, NULL, 0);
 		s->sent_close = 1;
 	}

@@ -569,8 +569,7 @@ t_stderr_slow() {	# a slow stderr holds the session back, loses no line
 	wait "$RPID"
 	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/c.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
-	    same "$T/w/a" "$T/w/l.out" &&
-	    expect "records sent" "$N" 20021 &&
+	    same "$T/w/a" "$T/w/l.out" && [ "${N:-0}" -gt 20000 ] &&
 	    expect "hex lines" "$(grep -c '^> 00' "$T/w/c.err")" "$N" &&
 	    expect "first line" "$(sed -n 2p "$T/w/c.err")" "secchat: handshake done"
 }
@@ -643,11 +642,12 @@ t_stderr_shares_stdout() {	# 2>&1: no hex line torn by plaintext
 	CRC=${PIPESTATUS[0]}
 	reap
 	grep -a '^line ' "$T/w/c.out" > "$T/w/text"
+	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/l.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
 	    same "$T/w/a" "$T/w/text" &&
 	    expect "torn lines" "$(grep -a -c -v -E \
 	    '^([<>] [0-9a-f]+|secchat: .*|line [0-9]+)$' "$T/w/c.out")" 0 &&
-	    expect "hex lines" "$(grep -a -c '^< ' "$T/w/c.out")" 200201
+	    expect "hex lines" "$(grep -a -c '^< ' "$T/w/c.out")" "$N"
 }
 
 t_stdout_full() {

@@ -990,7 +990,7 @@ flush_hex(struct session *s)
 
 	if (buf_pending(&s->hex) == 0)
 		return;
-	if (s->hex_deadline == 0)
+	if (s->hex_deadline == 0)	/* one wait per connection, not per call */
 		s->hex_deadline = now_ms() + (int64_t)secs * 1000;
 	editor_hide(s);
 	(void)write_full(STDERR_FILENO, s->hex.data + s->hex.pos,
@@ -1047,7 +1047,8 @@ note(struct session *s, const char *fmt, ...)
 
 /*
  * Print why the session ends and return its exit status.  The line waits
- * for a slow stderr (up to -w) rather than be lost to a full pipe.
+ * for a slow stderr (within flush_hex's bound) rather than be lost to a
+ * full pipe.
  */
 static int
 session_fail(struct session *s, int status, const char *fmt, ...)
@@ -1286,7 +1287,7 @@ output_busy(const struct session *s)
 	    (buf_pending(&s->hex) > 0 || buf_pending(&s->out) > 0);
 }
 
-/* Room in txb, and for their hex lines, for n more records? */
+/* May fill_tx make n more records: room in txb and for their hex lines? */
 static int
 tx_room(struct session *s, size_t n)
 {

@@ -3,7 +3,7 @@
  *
  * Two peers that share a password run SPAKE2 (RFC 9382, P-256) to agree on
  * session keys, then exchange AES-256-GCM records.  The wire protocol,
- * secchat/1, is described in the PROTOCOL section of secchat(1).
+ * secchat/1, is specified in doc/PROTOCOL.md.
  *
  * Layers, each with one error discipline:
  *   setup (options, password, sockets): exit with a message (err/errx);
@@ -51,7 +51,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-/* secchat/1 constants and wire sizes (PROTOCOL.md). */
+/* secchat/1 constants and wire sizes (doc/PROTOCOL.md). */
 #define MAGIC		"SECCHAT\001"	/* "SECCHAT" || version 0x01 */
 #define MAGIC_LEN	8
 #define SALT_LEN	16
@@ -608,7 +608,7 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 	return 0;
 }
 
-/* The first secret of each direction (PROTOCOL.md section 3). */
+/* The first secret of each direction (doc/PROTOCOL.md section 3). */
 static void
 traffic_secrets(const struct handshake_keys *hk, uint8_t c2s[SECRET_LEN],
     uint8_t s2c[SECRET_LEN])
@@ -1063,7 +1063,7 @@ session_fail(struct session *s, int status, const char *fmt, ...)
 }
 
 /* ---------------------------------------------------------------------- */
-/* The handshake (PROTOCOL.md section 2), one function per role. */
+/* The handshake (doc/PROTOCOL.md section 2), one function per role. */
 
 /* Read a peer's message: magic first, so non-secchat peers are named. */
 static int
@@ -1240,7 +1240,7 @@ send_rekey(struct session *s)
 	    (unsigned long long)s->tx.epoch);
 }
 
-/* Is the current sending key due for retirement (PROTOCOL.md section 5)? */
+/* Is the current sending key due for retirement (doc/PROTOCOL.md section 5)? */
 static int
 rekey_due(const struct session *s, int64_t t)
 {

@@ -775,7 +775,7 @@ t_demo() {	# make demo: exits 0, shows both sides, leaves nothing behind
 
 # ---------------------------------------------------------------------------
 # Interoperability with tests/peer.py, an independent Python implementation
-# written from PROTOCOL.md alone (Debian python3 + python3-cryptography).
+# written from doc/PROTOCOL.md alone (Debian python3 + python3-cryptography).
 
 PEER=${PEER:-/usr/bin/python3 tests/peer.py}
 

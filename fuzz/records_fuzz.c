@@ -30,7 +30,7 @@
  * Invariants, checked with abort():
  *   - the bytes process_rx puts in s.out, the exit status, got_close and
  *     the bytes left in rxb are those of a reference decoder written here
- *     from PROTOCOL.md with libcrypto directly (both modes);
+ *     from doc/PROTOCOL.md with libcrypto directly (both modes);
  *   - structured mode: the output is exactly the payloads of the DATA
  *     records up to the first modified or invalid record (nothing from it
  *     or after it); the session fails (EXIT_AUTH) at an invalid type, a
@@ -70,7 +70,7 @@ bytes_add(struct bytes *b, const void *p, size_t n)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Reference receiver, from PROTOCOL.md sections 3 and 4 only. */
+/* Reference receiver, from doc/PROTOCOL.md sections 3 and 4 only. */
 
 /* HKDF-Expand(prk, label, n) for n <= 32: one HMAC block. */
 static void

@@ -5,7 +5,7 @@
  *
  *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
  *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
- *	kat session FILE	a full secchat/1 session (PROTOCOL.md section 9)
+ *	kat session FILE	a full secchat/1 session (doc/PROTOCOL.md section 9)
  *
  * Cross-checks that have no line in the file (both SPAKE2 parties agree,
  * every record opens, a forged record does not) print "FAIL: ..." lines,

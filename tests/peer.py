@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent secchat/1 peer, written from shared/PROTOCOL.md alone (no C code).
+"""Independent secchat/1 peer, written from doc/PROTOCOL.md alone (no C code).
 
 usage: peer.py [-l] [-i ITER] [-p PASSFILE] [-r N] [--reset SEC] [HOST] PORT
        peer.py --selftest

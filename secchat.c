@@ -575,27 +575,18 @@ tt_append(uint8_t *tt, size_t off, const void *p, size_t n)
 }
 
 /*
- * From our scalar and both shares, compute K, the transcript and the
- * confirmation MACs (RFC 9382 section 3.3 and 4).  The AAD is bound into
- * the confirmation keys.  Returns -1 if the peer's share is not a valid
- * point or K is the point at infinity.
+ * K from our scalar and the peer's share (RFC 9382 section 3.3): -1 if
+ * the share is not a valid uncompressed point or K is the point at
+ * infinity.
  */
 static int
-spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
-    const uint8_t pA[POINT_LEN], const uint8_t pB[POINT_LEN],
-    const uint8_t *aad, size_t aad_len, const char *id_a, const char *id_b,
-    struct handshake_keys *hk)
+spake2_key(const struct pake *pk, int is_a, const BIGNUM *s,
+    const uint8_t peer[POINT_LEN], uint8_t K[POINT_LEN])
 {
-	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
-	uint8_t info[sizeof("ConfirmationKeys") - 1 + AAD_LEN];
-	uint8_t kc[2 * HALF_LEN];
-	const uint8_t *peer = is_a ? pB : pA;
 	EC_POINT *p, *k;
-	size_t off = 0;
 
-	if (peer[0] != 0x04 || aad_len > AAD_LEN)
-		return -1;
-	if ((p = decode_point(pk->group, peer, POINT_LEN, pk->bn)) == NULL)
+	if (peer[0] != 0x04 ||
+	    (p = decode_point(pk->group, peer, POINT_LEN, pk->bn)) == NULL)
 		return -1;
 	if (EC_POINT_add(pk->group, p, p, is_a ? pk->neg_wN : pk->neg_wM,
 	    pk->bn) != 1)
@@ -606,20 +597,44 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 		EC_POINT_clear_free(k);
 		return -1;
 	}
-	encode_point(pk->group, k, hk->K, pk->bn);
+	encode_point(pk->group, k, K, pk->bn);
 	EC_POINT_clear_free(k);
+	return 0;
+}
+
+/* TT over the identities, both shares, K and w; then Ke and Ka (section 4). */
+static void
+spake2_transcript(struct handshake_keys *hk, const char *id_a,
+    const char *id_b, const uint8_t pA[POINT_LEN], const uint8_t pB[POINT_LEN],
+    const uint8_t w[SCALAR_LEN])
+{
+	size_t off = 0;
 
 	off = tt_append(hk->tt, off, id_a, strlen(id_a));
 	off = tt_append(hk->tt, off, id_b, strlen(id_b));
 	off = tt_append(hk->tt, off, pA, POINT_LEN);
 	off = tt_append(hk->tt, off, pB, POINT_LEN);
 	off = tt_append(hk->tt, off, hk->K, POINT_LEN);
-	off = tt_append(hk->tt, off, pk->w_bytes, SCALAR_LEN);
+	off = tt_append(hk->tt, off, w, SCALAR_LEN);
 	hk->tt_len = off;
-
 	sha256(hk->tt, hk->tt_len, hk->tt_hash);
 	memcpy(hk->Ke, hk->tt_hash, HALF_LEN);
 	memcpy(hk->Ka, hk->tt_hash + HALF_LEN, HALF_LEN);
+}
+
+/*
+ * The confirmation keys and MACs.  The AAD (at most AAD_LEN bytes) is
+ * bound into the keys, so a rewritten salt or count fails the handshake.
+ */
+static void
+spake2_confirm(struct handshake_keys *hk, const uint8_t *aad, size_t aad_len)
+{
+	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
+	uint8_t info[sizeof("ConfirmationKeys") - 1 + AAD_LEN];
+	uint8_t kc[2 * HALF_LEN];
+
+	if (aad_len > AAD_LEN)
+		abort();
 	memcpy(info, "ConfirmationKeys", 16);
 	if (aad_len > 0)	/* the RFC 9382 vectors have no AAD */
 		memcpy(info + 16, aad, aad_len);
@@ -630,6 +645,21 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 	OPENSSL_cleanse(kc, sizeof(kc));
 	hmac_sha256(hk->KcA, HALF_LEN, hk->tt, hk->tt_len, hk->cA);
 	hmac_sha256(hk->KcB, HALF_LEN, hk->tt, hk->tt_len, hk->cB);
+}
+
+/*
+ * Both roles of secchat's handshake: everything SPAKE2 yields, from our
+ * scalar, message 1 (pB and the AAD) and pA.  -1 on a bad share.
+ */
+static int
+spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
+    const struct msg1 *m1, const uint8_t pA[POINT_LEN],
+    struct handshake_keys *hk)
+{
+	if (spake2_key(pk, is_a, s, is_a ? m1->pB : pA, hk->K) == -1)
+		return -1;
+	spake2_transcript(hk, ID_A, ID_B, pA, m1->pB, pk->w_bytes);
+	spake2_confirm(hk, (const uint8_t *)m1, AAD_LEN);
 	return 0;
 }
 
@@ -1150,8 +1180,7 @@ static int
 listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
     const struct msg2 *m2, struct handshake_keys *hk)
 {
-	if (spake2_finish(pk, 0, y, m2->pA, m1->pB, (const uint8_t *)m1,
-	    AAD_LEN, ID_A, ID_B, hk) == -1)
+	if (spake2_finish(pk, 0, y, m1, m2->pA, hk) == -1)
 		return HS_BAD_POINT;
 	/* Constant time: a timing leak here would help forge cA. */
 	if (CRYPTO_memcmp(hk->cA, m2->cA, MAC_LEN) != 0)
@@ -1224,8 +1253,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	x = random_scalar(&pk);
 	memcpy(m2.magic, MAGIC, MAGIC_LEN);
 	spake2_share(&pk, 1, x, m2.pA);
-	if (spake2_finish(&pk, 1, x, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
-	    ID_A, ID_B, &hk) == -1) {
+	if (spake2_finish(&pk, 1, x, &m1, m2.pA, &hk) == -1) {
 		status = session_fail(s, EXIT_AUTH, BAD_POINT_MSG);
 		goto done;
 	}

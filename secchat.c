@@ -3,7 +3,7 @@
  *
  * Two peers that share a password run SPAKE2 (RFC 9382, P-256) to agree on
  * session keys, then exchange AES-256-GCM records.  The wire protocol,
- * secchat/1, is specified in doc/PROTOCOL.md.
+ * secchat/2, is specified in doc/PROTOCOL.md.
  *
  * Layers, each with one error discipline:
  *   setup (options, password, sockets): exit with a message (err/errx);
@@ -43,6 +43,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -51,8 +52,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-/* secchat/1 constants and wire sizes (doc/PROTOCOL.md). */
-#define MAGIC		"SECCHAT\001"	/* "SECCHAT" || version 0x01 */
+/* secchat/2 constants and wire sizes (doc/PROTOCOL.md). */
+#define MAGIC		"SECCHAT\002"	/* "SECCHAT" || version 0x02 */
 #define MAGIC_LEN	8
 #define SALT_LEN	16
 #define POINT_LEN	65		/* uncompressed SEC1 P-256 point */
@@ -74,11 +75,17 @@
 #define TYPE_DATA	1
 #define TYPE_REKEY	2
 #define TYPE_CLOSE	3
+#define TYPE_KEY	4
+#define TYPE_DONE	5
+#define X25519_LEN	32		/* X25519 public key, private key, DH */
+#define INDEX_LEN	4		/* u32 index of a receive key */
+#define REKEY_LEN	(INDEX_LEN + X25519_LEN)	/* REKEY payload */
+#define MAX_KEY_INDEX	UINT32_MAX	/* the last receive key announced */
 
-#define ID_A		"secchat/1 connector"
-#define ID_B		"secchat/1 listener"
-#define LABEL_C2S	"secchat/1 connector to listener"
-#define LABEL_S2C	"secchat/1 listener to connector"
+#define ID_A		"secchat/2 connector"
+#define ID_B		"secchat/2 listener"
+#define LABEL_C2S	"secchat/2 connector to listener"
+#define LABEL_S2C	"secchat/2 listener to connector"
 #define TT_MAX		512
 
 /* RFC 9382 section 6: M and N for P-256, compressed SEC1. */
@@ -723,16 +730,209 @@ direction_free(struct direction *d)
 	d->ctx = NULL;
 }
 
-/* Step d to its next secret; the old secret, key and IV are erased. */
+/*
+ * Step d to its next secret (doc/PROTOCOL.md section 5.2):
+ * S' = HKDF-Extract(salt = HKDF-Expand(S, "rekey", 32), IKM = dh).
+ * The hash keeps forward secrecy, the fresh DH heals after a theft.  The
+ * old secret, key and IV and the intermediate value are erased.
+ */
 static void
-ratchet(struct direction *d)
+dh_ratchet(struct direction *d, const uint8_t dh[X25519_LEN])
 {
-	uint8_t next[SECRET_LEN];
+	uint8_t salt[SECRET_LEN], next[SECRET_LEN];
 
-	hkdf_expand(d->secret, "rekey", next, SECRET_LEN);
+	hkdf_expand(d->secret, "rekey", salt, SECRET_LEN);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, sizeof(salt), dh,
+	    X25519_LEN, NULL, 0, next, sizeof(next));
+	OPENSSL_cleanse(salt, sizeof(salt));
 	direction_set(d, next);
 	OPENSSL_cleanse(next, sizeof(next));
 	d->epoch++;
+}
+
+/*
+ * X25519 (RFC 7748) through EVP_PKEY, for receive keys and one-time keys.
+ * EVP_PKEY_free erases an X25519 private key (libcrypto keeps it in
+ * cleared-on-free memory), so freeing the key is erasing it.
+ */
+
+/* The public half of key into pub. */
+static void
+x25519_public(EVP_PKEY *key, uint8_t pub[X25519_LEN])
+{
+	size_t len = X25519_LEN;
+
+	if (EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 ||
+	    len != X25519_LEN)
+		crypto_fail("EVP_PKEY_get_raw_public_key");
+}
+
+/* A fresh key pair, its public half in pub. */
+static EVP_PKEY *
+x25519_keygen(uint8_t pub[X25519_LEN])
+{
+	EVP_PKEY *key;
+
+	if ((key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519")) == NULL)
+		crypto_fail("X25519 keygen");
+	x25519_public(key, pub);
+	return key;
+}
+
+/* The key pair of a given private key (known-answer tests). */
+static EVP_PKEY *
+x25519_from_private(const uint8_t priv[X25519_LEN], uint8_t pub[X25519_LEN])
+{
+	EVP_PKEY *key;
+
+	if ((key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
+	    X25519_LEN)) == NULL)
+		crypto_fail("EVP_PKEY_new_raw_private_key");
+	x25519_public(key, pub);
+	return key;
+}
+
+/*
+ * out = X25519(key, peer).  Returns -1 if the result is all zero: peer is
+ * a low-order point, the DH would add nothing (libcrypto refuses to derive
+ * it; the zero test is kept for any provider that does not).
+ */
+static int
+x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
+{
+	static const uint8_t zero[X25519_LEN];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pub;
+	size_t len = X25519_LEN;
+	int ok;
+
+	if ((pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
+	    X25519_LEN)) == NULL || (ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL ||
+	    EVP_PKEY_derive_init(ctx) != 1 ||
+	    EVP_PKEY_derive_set_peer(ctx, pub) != 1)
+		crypto_fail("X25519");
+	/* With valid keys and lengths, only an all-zero result fails here. */
+	ok = EVP_PKEY_derive(ctx, out, &len) == 1 && len == X25519_LEN;
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pub);
+	if (!ok)
+		ERR_clear_error();
+	if (!ok || CRYPTO_memcmp(out, zero, X25519_LEN) == 0) {
+		OPENSSL_cleanse(out, X25519_LEN);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * This side's receive keys (doc/PROTOCOL.md section 5.1): the private
+ * halves of keys oldest and oldest + 1 (NULL once erased or not made).
+ * A key is announced only after the peer's REKEY used the newest one, and
+ * key k is erased when a REKEY uses k + 1, so two slots always suffice.
+ */
+struct recv_keys {
+	EVP_PKEY *key[2];		/* indices oldest, oldest + 1 */
+	uint64_t oldest;		/* the lowest index alive */
+	uint64_t announced;		/* KEYs sent; the newest is announced - 1 */
+	int	 due;			/* the next KEY must be sent */
+};
+
+/* What the peer announced, for our REKEYs: its newest receive key. */
+struct peer_keys {
+	uint8_t	 newest[X25519_LEN];
+	uint64_t count;			/* KEYs received; the newest is count - 1 */
+	int	 used;			/* a REKEY of ours used the newest */
+};
+
+/* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
+#define RK_OK		0
+#define RK_UNANNOUNCED	1
+#define RK_RETIRED	2
+#define RK_LOW_ORDER	3
+
+/*
+ * Make key number rk->announced from key (fresh, or fixed for the
+ * known-answer tests); the caller sends its public half as KEY.
+ */
+static void
+recv_keys_add(struct recv_keys *rk, EVP_PKEY *key)
+{
+	uint64_t slot = rk->announced - rk->oldest;
+
+	if (rk->announced > MAX_KEY_INDEX || slot > 1 || rk->key[slot] != NULL)
+		abort();		/* more than two alive: a bug */
+	rk->key[slot] = key;
+	rk->announced++;
+	rk->due = 0;
+}
+
+/* Erase every receive key (the peer's direction is over). */
+static void
+recv_keys_free(struct recv_keys *rk)
+{
+	EVP_PKEY_free(rk->key[0]);
+	EVP_PKEY_free(rk->key[1]);
+	rk->key[0] = rk->key[1] = NULL;
+}
+
+/*
+ * Check a REKEY payload (REKEY_LEN bytes) and compute its DH with the
+ * receive key it names.  On RK_OK the keys below that index are erased,
+ * and rk->due is set if it named the newest key.
+ */
+static int
+recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
+    uint8_t dh[X25519_LEN], uint32_t *index)
+{
+	*index = get_u32(payload);
+	if (rk->announced == 0 || *index > rk->announced - 1)
+		return RK_UNANNOUNCED;
+	if (*index < rk->oldest || rk->key[*index - rk->oldest] == NULL)
+		return RK_RETIRED;
+	if (x25519(rk->key[*index - rk->oldest], payload + INDEX_LEN, dh) == -1)
+		return RK_LOW_ORDER;
+	if (*index > rk->oldest) {	/* key index - 1 can never be used again */
+		EVP_PKEY_free(rk->key[0]);
+		rk->key[0] = rk->key[1];
+		rk->key[1] = NULL;
+		rk->oldest = *index;
+	}
+	if (*index == rk->announced - 1 && rk->announced <= MAX_KEY_INDEX)
+		rk->due = 1;
+	return RK_OK;
+}
+
+/* The peer announced its next receive key; -1 if it had no right to yet. */
+static int
+peer_keys_add(struct peer_keys *pk, const uint8_t pub[X25519_LEN])
+{
+	if ((pk->count > 0 && !pk->used) || pk->count > MAX_KEY_INDEX)
+		return -1;
+	memcpy(pk->newest, pub, X25519_LEN);
+	pk->count++;
+	pk->used = 0;
+	return 0;
+}
+
+/*
+ * A REKEY payload for the peer's newest receive key and its DH, from the
+ * one-time key e, which is freed (erased) here.  -1: the peer's key is a
+ * low-order point.
+ */
+static int
+rekey_payload(struct peer_keys *pk, EVP_PKEY *e, uint8_t payload[REKEY_LEN],
+    uint8_t dh[X25519_LEN])
+{
+	int r;
+
+	if (pk->count == 0)
+		abort();		/* no REKEY before the peer's KEY 0 */
+	put_u32(payload, pk->count - 1);
+	x25519_public(e, payload + INDEX_LEN);
+	r = x25519(e, pk->newest, dh);
+	EVP_PKEY_free(e);
+	pk->used = 1;
+	return r;
 }
 
 static void

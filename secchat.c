@@ -743,6 +743,31 @@ direction_set(struct direction *d, const uint8_t secret[SECRET_LEN])
 	d->data_records = 0;
 }
 
+#ifdef SECCHAT_TEST_LEAK
+/*
+ * Test builds only (make tests/secchat-leak): each new secret of each
+ * direction is appended to the file $SECCHAT_TEST_LEAK, so that the
+ * compromise test can play a thief who stole one.
+ */
+static void
+leak_secret(const struct direction *d)
+{
+	char hex[2 * SECRET_LEN + 1];
+	const char *path = getenv("SECCHAT_TEST_LEAK");
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "a")) == NULL)
+		return;
+	*hex_encode(hex, d->secret, SECRET_LEN) = '\0';
+	fprintf(f, "%s epoch %llu %s\n",
+	    EVP_CIPHER_CTX_is_encrypting(d->ctx) ? "tx" : "rx",
+	    (unsigned long long)d->epoch, hex);
+	fclose(f);
+}
+#else
+#define leak_secret(d)	((void)0)
+#endif
+
 static void
 direction_init(struct direction *d, const uint8_t secret[SECRET_LEN],
     int encrypt)
@@ -753,6 +778,7 @@ direction_init(struct direction *d, const uint8_t secret[SECRET_LEN],
 	    encrypt) != 1)
 		crypto_fail("EVP_CipherInit_ex");
 	direction_set(d, secret);
+	leak_secret(d);
 }
 
 static void
@@ -781,6 +807,7 @@ dh_ratchet(struct direction *d, const uint8_t dh[X25519_LEN])
 	direction_set(d, next);
 	OPENSSL_cleanse(next, sizeof(next));
 	d->epoch++;
+	leak_secret(d);
 }
 
 /*

@@ -139,11 +139,26 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define TX_CAP		(256 * 1024)	/* records to the socket */
 #define RX_CAP		(128 * 1024)	/* records from the socket */
 #define OUT_CAP		(256 * 1024)	/* plaintext to stdout */
-#define HEX_CAP		(128 * 1024)	/* hex display lines, >= 3 of the longest */
+#define ERRQ_CAP	(128 * 1024)	/* stderr: hex lines, notes, the last line */
 #define HEX_LINE_MAX	(2 * (LEN_LEN + MAX_RECORD) + 16)	/* + dir, ESCs, \n */
 #define NOTE_MAX	256		/* a -v line, queued like hex lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
+
+/*
+ * What one step of the engine may queue, in records and so in hex lines:
+ * a sending batch is a DATA record and a due REKEY (or a CLOSE); receiving
+ * one record must leave a sending batch its room, or receiving would
+ * starve sending.  Each line may bring a -v note (a rekey's).
+ */
+#define SEND_BATCH	2
+#define RECV_BATCH	(1 + SEND_BATCH)
+_Static_assert(ERRQ_CAP >= RECV_BATCH * (HEX_LINE_MAX + NOTE_MAX) + NOTE_MAX,
+    "the stderr queue holds a receiving batch and the failure line");
+_Static_assert(TX_CAP >= SEND_BATCH * (LEN_LEN + MAX_RECORD),
+    "txb holds a sending batch");
+_Static_assert(OUT_CAP >= MAX_INNER && RX_CAP >= LEN_LEN + MAX_RECORD &&
+    IN_CAP / 2 >= MAX_PAYLOAD, "each buffer holds a whole record's worth");
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
@@ -227,7 +242,7 @@ struct conn {
 	int	 shown;			/* the half-typed line is on screen */
 	int	 mid_line;		/* stdout's last byte was not \n */
 	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
-	int64_t	 hex_deadline;	/* ms, set at the first flush_hex; 0: none */
+	int64_t	 errq_deadline;	/* ms, set at the first flush_errq; 0: none */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
 };
@@ -242,7 +257,7 @@ struct session {
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
 	union {				/* allocated once, for -k */
-		struct { struct buf in, txb, rxb, out, hex; };
+		struct { struct buf in, txb, rxb, out, errq; };
 		struct buf bufs[NBUFS];
 	};
 	struct conn c;
@@ -1357,18 +1372,39 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
  * listener.
  */
 static void
-flush_hex(struct session *s)
+flush_errq(struct session *s)
 {
 	int secs = handshake_secs(s->opt);	/* the same bound: -w, or 30 */
 
-	if (buf_pending(&s->hex) == 0)
+	if (buf_pending(&s->errq) == 0)
 		return;
-	if (s->c.hex_deadline == 0)	/* one wait per connection, not per call */
-		s->c.hex_deadline = deadline_in(secs);
+	if (s->c.errq_deadline == 0)	/* one wait per connection, not per call */
+		s->c.errq_deadline = deadline_in(secs);
 	editor_hide(s);
-	(void)write_full(s->c.err_fd, s->hex.data + s->hex.pos,
-	    buf_pending(&s->hex), s->c.hex_deadline);
-	s->hex.pos = s->hex.len = 0;
+	(void)write_full(s->c.err_fd, s->errq.data + s->errq.pos,
+	    buf_pending(&s->errq), s->c.errq_deadline);
+	s->errq.pos = s->errq.len = 0;
+}
+
+/*
+ * The stderr queue's one reservation: has it room for a batch of lines
+ * records, their hex lines and the notes they may bring?  A batch starts
+ * only when it has.
+ */
+static int
+errq_room(struct session *s, size_t lines)
+{
+	size_t need = lines * (HEX_LINE_MAX + NOTE_MAX);
+
+	return buf_room(&s->errq, need) >= need;
+}
+
+/* Room for one more line of up to n bytes; past a batch's, by waiting. */
+static void
+errq_make_room(struct session *s, size_t n)
+{
+	if (buf_room(&s->errq, n) < n)
+		flush_errq(s);
 }
 
 /* Queue "> " or "< " and the record's wire bytes in hex for stderr. */
@@ -1379,9 +1415,8 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 
 	if (s->opt->qflag)
 		return;
-	if (buf_room(&s->hex, HEX_LINE_MAX) < HEX_LINE_MAX)
-		abort();		/* fill_tx and process_rx leave room */
-	p = (char *)s->hex.data + s->hex.len;
+	errq_make_room(s, HEX_LINE_MAX);
+	p = (char *)s->errq.data + s->errq.len;
 	*p++ = dir;
 	*p++ = ' ';
 	if (s->hex_tty)			/* dim, apart from the plaintext */
@@ -1390,7 +1425,7 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	if (s->hex_tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
-	s->hex.len = (uint8_t *)p - s->hex.data;
+	s->errq.len = (uint8_t *)p - s->errq.data;
 }
 
 /* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
@@ -1400,9 +1435,8 @@ queue_line(struct session *s, const char *fmt, va_list ap)
 	char msg[NOTE_MAX - 16];
 
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (buf_room(&s->hex, NOTE_MAX) < NOTE_MAX)
-		flush_hex(s);
-	s->hex.len += snprintf((char *)s->hex.data + s->hex.len, NOTE_MAX,
+	errq_make_room(s, NOTE_MAX);
+	s->errq.len += snprintf((char *)s->errq.data + s->errq.len, NOTE_MAX,
 	    "secchat: %s\n", msg);
 }
 
@@ -1420,7 +1454,7 @@ note(struct session *s, const char *fmt, ...)
 
 /*
  * Print why the session ends and return its exit status.  The line waits
- * for a slow stderr (within flush_hex's bound) rather than be lost to a
+ * for a slow stderr (within flush_errq's bound) rather than be lost to a
  * full pipe.
  */
 static int
@@ -1431,7 +1465,7 @@ session_fail(struct session *s, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	queue_line(s, fmt, ap);
 	va_end(ap);
-	flush_hex(s);
+	flush_errq(s);
 	return status;
 }
 
@@ -1656,17 +1690,17 @@ static int
 output_busy(const struct session *s)
 {
 	return s->shared_err &&
-	    (buf_pending(&s->hex) > 0 || buf_pending(&s->out) > 0);
+	    (buf_pending(&s->errq) > 0 || buf_pending(&s->out) > 0);
 }
 
-/* May fill_tx make n more records: room in txb and for their hex lines? */
+/* May fill_tx make a sending batch: room in txb and on stderr? */
 static int
-tx_room(struct session *s, size_t n)
+tx_room(struct session *s)
 {
-	size_t rec = n * (LEN_LEN + MAX_RECORD), hex = n * HEX_LINE_MAX;
+	size_t rec = SEND_BATCH * (LEN_LEN + MAX_RECORD);
 
 	return !output_busy(s) && buf_room(&s->txb, rec) >= rec &&
-	    buf_room(&s->hex, hex) >= hex;
+	    errq_room(s, SEND_BATCH);
 }
 
 static void
@@ -1675,7 +1709,7 @@ fill_tx(struct session *s)
 	int64_t t = now_ms();
 	size_t len;
 
-	while (tx_sending(&s->c) && tx_room(s, 2)) {	/* DATA + REKEY */
+	while (tx_sending(&s->c) && tx_room(s)) {
 		if (rekey_due(s, t))
 			send_rekey(s);
 		if ((len = next_chunk(s)) == 0)
@@ -1689,7 +1723,7 @@ fill_tx(struct session *s)
 	/* The loop's own room test: a due REKEY goes first, every time. */
 	/* TX_DRAINING -> TX_CLOSE_QUEUED */
 	if (s->c.tx_state == TX_DRAINING && buf_pending(&s->in) == 0 &&
-	    tx_room(s, 2)) {
+	    tx_room(s)) {
 		send_record(s, TYPE_CLOSE, NULL, 0);
 		s->c.tx_state = TX_CLOSE_QUEUED;
 	}
@@ -1698,60 +1732,102 @@ fill_tx(struct session *s)
 /* ---------------------------------------------------------------------- */
 /* Receiving: records are opened straight into the stdout buffer. */
 
+/*
+ * The peer has no more to say (doc/PROTOCOL.md section 7).  A chat at a
+ * terminal is over: what was entered still goes, then our CLOSE; a line
+ * typed but not entered is not sent.  Other input is sent to its end.
+ */
+static void
+peer_closed(struct session *s)
+{
+	if (s->stdin_tty)
+		tx_input_ended(&s->c);
+	if (s->edit) {
+		editor_hide(s);
+		s->in.len -= typed_len(s);
+	}
+}
+
+/*
+ * The one way out for a record that authenticated but breaks the rules:
+ * its n bytes of plaintext at the end of out are wiped, never written.
+ */
+static int __attribute__((format(printf, 3, 4)))
+reject_record(struct session *s, size_t n, const char *fmt, ...)
+{
+	char why[NOTE_MAX / 2];
+	va_list ap;
+
+	OPENSSL_cleanse(s->out.data + s->out.len, n);
+	va_start(ap, fmt);
+	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return session_fail(s, EXIT_AUTH, "malformed record: %s", why);
+}
+
+static int
+on_data(struct session *s, size_t n)
+{
+	if (n > MAX_PAYLOAD)
+		return reject_record(s, n, "DATA payload over %d bytes",
+		    MAX_PAYLOAD);
+	s->out.len += n;	/* authenticated: now it may be written */
+	s->c.recv_bytes += n;
+	return GO_ON;
+}
+
+static int
+on_rekey(struct session *s, size_t n)
+{
+	if (n != 0)
+		return reject_record(s, n, "REKEY with a payload");
+	ratchet(&s->c.rx);
+	s->c.rekeys_recv++;
+	note(s, "peer rekeyed (epoch %llu)",
+	    (unsigned long long)s->c.rx.epoch);
+	return GO_ON;
+}
+
+static int
+on_close(struct session *s, size_t n)
+{
+	if (n != 0)
+		return reject_record(s, n, "CLOSE with a payload");
+	rx_got_close(&s->c);
+	peer_closed(s);
+	return GO_ON;
+}
+
+/*
+ * Authenticate the record rec (LEN_LEN + clen bytes, clen checked) into
+ * the tail of out, and hand it to the handler of its type.
+ */
 static int
 receive_record(struct session *s, const uint8_t *rec, size_t clen)
 {
-	uint8_t *plain = s->out.data + s->out.len;
 	int n, type;
 
 	if (s->c.rx.seq >= SEQ_LIMIT)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: too many records under one key");
 	hex_line(s, '<', rec, LEN_LEN + clen);
-	if ((n = open_record(&s->c.rx, rec, clen, plain, &type)) == OPEN_BAD_TAG)
+	n = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type);
+	if (n == OPEN_BAD_TAG)
 		return session_fail(s, EXIT_AUTH,
 		    "record failed authentication");
 	if (n == OPEN_NO_TYPE)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: no record type");
 	s->c.recv_records++;
-	if (type == TYPE_DATA && n > MAX_PAYLOAD) {
-		OPENSSL_cleanse(plain, n);
-		return session_fail(s, EXIT_AUTH,
-		    "malformed record: DATA payload over %d bytes", MAX_PAYLOAD);
+	switch (type) {
+	case TYPE_DATA:
+		return on_data(s, n);
+	case TYPE_REKEY:
+		return on_rekey(s, n);
+	case TYPE_CLOSE:
+		return on_close(s, n);
 	}
-	if (type == TYPE_DATA) {
-		s->out.len += n;	/* authenticated: now it may be written */
-		s->c.recv_bytes += n;
-		return GO_ON;
-	}
-	if (type != TYPE_REKEY && type != TYPE_CLOSE) {
-		OPENSSL_cleanse(plain, n);
-		return session_fail(s, EXIT_AUTH,
-		    "malformed record: unknown type %d", type);
-	}
-	if (n != 0) {
-		OPENSSL_cleanse(plain, n);
-		return session_fail(s, EXIT_AUTH, "malformed record: %s with "
-		    "a payload", type == TYPE_REKEY ? "REKEY" : "CLOSE");
-	}
-	if (type == TYPE_REKEY) {
-		ratchet(&s->c.rx);
-		s->c.rekeys_recv++;
-		note(s, "peer rekeyed (epoch %llu)",
-		    (unsigned long long)s->c.rx.epoch);
-		return GO_ON;
-	}
-	rx_got_close(&s->c);
-	/* At a terminal the conversation is over (section 7). */
-	if (s->stdin_tty)
-		tx_input_ended(&s->c);
-	/* A line typed but not entered is not sent. */
-	if (s->edit) {
-		editor_hide(s);
-		s->in.len -= typed_len(s);
-	}
-	return GO_ON;
+	return reject_record(s, n, "unknown type %d", type);
 }
 
 /* Open every complete record that stdout has room for. */
@@ -1768,10 +1844,9 @@ process_rx(struct session *s)
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
 			return session_fail(s, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
-		/* Leave fill_tx room for its two hex lines, or it starves. */
 		if (avail < LEN_LEN + clen || output_busy(s) ||
 		    buf_room(&s->out, MAX_INNER) < MAX_INNER ||
-		    buf_room(&s->hex, 3 * HEX_LINE_MAX) < 3 * HEX_LINE_MAX)
+		    !errq_room(s, RECV_BATCH))
 			break;
 		if ((status = receive_record(s, rec, clen)) != GO_ON)
 			return status;
@@ -1912,9 +1987,9 @@ write_local(struct session *s, int fd, struct buf *b)
 static void
 write_stderr(struct session *s)
 {
-	if (write_local(s, s->c.err_fd, &s->hex) == -1 &&
+	if (write_local(s, s->c.err_fd, &s->errq) == -1 &&
 	    errno != EAGAIN && errno != EINTR)
-		s->hex.pos = s->hex.len = 0;	/* stderr is for people */
+		s->errq.pos = s->errq.len = 0;	/* stderr is for people */
 }
 
 static int
@@ -1942,7 +2017,7 @@ poll_timeout(struct session *s, int64_t t)
 		until = s->c.last_activity + secs_ms(s->opt->timeout);
 	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
 	if (tx_sending(&s->c) && s->c.tx.data_records > 0 &&
-	    s->opt->rekey_secs != 0 && tx_room(s, 2)) {
+	    s->opt->rekey_secs != 0 && tx_room(s)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		if (d < until)
 			until = d;
@@ -1966,11 +2041,11 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_NETIN].fd = !rx_net_ended(&s->c) &&
 	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->c.net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
-	pfd[POLL_STDERR].fd = buf_pending(&s->hex) > 0 ? s->c.err_fd : -1;
+	pfd[POLL_STDERR].fd = buf_pending(&s->errq) > 0 ? s->c.err_fd : -1;
 	pfd[POLL_STDERR].events = POLLOUT;
 	/* In one file, a record's hex line goes before its plaintext. */
 	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 &&
-	    !(s->shared_err && buf_pending(&s->hex) > 0) ? s->c.out_fd : -1;
+	    !(s->shared_err && buf_pending(&s->errq) > 0) ? s->c.out_fd : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
 }
 
@@ -2001,7 +2076,7 @@ readwrite(struct session *s)
 			shut_tx(s);
 		/* Both directions over, stdout and stderr written. */
 		if (tx_over(&s->c) && s->c.rx_state == RX_EOF &&
-		    buf_pending(&s->out) == 0 && buf_pending(&s->hex) == 0) {
+		    buf_pending(&s->out) == 0 && buf_pending(&s->errq) == 0) {
 			if (s->c.tx_state == TX_FAILED)
 				return session_fail(s, EXIT_FAIL,
 				    "write to network: %s",
@@ -2059,7 +2134,7 @@ static void
 session_alloc(struct session *s, const struct options *opt)
 {
 	static const size_t cap[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
-	    HEX_CAP };
+	    ERRQ_CAP };
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
@@ -2145,7 +2220,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	    (unsigned long long)s->c.recv_bytes,
 	    (unsigned long long)s->c.rekeys_sent,
 	    (unsigned long long)s->c.rekeys_recv);
-	flush_hex(s);
+	flush_errq(s);
 	return status;
 }
 

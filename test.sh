@@ -146,7 +146,7 @@ clean_session() {	# both sides exit 0 and each got the other's input
 
 t_rfc9382() { kat spake2 rfc9382-p256.txt; }
 t_pbkdf2() { kat pbkdf2 pbkdf2-hmac-sha256.txt; }
-t_session_vector() { kat session secchat1-session.txt; }
+t_session_vector() { kat session secchat2-session.txt; }
 
 # ---------------------------------------------------------------------------
 # End to end.
@@ -179,16 +179,21 @@ t_last_line() {
 
 t_empty() {
 	clean_session /dev/null /dev/null || return 1
+	# Each side: KEY 0 (0x31 bytes), CLOSE and DONE (0x11).
 	[ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] &&
-	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 2
+	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 6 &&
+	    expect "KEY records" "$(grep -c '^[<>] 0031' "$T/w/l.err")" 2 &&
+	    expect "CLOSE and DONE" "$(grep -c '^[<>] 0011' "$T/w/l.err")" 4
 }
 
 t_long_line() {
 	{ head -c 100000 /dev/zero | tr '\0' 'x'; echo; } > "$T/w/a"
 	clean_session "$T/w/a" /dev/null || return 1
-	# 100001 bytes: six full records of 16384 and one of 1697.
-	expect "DATA records" "$(grep -c '^> ' "$T/w/l.err")" 8 &&
-	    expect "full records" "$(grep -c '^> 4011' "$T/w/l.err")" 6
+	# 100001 bytes: six full records of 16384 and one of 1697, between
+	# KEY 0 and CLOSE, DONE.
+	expect "records sent" "$(grep -c '^> ' "$T/w/l.err")" 10 &&
+	    expect "full records" "$(grep -c '^> 4011' "$T/w/l.err")" 6 &&
+	    expect "last DATA" "$(grep -c '^> 06b2' "$T/w/l.err")" 1
 }
 
 t_ipv6() {
@@ -224,10 +229,15 @@ t_wrong_password() {
 t_rekey_by_count() {
 	seq 1 2000 > "$T/w/a"
 	clean_session "$T/w/a" /dev/null -r 1 || return 1
-	# Each of the 2000 DATA records is followed by a REKEY (17 bytes).
-	expect "REKEY+CLOSE records" "$(grep -c '^> 0011' "$T/w/l.err")" 2001 &&
+	# Each of the 2000 DATA records is followed by a REKEY (0x35 bytes);
+	# the receiver rotates its receive keys (KEY, 0x31) as they are used.
+	expect "REKEY records" "$(grep -c '^> 0035' "$T/w/l.err")" 2000 &&
+	    expect "CLOSE and DONE" "$(grep -c '^> 0011' "$T/w/l.err")" 2 &&
 	    has_line "$T/w/l.err" "secchat: rekeyed sending key (epoch 2000)" &&
-	    has_line "$T/w/c.err" "secchat: peer rekeyed (epoch 2000)"
+	    has_line "$T/w/c.err" "secchat: peer rekeyed (epoch 2000)" &&
+	    has_line "$T/w/c.err" "secchat: announced receive key 1" &&
+	    expect "KEYs" "$(grep -c '^> 0031' "$T/w/c.err")" \
+	    "$(grep -c '^secchat: announced receive key' "$T/w/c.err")"
 }
 
 t_rekey_by_time() {
@@ -264,7 +274,7 @@ t_not_secchat_client() {
 	    timeout 10 nc 127.0.0.1 "$PORT" > /dev/null 2>&1
 	reap
 	expect "listener status" "$LRC" 1 &&
-	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/1"
+	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
 }
 
 t_not_secchat_server() {
@@ -283,7 +293,7 @@ t_not_secchat_server() {
 	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
 	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
 	expect "connector status" "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/1"
+	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/2"
 }
 
 t_usage() {
@@ -413,9 +423,12 @@ t_hex_matches_wire() {
 	    same "$T/w/a" "$T/w/c.out" && same "$T/w/b" "$T/w/l.out" || return 1
 	hex_of "$T/w/wire" s2c > "$T/w/s2c"
 	hex_of "$T/w/wire" c2s > "$T/w/c2s"
-	# A REKEY follows every 100th DATA record, then comes CLOSE.
-	expect "s2c records" "$(wc -l < "$T/w/s2c")" 506 &&
-	    expect "c2s records" "$(wc -l < "$T/w/c2s")" 708 &&
+	# A REKEY follows every 100th DATA record, then come CLOSE and DONE;
+	# and each KEY a side announced.
+	expect "s2c records" "$(wc -l < "$T/w/s2c")" \
+	    $((507 + $(grep -c '^secchat: announced' "$T/w/l.err"))) &&
+	    expect "c2s records" "$(wc -l < "$T/w/c2s")" \
+	    $((709 + $(grep -c '^secchat: announced' "$T/w/c.err"))) &&
 	    hex_of "$T/w/l.err" '>' | same "$T/w/s2c" /dev/stdin &&
 	    hex_of "$T/w/c.err" '<' | same "$T/w/s2c" /dev/stdin &&
 	    hex_of "$T/w/c.err" '>' | same "$T/w/c2s" /dev/stdin &&
@@ -425,6 +438,7 @@ t_hex_matches_wire() {
 # attack SPEC SIDE STATUS MESSAGE KEPT: the connector sends 20 lines
 # through an attacking relay.  SIDE (l or c) must exit STATUS with
 # MESSAGE, and its stdout must be the first KEPT lines the peer sent.
+# Records count from 0 and record 0 is KEY 0, so line N is record N.
 attack() {
 	local spec=$1 side=$2 status=$3 msg=$4 kept=$5 sender
 	seq 1 20 | sed 's/^/line /' > "$T/w/b"
@@ -444,31 +458,31 @@ TRUNC="connection closed before CLOSE: stream truncated"
 WRONG="wrong password, or the connection was tampered with"
 GARBAGE=$(head -c 38 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
-t_flip_length() { attack flip:c2s:5:1 l 3 "$AUTH" 5; }
-t_flip_ciphertext() { attack flip:c2s:5:4 l 3 "$AUTH" 5; }
-t_flip_tag() { attack flip:c2s:5:-1 l 3 "$AUTH" 5; }
-t_flip_s2c() { attack flip:s2c:7:9 c 3 "$AUTH" 7; }
-t_bad_length() { attack inject:c2s:4:ffff00 l 3 "malformed record: bad length 65535" 5; }
-t_drop() { attack drop:c2s:5 l 3 "$AUTH" 5; }
-t_replay() { attack dup:c2s:5 l 3 "$AUTH" 6; }
-t_swap() { attack swap:c2s:5 l 3 "$AUTH" 5; }
+t_flip_length() { attack flip:c2s:6:1 l 3 "$AUTH" 5; }
+t_flip_ciphertext() { attack flip:c2s:6:4 l 3 "$AUTH" 5; }
+t_flip_tag() { attack flip:c2s:6:-1 l 3 "$AUTH" 5; }
+t_flip_s2c() { attack flip:s2c:8:9 c 3 "$AUTH" 7; }
+t_bad_length() { attack inject:c2s:5:ffff00 l 3 "malformed record: bad length 65535" 5; }
+t_drop() { attack drop:c2s:6 l 3 "$AUTH" 5; }
+t_replay() { attack dup:c2s:6 l 3 "$AUTH" 6; }
+t_swap() { attack swap:c2s:6 l 3 "$AUTH" 5; }
 t_reflect() {	# the connector keeps quiet, so only the reflection arrives
 	seq 1 20 | sed 's/^/back /' > "$T/w/a"
 	relayed reflect:s2c:3 "$T/w/a" <(sleep 3) -q
 	expect "listener status" "$LRC" 3 && has_line "$T/w/l.err" "secchat: $AUTH" &&
 	    [ ! -s "$T/w/l.out" ]
 }
-t_cut_mid_record() { attack cutmid:c2s:5 l 1 "$TRUNC" 5; }
-t_cut_between() { attack cut:c2s:5 l 1 "$TRUNC" 5; }
-t_cut_before_close() { attack cut:c2s:20 l 1 "$TRUNC" 20; }
-t_after_close() {
-	attack "inject:c2s:20:0011$(printf '%034d' 0)" l 3 \
-	    "malformed record: data after CLOSE" 20
+t_cut_mid_record() { attack cutmid:c2s:6 l 1 "$TRUNC" 5; }
+t_cut_between() { attack cut:c2s:6 l 1 "$TRUNC" 5; }
+t_cut_before_close() { attack cut:c2s:21 l 1 "$TRUNC" 20; }
+t_after_done() {	# c2s: KEY 0, 20 lines, CLOSE, DONE (record 22)
+	attack "inject:c2s:22:0011$(printf '%034d' 0)" l 3 \
+	    "malformed record: data after DONE" 20
 }
-t_garbage_record() { attack "inject:c2s:5:0026$GARBAGE" l 3 "$AUTH" 6; }
-t_stray_byte() { attack inject:c2s:5:01 l 3 "$AUTH" 6; }
+t_garbage_record() { attack "inject:c2s:6:0026$GARBAGE" l 3 "$AUTH" 6; }
+t_stray_byte() { attack inject:c2s:6:01 l 3 "$AUTH" 6; }
 t_garbage() {	# random bytes: any clean failure, never their plaintext
-	attack garbage:c2s:5:300 l 3 "$AUTH" 6 && return 0
+	attack garbage:c2s:6:300 l 3 "$AUTH" 6 && return 0
 	[ "$LRC" = 1 ] || [ "$LRC" = 3 ] || return 1
 	grep -Eqx "secchat: ($AUTH|$TRUNC|malformed record: .*)" "$T/w/l.err" &&
 	    same "$T/w/kept" "$T/w/l.out"
@@ -970,7 +984,7 @@ t_make_names_package() {	# no pkg-config/libssl-dev: make says what to install
 
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
-run "secchat/1 session vector, byte for byte" t_session_vector
+run "secchat/2 session vector, byte for byte" t_session_vector
 run "text lines both ways at once" t_lines_both_ways
 run "20 MB random file, bulk mode" t_bulk_file
 run "20 MB random file, line mode" t_line_mode_file
@@ -1008,7 +1022,7 @@ run "attack: record reflected to its sender" t_reflect
 run "attack: cut in the middle of a record" t_cut_mid_record
 run "attack: cut between records" t_cut_between
 run "attack: cut right before CLOSE" t_cut_before_close
-run "attack: record injected after CLOSE" t_after_close
+run "attack: record injected after DONE" t_after_done
 run "attack: garbage framed as a record" t_garbage_record
 run "attack: one stray byte" t_stray_byte
 run "attack: 300 random bytes" t_garbage

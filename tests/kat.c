@@ -212,6 +212,19 @@ static const char *type_names[] = {
 	"?", "DATA", "REKEY", "CLOSE", "KEY", "DONE",
 };
 
+/* The key pair of a given private key (the vector's fixed keys). */
+static EVP_PKEY *
+x25519_from_private(const uint8_t priv[X25519_LEN], uint8_t pub[X25519_LEN])
+{
+	EVP_PKEY *key;
+
+	if ((key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
+	    X25519_LEN)) == NULL)
+		crypto_fail("EVP_PKEY_new_raw_private_key");
+	x25519_public(key, pub);
+	return key;
+}
+
 /* One side of the vector's connection: its receive keys, the peer's. */
 struct side {
 	struct recv_keys rk;

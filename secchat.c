@@ -1611,6 +1611,28 @@ handshake_listener(struct session *s, const struct pake *pk,
 	return status;
 }
 
+/*
+ * The connector's w, from the salt and count in the listener's message 1,
+ * set up in pk; an exit status if the count is out of bounds or w is 0.
+ */
+static int
+connector_pake(struct session *s, const char *pass, size_t pass_len,
+    const struct msg1 *m1, struct pake *pk)
+{
+	uint32_t iterations = get_u32(m1->iterations);
+	uint8_t w[SCALAR_LEN];
+
+	if (iterations < MIN_ITER || iterations > MAX_ITER)
+		return session_fail(s, EXIT_FAIL, "listener asks for %u "
+		    "PBKDF2 iterations (allowed %d to %d)", iterations,
+		    MIN_ITER, MAX_ITER);
+	if (derive_w(pass, pass_len, m1->salt, iterations, w) == -1)
+		return session_fail(s, EXIT_FAIL, "password and salt give w = 0");
+	pake_init(pk, w);
+	OPENSSL_cleanse(w, sizeof(w));
+	return GO_ON;
+}
+
 /* Connector, SPAKE2 party A: w comes from the listener's salt and count. */
 static int
 handshake_connector(struct session *s, const char *pass, size_t pass_len,
@@ -1621,23 +1643,13 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	struct msg3 m3;
 	struct handshake_keys hk;
 	struct pake pk;
-	uint8_t w[SCALAR_LEN];
-	uint32_t iterations;
 	BIGNUM *x;
 	ssize_t r;
 	int status;
 
-	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON)
+	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
+	    (status = connector_pake(s, pass, pass_len, &m1, &pk)) != GO_ON)
 		return status;
-	iterations = get_u32(m1.iterations);
-	if (iterations < MIN_ITER || iterations > MAX_ITER)
-		return session_fail(s, EXIT_FAIL, "listener asks for %u "
-		    "PBKDF2 iterations (allowed %d to %d)", iterations,
-		    MIN_ITER, MAX_ITER);
-	if (derive_w(pass, pass_len, m1.salt, iterations, w) == -1)
-		return session_fail(s, EXIT_FAIL, "password and salt give w = 0");
-	pake_init(&pk, w);
-	OPENSSL_cleanse(w, sizeof(w));
 	x = random_scalar(&pk);
 	memcpy(m2.magic, MAGIC, MAGIC_LEN);
 	spake2_share(&pk, 1, x, m2.pA);
@@ -2216,12 +2228,22 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 }
 
 /*
- * The peer's TCP stream has ended and no whole record is left to open:
- * what its direction's state says (doc/PROTOCOL.md section 7).
+ * Has the session ended, seen from the two directions' states
+ * (doc/PROTOCOL.md section 7)?  EXIT_OK or a failure's status once it
+ * has, GO_ON while it goes on.
  */
 static int
-stream_ended(struct session *s)
+session_over(struct session *s)
 {
+	/* Both DONEs passed: no need to wait for the peer's FIN. */
+	if (s->c.tx_state == TX_SHUT && s->c.rx_state == RX_DONE &&
+	    buf_pending(&s->errq) == 0)
+		return EXIT_OK;
+	/* The peer's stream is complete, ours failed: say why. */
+	if (s->c.tx_state == TX_FAILED && s->c.rx_state == RX_DONE)
+		return session_fail(s, EXIT_FAIL, "write to network: %s",
+		    strerror(s->c.tx_errno));
+	/* The peer's TCP stream ended, no whole record left to open. */
 	if (!s->c.rx_eof || rx_record_waiting(s))
 		return GO_ON;
 	if (s->c.rx_state == RX_CLOSED)
@@ -2233,11 +2255,29 @@ stream_ended(struct session *s)
 	return GO_ON;		/* we still owe our DONE */
 }
 
+/* Serve the descriptors poll found ready, in the slots' order. */
+static int
+serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
+{
+	int status;
+
+	if (pfd[POLL_STDIN].revents && (status = read_stdin(s)) != GO_ON)
+		return status;
+	if (pfd[POLL_NETOUT].revents)
+		write_net(s);
+	if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
+		return status;
+	if (pfd[POLL_STDERR].revents)
+		write_stderr(s);
+	if (pfd[POLL_STDOUT].revents)
+		return write_stdout(s);
+	return GO_ON;
+}
+
 static int
 readwrite(struct session *s)
 {
 	struct pollfd pfd[POLL_COUNT];
-	int64_t t;
 	int status, n;
 
 	s->c.last_activity = now_ms();
@@ -2247,21 +2287,12 @@ readwrite(struct session *s)
 			return status;
 		if (s->c.tx_state == TX_DONE && buf_pending(&s->txb) == 0)
 			tx_done_sent(&s->c);
-		/* Both DONEs passed: no need to wait for the peer's FIN. */
-		if (s->c.tx_state == TX_SHUT && s->c.rx_state == RX_DONE &&
-		    buf_pending(&s->errq) == 0)
-			return EXIT_OK;
-		/* The peer's stream is complete, ours failed: say why. */
-		if (s->c.tx_state == TX_FAILED && s->c.rx_state == RX_DONE)
-			return session_fail(s, EXIT_FAIL,
-			    "write to network: %s", strerror(s->c.tx_errno));
-		if ((status = stream_ended(s)) != GO_ON)
+		if ((status = session_over(s)) != GO_ON)
 			return status;
 
 		editor_show(s);
 		set_pollfds(s, pfd);
-		t = now_ms();
-		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, t))) == -1) {
+		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()))) == -1) {
 			if (errno == EINTR)
 				continue;
 			return session_fail(s, EXIT_FAIL, "poll: %s",
@@ -2273,17 +2304,7 @@ readwrite(struct session *s)
 			return session_fail(s, EXIT_FAIL,
 			    "timed out: no progress for %d seconds",
 			    s->opt->timeout);
-
-		if (pfd[POLL_STDIN].revents && (status = read_stdin(s)) != GO_ON)
-			return status;
-		if (pfd[POLL_NETOUT].revents)
-			write_net(s);
-		if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
-			return status;
-		if (pfd[POLL_STDERR].revents)
-			write_stderr(s);
-		if (pfd[POLL_STDOUT].revents &&
-		    (status = write_stdout(s)) != GO_ON)
+		if ((status = serve_ready(s, pfd)) != GO_ON)
 			return status;
 	}
 }

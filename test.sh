@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
+LEAK=${LEAK:-tests/secchat-leak}	# a build that leaks its secrets (make)
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
 RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
@@ -148,8 +149,47 @@ t_rfc9382() { kat spake2 rfc9382-p256.txt; }
 t_pbkdf2() { kat pbkdf2 pbkdf2-hmac-sha256.txt; }
 t_session_vector() { kat session secchat2-session.txt; }
 
+# A thief with one c2s secret (epoch 1, from the leaking test build) reads
+# that epoch, but not the next one: the DH rekey heals.  The same thief
+# reads on through secchat/1's hash-only rekey (its vector).
+t_compromise() {
+	seq 1 40 | sed 's/^/secret line /' > "$T/w/b"
+	listen l /dev/null $SC -q 127.0.0.1 0 || return 1
+	SECCHAT_TEST_LEAK=$T/w/leak timeout 60 $LEAK -v $SC -r 10 \
+	    127.0.0.1 "$PORT" < "$T/w/b" > "$T/w/c.out" 2> "$T/w/c.err"
+	CRC=$?
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/b" "$T/w/l.out" || return 1
+	python3 tests/compromise.py "$T/w/leak" "$T/w/c.err" 1 > "$T/w/thief"
+	local rc=$?
+	cat "$T/w/thief"
+	expect "thief" "$rc" 0 &&
+	    has_line "$T/w/thief" "epoch 1: the stolen secret opens 11 records, the last a REKEY" &&
+	    has_line "$T/w/thief" "epoch 2: the hash-only guess opens 0 records" &&
+	    has_line "$T/w/thief" "epoch 2: the real secret opens 11 records" &&
+	    python3 tests/compromise.py --secchat1 tests/data/secchat1-session.txt \
+	    > "$T/w/thief1" &&
+	    has_line "$T/w/thief1" "secchat/1 epoch 1: the hash-only guess opens 2 records"
+}
+
 # ---------------------------------------------------------------------------
 # End to end.
+
+# -P: DATA inner lengths are multiples of the size, capped at 16640; the
+# receiver needs no option.  Line lengths with the \n: 3, 100, 16384.
+t_padding() {
+	{ echo hi; head -c 99 /dev/zero | tr '\0' a; echo;
+	  head -c 16383 /dev/zero | tr '\0' b; echo; } > "$T/w/b"
+	clean_session /dev/null "$T/w/b" -P 64 || return 1
+	expect "64-byte record" "$(grep -c '^> 0050' "$T/w/c.err")" 1 &&
+	    expect "128-byte record" "$(grep -c '^> 0090' "$T/w/c.err")" 1 &&
+	    expect "16448-byte record" "$(grep -c '^> 4050' "$T/w/c.err")" 1 ||
+	    return 1
+	clean_session /dev/null "$T/w/b" -P 16384 || return 1
+	expect "16384-byte records" "$(grep -c '^> 4010' "$T/w/c.err")" 2 &&
+	    expect "a record at the cap" "$(grep -c '^> 4110' "$T/w/c.err")" 1
+}
 
 t_lines_both_ways() {
 	seq 1 3000 | sed 's/^/listener line /' > "$T/w/a"
@@ -275,6 +315,25 @@ t_not_secchat_client() {
 	reap
 	expect "listener status" "$LRC" 1 &&
 	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
+}
+
+t_other_version() {	# a secchat/1 listener is named as such
+	python3 - "$T/w/port" <<-'EOF' &
+	import socket, sys
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0)); s.listen(1)
+	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+	s.settimeout(20)
+	c, _ = s.accept()
+	c.sendall(b"SECCHAT\x01" + bytes(85))
+	c.recv(1)
+	EOF
+	PIDS="$PIDS $!"
+	local i
+	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
+	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: peer speaks secchat/1, not secchat/2"
 }
 
 t_not_secchat_server() {
@@ -727,7 +786,8 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	wait_port "$T/w/l.err" $$ || { $tm kill-server; return 1; }
 	$tm send-keys "half"
 	{ echo "incoming"; sleep 2; } |
-	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > "$T/w/c.out" &
+	    timeout 20 $SECCHAT $SC 127.0.0.1 "$PORT" > "$T/w/c.out" \
+	    2> "$T/w/c.err" &
 	local cpid=$!
 	PIDS="$PIDS $cpid"
 	sleep 1
@@ -742,7 +802,10 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	grep -A1 -x incoming "$T/w/screen1" | tail -n 1 | grep -qx half &&
 	    expect "connector status" "$CRC" 0 &&
 	    expect "connector got" "$(cat "$T/w/c.out")" "half done" &&
-	    expect "listener" "$(cat "$T/w/l.rc")" "status 0"
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0" &&
+	    # A chat line is padded to 64 bytes (0x50 on the wire); a pipe's not.
+	    expect "padded DATA from the terminal" "$(grep -c '^< 0050' "$T/w/c.err")" 1 &&
+	    expect "unpadded DATA from the pipe" "$(grep -c '^> 001a' "$T/w/c.err")" 1
 }
 
 # ---------------------------------------------------------------------------
@@ -985,7 +1048,9 @@ t_make_names_package() {	# no pkg-config/libssl-dev: make says what to install
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/2 session vector, byte for byte" t_session_vector
+run "a stolen secret stops at the next DH rekey (hash-only would not)" t_compromise
 run "text lines both ways at once" t_lines_both_ways
+run "-P pads DATA records to a multiple, up to the cap" t_padding
 run "20 MB random file, bulk mode" t_bulk_file
 run "20 MB random file, line mode" t_line_mode_file
 run "last line without newline, CRLF and NUL" t_last_line
@@ -999,6 +1064,7 @@ run "rekey by time (-R 1)" t_rekey_by_time
 run "-k serves the next connection after a failure" t_keep_listening
 run "an HTTP client is not secchat" t_not_secchat_client
 run "an HTTP server is not secchat" t_not_secchat_server
+run "a secchat/1 peer is named by its version" t_other_version
 run "usage errors exit 2" t_usage
 run "connection refused" t_refused
 run "name resolution failure" t_resolve

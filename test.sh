@@ -947,7 +947,7 @@ t_interop_wrong_password() {	# both roles: both sides exit 3, no output
 t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	seq 1 20 | sed 's/^/back /' > "$T/w/a"
 	listen l "$T/w/a" $SC -q 127.0.0.1 0 || return 1
-	timeout 40 $RELAY --attack flip:s2c:7:9 127.0.0.1 "$PORT" \
+	timeout 40 $RELAY --attack flip:s2c:8:9 127.0.0.1 "$PORT" \
 	    > "$T/w/relay.out" 2> "$T/w/relay.err" &
 	local rpid=$!
 	PIDS="$PIDS $rpid"
@@ -973,9 +973,91 @@ t_reset_after_close() {	# a reset after the peer's CLOSE is seen at once
 	pydial c "$T/w/a" $SC --reset 0.3 127.0.0.1 "$PORT"
 	reap
 	echo "the listener ended $((SECONDS - t0)) s after the connect"
+	# The peer sent everything and CLOSE, but never its DONE.
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 1 &&
 	    [ $((SECONDS - t0)) -le 5 ] && same "$T/w/a" "$T/w/l.out" &&
-	    has_line "$T/w/l.err" "secchat: write to network: Broken pipe"
+	    grep -Eqx "secchat: .*peer did not confirm receipt" "$T/w/l.err"
+}
+
+# ---------------------------------------------------------------------------
+# secchat/2's end and rekeys against a misbehaving Python peer
+# (doc/peer-test-modes.md).
+
+# The peer keeps its TCP side open after the DONE exchange: secchat exits
+# 0 at once and closes, which the peer sees (it exits 1 after 20 s if not).
+t_hold_open() {
+	seq 1 50 | sed 's/^/held /' > "$T/w/a"
+	seq 1 30 | sed 's/^/back /' > "$T/w/b"
+	pylisten l "$T/w/a" $SC --hold-open 127.0.0.1 0 || return 1
+	local t0=$SECONDS
+	dial c "$T/w/b" $SC 127.0.0.1 "$PORT"
+	echo "secchat ended $((SECONDS - t0)) s after the connect"
+	reap
+	expect "connector status" "$CRC" 0 && [ $((SECONDS - t0)) -le 5 ] &&
+	    expect "peer status" "$LRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" && same "$T/w/b" "$T/w/l.out" || return 1
+	# The other role: a Python connector holds on.
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	t0=$SECONDS
+	pydial c "$T/w/b" $SC --hold-open 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "peer status" "$CRC" 0 &&
+	    [ $((SECONDS - t0)) -le 5 ] &&
+	    same "$T/w/a" "$T/w/c.out" && same "$T/w/b" "$T/w/l.out"
+}
+
+# The peer closes after both CLOSEs without DONE: secchat has every byte
+# the peer sent, but no proof that its own arrived: exit 1.
+t_no_done() {
+	seq 1 50 | sed 's/^/mine /' > "$T/w/a"
+	seq 1 30 | sed 's/^/theirs /' > "$T/w/b"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC --no-done 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 1 && same "$T/w/b" "$T/w/l.out" &&
+	    grep -Eqx "secchat: .*peer did not confirm receipt" "$T/w/l.err"
+}
+
+# bad_rekey KIND MESSAGE KEPT: a Python connector sends 10 lines with -r 1
+# and a bad REKEY of KIND; the listener exits 3 with MESSAGE and has the
+# first KEPT lines ("" for: some prefix).
+bad_rekey() {
+	seq 1 10 | sed 's/^/line /' > "$T/w/b"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC -r 1 --bad-rekey "$1" 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 &&
+	    has_line "$T/w/l.err" "secchat: malformed record: $2" || return 1
+	if [ -n "$3" ]; then
+		head -n "$3" "$T/w/b" | same /dev/stdin "$T/w/l.out"
+	else
+		[ -s "$T/w/l.out" ] &&
+		    head -n "$(wc -l < "$T/w/l.out")" "$T/w/b" | same /dev/stdin "$T/w/l.out"
+	fi
+}
+t_rekey_unannounced() { bad_rekey unannounced "REKEY names unannounced key 1" 1; }
+t_rekey_low_order() { bad_rekey lowpoint "REKEY with a low-order key" 1; }
+t_rekey_truncated() { bad_rekey truncated "REKEY payload of 4 bytes" 1; }
+t_rekey_retired() { bad_rekey retired "REKEY names retired key 0" ""; }
+
+# A record after DONE, in the same write: exit 3, all data kept.
+t_key_after_done() {
+	seq 1 20 | sed 's/^/line /' > "$T/w/b"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC --key-after-done 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 && same "$T/w/b" "$T/w/l.out" &&
+	    has_line "$T/w/l.err" "secchat: malformed record: data after DONE"
+}
+
+# DATA after CLOSE: exit 3, and that DATA never reaches stdout.
+t_data_after_close() {
+	seq 1 20 | sed 's/^/line /' > "$T/w/b"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC --data-after-close 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 && same "$T/w/b" "$T/w/l.out" &&
+	    has_line "$T/w/l.err" "secchat: malformed record: DATA after CLOSE"
 }
 
 t_receiver_stdout_fails() {	# data the receiver threw away: no exit 0
@@ -1130,6 +1212,14 @@ run "interop: 1 MB random each way, both roles" t_interop_binary
 run "interop: wrong password, both roles exit 3" t_interop_wrong_password
 run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
 run "a reset after the peer's CLOSE ends the session at once" t_reset_after_close
+run "a peer that holds the connection open after DONE: exit 0 at once" t_hold_open
+run "a peer that closes without DONE: exit 1, not confirmed" t_no_done
+run "REKEY naming a key not yet announced: exit 3" t_rekey_unannounced
+run "REKEY with a low-order E (all-zero X25519): exit 3" t_rekey_low_order
+run "REKEY with a truncated payload: exit 3" t_rekey_truncated
+run "REKEY naming a retired key: exit 3" t_rekey_retired
+run "KEY after DONE: exit 3" t_key_after_done
+run "DATA after CLOSE: exit 3, never written" t_data_after_close
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

@@ -317,40 +317,33 @@ t_not_secchat_client() {
 	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
 }
 
-t_other_version() {	# a secchat/1 listener is named as such
-	python3 - "$T/w/port" <<-'EOF' &
+# fake_server HEX: a server that greets with the bytes HEX; a connector
+# dials it, and sets CRC.
+fake_server() {
+	python3 - "$T/w/port" "$1" <<-'EOF' &
 	import socket, sys
 	s = socket.socket()
 	s.bind(("127.0.0.1", 0)); s.listen(1)
 	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
 	s.settimeout(20)
 	c, _ = s.accept()
-	c.sendall(b"SECCHAT\x01" + bytes(85))
+	c.sendall(bytes.fromhex(sys.argv[2]))
 	c.recv(1)
 	EOF
 	PIDS="$PIDS $!"
 	local i
 	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
 	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+}
+
+t_other_version() {	# a secchat/1 listener is named as such
+	fake_server "5345434348415401$(printf '%0170d' 0)"
 	expect "connector status" "$CRC" 1 &&
 	    has_line "$T/w/c.err" "secchat: peer speaks secchat/1, not secchat/2"
 }
 
 t_not_secchat_server() {
-	python3 - "$T/w/port" <<-'EOF' &
-	import socket, sys
-	s = socket.socket()
-	s.bind(("127.0.0.1", 0)); s.listen(1)
-	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
-	s.settimeout(20)
-	c, _ = s.accept()
-	c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
-	c.recv(1)
-	EOF
-	PIDS="$PIDS $!"
-	local i
-	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
-	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+	fake_server "$(printf 'HTTP/1.0 400 Bad Request\r\n\r\n' | od -An -tx1 | tr -d ' \n')"
 	expect "connector status" "$CRC" 1 &&
 	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/2"
 }

@@ -75,12 +75,14 @@ VERSION = 2
 ID_A, ID_B = b'secchat/2 connector', b'secchat/2 listener'
 LABEL_C2S, LABEL_S2C = b'secchat/2 connector to listener', b'secchat/2 listener to connector'
 MAGIC, MAXPAY, SEQ_LIMIT = b'SECCHAT' + bytes([VERSION]), 16384, 1 << 24
-MAXINNER, TAG = MAXPAY + 256, 16
+MAXINNER, TAG = MAXPAY + 256, 16    # inner at most 16640; length in [17, 16656]
 DATA, REKEY, CLOSE, KEY, DONE = 1, 2, 3, 4, 5
 NAMES = {DATA: 'DATA', REKEY: 'REKEY', CLOSE: 'CLOSE', KEY: 'KEY', DONE: 'DONE'}
-PUBLEN, REKEYLEN = 32, 4 + 32       # KEY payload; REKEY payload u32 index || E
+SIZES = {REKEY: 4 + 32, KEY: 32, CLOSE: 0, DONE: 0}   # payload sizes; DATA 0..16384
+MAX_INDEX = 2**32 - 1               # receive key indices are u32
+END_WAIT, KEY1_WAIT = 20, 10        # seconds: "waits for the end", --bad-rekey retired
 WRONG = 'wrong password, or the connection was tampered with'
-TRUNC = 'connection closed before CLOSE: data may be missing'
+TRUNC = 'stream truncated'
 UNCONFIRMED = 'peer did not confirm receipt'
 
 class Fail(Exception):
@@ -88,8 +90,8 @@ class Fail(Exception):
         super().__init__(msg)
         self.code = code
 
-def violation(msg):
-    return Fail(3, 'protocol violation: ' + msg)
+def fatal(msg):                  # a violation of sections 4 and 5: status 3
+    return Fail(3, msg)
 
 def encode(pt):
     return b'\x04' + pt[0].to_bytes(32, 'big') + pt[1].to_bytes(32, 'big')
@@ -136,37 +138,39 @@ def derive(id_a, id_b, pa, pb, k, w, aad):
             's2c0': hkdf_expand(prk, LABEL_S2C, 32)}
 
 def x25519(private, public):
-    """X25519(private, public) as bytes; an all-zero result is fatal."""
+    """X25519(private, public); None for the all-zero result (a low-order key)."""
     try:
         z = private.exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError:          # OpenSSL refuses the all-zero result itself
-        z = bytes(32)
-    if z == bytes(32):
-        raise Fail(3, 'protocol violation: REKEY with a low-order key (all-zero X25519)')
-    return z
-
-def next_secret(secret, dh):
-    """S' = HKDF-Extract(salt = HKDF-Expand(S, "rekey", 32), IKM = DH)."""
-    return hkdf_extract(hkdf_expand(secret, b'rekey', 32), dh)
+        return None
+    return None if z == bytes(32) else z
 
 def raw_public(private):
     return private.public_key().public_bytes_raw()
 
+def rekey_salt(secret):
+    return hkdf_expand(secret, b'rekey', 32)
+
 class Chain:
-    """One direction: current secret, AES-256-GCM key, IV and seq."""
-    def __init__(self, secret):
-        self.secret, self.key = secret, hkdf_expand(secret, b'key', 32)
-        self.iv, self.seq = hkdf_expand(secret, b'iv', 12), 0
+    """One direction's current secret (epoch), AES-256-GCM key, IV and seq."""
+    def __init__(self, secret, epoch=0):
+        self.secret, self.epoch, self.seq = secret, epoch, 0
+        self.key, self.iv = hkdf_expand(secret, b'key', 32), hkdf_expand(secret, b'iv', 12)
         self.aead = AESGCM(self.key)
+
+    def next(self, dh):
+        """S' = HKDF-Extract(salt = HKDF-Expand(S, "rekey", 32), IKM = DH)."""
+        return Chain(hkdf_extract(rekey_salt(self.secret), dh), self.epoch + 1)
 
     def nonce(self):
         if self.seq >= SEQ_LIMIT:
-            raise violation('seq reached 2^24')
+            raise fatal('too many records under one key')
         self.seq += 1
         return (int.from_bytes(self.iv, 'big') ^ (self.seq - 1)).to_bytes(12, 'big')
 
     def seal(self, typ, payload=b'', pad=0):
         inner = payload + bytes([typ]) + bytes(pad)
+        assert len(inner) <= MAXINNER
         hdr = (len(inner) + TAG).to_bytes(2, 'big')
         return hdr + self.aead.encrypt(self.nonce(), inner, hdr)
 
@@ -177,22 +181,183 @@ class Chain:
         except InvalidTag:
             raise Fail(3, 'record failed authentication') from None
         if not inner:
-            raise violation('record of only zeros')
+            raise fatal('malformed record: only zero bytes')
         return inner[-1], inner[:-1]
 
-def recv_exact(sock, n):        # fewer than n bytes: the stream ended
+def padding(n, size):
+    """Section 6: inner padded to a multiple of SIZE, at most 16640 bytes."""
+    return min(-(-(n + 1) // size) * size, MAXINNER) - n - 1
+
+class ReceiveKeys:
+    """This side's receive keys (section 5.1): index -> X25519 private half.
+
+    The receiving thread asks for key k+1 when a REKEY uses key k (the
+    newest); the sending thread makes and announces it; a REKEY that uses
+    key j retires every key below j.  So at most two are alive."""
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.alive, self.sent, self.wanted = {}, -1, 0    # key 0 is sent at once
+
+    def pending(self):
+        with self.lock:
+            return self.wanted > self.sent
+
+    def announce(self, private=None):
+        """The payload of the KEY record for the next key (called by the sender)."""
+        with self.lock:
+            assert self.wanted > self.sent, 'KEY sent before the peer used the last one'
+            self.sent += 1
+            self.alive[self.sent] = private or X25519PrivateKey.generate()
+            return self.sent, raw_public(self.alive[self.sent])
+
+    def use(self, index, e_pub):
+        """Section 5.3, checks 2 and 3, then the retirements: the DH value."""
+        with self.lock:
+            if index > self.sent:
+                raise fatal('REKEY names unannounced key %d' % index)
+            if index not in self.alive:
+                raise fatal('REKEY names retired key %d' % index)
+            dh = x25519(self.alive[index], e_pub)
+            if dh is None:
+                raise fatal('REKEY with a low-order key')
+            for old in [k for k in self.alive if k < index]:
+                del self.alive[old]
+            return dh
+
+    def want_next(self, index):
+        """A REKEY used key INDEX: if it is the newest, the next one is due."""
+        with self.lock:
+            if index == self.sent and self.sent < MAX_INDEX:
+                self.wanted = self.sent + 1
+                return True
+            return False
+
+    def erase(self):
+        with self.lock:
+            self.alive.clear()
+
+class Side:
+    """One end's protocol state, without I/O: its sending direction (tx,
+    called from one thread) and the peer's direction as received (rx, from
+    another).  Section 4.1's states: tx KEY0 -> OPEN -> CLOSED -> DONE,
+    rx WAIT_KEY0 -> OPEN -> CLOSED -> DONE."""
+    def __init__(self, tx_secret, rx_secret):
+        self.tx, self.rx = Chain(tx_secret), Chain(rx_secret)
+        self.keys = ReceiveKeys()
+        self.peer_keys = []             # the peer's receive keys (public), by index
+        self.used = -1                  # highest peer key index our REKEYs named
+        self.tx_state, self.rx_state = 'KEY0', 'WAIT_KEY0'
+        self.key0 = threading.Event()   # the peer's KEY 0 has arrived
+        self.last_rekey = None          # (dh, salt) of the last REKEY, for --selftest
+
+    # -- sending direction --
+    def seal_key(self, private=None):
+        assert self.tx_state in ('KEY0', 'OPEN', 'CLOSED')
+        index, pub = self.keys.announce(private)
+        wire = self.tx.seal(KEY, pub)
+        self.tx_state = 'OPEN' if self.tx_state == 'KEY0' else self.tx_state
+        return index, wire
+
+    def seal_data(self, payload, pad=0):
+        assert self.tx_state == 'OPEN' and not self.keys.pending()
+        return self.tx.seal(DATA, payload, pad)
+
+    def seal_rekey(self, e=None, index=None, e_pub=None, payload=None):
+        """A REKEY naming the peer's newest key; the arguments make bad ones.
+
+        A good REKEY switches to S' (next record at seq 0); a bad one is the
+        last thing this side sends, so it leaves the chain as it is."""
+        assert self.tx_state in ('OPEN', 'CLOSED') and self.peer_keys
+        newest = len(self.peer_keys) - 1
+        good = index is None and e_pub is None and payload is None
+        index = newest if index is None else index
+        e = e or X25519PrivateKey.generate()
+        if payload is None:
+            payload = struct.pack('>I', index) + (raw_public(e) if e_pub is None else e_pub)
+        self.used = max(self.used, index) if good else self.used
+        wire = self.tx.seal(REKEY, payload)
+        if good:
+            dh = x25519(e, self.peer_keys[index])
+            del e                       # the one-time private half is used once
+            if dh is None:
+                raise fatal('peer sent a bad receive key')
+            self.last_rekey = (dh, rekey_salt(self.tx.secret))
+            self.tx = self.tx.next(dh)
+        return wire
+
+    def seal_close(self):
+        assert self.tx_state == 'OPEN' and not self.keys.pending()
+        self.tx_state = 'CLOSED'
+        return self.tx.seal(CLOSE)
+
+    def can_done(self):
+        return self.tx_state == 'CLOSED' and self.rx_state in ('CLOSED', 'DONE')
+
+    def seal_done(self):
+        assert self.can_done()
+        wire = self.tx.seal(DONE)
+        self.tx_state, self.tx = 'DONE', None   # the sending direction is over
+        return wire
+
+    # -- receiving direction --
+    def open(self, hdr, ct):
+        """Open one record of the peer's direction and apply sections 4 and 5.
+
+        Returns (type, payload); a REKEY has switched rx, a KEY has been
+        added to peer_keys, and keys.pending() says a KEY of ours is due."""
+        if self.rx_state == 'DONE':
+            raise fatal('data after DONE')
+        typ, payload = self.rx.open(hdr, ct)
+        name = NAMES.get(typ)
+        if name is None:
+            raise fatal('malformed record: unknown type %d' % typ)
+        if typ in SIZES and len(payload) != SIZES[typ]:
+            raise fatal('malformed record: %s payload of %d bytes' % (name, len(payload)))
+        if typ == DATA and len(payload) > MAXPAY:
+            raise fatal('malformed record: DATA payload of %d bytes' % len(payload))
+        if self.rx_state == 'WAIT_KEY0' and typ != KEY:
+            raise fatal('first record is not KEY')
+        if self.rx_state == 'CLOSED' and typ in (DATA, CLOSE):
+            raise fatal('%s after CLOSE' % name)
+        if typ == DONE and self.rx_state != 'CLOSED':
+            raise fatal('DONE before CLOSE')
+        if typ == DONE and self.tx_state not in ('CLOSED', 'DONE'):
+            raise fatal('DONE before this side sent CLOSE')
+        if typ == KEY:
+            j = len(self.peer_keys)
+            if j >= 1 and self.used < j - 1:
+                raise fatal('KEY announced before the last one was used')
+            self.peer_keys.append(payload)
+            self.key0.set()
+            self.rx_state = 'OPEN' if self.rx_state == 'WAIT_KEY0' else self.rx_state
+        elif typ == REKEY:
+            index = int.from_bytes(payload[:4], 'big')
+            dh = self.keys.use(index, payload[4:])
+            self.last_rekey = (dh, rekey_salt(self.rx.secret))
+            self.rx = self.rx.next(dh)
+            if self.tx_state != 'DONE':
+                self.keys.want_next(index)
+        elif typ == CLOSE:
+            self.rx_state = 'CLOSED'
+        elif typ == DONE:
+            self.rx_state, self.rx = 'DONE', None
+            self.keys.erase()
+        return typ, payload
+
+def recv_exact(sock, n):
+    """N bytes, or fewer if the stream ended; a socket error is raised."""
     buf = b''
-    try:
-        while len(buf) < n and (chunk := sock.recv(n - len(buf))):
-            buf += chunk
-    except ConnectionResetError:
-        pass
+    while len(buf) < n and (chunk := sock.recv(n - len(buf))):
+        buf += chunk
     return buf
 
 def hello(sock, n):             # receive handshake message 1 or 2
-    msg = recv_exact(sock, n)
-    if msg[:8] != MAGIC[:len(msg)]:
-        raise Fail(1, 'the peer does not speak secchat/%d' % VERSION)
+    msg = recv_exact(sock, 8)
+    if msg[:7] == MAGIC[:7] and len(msg) == 8 and msg[7] != VERSION:
+        raise Fail(1, 'peer speaks secchat/%d, not secchat/%d' % (msg[7], VERSION))
+    if msg != MAGIC[:len(msg)]:
+        raise Fail(1, 'peer is not speaking secchat/%d' % VERSION)
+    msg += recv_exact(sock, n - len(msg))
     if len(msg) < n:
         raise Fail(1, 'connection closed during the handshake')
     return msg
@@ -209,7 +374,7 @@ def handshake_listener(sock, password, iterations):
     if not hmac.compare_digest(d['cA'], msg2[73:]):
         raise Fail(3, WRONG)
     sock.sendall(d['cB'])
-    return Chain(d['s2c0']), Chain(d['c2s0'])
+    return Side(d['s2c0'], d['c2s0'])
 
 def handshake_connector(sock, password):
     msg1 = hello(sock, 93)
@@ -222,146 +387,164 @@ def handshake_connector(sock, password):
     pa = encode(add(mul(x, G), mul(w, M)))
     d = derive(ID_A, ID_B, pa, pb, shared_point(x, pb_pt, w, N), w, aad)
     sock.sendall(MAGIC + pa + d['cA'])
-    if not hmac.compare_digest(d['cB'], recv_exact(sock, 32)):
+    try:
+        cb = recv_exact(sock, 32)
+    except ConnectionError:
+        cb = b''
+    if not hmac.compare_digest(d['cB'], cb):
         raise Fail(3, WRONG)
-    return Chain(d['c2s0']), Chain(d['s2c0'])
+    return Side(d['c2s0'], d['s2c0'])
 
-class ReceiveKeys:
-    """This side's X25519 receive keys: index -> private half.
+def die(e):
+    """One "peer: " line, then the status (from any thread)."""
+    print('peer: %s' % e, file=sys.stderr, flush=True)
+    os._exit(e.code if isinstance(e, Fail) else 1)
 
-    The receiver makes key k+1 when the peer's REKEY has used key k (the
-    newest); the writer announces it in a KEY record; a REKEY that uses key
-    k+1 retires key k.  So at most two are alive."""
-    def __init__(self, first=None):
-        self.lock = threading.Lock()
-        self.alive, self.made, self.sent = {}, -1, -1
-        self.make(first)
+def lost(side, err):
+    """Section 7: a connection that ended early, reported by the peer's state."""
+    if side.rx_state in ('WAIT_KEY0', 'OPEN'):
+        return Fail(1, err or 'connection closed before CLOSE: %s' % TRUNC)
+    return Fail(1, '%s: %s' % (err or 'connection closed before DONE', UNCONFIRMED))
 
-    def make(self, private=None):
-        with self.lock:
-            self.made += 1
-            self.alive[self.made] = private or X25519PrivateKey.generate()
-            return self.made
+def read_record(sock, side):
+    try:
+        hdr = recv_exact(sock, 2)
+        if len(hdr) < 2:
+            raise lost(side, None)
+        length = int.from_bytes(hdr, 'big')
+        if not 1 + TAG <= length <= MAXINNER + TAG:
+            raise fatal('malformed record: bad length %d' % length)
+        ct = recv_exact(sock, length)
+    except OSError as e:
+        raise lost(side, 'read from network: %s' % e.strerror) from None
+    if len(ct) < length:
+        raise lost(side, None)
+    return hdr, ct
 
-    def public(self, index):
-        with self.lock:
-            return raw_public(self.alive[index])
+def nothing_after_done(sock):
+    """Section 4.1: no byte may follow DONE; we look at what has arrived."""
+    try:
+        extra = sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK)
+    except OSError:             # nothing there (EAGAIN), or a reset: no data
+        extra = b''
+    if extra:
+        raise fatal('data after DONE')
 
-    def announced(self, index):
-        with self.lock:
-            self.sent = index
-
-    def use(self, index, e):
-        """The DH value of a REKEY that names key INDEX with one-time key E."""
-        with self.lock:
-            if index > self.sent:
-                raise violation('REKEY names receive key %d, not announced' % index)
-            if index not in self.alive:
-                raise violation('REKEY names receive key %d, already retired' % index)
-            dh = x25519(self.alive[index], e)
-            self.alive.pop(index - 1, None)
-            return dh, index == self.made
+def wait_for_end(sock):
+    """A misbehaviour mode's end: discard input until the other side closes."""
+    deadline = time.monotonic() + END_WAIT
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return 0
+    except socket.timeout:
+        pass
+    except OSError:             # a reset ends it too
+        return 0
+    raise Fail(1, 'still open')
 
 class Writer(threading.Thread):
     """Owns the sending direction: every record this side sends goes here.
 
-    Other threads only queue events, so a writer blocked on a full socket
+    Other threads only queue events ('data', 'eof' from stdin; 'wake' when a
+    KEY is due or the peer's CLOSE came), so a writer blocked on a full socket
     never blocks the receiver (which would deadlock two peers)."""
-    def __init__(self, sock, tx, keys, opts):
+    def __init__(self, sock, side, opts):
         super().__init__(daemon=True)
-        self.sock, self.tx, self.keys, self.opts = sock, tx, keys, opts
-        self.q, self.errors = queue.Queue(), []
-        self.peer_key = None            # (index, public) of the peer's newest KEY
-        self.data_count, self.rekey_due, self.used = 0, False, -1
-        self.close_sent = threading.Event()
-        self.done_sent = threading.Event()
-        self.peer_closed = False
+        self.sock, self.side, self.opts = sock, side, opts
+        self.q, self.errors, self.data_count = queue.Queue(), [], 0
+        self.fault = threading.Event()      # a misbehaviour went out: wait for the end
+        self.done = threading.Event()       # our DONE is with the kernel
 
-    def send(self, typ, payload=b'', pad=0):
-        self.sock.sendall(self.tx.seal(typ, payload, pad))
-
-    def rekey(self, index=None, e_pub=None, payload=None):
-        """REKEY with a fresh one-time key E; the next record uses S'."""
-        index = self.peer_key[0] if index is None else index
-        e = X25519PrivateKey.generate()
-        if payload is None:
-            payload = struct.pack('>I', index) + (e_pub or raw_public(e))
-        secret = next_secret(self.tx.secret, x25519(e, self.peer_key[1])) \
-            if e_pub is None and index == self.peer_key[0] else secrets.token_bytes(32)
-        del e                           # the one-time private half is used once
-        self.send(REKEY, payload)
-        self.tx = Chain(secret)
-        self.used = max(self.used, index)
-        self.data_count, self.rekey_due = 0, False
-
-    def try_rekey(self):
-        if self.rekey_due and self.peer_key and not self.fault_rekey():
-            self.rekey()
-
-    def fault_rekey(self):
-        """--bad-rekey: replace a due REKEY by a bad one once it can be told apart."""
-        mode = self.opts.bad_rekey
-        if not mode:
-            return False
-        idx = self.peer_key[0]
-        if mode == 'retired':
-            if self.used < 1:           # the peer retires key k when k+1 is used
-                return False
-            self.rekey(index=self.used - 1)
-        elif mode == 'unannounced':
-            self.rekey(index=idx + 1)
-        elif mode == 'lowpoint':
-            self.rekey(e_pub=bytes(32))
-        elif mode == 'truncated':
-            self.rekey(payload=struct.pack('>I', idx) + bytes(31))
-        self.opts.bad_rekey = None      # one bad REKEY, then carry on
-        return True
-
-    def maybe_done(self):
-        if self.close_sent.is_set() and self.peer_closed and not self.opts.no_done:
-            self.send(DONE)
-            self.done_sent.set()
-            if self.opts.key_after_done:
-                self.send(KEY, raw_public(X25519PrivateKey.generate()))
-            return True
-        return False
+    def send(self, *wires):             # several records: one send call
+        self.sock.sendall(b''.join(wires))
 
     def run(self):
         try:
-            self.send(KEY, self.keys.public(0))
-            self.keys.announced(0)
-            while True:
-                ev, *arg = self.q.get()
-                if ev == 'data':
-                    self.send(DATA, arg[0], self.pad(len(arg[0])))
-                    self.data_count += 1
-                    if (self.opts.r and self.data_count >= self.opts.r) or \
-                            self.tx.seq >= SEQ_LIMIT - 2:
-                        self.rekey_due = True
-                    self.try_rekey()
-                elif ev == 'peerkey':
-                    self.peer_key = tuple(arg)
-                    self.try_rekey()
-                elif ev == 'key':
-                    self.send(KEY, self.keys.public(arg[0]))
-                    self.keys.announced(arg[0])
-                elif ev == 'eof':
-                    self.send(CLOSE)
-                    self.close_sent.set()
-                    if self.opts.data_after_close:
-                        self.send(DATA, b'after close\n')
-                    if self.opts.reset is not None:
-                        return
-                elif ev == 'peerclose':
-                    self.peer_closed = True
-                if ev in ('eof', 'peerclose') and self.maybe_done():
-                    return
-        except (OSError, Fail) as e:    # the receiver usually has the better story
+            self.send(self.side.seal_key()[1])  # KEY 0, at once
+            while not self.step(*self.q.get()):
+                pass
+        except Fail as e:
+            die(e)
+        except OSError as e:            # the receiver usually has the better story
             self.errors.append(e)
 
-    def pad(self, n):
-        size = self.opts.P
-        return (-(n + 1) % size) if size else 0
+    def step(self, ev, arg=None):
+        """One event; True once this side has sent its last record."""
+        s, o = self.side, self.opts
+        self.send_keys()
+        if ev == 'data':
+            self.send(s.seal_data(arg, padding(len(arg), o.P)))
+            self.data_count += 1
+            if (o.r and self.data_count >= o.r) or s.tx.seq + 2 >= SEQ_LIMIT:
+                if self.rekey():
+                    return True
+        elif ev == 'eof':
+            while o.bad_rekey and not self.rekey():
+                pass                    # the bad REKEY goes out before CLOSE
+            if o.bad_rekey:
+                return True
+            wires = [s.seal_close()]
+            if o.data_after_close:
+                self.fault.set()
+                wires.append(s.tx.seal(DATA, b'data after close\n'))
+            self.send(*wires)
+            if o.data_after_close or o.reset is not None:
+                return True
+        if s.can_done():
+            if o.no_done:               # close without DONE (os._exit closes it)
+                os._exit(0)
+            tx = s.tx
+            wires = [s.seal_done()]
+            if o.key_after_done:
+                self.fault.set()
+                wires.append(tx.seal(KEY, raw_public(X25519PrivateKey.generate())))
+            self.send(*wires)
+            self.done.set()
+            return True
+        return False
+
+    def send_keys(self):
+        """Section 5.1: a due KEY is this side's next record."""
+        if self.side.keys.pending():
+            self.send(self.side.seal_key()[1])
+
+    def rekey(self):
+        """A due REKEY, after the peer's KEY 0 (5.2); True if it was the bad one."""
+        self.side.key0.wait()
+        self.send_keys()
+        if self.opts.bad_rekey and self.bad_rekey():
+            return True
+        self.send(self.side.seal_rekey())
+        self.data_count = 0
+        return False
+
+    def bad_rekey(self):
+        """--bad-rekey KIND (doc/peer-test-modes.md): False while the REKEY
+        due is still a good one ('retired' first names 0, then 1)."""
+        s, kind = self.side, self.opts.bad_rekey
+        newest = len(s.peer_keys) - 1
+        if kind == 'retired' and s.used < 1:
+            self.send(s.seal_rekey())
+            self.data_count = 0
+            deadline = time.monotonic() + KEY1_WAIT
+            while s.used == 0 and len(s.peer_keys) < 2:
+                if time.monotonic() > deadline:
+                    raise Fail(1, 'no KEY 1')
+                time.sleep(0.01)
+            return False
+        if kind == 'retired':
+            wire = s.seal_rekey(index=0)
+        elif kind == 'unannounced':
+            wire = s.seal_rekey(index=newest + 1)
+        elif kind == 'lowpoint':
+            wire = s.seal_rekey(e_pub=bytes(32))
+        else:                           # truncated: the index alone
+            wire = s.seal_rekey(payload=struct.pack('>I', newest))
+        self.fault.set()
+        self.send(wire)
+        return True
 
 def read_stdin(q):
     """Thread: stdin in line mode (lines over 16384 bytes split), then 'eof'."""
@@ -369,57 +552,30 @@ def read_stdin(q):
         q.put(('data', line))
     q.put(('eof',))
 
-def read_record(sock, eof_msg):
-    hdr = recv_exact(sock, 2)
-    if len(hdr) < 2:
-        raise Fail(1, eof_msg)
-    length = int.from_bytes(hdr, 'big')
-    if not 1 + TAG <= length <= MAXINNER + TAG:
-        raise Fail(3, 'malformed record: bad length %d' % length)
-    ct = recv_exact(sock, length)
-    if len(ct) < length:
-        raise Fail(1, eof_msg)
-    return hdr, ct
-
-def receive(sock, rx, keys, w):
-    """Main thread: records to stdout until the peer's DONE."""
-    closed, first, peer_keys = False, True, 0
+def receive(sock, side, w):
+    """Main thread: the peer's records until its DONE (or, after one of our
+    misbehaviours, until anything happens at all)."""
     while True:
-        eof_msg = UNCONFIRMED if closed and w.close_sent.is_set() else TRUNC
-        typ, payload = rx.open(*read_record(sock, eof_msg))
-        name = NAMES.get(typ, 'type %d' % typ)
-        if first and typ != KEY:
-            raise violation('first record is %s, not KEY' % name)
-        first = False
-        if typ == KEY:
-            if len(payload) != PUBLEN:
-                raise violation('KEY payload of %d bytes' % len(payload))
-            w.q.put(('peerkey', peer_keys, payload))
-            peer_keys += 1
-        elif typ == REKEY:
-            if len(payload) != REKEYLEN:
-                raise violation('REKEY payload of %d bytes' % len(payload))
-            dh, newest = keys.use(int.from_bytes(payload[:4], 'big'), payload[4:])
-            rx = Chain(next_secret(rx.secret, dh))
-            if newest and not w.done_sent.is_set():
-                w.q.put(('key', keys.make()))
-        elif typ == DATA:
-            if closed:
-                raise violation('DATA after CLOSE')
-            if len(payload) > MAXPAY:
-                raise violation('DATA payload of %d bytes' % len(payload))
+        try:
+            hdr, ct = read_record(sock, side)
+            if w.fault.is_set():
+                return
+            typ, payload = side.open(hdr, ct)
+        except Fail:
+            if w.fault.is_set():
+                return
+            raise
+        if side.keys.pending() or typ == CLOSE:
+            w.q.put(('wake',))
+        if typ == DATA:
             try:
                 sys.stdout.buffer.write(payload)
                 sys.stdout.buffer.flush()
             except OSError as e:
-                raise Fail(1, 'stdout: %s' % e) from None
-        elif typ == CLOSE and not payload and not closed:
-            closed = True
-            w.q.put(('peerclose',))
-        elif typ == DONE and not payload and closed and w.close_sent.is_set():
+                raise Fail(1, 'stdout: %s' % e.strerror) from None
+        elif typ == DONE:
+            nothing_after_done(sock)
             return
-        else:
-            raise violation('unexpected %s%s' % (name, ' with a payload' if payload else ''))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
@@ -428,20 +584,21 @@ def main():
     ap.add_argument('-i', type=int, default=600000)
     ap.add_argument('-p')
     ap.add_argument('-r', type=int, default=1000)
-    ap.add_argument('-P', type=int, default=0)
-    ap.add_argument('--reset', type=float, metavar='SEC')
-    ap.add_argument('--hold-open', action='store_true')
-    ap.add_argument('--no-done', action='store_true')
-    ap.add_argument('--bad-rekey', choices=('retired', 'unannounced', 'lowpoint', 'truncated'))
-    ap.add_argument('--key-after-done', action='store_true')
-    ap.add_argument('--data-after-close', action='store_true')
+    ap.add_argument('-P', type=int, default=1)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument('--reset', type=float, metavar='SEC')
+    mode.add_argument('--hold-open', action='store_true')
+    mode.add_argument('--no-done', action='store_true')
+    mode.add_argument('--bad-rekey', choices=('retired', 'unannounced', 'lowpoint', 'truncated'))
+    mode.add_argument('--key-after-done', action='store_true')
+    mode.add_argument('--data-after-close', action='store_true')
     ap.add_argument('--selftest', action='store_true')
     ap.add_argument('where', nargs='*', metavar='[HOST] PORT')
     a = ap.parse_args()
     if a.selftest:
         return selftest()
     if len(a.where) not in (1, 2) or not a.p or a.r < 0 or not 1 <= a.i < 2**32 \
-            or not 0 <= a.P <= MAXPAY:
+            or not 1 <= a.P <= MAXPAY:
         ap.error('need -p PASSFILE and [HOST] PORT')
     host, port = (['127.0.0.1'] + a.where)[-2], int(a.where[-1])
     with open(a.p, 'rb') as f:
@@ -454,28 +611,31 @@ def main():
         print('peer: listening on port %d' % srv.getsockname()[1], file=sys.stderr, flush=True)
         sock = srv.accept()[0]
         srv.close()
-        tx, rx = handshake_listener(sock, password, a.i)
+        side = handshake_listener(sock, password, a.i)
     else:
         sock = socket.create_connection((host, port))
-        tx, rx = handshake_connector(sock, password)
-    keys = ReceiveKeys()
-    w = Writer(sock, tx, keys, a)
+        side = handshake_connector(sock, password)
+    if a.reset is not None:
+        a.r = 0                 # it reads nothing, so it never has KEY 0 to rekey to
+    w = Writer(sock, side, a)
     w.start()
     threading.Thread(target=read_stdin, args=(w.q,), daemon=True).start()
-    if a.reset is not None:     # a fault: CLOSE, then a reset
+    if a.reset is not None:     # a fault: CLOSE, SEC seconds, a reset
         w.join()
         time.sleep(a.reset)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
         sock.close()
         return 0
-    receive(sock, rx, keys, w)
+    receive(sock, side, w)
     w.join(10)
-    if w.errors or w.is_alive():
-        e = w.errors[0] if w.errors else 'DONE not sent'
-        raise Fail(getattr(e, 'code', 1), 'send: %s' % e)
-    if a.hold_open:             # a fault: keep our side open until the peer closes
-        sock.settimeout(30)
-        recv_exact(sock, 1)
+    if w.fault.is_set():
+        return wait_for_end(sock)
+    if w.errors:
+        raise Fail(1, 'write to network: %s' % w.errors[0].strerror)
+    if not w.done.is_set():
+        raise Fail(1, 'DONE not sent')
+    if a.hold_open:             # a fault: the DONEs are exchanged, the socket stays open
+        return wait_for_end(sock)
     sock.close()
     return 0
 
@@ -502,8 +662,66 @@ def spake_values(v, id_a, id_b, w, aad):
     got = {'pA': pa.hex(), 'pB': pb.hex()}
     return pa, pb, k, derive(id_a, id_b, pa, pb, k, w, aad), got
 
+def x25519_input(hexstr):
+    return X25519PrivateKey.from_private_bytes(bytes.fromhex(hexstr))
+
+def session_record(v, n, snd, got):
+    """Seal record N of the session file from SND's state: (type, payload, wire)."""
+    dr, _, ep, _, sq, tname, *fields = v[n].split()
+    fields = dict(f.split('=', 1) for f in fields)
+    typ, pad = {b: a for a, b in NAMES.items()}[tname], int(fields.pop('padding'))
+    assert (snd.tx.epoch, snd.tx.seq) == (int(ep), int(sq)), n + ': epoch/seq do not follow'
+    assert (typ in (KEY, REKEY)) == ('index' in fields) and (typ == DATA or pad == 0), \
+        n + ': bad description line'
+    if typ == KEY:
+        private = x25519_input(v[n + '.private'])
+        index, wire = snd.seal_key(private)
+        payload = raw_public(private)
+    elif typ == REKEY:
+        index, e = len(snd.peer_keys) - 1, x25519_input(v[n + '.ephemeral'])
+        payload = struct.pack('>I', index) + raw_public(e)
+        wire = snd.seal_rekey(e)
+        new = '%s%d' % (dr, snd.tx.epoch)
+        got.update({n + '.dh': snd.last_rekey[0].hex(), n + '.salt': snd.last_rekey[1].hex(),
+                    new: snd.tx.secret.hex(), new + '.key': snd.tx.key.hex(),
+                    new + '.iv': snd.tx.iv.hex()})
+    elif typ == DATA:
+        payload = bytes.fromhex(v[n + '.payload'])
+        wire = snd.seal_data(payload, pad)
+    else:
+        payload, wire = b'', snd.seal_close() if typ == CLOSE else snd.seal_done()
+    if 'index' in fields:
+        assert int(fields['index']) == index, n + ': index does not follow'
+    got[n + '.payload'], got[n + '.wire'] = payload.hex() or '-', wire.hex()
+    return typ, payload, wire
+
 def session_selftest():
-    pass    # TODO: secchat2-session.txt
+    """tests/data/secchat2-session.txt: the handshake, then every record sealed
+    by one Side and opened by the other, under all the rules of sections 4-7."""
+    v = vectors('secchat2-session.txt')[0]
+    salt, iters = bytes.fromhex(v['salt']), int(v['iterations'])
+    w = password_scalar(v['password'].encode(), salt, iters)
+    aad = MAGIC + iters.to_bytes(4, 'big') + salt
+    pa, pb, k, d, got = spake_values(v, ID_A, ID_B, w, aad)
+    got.update(w='%064x' % w, K=k.hex(), msg1=(aad + pb).hex(),
+               msg2=(MAGIC + pa + d['cA']).hex(), msg3=d['cB'].hex())
+    got.update((n, d[n].hex()) for n in ('TT', 'Ke', 'Ka', 'KcA', 'KcB', 'c2s0', 's2c0'))
+    side = {'c2s': Side(d['c2s0'], d['s2c0']), 's2c': Side(d['s2c0'], d['c2s0'])}
+    for dr in side:
+        got[dr + '0.key'], got[dr + '0.iv'] = side[dr].tx.key.hex(), side[dr].tx.iv.hex()
+    inputs = ['password', 'salt', 'iterations', 'x', 'y']
+    r = 0
+    while (n := 'record%d' % r) in v:
+        dr = v[n].split()[0]
+        snd, rcv = side[dr], side['s2c' if dr == 'c2s' else 'c2s']
+        typ, payload, wire = session_record(v, n, snd, got)
+        assert rcv.open(wire[:2], wire[2:]) == (typ, payload), n + ': round trip'
+        if typ == REKEY:
+            assert rcv.last_rekey == snd.last_rekey and rcv.rx.secret == snd.tx.secret
+        inputs += [n, n + '.private', n + '.ephemeral'] + ([n + '.payload'] if typ == DATA else [])
+        r += 1
+    assert all(s.tx_state == s.rx_state == 'DONE' for s in side.values()), 'session not over'
+    check(v, got, inputs, 'secchat2-session')
 
 def selftest():
     for i, v in enumerate(vectors('rfc9382-p256.txt')):
@@ -521,8 +739,6 @@ if __name__ == '__main__':
         print('peer: selftest failed: %s' % e, file=sys.stderr)
         sys.exit(1)
     except (Fail, OSError, ValueError) as e:
-        print('peer: %s' % e, file=sys.stderr)
-        os._exit(e.code if isinstance(e, Fail) else 1)
+        die(e)
     except KeyboardInterrupt:
-        print('peer: interrupted', file=sys.stderr)
-        os._exit(1)
+        die(Fail(1, 'interrupted'))

@@ -207,6 +207,7 @@ class ReceiveKeys:
         with self.lock:
             assert self.wanted > self.sent, 'KEY sent before the peer used the last one'
             self.sent += 1
+            note('announced key %d' % self.sent)
             self.alive[self.sent] = private or X25519PrivateKey.generate()
             return self.sent, raw_public(self.alive[self.sent])
 
@@ -250,17 +251,25 @@ class Side:
         self.key0 = threading.Event()   # the peer's KEY 0 has arrived
         self.last_rekey = None          # (dh, salt) of the last REKEY, for --selftest
 
-    # -- sending direction --
+    # -- sending direction: each seal_ method returns the bytes to send --
     def seal_key(self, private=None):
+        """The KEY that is due (KEY 0 first): (its index, the record)."""
         assert self.tx_state in ('KEY0', 'OPEN', 'CLOSED')
         index, pub = self.keys.announce(private)
         wire = self.tx.seal(KEY, pub)
         self.tx_state = 'OPEN' if self.tx_state == 'KEY0' else self.tx_state
         return index, wire
 
+    def due_keys(self):
+        """Section 5.1: a KEY that is due goes before any other record."""
+        wires = b''
+        while self.keys.pending():
+            wires += self.seal_key()[1]
+        return wires
+
     def seal_data(self, payload, pad=0):
-        assert self.tx_state == 'OPEN' and not self.keys.pending()
-        return self.tx.seal(DATA, payload, pad)
+        assert self.tx_state == 'OPEN'
+        return self.due_keys() + self.tx.seal(DATA, payload, pad)
 
     def seal_rekey(self, e=None, index=None, e_pub=None, payload=None):
         """A REKEY naming the peer's newest key; the arguments make bad ones.
@@ -268,6 +277,7 @@ class Side:
         A good REKEY switches to S' (next record at seq 0); a bad one is the
         last thing this side sends, so it leaves the chain as it is."""
         assert self.tx_state in ('OPEN', 'CLOSED') and self.peer_keys
+        keys = self.due_keys()
         newest = len(self.peer_keys) - 1
         good = index is None and e_pub is None and payload is None
         index = newest if index is None else index
@@ -275,7 +285,7 @@ class Side:
         if payload is None:
             payload = struct.pack('>I', index) + (raw_public(e) if e_pub is None else e_pub)
         self.used = max(self.used, index) if good else self.used
-        wire = self.tx.seal(REKEY, payload)
+        wire = keys + self.tx.seal(REKEY, payload)
         if good:
             dh = x25519(e, self.peer_keys[index])
             del e                       # the one-time private half is used once
@@ -283,19 +293,21 @@ class Side:
                 raise fatal('peer sent a bad receive key')
             self.last_rekey = (dh, rekey_salt(self.tx.secret))
             self.tx = self.tx.next(dh)
+            note('rekeyed (epoch %d, key %d)' % (self.tx.epoch, index))
         return wire
 
     def seal_close(self):
-        assert self.tx_state == 'OPEN' and not self.keys.pending()
+        assert self.tx_state == 'OPEN'
+        keys = self.due_keys()
         self.tx_state = 'CLOSED'
-        return self.tx.seal(CLOSE)
+        return keys + self.tx.seal(CLOSE)
 
     def can_done(self):
         return self.tx_state == 'CLOSED' and self.rx_state in ('CLOSED', 'DONE')
 
     def seal_done(self):
         assert self.can_done()
-        wire = self.tx.seal(DONE)
+        wire = self.due_keys() + self.tx.seal(DONE)
         self.tx_state, self.tx = 'DONE', None   # the sending direction is over
         return wire
 
@@ -335,6 +347,7 @@ class Side:
             dh = self.keys.use(index, payload[4:])
             self.last_rekey = (dh, rekey_salt(self.rx.secret))
             self.rx = self.rx.next(dh)
+            note('peer rekeyed (epoch %d, key %d)' % (self.rx.epoch, index))
             if self.tx_state != 'DONE':
                 self.keys.want_next(index)
         elif typ == CLOSE:
@@ -394,6 +407,12 @@ def handshake_connector(sock, password):
     if not hmac.compare_digest(d['cB'], cb):
         raise Fail(3, WRONG)
     return Side(d['c2s0'], d['s2c0'])
+
+VERBOSE = []                    # -v: notes on stderr (set once, in main)
+
+def note(msg):                  # one write per line: two threads take notes
+    if VERBOSE:
+        os.write(2, b'peer: %s\n' % msg.encode())
 
 def die(e):
     """One "peer: " line, then the status (from any thread)."""
@@ -469,11 +488,13 @@ class Writer(threading.Thread):
             die(e)
         except OSError as e:            # the receiver usually has the better story
             self.errors.append(e)
+        except Exception as e:          # a bug: never a silent, hanging writer
+            die(Fail(1, 'internal error in the writer: %r' % e))
 
     def step(self, ev, arg=None):
         """One event; True once this side has sent its last record."""
         s, o = self.side, self.opts
-        self.send_keys()
+        self.send(s.due_keys())         # 'wake': a KEY is due
         if ev == 'data':
             self.send(s.seal_data(arg, padding(len(arg), o.P)))
             self.data_count += 1
@@ -505,35 +526,34 @@ class Writer(threading.Thread):
             return True
         return False
 
-    def send_keys(self):
-        """Section 5.1: a due KEY is this side's next record."""
-        if self.side.keys.pending():
-            self.send(self.side.seal_key()[1])
-
     def rekey(self):
         """A due REKEY, after the peer's KEY 0 (5.2); True if it was the bad one."""
-        self.side.key0.wait()
-        self.send_keys()
-        if self.opts.bad_rekey and self.bad_rekey():
+        s, kind = self.side, self.opts.bad_rekey
+        s.key0.wait()
+        if kind and (kind != 'retired' or s.used >= 1):
+            self.bad_rekey(kind)
             return True
-        self.send(self.side.seal_rekey())
+        self.send(s.seal_rekey())
         self.data_count = 0
+        if kind == 'retired' and s.used == 0:
+            self.wait_key1()
         return False
 
-    def bad_rekey(self):
-        """--bad-rekey KIND (doc/peer-test-modes.md): False while the REKEY
-        due is still a good one ('retired' first names 0, then 1)."""
-        s, kind = self.side, self.opts.bad_rekey
+    def wait_key1(self):
+        """--bad-rekey retired: no more DATA until the other side's KEY 1."""
+        deadline = time.monotonic() + KEY1_WAIT
+        while len(self.side.peer_keys) < 2:
+            if time.monotonic() > deadline:
+                raise Fail(1, 'no KEY 1')
+            self.send(self.side.due_keys())  # our own KEY 1 still goes at once
+            time.sleep(0.01)
+
+    def bad_rekey(self, kind):
+        """--bad-rekey KIND (doc/peer-test-modes.md), sealed properly; then
+        this side sends nothing more.  'retired' comes after REKEYs naming 0
+        and then 1, so the other side has erased key 0."""
+        s = self.side
         newest = len(s.peer_keys) - 1
-        if kind == 'retired' and s.used < 1:
-            self.send(s.seal_rekey())
-            self.data_count = 0
-            deadline = time.monotonic() + KEY1_WAIT
-            while s.used == 0 and len(s.peer_keys) < 2:
-                if time.monotonic() > deadline:
-                    raise Fail(1, 'no KEY 1')
-                time.sleep(0.01)
-            return False
         if kind == 'retired':
             wire = s.seal_rekey(index=0)
         elif kind == 'unannounced':
@@ -544,7 +564,6 @@ class Writer(threading.Thread):
             wire = s.seal_rekey(payload=struct.pack('>I', newest))
         self.fault.set()
         self.send(wire)
-        return True
 
 def read_stdin(q):
     """Thread: stdin in line mode (lines over 16384 bytes split), then 'eof'."""
@@ -585,6 +604,7 @@ def main():
     ap.add_argument('-p')
     ap.add_argument('-r', type=int, default=1000)
     ap.add_argument('-P', type=int, default=1)
+    ap.add_argument('-v', action='store_true')
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument('--reset', type=float, metavar='SEC')
     mode.add_argument('--hold-open', action='store_true')
@@ -597,6 +617,7 @@ def main():
     a = ap.parse_args()
     if a.selftest:
         return selftest()
+    VERBOSE.extend([1] if a.v else [])
     if len(a.where) not in (1, 2) or not a.p or a.r < 0 or not 1 <= a.i < 2**32 \
             or not 1 <= a.P <= MAXPAY:
         ap.error('need -p PASSFILE and [HOST] PORT')
@@ -698,7 +719,7 @@ def session_record(v, n, snd, got):
 def session_selftest():
     """tests/data/secchat2-session.txt: the handshake, then every record sealed
     by one Side and opened by the other, under all the rules of sections 4-7."""
-    v = vectors('secchat2-session.txt')[0]
+    v = {k: x for block in vectors('secchat2-session.txt') for k, x in block.items()}
     salt, iters = bytes.fromhex(v['salt']), int(v['iterations'])
     w = password_scalar(v['password'].encode(), salt, iters)
     aad = MAGIC + iters.to_bytes(4, 'big') + salt
@@ -712,8 +733,9 @@ def session_selftest():
     inputs = ['password', 'salt', 'iterations', 'x', 'y']
     r = 0
     while (n := 'record%d' % r) in v:
-        dr = v[n].split()[0]
+        dr, tname = v[n].split()[0], v[n].split()[5]
         snd, rcv = side[dr], side['s2c' if dr == 'c2s' else 'c2s']
+        assert tname == 'KEY' or not snd.keys.pending(), n + ': a KEY is due first'
         typ, payload, wire = session_record(v, n, snd, got)
         assert rcv.open(wire[:2], wire[2:]) == (typ, payload), n + ': round trip'
         if typ == REKEY:

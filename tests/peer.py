@@ -1,25 +1,25 @@
 #!/usr/bin/python3
 """Independent secchat/2 peer, written from doc/PROTOCOL.md alone (no C code).
 
-usage: peer.py [-l] [-i ITER] [-p PASSFILE] [-r N] [-P SIZE] [FAULT] [HOST] PORT
+usage: peer.py [-l] [-i ITER] [-p PASSFILE] [-r N] [-P SIZE] [-v] [MODE] [HOST] PORT
        peer.py --selftest
 
--l listens on HOST (default 127.0.0.1) PORT (0 = any), prints "peer: listening
-on port N" to stderr and accepts one connection; without -l it connects.  -p:
-the password is the file minus one trailing "\\n" or "\\r\\n".  -i: iterations
-the listener announces (default 600000; a connector accepts 1000..10000000).
--r N: a DH REKEY after every N DATA records (default 1000, 0 = never).  -P SIZE:
-pad DATA records to a multiple of SIZE bytes of inner plaintext.
-One thread reads stdin in line mode (lines over 16384 bytes split); one writer
-thread seals and sends every record (KEY 0 first, DATA, REKEY, the KEYs the
-receiver asks for, CLOSE, DONE); the main thread receives.  Exit 0 once DONE
-is sent and the peer's DONE received; 3 on an authentication failure or a
-protocol violation; 1 otherwise, after one "peer: " line.
-Faults for tests (see doc/peer-test-modes.md): --reset SEC, --hold-open,
---no-done, --bad-rekey retired|unannounced|lowpoint|truncated,
---key-after-done, --data-after-close.
---selftest recomputes tests/data/secchat2-session.txt and rfc9382-p256.txt.
-Test tool only: no terminal shortcut (section 7), hex display or timed rekey;
+The command line and the misbehaviour MODEs (--hold-open, --no-done,
+--bad-rekey retired|unannounced|lowpoint|truncated, --key-after-done,
+--data-after-close, --reset SEC) are specified in doc/peer-test-modes.md.
+-l listens on HOST (default 127.0.0.1) PORT (0 = any) and prints "peer:
+listening on port N"; without -l it connects.  -r N: a REKEY after every N
+DATA records (default 1000, 0 = never).  -P SIZE pads DATA (section 6).  -v
+adds notes ("peer: rekeyed ...", "peer: peer rekeyed ...", "peer: announced
+key N") to stderr.  Exit 0 once its DONE is sent and the peer's received; 3
+for every fatal condition of section 8; 1 otherwise; one "peer: " line.
+
+Three threads: one reads stdin in line mode; the writer owns the sending
+direction (KEY 0 first, DATA, REKEY, due KEYs, CLOSE, DONE); the main thread
+receives and only queues events for the writer, so a writer blocked on a
+full socket never blocks the receiver.  The protocol rules live in Side,
+without I/O, which --selftest drives over tests/data/secchat2-session.txt.
+Test tool only: no terminal exception, hex display or timed rekey; P-256
 scalar multiplication is not constant time; old keys are dropped, not wiped.
 """
 import argparse, hashlib, hmac, os, queue, re, secrets, socket, struct, sys, threading, time

@@ -11,8 +11,9 @@ The command line and the misbehaviour MODEs (--hold-open, --no-done,
 listening on port N"; without -l it connects.  -r N: a REKEY after every N
 DATA records (default 1000, 0 = never).  -P SIZE pads DATA (section 6).  -v
 adds notes ("peer: rekeyed ...", "peer: peer rekeyed ...", "peer: announced
-key N") to stderr.  Exit 0 once its DONE is sent and the peer's received; 3
-for every fatal condition of section 8; 1 otherwise; one "peer: " line.
+key N", "peer: got key N") to stderr.  Exit 0 once its DONE is sent and the
+peer's received; 3 for every fatal condition of section 8; 1 otherwise;
+one "peer: " line.
 
 Three threads: one reads stdin in line mode; the writer owns the sending
 direction (KEY 0 first, DATA, REKEY, due KEYs, CLOSE, DONE); the main thread
@@ -26,6 +27,7 @@ import argparse, hashlib, hmac, os, queue, re, secrets, socket, struct, sys, thr
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 # P-256 in affine coordinates; None is the point at infinity.
 P = 2**256 - 2**224 + 2**192 + 2**96 - 1
@@ -145,8 +147,8 @@ def x25519(private, public):
         return None
     return None if z == bytes(32) else z
 
-def raw_public(private):
-    return private.public_key().public_bytes_raw()
+def raw_public(private):        # python3-cryptography 38 has no public_bytes_raw()
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 def rekey_salt(secret):
     return hkdf_expand(secret, b'rekey', 32)
@@ -340,6 +342,7 @@ class Side:
             if j >= 1 and self.used < j - 1:
                 raise fatal('KEY announced before the last one was used')
             self.peer_keys.append(payload)
+            note('got key %d' % j)
             self.key0.set()
             self.rx_state = 'OPEN' if self.rx_state == 'WAIT_KEY0' else self.rx_state
         elif typ == REKEY:

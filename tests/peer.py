@@ -747,6 +747,94 @@ def session_selftest():
         r += 1
     assert all(s.tx_state == s.rx_state == 'DONE' for s in side.values()), 'session not over'
     check(v, got, inputs, 'secchat2-session')
+    rules_selftest(d['c2s0'], d['s2c0'])
+
+def deliver(wires, rcv):
+    """Open every record in WIRES (one send's bytes) at RCV: their types."""
+    types = []
+    while wires:
+        n = 2 + int.from_bytes(wires[:2], 'big')
+        types.append(rcv.open(wires[:2], wires[2:n])[0])
+        wires = wires[n:]
+    return types
+
+def rules_selftest(c2s0, s2c0):
+    """Sections 4.1, 5 and 8 in memory: padding is accepted on every type,
+    and each fatal condition gives its status and line."""
+    def pair(opened=True):      # connector c, listener s; KEY 0 both ways
+        c, s = Side(c2s0, s2c0), Side(s2c0, c2s0)
+        if opened:
+            assert deliver(c.seal_key()[1], s) == deliver(s.seal_key()[1], c) == [KEY]
+        return c, s
+
+    def fails(msg, fn, code=3):
+        try:
+            fn()
+        except Fail as e:
+            assert (e.code, str(e)) == (code, msg), 'rules: %r, wanted %r' % (str(e), msg)
+            return
+        raise AssertionError('rules: no failure, wanted %r' % msg)
+
+    pub = raw_public(X25519PrivateKey.generate())
+    c, s = pair(False)          # any padding on any record, up to inner = 16640
+    c.keys.announce()
+    assert s.open(*split(c.tx.seal(KEY, pub, 77))) == (KEY, pub)
+    assert s.open(*split(c.tx.seal(DATA, b'x' * MAXPAY, MAXINNER - MAXPAY - 1))) == \
+        (DATA, b'x' * MAXPAY)
+    assert s.open(*split(c.tx.seal(CLOSE, b'', 3))) == (CLOSE, b'')
+    c, s = pair()               # two REKEYs of c, s's key 1 between them: good
+    deliver(c.seal_rekey(), s)
+    deliver(s.seal_data(b'hi\n'), c)   # s's KEY 1 goes first
+    assert deliver(c.seal_rekey(), s) == [REKEY] and sorted(s.keys.alive) == [1]
+    c, s = pair(False)
+    fails('first record is not KEY', lambda: s.open(*split(c.tx.seal(DATA, b'x'))))
+    c, s = pair()
+    fails('KEY announced before the last one was used',
+          lambda: s.open(*split(c.tx.seal(KEY, pub))))
+    bad = ((6, b'', 'malformed record: unknown type 6'),
+           (0, b'', 'malformed record: only zero bytes'),
+           (KEY, pub[:31], 'malformed record: KEY payload of 31 bytes'),
+           (CLOSE, b'x', 'malformed record: CLOSE payload of 1 bytes'),
+           (DATA, bytes(MAXPAY + 1), 'malformed record: DATA payload of 16385 bytes'),
+           (DONE, b'', 'DONE before CLOSE'),
+           (REKEY, pub, 'malformed record: REKEY payload of 32 bytes'),
+           (REKEY, struct.pack('>I', 1) + pub, 'REKEY names unannounced key 1'),
+           (REKEY, bytes(36), 'REKEY with a low-order key'))
+    for typ, payload, msg in bad:
+        c, s = pair()
+        fails(msg, lambda: s.open(*split(c.tx.seal(typ, payload))))
+    c, s = pair()
+    deliver(c.seal_rekey(), s)
+    deliver(s.due_keys(), c)
+    deliver(c.seal_rekey(), s)
+    fails('REKEY names retired key 0', lambda: s.open(*split(c.seal_rekey(index=0))))
+    c, s = pair()
+    deliver(c.seal_close(), s)
+    fails('DONE before this side sent CLOSE', lambda: s.open(*split(c.tx.seal(DONE))))
+    for typ, msg in ((DATA, 'DATA after CLOSE'), (CLOSE, 'CLOSE after CLOSE')):
+        c, s = pair()
+        deliver(c.seal_close(), s)
+        fails(msg, lambda: s.open(*split(c.tx.seal(typ))))
+    c, s = pair()
+    deliver(c.seal_close(), s)
+    deliver(s.seal_close(), c)
+    assert deliver(c.seal_done(), s) == [DONE]
+    fails('data after DONE', lambda: s.open(b'\0\x11', bytes(17)))
+    c, s = Side(c2s0, s2c0), Side(s2c0, c2s0)
+    deliver(c.seal_key()[1], s)
+    s.keys.announce()
+    deliver(s.tx.seal(KEY, bytes(32)), c)   # u = 0: every DH with it is zero
+    fails('peer sent a bad receive key', c.seal_rekey)
+    c, s = pair()
+    wire = bytearray(c.seal_data(b'x'))
+    wire[-1] ^= 1
+    fails('record failed authentication', lambda: s.open(*split(bytes(wire))))
+    c, s = pair()
+    s.rx.seq = SEQ_LIMIT
+    fails('too many records under one key', lambda: s.open(*split(c.seal_data(b'x'))))
+
+def split(wire):
+    return wire[:2], wire[2:]
 
 def selftest():
     for i, v in enumerate(vectors('rfc9382-p256.txt')):
@@ -761,8 +849,8 @@ if __name__ == '__main__':
     try:
         sys.exit(main())
     except AssertionError as e:
-        print('peer: selftest failed: %s' % e, file=sys.stderr)
-        sys.exit(1)
+        what = 'selftest failed' if '--selftest' in sys.argv else 'internal error'
+        die(Fail(1, '%s: %s' % (what, e)))
     except (Fail, OSError, ValueError) as e:
         die(e)
     except KeyboardInterrupt:

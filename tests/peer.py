@@ -322,13 +322,9 @@ class Side:
         if self.rx_state == 'DONE':
             raise fatal('data after DONE')
         typ, payload = self.rx.open(hdr, ct)
-        name = NAMES.get(typ)
+        name = NAMES.get(typ)     # the order of the checks is section 4.1's
         if name is None:
             raise fatal('malformed record: unknown type %d' % typ)
-        if typ in SIZES and len(payload) != SIZES[typ]:
-            raise fatal('malformed record: %s payload of %d bytes' % (name, len(payload)))
-        if typ == DATA and len(payload) > MAXPAY:
-            raise fatal('malformed record: DATA payload of %d bytes' % len(payload))
         if self.rx_state == 'WAIT_KEY0' and typ != KEY:
             raise fatal('first record is not KEY')
         if self.rx_state == 'CLOSED' and typ in (DATA, CLOSE):
@@ -337,6 +333,10 @@ class Side:
             raise fatal('DONE before CLOSE')
         if typ == DONE and self.tx_state not in ('CLOSED', 'DONE'):
             raise fatal('DONE before this side sent CLOSE')
+        if typ in SIZES and len(payload) != SIZES[typ]:
+            raise fatal('malformed record: %s payload of %d bytes' % (name, len(payload)))
+        if typ == DATA and len(payload) > MAXPAY:
+            raise fatal('malformed record: DATA payload of %d bytes' % len(payload))
         if typ == KEY:
             j = len(self.peer_keys)
             if j >= 1 and self.used < j - 1:

@@ -1053,6 +1053,87 @@ t_data_after_close() {
 	    has_line "$T/w/l.err" "secchat: malformed record: DATA after CLOSE"
 }
 
+# Python against Python: the peer agrees with its own reading of the
+# document in both roles.  Input comes in three parts through FIFOs; each
+# part waits until each side has received the other's next receive key, so
+# both directions' REKEYs name at least keys 0, 1 and 2 (two rotations).
+selfplay_feed() {	# selfplay_feed PID: a and b in three parts to fds 7 and 8
+	local n s
+	for n in 1 2; do
+		sed -n "$((n * 100 - 99)),$((n * 100))p" "$T/w/a" >&7
+		sed -n "$((n * 100 - 99)),$((n * 100))p" "$T/w/b" >&8
+		for s in l c; do
+			wait_number GOT "$T/w/$s.err" "$1" "peer: got key \($n\)" ||
+			    return 1
+		done
+	done
+	sed -n '201,$p' "$T/w/a" >&7
+	sed -n '201,$p' "$T/w/b" >&8
+}
+
+t_peer_selfplay() {
+	interop_text
+	local n
+	mkfifo "$T/w/lin" "$T/w/cin"
+	exec 7<> "$T/w/lin" 8<> "$T/w/cin"	# read-write: opening never blocks
+	pylisten l "$T/w/lin" $SC -v -r 3 127.0.0.1 0 7>&- 8>&- || return 1
+	timeout 60 $PEER $SC -v -r 5 -P 64 127.0.0.1 "$PORT" < "$T/w/cin" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" 7>&- 8>&- &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	selfplay_feed "$cpid"
+	n=$?
+	exec 7>&- 8>&-
+	[ "$n" = 0 ] || return 1
+	wait "$cpid"
+	CRC=$?
+	reap
+	both_ok "$T/w/a" "$T/w/b" &&
+	    expect "REKEYs l to c" "$(grep -c '^peer: rekeyed' "$T/w/l.err")" 1001 &&
+	    expect "REKEYs seen by c" "$(grep -c '^peer: peer rekeyed' "$T/w/c.err")" 1001 &&
+	    expect "REKEYs c to l" "$(grep -c '^peer: rekeyed' "$T/w/c.err")" 401 &&
+	    expect "REKEYs seen by l" "$(grep -c '^peer: peer rekeyed' "$T/w/l.err")" 401 &&
+	    grep -q '^peer: rekeyed (epoch [0-9]*, key 2)$' "$T/w/l.err" &&
+	    grep -q '^peer: rekeyed (epoch [0-9]*, key 2)$' "$T/w/c.err"
+}
+
+# selfplay_mode SIDE MODE STATUS LINE N: the Python peer in MODE (see
+# doc/peer-test-modes.md) as SIDE (l or c), -r 1 on both, 10 lines each way;
+# the other Python side exits STATUS with the line "peer: LINE" (none if
+# LINE is empty), having written exactly the first N lines sent to it.
+selfplay_mode() {
+	local side=$1 mode=$2 lm= cm= other=l mine orc mrc
+	[ "$side" = l ] && { lm=$mode; other=c; } || cm=$mode
+	rm -f "$T"/w/[lc].*	# pylisten must not find the last run's port
+	seq 1 10 | sed 's/^/from l /' > "$T/w/a"
+	seq 1 10 | sed 's/^/from c /' > "$T/w/b"
+	pylisten l "$T/w/a" $SC -r 1 $lm 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC -r 1 $cm 127.0.0.1 "$PORT"
+	reap
+	mine=$([ "$side" = l ] && echo "$T/w/a" || echo "$T/w/b")
+	orc=$([ "$side" = l ] && echo "$CRC" || echo "$LRC")
+	mrc=$([ "$side" = l ] && echo "$LRC" || echo "$CRC")
+	head -n "$5" "$mine" > "$T/w/want"
+	expect "$mode: the other side's status" "$orc" "$3" &&
+	    expect "$mode: its own status" "$mrc" 0 &&
+	    { [ -z "$4" ] || has_line "$T/w/$other.err" "peer: $4"; } &&
+	    same "$T/w/want" "$T/w/$other.out"
+}
+
+t_peer_selfplay_modes() {	# each misbehaviour is caught by the other side
+	local t0=$SECONDS c="peer did not confirm receipt"
+	selfplay_mode l --hold-open 0 "" 10 &&
+	    expect "seconds for --hold-open" "$((SECONDS - t0 <= 5))" 1 &&
+	    selfplay_mode c --no-done 1 "connection closed before DONE: $c" 10 &&
+	    selfplay_mode l "--bad-rekey retired" 3 "REKEY names retired key 0" 3 &&
+	    selfplay_mode c "--bad-rekey unannounced" 3 "REKEY names unannounced key 1" 1 &&
+	    selfplay_mode l "--bad-rekey lowpoint" 3 "REKEY with a low-order key" 1 &&
+	    selfplay_mode c "--bad-rekey truncated" 3 "malformed record: REKEY payload of 4 bytes" 1 &&
+	    selfplay_mode l --key-after-done 3 "data after DONE" 10 &&
+	    selfplay_mode c --data-after-close 3 "DATA after CLOSE" 10 &&
+	    selfplay_mode l "--reset 0.3" 1 "read from network: Connection reset by peer: $c" 10
+}
+
 t_receiver_stdout_fails() {	# data the receiver threw away: no exit 0
 	head -c 1000000 /dev/urandom > "$T/w/big"
 	# The receiver has more to say, so it has not sent its CLOSE yet.
@@ -1213,6 +1294,8 @@ run "REKEY with a truncated payload: exit 3" t_rekey_truncated
 run "REKEY naming a retired key: exit 3" t_rekey_retired
 run "KEY after DONE: exit 3" t_key_after_done
 run "DATA after CLOSE: exit 3, never written" t_data_after_close
+run "python peer against itself: data, rekeys, rotations, DONE" t_peer_selfplay
+run "python peer against itself: each misbehaviour is caught" t_peer_selfplay_modes
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

@@ -1033,25 +1033,21 @@ t_rekey_low_order() { bad_rekey lowpoint "REKEY with a low-order key" 1; }
 t_rekey_truncated() { bad_rekey truncated "REKEY payload of 4 bytes" 1; }
 t_rekey_retired() { bad_rekey retired "REKEY names retired key 0" ""; }
 
-# A record after DONE, in the same write: exit 3, all data kept.
-t_key_after_done() {
+# late_record MODE MESSAGE: a Python connector in MODE sends 20 lines and
+# then a record where none may come; the listener exits 3 with MESSAGE and
+# has written exactly the 20 lines.
+late_record() {
 	seq 1 20 | sed 's/^/line /' > "$T/w/b"
 	listen l /dev/null $SC 127.0.0.1 0 || return 1
-	pydial c "$T/w/b" $SC --key-after-done 127.0.0.1 "$PORT"
+	pydial c "$T/w/b" $SC "$1" 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 3 && same "$T/w/b" "$T/w/l.out" &&
-	    has_line "$T/w/l.err" "secchat: malformed record: data after DONE"
+	    has_line "$T/w/l.err" "secchat: malformed record: $2"
 }
-
-# DATA after CLOSE: exit 3, and that DATA never reaches stdout.
-t_data_after_close() {
-	seq 1 20 | sed 's/^/line /' > "$T/w/b"
-	listen l /dev/null $SC 127.0.0.1 0 || return 1
-	pydial c "$T/w/b" $SC --data-after-close 127.0.0.1 "$PORT"
-	reap
-	expect "listener status" "$LRC" 3 && same "$T/w/b" "$T/w/l.out" &&
-	    has_line "$T/w/l.err" "secchat: malformed record: DATA after CLOSE"
-}
+# A KEY after DONE, in the same write as the DONE.
+t_key_after_done() { late_record --key-after-done "data after DONE"; }
+# DATA after CLOSE: that DATA never reaches stdout.
+t_data_after_close() { late_record --data-after-close "DATA after CLOSE"; }
 
 # Python against Python: the peer agrees with its own reading of the
 # document in both roles.  Input comes in three parts through FIFOs; each

@@ -2194,9 +2194,12 @@ poll_timeout(struct session *s, int64_t t)
 
 	if (s->opt->timeout >= 0)
 		until = s->c.last_activity + secs_ms(s->opt->timeout);
-	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
+	/*
+	 * A full txb or errq rekeys when it drains, and a REKEY waits for the
+	 * peer's KEY 0 (its arrival wakes poll): waiting is not a timer.
+	 */
 	if (tx_keying(&s->c) && s->c.tx.data_records > 0 &&
-	    s->opt->rekey_secs != 0 && tx_room(s)) {
+	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 && tx_room(s)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		if (d < until)
 			until = d;

@@ -1011,6 +1011,33 @@ t_no_done() {
 	    grep -Eqx "secchat: .*peer did not confirm receipt" "$T/w/l.err"
 }
 
+# A REKEY due (-R 1) before the peer's KEY 0 waits for it in poll: the
+# listener's CPU time, read until the peer sends KEY 0 after 3 s, stays
+# under 0.3 s (a loop that polls with a zero timeout spends 2 s).
+t_rekey_waits_for_key0() {
+	echo "before the peer's key" > "$T/w/a"
+	listen l "$T/w/a" $SC -R 1 127.0.0.1 0 || return 1
+	timeout 60 $PEER $SC --key0-delay 3 127.0.0.1 "$PORT" < /dev/null \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$! pid ticks t i
+	PIDS="$PIDS $cpid"
+	pid=$(child "$LPID") ticks=
+	for i in $(seq 200); do	# the last reading before KEY 0 goes out
+		grep -q '^peer: sending KEY 0$' "$T/w/c.err" && break
+		t=$(cpu_ticks "$pid" 2>/dev/null) && ticks=$t
+		sleep 0.05
+	done
+	reap
+	wait "$cpid"
+	CRC=$?
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    has_line "$T/w/l.err" "secchat: rekeyed sending key (epoch 1)" &&
+	    [ -n "$ticks" ] && [ "$ticks" -lt $((30 * $(getconf CLK_TCK) / 100)) ] ||
+	    { echo "CPU ticks while waiting: '$ticks' (pid $pid)"; return 1; }
+	echo "CPU ticks while waiting: $ticks"
+}
+
 # bad_rekey KIND MESSAGE KEPT: a Python connector sends 10 lines with -r 1
 # and a bad REKEY of KIND; the listener exits 3 with MESSAGE and has the
 # first KEPT lines ("" for: some prefix).
@@ -1284,6 +1311,7 @@ run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
 run "a reset after the peer's CLOSE ends the session at once" t_reset_after_close
 run "a peer that holds the connection open after DONE: exit 0 at once" t_hold_open
 run "a peer that closes without DONE: exit 1, not confirmed" t_no_done
+run "a REKEY due before the peer's KEY 0 waits in poll" t_rekey_waits_for_key0
 run "REKEY naming a key not yet announced: exit 3" t_rekey_unannounced
 run "REKEY with a low-order E (all-zero X25519): exit 3" t_rekey_low_order
 run "REKEY with a truncated payload: exit 3" t_rekey_truncated

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -126,6 +127,21 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define DEF_REKEY_SECS	60
 #define DEF_HS_TIMEOUT	30
 #define MAX_PASSFILE	4096
+#define DEF_SESSIONS	64		/* -m: sessions at once */
+#define MAX_SESSIONS	1000
+
+/* Serving many (-k, -m above 1): limits and penalties, per listener. */
+#define HS_SLOTS	32		/* connections in the handshake */
+#define HS_PER_SOURCE	4		/* of them from one address */
+#define PEN_FREE	3		/* failed handshakes before a penalty */
+#define PEN_FIRST_MS	1000		/* then refused 1 s, doubling ... */
+#define PEN_CAP_MS	600000		/* ... up to 10 minutes */
+#define PEN_QUIET_MS	3600000		/* an hour without one forgives */
+#define FAIL_CAP	60		/* checked passwords failed a minute */
+#define LOG_BURST	3		/* lines a minute about one address */
+#define LOG_GLOBAL	100		/* lines a minute about all of them */
+#define SOURCES		4096		/* addresses remembered */
+#define MINUTE_MS	60000
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
 #define IN_CAP		(128 * 1024)	/* stdin, plaintext */
@@ -137,6 +153,8 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define NOTE_MAX	256		/* a -v line, queued like hex lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
+#define MERGE_CAP	MAX_PAYLOAD	/* a line of one of many sessions */
+#define QUEUE_CAP	(256 * 1024)	/* their lines, to stdout or stderr */
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
@@ -145,6 +163,7 @@ struct options {
 	const char *passfile;
 	unsigned long rekey_msgs;	/* 0: off */
 	unsigned long rekey_secs;	/* 0: off */
+	unsigned max_sessions;		/* -m */
 	int	 timeout;		/* -w seconds, -1: none */
 	const char *host, *port;
 };
@@ -1162,6 +1181,13 @@ handshake_listener(struct session *s, const struct pake *pk,
 	return status;
 }
 
+/* Seconds for the whole handshake: -w, or DEF_HS_TIMEOUT. */
+static int
+handshake_deadline(const struct options *opt)
+{
+	return opt->timeout >= 0 ? opt->timeout : DEF_HS_TIMEOUT;
+}
+
 /* Connector, SPAKE2 party A: w comes from the listener's salt and count. */
 static int
 handshake_connector(struct session *s, const char *pass, size_t pass_len,
@@ -1178,6 +1204,11 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	ssize_t r;
 	int status;
 
+	/* A busy -k listener leaves us in its queue: say so, not "timed out". */
+	if (wait_fd(s->net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
+		return session_fail(s, EXIT_FAIL, "no secchat greeting from %s "
+		    "port %s within %d s: listener busy, or not secchat",
+		    s->opt->host, s->opt->port, handshake_deadline(s->opt));
 	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON)
 		return status;
 	iterations = get_u32(m1.iterations);
@@ -2050,10 +2081,842 @@ read_password(const char *passfile, char *pass, size_t cap)
 /* ---------------------------------------------------------------------- */
 /* The two roles. */
 
+/* One accepted connection: the handshake, then the session.  ctl, if not
+ * -1, learns that the handshake succeeded (see serve_many). */
 static int
-handshake_deadline(const struct options *opt)
+serve_connection(struct session *s, const struct pake *pk,
+    const uint8_t salt[SALT_LEN], int ctl)
 {
-	return opt->timeout >= 0 ? opt->timeout : DEF_HS_TIMEOUT;
+	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
+	int status;
+
+	status = handshake_listener(s, pk, salt, s->opt->iterations,
+	    now_ms() + handshake_deadline(s->opt) * 1000LL, c2s, s2c);
+	if (status == GO_ON && ctl != -1)
+		(void)write(ctl, "A", 1);	/* a dead parent kills us anyway */
+	if (status == GO_ON)
+		status = session_traffic(s, 0, c2s, s2c);
+	close(s->net);
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Serving many: -k with -m above 1.  The listener process accepts, weighs
+ * the source address (penalties, its share of the handshake slots) and
+ * forks one child per connection.  The child runs the handshake and the
+ * session exactly as a lone listener does, so one session's keys and
+ * plaintext never share an address space with another's: the parent holds
+ * w, never a session key.  Each child hands its stdout and stderr to the
+ * parent through pipes, and the parent, their one writer, moves whole
+ * lines only into its queues for stdout and stderr, so that no line of
+ * one session is cut by another's.  A third pipe carries one byte when
+ * the handshake has succeeded: until then the child holds one of
+ * HS_SLOTS handshake slots, and may be dropped to make room.
+ */
+
+enum { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_EXITING };
+
+/* A pipe from a child and the part of a line that came through it. */
+struct lines {
+	int	 fd;			/* -1 once at EOF */
+	struct buf b;			/* MERGE_CAP + 1: room to end a line */
+};
+
+struct rate {				/* log lines about one thing, a minute */
+	int64_t	 start;
+	unsigned shown, hidden;
+};
+
+struct source {
+	uint8_t	 key[16];		/* IPv4 as ::ffff:a.b.c.d, IPv6: /64 */
+	int	 used;
+	int	 good;			/* a handshake succeeded from here */
+	unsigned handshakes;		/* connections in the handshake now */
+	unsigned fails;			/* failures since last forgiven */
+	int64_t	 last_fail, until;	/* ms: refused until `until` */
+	int64_t	 seen;			/* ms: last connection, for reuse */
+	struct rate log;
+	char	 host[INET6_ADDRSTRLEN];
+};
+
+struct kid {
+	int	 state;
+	pid_t	 pid;
+	int	 ctl;			/* "A" once authenticated; EOF at exit */
+	int	 authed, dropped, reaped, wstatus;
+	struct lines out, err;
+	struct source *src;
+	int64_t	 started;		/* ms */
+	unsigned long number;		/* the session number */
+	char	 port[NI_MAXSERV];
+};
+
+struct server {
+	const struct options *opt;
+	const struct pake *pk;
+	const uint8_t *salt;
+	int	 lfd;
+	int	 one_file;		/* stdout and stderr are one file */
+	struct kid *kids;
+	size_t	 nkids;
+	unsigned sessions, handshakes;
+	unsigned long accepted;
+	int64_t	 accept_after;		/* ms: after a shortage of fds */
+	struct source *src;		/* SOURCES of them */
+	struct rate log;		/* lines about peers, everywhere */
+	struct rate fails;		/* failed handshakes, everywhere */
+	struct buf outq, errq;		/* whole lines for stdout, stderr */
+	struct pollfd *pfd;
+};
+
+/* The queue for stderr lines: stderr's own, or stdout's if one file. */
+static struct buf *
+err_queue(struct server *sv)
+{
+	return sv->one_file ? &sv->outq : &sv->errq;
+}
+
+/* Append n bytes to q if they fit whole; 0 if they did not. */
+static int
+queue_put(struct buf *q, const void *p, size_t n)
+{
+	if (buf_room(q, n) < n)
+		return 0;
+	memcpy(q->data + q->len, p, n);
+	q->len += n;
+	return 1;
+}
+
+/* A new minute for r: its count of hidden lines, if any, is due. */
+static unsigned
+rate_roll(struct rate *r, int64_t t)
+{
+	unsigned hidden = 0;
+
+	if (t - r->start >= MINUTE_MS) {
+		hidden = r->hidden;
+		r->start = t;
+		r->shown = r->hidden = 0;
+	}
+	return hidden;
+}
+
+/* Queue a line for stderr, dropped if stderr is that far behind. */
+static void __attribute__((format(printf, 2, 3)))
+sv_line(struct server *sv, const char *fmt, ...)
+{
+	char line[NOTE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	(void)queue_put(err_queue(sv), line, n);
+}
+
+/*
+ * May a line about a peer from src be logged?  LOG_BURST a minute per
+ * address and LOG_GLOBAL in all; the rest are counted, and said later.
+ */
+static int
+log_allowed(struct server *sv, struct source *src, int64_t t)
+{
+	unsigned hidden;
+
+	if ((hidden = rate_roll(&sv->log, t)) > 0)
+		sv_line(sv, "secchat: and %u more lines about peers in the "
+		    "last minute", hidden);
+	if ((hidden = rate_roll(&src->log, t)) > 0)
+		sv_line(sv, "secchat: and %u more from %s in the last minute",
+		    hidden, src->host);
+	if (src->log.shown >= LOG_BURST) {
+		src->log.hidden++;
+		return 0;
+	}
+	if (sv->log.shown >= LOG_GLOBAL) {
+		sv->log.hidden++;
+		return 0;
+	}
+	src->log.shown++;
+	sv->log.shown++;
+	return 1;
+}
+
+/* Say the counts of lines held back whose minute is over. */
+static void
+log_summaries(struct server *sv, int64_t t)
+{
+	unsigned hidden;
+	size_t i;
+
+	for (i = 0; i < SOURCES; i++)
+		if (sv->src[i].used && sv->src[i].log.hidden > 0 &&
+		    (hidden = rate_roll(&sv->src[i].log, t)) > 0)
+			sv_line(sv, "secchat: and %u more from %s in the last "
+			    "minute", hidden, sv->src[i].host);
+	if (sv->log.hidden > 0 && (hidden = rate_roll(&sv->log, t)) > 0)
+		sv_line(sv, "secchat: and %u more lines about peers in the "
+		    "last minute", hidden);
+}
+
+/* A line about a peer, rate-limited: "secchat: HOST port P: what". */
+static void __attribute__((format(printf, 4, 5)))
+peer_log(struct server *sv, struct source *src, const char *port,
+    const char *fmt, ...)
+{
+	char what[NOTE_MAX - 80];
+	va_list ap;
+
+	if (!log_allowed(sv, src, now_ms()))
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	sv_line(sv, "secchat: %s port %s: %s", src->host, port, what);
+}
+
+/* IPv4 (also v4-mapped) counts by address, IPv6 by its /64. */
+static void
+source_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &s4->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(key, &s6->sin6_addr, 16);
+		if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			memset(key + 8, 0, 8);
+	}
+}
+
+/*
+ * The record of an address; a new one takes the slot of the address
+ * seen longest ago that holds no handshake and serves no penalty (or, if
+ * every one does, of the one seen longest ago: a flood of addresses
+ * forgets old penalties rather than refuse everyone).
+ */
+static struct source *
+source_find(struct server *sv, const struct sockaddr *sa, const char *host,
+    int64_t t)
+{
+	struct source *s, *old = NULL, *any = NULL;
+	uint8_t key[16];
+	size_t i;
+
+	source_key(sa, key);
+	for (i = 0; i < SOURCES; i++) {
+		s = &sv->src[i];
+		if (s->used && memcmp(s->key, key, 16) == 0) {
+			s->seen = t;
+			snprintf(s->host, sizeof(s->host), "%s", host);
+			return s;
+		}
+		if (!s->used || s->handshakes > 0)
+			continue;
+		if (any == NULL || s->seen < any->seen)
+			any = s;
+		if (s->until <= t && (old == NULL || s->seen < old->seen))
+			old = s;
+	}
+	for (i = 0; i < SOURCES && old == NULL; i++)
+		if (!sv->src[i].used)
+			old = &sv->src[i];
+	if (old == NULL)
+		old = any;
+	memset(old, 0, sizeof(*old));
+	old->used = 1;
+	memcpy(old->key, key, 16);
+	old->seen = t;
+	snprintf(old->host, sizeof(old->host), "%s", host);
+	return old;
+}
+
+/* Why a new connection from src is refused at once; NULL: it is not. */
+static const char *
+refusal(struct server *sv, struct source *src, int64_t t, char *why,
+    size_t len)
+{
+	(void)rate_roll(&sv->fails, t);
+	if (src->until > t) {
+		snprintf(why, len, "refused for %lld s more after %u failed "
+		    "handshakes", (long long)(src->until - t + 999) / 1000,
+		    src->fails);
+		return why;
+	}
+	if (src->handshakes >= HS_PER_SOURCE) {
+		snprintf(why, len, "refused: %d handshakes from this address "
+		    "at once", HS_PER_SOURCE);
+		return why;
+	}
+	if (sv->fails.shown >= FAIL_CAP && !src->good) {
+		snprintf(why, len, "refused: %d failed handshakes in the last "
+		    "minute from all addresses", FAIL_CAP);
+		return why;
+	}
+	return NULL;
+}
+
+/*
+ * A failed handshake from src: after PEN_FREE of them, each refuses the
+ * address for twice as long as the last, up to PEN_CAP_MS; PEN_QUIET_MS
+ * without a failure forgives them all.
+ */
+static void
+penalise(struct source *src, int64_t t)
+{
+	unsigned n;
+	int64_t ms;
+
+	if (t - src->last_fail >= PEN_QUIET_MS)
+		src->fails = 0;
+	src->fails++;
+	src->last_fail = t;
+	if (src->fails <= PEN_FREE)
+		return;
+	n = src->fails - PEN_FREE - 1;
+	ms = n >= 20 ? PEN_CAP_MS : (int64_t)PEN_FIRST_MS << n;
+	src->until = t + (ms < PEN_CAP_MS ? ms : PEN_CAP_MS);
+}
+
+static void
+lines_free(struct lines *l)
+{
+	if (l->fd != -1)
+		close(l->fd);
+	l->fd = -1;
+	if (l->b.data != NULL)
+		OPENSSL_cleanse(l->b.data, l->b.cap);
+	free(l->b.data);
+	l->b.data = NULL;
+}
+
+/* Close a child's pipes and forget what they carried. */
+static void
+kid_forget(struct kid *k)
+{
+	if (k->ctl != -1)
+		close(k->ctl);
+	k->ctl = -1;
+	lines_free(&k->out);
+	lines_free(&k->err);
+}
+
+/*
+ * In a new child: nothing of the other sessions' plaintext in transit and
+ * none of their pipes, nor the listening socket.
+ */
+static void
+kid_isolate(struct server *sv, struct kid *self)
+{
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state != KID_FREE || &sv->kids[i] == self)
+			kid_forget(&sv->kids[i]);
+	OPENSSL_cleanse(sv->outq.data, sv->outq.cap);
+	OPENSSL_cleanse(sv->errq.data, sv->errq.cap);
+	close(sv->lfd);
+}
+
+/* The child: its pipes as stdout and stderr, then one connection. */
+static void __attribute__((noreturn))
+kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
+{
+	struct session s;
+	int fd, status;
+
+	/* Our pipes, not the caller's fds: nothing to restore at exit. */
+	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() == 1)
+		_exit(EXIT_FAIL);
+	kid_isolate(sv, k);
+	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
+	    dup2(fd, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
+	    dup2(err, STDERR_FILENO) == -1 ||
+	    fcntl(STDOUT_FILENO, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(STDERR_FILENO, F_SETFL, O_NONBLOCK) == -1)
+		_exit(EXIT_FAIL);
+	close(fd);
+	close(out);
+	close(err);
+	tune_socket(net);
+	session_alloc(&s, sv->opt);
+	session_reset(&s, net);
+	status = serve_connection(&s, sv->pk, sv->salt, ctl);
+	session_free(&s);
+	exit(status);
+}
+
+static int
+lines_open(struct lines *l, int fd)
+{
+	l->fd = fd;
+	l->b.pos = l->b.len = 0;
+	l->b.cap = MERGE_CAP + 1;
+	return (l->b.data = malloc(l->b.cap)) == NULL ? -1 : 0;
+}
+
+static void
+close_pipes(int (*fds)[2], int n)
+{
+	while (n-- > 0) {
+		close(fds[n][0]);
+		close(fds[n][1]);
+	}
+}
+
+/* Fork a child for connection fd (closed here either way). */
+static void
+kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
+    const char *port, int64_t t)
+{
+	int fds[3][2], n, i;		/* ctl, out, err: read end, write end */
+
+	memset(k, 0, sizeof(*k));
+	k->ctl = k->out.fd = k->err.fd = -1;
+	for (n = 0; n < 3 && pipe2(fds[n], O_CLOEXEC) == 0; n++)
+		;
+	if (n < 3 || lines_open(&k->out, fds[1][0]) == -1 ||
+	    lines_open(&k->err, fds[2][0]) == -1 || (k->pid = fork()) == -1) {
+		warn("serving %s port %s", src->host, port);
+		free(k->out.b.data);
+		free(k->err.b.data);
+		close_pipes(fds, n);
+		k->out.b.data = k->err.b.data = NULL;
+		k->out.fd = k->err.fd = -1;
+		close(fd);
+		return;
+	}
+	k->ctl = fds[0][0];
+	k->number = ++sv->accepted;
+	if (k->pid == 0)
+		kid_main(sv, k, fd, fds[0][1], fds[1][1], fds[2][1]);
+	close(fd);
+	for (i = 0; i < 3; i++) {
+		close(fds[i][1]);
+		(void)fcntl(fds[i][0], F_SETFL, O_NONBLOCK);
+	}
+	k->state = KID_HANDSHAKE;
+	k->src = src;
+	k->started = t;
+	snprintf(k->port, sizeof(k->port), "%s", port);
+	src->handshakes++;
+	sv->handshakes++;
+}
+
+/* Leave the handshake slot: the session goes on, or the child ends. */
+static void
+kid_leaves_handshake(struct server *sv, struct kid *k)
+{
+	if (k->state != KID_HANDSHAKE)
+		return;
+	k->src->handshakes--;
+	sv->handshakes--;
+	k->state = KID_EXITING;
+}
+
+/*
+ * The handshakes are full: drop the one that least deserves its slot.
+ * The address with the most failures loses first, then the oldest
+ * connection: a real handshake takes one round trip, an idle or
+ * dribbling socket its whole deadline, so the oldest is most likely the
+ * attacker's, and a new one its victim only after HS_SLOTS newer ones.
+ */
+static void
+drop_one(struct server *sv)
+{
+	struct kid *k, *worst = NULL;
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		if (k->state != KID_HANDSHAKE)
+			continue;
+		if (worst == NULL || k->src->fails > worst->src->fails ||
+		    (k->src->fails == worst->src->fails &&
+		    k->started < worst->started))
+			worst = k;
+	}
+	if (worst == NULL)
+		return;
+	(void)kill(worst->pid, SIGKILL);
+	worst->dropped = 1;
+	kid_leaves_handshake(sv, worst);
+	peer_log(sv, worst->src, worst->port,
+	    "dropped: %d handshakes at once", HS_SLOTS);
+}
+
+/* How many handshakes may run now: each may become a session. */
+static unsigned
+handshake_room(const struct server *sv)
+{
+	unsigned left = sv->opt->max_sessions - sv->sessions;
+
+	return left < HS_SLOTS ? left : HS_SLOTS;
+}
+
+static struct kid *
+free_kid(struct server *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state == KID_FREE)
+			return &sv->kids[i];
+	return NULL;
+}
+
+/* Accept one connection: refuse it, or make room and fork its child. */
+static void
+accept_many(struct server *sv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
+	struct source *src;
+	struct kid *k;
+	int64_t t;
+	int fd;
+
+	if ((fd = accept4(sv->lfd, (struct sockaddr *)&ss, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			warn("accept");
+			sv->accept_after = now_ms() + 1000;
+		} else if (errno == EBADF || errno == EINVAL ||
+		    errno == ENOTSOCK || errno == EFAULT)
+			err(EXIT_FAIL, "accept");
+		return;
+	}
+	t = now_ms();
+	addr_text((struct sockaddr *)&ss, len, host, port);
+	src = source_find(sv, (struct sockaddr *)&ss, host, t);
+	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
+		peer_log(sv, src, port, "%s", why);
+		close(fd);
+		return;
+	}
+	if (sv->handshakes >= handshake_room(sv))
+		drop_one(sv);
+	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
+		close(fd);		/* cannot happen: accept waits */
+		return;
+	}
+	kid_spawn(sv, k, fd, src, port, t);
+}
+
+/*
+ * Move what a child's pipe gave into a queue, whole lines only.  A line
+ * longer than MERGE_CAP goes in pieces, each ended with a newline, and so
+ * does a last line without one: the next line in the queue starts whole.
+ * From an unauthenticated child, its "secchat: " lines name the peer and
+ * are rate-limited like the listener's own lines about peers.
+ */
+static void
+lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
+    int is_err)
+{
+	static const char tag[] = "secchat: ";
+	uint8_t *p, *nl;
+	size_t n;
+	char pre[INET6_ADDRSTRLEN + NI_MAXSERV + 16];
+	int m;
+
+	while (buf_pending(&l->b) > 0) {
+		p = l->b.data + l->b.pos;
+		n = buf_pending(&l->b);
+		if ((nl = memchr(p, '\n', n)) != NULL)
+			n = nl - p + 1;
+		else if (l->b.len == MERGE_CAP || l->fd == -1) {
+			l->b.data[l->b.len++] = '\n';
+			n++;
+		} else
+			break;
+		if (is_err && n > sizeof(tag) - 1 &&
+		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
+			if (!k->authed && !log_allowed(sv, k->src, now_ms()))
+				goto next;
+			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
+			    k->src->host, k->port);
+			if (buf_room(q, m + n) < m + n)
+				break;
+			(void)queue_put(q, pre, m);
+			p += sizeof(tag) - 1;
+			(void)queue_put(q, p, n - (sizeof(tag) - 1));
+		} else if (!queue_put(q, p, n))
+			break;
+ next:
+		OPENSSL_cleanse(l->b.data + l->b.pos, n);
+		l->b.pos += n;
+	}
+}
+
+/*
+ * Read a child's pipe into its line buffer, if there is room.  Once the
+ * child has exited (gone), an empty pipe is as good as its EOF: a command
+ * it left behind may hold the pipe open, but the session is over.
+ */
+static void
+lines_read(struct lines *l, int gone)
+{
+	ssize_t r;
+
+	if (l->fd == -1)
+		return;
+	if (buf_pending(&l->b) == 0)
+		l->b.pos = l->b.len = 0;
+	if (l->b.len >= MERGE_CAP)
+		return;
+	r = read(l->fd, l->b.data + l->b.len, MERGE_CAP - l->b.len);
+	if (r > 0)
+		l->b.len += r;
+	else if (r == 0 || gone || (errno != EAGAIN && errno != EINTR)) {
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+/* The control pipe: "A" when the handshake succeeded, EOF at exit. */
+static void
+kid_ctl(struct server *sv, struct kid *k)
+{
+	char c;
+	ssize_t r;
+
+	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
+	    k->state == KID_HANDSHAKE) {
+		k->src->handshakes--;
+		sv->handshakes--;
+		k->state = KID_SESSION;
+		k->authed = k->src->good = 1;
+		k->src->fails = 0;
+		k->src->until = 0;
+		sv->sessions++;
+	} else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		close(k->ctl);
+		k->ctl = -1;
+	}
+}
+
+/*
+ * A child has exited and its pipes are drained.  A handshake that failed
+ * costs the address a failure (and counts against FAIL_CAP when a
+ * password was checked: exit status 3); a session frees its -m slot.
+ */
+static void
+kid_done(struct server *sv, struct kid *k, int64_t t)
+{
+	int status = WIFEXITED(k->wstatus) ? WEXITSTATUS(k->wstatus) : -1;
+
+	if (k->state == KID_SESSION)
+		sv->sessions--;
+	else if (!k->authed) {
+		kid_leaves_handshake(sv, k);
+		penalise(k->src, t);
+		if (status == EXIT_AUTH)
+			sv->fails.shown++;
+		if (WIFSIGNALED(k->wstatus) && !k->dropped)
+			peer_log(sv, k->src, k->port, "handshake ended by "
+			    "signal %d", WTERMSIG(k->wstatus));
+	}
+	kid_forget(k);
+	k->state = KID_FREE;
+}
+
+/* Collect exited children; one whose pipes are drained is done. */
+static void
+reap_kids(struct server *sv, int64_t t)
+{
+	struct kid *k;
+	size_t i;
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (i = 0; i < sv->nkids; i++)
+			if (sv->kids[i].state != KID_FREE &&
+			    sv->kids[i].pid == pid) {
+				sv->kids[i].reaped = 1;
+				sv->kids[i].wstatus = st;
+			}
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		if (k->state == KID_FREE || !k->reaped)
+			continue;
+		if (k->ctl != -1)
+			kid_ctl(sv, k);
+		lines_move(sv, k, &k->out, &sv->outq, 0);
+		lines_move(sv, k, &k->err, err_queue(sv), 1);
+		lines_read(&k->out, 1);
+		lines_read(&k->err, 1);
+		lines_move(sv, k, &k->out, &sv->outq, 0);
+		lines_move(sv, k, &k->err, err_queue(sv), 1);
+		if (buf_pending(&k->out.b) == 0 && buf_pending(&k->err.b) == 0 &&
+		    k->out.fd == -1 && k->err.fd == -1)
+			kid_done(sv, k, t);
+	}
+}
+
+/* Write a queue's head to fd.  stdout's failure ends the listener. */
+static void
+queue_write(struct buf *q, int fd, int fatal)
+{
+	ssize_t r;
+
+	if ((r = write(fd, q->data + q->pos, buf_pending(q))) > 0) {
+		OPENSSL_cleanse(q->data + q->pos, r);	/* plaintext, written */
+		q->pos += r;
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+		if (fatal)
+			err(EXIT_FAIL, "write to stdout");
+		q->pos = q->len = 0;		/* stderr is for people */
+	}
+}
+
+/* A handshake past its deadline (the child's own clock failed): kill it. */
+static void
+kill_late(struct server *sv, int64_t t)
+{
+	int64_t late = (handshake_deadline(sv->opt) + 5) * 1000LL;
+	struct kid *k;
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		if (k->state == KID_HANDSHAKE && t - k->started > late) {
+			(void)kill(k->pid, SIGKILL);
+			kid_leaves_handshake(sv, k);
+			peer_log(sv, k->src, k->port, "killed: handshake "
+			    "past its deadline");
+		}
+	}
+}
+
+/* The poll set: listener, stdout, stderr, then ctl, out, err per child. */
+static int
+serve_pollfds(struct server *sv, int64_t t)
+{
+	struct pollfd *p = sv->pfd;
+	struct kid *k;
+	size_t i;
+	int soon = 0;
+
+	p[0].fd = t >= sv->accept_after && handshake_room(sv) > 0 &&
+	    free_kid(sv) != NULL ? sv->lfd : -1;
+	p[1].fd = buf_pending(&sv->outq) > 0 ? STDOUT_FILENO : -1;
+	p[2].fd = buf_pending(&sv->errq) > 0 ? STDERR_FILENO : -1;
+	p[0].events = POLLIN;
+	p[1].events = p[2].events = POLLOUT;
+	for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
+		k = &sv->kids[i];
+		soon |= k->reaped;
+		p[0].fd = k->state != KID_FREE ? k->ctl : -1;
+		p[1].fd = k->state != KID_FREE && k->out.b.len < MERGE_CAP ?
+		    k->out.fd : -1;
+		p[2].fd = k->state != KID_FREE && k->err.b.len < MERGE_CAP ?
+		    k->err.fd : -1;
+		p[0].events = p[1].events = p[2].events = POLLIN;
+	}
+	/* A reaped child waits for room in a queue; else once a second. */
+	return soon ? 10 : 1000;
+}
+
+static void __attribute__((noreturn))
+serve_many(struct server *sv)
+{
+	struct pollfd *p;
+	struct kid *k;
+	int64_t t, sweep = 0;
+	size_t i;
+	int n, timeout;
+
+	for (;;) {
+		t = now_ms();
+		reap_kids(sv, t);
+		if (t >= sweep) {
+			log_summaries(sv, t);
+			kill_late(sv, t);
+			sweep = t + 1000;
+		}
+		timeout = serve_pollfds(sv, t);
+		if ((n = poll(sv->pfd, 3 + 3 * sv->nkids, timeout)) == -1) {
+			if (errno != EINTR)
+				err(EXIT_FAIL, "poll");
+			continue;
+		}
+		p = sv->pfd;
+		/* A burst of connections is taken in one go. */
+		for (i = 0; p[0].revents && i < HS_SLOTS &&
+		    sv->pfd[0].fd != -1 && handshake_room(sv) > 0 &&
+		    free_kid(sv) != NULL; i++)
+			accept_many(sv);
+		if (p[1].revents)
+			queue_write(&sv->outq, STDOUT_FILENO, 1);
+		if (p[2].revents)
+			queue_write(&sv->errq, STDERR_FILENO, 0);
+		for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
+			k = &sv->kids[i];
+			if (k->state == KID_FREE)
+				continue;
+			if (p[0].revents && k->ctl != -1)
+				kid_ctl(sv, k);
+			if (p[1].revents)
+				lines_read(&k->out, 0);
+			if (p[2].revents)
+				lines_read(&k->err, 0);
+			lines_move(sv, k, &k->out, &sv->outq, 0);
+			lines_move(sv, k, &k->err, err_queue(sv), 1);
+		}
+	}
+}
+
+static void
+queue_alloc(struct buf *q)
+{
+	q->cap = QUEUE_CAP;
+	q->pos = q->len = 0;
+	if ((q->data = malloc(q->cap)) == NULL)
+		err(EXIT_FAIL, "malloc");
+}
+
+/* -k with -m above 1: serve until killed. */
+static void __attribute__((noreturn))
+listener_many(const struct options *opt, const struct pake *pk,
+    const uint8_t salt[SALT_LEN], int lfd)
+{
+	struct server sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.opt = opt;
+	sv.pk = pk;
+	sv.salt = salt;
+	sv.lfd = lfd;
+	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
+	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1)	/* accept in bursts */
+		err(EXIT_FAIL, "fcntl");
+	sv.nkids = opt->max_sessions + 2 * HS_SLOTS;	/* + those dying */
+	if ((sv.kids = calloc(sv.nkids, sizeof(*sv.kids))) == NULL ||
+	    (sv.src = calloc(SOURCES, sizeof(*sv.src))) == NULL ||
+	    (sv.pfd = calloc(3 + 3 * sv.nkids, sizeof(*sv.pfd))) == NULL)
+		err(EXIT_FAIL, "calloc");
+	queue_alloc(&sv.outq);
+	queue_alloc(&sv.errq);
+	if (isatty(STDIN_FILENO))
+		warnx("stdin is not read: with -m above 1, sessions send "
+		    "nothing (-m 1 to chat)");
+	serve_many(&sv);
 }
 
 /* Listener: PBKDF2 once, then serve one connection, or each with -k. */
@@ -2062,7 +2925,7 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 {
 	struct session s;
 	struct pake pk;
-	uint8_t salt[SALT_LEN], w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
+	uint8_t salt[SALT_LEN], w[SCALAR_LEN];
 	int lfd, status;
 
 	if (RAND_bytes(salt, sizeof(salt)) != 1)
@@ -2075,14 +2938,12 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 	pake_init(&pk, w);
 	OPENSSL_cleanse(w, sizeof(w));
 	lfd = listen_socket(opt);
+	if (opt->kflag && opt->max_sessions > 1)
+		listener_many(opt, &pk, salt, lfd);
 	session_alloc(&s, opt);
 	do {
 		session_reset(&s, accept_connection(lfd, opt));
-		status = handshake_listener(&s, &pk, salt, opt->iterations,
-		    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
-		if (status == GO_ON)
-			status = session_traffic(&s, 0, c2s, s2c);
-		close(s.net);
+		status = serve_connection(&s, &pk, salt, -1);
 	} while (opt->kflag);
 	session_free(&s);
 	pake_free(&pk);
@@ -2195,9 +3056,10 @@ usage_to(FILE *f)
 	fprintf(f, "usage: secchat [-46bqv] [-i iterations] [-p passfile] "
 	    "[-r messages] [-R seconds]\n"
 	    "               [-w timeout] host port\n"
-	    "       secchat -l [-46bkqv] [-i iterations] [-p passfile] "
-	    "[-r messages]\n"
-	    "               [-R seconds] [-w timeout] [host] port\n");
+	    "       secchat -l [-46bkqv] [-i iterations] [-m sessions] "
+	    "[-p passfile]\n"
+	    "               [-r messages] [-R seconds] [-w timeout] [host] "
+	    "port\n");
 }
 
 static void
@@ -2235,15 +3097,16 @@ parse_number(const char *s, long long min, long long max, int option)
 static void
 parse_options(int argc, char *argv[], struct options *opt)
 {
-	int ch;
+	int ch, mflag = 0;
 
 	memset(opt, 0, sizeof(*opt));
 	opt->family = AF_UNSPEC;
 	opt->iterations = DEF_ITER;
 	opt->rekey_msgs = DEF_REKEY_MSGS;
 	opt->rekey_secs = DEF_REKEY_SECS;
+	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
-	while ((ch = getopt(argc, argv, "46bhi:klp:qr:R:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "46bhi:klm:p:qr:R:vw:")) != -1) {
 		switch (ch) {
 		case '4':
 		case '6':
@@ -2260,6 +3123,11 @@ parse_options(int argc, char *argv[], struct options *opt)
 			break;
 		case 'k': opt->kflag = 1; break;
 		case 'l': opt->lflag = 1; break;
+		case 'm':
+			opt->max_sessions = parse_number(optarg, 1,
+			    MAX_SESSIONS, ch);
+			mflag = 1;
+			break;
 		case 'p': opt->passfile = optarg; break;
 		case 'q': opt->qflag = 1; break;
 		case 'r':
@@ -2282,6 +3150,8 @@ parse_options(int argc, char *argv[], struct options *opt)
 	argv += optind;
 	if (opt->kflag && !opt->lflag)
 		usage_error("-k needs -l");
+	if (mflag && !opt->kflag)
+		usage_error("-m needs -k");
 	if (opt->lflag && (argc == 1 || argc == 2)) {
 		opt->host = argc == 2 ? argv[0] : NULL;
 		opt->port = argv[argc - 1];

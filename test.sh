@@ -203,7 +203,7 @@ t_ipv6() {
 
 t_wildcard_v4_and_v6() {	# no host: one listener takes both families
 	echo hello > "$T/w/a"
-	listen l "$T/w/a" $SC -k 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 0 || return 1
 	dial c /dev/null $SC 127.0.0.1 "$PORT"
 	expect "IPv4 status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" || return 1
 	dial c /dev/null $SC ::1 "$PORT"
@@ -247,7 +247,7 @@ t_rekey_by_time() {
 
 t_keep_listening() {
 	echo "to whoever knows" > "$T/w/a"
-	listen l "$T/w/a" $SC -k 127.0.0.1 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 127.0.0.1 0 || return 1
 	dial c1 /dev/null -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
 	expect "first connector" "$CRC" 3 || return 1
 	echo "from the second" > "$T/w/b"
@@ -290,7 +290,7 @@ t_usage() {
 	local args
 	for args in "" "-l" "host" "-k host 1" "-i 999 -l 0" "-i 10000001 -l 0" \
 	    "-r -1 h 1" "-w 0 h 1" "-w x h 1" "-Z h 1" "-4 -6 h 1" "a b c" \
-	    "-l a b c"; do
+	    "-l a b c" "-l -m 2 0" "-l -k -m 0 0" "-l -k -m 1001 0"; do
 		$SECCHAT $args > "$T/w/out" 2> "$T/w/err" < /dev/null
 		expect "status of 'secchat $args'" "$?" 2 &&
 		    grep -q '^usage: secchat' "$T/w/err" || return 1
@@ -333,7 +333,7 @@ t_passfile_newlines() {	# one trailing \n or \r\n goes, nothing else
 	printf 'pw\r\n' > "$T/w/crlf"; printf 'pw' > "$T/w/bare"
 	printf 'pw\n\n' > "$T/w/two"; chmod 600 "$T"/w/crlf "$T"/w/bare "$T"/w/two
 	echo hi > "$T/w/a"
-	listen l "$T/w/a" -i 1000 -p "$T/w/crlf" -k 127.0.0.1 0 || return 1
+	listen l "$T/w/a" -i 1000 -p "$T/w/crlf" -k -m 1 127.0.0.1 0 || return 1
 	dial c /dev/null -i 1000 -p "$T/w/bare" 127.0.0.1 "$PORT"
 	expect "crlf vs bare" "$CRC" 0 || return 1
 	dial c /dev/null -i 1000 -p "$T/w/two" 127.0.0.1 "$PORT"
@@ -499,7 +499,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 t_silent_then_good() {
 	echo "for the patient one" > "$T/w/a"
-	listen l "$T/w/a" $SC -k -w 1 127.0.0.1 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 -w 1 127.0.0.1 0 || return 1
 	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 4" &
 	PIDS="$PIDS $!"
 	sleep 0.2
@@ -511,7 +511,7 @@ t_silent_then_good() {
 
 t_ten_bad_then_good() {
 	echo "still here" > "$T/w/a"
-	listen l "$T/w/a" $SC -k 127.0.0.1 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 127.0.0.1 0 || return 1
 	local i
 	for i in 1 2 3 4 5; do
 		dial bad /dev/null -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"

@@ -142,6 +142,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define LOG_GLOBAL	100		/* lines a minute about all of them */
 #define SOURCES		4096		/* addresses remembered */
 #define MINUTE_MS	60000
+_Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
 #define IN_CAP		(128 * 1024)	/* stdin, plaintext */
@@ -2128,15 +2129,19 @@ struct rate {				/* log lines about one thing, a minute */
 	unsigned shown, hidden;
 };
 
+/* Lines about an address are limited apart: its failures, its refusals. */
+enum { LOG_FAILED, LOG_REFUSED, LOG_KINDS };
+
 struct source {
 	uint8_t	 key[16];		/* IPv4 as ::ffff:a.b.c.d, IPv6: /64 */
 	int	 used;
 	int	 good;			/* a handshake succeeded from here */
-	unsigned handshakes;		/* connections in the handshake now */
+	unsigned kids;			/* children serving it now */
+	unsigned handshakes;		/* of them in the handshake */
 	unsigned fails;			/* failures since last forgiven */
 	int64_t	 last_fail, until;	/* ms: refused until `until` */
 	int64_t	 seen;			/* ms: last connection, for reuse */
-	struct rate log;
+	struct rate log[LOG_KINDS];
 	char	 host[INET6_ADDRSTRLEN];
 };
 
@@ -2222,29 +2227,35 @@ sv_line(struct server *sv, const char *fmt, ...)
 }
 
 /*
- * May a line about a peer from src be logged?  LOG_BURST a minute per
- * address and LOG_GLOBAL in all; the rest are counted, and said later.
+ * May a line of this kind about a peer from src be logged?  LOG_BURST a
+ * minute per address and kind, LOG_GLOBAL in all; the rest are counted,
+ * and the count said when the minute is over.
  */
 static int
-log_allowed(struct server *sv, struct source *src, int64_t t)
+log_allowed(struct server *sv, struct source *src, int kind, int64_t t)
 {
+	struct rate *r = &src->log[kind];
 	unsigned hidden;
 
 	if ((hidden = rate_roll(&sv->log, t)) > 0)
 		sv_line(sv, "secchat: and %u more lines about peers in the "
 		    "last minute", hidden);
-	if ((hidden = rate_roll(&src->log, t)) > 0)
+	if ((hidden = rate_roll(r, t)) > 0)
 		sv_line(sv, "secchat: and %u more from %s in the last minute",
 		    hidden, src->host);
-	if (src->log.shown >= LOG_BURST) {
-		src->log.hidden++;
+	if (r->shown >= LOG_BURST) {
+		if (r->hidden++ == 0)
+			sv_line(sv, "secchat: %s: over %d lines like this a "
+			    "minute, counting the rest", src->host, LOG_BURST);
 		return 0;
 	}
 	if (sv->log.shown >= LOG_GLOBAL) {
-		sv->log.hidden++;
+		if (sv->log.hidden++ == 0)
+			sv_line(sv, "secchat: over %d lines about peers this "
+			    "minute, counting the rest", LOG_GLOBAL);
 		return 0;
 	}
-	src->log.shown++;
+	r->shown++;
 	sv->log.shown++;
 	return 1;
 }
@@ -2253,28 +2264,31 @@ log_allowed(struct server *sv, struct source *src, int64_t t)
 static void
 log_summaries(struct server *sv, int64_t t)
 {
+	struct source *s;
 	unsigned hidden;
 	size_t i;
+	int kind;
 
 	for (i = 0; i < SOURCES; i++)
-		if (sv->src[i].used && sv->src[i].log.hidden > 0 &&
-		    (hidden = rate_roll(&sv->src[i].log, t)) > 0)
-			sv_line(sv, "secchat: and %u more from %s in the last "
-			    "minute", hidden, sv->src[i].host);
+		for (kind = 0, s = &sv->src[i]; kind < LOG_KINDS; kind++)
+			if (s->used && s->log[kind].hidden > 0 &&
+			    (hidden = rate_roll(&s->log[kind], t)) > 0)
+				sv_line(sv, "secchat: and %u more from %s in "
+				    "the last minute", hidden, s->host);
 	if (sv->log.hidden > 0 && (hidden = rate_roll(&sv->log, t)) > 0)
 		sv_line(sv, "secchat: and %u more lines about peers in the "
 		    "last minute", hidden);
 }
 
 /* A line about a peer, rate-limited: "secchat: HOST port P: what". */
-static void __attribute__((format(printf, 4, 5)))
-peer_log(struct server *sv, struct source *src, const char *port,
+static void __attribute__((format(printf, 5, 6)))
+peer_log(struct server *sv, struct source *src, const char *port, int kind,
     const char *fmt, ...)
 {
 	char what[NOTE_MAX - 80];
 	va_list ap;
 
-	if (!log_allowed(sv, src, now_ms()))
+	if (!log_allowed(sv, src, kind, now_ms()))
 		return;
 	va_start(ap, fmt);
 	(void)vsnprintf(what, sizeof(what), fmt, ap);
@@ -2301,16 +2315,16 @@ source_key(const struct sockaddr *sa, uint8_t key[16])
 }
 
 /*
- * The record of an address; a new one takes the slot of the address
- * seen longest ago that holds no handshake and serves no penalty (or, if
- * every one does, of the one seen longest ago: a flood of addresses
- * forgets old penalties rather than refuse everyone).
+ * The record of an address.  A new one takes a free slot, or else that of
+ * the address seen longest ago that no child serves and that serves no
+ * penalty, or if every one does, of the one seen longest ago (a flood of
+ * addresses forgets old penalties rather than refuse everyone).
  */
 static struct source *
 source_find(struct server *sv, const struct sockaddr *sa, const char *host,
     int64_t t)
 {
-	struct source *s, *old = NULL, *any = NULL;
+	struct source *s, *empty = NULL, *old = NULL, *any = NULL;
 	uint8_t key[16];
 	size_t i;
 
@@ -2319,27 +2333,25 @@ source_find(struct server *sv, const struct sockaddr *sa, const char *host,
 		s = &sv->src[i];
 		if (s->used && memcmp(s->key, key, 16) == 0) {
 			s->seen = t;
-			snprintf(s->host, sizeof(s->host), "%s", host);
 			return s;
 		}
-		if (!s->used || s->handshakes > 0)
-			continue;
-		if (any == NULL || s->seen < any->seen)
-			any = s;
-		if (s->until <= t && (old == NULL || s->seen < old->seen))
-			old = s;
+		if (!s->used) {
+			if (empty == NULL)
+				empty = s;
+		} else if (s->kids == 0) {
+			if (any == NULL || s->seen < any->seen)
+				any = s;
+			if (s->until <= t && (old == NULL || s->seen < old->seen))
+				old = s;
+		}
 	}
-	for (i = 0; i < SOURCES && old == NULL; i++)
-		if (!sv->src[i].used)
-			old = &sv->src[i];
-	if (old == NULL)
-		old = any;
-	memset(old, 0, sizeof(*old));
-	old->used = 1;
-	memcpy(old->key, key, 16);
-	old->seen = t;
-	snprintf(old->host, sizeof(old->host), "%s", host);
-	return old;
+	s = empty != NULL ? empty : old != NULL ? old : any;
+	memset(s, 0, sizeof(*s));
+	s->used = 1;
+	memcpy(s->key, key, 16);
+	s->seen = t;
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	return s;
 }
 
 /* Why a new connection from src is refused at once; NULL: it is not. */
@@ -2511,6 +2523,7 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 	k->src = src;
 	k->started = t;
 	snprintf(k->port, sizeof(k->port), "%s", port);
+	src->kids++;
 	src->handshakes++;
 	sv->handshakes++;
 }
@@ -2553,7 +2566,7 @@ drop_one(struct server *sv)
 	(void)kill(worst->pid, SIGKILL);
 	worst->dropped = 1;
 	kid_leaves_handshake(sv, worst);
-	peer_log(sv, worst->src, worst->port,
+	peer_log(sv, worst->src, worst->port, LOG_FAILED,
 	    "dropped: %d handshakes at once", HS_SLOTS);
 }
 
@@ -2604,7 +2617,7 @@ accept_many(struct server *sv)
 	addr_text((struct sockaddr *)&ss, len, host, port);
 	src = source_find(sv, (struct sockaddr *)&ss, host, t);
 	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
-		peer_log(sv, src, port, "%s", why);
+		peer_log(sv, src, port, LOG_REFUSED, "%s", why);
 		close(fd);
 		return;
 	}
@@ -2639,14 +2652,15 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 		n = buf_pending(&l->b);
 		if ((nl = memchr(p, '\n', n)) != NULL)
 			n = nl - p + 1;
-		else if (l->b.len == MERGE_CAP || l->fd == -1) {
+		else if (n == MERGE_CAP || l->fd == -1) {
 			l->b.data[l->b.len++] = '\n';
 			n++;
 		} else
 			break;
 		if (is_err && n > sizeof(tag) - 1 &&
 		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
-			if (!k->authed && !log_allowed(sv, k->src, now_ms()))
+			if (!k->authed &&
+			    !log_allowed(sv, k->src, LOG_FAILED, now_ms()))
 				goto next;
 			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
 			    k->src->host, k->port);
@@ -2675,8 +2689,11 @@ lines_read(struct lines *l, int gone)
 
 	if (l->fd == -1)
 		return;
-	if (buf_pending(&l->b) == 0)
-		l->b.pos = l->b.len = 0;
+	if (l->b.pos > 0) {		/* the start of a line, to the front */
+		memmove(l->b.data, l->b.data + l->b.pos, buf_pending(&l->b));
+		l->b.len -= l->b.pos;
+		l->b.pos = 0;
+	}
 	if (l->b.len >= MERGE_CAP)
 		return;
 	r = read(l->fd, l->b.data + l->b.len, MERGE_CAP - l->b.len);
@@ -2728,9 +2745,10 @@ kid_done(struct server *sv, struct kid *k, int64_t t)
 		if (status == EXIT_AUTH)
 			sv->fails.shown++;
 		if (WIFSIGNALED(k->wstatus) && !k->dropped)
-			peer_log(sv, k->src, k->port, "handshake ended by "
+			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake ended by "
 			    "signal %d", WTERMSIG(k->wstatus));
 	}
+	k->src->kids--;
 	kid_forget(k);
 	k->state = KID_FREE;
 }
@@ -2798,7 +2816,7 @@ kill_late(struct server *sv, int64_t t)
 		if (k->state == KID_HANDSHAKE && t - k->started > late) {
 			(void)kill(k->pid, SIGKILL);
 			kid_leaves_handshake(sv, k);
-			peer_log(sv, k->src, k->port, "killed: handshake "
+			peer_log(sv, k->src, k->port, LOG_FAILED, "killed: handshake "
 			    "past its deadline");
 		}
 	}
@@ -2823,9 +2841,11 @@ serve_pollfds(struct server *sv, int64_t t)
 		k = &sv->kids[i];
 		soon |= k->reaped;
 		p[0].fd = k->state != KID_FREE ? k->ctl : -1;
-		p[1].fd = k->state != KID_FREE && k->out.b.len < MERGE_CAP ?
+		p[1].fd = k->state != KID_FREE &&
+		    buf_pending(&k->out.b) < MERGE_CAP ?
 		    k->out.fd : -1;
-		p[2].fd = k->state != KID_FREE && k->err.b.len < MERGE_CAP ?
+		p[2].fd = k->state != KID_FREE &&
+		    buf_pending(&k->err.b) < MERGE_CAP ?
 		    k->err.fd : -1;
 		p[0].events = p[1].events = p[2].events = POLLIN;
 	}

@@ -383,6 +383,77 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 }
 
 # ---------------------------------------------------------------------------
+# Serving many (-k, -m above 1).
+
+t_serving_kat() { kat serving serving.txt; }
+
+t_many_lockout() {	# 50 idle + 5 dribbling sockets, 55 addresses: no lock-out
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	timeout 60 python3 tests/flood.py --seconds 40 127.0.0.1 "$PORT" \
+	    > "$T/w/flood" 2>&1 &
+	local fpid=$! i start ms in=0 slow=0
+	PIDS="$PIDS $fpid"
+	wait_number HELD "$T/w/flood" "$fpid" 'flood: holding \([0-9]*\)' ||
+	    return 1
+	for i in $(seq 10); do
+		echo "legit $i" > "$T/w/in"
+		start=$(date +%s%N)
+		timeout 10 $SECCHAT $SC -q -w 3 127.0.0.1 "$PORT" < "$T/w/in" \
+		    > /dev/null 2> "$T/w/c$i.err" && in=$((in + 1))
+		ms=$((($(date +%s%N) - start) / 1000000))
+		echo "connector $i: $ms ms"
+		[ "$ms" -le 3000 ] || slow=$((slow + 1))
+	done
+	kill "$fpid"
+	wait "$fpid"
+	cat "$T/w/flood"
+	expect "attackers" "$HELD" 55 && expect "connectors in" "$in" 10 &&
+	    expect "connectors slower than 3 s" "$slow" 0 &&
+	    grep -q ' port [0-9]*: dropped: 32 handshakes at once$' "$T/w/l.err" &&
+	    for i in $(seq 10); do has_line "$T/w/l.out" "legit $i" || return 1; done
+}
+
+t_many_guessing() {	# penalised from one address, another still gets in
+	listen one /dev/null $SC -q -k -m 1 127.0.0.1 0 || return 1
+	python3 tests/guess.py --attempts 200 --seconds 5 127.0.0.1 "$PORT" \
+	    > "$T/w/free" || return 1
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	python3 tests/guess.py --attempts 20 --seconds 4 127.0.0.1 "$PORT" \
+	    > "$T/w/penalised" || return 1
+	cat "$T/w/free" "$T/w/penalised"
+	local free pen
+	free=$(sed -n 's/.* rate \([0-9]*\).*/\1/p' "$T/w/free")
+	pen=$(sed -n 's/.* tested \([0-9]*\) .*/\1/p' "$T/w/penalised")
+	echo hello > "$T/w/in"
+	dial c "$T/w/in" $SC 127.0.0.1 "$PORT"
+	expect "connector from 127.0.0.1" "$CRC" 0 &&
+	    [ "$pen" -ge 3 ] && [ "$pen" -le 7 ] && [ "$free" -ge 400 ] &&
+	    wait_number X "$T/w/l.out" "$LPID" '\(hello\)' &&
+	    grep -qx "secchat: 127.0.0.9 port [0-9]*: $WRONG" "$T/w/l.err" &&
+	    grep -qx "secchat: 127.0.0.9 port [0-9]*: refused for [0-9]* s more after [45] failed handshakes" "$T/w/l.err" &&
+	    has_line "$T/w/l.err" "secchat: 127.0.0.9: over 3 lines like this a minute, counting the rest"
+}
+
+t_many_shippers() {	# two endless shippers and a short one: every line whole
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	local n
+	for n in A B; do
+		python3 tests/lines.py gen $n 3000 --hold 30 |
+		    timeout 40 $SECCHAT $SC -q 127.0.0.1 "$PORT" \
+		    > /dev/null 2> "$T/w/$n.err" &
+		PIDS="$PIDS $!"
+	done
+	python3 tests/lines.py gen C 500 |
+	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > /dev/null 2> "$T/w/C.err"
+	expect "short shipper" "$?" 0 || return 1
+	for n in $(seq 200); do
+		[ "$(grep -c '^[AB] ' "$T/w/l.out")" -ge 6000 ] && break
+		sleep 0.1
+	done
+	python3 tests/lines.py check "$T/w/l.out" A:3000 B:3000 C:500
+}
+
+# ---------------------------------------------------------------------------
 # Through a relay that records, and can attack, what crosses the wire.
 
 # relayed SPEC LIN CIN ARGS...: listener <- relay <- connector.
@@ -1023,6 +1094,10 @@ run "attack: pA with a bad first byte" t_pA_prefix
 run "attack: pA = w*M" t_pA_wM
 
 run "a silent connector times out, -k serves the next" t_silent_then_good
+run "serving many: penalties and log limits as documented" t_serving_kat
+run "serving many: 55 idle and dribbling sockets lock no one out" t_many_lockout
+run "serving many: guessing is penalised, another address gets in" t_many_guessing
+run "serving many: two endless shippers and a short one, lines whole" t_many_shippers
 run "ten bad connections, then a good one" t_ten_bad_then_good
 run "a stalled reader: sender blocks in constant memory" t_stalled_reader
 run "a slow stderr: the hex display loses no line" t_stderr_slow

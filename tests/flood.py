@@ -8,7 +8,8 @@ message 2), each from its own source address counting up from --first
 (default 127.0.0.2: 50 + 5 sockets use 127.0.0.2 to 127.0.0.56, a
 distributed attacker that a per-source limit alone cannot stop).  A socket
 the listener closes is opened again 10 ms later, so the pressure stays on.
-Prints "flood: holding N" on stdout once every socket has connected and
+Prints "flood: holding N" on stdout once every socket has connected (at
+least once: the listener may have closed some since) and
 "flood: ..." counts at the end.  Exits after --seconds (default 20) or on
 SIGTERM, whichever comes first: an alarm ends it even if the loop sticks.
 """
@@ -21,6 +22,7 @@ class Attacker:
     def __init__(self, source, dribble):
         self.source, self.dribble = source, dribble
         self.sock, self.up, self.sent, self.next = None, False, 0, 0.0
+        self.ever = False
 
 
 def main():
@@ -84,7 +86,7 @@ def main():
                     if x.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                         drop(x, 'failed')
                         continue
-                    x.up, x.next = True, now + 1.0
+                    x.up, x.ever, x.next = True, True, now + 1.0
                     stats['connects'] += 1
                     sel.modify(x.sock, selectors.EVENT_READ, x)
                 elif ev & selectors.EVENT_READ:
@@ -93,7 +95,7 @@ def main():
                             drop(x, 'closed')
                     except OSError:
                         drop(x, 'closed')
-            if not announced and all(x.up for x in atk):
+            if not announced and all(x.ever for x in atk):
                 print(f'flood: holding {len(atk)}', flush=True)
                 announced = True
     finally:

@@ -3,8 +3,9 @@
 
 usage: guess.py [--source ADDR] [--attempts N] [--seconds S] HOST PORT
 
-Connects from --source (default 127.0.0.9) again and again, at most N times
-(default 20) within S seconds (default 10).  Each attempt reads message 1
+Connects from --source (default 127.0.0.9) again and again until N guesses
+(default 20) were tested or S seconds (default 10) have passed, trying
+again 50 ms after a refusal.  Each attempt reads message 1
 and answers with a message 2 whose point is valid (the generator) and whose
 confirmation is zeros: to the listener a wrong password, at no cost to us,
 so the rate measured is the listener's, not ours.  An attempt is "tested"
@@ -60,9 +61,12 @@ def main():
     n = {'tested': 0, 'refused': 0, 'accepted': 0}
     start = time.monotonic()
     count = 0
-    while count < a.attempts and time.monotonic() - start < a.seconds:
-        n[attempt(a)] += 1
+    while n['tested'] < a.attempts and time.monotonic() - start < a.seconds:
+        what = attempt(a)
+        n[what] += 1
         count += 1
+        if what == 'refused':
+            time.sleep(0.05)
     secs = time.monotonic() - start
     print(f"guess: attempts {count} tested {n['tested']} refused "
           f"{n['refused']} seconds {secs:.3f} rate {n['tested'] / secs:.1f}")

@@ -142,6 +142,8 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define LOG_GLOBAL	100		/* lines a minute about all of them */
 #define SOURCES		4096		/* addresses remembered */
 #define MINUTE_MS	60000
+#define COMMAND_GRACE	5		/* s: an -e command's to exit at the end */
+#define COMMAND_EOF_MS	200		/* its exit after its stdout's end */
 _Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
@@ -180,6 +182,7 @@ struct options {
 	unsigned long rekey_msgs;	/* 0: off */
 	unsigned long rekey_secs;	/* 0: off */
 	unsigned max_sessions;		/* -m */
+	const char *command;		/* -e */
 	int	 timeout;		/* -w seconds, -1: none */
 	const char *host, *port;
 };
@@ -248,6 +251,9 @@ enum rx_state { RX_OPEN, RX_ENDED, RX_CLOSED, RX_EOF };
 struct conn {
 	int	 net;
 	int	 in_fd, out_fd, err_fd;	/* input, output, display */
+	pid_t	 cmd_pid;		/* the -e command's; 0: none */
+	int	 cmd_ended, cmd_status;	/* reaped, and its wait status */
+	int64_t	 cmd_eof;		/* ms: when its stdout ended */
 	enum tx_state tx_state;
 	enum rx_state rx_state;
 	int	 tx_errno;		/* why TX_FAILED */
@@ -269,6 +275,7 @@ struct session {
 	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
+	unsigned long number;		/* of the connection, for -e */
 	union {				/* allocated once, for -k */
 		struct { struct buf in, txb, rxb, out, errq; };
 		struct buf bufs[NBUFS];
@@ -293,6 +300,8 @@ static struct {
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
 static void note(struct session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note_always(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static int session_fail(struct session *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
@@ -1233,6 +1242,17 @@ queue_line(struct session *s, const char *fmt, va_list ap)
 	    "secchat: %s\n", msg);
 }
 
+/* A line for stderr whatever -v says. */
+static void
+note_always(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	queue_line(s, fmt, ap);
+	va_end(ap);
+}
+
 static void
 note(struct session *s, const char *fmt, ...)
 {
@@ -1680,6 +1700,194 @@ rx_record_waiting(const struct session *s)
 }
 
 /* ---------------------------------------------------------------------- */
+/* -e: a command per session. */
+
+/* HOST and PORT as numbers, "?" if they cannot be had. */
+static void
+addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
+    char port[NI_MAXSERV])
+{
+	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		strcpy(host, "?");
+		strcpy(port, "?");
+	}
+}
+
+/* Close n pipes, both ends. */
+static void
+close_pipes(int (*fds)[2], int n)
+{
+	while (n-- > 0) {
+		close(fds[n][0]);
+		close(fds[n][1]);
+	}
+}
+
+/* In the new process: the pipes as stdin and stdout, then the shell. */
+static void __attribute__((noreturn))
+command_exec(const char *command, int in, int out, const char *host,
+    const char *port, unsigned long number)
+{
+	struct sigaction sa;
+	char num[24];
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;	/* we ignore SIGPIPE; it need not */
+	snprintf(num, sizeof(num), "%lu", number);
+	if (dup2(in, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
+	    sigaction(SIGPIPE, &sa, NULL) == -1 ||
+	    setenv("SECCHAT_PEER_ADDR", host, 1) == -1 ||
+	    setenv("SECCHAT_PEER_PORT", port, 1) == -1 ||
+	    setenv("SECCHAT_SESSION", num, 1) == -1)
+		_exit(127);
+	execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+	_exit(127);
+}
+
+/*
+ * Start the -e command for this connection, once its handshake has
+ * succeeded and never before: its stdout becomes the connection's input
+ * and its stdin the connection's output; its stderr is ours.  Anything
+ * that confines the session further (a sandbox) goes after this call.
+ */
+static int
+spawn_command(struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+	int to[2], from[2];		/* its stdin, its stdout */
+	pid_t pid;
+
+	if (s->opt->command == NULL)
+		return GO_ON;
+	if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
+		addr_text((struct sockaddr *)&ss, len, host, port);
+	if (pipe2(to, O_CLOEXEC) == -1)
+		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+	if (pipe2(from, O_CLOEXEC) == -1) {
+		close_pipes(&to, 1);
+		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+	}
+	if ((pid = fork()) == -1) {
+		close_pipes(&to, 1);
+		close_pipes(&from, 1);
+		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+	}
+	if (pid == 0)
+		command_exec(s->opt->command, to[0], from[1], host, port,
+		    s->number);
+	close(to[0]);
+	close(from[1]);
+	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new pipes */
+	s->c.cmd_pid = pid;
+	s->c.in_fd = from[0];
+	s->c.out_fd = to[1];
+	return GO_ON;
+}
+
+/*
+ * The command's stdout ended.  Its output is complete only if it was not
+ * killed: CLOSE waits up to COMMAND_EOF_MS for it to exit (a killed
+ * command's end of stdout and exit come together), and if it is still
+ * running then, it only closed its stdout, and CLOSE goes.
+ */
+static void
+command_output_ended(struct session *s)
+{
+	close(s->c.in_fd);
+	s->c.in_fd = -1;
+	s->c.cmd_eof = now_ms();
+}
+
+/*
+ * Each round of the loop, with -e.  The command's stdin ends once the
+ * peer's data is all in it (the peer's CLOSE came and the output buffer
+ * is empty), so that a command reading to the end can finish; a command
+ * that stopped reading gets no more: what comes after is wiped and
+ * dropped, and the session goes on.  Once its stdout has ended and it has
+ * exited, our CLOSE may go; killed by a signal, it ends the session
+ * without CLOSE, so the peer sees a truncated stream.
+ */
+static int
+command_step(struct session *s)
+{
+	if (s->c.cmd_pid == 0)
+		return GO_ON;
+	if (s->c.out_fd == -1) {
+		OPENSSL_cleanse(s->out.data + s->out.pos, buf_pending(&s->out));
+		s->out.pos = s->out.len;
+	} else if ((s->c.rx_state == RX_CLOSED || s->c.rx_state == RX_EOF) &&
+	    buf_pending(&s->out) == 0) {
+		close(s->c.out_fd);
+		s->c.out_fd = -1;
+	}
+	if (s->c.in_fd != -1 || s->c.tx_state != TX_OPEN)
+		return GO_ON;
+	if (!s->c.cmd_ended &&
+	    waitpid(s->c.cmd_pid, &s->c.cmd_status, WNOHANG) == s->c.cmd_pid)
+		s->c.cmd_ended = 1;
+	if (!s->c.cmd_ended && now_ms() - s->c.cmd_eof < COMMAND_EOF_MS)
+		return GO_ON;
+	if (s->c.cmd_ended && WIFSIGNALED(s->c.cmd_status))
+		return session_fail(s, EXIT_FAIL, "command killed by signal %d",
+		    WTERMSIG(s->c.cmd_status));
+	tx_input_ended(&s->c);
+	return GO_ON;
+}
+
+/* Waiting for the command's exit after its stdout ended: poll often. */
+static int
+command_waiting(const struct session *s)
+{
+	return s->c.cmd_pid != 0 && s->c.in_fd == -1 && !s->c.cmd_ended &&
+	    s->c.tx_state == TX_OPEN && now_ms() - s->c.cmd_eof < COMMAND_EOF_MS;
+}
+
+/*
+ * The session is over: close the command's pipes and wait for it, at
+ * most COMMAND_GRACE seconds before SIGKILL, and say how it ended.
+ */
+static int
+command_finish(struct session *s, int status)
+{
+	int64_t until = deadline_in(COMMAND_GRACE);
+	pid_t r = 0;
+
+	if (s->c.cmd_pid == 0)
+		return status;
+	if (s->c.out_fd != -1)
+		close(s->c.out_fd);
+	if (s->c.in_fd != -1)
+		close(s->c.in_fd);
+	s->c.in_fd = s->c.out_fd = -1;
+	while (!s->c.cmd_ended && (r = waitpid(s->c.cmd_pid, &s->c.cmd_status,
+	    WNOHANG)) == 0 && now_ms() < until)
+		(void)poll(NULL, 0, 10);
+	if (!s->c.cmd_ended && r == 0) {
+		(void)kill(s->c.cmd_pid, SIGKILL);
+		r = waitpid(s->c.cmd_pid, &s->c.cmd_status, 0);
+	}
+	s->c.cmd_pid = 0;
+	if (!s->c.cmd_ended && r == -1)
+		return status;
+	if (WIFSIGNALED(s->c.cmd_status)) {
+		/* command_step has said it if it ended the session. */
+		if (status == EXIT_OK || !s->c.cmd_ended)
+			note_always(s, "command killed by signal %d",
+			    WTERMSIG(s->c.cmd_status));
+		return status == EXIT_OK ? EXIT_FAIL : status;
+	}
+	if (s->opt->vflag || s->opt->lflag || WEXITSTATUS(s->c.cmd_status))
+		note_always(s, "command exited with status %d",
+		    WEXITSTATUS(s->c.cmd_status));
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
 /* The I/O engine: one poll() over stdin, the socket and stdout. */
 
 /* Hex lines before the plaintext they carry: stderr is served first. */
@@ -1707,6 +1915,8 @@ read_stdin(struct session *s)
 		s->in.len += r;
 	if (r > 0)
 		s->c.last_activity = now_ms();
+	else if (r == 0 && s->c.cmd_pid != 0)
+		command_output_ended(s);
 	else if (r == 0)
 		tx_input_ended(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
@@ -1809,7 +2019,10 @@ write_stdout(struct session *s)
 
 	if ((r = write_local(s, s->c.out_fd, &s->out)) > 0)
 		s->c.mid_line = s->out.data[s->out.pos - 1] != '\n';
-	else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+	else if (r == -1 && errno == EPIPE && s->c.cmd_pid != 0) {
+		close(s->c.out_fd);	/* the command reads no more */
+		s->c.out_fd = -1;
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		s->out.pos = s->out.len;	/* nowhere to go: dropped, wiped later */
 		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
 		    strerror(errno));
@@ -1832,6 +2045,8 @@ poll_timeout(struct session *s, int64_t t)
 		if (d < until)
 			until = d;
 	}
+	if (command_waiting(s))
+		return 10;
 	if (until == INT64_MAX)
 		return -1;
 	d = until - t;
@@ -1920,6 +2135,8 @@ readwrite(struct session *s)
 	for (;;) {
 		if ((status = process_rx(s)) != GO_ON)
 			return status;
+		if ((status = command_step(s)) != GO_ON)
+			return status;
 		fill_tx(s);
 		if (s->c.tx_state == TX_CLOSE_QUEUED &&
 		    buf_pending(&s->txb) == 0)
@@ -1971,6 +2188,9 @@ session_alloc(struct session *s, const struct options *opt)
 	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
 	s->hex_tty = isatty(STDERR_FILENO);
 	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
+	if (opt->command != NULL)	/* -e: pipes to a command, no terminal */
+		s->stdin_tty = s->edit = s->shared_err = 0;
+	s->number = 1;
 	for (i = 0; i < NBUFS; i++) {
 		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
 			err(EXIT_FAIL, "malloc");
@@ -2032,14 +2252,18 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
 	note(s, "handshake done");
+	if ((status = spawn_command(s)) != GO_ON)
+		return status;
 	editor_start(s);
 	status = readwrite(s);
 	editor_hide(s);
 	restore_tty();
 	/* What was authenticated before a failure still reaches stdout. */
-	if (status != EXIT_OK)
+	if (status != EXIT_OK && s->c.out_fd != -1)
 		(void)write_full(s->c.out_fd, s->out.data + s->out.pos,
-		    buf_pending(&s->out), io_deadline(s->opt));
+		    buf_pending(&s->out), s->c.cmd_pid != 0 ?
+		    deadline_in(COMMAND_GRACE) : io_deadline(s->opt));
+	status = command_finish(s, status);
 	note(s, "sent %llu records (%llu bytes), received %llu records "
 	    "(%llu bytes), rekeys %llu sent, %llu received",
 	    (unsigned long long)s->c.sent_records,
@@ -2054,17 +2278,6 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 
 /* ---------------------------------------------------------------------- */
 /* Sockets. */
-
-static void
-addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
-    char port[NI_MAXSERV])
-{
-	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		strcpy(host, "?");
-		strcpy(port, "?");
-	}
-}
 
 /* Each line is a record: do not hold it back for coalescing. */
 static int
@@ -2730,6 +2943,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	if (tune_socket(net) == -1)
 		_exit(EXIT_FAIL);
 	session_alloc(&s, sv->opt);
+	s.number = k->number;
 	conn_begin(&s, net);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl);
 	session_free(&s);
@@ -2743,15 +2957,6 @@ lines_open(struct lines *l, int fd)
 	l->b.pos = l->b.len = 0;
 	l->b.cap = MERGE_CAP + 1;
 	return (l->b.data = malloc(l->b.cap)) == NULL ? -1 : 0;
-}
-
-static void
-close_pipes(int (*fds)[2], int n)
-{
-	while (n-- > 0) {
-		close(fds[n][0]);
-		close(fds[n][1]);
-	}
 }
 
 /* Fork a child for connection fd (closed here either way). */
@@ -3199,7 +3404,7 @@ listener_many(const struct options *opt, const struct pake *pk,
 		err(EXIT_FAIL, "calloc");
 	queue_alloc(&sv.outq);
 	queue_alloc(&sv.errq);
-	if (isatty(STDIN_FILENO))
+	if (isatty(STDIN_FILENO) && opt->command == NULL)
 		warnx("stdin is not read: with -m above 1, sessions send "
 		    "nothing (-m 1 to chat)");
 	serve_many(&sv);
@@ -3227,11 +3432,13 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 	if (opt->kflag && opt->max_sessions > 1)
 		listener_many(opt, &pk, salt, lfd);
 	session_alloc(&s, opt);
-	do {
+	for (s.number = 1;; s.number++) {
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = serve_connection(&s, &pk, salt, -1);
 		conn_end(&s);
-	} while (opt->kflag);
+		if (!opt->kflag)
+			break;
+	}
 	session_free(&s);
 	pake_free(&pk);
 	close(lfd);
@@ -3339,13 +3546,13 @@ setup_process(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bqv] [-i iterations] [-p passfile] "
-	    "[-r messages] [-R seconds]\n"
-	    "               [-w timeout] host port\n"
-	    "       secchat -l [-46bkqv] [-i iterations] [-m sessions] "
-	    "[-p passfile]\n"
-	    "               [-r messages] [-R seconds] [-w timeout] [host] "
-	    "port\n");
+	fprintf(f, "usage: secchat [-46bqv] [-e command] [-i iterations] "
+	    "[-p passfile] [-r messages]\n"
+	    "               [-R seconds] [-w timeout] host port\n"
+	    "       secchat -l [-46bkqv] [-e command] [-i iterations] "
+	    "[-m sessions]\n"
+	    "               [-p passfile] [-r messages] [-R seconds] "
+	    "[-w timeout] [host] port\n");
 }
 
 static void
@@ -3392,7 +3599,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
-	while ((ch = getopt(argc, argv, "46bhi:klm:p:qr:R:vw:")) != -1) {
+	while ((ch = getopt(argc, argv, "46be:hi:klm:p:qr:R:vw:")) != -1) {
 		switch (ch) {
 		case '4':
 		case '6':
@@ -3402,6 +3609,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 			opt->family = ch == '4' ? AF_INET : AF_INET6;
 			break;
 		case 'b': opt->bflag = 1; break;
+		case 'e': opt->command = optarg; break;
 		case 'h': usage_to(stdout); exit(EXIT_OK);
 		case 'i':
 			opt->iterations = parse_number(optarg, MIN_ITER,

@@ -454,6 +454,82 @@ t_many_shippers() {	# two endless shippers and a short one: every line whole
 }
 
 # ---------------------------------------------------------------------------
+# -e: a command per session.
+
+t_exec_files() {	# -k -e: one file per session, each whole
+	listen l /dev/null $SC -q -k -e "cat > '$T/w/upload.'\$SECCHAT_SESSION" \
+	    127.0.0.1 0 || return 1
+	local i
+	for i in 1 2 3; do
+		head -c $((i * 100000)) /dev/urandom > "$T/w/in$i"
+		dial c$i "$T/w/in$i" $SC -q -b 127.0.0.1 "$PORT"
+		expect "connector $i" "$CRC" 0 || return 1
+	done
+	for i in $(seq 100); do
+		[ "$(grep -c 'command exited with status 0$' "$T/w/l.err")" = 3 ] &&
+		    break
+		sleep 0.05
+	done
+	for i in 1 2 3; do same "$T/w/in$i" "$T/w/upload.$i" || return 1; done
+	expect "exits logged" "$(grep -c "^secchat: 127.0.0.1 port [0-9]*: command exited with status 0$" "$T/w/l.err")" 3
+}
+
+t_exec_env() {	# the command knows its peer and its number; connector -e too
+	listen l /dev/null $SC -e "echo \"\$SECCHAT_PEER_ADDR \$SECCHAT_SESSION\"; cat > '$T/w/fromc'" \
+	    127.0.0.1 0 || return 1
+	# Its stdout closed, the connector's command still reads: a half-close.
+	dial c /dev/null $SC -e "echo \$SECCHAT_PEER_PORT; exec >&-; cat > '$T/w/got'" \
+	    127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    has_line "$T/w/got" "127.0.0.1 1" && has_line "$T/w/fromc" "$PORT" &&
+	    has_line "$T/w/l.err" "secchat: command exited with status 0" &&
+	    [ ! -s "$T/w/c.out" ] && [ ! -s "$T/w/l.out" ]
+}
+
+t_exec_early() {	# the command exits after one line: the rest is dropped
+	seq 1 200000 > "$T/w/a"
+	listen l /dev/null $SC -q -e 'head -n 1; echo done' 127.0.0.1 0 ||
+	    return 1
+	dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+	reap
+	printf '1\ndone\n' > "$T/w/want"
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/want" "$T/w/c.out"
+}
+
+t_exec_reads_nothing() {	# a command that never reads its input
+	head -c 2000000 /dev/urandom > "$T/w/a"
+	listen l /dev/null $SC -q -e 'echo hello' 127.0.0.1 0 || return 1
+	dial c "$T/w/a" $SC -q -b 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    has_line "$T/w/c.out" "hello" &&
+	    has_line "$T/w/l.err" "secchat: command exited with status 0"
+}
+
+t_exec_signal() {	# killed by a signal: no CLOSE, the peer sees truncation
+	listen l /dev/null $SC -q -e 'echo partial; kill -9 $$' 127.0.0.1 0 ||
+	    return 1
+	dial c <(sleep 2) $SC -q 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: command killed by signal 9" &&
+	    has_line "$T/w/c.err" "secchat: $TRUNC" &&
+	    has_line "$T/w/c.out" "partial"
+}
+
+t_exec_wrong_password() {	# the command never starts before the handshake
+	listen l /dev/null $SC -q -k -e "touch '$T/w/started.'\$SECCHAT_SESSION" \
+	    127.0.0.1 0 || return 1
+	dial bad /dev/null -i 1000 -p "$T/pf.wrong" -q 127.0.0.1 "$PORT"
+	expect "wrong password" "$CRC" 3 || return 1
+	dial c /dev/null $SC -q 127.0.0.1 "$PORT"
+	expect "right password" "$CRC" 0 && [ -e "$T/w/started.2" ] &&
+	    [ ! -e "$T/w/started.1" ]
+}
+
+# ---------------------------------------------------------------------------
 # Through a relay that records, and can attack, what crosses the wire.
 
 # relayed SPEC LIN CIN ARGS...: listener <- relay <- connector.
@@ -1098,6 +1174,12 @@ run "serving many: penalties and log limits as documented" t_serving_kat
 run "serving many: 55 idle and dribbling sockets lock no one out" t_many_lockout
 run "serving many: guessing is penalised, another address gets in" t_many_guessing
 run "serving many: two endless shippers and a short one, lines whole" t_many_shippers
+run "-e: -k, one file per session" t_exec_files
+run "-e: the command's environment, and -e on the connector" t_exec_env
+run "-e: a command that exits early" t_exec_early
+run "-e: a command that reads nothing" t_exec_reads_nothing
+run "-e: a command killed by a signal" t_exec_signal
+run "-e: no command before the handshake succeeds" t_exec_wrong_password
 run "ten bad connections, then a good one" t_ten_bad_then_good
 run "a stalled reader: sender blocks in constant memory" t_stalled_reader
 run "a slow stderr: the hex display loses no line" t_stderr_slow

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK */
 
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -132,7 +133,9 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 
 /* Serving many (-k, -m above 1): limits and penalties, per listener. */
 #define HS_SLOTS	32		/* connections in the handshake */
-#define HS_PER_SOURCE	4		/* of them from one address */
+#define HS_PER_SOURCE	4		/* of them from one address; more wait */
+#define WAITING_MAX	256		/* connections waiting for that */
+#define BACKLOG_MANY	128		/* the kernel's queue of connections */
 #define PEN_FREE	3		/* failed handshakes before a penalty */
 #define PEN_FIRST_MS	1000		/* then refused 1 s, doubling ... */
 #define PEN_CAP_MS	600000		/* ... up to 10 minutes */
@@ -158,6 +161,7 @@ _Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
 #define MERGE_CAP	MAX_PAYLOAD	/* a line of one of many sessions */
 #define QUEUE_CAP	(256 * 1024)	/* their lines, to stdout or stderr */
+#define LINES_ALLOC	(MERGE_CAP + 4096)	/* whole pages, and room for '\n' */
 
 /*
  * What one step of the engine may queue, in records and so in hex lines:
@@ -2635,12 +2639,21 @@ struct kid {
 	char	 port[NI_MAXSERV];
 };
 
+/* An accepted connection whose address has HS_PER_SOURCE handshakes. */
+struct waiting {
+	int	 fd;
+	struct source *src;
+	int64_t	 since;			/* ms */
+	char	 port[NI_MAXSERV];
+};
+
 struct server {
 	const struct options *opt;
 	const struct pake *pk;
 	const uint8_t *salt;
 	int	 lfd;
 	int	 one_file;		/* stdout and stderr are one file */
+	int	 wiped;			/* children get zeros for our buffers */
 	struct kid *kids;
 	size_t	 nkids;
 	unsigned sessions, handshakes;
@@ -2650,6 +2663,8 @@ struct server {
 	struct rate log;		/* lines about peers, everywhere */
 	struct rate fails;		/* failed handshakes, everywhere */
 	struct buf outq, errq;		/* whole lines for stdout, stderr */
+	struct waiting wait[WAITING_MAX];	/* oldest first */
+	size_t	 nwait;
 	struct pollfd *pfd;
 };
 
@@ -2844,11 +2859,6 @@ refusal(struct server *sv, struct source *src, int64_t t, char *why,
 		    src->fails);
 		return why;
 	}
-	if (src->handshakes >= HS_PER_SOURCE) {
-		snprintf(why, len, "refused: %d handshakes from this address "
-		    "at once", HS_PER_SOURCE);
-		return why;
-	}
 	if (sv->fails.shown >= FAIL_CAP && !src->good) {
 		snprintf(why, len, "refused: %d failed handshakes in the last "
 		    "minute from all addresses", FAIL_CAP);
@@ -2879,32 +2889,63 @@ penalise(struct source *src, int64_t t)
 	src->until = t + (ms < PEN_CAP_MS ? ms : PEN_CAP_MS);
 }
 
+/*
+ * Memory for other sessions' plaintext in transit: a child forked later
+ * gets zeros there from the kernel (MADV_WIPEONFORK), without copying or
+ * wiping a page; on a kernel without it, sv->wiped is 0 and the child
+ * wipes.
+ */
+static void *
+wiped_alloc(struct server *sv, size_t n)
+{
+	void *p;
+
+	if ((p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		return NULL;
+	if (madvise(p, n, MADV_WIPEONFORK) == -1)
+		sv->wiped = 0;
+	return p;
+}
+
+static int
+lines_open(struct server *sv, struct lines *l, int fd)
+{
+	l->fd = fd;
+	l->b.pos = l->b.len = 0;
+	l->b.cap = MERGE_CAP + 1;
+	return (l->b.data = wiped_alloc(sv, LINES_ALLOC)) == NULL ? -1 : 0;
+}
+
+/* Close the pipe and let the buffer go, wiped first if wipe. */
 static void
-lines_free(struct lines *l)
+lines_free(struct lines *l, int wipe)
 {
 	if (l->fd != -1)
 		close(l->fd);
 	l->fd = -1;
-	if (l->b.data != NULL)
-		OPENSSL_cleanse(l->b.data, l->b.cap);
-	free(l->b.data);
+	if (l->b.data != NULL) {
+		if (wipe)
+			OPENSSL_cleanse(l->b.data, l->b.cap);
+		(void)munmap(l->b.data, LINES_ALLOC);
+	}
 	l->b.data = NULL;
 }
 
 /* Close a child's pipes and forget what they carried. */
 static void
-kid_forget(struct kid *k)
+kid_forget(struct kid *k, int wipe)
 {
 	if (k->ctl != -1)
 		close(k->ctl);
 	k->ctl = -1;
-	lines_free(&k->out);
-	lines_free(&k->err);
+	lines_free(&k->out, wipe);
+	lines_free(&k->err, wipe);
 }
 
 /*
  * In a new child: nothing of the other sessions' plaintext in transit and
- * none of their pipes, nor the listening socket.
+ * none of their pipes or connections, nor the listening socket.
  */
 static void
 kid_isolate(struct server *sv, struct kid *self)
@@ -2913,9 +2954,13 @@ kid_isolate(struct server *sv, struct kid *self)
 
 	for (i = 0; i < sv->nkids; i++)
 		if (sv->kids[i].state != KID_FREE || &sv->kids[i] == self)
-			kid_forget(&sv->kids[i]);
-	OPENSSL_cleanse(sv->outq.data, sv->outq.cap);
-	OPENSSL_cleanse(sv->errq.data, sv->errq.cap);
+			kid_forget(&sv->kids[i], !sv->wiped);
+	for (i = 0; i < sv->nwait; i++)
+		close(sv->wait[i].fd);
+	if (!sv->wiped) {
+		OPENSSL_cleanse(sv->outq.data, sv->outq.cap);
+		OPENSSL_cleanse(sv->errq.data, sv->errq.cap);
+	}
 	close(sv->lfd);
 }
 
@@ -2946,17 +2991,16 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	s.number = k->number;
 	conn_begin(&s, net);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl);
-	session_free(&s);
-	exit(status);
-}
-
-static int
-lines_open(struct lines *l, int fd)
-{
-	l->fd = fd;
-	l->b.pos = l->b.len = 0;
-	l->b.cap = MERGE_CAP + 1;
-	return (l->b.data = malloc(l->b.cap)) == NULL ? -1 : 0;
+	/*
+	 * The keys go now; the buffers, with the process, to the kernel,
+	 * which zeroes pages before they serve anyone else: wiping 900 KiB
+	 * of mostly untouched pages would cost more than the handshake.
+	 * Nothing to restore or flush, and libcrypto's teardown is work.
+	 */
+	direction_free(&s.c.tx);
+	direction_free(&s.c.rx);
+	OPENSSL_cleanse(&s.c, sizeof(s.c));
+	_exit(status);
 }
 
 /* Fork a child for connection fd (closed here either way). */
@@ -2970,17 +3014,16 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 	k->ctl = k->out.fd = k->err.fd = -1;
 	for (n = 0; n < 3 && pipe2(fds[n], O_CLOEXEC) == 0; n++)
 		;
-	if (n < 3 || lines_open(&k->out, fds[1][0]) == -1 ||
-	    lines_open(&k->err, fds[2][0]) == -1 || (k->pid = fork()) == -1) {
+	if (n < 3 || lines_open(sv, &k->out, -1) == -1 ||
+	    lines_open(sv, &k->err, -1) == -1 || (k->pid = fork()) == -1) {
 		warn("serving %s port %s", src->host, port);
-		free(k->out.b.data);
-		free(k->err.b.data);
+		kid_forget(k, 0);
 		close_pipes(fds, n);
-		k->out.b.data = k->err.b.data = NULL;
-		k->out.fd = k->err.fd = -1;
 		close(fd);
 		return;
 	}
+	k->out.fd = fds[1][0];
+	k->err.fd = fds[2][0];
 	k->ctl = fds[0][0];
 	k->number = ++sv->accepted;
 	if (k->pid == 0)
@@ -3061,15 +3104,66 @@ free_kid(struct server *sv)
 	return NULL;
 }
 
-/* Accept one connection: refuse it, or make room and fork its child. */
+/* Fork the child for a connection, making room in the slots if need be. */
 static void
+start_handshake(struct server *sv, int fd, struct source *src,
+    const char *port, int64_t t)
+{
+	struct kid *k;
+
+	if (sv->handshakes >= handshake_room(sv))
+		drop_one(sv);
+	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
+		close(fd);		/* cannot happen: accept waits */
+		return;
+	}
+	kid_spawn(sv, k, fd, src, port, t);
+}
+
+/*
+ * Start the oldest connections waiting for their address's handshakes,
+ * as those finish; close those that waited the whole handshake timeout
+ * (their connectors have given up).
+ */
+static void
+start_waiting(struct server *sv, int64_t t)
+{
+	struct waiting w;
+	size_t i = 0;
+	int late;
+
+	while (i < sv->nwait) {
+		w = sv->wait[i];
+		late = t - w.since >= secs_ms(handshake_secs(sv->opt));
+		if (!late && (w.src->handshakes >= HS_PER_SOURCE ||
+		    handshake_room(sv) == 0 || free_kid(sv) == NULL)) {
+			i++;
+			continue;
+		}
+		/* Off the list first: the child closes the connections on it. */
+		memmove(&sv->wait[i], &sv->wait[i + 1],
+		    (sv->nwait - i - 1) * sizeof(w));
+		sv->nwait--;
+		w.src->kids--;			/* kid_spawn counts it again */
+		if (late)
+			close(w.fd);
+		else
+			start_handshake(sv, w.fd, w.src, w.port, t);
+	}
+}
+
+/*
+ * Accept one connection: refuse it (a penalty, the failure cap), let it
+ * wait (its address has HS_PER_SOURCE handshakes already), or start it.
+ */
+static int
 accept_many(struct server *sv)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
 	struct source *src;
-	struct kid *k;
+	struct waiting *w;
 	int64_t t;
 	int fd;
 
@@ -3082,7 +3176,7 @@ accept_many(struct server *sv)
 		} else if (errno == EBADF || errno == EINVAL ||
 		    errno == ENOTSOCK || errno == EFAULT)
 			err(EXIT_FAIL, "accept");
-		return;
+		return 0;
 	}
 	t = now_ms();
 	addr_text((struct sockaddr *)&ss, len, host, port);
@@ -3090,15 +3184,21 @@ accept_many(struct server *sv)
 	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
 		peer_log(sv, src, port, LOG_REFUSED, "%s", why);
 		close(fd);
-		return;
+	} else if (src->handshakes < HS_PER_SOURCE)
+		start_handshake(sv, fd, src, port, t);
+	else if (sv->nwait == WAITING_MAX) {
+		peer_log(sv, src, port, LOG_REFUSED, "refused: %d connections "
+		    "wait for their address's handshakes", WAITING_MAX);
+		close(fd);
+	} else {
+		w = &sv->wait[sv->nwait++];
+		w->fd = fd;
+		w->src = src;
+		w->since = t;
+		snprintf(w->port, sizeof(w->port), "%s", port);
+		src->kids++;
 	}
-	if (sv->handshakes >= handshake_room(sv))
-		drop_one(sv);
-	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
-		close(fd);		/* cannot happen: accept waits */
-		return;
-	}
-	kid_spawn(sv, k, fd, src, port, t);
+	return 1;
 }
 
 /*
@@ -3220,7 +3320,7 @@ kid_done(struct server *sv, struct kid *k, int64_t t)
 			    "signal %d", WTERMSIG(k->wstatus));
 	}
 	k->src->kids--;
-	kid_forget(k);
+	kid_forget(k, 1);
 	k->state = KID_FREE;
 }
 
@@ -3336,6 +3436,7 @@ serve_many(struct server *sv)
 	for (;;) {
 		t = now_ms();
 		reap_kids(sv, t);
+		start_waiting(sv, t);
 		if (t >= sweep) {
 			log_summaries(sv, t);
 			kill_late(sv, t);
@@ -3350,9 +3451,9 @@ serve_many(struct server *sv)
 		p = sv->pfd;
 		/* A burst of connections is taken in one go. */
 		for (i = 0; p[0].revents && i < HS_SLOTS &&
-		    sv->pfd[0].fd != -1 && handshake_room(sv) > 0 &&
-		    free_kid(sv) != NULL; i++)
-			accept_many(sv);
+		    handshake_room(sv) > 0 && free_kid(sv) != NULL &&
+		    accept_many(sv); i++)
+			;
 		if (p[1].revents)
 			queue_write(&sv->outq, STDOUT_FILENO, 1);
 		if (p[2].revents)
@@ -3374,12 +3475,12 @@ serve_many(struct server *sv)
 }
 
 static void
-queue_alloc(struct buf *q)
+queue_alloc(struct server *sv, struct buf *q)
 {
 	q->cap = QUEUE_CAP;
 	q->pos = q->len = 0;
-	if ((q->data = malloc(q->cap)) == NULL)
-		err(EXIT_FAIL, "malloc");
+	if ((q->data = wiped_alloc(sv, q->cap)) == NULL)
+		err(EXIT_FAIL, "mmap");
 }
 
 /* -k with -m above 1: serve until killed. */
@@ -3388,6 +3489,7 @@ listener_many(const struct options *opt, const struct pake *pk,
     const uint8_t salt[SALT_LEN], int lfd)
 {
 	struct server sv;
+	struct rlimit nofile;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.opt = opt;
@@ -3395,15 +3497,24 @@ listener_many(const struct options *opt, const struct pake *pk,
 	sv.salt = salt;
 	sv.lfd = lfd;
 	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
-	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1)	/* accept in bursts */
-		err(EXIT_FAIL, "fcntl");
 	sv.nkids = opt->max_sessions + 2 * HS_SLOTS;	/* + those dying */
+	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */
+	    listen(lfd, BACKLOG_MANY) == -1)
+		err(EXIT_FAIL, "listen");
+	/* Three pipes a child, and the connections that wait. */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+	    nofile.rlim_cur < 3 * sv.nkids + WAITING_MAX + 64 &&
+	    nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if ((sv.kids = calloc(sv.nkids, sizeof(*sv.kids))) == NULL ||
 	    (sv.src = calloc(SOURCES, sizeof(*sv.src))) == NULL ||
 	    (sv.pfd = calloc(3 + 3 * sv.nkids, sizeof(*sv.pfd))) == NULL)
 		err(EXIT_FAIL, "calloc");
-	queue_alloc(&sv.outq);
-	queue_alloc(&sv.errq);
+	sv.wiped = 1;
+	queue_alloc(&sv, &sv.outq);
+	queue_alloc(&sv, &sv.errq);
 	if (isatty(STDIN_FILENO) && opt->command == NULL)
 		warnx("stdin is not read: with -m above 1, sessions send "
 		    "nothing (-m 1 to chat)");

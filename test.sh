@@ -519,6 +519,31 @@ t_exec_signal() {	# killed by a signal: no CLOSE, the peer sees truncation
 	    has_line "$T/w/c.out" "partial"
 }
 
+t_exec_tunnel() {	# the README's tunnel: -b -e 'nc HOST PORT' to a local service
+	python3 - "$T/w/eport" <<-'EOF' &
+	import socket, sys
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0)); s.listen(1)
+	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+	s.settimeout(20)
+	c, _ = s.accept()
+	while True:
+	    b = c.recv(65536)
+	    if not b:
+	        break
+	    c.sendall(b)
+	c.close()
+	EOF
+	PIDS="$PIDS $!"
+	local i
+	for i in $(seq 100); do [ -s "$T/w/eport" ] && break; sleep 0.05; done
+	listen l /dev/null $SC -q -k -b -e "nc -N 127.0.0.1 $(cat "$T/w/eport")" \
+	    127.0.0.1 0 || return 1
+	head -c 300000 /dev/urandom > "$T/w/a"
+	dial c "$T/w/a" $SC -q -b 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out"
+}
+
 t_exec_wrong_password() {	# the command never starts before the handshake
 	listen l /dev/null $SC -q -k -e "touch '$T/w/started.'\$SECCHAT_SESSION" \
 	    127.0.0.1 0 || return 1
@@ -1180,6 +1205,7 @@ run "-e: a command that exits early" t_exec_early
 run "-e: a command that reads nothing" t_exec_reads_nothing
 run "-e: a command killed by a signal" t_exec_signal
 run "-e: no command before the handshake succeeds" t_exec_wrong_password
+run "-e: a tunnel through nc to a local service" t_exec_tunnel
 run "ten bad connections, then a good one" t_ten_bad_then_good
 run "a stalled reader: sender blocks in constant memory" t_stalled_reader
 run "a slow stderr: the hex display loses no line" t_stderr_slow

@@ -145,7 +145,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define LOG_GLOBAL	100		/* lines a minute about all of them */
 #define SOURCES		4096		/* addresses remembered */
 #define MINUTE_MS	60000
-#define COMMAND_GRACE	5		/* s: an -e command's to exit at the end */
+#define COMMAND_GRACE	5		/* s for an -e command to exit */
 #define COMMAND_EOF_MS	200		/* its exit after its stdout's end */
 _Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 
@@ -161,7 +161,7 @@ _Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
 #define MERGE_CAP	MAX_PAYLOAD	/* a line of one of many sessions */
 #define QUEUE_CAP	(256 * 1024)	/* their lines, to stdout or stderr */
-#define LINES_ALLOC	(MERGE_CAP + 4096)	/* whole pages, and room for '\n' */
+#define LINES_ALLOC	(MERGE_CAP + 4096)	/* whole pages, room for '\n' */
 
 /*
  * What one step of the engine may queue, in records and so in hex lines:
@@ -2577,7 +2577,7 @@ serve_connection(struct session *s, const struct pake *pk,
 	status = handshake_listener(s, pk, salt, s->opt->iterations,
 	    deadline_in(handshake_secs(s->opt)), c2s, s2c);
 	if (status == GO_ON && ctl != -1)
-		(void)write(ctl, "A", 1);	/* a dead parent kills us anyway */
+		(void)write(ctl, "A", 1);	/* a dead parent kills us too */
 	if (status == GO_ON)
 		status = session_traffic(s, 0, c2s, s2c);
 	return status;
@@ -2661,7 +2661,7 @@ struct server {
 	int64_t	 accept_after;		/* ms: after a shortage of fds */
 	struct source *src;		/* SOURCES of them */
 	struct rate log;		/* lines about peers, everywhere */
-	struct rate fails;		/* failed handshakes, everywhere */
+	struct rate fails;		/* checked passwords failed (shown) */
 	struct buf outq, errq;		/* whole lines for stdout, stderr */
 	struct waiting wait[WAITING_MAX];	/* oldest first */
 	size_t	 nwait;
@@ -2834,7 +2834,8 @@ source_find(struct server *sv, const struct sockaddr *sa, const char *host,
 		} else if (s->kids == 0) {
 			if (any == NULL || s->seen < any->seen)
 				any = s;
-			if (s->until <= t && (old == NULL || s->seen < old->seen))
+			if (s->until <= t &&
+			    (old == NULL || s->seen < old->seen))
 				old = s;
 		}
 	}
@@ -3313,11 +3314,12 @@ kid_done(struct server *sv, struct kid *k, int64_t t)
 	else if (!k->authed) {
 		kid_leaves_handshake(sv, k);
 		penalise(k->src, t);
+		(void)rate_roll(&sv->fails, t);
 		if (status == EXIT_AUTH)
 			sv->fails.shown++;
 		if (WIFSIGNALED(k->wstatus) && !k->dropped)
-			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake ended by "
-			    "signal %d", WTERMSIG(k->wstatus));
+			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake "
+			    "ended by signal %d", WTERMSIG(k->wstatus));
 	}
 	k->src->kids--;
 	kid_forget(k, 1);
@@ -3387,8 +3389,8 @@ kill_late(struct server *sv, int64_t t)
 		if (k->state == KID_HANDSHAKE && t - k->started > late) {
 			(void)kill(k->pid, SIGKILL);
 			kid_leaves_handshake(sv, k);
-			peer_log(sv, k->src, k->port, LOG_FAILED, "killed: handshake "
-			    "past its deadline");
+			peer_log(sv, k->src, k->port, LOG_FAILED,
+			    "killed: handshake past its deadline");
 		}
 	}
 }

@@ -2654,6 +2654,7 @@ struct server {
 	int	 lfd;
 	int	 one_file;		/* stdout and stderr are one file */
 	int	 wiped;			/* children get zeros for our buffers */
+	pid_t	 pid;			/* the listener's, for its children */
 	struct kid *kids;
 	size_t	 nkids;
 	unsigned sessions, handshakes;
@@ -2974,7 +2975,8 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
 	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() == 1)
+	/* The listener's end is ours; it may have come before the prctl. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != sv->pid)
 		_exit(EXIT_FAIL);
 	kid_isolate(sv, k);
 	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
@@ -3498,6 +3500,7 @@ listener_many(const struct options *opt, const struct pake *pk,
 	sv.pk = pk;
 	sv.salt = salt;
 	sv.lfd = lfd;
+	sv.pid = getpid();
 	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
 	sv.nkids = opt->max_sessions + 2 * HS_SLOTS;	/* + those dying */
 	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */

@@ -31,12 +31,14 @@ def log(msg):
     print("bench: handshake: " + msg, file=sys.stderr, flush=True)
 
 
-def start_listener(args, extra, tag):
+def start_listener(args, extra, tag, out=None):
+    """A -k listener, its stderr in TMP/hs-TAG.err, its stdout in out."""
     errfile = os.path.join(args.tmp, "hs-%s.err" % tag)
     ef = open(errfile, "wb")
     p = subprocess.Popen([args.secchat, "-l", "-k", "-v", "-q"] + extra +
                          ["-p", args.pf, "127.0.0.1", "0"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL,
+                         stdout=open(out, "wb") if out else subprocess.DEVNULL,
                          stderr=ef, start_new_session=True)
     ef.close()
     end = time.monotonic() + 60

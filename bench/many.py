@@ -18,40 +18,15 @@ Prints KEY VALUE lines; exit 1 on any error.
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 
+from hs import start_listener, stop
+
 
 def log(msg):
     print("bench: many: " + msg, file=sys.stderr, flush=True)
-
-
-def start_listener(args, out, err):
-    p = subprocess.Popen([args.secchat, "-l", "-k", "-v", "-q", "-i", "1000",
-                          "-m", str(args.conns + 8), "-p", args.pf,
-                          "127.0.0.1", "0"],
-                         stdin=subprocess.DEVNULL, stdout=open(out, "wb"),
-                         stderr=open(err, "wb"), start_new_session=True)
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        with open(err, "rb") as f:
-            m = re.search(rb"listening on \S+ port (\d+)", f.read(4096))
-        if m:
-            return p, int(m.group(1))
-        if p.poll() is not None:
-            raise RuntimeError("listener exited with status %d" % p.returncode)
-        time.sleep(0.005)
-    raise RuntimeError("listener not listening after 30 s")
-
-
-def stop(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    p.wait()
 
 
 def stat_ticks(pid):
@@ -117,7 +92,8 @@ def main():
     ap.add_argument("--lines", type=int, default=5000)
     ap.add_argument("--timeout", type=float, default=120.0)
     args = ap.parse_args()
-    out, err = (os.path.join(args.tmp, "many." + x) for x in ("out", "err"))
+    out = os.path.join(args.tmp, "many.out")
+    err = os.path.join(args.tmp, "hs-many.err")     # start_listener's
     lines = os.path.join(args.tmp, "many.lines")
     with open(lines, "wb") as f:
         for i in range(args.lines):
@@ -126,7 +102,8 @@ def main():
     res = {}
     p = None
     try:
-        p, port = start_listener(args, out, err)
+        p, port = start_listener(args, ["-i", "1000", "-m",
+                                        str(args.conns + 8)], "many", out)
         # 1. handshakes
         t0 = stat_ticks(p.pid)
         start = time.monotonic()
@@ -184,7 +161,7 @@ def main():
                                               res["child_rss_mib"],
                                               res["child_pss_mib"],
                                               res["total_mib"]))
-    except (RuntimeError, OSError) as e:
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         log("ERROR: %s" % e)
         return 1
     finally:

@@ -1422,7 +1422,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	ssize_t r;
 	int status;
 
-	/* A busy -k listener leaves us in its queue: say so, not "timed out". */
+	/* A busy -k listener leaves us in its queue: say so. */
 	if (wait_fd(s->c.net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
 		return session_fail(s, EXIT_FAIL, "no secchat greeting from %s "
 		    "port %s within %d s: listener busy, or not secchat",
@@ -1848,7 +1848,8 @@ static int
 command_waiting(const struct session *s)
 {
 	return s->c.cmd_pid != 0 && s->c.in_fd == -1 && !s->c.cmd_ended &&
-	    s->c.tx_state == TX_OPEN && now_ms() - s->c.cmd_eof < COMMAND_EOF_MS;
+	    s->c.tx_state == TX_OPEN &&
+	    now_ms() - s->c.cmd_eof < COMMAND_EOF_MS;
 }
 
 /*
@@ -2565,8 +2566,10 @@ read_password(const char *passfile, char *pass, size_t cap)
 /* ---------------------------------------------------------------------- */
 /* The two roles. */
 
-/* One accepted connection: the handshake, then the session.  ctl, if not
- * -1, learns that the handshake succeeded (see serve_many). */
+/*
+ * One accepted connection: the handshake, then the session.  ctl, if not
+ * -1, learns how the handshake went (see serve_many).
+ */
 static int
 serve_connection(struct session *s, const struct pake *pk,
     const uint8_t salt[SALT_LEN], int ctl)
@@ -2576,8 +2579,15 @@ serve_connection(struct session *s, const struct pake *pk,
 
 	status = handshake_listener(s, pk, salt, s->opt->iterations,
 	    deadline_in(handshake_secs(s->opt)), c2s, s2c);
-	if (status == GO_ON && ctl != -1)
-		(void)write(ctl, "A", 1);	/* a dead parent kills us too */
+	/*
+	 * "A": authenticated.  "P": a password checked and wrong, "F": any
+	 * other failure, told before the connection closes, so that the
+	 * peer's next connection meets its penalty.  A dead parent kills us
+	 * too: no error to handle.
+	 */
+	if (ctl != -1)
+		(void)write(ctl, status == GO_ON ? "A" : status == EXIT_AUTH ?
+		    "P" : "F", 1);
 	if (status == GO_ON)
 		status = session_traffic(s, 0, c2s, s2c);
 	return status;
@@ -2631,7 +2641,7 @@ struct kid {
 	int	 state;
 	pid_t	 pid;
 	int	 ctl;			/* "A" once authenticated; EOF at exit */
-	int	 authed, dropped, reaped, wstatus;
+	int	 authed, failed, dropped, reaped, wstatus;
 	struct lines out, err;
 	struct source *src;
 	int64_t	 started;		/* ms */
@@ -3279,7 +3289,24 @@ lines_read(struct lines *l, int gone)
 	}
 }
 
-/* The control pipe: "A" when the handshake succeeded, EOF at exit. */
+/*
+ * A failed handshake (once per child) costs its address a failure, and
+ * counts against FAIL_CAP when a password was checked.
+ */
+static void
+kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
+{
+	if (k->authed || k->failed)
+		return;
+	k->failed = 1;
+	kid_leaves_handshake(sv, k);
+	penalise(k->src, t);
+	(void)rate_roll(&sv->fails, t);
+	if (checked)
+		sv->fails.shown++;
+}
+
+/* The control pipe: how the handshake went, then EOF at exit. */
 static void
 kid_ctl(struct server *sv, struct kid *k)
 {
@@ -3295,7 +3322,9 @@ kid_ctl(struct server *sv, struct kid *k)
 		k->src->fails = 0;
 		k->src->until = 0;
 		sv->sessions++;
-	} else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+	} else if (r == 1 && (c == 'P' || c == 'F'))
+		kid_failed(sv, k, c == 'P', now_ms());
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
 		close(k->ctl);
 		k->ctl = -1;
 	}
@@ -3313,12 +3342,8 @@ kid_done(struct server *sv, struct kid *k, int64_t t)
 
 	if (k->state == KID_SESSION)
 		sv->sessions--;
-	else if (!k->authed) {
-		kid_leaves_handshake(sv, k);
-		penalise(k->src, t);
-		(void)rate_roll(&sv->fails, t);
-		if (status == EXIT_AUTH)
-			sv->fails.shown++;
+	else if (!k->authed && !k->failed) {	/* dropped, killed, crashed */
+		kid_failed(sv, k, status == EXIT_AUTH, t);
 		if (WIFSIGNALED(k->wstatus) && !k->dropped)
 			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake "
 			    "ended by signal %d", WTERMSIG(k->wstatus));
@@ -3453,15 +3478,11 @@ serve_many(struct server *sv)
 			continue;
 		}
 		p = sv->pfd;
-		/* A burst of connections is taken in one go. */
-		for (i = 0; p[0].revents && i < HS_SLOTS &&
-		    handshake_room(sv) > 0 && free_kid(sv) != NULL &&
-		    accept_many(sv); i++)
-			;
 		if (p[1].revents)
 			queue_write(&sv->outq, STDOUT_FILENO, 1);
 		if (p[2].revents)
 			queue_write(&sv->errq, STDERR_FILENO, 0);
+		/* Children first: a failure they tell of meets the next try. */
 		for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
 			k = &sv->kids[i];
 			if (k->state == KID_FREE)
@@ -3475,6 +3496,11 @@ serve_many(struct server *sv)
 			lines_move(sv, k, &k->out, &sv->outq, 0);
 			lines_move(sv, k, &k->err, err_queue(sv), 1);
 		}
+		/* A burst of connections is taken in one go. */
+		for (i = 0; sv->pfd[0].revents && i < HS_SLOTS &&
+		    handshake_room(sv) > 0 && free_kid(sv) != NULL &&
+		    accept_many(sv); i++)
+			;
 	}
 }
 

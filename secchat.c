@@ -32,6 +32,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1728,25 +1729,79 @@ close_pipes(int (*fds)[2], int n)
 	}
 }
 
-/* In the new process: the pipes as stdin and stdout, then the shell. */
-static void __attribute__((noreturn))
-command_exec(const char *command, int in, int out, const char *host,
-    const char *port, unsigned long number)
+/* Is entry, "NAME=value", a value of name? */
+static int
+env_is(const char *entry, const char *name)
 {
-	struct sigaction sa;
-	char num[24];
+	size_t n = strlen(name);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;	/* we ignore SIGPIPE; it need not */
-	snprintf(num, sizeof(num), "%lu", number);
-	if (dup2(in, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
-	    sigaction(SIGPIPE, &sa, NULL) == -1 ||
-	    setenv("SECCHAT_PEER_ADDR", host, 1) == -1 ||
-	    setenv("SECCHAT_PEER_PORT", port, 1) == -1 ||
-	    setenv("SECCHAT_SESSION", num, 1) == -1)
-		_exit(127);
-	execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-	_exit(127);
+	return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* Our environment, with vars (the three SECCHAT_ ones) in place. */
+static char **
+command_env(char *const vars[])
+{
+	size_t n, v, i, j, k;
+	char **env;
+
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	for (v = 0; vars[v] != NULL; v++)
+		;
+	if ((env = calloc(n + v + 1, sizeof(*env))) == NULL)
+		return NULL;
+	for (i = j = 0; i < n; i++)
+		if (!env_is(environ[i], "SECCHAT_PEER_ADDR") &&
+		    !env_is(environ[i], "SECCHAT_PEER_PORT") &&
+		    !env_is(environ[i], "SECCHAT_SESSION"))
+			env[j++] = environ[i];
+	for (k = 0; k < v; k++)
+		env[j++] = vars[k];
+	return env;
+}
+
+/*
+ * Run /bin/sh -c command with stdin in and stdout out.  posix_spawn, not
+ * fork: the session's keys are never copied into another process, not
+ * even for the moment before exec.  SIGPIPE, which we ignore, is the
+ * default again for the command.
+ */
+static int
+command_run(const char *command, int in, int out, char *const vars[],
+    pid_t *pid)
+{
+	char *argv[] = { "sh", "-c", (char *)command, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t def, none;
+	char **env;
+	int e;
+
+	if ((env = command_env(vars)) == NULL)
+		return ENOMEM;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		free(env);
+		return e;
+	}
+	if ((e = posix_spawnattr_init(&at)) == 0) {
+		if ((e = posix_spawn_file_actions_adddup2(&fa, in,
+		    STDIN_FILENO)) == 0 &&
+		    (e = posix_spawn_file_actions_adddup2(&fa, out,
+		    STDOUT_FILENO)) == 0 &&
+		    (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
+		    POSIX_SPAWN_SETSIGMASK)) == 0 &&
+		    (e = posix_spawnattr_setsigdefault(&at, &def)) == 0 &&
+		    (e = posix_spawnattr_setsigmask(&at, &none)) == 0)
+			e = posix_spawn(pid, "/bin/sh", &fa, &at, argv, env);
+		posix_spawnattr_destroy(&at);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	free(env);
+	return e;
 }
 
 /*
@@ -1761,29 +1816,34 @@ spawn_command(struct session *s)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
+	char *vars[] = { addr_var, port_var, num_var, NULL };
 	int to[2], from[2];		/* its stdin, its stdout */
 	pid_t pid;
+	int e;
 
 	if (s->opt->command == NULL)
 		return GO_ON;
 	if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
 		addr_text((struct sockaddr *)&ss, len, host, port);
+	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
+	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
+	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", s->number);
 	if (pipe2(to, O_CLOEXEC) == -1)
 		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
 	if (pipe2(from, O_CLOEXEC) == -1) {
 		close_pipes(&to, 1);
 		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
-	if ((pid = fork()) == -1) {
-		close_pipes(&to, 1);
-		close_pipes(&from, 1);
-		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
-	}
-	if (pid == 0)
-		command_exec(s->opt->command, to[0], from[1], host, port,
-		    s->number);
+	e = command_run(s->opt->command, to[0], from[1], vars, &pid);
 	close(to[0]);
 	close(from[1]);
+	if (e != 0) {
+		close(to[1]);
+		close(from[0]);
+		return session_fail(s, EXIT_FAIL, "-e: /bin/sh: %s",
+		    strerror(e));
+	}
 	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
 		abort();		/* our own new pipes */
@@ -2981,7 +3041,7 @@ static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 {
 	struct session s;
-	int fd, status;
+	int fd, status, hex_tty = isatty(STDERR_FILENO);
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
 	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
@@ -3001,6 +3061,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	if (tune_socket(net) == -1)
 		_exit(EXIT_FAIL);
 	session_alloc(&s, sv->opt);
+	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
 	s.number = k->number;
 	conn_begin(&s, net);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl);

@@ -3219,9 +3219,12 @@ start_waiting(struct server *sv, int64_t t)
 		    (sv->nwait - i - 1) * sizeof(w));
 		sv->nwait--;
 		w.src->kids--;			/* kid_spawn counts it again */
-		if (late)
+		if (late) {
+			peer_log(sv, w.src, w.port, LOG_REFUSED, "closed: "
+			    "waited %d s for this address's handshakes",
+			    handshake_secs(sv->opt));
 			close(w.fd);
-		else
+		} else
 			start_handshake(sv, w.fd, w.src, w.port, t);
 	}
 }

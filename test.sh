@@ -453,6 +453,25 @@ t_many_guessing() {	# penalised from one address, another still gets in
 	    has_line "$T/w/l.err" "secchat: 127.0.0.9: over 3 lines like this a minute, counting the rest"
 }
 
+t_many_burst() {	# 20 at once from one address: 4 handshakes, the rest wait
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	local i pids="" ok=0
+	for i in $(seq 20); do
+		echo "burst $i" > "$T/w/in$i"
+		timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" < "$T/w/in$i" \
+		    > /dev/null 2> "$T/w/c$i.err" &
+		pids="$pids $!"
+	done
+	PIDS="$PIDS $pids"
+	for i in $pids; do wait "$i" && ok=$((ok + 1)); done
+	for i in $(seq 100); do
+		[ "$(grep -c '^burst ' "$T/w/l.out")" -ge 20 ] && break
+		sleep 0.05
+	done
+	expect "connectors in" "$ok" 20 &&
+	    for i in $(seq 20); do has_line "$T/w/l.out" "burst $i" || return 1; done
+}
+
 t_many_shippers() {	# two endless shippers and a short one: every line whole
 	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
 	local n
@@ -1218,6 +1237,7 @@ run "a silent connector times out, -k serves the next" t_silent_then_good
 run "serving many: penalties and log limits as documented" t_serving_kat
 run "serving many: 55 idle and dribbling sockets lock no one out" t_many_lockout
 run "serving many: guessing is penalised, another address gets in" t_many_guessing
+run "serving many: 20 connectors at once from one address" t_many_burst
 run "serving many: two endless shippers and a short one, lines whole" t_many_shippers
 run "-e: -k, one file per session" t_exec_files
 run "-e: the command's environment, and -e on the connector" t_exec_env

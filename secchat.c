@@ -161,8 +161,10 @@ _Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
 #define MERGE_CAP	MAX_PAYLOAD	/* a line of one of many sessions */
+#define MERGE_ERR_CAP	HEX_LINE_MAX	/* a line of their stderr: whole hex */
 #define QUEUE_CAP	(256 * 1024)	/* their lines, to stdout or stderr */
-#define LINES_ALLOC	(MERGE_CAP + 4096)	/* whole pages, room for '\n' */
+_Static_assert(QUEUE_CAP >= MERGE_ERR_CAP + 1 + NOTE_MAX,
+    "a queue holds the longest line and its peer's name");
 
 /*
  * What one step of the engine may queue, in records and so in hex lines:
@@ -2673,7 +2675,8 @@ enum { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_EXITING };
 /* A pipe from a child and the part of a line that came through it. */
 struct lines {
 	int	 fd;			/* -1 once at EOF */
-	struct buf b;			/* MERGE_CAP + 1: room to end a line */
+	size_t	 max;			/* the longest line; cap is 1 more */
+	struct buf b;
 };
 
 struct rate {				/* log lines about one thing, a minute */
@@ -2980,13 +2983,21 @@ wiped_alloc(struct server *sv, size_t n)
 	return p;
 }
 
+/* A line buffer's mapping: whole pages. */
+static size_t
+lines_alloc(const struct lines *l)
+{
+	return (l->b.cap + 4095) & ~(size_t)4095;
+}
+
 static int
-lines_open(struct server *sv, struct lines *l, int fd)
+lines_open(struct server *sv, struct lines *l, int fd, size_t max)
 {
 	l->fd = fd;
 	l->b.pos = l->b.len = 0;
-	l->b.cap = MERGE_CAP + 1;
-	return (l->b.data = wiped_alloc(sv, LINES_ALLOC)) == NULL ? -1 : 0;
+	l->max = max;
+	l->b.cap = max + 1;		/* room to end a line */
+	return (l->b.data = wiped_alloc(sv, lines_alloc(l))) == NULL ? -1 : 0;
 }
 
 /* Close the pipe and let the buffer go, wiped first if wipe. */
@@ -2999,7 +3010,7 @@ lines_free(struct lines *l, int wipe)
 	if (l->b.data != NULL) {
 		if (wipe)
 			OPENSSL_cleanse(l->b.data, l->b.cap);
-		(void)munmap(l->b.data, LINES_ALLOC);
+		(void)munmap(l->b.data, lines_alloc(l));
 	}
 	l->b.data = NULL;
 }
@@ -3088,8 +3099,9 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 	k->ctl = k->out.fd = k->err.fd = -1;
 	for (n = 0; n < 3 && pipe2(fds[n], O_CLOEXEC) == 0; n++)
 		;
-	if (n < 3 || lines_open(sv, &k->out, -1) == -1 ||
-	    lines_open(sv, &k->err, -1) == -1 || (k->pid = fork()) == -1) {
+	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
+	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
+	    (k->pid = fork()) == -1) {
 		warn("serving %s port %s", src->host, port);
 		kid_forget(k, 0);
 		close_pipes(fds, n);
@@ -3280,7 +3292,7 @@ accept_many(struct server *sv)
 
 /*
  * Move what a child's pipe gave into a queue, whole lines only.  A line
- * longer than MERGE_CAP goes in pieces, each ended with a newline, and so
+ * longer than l->max goes in pieces, each ended with a newline, and so
  * does a last line without one: the next line in the queue starts whole.
  * From an unauthenticated child, its "secchat: " lines name the peer and
  * are rate-limited like the listener's own lines about peers.
@@ -3300,7 +3312,7 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 		n = buf_pending(&l->b);
 		if ((nl = memchr(p, '\n', n)) != NULL)
 			n = nl - p + 1;
-		else if (n == MERGE_CAP || l->fd == -1) {
+		else if (n == l->max || l->fd == -1) {
 			l->b.data[l->b.len++] = '\n';
 			n++;
 		} else
@@ -3342,9 +3354,9 @@ lines_read(struct lines *l, int gone)
 		l->b.len -= l->b.pos;
 		l->b.pos = 0;
 	}
-	if (l->b.len >= MERGE_CAP)
+	if (l->b.len >= l->max)
 		return;
-	r = read(l->fd, l->b.data + l->b.len, MERGE_CAP - l->b.len);
+	r = read(l->fd, l->b.data + l->b.len, l->max - l->b.len);
 	if (r > 0)
 		l->b.len += r;
 	else if (r == 0 || gone || (errno != EAGAIN && errno != EINTR)) {
@@ -3506,10 +3518,10 @@ serve_pollfds(struct server *sv, int64_t t)
 		soon |= k->reaped;
 		p[0].fd = k->state != KID_FREE ? k->ctl : -1;
 		p[1].fd = k->state != KID_FREE &&
-		    buf_pending(&k->out.b) < MERGE_CAP ?
+		    buf_pending(&k->out.b) < k->out.max ?
 		    k->out.fd : -1;
 		p[2].fd = k->state != KID_FREE &&
-		    buf_pending(&k->err.b) < MERGE_CAP ?
+		    buf_pending(&k->err.b) < k->err.max ?
 		    k->err.fd : -1;
 		p[0].events = p[1].events = p[2].events = POLLIN;
 	}

@@ -476,6 +476,36 @@ t_many_burst() {	# 20 at once from one address: 4 handshakes, the rest wait
 	    for i in $(seq 20); do has_line "$T/w/l.out" "burst $i" || return 1; done
 }
 
+t_many_hex() {	# hex lines of two sessions at once, each whole on stderr
+	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	local n
+	{ head -c 16000 /dev/zero | tr '\0' x; echo; } > "$T/w/long"
+	for n in $(seq 60); do cat "$T/w/long"; echo "short $n"; done > "$T/w/in"
+	for n in a b; do
+		timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" < "$T/w/in" \
+		    > /dev/null 2> "$T/w/$n.err" &
+		PIDS="$PIDS $!"
+	done
+	for n in $(seq 200); do
+		[ "$(grep -c '^short' "$T/w/l.out")" -ge 120 ] && break
+		sleep 0.05
+	done
+	python3 - "$T/w/l.err" <<-'EOF'
+	import re, sys
+	bad = n = 0
+	for line in open(sys.argv[1]):
+	    line = line.rstrip("\n")
+	    if line.startswith("secchat: "):
+	        continue
+	    m = re.fullmatch(r"[<>] ([0-9a-f]{4})([0-9a-f]*)", line)
+	    n += 1
+	    if not m or len(m.group(2)) != 2 * int(m.group(1), 16):
+	        bad += 1
+	print(f"{n} hex lines, {bad} not whole")
+	sys.exit(1 if bad or n < 240 else 0)
+	EOF
+}
+
 t_many_shippers() {	# two endless shippers and a short one: every line whole
 	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
 	local n
@@ -1243,6 +1273,7 @@ run "serving many: 55 idle and dribbling sockets lock no one out" t_many_lockout
 run "serving many: guessing is penalised, another address gets in" t_many_guessing
 run "serving many: 20 connectors at once from one address" t_many_burst
 run "serving many: two endless shippers and a short one, lines whole" t_many_shippers
+run "serving many: hex lines of sessions at once, each whole" t_many_hex
 run "-e: -k, one file per session" t_exec_files
 run "-e: the command's environment, and -e on the connector" t_exec_env
 run "-e: a command that exits early" t_exec_early

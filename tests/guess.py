@@ -17,7 +17,7 @@ import argparse, socket, sys, time
 
 G = (0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296,
      0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5)
-MAGIC = b'SECCHAT\x01'
+MAGIC = b'SECCHAT\x02'
 MSG2 = MAGIC + b'\x04' + G[0].to_bytes(32, 'big') + G[1].to_bytes(32, 'big') \
     + bytes(32)
 

@@ -317,8 +317,8 @@ t_not_secchat_client() {
 	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
 }
 
-# fake_server HEX: a server that greets with the bytes HEX; a connector
-# dials it, and sets CRC.
+# fake_server HEX [ARGS]: a server that greets with the bytes HEX; a connector
+# (with ARGS) dials it, and sets CRC.
 fake_server() {
 	python3 - "$T/w/port" "$1" <<-'EOF' &
 	import socket, sys
@@ -333,7 +333,7 @@ fake_server() {
 	PIDS="$PIDS $!"
 	local i
 	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
-	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+	dial c /dev/null $SC "${@:2}" 127.0.0.1 "$(cat "$T/w/port")"
 }
 
 t_other_version() {	# a secchat/1 listener is named as such
@@ -349,22 +349,9 @@ t_not_secchat_server() {
 }
 
 t_no_greeting() {	# a listener that accepts and says nothing: busy, or not secchat
-	python3 - "$T/w/port" <<-'EOF' &
-	import socket, sys, time
-	s = socket.socket()
-	s.bind(("127.0.0.1", 0)); s.listen(1)
-	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
-	s.settimeout(20)
-	c, _ = s.accept()
-	time.sleep(5)
-	EOF
-	PIDS="$PIDS $!"
-	local i port
-	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
-	port=$(cat "$T/w/port")
-	dial c /dev/null $SC -w 1 127.0.0.1 "$port"
+	fake_server "" -w 1
 	expect "connector status" "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: no secchat greeting from 127.0.0.1 port $port within 1 s: listener busy, or not secchat"
+	    has_line "$T/w/c.err" "secchat: no secchat greeting from 127.0.0.1 port $(cat "$T/w/port") within 1 s: listener busy, or not secchat"
 }
 
 t_usage() {

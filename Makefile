@@ -5,6 +5,14 @@ MANDIR	 = $(PREFIX)/share/man/man1
 CC	?= cc
 CFLAGS	?= -O2
 WARN	 = -std=c11 -Wall -Wextra
+# Hardening, on by default and before the user's CFLAGS/LDFLAGS so that
+# these can still override it; flags the compiler lacks are left out.
+cc_has	 = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && \
+	   echo $(1))
+HARDEN	:= -fPIE -fstack-protector-strong -U_FORTIFY_SOURCE \
+	   -D_FORTIFY_SOURCE=2 $(call cc_has,-fstack-clash-protection) \
+	   $(call cc_has,-fcf-protection)
+HARDEN_LD = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto 2>/dev/null)
 SAN	 = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -20,8 +28,8 @@ libcrypto-check:
 	    { echo "$(NEEDS)" >&2; exit 1; }
 
 secchat: secchat.c | libcrypto-check
-	$(CC) $(WARN) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c \
-	    $(LDFLAGS) $(CRYPTO_LIBS)
+	$(CC) $(WARN) $(HARDEN) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c \
+	    $(HARDEN_LD) $(LDFLAGS) $(CRYPTO_LIBS)
 
 tests/kat: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
@@ -39,7 +47,7 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 check: secchat tests/kat
 	./test.sh
 
-check-asan: asan/secchat tests/kat-asan
+check-asan: secchat asan/secchat tests/kat-asan
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 

@@ -2010,7 +2010,7 @@ read_tty_password(char *pass, size_t cap)
 	quiet.c_lflag &= ~ECHO;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
 		err(EXIT_FAIL, "/dev/tty");
-	(void)write(fd, prompt, sizeof(prompt) - 1);
+	(void)write_full(fd, prompt, sizeof(prompt) - 1, INT64_MAX);
 	while (len < cap && (len == 0 || pass[len - 1] != '\n')) {
 		if ((r = read(fd, pass + len, cap - len)) == 0)
 			break;
@@ -2019,7 +2019,7 @@ read_tty_password(char *pass, size_t cap)
 		else if (errno != EINTR)
 			break;
 	}
-	(void)write(fd, "\n", 1);
+	(void)write_full(fd, "\n", 1, INT64_MAX);
 	restore_tty();
 	close(fd);
 	if (len == cap) {

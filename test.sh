@@ -694,6 +694,17 @@ t_no_core() {
 	grep -Eq '^Max core file size +0 +0 ' "/proc/$(child "$LPID")/limits"
 }
 
+t_hardened() {	# the default build: PIE, full RELRO, no executable stack
+	local bin=./secchat	# the asan build is not hardened: check the real one
+	expect "ELF type" "$(readelf -h "$bin" | sed -n 's/^ *Type: *\([A-Z]*\).*/\1/p')" DYN &&
+	    readelf -d "$bin" | grep -Eq '\(FLAGS\) +BIND_NOW' &&
+	    readelf -d "$bin" | grep -Eq '\(FLAGS_1\) +Flags: NOW PIE' &&
+	    readelf -lW "$bin" | grep -q ' GNU_RELRO ' &&
+	    expect "stack flags" "$(readelf -lW "$bin" | awk '$1 == "GNU_STACK" { print $7 }')" RW &&
+	    readelf --dyn-syms -W "$bin" | grep -q ' __stack_chk_fail@' &&
+	    readelf --dyn-syms -W "$bin" | grep -q ' __vsnprintf_chk@'
+}
+
 t_valgrind() {	# one whole session, both sides under memcheck
 	local SECCHAT="$VALGRIND -q --error-exitcode=99 --leak-check=full
 	    --show-leak-kinds=definite,indirect,possible
@@ -1034,6 +1045,7 @@ run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
 run "core dumps are off" t_no_core
+run "hardened build: PIE, BIND_NOW, RELRO, stack protector, FORTIFY" t_hardened
 run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_fails
 run "password prompt on the terminal, without echo" t_password_prompt
 run "^C at the password prompt restores echo" t_prompt_interrupted

@@ -1970,10 +1970,11 @@ read_passfile(const char *path, char *pass, size_t cap)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &st) == -1)
 		err(EXIT_FAIL, "%s", path);
+	/* As ssh does for a private key: another user may have read it. */
 	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
-		warnx("warning: %s is accessible by group or others "
-		    "(mode %04o); chmod 600 it", path,
-		    (unsigned)st.st_mode & 07777);
+		errx(EXIT_FAIL, "%s is accessible by group or others "
+		    "(mode %04o); fix it with: chmod 600 %s", path,
+		    (unsigned)st.st_mode & 07777, path);
 	while (len < cap && (r = read(fd, pass + len, cap - len)) != 0) {
 		if (r == -1 && errno == EINTR)
 			continue;

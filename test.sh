@@ -340,11 +340,19 @@ t_passfile_newlines() {	# one trailing \n or \r\n goes, nothing else
 	expect "two newlines" "$CRC" 3
 }
 
-t_passfile_mode_warning() {
-	printf 'pw\n' > "$T/w/open"; chmod 644 "$T/w/open"
+t_passfile_mode_refused() {	# group- or world-readable: exit 1, the fix named
+	local m
+	for m in 640 604 660; do
+		printf 'pw\n' > "$T/w/open"; chmod "$m" "$T/w/open"
+		dial c /dev/null -p "$T/w/open" 127.0.0.1 1
+		expect "mode $m" "$CRC" 1 &&
+		    has_line "$T/w/c.err" "secchat: $T/w/open is accessible by group or others (mode 0$m); fix it with: chmod 600 $T/w/open" ||
+		    return 1
+		grep -q 'connect' "$T/w/c.err" && { echo "mode $m: it connected"; return 1; }
+	done
+	chmod 600 "$T/w/open"
 	dial c /dev/null -p "$T/w/open" 127.0.0.1 1
-	grep -q "^secchat: warning: $T/w/open is accessible by group or others" \
-	    "$T/w/c.err"
+	grep -q '^secchat: connect to 127.0.0.1 port 1' "$T/w/c.err"
 }
 
 t_handshake_timeout() {	# a connector that says nothing
@@ -1001,7 +1009,7 @@ run "connection refused" t_refused
 run "name resolution failure" t_resolve
 run "password file errors" t_passfile_errors
 run "password file: one trailing newline is dropped" t_passfile_newlines
-run "password file readable by others draws a warning" t_passfile_mode_warning
+run "password file readable by group or others is refused" t_passfile_mode_refused
 run "handshake timeout" t_handshake_timeout
 run "idle timeout (-w)" t_idle_timeout
 run "sender killed: stream truncated" t_truncated

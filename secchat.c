@@ -12,7 +12,7 @@
  *   internal failures (libcrypto refusing valid input): die at once.
  */
 
-#define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK */
+#define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK, environ */
 
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -50,6 +50,46 @@
 #include <openssl/obj_mac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Portability: everything Linux- and glibc-specific is here and in the
+ * sandbox section below; a port starts with these few functions.
+ */
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+/* Rekey and idle timers: elapsed time, the machine's sleep included. */
+#define OS_CLOCK	CLOCK_BOOTTIME
+
+/* No core file, no ptrace by other processes of the user. */
+static int
+os_no_core_dumps(void)
+{
+	struct rlimit no_core = { 0, 0 };
+
+	return prctl(PR_SET_DUMPABLE, 0) == -1 ||
+	    setrlimit(RLIMIT_CORE, &no_core) == -1 ? -1 : 0;
+}
+
+/* accept(2) with the new descriptor non-blocking and close-on-exec. */
+static int
+os_accept(int lfd, struct sockaddr *sa, socklen_t *len)
+{
+	return accept4(lfd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+/* Run this same program again, from the start, with the environment now. */
+static void
+os_reexec(char *argv[])
+{
+	execv("/proc/self/exe", argv);
+}
 
 /* secchat/1 constants and wire sizes (doc/PROTOCOL.md). */
 #define MAGIC		"SECCHAT\001"	/* "SECCHAT" || version 0x01 */
@@ -147,6 +187,7 @@ struct options {
 	unsigned long rekey_secs;	/* 0: off */
 	int	 timeout;		/* -w seconds, -1: none */
 	const char *host, *port;
+	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
 };
 
 /* The curve and the password-derived values, fixed for the whole process. */
@@ -233,6 +274,164 @@ static void usage_error(const char *) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------- */
+/*
+ * Sandbox: a seccomp-bpf allow-list, in the manner of OpenSSH's
+ * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
+ * listener, from before its first accept) a bug in the code that handles
+ * what the peer sends cannot open a file, start a program or make a
+ * connection: any system call not listed kills the process.  The lists
+ * are what strace -f shows secchat and libcrypto call after that point:
+ * the I/O engine, the clock, signals, the allocator and getrandom (DRBG
+ * reseeds, ephemeral keys); ioctl only for the terminal's modes and size,
+ * fcntl only for file status flags, no executable memory.
+ */
+
+#if defined(__x86_64__)
+#define SB_ARCH		AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SB_ARCH		AUDIT_ARCH_AARCH64
+#elif defined(__i386__)
+#define SB_ARCH		AUDIT_ARCH_I386
+#else
+#error "secchat's sandbox: add this architecture's AUDIT_ARCH"
+#endif
+
+#define SB_NR		offsetof(struct seccomp_data, nr)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SB_ARG_LO(n)	(offsetof(struct seccomp_data, args) + 8 * (n))
+#else
+#define SB_ARG_LO(n)	(offsetof(struct seccomp_data, args) + 8 * (n) + 4)
+#endif
+#define SB_LD(off)	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
+#define SB_RET(v)	BPF_STMT(BPF_RET | BPF_K, (v))
+#define SB_KILL		SB_RET(SECCOMP_RET_KILL_PROCESS)
+#define SB_IF(nr, skip)	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, (skip))
+/* Allow the call nr. */
+#define SB_ALLOW(nr)	SB_IF(nr, 1), SB_RET(SECCOMP_RET_ALLOW)
+/*
+ * Allow nr when the low 32 bits of argument n are v (all the kernel reads
+ * of an int command or pid), or have none of bits; both reload nr after.
+ */
+#define SB_ALLOW_ARG(nr, n, v) \
+	SB_IF(nr, 4), SB_LD(SB_ARG_LO(n)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v), 0, 1), \
+	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
+#define SB_ALLOW_NOT(nr, n, bits) \
+	SB_IF(nr, 4), SB_LD(SB_ARG_LO(n)), \
+	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (bits), 1, 0), \
+	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
+
+#define SANDBOX_SESSION		0	/* one session, this process */
+#define SANDBOX_LISTENER	1	/* a -k listener: sessions, accept */
+#define SANDBOX_MAX		160	/* instructions */
+
+static size_t
+sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
+    size_t count)
+{
+	if (n + count > SANDBOX_MAX)
+		abort();
+	memcpy(f + n, more, count * sizeof(*more));
+	return n + count;
+}
+
+/* Kill the process on any call that kind does not need. */
+static void
+sandbox_enter(const struct options *opt, int kind)
+{
+	const struct sock_filter head[] = {
+		SB_LD(offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SB_ARCH, 1, 0),
+		SB_KILL,
+		SB_LD(SB_NR),
+#ifdef __X32_SYSCALL_BIT	/* x32 calls have other numbers */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1),
+		SB_KILL,
+#endif
+	};
+	const struct sock_filter session[] = {
+		SB_ALLOW(__NR_read), SB_ALLOW(__NR_write),
+#ifdef __NR_poll
+		SB_ALLOW(__NR_poll),
+#endif
+		SB_ALLOW(__NR_ppoll),
+		SB_ALLOW(__NR_close), SB_ALLOW(__NR_shutdown),
+		SB_ALLOW(__NR_getsockopt),
+		SB_ALLOW(__NR_clock_gettime), SB_ALLOW(__NR_gettimeofday),
+#ifdef __NR_clock_gettime64
+		SB_ALLOW(__NR_clock_gettime64),
+#endif
+		SB_ALLOW(__NR_getrandom), SB_ALLOW(__NR_futex),
+		/* The allocator: memory, never executable. */
+		SB_ALLOW(__NR_brk), SB_ALLOW(__NR_munmap), SB_ALLOW(__NR_mremap),
+		SB_ALLOW(__NR_madvise),
+#ifdef __NR_mmap
+		SB_ALLOW_NOT(__NR_mmap, 2, PROT_EXEC),
+#endif
+#ifdef __NR_mmap2
+		SB_ALLOW_NOT(__NR_mmap2, 2, PROT_EXEC),
+#endif
+		SB_ALLOW_NOT(__NR_mprotect, 2, PROT_EXEC),
+		/* The terminal: modes for the line editor, its size. */
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCGETS),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETS),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
+		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
+		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
+		/* Signals: the fatal ones re-raised at ourselves, abort(). */
+		SB_ALLOW(__NR_rt_sigaction), SB_ALLOW(__NR_rt_sigprocmask),
+		SB_ALLOW(__NR_rt_sigreturn), SB_ALLOW(__NR_getpid),
+		SB_ALLOW(__NR_gettid),
+		SB_ALLOW_ARG(__NR_tgkill, 0, (uint32_t)getpid()),
+		SB_ALLOW(__NR_restart_syscall),
+		SB_ALLOW(__NR_exit), SB_ALLOW(__NR_exit_group),
+	};
+	const struct sock_filter listener[] = {
+		SB_ALLOW(__NR_accept4),
+		SB_ALLOW(__NR_setsockopt),
+		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
+	};
+	const struct sock_filter tail[] = { SB_KILL };
+	struct sock_filter f[SANDBOX_MAX];
+	struct sock_fprog prog;
+	size_t n = 0;
+
+	if (!opt->sandbox)
+		return;
+	n = sb_append(f, n, head, sizeof(head) / sizeof(head[0]));
+	n = sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
+	if (kind == SANDBOX_LISTENER)
+		n = sb_append(f, n, listener,
+		    sizeof(listener) / sizeof(listener[0]));
+	n = sb_append(f, n, tail, 1);
+	prog.len = n;
+	prog.filter = f;
+	/* No new privileges first: the kernel requires it, and so does sense. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1)
+		err(EXIT_FAIL, "installing the seccomp sandbox");
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Test hooks: compiled into tests/secchat-hooks only (-DSECCHAT_TEST_HOOKS),
+ * where SECCHAT_TEST_HOOK=name makes test_hook(name) true.
+ */
+#ifdef SECCHAT_TEST_HOOKS
+static int
+test_hook(const char *name)
+{
+	const char *h = getenv("SECCHAT_TEST_HOOK");
+
+	return h != NULL && strcmp(h, name) == 0;
+}
+#else
+#define test_hook(name)	0
+#endif
+
+/* ---------------------------------------------------------------------- */
 /* Small helpers. */
 
 static void
@@ -274,13 +473,13 @@ get_u32(const uint8_t *p)
 	    (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Milliseconds on the monotonic clock. */
+/* Milliseconds since some fixed point, counting suspended time. */
 static int64_t
 now_ms(void)
 {
 	struct timespec ts;
 
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+	if (clock_gettime(OS_CLOCK, &ts) == -1)
 		err(EXIT_FAIL, "clock_gettime");
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -1736,6 +1935,10 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	direction_init(&s->rx, is_a ? s2c : c2s, 0);
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
+	if (!s->opt->kflag)	/* a -k listener is in its own already */
+		sandbox_enter(s->opt, SANDBOX_SESSION);
+	if (test_hook("forbidden"))	/* the sandbox must kill us here */
+		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 	note(s, "handshake done");
 	editor_start(s);
 	status = readwrite(s);
@@ -1762,14 +1965,33 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 /* ---------------------------------------------------------------------- */
 /* Sockets. */
 
+/*
+ * The numeric address and port.  A link-local IPv6 scope is printed as its
+ * number: glibc would name the interface with a socket and an ioctl, which
+ * a -k listener's sandbox forbids.
+ */
 static void
 addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
     char port[NI_MAXSERV])
 {
-	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	uint32_t scope = 0;
+	size_t n;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
+	if (ss.ss_family == AF_INET6) {
+		scope = sin6->sin6_scope_id;
+		sin6->sin6_scope_id = 0;
+	}
+	if (getnameinfo((struct sockaddr *)&ss, len, host, NI_MAXHOST, port,
+	    NI_MAXSERV, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		strcpy(host, "?");
 		strcpy(port, "?");
+	} else if (scope != 0) {
+		n = strlen(host);
+		(void)snprintf(host + n, NI_MAXHOST - n, "%%%u", scope);
 	}
 }
 
@@ -1858,8 +2080,7 @@ accept_connection(int lfd, const struct options *opt)
 
 	for (;;) {
 		len = sizeof(ss);
-		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
+		if ((fd = os_accept(lfd, (struct sockaddr *)&ss, &len)) != -1)
 			break;
 		/* A client's failure or a passing shortage is not ours. */
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -2077,6 +2298,8 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 	OPENSSL_cleanse(w, sizeof(w));
 	lfd = listen_socket(opt);
 	session_alloc(&s, opt);
+	if (opt->kflag)
+		sandbox_enter(opt, SANDBOX_LISTENER);
 	do {
 		session_reset(&s, accept_connection(lfd, opt));
 		status = handshake_listener(&s, &pk, salt, opt->iterations,
@@ -2155,13 +2378,11 @@ set_nonblocking(void)
 static void
 setup_process(void)
 {
-	struct rlimit no_core = { 0, 0 };
 	struct sigaction sa;
 	int fd;
 
 	/* Keys must never land on disk in a core file. */
-	if (prctl(PR_SET_DUMPABLE, 0) == -1 ||
-	    setrlimit(RLIMIT_CORE, &no_core) == -1)
+	if (os_no_core_dumps() == -1)
 		err(EXIT_FAIL, "disabling core dumps");
 	/* A closed stdin reads as empty; a closed stdout would lose data. */
 	if (fcntl(STDOUT_FILENO, F_GETFL) == -1)
@@ -2244,6 +2465,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_msgs = DEF_REKEY_MSGS;
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->timeout = -1;
+	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
 	while ((ch = getopt(argc, argv, "46bhi:klp:qr:R:vw:")) != -1) {
 		switch (ch) {
 		case '4':
@@ -2293,6 +2515,52 @@ parse_options(int argc, char *argv[], struct options *opt)
 		usage();
 }
 
+/*
+ * Environment variables that change what libcrypto or the resolver do:
+ * every OPENSSL_* (OPENSSL_ia32cap can switch AES-NI off for table-based
+ * AES; OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES load code and
+ * settings) and glibc's resolver options and host aliases.
+ */
+static const char *const env_cleared[] = {
+	"HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_HOST_CONF",
+	"RESOLV_MULTI", "RESOLV_REORDER", "RESOLV_SPOOF_CHECK",
+	"RESOLV_ADD_TRIM_DOMAINS", "RESOLV_OVERRIDE_TRIM_DOMAINS",
+};
+
+static int
+env_is_cleared(const char *entry)
+{
+	size_t n = strcspn(entry, "="), i;
+
+	if (strncmp(entry, "OPENSSL_", 8) == 0)
+		return 1;
+	for (i = 0; i < sizeof(env_cleared) / sizeof(env_cleared[0]); i++)
+		if (strlen(env_cleared[i]) == n &&
+		    strncmp(entry, env_cleared[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Drop those variables.  libcrypto reads the CPU capabilities in its
+ * constructor, before main, so if there were any the program starts over
+ * without them.
+ */
+static void
+clean_environment(char *argv[])
+{
+	char **r, **w;
+
+	for (r = w = environ; *r != NULL; r++)
+		if (!env_is_cleared(*r))
+			*w++ = *r;
+	if (w == r)
+		return;
+	*w = NULL;
+	os_reexec(argv);
+	err(EXIT_FAIL, "restarting without OPENSSL_* and resolver variables");
+}
+
 #ifndef SECCHAT_NO_MAIN
 int
 main(int argc, char *argv[])
@@ -2303,10 +2571,22 @@ main(int argc, char *argv[])
 
 	/* Messages say "secchat: " whatever the binary is called. */
 	program_invocation_short_name = "secchat";
+	clean_environment(argv);
 	/* No openssl.cnf, no OPENSSL_CONF: libcrypto as built, nothing else. */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
 		crypto_fail("OPENSSL_init_crypto");
+	if (test_hook("startup")) {	/* what libcrypto and we start with */
+		char **e;
+
+		printf("%s\n", OPENSSL_info(OPENSSL_INFO_CPU_SETTINGS));
+		for (e = environ; *e != NULL; e++)
+			printf("%s\n", *e);
+		return EXIT_OK;
+	}
 	parse_options(argc, argv, &opt);
+	if (!opt.sandbox)
+		warnx("warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox "
+		    "(for debugging only)");
 	setup_process();
 	pass_len = read_password(opt.passfile, pass, sizeof(pass));
 	if (opt.lflag)

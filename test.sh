@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
+HOOKS=${HOOKS:-tests/secchat-hooks}	# the program with test hooks, sandbox on
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
 RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
@@ -391,6 +392,81 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 }
 
 # ---------------------------------------------------------------------------
+# The sandbox and the environment.
+
+# sandboxed_attempt ROLE: the ROLE (l, c or k for a -k listener) tries a
+# forbidden call right after the handshake: SIGSYS, and the peer reports
+# the stream truncated.
+sandboxed_attempt() {
+	local role=$1 hooked="env -u SECCHAT_NO_SANDBOX SECCHAT_TEST_HOOK=forbidden $HOOKS"
+	local lbin=$SECCHAT cbin=$SECCHAT k=
+	case $role in
+	l) lbin=$hooked ;; c) cbin=$hooked ;; k) lbin=$hooked k=-k ;;
+	esac
+	# The survivor sends nothing for a while: unread data would make the
+	# kernel answer the death with a reset instead of an end of stream.
+	mkfifo "$T/w/quiet"
+	sleep 3 > "$T/w/quiet" &
+	PIDS="$PIDS $!"
+	local lin=/dev/null cin=$T/w/quiet
+	[ "$role" = c ] && lin=$T/w/quiet cin=/dev/null
+	SECCHAT=$lbin listen l "$lin" $SC $k 127.0.0.1 0 || return 1
+	SECCHAT=$cbin dial c "$cin" $SC 127.0.0.1 "$PORT"
+	reap
+	local dead=$CRC peer=l
+	[ "$role" = c ] || dead=$LRC peer=c
+	expect "status of the one that tried" "$dead" 159 &&	# 128 + SIGSYS
+	    expect "peer status" "$( [ $peer = l ] && echo $LRC || echo $CRC)" 1 &&
+	    has_line "$T/w/$peer.err" "secchat: connection closed before CLOSE: stream truncated"
+}
+t_sandbox_kills_connector() { sandboxed_attempt c; }
+t_sandbox_kills_listener() { sandboxed_attempt l; }
+t_sandbox_kills_k_listener() { sandboxed_attempt k; }
+
+t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: the same attempt succeeds
+	seq 1 5 > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $HOOKS" \
+	    dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    has_line "$T/w/c.err" "secchat: warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox (for debugging only)"
+}
+
+t_sandbox_status() {	# the kernel's view: filter mode, no new privileges
+	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p
+	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	p=$(child "$LPID")
+	grep -qx 'Seccomp:	2' "/proc/$p/status" || { echo "-k listener: no filter"; return 1; }
+	{ echo hi; sleep 10; } | timeout 20 $SECCHAT $SC -v 127.0.0.1 "$PORT" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	PIDS="$PIDS $!"
+	wait_number X "$T/w/c.err" "$!" 'secchat: \(handshake\) done' || return 1
+	p=$(pgrep -f -n "^$HOOKS $SC -v 127.0.0.1 $PORT")
+	grep -qx 'Seccomp:	2' "/proc/$p/status" &&
+	    grep -qx 'NoNewPrivs:	1' "/proc/$p/status"
+}
+
+t_env_cleared() {	# libcrypto starts without OPENSSL_*, the resolver without its
+	local SECCHAT_TEST_HOOK=startup clean dirty
+	export SECCHAT_TEST_HOOK
+	clean=$(env -i SECCHAT_TEST_HOOK=startup KEEP=me "$HOOKS")
+	dirty=$(env -i SECCHAT_TEST_HOOK=startup KEEP=me OPENSSL_ia32cap=0:0 \
+	    OPENSSL_CONF=/nonexistent OPENSSL_MODULES=/tmp OPENSSL_ENGINES=/tmp \
+	    RES_OPTIONS=debug LOCALDOMAIN=example HOSTALIASES=/tmp/aliases \
+	    RESOLV_HOST_CONF=/tmp/host.conf "$HOOKS")
+	expect "what the program starts with" "$dirty" "$clean" || return 1
+	printf '%s\n' "$dirty" | sed 1d | sort > "$T/w/env"
+	printf 'KEEP=me\nSECCHAT_TEST_HOOK=startup\n' > "$T/w/env.want"
+	same "$T/w/env" "$T/w/env.want" || return 1
+	# With AES-NI in the CPU, libcrypto uses it (bit 57 of the vector).
+	grep -qw aes /proc/cpuinfo || return 0
+	local caps
+	caps=$(printf '%s\n' "$dirty" | sed -n 's/^OPENSSL_ia32cap=\(0x[0-9a-f]*\):.*/\1/p')
+	expect "AES-NI bit of $caps" "$(( (caps >> 57) & 1 ))" 1
+}
+
+# ---------------------------------------------------------------------------
 # Through a relay that records, and can attack, what crosses the wire.
 
 # relayed SPEC LIN CIN ARGS...: listener <- relay <- connector.
@@ -714,7 +790,10 @@ t_hardened() {	# the default build: PIE, full RELRO, no executable stack
 }
 
 t_valgrind() {	# one whole session, both sides under memcheck
-	local SECCHAT="$VALGRIND -q --error-exitcode=99 --leak-check=full
+	# Valgrind translates code into memory it makes executable, which the
+	# sandbox forbids (and it unlinks its FIFOs, polls signals): memcheck
+	# runs the program without it.
+	local SECCHAT="env SECCHAT_NO_SANDBOX=1 $VALGRIND -q --error-exitcode=99 --leak-check=full
 	    --show-leak-kinds=definite,indirect,possible
 	    --errors-for-leak-kinds=definite,indirect,possible
 	    --log-file=$T/w/vg.%p $SECCHAT"
@@ -1053,6 +1132,12 @@ run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
 run "core dumps are off" t_no_core
+run "sandbox: on in a session and in a -k listener" t_sandbox_status
+run "sandbox: a forbidden call kills the connector, the peer sees truncation" t_sandbox_kills_connector
+run "sandbox: a forbidden call kills the listener" t_sandbox_kills_listener
+run "sandbox: a forbidden call kills a -k listener" t_sandbox_kills_k_listener
+run "sandbox: SECCHAT_NO_SANDBOX turns it off, with a warning" t_sandbox_debug_switch
+run "OPENSSL_* and resolver variables are gone before libcrypto starts" t_env_cleared
 run "hardened build: PIE, BIND_NOW, RELRO, stack protector, FORTIFY" t_hardened
 run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_fails
 run "password prompt on the terminal, without echo" t_password_prompt

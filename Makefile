@@ -49,19 +49,26 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(SAN) $(CRYPTO_CFLAGS) -o $@ \
 	    tests/kat.c $(CRYPTO_LIBS)
 
-# The whole suite, then again on a sanitizer build.  That one runs without
-# the sandbox: LeakSanitizer's exit-time scan clones a tracer thread,
-# ptraces the process and reads /proc/self/maps, all of which the sandbox
-# kills; the sandbox tests still run on tests/secchat-hooks.
+# The whole suite, then again on a sanitizer build.  That build has no
+# sandbox (LeakSanitizer's exit-time scan clones a tracer thread, ptraces
+# the process and reads /proc/self/maps, all of which the sandbox kills);
+# the sandbox tests run on tests/secchat-hooks either way.
 check: secchat tests/kat tests/secchat-hooks
 	./test.sh
 
 check-asan: secchat tests/secchat-hooks asan/secchat tests/kat-asan
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
-	    SECCHAT_NO_SANDBOX=1 RSS_LIMIT_KB=1048576 ./test.sh
+	    RSS_LIMIT_KB=1048576 ./test.sh
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh
+
+# Deep fuzzing, not for CI: each target until FUZZ_LONG_RUNS executions or
+# an hour, whichever comes first (the three run at once).
+FUZZ_LONG_RUNS ?= 10000000
+fuzz-long:
+	FUZZ_SECONDS=3600 FUZZ_FLAGS="-runs=$(FUZZ_LONG_RUNS) $(FUZZ_FLAGS)" \
+	    ./fuzz/run.sh
 
 bench: secchat
 	./bench/bench.sh
@@ -81,5 +88,5 @@ install: secchat
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1
 
-.PHONY: all libcrypto-check check check-asan fuzz bench demo clean install \
-	uninstall
+.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo clean \
+	install uninstall

@@ -165,6 +165,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define DEF_REKEY_MSGS	1000
 #define DEF_REKEY_SECS	60
 #define DEF_HS_TIMEOUT	30
+#define REKEY_CHECK_MS	1000		/* clock look while a rekey timer runs */
 #define MAX_PASSFILE	4096
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
@@ -190,10 +191,11 @@ struct options {
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
 };
 
-/* The curve and the password-derived values, fixed for the whole process. */
+/* The curve and M, N; then the password-derived values, for the process. */
 struct pake {
 	EC_GROUP *group;
 	BN_CTX	*bn;
+	EC_POINT *M, *N;
 	BIGNUM	*w;
 	uint8_t	 w_bytes[SCALAR_LEN];
 	EC_POINT *wM, *wN;		/* w*M, w*N */
@@ -294,6 +296,21 @@ static void crypto_fail(const char *) __attribute__((noreturn));
 #define SB_ARCH		AUDIT_ARCH_I386
 #else
 #error "secchat's sandbox: add this architecture's AUDIT_ARCH"
+#endif
+
+/*
+ * A sanitizer build runs without: LeakSanitizer's scan at exit clones a
+ * tracer, ptraces the process and reads /proc/self/maps.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SB_SANITIZER	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SB_SANITIZER	1
+#endif
+#endif
+#ifndef SB_SANITIZER
+#define SB_SANITIZER	0
 #endif
 
 #define SB_NR		offsetof(struct seccomp_data, nr)
@@ -398,7 +415,7 @@ sandbox_enter(const struct options *opt, int kind)
 	struct sock_fprog prog;
 	size_t n = 0;
 
-	if (!opt->sandbox)
+	if (!opt->sandbox || SB_SANITIZER)
 		return;
 	n = sb_append(f, n, head, sizeof(head) / sizeof(head[0]));
 	n = sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
@@ -617,47 +634,65 @@ scalar_from_bytes(const uint8_t *p, size_t n)
 	return s;
 }
 
-/*
- * Set up the curve and the w-dependent points.  w is given as 32 bytes,
- * already reduced; it must not be 0.
- */
+/* Set up the curve, M and N: the same whatever the password. */
 static void
-pake_init(struct pake *pk, const uint8_t w[SCALAR_LEN])
+pake_curve(struct pake *pk)
 {
-	EC_POINT *m, *n;
-
 	memset(pk, 0, sizeof(*pk));
 	if ((pk->group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1))
 	    == NULL || (pk->bn = BN_CTX_new()) == NULL)
 		crypto_fail("EC_GROUP_new_by_curve_name");
-	memcpy(pk->w_bytes, w, SCALAR_LEN);
-	pk->w = scalar_from_bytes(w, SCALAR_LEN);
-	if ((m = decode_point(pk->group, spake2_m, sizeof(spake2_m), pk->bn))
-	    == NULL || (n = decode_point(pk->group, spake2_n,
+	if ((pk->M = decode_point(pk->group, spake2_m, sizeof(spake2_m),
+	    pk->bn)) == NULL || (pk->N = decode_point(pk->group, spake2_n,
 	    sizeof(spake2_n), pk->bn)) == NULL)
 		crypto_fail("decoding M and N");
-	pk->wM = point_mul(pk, m, pk->w);
-	pk->wN = point_mul(pk, n, pk->w);
-	pk->neg_wM = point_mul(pk, m, pk->w);
-	pk->neg_wN = point_mul(pk, n, pk->w);
+}
+
+/* The w-dependent values.  w is given as 32 bytes, reduced, not 0. */
+static void
+pake_set_w(struct pake *pk, const uint8_t w[SCALAR_LEN])
+{
+	memcpy(pk->w_bytes, w, SCALAR_LEN);
+	pk->w = scalar_from_bytes(w, SCALAR_LEN);
+	pk->wM = point_mul(pk, pk->M, pk->w);
+	pk->wN = point_mul(pk, pk->N, pk->w);
+	if ((pk->neg_wM = EC_POINT_dup(pk->wM, pk->group)) == NULL ||
+	    (pk->neg_wN = EC_POINT_dup(pk->wN, pk->group)) == NULL)
+		crypto_fail("EC_POINT_dup");
 	if (EC_POINT_invert(pk->group, pk->neg_wM, pk->bn) != 1 ||
 	    EC_POINT_invert(pk->group, pk->neg_wN, pk->bn) != 1)
 		crypto_fail("EC_POINT_invert");
-	EC_POINT_free(m);
-	EC_POINT_free(n);
 }
 
+/* Forget w and every point made from it; the curve stays. */
 static void
-pake_free(struct pake *pk)
+pake_clear_w(struct pake *pk)
 {
 	EC_POINT_clear_free(pk->wM);
 	EC_POINT_clear_free(pk->wN);
 	EC_POINT_clear_free(pk->neg_wM);
 	EC_POINT_clear_free(pk->neg_wN);
 	BN_clear_free(pk->w);
+	OPENSSL_cleanse(pk->w_bytes, sizeof(pk->w_bytes));
+	pk->wM = pk->wN = pk->neg_wM = pk->neg_wN = NULL;
+	pk->w = NULL;
+}
+
+static void
+pake_init(struct pake *pk, const uint8_t w[SCALAR_LEN])
+{
+	pake_curve(pk);
+	pake_set_w(pk, w);
+}
+
+static void
+pake_free(struct pake *pk)
+{
+	pake_clear_w(pk);
+	EC_POINT_free(pk->M);
+	EC_POINT_free(pk->N);
 	BN_CTX_free(pk->bn);
 	EC_GROUP_free(pk->group);
-	OPENSSL_cleanse(pk->w_bytes, sizeof(pk->w_bytes));
 	memset(pk, 0, sizeof(*pk));
 }
 
@@ -1771,6 +1806,9 @@ poll_timeout(struct session *s, int64_t t)
 	if (!s->sent_close && s->tx.data_records > 0 &&
 	    s->opt->rekey_secs != 0 && tx_room(s, 2)) {
 		d = s->tx.first_data + (int64_t)s->opt->rekey_secs * 1000;
+		/* poll's timeout stops while the machine sleeps: look again. */
+		if (d > t + REKEY_CHECK_MS)
+			d = t + REKEY_CHECK_MS;
 		if (d < until)
 			until = d;
 	}

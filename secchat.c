@@ -84,6 +84,16 @@ os_accept(int lfd, struct sockaddr *sa, socklen_t *len)
 	return accept4(lfd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
+/*
+ * Keep the pages of p[0..n) out of swap, as far as RLIMIT_MEMLOCK allows;
+ * beyond it they stay swappable (documented), which is no reason to stop.
+ */
+static void
+lock_secrets(const void *p, size_t n)
+{
+	(void)mlock(p, n);
+}
+
 /* Run this same program again, from the start, with the environment now. */
 static void
 os_reexec(char *argv[])
@@ -329,21 +339,23 @@ static void crypto_fail(const char *) __attribute__((noreturn));
  * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
  * listener, from before its first accept) a bug in the code that handles
  * what the peer sends cannot open a file, start a program or make a
- * connection: any system call not listed kills the process.  The lists
- * are what strace -f shows secchat and libcrypto call after that point:
- * the I/O engine, the clock, signals, the allocator and getrandom (DRBG
- * reseeds, ephemeral keys); ioctl only for the terminal's modes and size,
- * fcntl only for file status flags, no executable memory.
+ * connection: any system call not listed kills the process.  strace -f
+ * of sessions (bulk, line mode, rekeys every record, a chat at a terminal,
+ * a -k listener) shows read, write, poll, shutdown, close, munmap, futex,
+ * fcntl (F_SETFL at exit), ioctl (TCGETS, TCSETS), exit_group, and for -k
+ * accept4 and setsockopt; the rest is what those paths can reach: the
+ * clock without the vDSO, signals (a fatal one re-raised, abort), the
+ * allocator and getrandom (DRBG reseeds, ephemeral keys), the terminal's
+ * size for a line editor.  ioctl only for those, fcntl only for file status
+ * flags, no executable memory.
  */
 
 #if defined(__x86_64__)
 #define SB_ARCH		AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
 #define SB_ARCH		AUDIT_ARCH_AARCH64
-#elif defined(__i386__)
-#define SB_ARCH		AUDIT_ARCH_I386
-#else
-#error "secchat's sandbox: add this architecture's AUDIT_ARCH"
+#else	/* 32-bit ABIs name other calls (fcntl64, socketcall, ...) */
+#error "secchat's sandbox: add this architecture's AUDIT_ARCH and calls"
 #endif
 
 /*
@@ -423,18 +435,12 @@ sandbox_enter(const struct options *opt, int kind)
 		SB_ALLOW(__NR_close), SB_ALLOW(__NR_shutdown),
 		SB_ALLOW(__NR_getsockopt),
 		SB_ALLOW(__NR_clock_gettime), SB_ALLOW(__NR_gettimeofday),
-#ifdef __NR_clock_gettime64
-		SB_ALLOW(__NR_clock_gettime64),
-#endif
 		SB_ALLOW(__NR_getrandom), SB_ALLOW(__NR_futex),
 		/* The allocator: memory, never executable. */
 		SB_ALLOW(__NR_brk), SB_ALLOW(__NR_munmap), SB_ALLOW(__NR_mremap),
 		SB_ALLOW(__NR_madvise),
 #ifdef __NR_mmap
 		SB_ALLOW_NOT(__NR_mmap, 2, PROT_EXEC),
-#endif
-#ifdef __NR_mmap2
-		SB_ALLOW_NOT(__NR_mmap2, 2, PROT_EXEC),
 #endif
 		SB_ALLOW_NOT(__NR_mprotect, 2, PROT_EXEC),
 		/* The terminal: modes for the line editor, its size. */
@@ -492,8 +498,28 @@ test_hook(const char *name)
 
 	return h != NULL && strcmp(h, name) == 0;
 }
+
+/* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
+static void
+test_show(const char *what, const uint8_t *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char hex[2 * SECRET_LEN + 1];
+	size_t i;
+
+	if (!test_hook("secrets") || n > SECRET_LEN)
+		return;
+	for (i = 0; i < n; i++) {
+		hex[2 * i] = digits[p[i] >> 4];
+		hex[2 * i + 1] = digits[p[i] & 15];
+	}
+	hex[2 * n] = '\0';
+	warnx("test: %s %s", what, hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
+}
 #else
-#define test_hook(name)	0
+#define test_hook(name)		0
+#define test_show(what, p, n)	((void)0)
 #endif
 
 /* ---------------------------------------------------------------------- */
@@ -726,6 +752,7 @@ static void
 pake_set_w(struct pake *pk, const uint8_t w[SCALAR_LEN])
 {
 	memcpy(pk->w_bytes, w, SCALAR_LEN);
+	test_show("w", w, SCALAR_LEN);
 	pk->w = scalar_from_bytes(w, SCALAR_LEN);
 	pk->wM = point_mul(pk, pk->M, pk->w);
 	pk->wN = point_mul(pk, pk->N, pk->w);
@@ -978,6 +1005,9 @@ direction_set(struct direction *d, const uint8_t secret[SECRET_LEN])
 
 	memcpy(d->secret, secret, SECRET_LEN);
 	derive_key_iv(d->secret, key, d->iv);
+	test_show("secret", d->secret, SECRET_LEN);
+	test_show("key", key, KEY_LEN);
+	test_show("iv", d->iv, IV_LEN);
 	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, key, NULL, -1) != 1)
 		crypto_fail("EVP_CipherInit_ex");
 	OPENSSL_cleanse(key, sizeof(key));
@@ -1048,6 +1078,7 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1)
 		crypto_fail("AES-256-GCM encryption");
+	OPENSSL_cleanse(nonce, sizeof(nonce));	/* the first one is the IV */
 	/* A large payload is encrypted from where it lies, a small one copied. */
 	if (len >= SEAL_IN_PLACE) {
 		if (EVP_EncryptUpdate(d->ctx, inner, &n, payload, len) != 1)
@@ -1086,8 +1117,10 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 	int n;
 
 	make_nonce(d, nonce);
-	if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_DecryptUpdate(d->ctx, NULL, &n, rec, LEN_LEN) != 1 ||
+	if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1)
+		crypto_fail("AES-256-GCM decryption");
+	OPENSSL_cleanse(nonce, sizeof(nonce));	/* the first one is the IV */
+	if (EVP_DecryptUpdate(d->ctx, NULL, &n, rec, LEN_LEN) != 1 ||
 	    EVP_DecryptUpdate(d->ctx, plain, &n, rec + LEN_LEN,
 	    inner_len) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
@@ -1745,6 +1778,7 @@ fill_tx(struct session *s)
 	    tx_room(s)) {
 		send_record(s, TYPE_CLOSE, NULL, 0);
 		s->c.tx_state = TX_CLOSE_QUEUED;
+		direction_free(&s->c.tx);	/* nothing more to seal */
 	}
 }
 
@@ -1813,6 +1847,7 @@ on_close(struct session *s, size_t n)
 	if (n != 0)
 		return reject_record(s, n, "CLOSE with a payload");
 	rx_got_close(&s->c);
+	direction_free(&s->c.rx);	/* nothing more to open: keys go now */
 	peer_closed(s);
 	return GO_ON;
 }
@@ -1935,6 +1970,7 @@ net_refused(struct session *s, int e)
 	s->c.tx_errno = e;
 	s->txb.pos = s->txb.len;
 	s->c.tx_state = TX_FAILED;
+	direction_free(&s->c.tx);
 }
 
 /*
@@ -2188,6 +2224,10 @@ session_alloc(struct session *s, const struct options *opt)
 			err(EXIT_FAIL, "malloc");
 		s->bufs[i].cap = cap[i];
 	}
+	/* Keys in c, plaintext in in and out; the rest is ciphertext. */
+	lock_secrets(s, sizeof(*s));
+	lock_secrets(s->in.data, s->in.cap);
+	lock_secrets(s->out.data, s->out.cap);
 	s->c.net = -1;
 }
 
@@ -2383,6 +2423,8 @@ accept_connection(int lfd, const struct options *opt)
 	char host[NI_MAXHOST], port[NI_MAXSERV];
 	int fd;
 
+	if (test_hook("secrets"))	/* the last connection is wiped by now */
+		warnx("test: accepting");
 	for (;;) {
 		len = sizeof(ss);
 		if ((fd = os_accept(lfd, (struct sockaddr *)&ss, &len)) != -1) {
@@ -2599,6 +2641,7 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 		errx(EXIT_FAIL, "password and salt give w = 0; try again");
 	}
 	OPENSSL_cleanse(pass, pass_len);
+	lock_secrets(&pk, sizeof(pk));
 	pake_init(&pk, w);
 	OPENSSL_cleanse(w, sizeof(w));
 	lfd = listen_socket(opt);
@@ -2609,6 +2652,8 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = handshake_listener(&s, &pk, salt, opt->iterations,
 		    deadline_in(handshake_secs(opt)), c2s, s2c);
+		if (!opt->kflag)	/* no next handshake: w is of no use */
+			pake_clear_w(&pk);
 		if (status == GO_ON)
 			status = session_traffic(&s, 0, c2s, s2c);
 		conn_end(&s);
@@ -2888,6 +2933,7 @@ main(int argc, char *argv[])
 		return EXIT_OK;
 	}
 	parse_options(argc, argv, &opt);
+	lock_secrets(pass, sizeof(pass));
 	if (!opt.sandbox)
 		warnx("warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox "
 		    "(for debugging only)");

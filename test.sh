@@ -467,6 +467,110 @@ t_env_cleared() {	# libcrypto starts without OPENSSL_*, the resolver without its
 }
 
 # ---------------------------------------------------------------------------
+# Secrets in memory: tests/secchat-hooks with SECCHAT_TEST_HOOK=secrets
+# prints w and every secret, key and IV it sets; tests/memscan.py looks for
+# them in the process.  Reading /proc/PID/mem of a process that is not
+# dumpable takes root.
+
+SECRETS="env -u SECCHAT_NO_SANDBOX SECCHAT_TEST_HOOK=secrets $HOOKS"
+
+# shown NAME KIND: the values of KIND (w, secret, key, iv) NAME printed.
+shown() { sed -n "s/^secchat: test: $2 \([0-9a-f]*\)\$/\1/p" "$T/w/$1.err"; }
+
+# as_absent VALUE...: memscan arguments.
+as_absent() { local v; for v in "$@"; do printf -- '--absent %s ' "$v"; done; }
+
+text_hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+can_read_memory() {
+	[ "$(id -u)" = 0 ] && return 0
+	echo "skipped: reading a non-dumpable process's memory needs root"
+	return 1
+}
+
+t_mem_idle_k_listener() {	# after a session: no plaintext, no key left
+	can_read_memory || return 0
+	printf 'listener says 1357\n' > "$T/w/a"
+	printf 'my bank PIN is 2468\n' > "$T/w/b"
+	SECCHAT=$SECRETS listen l "$T/w/a" $SC -k -r 1 127.0.0.1 0 || return 1
+	dial c "$T/w/b" $SC -r 1 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/b" "$T/w/l.out" || return 1
+	local i
+	for i in $(seq 100); do	# the listener is back at accept()
+		[ "$(grep -c '^secchat: test: accepting$' "$T/w/l.err")" -ge 2 ] && break
+		sleep 0.05
+	done
+	expect "secrets shown" "$(shown l secret | wc -l)" 4 || return 1
+	# w stays for the next handshake: the scan must find it.
+	python3 tests/memscan.py "$(child "$LPID")" --present "$(shown l w)" \
+	    $(as_absent $(shown l secret) $(shown l key) $(shown l iv) \
+	    "$(text_hex 'my bank PIN is 2468')" "$(text_hex 'listener says 1357')")
+}
+
+# quiet_fifo NAME: a FIFO that gives nothing for 10 s, then EOF.
+quiet_fifo() {
+	mkfifo "$T/w/$1"
+	sleep 10 > "$T/w/$1" &
+	PIDS="$PIDS $!"
+	QPID=$!
+}
+
+t_mem_no_w_after_handshake() {	# a listener without -k: w goes at once
+	can_read_memory || return 0
+	quiet_fifo lq; local lq=$QPID
+	quiet_fifo cq
+	SECCHAT=$SECRETS listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT -v $SC 127.0.0.1 "$PORT" < "$T/w/cq" > "$T/w/c.out" \
+	    2> "$T/w/c.err" &
+	PIDS="$PIDS $!"
+	wait_number X "$T/w/l.err" "$LPID" 'secchat: \(handshake\) done' || return 1
+	# The first secret shown is our sending one: still in use, so there.
+	python3 tests/memscan.py "$(child "$LPID")" \
+	    --present "$(shown l secret | head -n 1)" --absent "$(shown l w)"
+}
+
+t_mem_direction_closed() {	# the peer's CLOSE: its direction's keys go
+	can_read_memory || return 0
+	quiet_fifo lq
+	seq 1 5 > "$T/w/b"
+	SECCHAT=$SECRETS listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT -v $SC -r 1 127.0.0.1 "$PORT" < "$T/w/b" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	PIDS="$PIDS $!"
+	local i p=
+	for i in $(seq 100); do
+		cmp -s "$T/w/b" "$T/w/l.out" && break; sleep 0.05
+	done
+	same "$T/w/b" "$T/w/l.out" || return 1
+	# Secrets: ours (sending, epoch 0) first, then each of the peer's.
+	local tx rx
+	tx=$(shown l secret | head -n 1)
+	rx="$(shown l secret | sed 1d) $(shown l key | sed 1d) $(shown l iv | sed 1d)"
+	expect "peer's secrets shown" "$(shown l secret | sed 1d | wc -l)" 6 || return 1
+	p=$(child "$LPID")
+	for i in $(seq 20); do	# the CLOSE right behind the last line
+		python3 tests/memscan.py "$p" --present "$tx" $(as_absent $rx) \
+		    > "$T/w/scan" && return 0
+		sleep 0.05
+	done
+	cat "$T/w/scan"
+	return 1
+}
+
+t_mlock() {	# the pages of keys and plaintext are locked, if allowed
+	local limit
+	limit=$(ulimit -l)
+	[ "$limit" = unlimited ] || [ "$(id -u)" = 0 ] || [ "$limit" -ge 2048 ] ||
+	    { echo "skipped: RLIMIT_MEMLOCK is $limit KiB"; return 0; }
+	quiet_fifo lq
+	listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	local kb
+	kb=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$(child "$LPID")/status")
+	# stdin's and stdout's buffers alone are 384 KiB.
+	[ "${kb:-0}" -ge 384 ] || { echo "VmLck: ${kb:-?} kB"; return 1; }
+}
+
+# ---------------------------------------------------------------------------
 # Through a relay that records, and can attack, what crosses the wire.
 
 # relayed SPEC LIN CIN ARGS...: listener <- relay <- connector.
@@ -1138,6 +1242,10 @@ run "sandbox: a forbidden call kills the listener" t_sandbox_kills_listener
 run "sandbox: a forbidden call kills a -k listener" t_sandbox_kills_k_listener
 run "sandbox: SECCHAT_NO_SANDBOX turns it off, with a warning" t_sandbox_debug_switch
 run "OPENSSL_* and resolver variables are gone before libcrypto starts" t_env_cleared
+run "secrets: an idle -k listener holds no plaintext and no key" t_mem_idle_k_listener
+run "secrets: a listener without -k forgets w after its handshake" t_mem_no_w_after_handshake
+run "secrets: a direction's keys go at its CLOSE" t_mem_direction_closed
+run "secrets: buffers and keys are locked in memory" t_mlock
 run "hardened build: PIE, BIND_NOW, RELRO, stack protector, FORTIFY" t_hardened
 run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_fails
 run "password prompt on the terminal, without echo" t_password_prompt

@@ -499,21 +499,17 @@ test_hook(const char *name)
 	return h != NULL && strcmp(h, name) == 0;
 }
 
+static char *hex_encode(char *, const uint8_t *, size_t);
+
 /* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
 static void
 test_show(const char *what, const uint8_t *p, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
 	char hex[2 * SECRET_LEN + 1];
-	size_t i;
 
 	if (!test_hook("secrets") || n > SECRET_LEN)
 		return;
-	for (i = 0; i < n; i++) {
-		hex[2 * i] = digits[p[i] >> 4];
-		hex[2 * i + 1] = digits[p[i] & 15];
-	}
-	hex[2 * n] = '\0';
+	*hex_encode(hex, p, n) = '\0';
 	warnx("test: %s %s", what, hex);
 	OPENSSL_cleanse(hex, sizeof(hex));
 }

@@ -35,7 +35,9 @@
  *     records up to the first modified or invalid record (nothing from it
  *     or after it); the session fails (EXIT_AUTH) at an invalid type, a
  *     REKEY or CLOSE with a payload, an all-zero inner, or a record after
- *     CLOSE; it never reports CLOSE after a modification.
+ *     CLOSE; it never reports CLOSE after a modification;
+ *   - once the peer's CLOSE is in, the receive direction's keys are gone
+ *     (no cipher context, a zero secret), its epoch still counted.
  */
 #define SECCHAT_NO_MAIN
 #include "../secchat.c"
@@ -319,6 +321,7 @@ build(struct input *in, struct model *m)
  */
 static struct session s;
 static size_t rxb_used, out_used;
+static const uint8_t zero_secret[SECRET_LEN];
 
 static void
 free_session(void)
@@ -433,8 +436,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (status == GO_ON && buf_pending(&s.rxb) != wire_len - ref.consumed)
 		FAIL("bytes left in rxb: %zu, reference: %zu",
 		    buf_pending(&s.rxb), wire_len - ref.consumed);
-	if (status == GO_ON && s.c.rx.epoch != ref.epoch)
+	if (status == GO_ON && s.c.rekeys_recv != ref.epoch)
 		FAIL("receive epoch is not the reference's");
+	if (status == GO_ON && !rx_closed(&s.c) && s.c.rx.epoch != ref.epoch)
+		FAIL("receive direction's epoch is not the reference's");
+	/* A closed direction's keys are gone at once. */
+	if (status == GO_ON && rx_closed(&s.c) && (s.c.rx.ctx != NULL ||
+	    CRYPTO_memcmp(s.c.rx.secret, zero_secret, SECRET_LEN) != 0))
+		FAIL("keys of the closed receive direction still there");
 
 	/* Against the prediction from what was sealed. */
 	if (structured) {

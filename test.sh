@@ -394,6 +394,14 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 # ---------------------------------------------------------------------------
 # The sandbox and the environment.
 
+# quiet_fifo NAME [SECONDS]: a FIFO that gives nothing for SECONDS (10),
+# then EOF.
+quiet_fifo() {
+	mkfifo "$T/w/$1"
+	sleep "${2:-10}" > "$T/w/$1" &
+	PIDS="$PIDS $!"
+}
+
 # sandboxed_attempt ROLE: the ROLE (l, c or k for a -k listener) tries a
 # forbidden call right after the handshake: SIGSYS, and the peer reports
 # the stream truncated.
@@ -405,18 +413,16 @@ sandboxed_attempt() {
 	esac
 	# The survivor sends nothing for a while: unread data would make the
 	# kernel answer the death with a reset instead of an end of stream.
-	mkfifo "$T/w/quiet"
-	sleep 3 > "$T/w/quiet" &
-	PIDS="$PIDS $!"
+	quiet_fifo quiet 3
 	local lin=/dev/null cin=$T/w/quiet
 	[ "$role" = c ] && lin=$T/w/quiet cin=/dev/null
 	SECCHAT=$lbin listen l "$lin" $SC $k 127.0.0.1 0 || return 1
 	SECCHAT=$cbin dial c "$cin" $SC 127.0.0.1 "$PORT"
 	reap
-	local dead=$CRC peer=l
-	[ "$role" = c ] || dead=$LRC peer=c
+	local dead=$CRC peer=l survived=$LRC
+	[ "$role" = c ] || dead=$LRC peer=c survived=$CRC
 	expect "status of the one that tried" "$dead" 159 &&	# 128 + SIGSYS
-	    expect "peer status" "$( [ $peer = l ] && echo $LRC || echo $CRC)" 1 &&
+	    expect "peer status" "$survived" 1 &&
 	    has_line "$T/w/$peer.err" "secchat: connection closed before CLOSE: stream truncated"
 }
 t_sandbox_kills_connector() { sandboxed_attempt c; }
@@ -434,22 +440,23 @@ t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: the same attempt succeeds
 }
 
 t_sandbox_status() {	# the kernel's view: filter mode, no new privileges
-	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p
+	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p cpid
 	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
 	p=$(child "$LPID")
 	grep -qx 'Seccomp:	2' "/proc/$p/status" || { echo "-k listener: no filter"; return 1; }
-	{ echo hi; sleep 10; } | timeout 20 $SECCHAT $SC -v 127.0.0.1 "$PORT" \
+	quiet_fifo cq
+	timeout 20 $SECCHAT $SC -v 127.0.0.1 "$PORT" < "$T/w/cq" \
 	    > "$T/w/c.out" 2> "$T/w/c.err" &
-	PIDS="$PIDS $!"
-	wait_number X "$T/w/c.err" "$!" 'secchat: \(handshake\) done' || return 1
-	p=$(pgrep -f -n "^$HOOKS $SC -v 127.0.0.1 $PORT")
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_number X "$T/w/c.err" "$cpid" 'secchat: \(handshake\) done' || return 1
+	p=$(child "$cpid")
 	grep -qx 'Seccomp:	2' "/proc/$p/status" &&
 	    grep -qx 'NoNewPrivs:	1' "/proc/$p/status"
 }
 
 t_env_cleared() {	# libcrypto starts without OPENSSL_*, the resolver without its
-	local SECCHAT_TEST_HOOK=startup clean dirty
-	export SECCHAT_TEST_HOOK
+	local clean dirty caps
 	clean=$(env -i SECCHAT_TEST_HOOK=startup KEEP=me "$HOOKS")
 	dirty=$(env -i SECCHAT_TEST_HOOK=startup KEEP=me OPENSSL_ia32cap=0:0 \
 	    OPENSSL_CONF=/nonexistent OPENSSL_MODULES=/tmp OPENSSL_ENGINES=/tmp \
@@ -461,7 +468,6 @@ t_env_cleared() {	# libcrypto starts without OPENSSL_*, the resolver without its
 	same "$T/w/env" "$T/w/env.want" || return 1
 	# With AES-NI in the CPU, libcrypto uses it (bit 57 of the vector).
 	grep -qw aes /proc/cpuinfo || return 0
-	local caps
 	caps=$(printf '%s\n' "$dirty" | sed -n 's/^OPENSSL_ia32cap=\(0x[0-9a-f]*\):.*/\1/p')
 	expect "AES-NI bit of $caps" "$(( (caps >> 57) & 1 ))" 1
 }
@@ -507,17 +513,9 @@ t_mem_idle_k_listener() {	# after a session: no plaintext, no key left
 	    "$(text_hex 'my bank PIN is 2468')" "$(text_hex 'listener says 1357')")
 }
 
-# quiet_fifo NAME: a FIFO that gives nothing for 10 s, then EOF.
-quiet_fifo() {
-	mkfifo "$T/w/$1"
-	sleep 10 > "$T/w/$1" &
-	PIDS="$PIDS $!"
-	QPID=$!
-}
-
 t_mem_no_w_after_handshake() {	# a listener without -k: w goes at once
 	can_read_memory || return 0
-	quiet_fifo lq; local lq=$QPID
+	quiet_fifo lq
 	quiet_fifo cq
 	SECCHAT=$SECRETS listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
 	timeout 20 $SECCHAT -v $SC 127.0.0.1 "$PORT" < "$T/w/cq" > "$T/w/c.out" \

@@ -41,6 +41,12 @@ tests/kat: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
 	    tests/kat.c $(LDFLAGS) $(CRYPTO_LIBS)
 
+# A test build that leaks each traffic secret to $$SECCHAT_TEST_LEAK, for
+# the compromise test; never installed.
+tests/secchat-leak: secchat.c | libcrypto-check
+	$(CC) $(WARN) -DSECCHAT_TEST_LEAK $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
+	    secchat.c $(LDFLAGS) $(CRYPTO_LIBS)
+
 asan/secchat: secchat.c | libcrypto-check
 	@mkdir -p asan
 	$(CC) $(WARN) $(SAN) $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
@@ -53,10 +59,11 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 # sandbox (LeakSanitizer's exit-time scan clones a tracer thread, ptraces
 # the process and reads /proc/self/maps, all of which the sandbox kills);
 # the sandbox tests run on tests/secchat-hooks either way.
-check: secchat tests/kat tests/secchat-hooks
+check: secchat tests/kat tests/secchat-hooks tests/secchat-leak
 	./test.sh
 
-check-asan: secchat tests/secchat-hooks asan/secchat tests/kat-asan
+check-asan: secchat tests/secchat-hooks asan/secchat tests/kat-asan \
+	    tests/secchat-leak
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
@@ -78,7 +85,7 @@ demo: secchat
 
 clean:
 	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
-	    fuzz/*_fuzz
+	    tests/secchat-leak fuzz/*_fuzz
 
 install: secchat
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)

@@ -5,6 +5,14 @@ MANDIR	 = $(PREFIX)/share/man/man1
 CC	?= cc
 CFLAGS	?= -O2
 WARN	 = -std=c11 -Wall -Wextra
+# Hardening, on by default and before the user's CFLAGS/LDFLAGS so that
+# these can still override it; flags the compiler lacks are left out.
+cc_has	 = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && \
+	   echo $(1))
+HARDEN	:= -fPIE -fstack-protector-strong -U_FORTIFY_SOURCE \
+	   -D_FORTIFY_SOURCE=2 $(call cc_has,-fstack-clash-protection) \
+	   $(call cc_has,-fcf-protection)
+HARDEN_LD = -pie -Wl,-z,relro,-z,now,-z,noexecstack
 CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto 2>/dev/null)
 SAN	 = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -20,8 +28,14 @@ libcrypto-check:
 	    { echo "$(NEEDS)" >&2; exit 1; }
 
 secchat: secchat.c | libcrypto-check
-	$(CC) $(WARN) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c \
-	    $(LDFLAGS) $(CRYPTO_LIBS)
+	$(CC) $(WARN) $(HARDEN) $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ secchat.c \
+	    $(HARDEN_LD) $(LDFLAGS) $(CRYPTO_LIBS)
+
+# The same program with test hooks (SECCHAT_TEST_HOOK), for test.sh only.
+tests/secchat-hooks: secchat.c | libcrypto-check
+	$(CC) $(WARN) $(HARDEN) $(CFLAGS) $(CRYPTO_CFLAGS) \
+	    -DSECCHAT_TEST_HOOKS -o $@ secchat.c $(HARDEN_LD) $(LDFLAGS) \
+	    $(CRYPTO_LIBS)
 
 tests/kat: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
@@ -41,16 +55,27 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(SAN) $(CRYPTO_CFLAGS) -o $@ \
 	    tests/kat.c $(CRYPTO_LIBS)
 
-# The whole suite, then again on a sanitizer build.
-check: secchat tests/kat tests/secchat-leak
+# The whole suite, then again on a sanitizer build.  That build has no
+# sandbox (LeakSanitizer's exit-time scan clones a tracer thread, ptraces
+# the process and reads /proc/self/maps, all of which the sandbox kills);
+# the sandbox tests run on tests/secchat-hooks either way.
+check: secchat tests/kat tests/secchat-hooks tests/secchat-leak
 	./test.sh
 
-check-asan: asan/secchat tests/kat-asan tests/secchat-leak
+check-asan: secchat tests/secchat-hooks asan/secchat tests/kat-asan \
+	    tests/secchat-leak
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh
+
+# Deep fuzzing, not for CI: each target until FUZZ_LONG_RUNS executions or
+# an hour, whichever comes first (the three run at once).
+FUZZ_LONG_RUNS ?= 10000000
+fuzz-long:
+	FUZZ_SECONDS=3600 FUZZ_FLAGS="-runs=$(FUZZ_LONG_RUNS) $(FUZZ_FLAGS)" \
+	    ./fuzz/run.sh
 
 bench: secchat
 	./bench/bench.sh
@@ -59,8 +84,8 @@ demo: secchat
 	./examples/demo.sh
 
 clean:
-	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-leak \
-	    fuzz/*_fuzz
+	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
+	    tests/secchat-leak fuzz/*_fuzz
 
 install: secchat
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
@@ -70,5 +95,5 @@ install: secchat
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1
 
-.PHONY: all libcrypto-check check check-asan fuzz bench demo clean install \
-	uninstall
+.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo clean \
+	install uninstall

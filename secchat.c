@@ -12,7 +12,7 @@
  *   internal failures (libcrypto refusing valid input): die at once.
  */
 
-#define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK */
+#define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK, environ */
 
 #include <sys/types.h>
 #include <sys/mman.h>
@@ -54,6 +54,56 @@
 #include <openssl/obj_mac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Portability: everything Linux- and glibc-specific is here and in the
+ * sandbox section below; a port starts with these few functions.
+ */
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+/* Rekey and idle timers: elapsed time, the machine's sleep included. */
+#define OS_CLOCK	CLOCK_BOOTTIME
+
+/* No core file, no ptrace by other processes of the user. */
+static int
+os_no_core_dumps(void)
+{
+	struct rlimit no_core = { 0, 0 };
+
+	return prctl(PR_SET_DUMPABLE, 0) == -1 ||
+	    setrlimit(RLIMIT_CORE, &no_core) == -1 ? -1 : 0;
+}
+
+/* accept(2) with the new descriptor non-blocking and close-on-exec. */
+static int
+os_accept(int lfd, struct sockaddr *sa, socklen_t *len)
+{
+	return accept4(lfd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+/*
+ * Keep the pages of p[0..n) out of swap, as far as RLIMIT_MEMLOCK allows;
+ * beyond it they stay swappable (documented), which is no reason to stop.
+ */
+static void
+lock_secrets(const void *p, size_t n)
+{
+	(void)mlock(p, n);
+}
+
+/* Run this same program again, from the start, with the environment now. */
+static void
+os_reexec(char *argv[])
+{
+	execv("/proc/self/exe", argv);
+}
 
 /* secchat/2 constants and wire sizes (doc/PROTOCOL.md). */
 #define MAGIC		"SECCHAT\002"	/* "SECCHAT" || version 0x02 */
@@ -137,6 +187,7 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define DEF_REKEY_SECS	60
 #define DEF_PAD_CHAT	64		/* -P in line mode at a terminal */
 #define DEF_HS_TIMEOUT	30
+#define REKEY_CHECK_MS	1000		/* clock look while a rekey timer runs */
 #define MAX_PASSFILE	4096
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
@@ -202,12 +253,14 @@ struct options {
 	int	 timeout;		/* -w seconds, -1: none */
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
+	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
 };
 
-/* The curve and the password-derived values, fixed for the whole process. */
+/* The curve and M, N; then the password-derived values, for the process. */
 struct pake {
 	EC_GROUP *group;
 	BN_CTX	*bn;
+	EC_POINT *M, *N;
 	BIGNUM	*w;
 	uint8_t	 w_bytes[SCALAR_LEN];
 	EC_POINT *wM, *wN;		/* w*M, w*N */
@@ -326,6 +379,7 @@ struct session {
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
 	unsigned long number;		/* of the connection, for -e */
+	int	 one_session;		/* the process ends with this session */
 	size_t	 pad;			/* DATA inner lengths are multiples of it */
 	union {				/* allocated once, for -k */
 		struct { struct buf in, txb, rxb, out, errq; };
@@ -359,6 +413,206 @@ static int session_fail(struct session *, int, const char *, ...)
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Sandbox: a seccomp-bpf allow-list, in the manner of OpenSSH's
+ * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
+ * listener, from before its first accept) a bug in the code that handles
+ * what the peer sends cannot open a file, start a program or make a
+ * connection: any system call not listed kills the process.  strace -f
+ * of sessions (bulk, line mode, rekeys every record, a chat at a terminal,
+ * a -k listener) shows read, write, poll, shutdown, close, munmap, futex,
+ * fcntl (F_SETFL at exit), ioctl (TCGETS, TCSETS), exit_group, and for -k
+ * accept4 and setsockopt; the rest is what those paths can reach: the
+ * clock without the vDSO, signals (a fatal one re-raised, abort), the
+ * allocator and getrandom (DRBG reseeds, ephemeral keys), the terminal's
+ * size for a line editor.  ioctl only for those, fcntl only for file status
+ * flags, no executable memory.
+ */
+
+#if defined(__x86_64__)
+#define SB_ARCH		AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SB_ARCH		AUDIT_ARCH_AARCH64
+#else	/* 32-bit ABIs name other calls (fcntl64, socketcall, ...) */
+#error "secchat's sandbox: add this architecture's AUDIT_ARCH and calls"
+#endif
+
+/*
+ * A sanitizer build runs without: LeakSanitizer's scan at exit clones a
+ * tracer, ptraces the process and reads /proc/self/maps.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SB_SANITIZER	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SB_SANITIZER	1
+#endif
+#endif
+#ifndef SB_SANITIZER
+#define SB_SANITIZER	0
+#endif
+/* Nor does the leak build, which appends to its file mid-session. */
+#if SB_SANITIZER || defined(SECCHAT_TEST_LEAK)
+#define SB_NONE		1
+#else
+#define SB_NONE		0
+#endif
+
+#define SB_NR		offsetof(struct seccomp_data, nr)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SB_ARG_LO(n)	(offsetof(struct seccomp_data, args) + 8 * (n))
+#else
+#define SB_ARG_LO(n)	(offsetof(struct seccomp_data, args) + 8 * (n) + 4)
+#endif
+#define SB_LD(off)	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (off))
+#define SB_RET(v)	BPF_STMT(BPF_RET | BPF_K, (v))
+#define SB_KILL		SB_RET(SECCOMP_RET_KILL_PROCESS)
+#define SB_IF(nr, skip)	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, (skip))
+/* Allow the call nr. */
+#define SB_ALLOW(nr)	SB_IF(nr, 1), SB_RET(SECCOMP_RET_ALLOW)
+/*
+ * Allow nr when the low 32 bits of argument n are v (all the kernel reads
+ * of an int command or pid), or have none of bits; both reload nr after.
+ */
+#define SB_ALLOW_ARG(nr, n, v) \
+	SB_IF(nr, 4), SB_LD(SB_ARG_LO(n)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (v), 0, 1), \
+	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
+#define SB_ALLOW_NOT(nr, n, bits) \
+	SB_IF(nr, 4), SB_LD(SB_ARG_LO(n)), \
+	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (bits), 1, 0), \
+	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
+
+#define SANDBOX_SESSION		0	/* one session, this process */
+#define SANDBOX_LISTENER	1	/* a -k listener: sessions, accept */
+#define SANDBOX_MAX		160	/* instructions */
+
+static size_t
+sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
+    size_t count)
+{
+	if (n + count > SANDBOX_MAX)
+		abort();
+	memcpy(f + n, more, count * sizeof(*more));
+	return n + count;
+}
+
+/*
+ * Kill the process on any call that kind does not need; command, if not
+ * 0, is the -e command's pid, which the session waits for and may kill.
+ */
+static void
+sandbox_enter(const struct options *opt, int kind, pid_t command)
+{
+	const struct sock_filter head[] = {
+		SB_LD(offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SB_ARCH, 1, 0),
+		SB_KILL,
+		SB_LD(SB_NR),
+#ifdef __X32_SYSCALL_BIT	/* x32 calls have other numbers */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1),
+		SB_KILL,
+#endif
+	};
+	const struct sock_filter session[] = {
+		SB_ALLOW(__NR_read), SB_ALLOW(__NR_write),
+#ifdef __NR_poll
+		SB_ALLOW(__NR_poll),
+#endif
+		SB_ALLOW(__NR_ppoll),
+		SB_ALLOW(__NR_close), SB_ALLOW(__NR_shutdown),
+		SB_ALLOW(__NR_getsockopt),
+		SB_ALLOW(__NR_clock_gettime), SB_ALLOW(__NR_gettimeofday),
+		SB_ALLOW(__NR_getrandom), SB_ALLOW(__NR_futex),
+		/* The allocator: memory, never executable. */
+		SB_ALLOW(__NR_brk), SB_ALLOW(__NR_munmap), SB_ALLOW(__NR_mremap),
+		SB_ALLOW(__NR_madvise),
+#ifdef __NR_mmap
+		SB_ALLOW_NOT(__NR_mmap, 2, PROT_EXEC),
+#endif
+		SB_ALLOW_NOT(__NR_mprotect, 2, PROT_EXEC),
+		/* The terminal: modes for the line editor, its size. */
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCGETS),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETS),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
+		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
+		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
+		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
+		/* Signals: the fatal ones re-raised at ourselves, abort(). */
+		SB_ALLOW(__NR_rt_sigaction), SB_ALLOW(__NR_rt_sigprocmask),
+		SB_ALLOW(__NR_rt_sigreturn), SB_ALLOW(__NR_getpid),
+		SB_ALLOW(__NR_gettid),
+		SB_ALLOW_ARG(__NR_tgkill, 0, (uint32_t)getpid()),
+		SB_ALLOW(__NR_restart_syscall),
+		SB_ALLOW(__NR_exit), SB_ALLOW(__NR_exit_group),
+	};
+	const struct sock_filter listener[] = {
+		SB_ALLOW(__NR_accept4),
+		SB_ALLOW(__NR_setsockopt),
+		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
+	};
+	const struct sock_filter child[] = {
+		SB_ALLOW_ARG(__NR_wait4, 0, (uint32_t)command),
+		SB_ALLOW_ARG(__NR_kill, 0, (uint32_t)command),
+	};
+	const struct sock_filter tail[] = { SB_KILL };
+	struct sock_filter f[SANDBOX_MAX];
+	struct sock_fprog prog;
+	size_t n = 0;
+
+	if (!opt->sandbox || SB_NONE)
+		return;
+	n = sb_append(f, n, head, sizeof(head) / sizeof(head[0]));
+	n = sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
+	if (kind == SANDBOX_LISTENER)
+		n = sb_append(f, n, listener,
+		    sizeof(listener) / sizeof(listener[0]));
+	if (command != 0)
+		n = sb_append(f, n, child, sizeof(child) / sizeof(child[0]));
+	n = sb_append(f, n, tail, 1);
+	prog.len = n;
+	prog.filter = f;
+	/* No new privileges first: the kernel requires it, and so does sense. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1)
+		err(EXIT_FAIL, "installing the seccomp sandbox");
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Test hooks: compiled into tests/secchat-hooks only (-DSECCHAT_TEST_HOOKS),
+ * where SECCHAT_TEST_HOOK=name makes test_hook(name) true.
+ */
+#ifdef SECCHAT_TEST_HOOKS
+static int
+test_hook(const char *name)
+{
+	const char *h = getenv("SECCHAT_TEST_HOOK");
+
+	return h != NULL && strcmp(h, name) == 0;
+}
+
+static char *hex_encode(char *, const uint8_t *, size_t);
+
+/* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
+static void
+test_show(const char *what, const uint8_t *p, size_t n)
+{
+	char hex[2 * SECRET_LEN + 1];
+
+	if (!test_hook("secrets") || n > SECRET_LEN)
+		return;
+	*hex_encode(hex, p, n) = '\0';
+	warnx("test: %s %s", what, hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
+}
+#else
+#define test_hook(name)		0
+#define test_show(what, p, n)	((void)0)
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Small helpers. */
@@ -402,13 +656,13 @@ get_u32(const uint8_t *p)
 	    (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Milliseconds on the monotonic clock. */
+/* Milliseconds since some fixed point, counting suspended time. */
 static int64_t
 now_ms(void)
 {
 	struct timespec ts;
 
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+	if (clock_gettime(OS_CLOCK, &ts) == -1)
 		err(EXIT_FAIL, "clock_gettime");
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -571,47 +825,66 @@ scalar_from_bytes(const uint8_t *p, size_t n)
 	return s;
 }
 
-/*
- * Set up the curve and the w-dependent points.  w is given as 32 bytes,
- * already reduced; it must not be 0.
- */
+/* Set up the curve, M and N: the same whatever the password. */
 static void
-pake_init(struct pake *pk, const uint8_t w[SCALAR_LEN])
+pake_curve(struct pake *pk)
 {
-	EC_POINT *m, *n;
-
 	memset(pk, 0, sizeof(*pk));
 	if ((pk->group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1))
 	    == NULL || (pk->bn = BN_CTX_new()) == NULL)
 		crypto_fail("EC_GROUP_new_by_curve_name");
-	memcpy(pk->w_bytes, w, SCALAR_LEN);
-	pk->w = scalar_from_bytes(w, SCALAR_LEN);
-	if ((m = decode_point(pk->group, spake2_m, sizeof(spake2_m), pk->bn))
-	    == NULL || (n = decode_point(pk->group, spake2_n,
+	if ((pk->M = decode_point(pk->group, spake2_m, sizeof(spake2_m),
+	    pk->bn)) == NULL || (pk->N = decode_point(pk->group, spake2_n,
 	    sizeof(spake2_n), pk->bn)) == NULL)
 		crypto_fail("decoding M and N");
-	pk->wM = point_mul(pk, m, pk->w);
-	pk->wN = point_mul(pk, n, pk->w);
-	pk->neg_wM = point_mul(pk, m, pk->w);
-	pk->neg_wN = point_mul(pk, n, pk->w);
+}
+
+/* The w-dependent values.  w is given as 32 bytes, reduced, not 0. */
+static void
+pake_set_w(struct pake *pk, const uint8_t w[SCALAR_LEN])
+{
+	memcpy(pk->w_bytes, w, SCALAR_LEN);
+	test_show("w", w, SCALAR_LEN);
+	pk->w = scalar_from_bytes(w, SCALAR_LEN);
+	pk->wM = point_mul(pk, pk->M, pk->w);
+	pk->wN = point_mul(pk, pk->N, pk->w);
+	if ((pk->neg_wM = EC_POINT_dup(pk->wM, pk->group)) == NULL ||
+	    (pk->neg_wN = EC_POINT_dup(pk->wN, pk->group)) == NULL)
+		crypto_fail("EC_POINT_dup");
 	if (EC_POINT_invert(pk->group, pk->neg_wM, pk->bn) != 1 ||
 	    EC_POINT_invert(pk->group, pk->neg_wN, pk->bn) != 1)
 		crypto_fail("EC_POINT_invert");
-	EC_POINT_free(m);
-	EC_POINT_free(n);
 }
 
+/* Forget w and every point made from it; the curve stays. */
 static void
-pake_free(struct pake *pk)
+pake_clear_w(struct pake *pk)
 {
 	EC_POINT_clear_free(pk->wM);
 	EC_POINT_clear_free(pk->wN);
 	EC_POINT_clear_free(pk->neg_wM);
 	EC_POINT_clear_free(pk->neg_wN);
 	BN_clear_free(pk->w);
+	OPENSSL_cleanse(pk->w_bytes, sizeof(pk->w_bytes));
+	pk->wM = pk->wN = pk->neg_wM = pk->neg_wN = NULL;
+	pk->w = NULL;
+}
+
+static void
+pake_init(struct pake *pk, const uint8_t w[SCALAR_LEN])
+{
+	pake_curve(pk);
+	pake_set_w(pk, w);
+}
+
+static void
+pake_free(struct pake *pk)
+{
+	pake_clear_w(pk);
+	EC_POINT_free(pk->M);
+	EC_POINT_free(pk->N);
 	BN_CTX_free(pk->bn);
 	EC_GROUP_free(pk->group);
-	OPENSSL_cleanse(pk->w_bytes, sizeof(pk->w_bytes));
 	memset(pk, 0, sizeof(*pk));
 }
 
@@ -824,6 +1097,9 @@ direction_set(struct direction *d, const uint8_t secret[SECRET_LEN])
 
 	memcpy(d->secret, secret, SECRET_LEN);
 	derive_key_iv(d->secret, key, d->iv);
+	test_show("secret", d->secret, SECRET_LEN);
+	test_show("key", key, KEY_LEN);
+	test_show("iv", d->iv, IV_LEN);
 	if (EVP_CipherInit_ex(d->ctx, NULL, NULL, key, NULL, -1) != 1)
 		crypto_fail("EVP_CipherInit_ex");
 	OPENSSL_cleanse(key, sizeof(key));
@@ -1082,6 +1358,7 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1)
 		crypto_fail("AES-256-GCM encryption");
+	OPENSSL_cleanse(nonce, sizeof(nonce));	/* the first one is the IV */
 	/* A large payload is encrypted from where it lies, a small one copied. */
 	if (len >= SEAL_IN_PLACE) {
 		if (EVP_EncryptUpdate(d->ctx, inner, &n, payload, len) != 1)
@@ -1120,8 +1397,10 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 	int n;
 
 	make_nonce(d, nonce);
-	if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_DecryptUpdate(d->ctx, NULL, &n, rec, LEN_LEN) != 1 ||
+	if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1)
+		crypto_fail("AES-256-GCM decryption");
+	OPENSSL_cleanse(nonce, sizeof(nonce));	/* the first one is the IV */
+	if (EVP_DecryptUpdate(d->ctx, NULL, &n, rec, LEN_LEN) != 1 ||
 	    EVP_DecryptUpdate(d->ctx, plain, &n, rec + LEN_LEN,
 	    inner_len) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
@@ -1976,6 +2255,9 @@ on_key(struct session *s, size_t n)
 		    "was used");
 	OPENSSL_cleanse(s->out.data + s->out.len, n);
 	rx_got_key0(&s->c);
+	/* The peer's KEY 0 read, the sandbox must kill us here. */
+	if (test_hook("forbidden"))
+		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 	return GO_ON;
 }
 
@@ -2104,15 +2386,33 @@ rx_record_waiting(const struct session *s)
 /* ---------------------------------------------------------------------- */
 /* -e: a command per session. */
 
-/* HOST and PORT as numbers, "?" if they cannot be had. */
+/*
+ * The numeric address and port.  A link-local IPv6 scope is printed as its
+ * number: glibc would name the interface with a socket and an ioctl, which
+ * a -k listener's sandbox forbids.
+ */
 static void
 addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
     char port[NI_MAXSERV])
 {
-	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	uint32_t scope = 0;
+	size_t n;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
+	if (ss.ss_family == AF_INET6) {
+		scope = sin6->sin6_scope_id;
+		sin6->sin6_scope_id = 0;
+	}
+	if (getnameinfo((struct sockaddr *)&ss, len, host, NI_MAXHOST, port,
+	    NI_MAXSERV, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		strcpy(host, "?");
 		strcpy(port, "?");
+	} else if (scope != 0) {
+		n = strlen(host);
+		(void)snprintf(host + n, NI_MAXHOST - n, "%%%u", scope);
 	}
 }
 
@@ -2408,6 +2708,7 @@ net_refused(struct session *s, int e)
 	s->c.tx_errno = e;
 	s->txb.pos = s->txb.len;
 	s->c.tx_state = TX_FAILED;
+	direction_free(&s->c.tx);
 }
 
 /*
@@ -2520,6 +2821,9 @@ poll_timeout(struct session *s, int64_t t)
 	if (tx_keying(&s->c) && s->c.tx.data_records > 0 &&
 	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 && tx_room(s)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
+		/* poll's timeout stops while the machine sleeps: look again. */
+		if (d > t + REKEY_CHECK_MS)
+			d = t + REKEY_CHECK_MS;
 		if (d < until)
 			until = d;
 	}
@@ -2666,11 +2970,16 @@ session_alloc(struct session *s, const struct options *opt)
 	if (opt->command != NULL)	/* -e: pipes to a command, no terminal */
 		s->stdin_tty = s->edit = s->shared_err = 0;
 	s->number = 1;
+	s->one_session = !opt->kflag;
 	for (i = 0; i < NBUFS; i++) {
 		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
 			err(EXIT_FAIL, "malloc");
 		s->bufs[i].cap = cap[i];
 	}
+	/* Keys in c, plaintext in in and out; the rest is ciphertext. */
+	lock_secrets(s, sizeof(*s));
+	lock_secrets(s->in.data, s->in.cap);
+	lock_secrets(s->out.data, s->out.cap);
 	s->c.net = -1;
 }
 
@@ -2728,9 +3037,12 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	direction_init(&s->c.rx, is_a ? s2c : c2s, 0);
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
-	note(s, "handshake done");
 	if ((status = spawn_command(s)) != GO_ON)
 		return status;
+	/* A -m 1 -k listener is in its wider one already, or in none (-e). */
+	if (s->one_session)
+		sandbox_enter(s->opt, SANDBOX_SESSION, s->c.cmd_pid);
+	note(s, "handshake done");
 	editor_start(s);
 	status = readwrite(s);
 	editor_hide(s);
@@ -2838,10 +3150,11 @@ accept_connection(int lfd, const struct options *opt)
 	char host[NI_MAXHOST], port[NI_MAXSERV];
 	int fd;
 
+	if (test_hook("secrets"))	/* the last connection is wiped by now */
+		warnx("test: accepting");
 	for (;;) {
 		len = sizeof(ss);
-		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		if ((fd = os_accept(lfd, (struct sockaddr *)&ss, &len)) != -1) {
 			if (tune_socket(fd) == 0)
 				break;
 			/* That connection's trouble, not the listener's. */
@@ -2958,10 +3271,11 @@ read_passfile(const char *path, char *pass, size_t cap)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &st) == -1)
 		err(EXIT_FAIL, "%s", path);
+	/* As ssh does for a private key: another user may have read it. */
 	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
-		warnx("warning: %s is accessible by group or others "
-		    "(mode %04o); chmod 600 it", path,
-		    (unsigned)st.st_mode & 07777);
+		errx(EXIT_FAIL, "%s is accessible by group or others "
+		    "(mode %04o); fix it with: chmod 600 %s", path,
+		    (unsigned)st.st_mode & 07777, path);
 	while (len < cap && (r = read(fd, pass + len, cap - len)) != 0) {
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -2998,7 +3312,7 @@ read_tty_password(char *pass, size_t cap)
 	quiet.c_lflag &= ~ECHO;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
 		err(EXIT_FAIL, "/dev/tty");
-	(void)write(fd, prompt, sizeof(prompt) - 1);
+	(void)write_full(fd, prompt, sizeof(prompt) - 1, INT64_MAX);
 	while (len < cap && (len == 0 || pass[len - 1] != '\n')) {
 		if ((r = read(fd, pass + len, cap - len)) == 0)
 			break;
@@ -3007,7 +3321,7 @@ read_tty_password(char *pass, size_t cap)
 		else if (errno != EINTR)
 			break;
 	}
-	(void)write(fd, "\n", 1);
+	(void)write_full(fd, "\n", 1, INT64_MAX);
 	restore_tty();
 	close(fd);
 	if (len == cap) {
@@ -3043,7 +3357,7 @@ read_password(const char *passfile, char *pass, size_t cap)
  * -1, learns how the handshake went (see serve_many).
  */
 static int
-serve_connection(struct session *s, const struct pake *pk,
+serve_connection(struct session *s, struct pake *pk,
     const uint8_t salt[SALT_LEN], int ctl)
 {
 	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
@@ -3057,9 +3371,12 @@ serve_connection(struct session *s, const struct pake *pk,
 	 * peer's next connection meets its penalty.  A dead parent kills us
 	 * too: no error to handle.
 	 */
-	if (ctl != -1)
-		(void)write(ctl, status == GO_ON ? "A" : status == EXIT_AUTH ?
-		    "P" : "F", 1);
+	if (ctl != -1 && write(ctl, status == GO_ON ? "A" :
+	    status == EXIT_AUTH ? "P" : "F", 1) != 1) {
+		/* the parent is gone, and so will we be */
+	}
+	if (s->one_session)	/* no next handshake here: w is of no use */
+		pake_clear_w(pk);
 	if (status == GO_ON)
 		status = session_traffic(s, 0, c2s, s2c);
 	return status;
@@ -3132,7 +3449,7 @@ struct waiting {
 
 struct server {
 	const struct options *opt;
-	const struct pake *pk;
+	struct pake *pk;		/* w: a child clears its copy */
 	const uint8_t *salt;
 	int	 lfd;
 	int	 one_file;		/* stdout and stderr are one file */
@@ -3303,7 +3620,7 @@ source_find(struct server *sv, const struct sockaddr *sa, const char *host,
 {
 	struct source *s, *empty = NULL, *old = NULL, *any = NULL;
 	uint8_t key[16];
-	size_t i;
+	size_t i, n;
 
 	source_key(sa, key);
 	for (i = 0; i < SOURCES; i++) {
@@ -3328,7 +3645,10 @@ source_find(struct server *sv, const struct sockaddr *sa, const char *host,
 	s->used = 1;
 	memcpy(s->key, key, 16);
 	s->seen = t;
-	snprintf(s->host, sizeof(s->host), "%s", host);
+	/* Numeric, so it fits; a scope beyond that is cut, for the log only. */
+	n = strnlen(host, sizeof(s->host) - 1);
+	memcpy(s->host, host, n);
+	s->host[n] = '\0';
 	return s;
 }
 
@@ -3484,6 +3804,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	session_alloc(&s, sv->opt);
 	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
 	s.number = k->number;
+	s.one_session = 1;
 	conn_begin(&s, net);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl);
 	/*
@@ -4001,7 +4322,7 @@ queue_alloc(struct server *sv, struct buf *q)
 
 /* -k with -m above 1: serve until killed. */
 static void __attribute__((noreturn))
-listener_many(const struct options *opt, const struct pake *pk,
+listener_many(const struct options *opt, struct pake *pk,
     const uint8_t salt[SALT_LEN], int lfd)
 {
 	struct server sv;
@@ -4054,12 +4375,16 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 		errx(EXIT_FAIL, "password and salt give w = 0; try again");
 	}
 	OPENSSL_cleanse(pass, pass_len);
+	lock_secrets(&pk, sizeof(pk));
 	pake_init(&pk, w);
 	OPENSSL_cleanse(w, sizeof(w));
 	lfd = listen_socket(opt);
 	if (opt->kflag && opt->max_sessions > 1)
 		listener_many(opt, &pk, salt, lfd);
 	session_alloc(&s, opt);
+	/* Sessions one at a time: one wider sandbox over all of them. */
+	if (opt->kflag && opt->command == NULL)
+		sandbox_enter(opt, SANDBOX_LISTENER, 0);
 	for (s.number = 1;; s.number++) {
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = serve_connection(&s, &pk, salt, -1);
@@ -4136,13 +4461,11 @@ set_nonblocking(void)
 static void
 setup_process(void)
 {
-	struct rlimit no_core = { 0, 0 };
 	struct sigaction sa;
 	int fd;
 
 	/* Keys must never land on disk in a core file. */
-	if (prctl(PR_SET_DUMPABLE, 0) == -1 ||
-	    setrlimit(RLIMIT_CORE, &no_core) == -1)
+	if (os_no_core_dumps() == -1)
 		err(EXIT_FAIL, "disabling core dumps");
 	/* A closed stdin reads as empty; a closed stdout would lose data. */
 	if (fcntl(STDOUT_FILENO, F_GETFL) == -1)
@@ -4227,6 +4550,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
+	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
 	while ((ch = getopt(argc, argv, "46be:hi:klm:P:p:qr:R:vw:")) != -1) {
 		switch (ch) {
 		case '4':
@@ -4287,6 +4611,52 @@ parse_options(int argc, char *argv[], struct options *opt)
 		usage();
 }
 
+/*
+ * Environment variables that change what libcrypto or the resolver do:
+ * every OPENSSL_* (OPENSSL_ia32cap can switch AES-NI off for table-based
+ * AES; OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES load code and
+ * settings) and glibc's resolver options and host aliases.
+ */
+static const char *const env_cleared[] = {
+	"HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_HOST_CONF",
+	"RESOLV_MULTI", "RESOLV_REORDER", "RESOLV_SPOOF_CHECK",
+	"RESOLV_ADD_TRIM_DOMAINS", "RESOLV_OVERRIDE_TRIM_DOMAINS",
+};
+
+static int
+env_is_cleared(const char *entry)
+{
+	size_t n = strcspn(entry, "="), i;
+
+	if (strncmp(entry, "OPENSSL_", 8) == 0)
+		return 1;
+	for (i = 0; i < sizeof(env_cleared) / sizeof(env_cleared[0]); i++)
+		if (strlen(env_cleared[i]) == n &&
+		    strncmp(entry, env_cleared[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Drop those variables.  libcrypto reads the CPU capabilities in its
+ * constructor, before main, so if there were any the program starts over
+ * without them.
+ */
+static void
+clean_environment(char *argv[])
+{
+	char **r, **w;
+
+	for (r = w = environ; *r != NULL; r++)
+		if (!env_is_cleared(*r))
+			*w++ = *r;
+	if (w == r)
+		return;
+	*w = NULL;
+	os_reexec(argv);
+	err(EXIT_FAIL, "restarting without OPENSSL_* and resolver variables");
+}
+
 #ifndef SECCHAT_NO_MAIN
 int
 main(int argc, char *argv[])
@@ -4297,10 +4667,23 @@ main(int argc, char *argv[])
 
 	/* Messages say "secchat: " whatever the binary is called. */
 	program_invocation_short_name = "secchat";
+	clean_environment(argv);
 	/* No openssl.cnf, no OPENSSL_CONF: libcrypto as built, nothing else. */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
 		crypto_fail("OPENSSL_init_crypto");
+	if (test_hook("startup")) {	/* what libcrypto and we start with */
+		char **e;
+
+		printf("%s\n", OPENSSL_info(OPENSSL_INFO_CPU_SETTINGS));
+		for (e = environ; *e != NULL; e++)
+			printf("%s\n", *e);
+		return EXIT_OK;
+	}
 	parse_options(argc, argv, &opt);
+	lock_secrets(pass, sizeof(pass));
+	if (!opt.sandbox)
+		warnx("warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox "
+		    "(for debugging only)");
 	setup_process();
 	pass_len = read_password(opt.passfile, pass, sizeof(pass));
 	if (opt.lflag)

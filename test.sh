@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
+HOOKS=${HOOKS:-tests/secchat-hooks}	# the program with test hooks, sandbox on
 LEAK=${LEAK:-tests/secchat-leak}	# a build that leaks its secrets (make)
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
@@ -408,11 +409,19 @@ t_passfile_newlines() {	# one trailing \n or \r\n goes, nothing else
 	expect "two newlines" "$CRC" 3
 }
 
-t_passfile_mode_warning() {
-	printf 'pw\n' > "$T/w/open"; chmod 644 "$T/w/open"
+t_passfile_mode_refused() {	# group- or world-readable: exit 1, the fix named
+	local m
+	for m in 640 604 660; do
+		printf 'pw\n' > "$T/w/open"; chmod "$m" "$T/w/open"
+		dial c /dev/null -p "$T/w/open" 127.0.0.1 1
+		expect "mode $m" "$CRC" 1 &&
+		    has_line "$T/w/c.err" "secchat: $T/w/open is accessible by group or others (mode 0$m); fix it with: chmod 600 $T/w/open" ||
+		    return 1
+		grep -q 'connect' "$T/w/c.err" && { echo "mode $m: it connected"; return 1; }
+	done
+	chmod 600 "$T/w/open"
 	dial c /dev/null -p "$T/w/open" 127.0.0.1 1
-	grep -q "^secchat: warning: $T/w/open is accessible by group or others" \
-	    "$T/w/c.err"
+	grep -q '^secchat: connect to 127.0.0.1 port 1' "$T/w/c.err"
 }
 
 t_handshake_timeout() {	# a connector that says nothing
@@ -686,6 +695,226 @@ t_exec_wrong_password() {	# the command never starts before the handshake
 	dial c /dev/null $SC -q 127.0.0.1 "$PORT"
 	expect "right password" "$CRC" 0 && [ -e "$T/w/started.2" ] &&
 	    [ ! -e "$T/w/started.1" ]
+}
+
+# ---------------------------------------------------------------------------
+# The sandbox and the environment.
+
+# quiet_fifo NAME [SECONDS]: a FIFO that gives nothing for SECONDS (10),
+# then EOF.
+quiet_fifo() {
+	mkfifo "$T/w/$1"
+	sleep "${2:-10}" > "$T/w/$1" &
+	PIDS="$PIDS $!"
+}
+
+# sandboxed_attempt ROLE: the ROLE (l, c or k for a -k listener) tries a
+# forbidden call once the handshake is done and the peer's KEY 0 read:
+# SIGSYS, and the peer reports the stream truncated.
+sandboxed_attempt() {
+	local role=$1 hooked="env -u SECCHAT_NO_SANDBOX SECCHAT_TEST_HOOK=forbidden $HOOKS"
+	local lbin=$SECCHAT cbin=$SECCHAT k=
+	case $role in
+	l) lbin=$hooked ;; c) cbin=$hooked ;; k) lbin=$hooked k="-k -m 1" ;;
+	f) lbin=$hooked k=-k ;;
+	esac
+	# Neither side sends more than its KEY 0 for a while: unread data would
+	# make the kernel answer the death with a reset, and a CLOSE sent
+	# first would turn the truncation into a missing DONE.
+	quiet_fifo lq 3
+	quiet_fifo cq 3
+	SECCHAT=$lbin listen l "$T/w/lq" $SC $k 127.0.0.1 0 || return 1
+	SECCHAT=$cbin dial c "$T/w/cq" $SC 127.0.0.1 "$PORT"
+	if [ "$role" = f ]; then	# the session's child died, not the listener
+		# (The child reads no stdin: its CLOSE may be out before it dies.)
+		kill -0 "$LPID" || { echo "the listener died"; return 1; }
+		expect "connector status" "$CRC" 1 &&
+		    grep -Eqx 'secchat: connection closed before (CLOSE: stream truncated|DONE: peer did not confirm receipt)' "$T/w/c.err"
+		return
+	fi
+	reap
+	local dead=$CRC peer=l survived=$LRC
+	[ "$role" = c ] || dead=$LRC peer=c survived=$CRC
+	expect "status of the one that tried" "$dead" 159 &&	# 128 + SIGSYS
+	    expect "peer status" "$survived" 1 &&
+	    has_line "$T/w/$peer.err" "secchat: connection closed before CLOSE: stream truncated"
+}
+t_sandbox_kills_connector() { sandboxed_attempt c; }
+t_sandbox_kills_listener() { sandboxed_attempt l; }
+t_sandbox_kills_k_listener() { sandboxed_attempt k; }
+t_sandbox_kills_session_child() { sandboxed_attempt f; }
+
+t_sandbox_session_child() {	# serving many: each session's child is filtered
+	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p k
+	quiet_fifo cq
+	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT $SC 127.0.0.1 "$PORT" < "$T/w/cq" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	PIDS="$PIDS $!"
+	wait_number X "$T/w/l.err" "$LPID" \
+	    'secchat: .*: announced receive key \(0\)' || return 1
+	p=$(child "$LPID")
+	k=$(pgrep -P "$p" | head -n 1)
+	grep -qx 'Seccomp:	2' "/proc/$k/status" &&
+	    grep -qx 'NoNewPrivs:	1' "/proc/$k/status"
+}
+
+t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: the same attempt succeeds
+	seq 1 5 > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $HOOKS" \
+	    dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    has_line "$T/w/c.err" "secchat: warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox (for debugging only)"
+}
+
+t_sandbox_status() {	# the kernel's view: filter mode, no new privileges
+	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p cpid
+	listen l /dev/null $SC -k -m 1 127.0.0.1 0 || return 1
+	p=$(child "$LPID")
+	grep -qx 'Seccomp:	2' "/proc/$p/status" || { echo "-k -m 1 listener: no filter"; return 1; }
+	quiet_fifo cq
+	timeout 20 $SECCHAT $SC -v 127.0.0.1 "$PORT" < "$T/w/cq" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_number X "$T/w/c.err" "$cpid" 'secchat: \(handshake\) done' || return 1
+	p=$(child "$cpid")
+	grep -qx 'Seccomp:	2' "/proc/$p/status" &&
+	    grep -qx 'NoNewPrivs:	1' "/proc/$p/status"
+}
+
+t_env_cleared() {	# libcrypto starts without OPENSSL_*, the resolver without its
+	local clean dirty caps
+	clean=$(env -i SECCHAT_TEST_HOOK=startup KEEP=me "$HOOKS")
+	dirty=$(env -i SECCHAT_TEST_HOOK=startup KEEP=me OPENSSL_ia32cap=0:0 \
+	    OPENSSL_CONF=/nonexistent OPENSSL_MODULES=/tmp OPENSSL_ENGINES=/tmp \
+	    RES_OPTIONS=debug LOCALDOMAIN=example HOSTALIASES=/tmp/aliases \
+	    RESOLV_HOST_CONF=/tmp/host.conf "$HOOKS")
+	expect "what the program starts with" "$dirty" "$clean" || return 1
+	printf '%s\n' "$dirty" | sed 1d | sort > "$T/w/env"
+	printf 'KEEP=me\nSECCHAT_TEST_HOOK=startup\n' > "$T/w/env.want"
+	same "$T/w/env" "$T/w/env.want" || return 1
+	# With AES-NI in the CPU, libcrypto uses it (bit 57 of the vector).
+	grep -qw aes /proc/cpuinfo || return 0
+	caps=$(printf '%s\n' "$dirty" | sed -n 's/^OPENSSL_ia32cap=\(0x[0-9a-f]*\):.*/\1/p')
+	expect "AES-NI bit of $caps" "$(( (caps >> 57) & 1 ))" 1
+}
+
+# ---------------------------------------------------------------------------
+# Secrets in memory: tests/secchat-hooks with SECCHAT_TEST_HOOK=secrets
+# prints w and every secret, key and IV it sets; tests/memscan.py looks for
+# them in the process.  Reading /proc/PID/mem of a process that is not
+# dumpable takes root.
+
+SECRETS="env -u SECCHAT_NO_SANDBOX SECCHAT_TEST_HOOK=secrets $HOOKS"
+
+# shown NAME KIND: the values of KIND (w, secret, key, iv) NAME printed.
+# (A session's child of a listener serving many prefixes its peer's address.)
+shown() { sed -n "s/^secchat: \(.*: \)\{0,1\}test: $2 \([0-9a-f]*\)\$/\2/p" "$T/w/$1.err"; }
+
+# as_absent VALUE...: memscan arguments.
+as_absent() { local v; for v in "$@"; do printf -- '--absent %s ' "$v"; done; }
+
+text_hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+can_read_memory() {
+	[ "$(id -u)" = 0 ] && return 0
+	echo "skipped: reading a non-dumpable process's memory needs root"
+	return 1
+}
+
+t_mem_serving_many() {	# the parent never had the keys; the lines it merged are wiped
+	can_read_memory || return 0
+	printf 'my bank PIN is 2468\n' > "$T/w/b"
+	SECCHAT=$SECRETS listen l /dev/null $SC -k -r 1 127.0.0.1 0 || return 1
+	dial c "$T/w/b" $SC -r 1 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 || return 1
+	local i
+	# The child's last line, and so all of its lines, came through the parent.
+	wait_number X "$T/w/l.err" "$LPID" 'secchat: .*: \(sent\) [0-9]* records.*' &&
+	    same "$T/w/b" "$T/w/l.out" &&	# sends nothing: rx 0 and 1, tx 0
+	    expect "secrets shown" "$(shown l secret | wc -l)" 3 || return 1
+	python3 tests/memscan.py "$(child "$LPID")" --present "$(shown l w | head -n 1)" \
+	    $(as_absent $(shown l secret) $(shown l key) $(shown l iv) \
+	    "$(text_hex 'my bank PIN is 2468')")
+}
+
+t_mem_idle_k_listener() {	# after a session: no plaintext, no key left
+	can_read_memory || return 0
+	printf 'listener says 1357\n' > "$T/w/a"
+	printf 'my bank PIN is 2468\n' > "$T/w/b"
+	SECCHAT=$SECRETS listen l "$T/w/a" $SC -k -m 1 -r 1 127.0.0.1 0 || return 1
+	dial c "$T/w/b" $SC -r 1 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/b" "$T/w/l.out" || return 1
+	local i
+	for i in $(seq 100); do	# the listener is back at accept()
+		[ "$(grep -c '^secchat: test: accepting$' "$T/w/l.err")" -ge 2 ] && break
+		sleep 0.05
+	done
+	expect "secrets shown" "$(shown l secret | wc -l)" 4 || return 1
+	# w stays for the next handshake: the scan must find it.
+	python3 tests/memscan.py "$(child "$LPID")" --present "$(shown l w)" \
+	    $(as_absent $(shown l secret) $(shown l key) $(shown l iv) \
+	    "$(text_hex 'my bank PIN is 2468')" "$(text_hex 'listener says 1357')")
+}
+
+t_mem_no_w_after_handshake() {	# a listener without -k: w goes at once
+	can_read_memory || return 0
+	quiet_fifo lq
+	quiet_fifo cq
+	SECCHAT=$SECRETS listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT -v $SC 127.0.0.1 "$PORT" < "$T/w/cq" > "$T/w/c.out" \
+	    2> "$T/w/c.err" &
+	PIDS="$PIDS $!"
+	wait_number X "$T/w/l.err" "$LPID" 'secchat: \(handshake\) done' || return 1
+	# The first secret shown is our sending one: still in use, so there.
+	python3 tests/memscan.py "$(child "$LPID")" \
+	    --present "$(shown l secret | head -n 1)" --absent "$(shown l w)"
+}
+
+t_mem_direction_done() {	# our DONE sealed: the sending keys go at once
+	can_read_memory || return 0
+	seq -f 'line %g of what the listener sends' 1 4000 > "$T/w/a"
+	# The connector's stdout is never read, so it never sends its DONE:
+	# the listener waits for it with its own direction over.
+	mkfifo "$T/w/stuck"
+	sleep 20 < "$T/w/stuck" &
+	PIDS="$PIDS $!"
+	SECCHAT=$SECRETS listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT -v $SC 127.0.0.1 "$PORT" < /dev/null \
+	    > "$T/w/stuck" 2> "$T/w/c.err" &
+	PIDS="$PIDS $!"
+	wait_number X "$T/w/l.err" "$LPID" 'secchat: \(handshake\) done' || return 1
+	# Secrets shown: ours (sending) first, then the peer's; no rekey.
+	expect "secrets shown" "$(shown l secret | wc -l)" 2 || return 1
+	local i p tx
+	tx=$(as_absent "$(shown l secret | head -n 1)" "$(shown l key | head -n 1)" \
+	    "$(shown l iv | head -n 1)")
+	p=$(child "$LPID")
+	for i in $(seq 20); do	# until the DONE is sealed
+		python3 tests/memscan.py "$p" $tx \
+		    --present "$(shown l secret | sed -n 2p)" > "$T/w/scan" &&
+		    return 0
+		sleep 0.1
+	done
+	cat "$T/w/scan"
+	return 1
+}
+
+t_mlock() {	# the pages of keys and plaintext are locked, if allowed
+	local limit
+	limit=$(ulimit -l)
+	[ "$limit" = unlimited ] || [ "$(id -u)" = 0 ] || [ "$limit" -ge 2048 ] ||
+	    { echo "skipped: RLIMIT_MEMLOCK is $limit KiB"; return 0; }
+	quiet_fifo lq
+	# Sanitizers turn mlock into a no-op: this looks at the real build.
+	SECCHAT=$HOOKS listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	local kb
+	kb=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$(child "$LPID")/status")
+	# stdin's and stdout's buffers alone are 384 KiB.
+	[ "${kb:-0}" -ge 384 ] || { echo "VmLck: ${kb:-?} kB"; return 1; }
 }
 
 # ---------------------------------------------------------------------------
@@ -1004,8 +1233,22 @@ t_no_core() {
 	grep -Eq '^Max core file size +0 +0 ' "/proc/$(child "$LPID")/limits"
 }
 
+t_hardened() {	# the default build: PIE, full RELRO, no executable stack
+	local bin=./secchat	# the asan build is not hardened: check the real one
+	expect "ELF type" "$(readelf -h "$bin" | sed -n 's/^ *Type: *\([A-Z]*\).*/\1/p')" DYN &&
+	    readelf -d "$bin" | grep -Eq '\(FLAGS\) +BIND_NOW' &&
+	    readelf -d "$bin" | grep -Eq '\(FLAGS_1\) +Flags: NOW PIE' &&
+	    readelf -lW "$bin" | grep -q ' GNU_RELRO ' &&
+	    expect "stack flags" "$(readelf -lW "$bin" | awk '$1 == "GNU_STACK" { print $7 }')" RW &&
+	    readelf --dyn-syms -W "$bin" | grep -q ' __stack_chk_fail@' &&
+	    readelf --dyn-syms -W "$bin" | grep -q ' __vsnprintf_chk@'
+}
+
 t_valgrind() {	# one whole session, both sides under memcheck
-	local SECCHAT="$VALGRIND -q --error-exitcode=99 --leak-check=full
+	# Valgrind translates code into memory it makes executable, which the
+	# sandbox forbids (and it unlinks its FIFOs, polls signals): memcheck
+	# runs the program without it.
+	local SECCHAT="env SECCHAT_NO_SANDBOX=1 $VALGRIND -q --error-exitcode=99 --leak-check=full
 	    --show-leak-kinds=definite,indirect,possible
 	    --errors-for-leak-kinds=definite,indirect,possible
 	    --log-file=$T/w/vg.%p $SECCHAT"
@@ -1494,7 +1737,7 @@ run "connection refused" t_refused
 run "name resolution failure" t_resolve
 run "password file errors" t_passfile_errors
 run "password file: one trailing newline is dropped" t_passfile_newlines
-run "password file readable by others draws a warning" t_passfile_mode_warning
+run "password file readable by group or others is refused" t_passfile_mode_refused
 run "handshake timeout" t_handshake_timeout
 run "idle timeout (-w)" t_idle_timeout
 run "sender killed: stream truncated" t_truncated
@@ -1551,6 +1794,20 @@ run "stdout is a full disk" t_stdout_full
 run "stdout is closed" t_stdout_closed
 run "SIGINT mid-file: the receiver reports truncation" t_interrupted_sender
 run "core dumps are off" t_no_core
+run "sandbox: on in a session and in a -k -m 1 listener" t_sandbox_status
+run "sandbox: a forbidden call kills the connector, the peer sees truncation" t_sandbox_kills_connector
+run "sandbox: a forbidden call kills the listener" t_sandbox_kills_listener
+run "sandbox: a forbidden call kills a -k -m 1 listener" t_sandbox_kills_k_listener
+run "sandbox: each session's child of a -k listener is filtered" t_sandbox_session_child
+run "sandbox: a forbidden call kills the session's child, not the listener" t_sandbox_kills_session_child
+run "sandbox: SECCHAT_NO_SANDBOX turns it off, with a warning" t_sandbox_debug_switch
+run "OPENSSL_* and resolver variables are gone before libcrypto starts" t_env_cleared
+run "secrets: an idle -k -m 1 listener holds no plaintext and no key" t_mem_idle_k_listener
+run "secrets: a listener serving many holds no session's plaintext or key" t_mem_serving_many
+run "secrets: a listener without -k forgets w after its handshake" t_mem_no_w_after_handshake
+run "secrets: our direction's keys go at our DONE, before the peer's" t_mem_direction_done
+run "secrets: buffers and keys are locked in memory" t_mlock
+run "hardened build: PIE, BIND_NOW, RELRO, stack protector, FORTIFY" t_hardened
 run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_fails
 run "password prompt on the terminal, without echo" t_password_prompt
 run "^C at the password prompt restores echo" t_prompt_interrupted

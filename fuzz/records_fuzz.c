@@ -592,6 +592,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* At DONE the receiving keys, epoch and all, are already wiped. */
 	if (status == GO_ON && ref.end != REF_DONE && s.c.rx.epoch != ref.epoch)
 		FAIL("receive epoch is not the reference's");
+	if (status == GO_ON && ref.end == REF_DONE && s.c.rx.ctx != NULL)
+		FAIL("the receiving cipher outlives DONE");
 
 	/* Against the prediction from what was sealed. */
 	if (structured) {

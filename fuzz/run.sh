@@ -12,7 +12,8 @@
 # and then the crash input and the log are kept and their paths printed.
 #
 # Environment: FUZZ_SECONDS, CLANG (default clang), FUZZ_FLAGS (extra
-# libFuzzer flags, e.g. "-jobs=2" or "-seed=1").
+# libFuzzer flags, e.g. "-jobs=2", "-seed=1", or "-runs=N", which ends a
+# target after N executions if that comes before FUZZ_SECONDS).
 
 set -u
 
@@ -85,6 +86,8 @@ for pid in $pids; do
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" |
 	    tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+	secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" |
+	    tail -n 1)
 	cov=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -n 1 |
 	    sed -E 's/.*(cov: [0-9]+ ft: [0-9]+).*/\1/')
 	corp=$(grep -E '^#[0-9]+.*corp: ' "$log" | tail -n 1 |
@@ -97,7 +100,7 @@ for pid in $pids; do
 	fi
 	printf '%-8s %s executions, %s exec/s, %s, corpus %s, %ss: %s\n' \
 	    "$t:" "${execs:-?}" "${rate:-?}" "${cov:-cov: ?}" "${corp:-?}" \
-	    "$FUZZ_SECONDS" "$verdict"
+	    "${secs:-$FUZZ_SECONDS}" "$verdict"
 	if [ $rc -ne 0 ]; then
 		for a in "$work/$t/artifacts"/*; do
 			[ -e "$a" ] && echo "    crash input: $a"

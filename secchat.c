@@ -26,6 +26,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -50,6 +51,8 @@
 #include <openssl/obj_mac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+#define VERSION		"1.1"
 
 /* secchat/1 constants and wire sizes (doc/PROTOCOL.md). */
 #define MAGIC		"SECCHAT\001"	/* "SECCHAT" || version 0x01 */
@@ -259,6 +262,13 @@ restore_tty(void)
 	if (restore.tty_changed)
 		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
 	restore.tty_changed = 0;
+}
+
+/* "1 record", "2 records". */
+static const char *
+plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
 }
 
 static void
@@ -1745,12 +1755,12 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	if (status != EXIT_OK && !s->stdout_failed)
 		(void)write_full(STDOUT_FILENO, s->out.data + s->out.pos,
 		    buf_pending(&s->out), io_deadline(s->opt));
-	note(s, "sent %llu records (%llu bytes), received %llu records "
-	    "(%llu bytes), rekeys %llu sent, %llu received",
-	    (unsigned long long)s->sent_records,
-	    (unsigned long long)s->sent_bytes,
-	    (unsigned long long)s->recv_records,
-	    (unsigned long long)s->recv_bytes,
+	note(s, "sent %llu record%s (%llu byte%s), received %llu record%s "
+	    "(%llu byte%s), rekeys %llu sent, %llu received",
+	    (unsigned long long)s->sent_records, plural(s->sent_records),
+	    (unsigned long long)s->sent_bytes, plural(s->sent_bytes),
+	    (unsigned long long)s->recv_records, plural(s->recv_records),
+	    (unsigned long long)s->recv_bytes, plural(s->recv_bytes),
 	    (unsigned long long)s->rekeys_sent,
 	    (unsigned long long)s->rekeys_recv);
 	flush_hex(s);
@@ -1902,15 +1912,19 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 	return -1;
 }
 
-/* Connect to host and port; on failure say why and return -1. */
+/*
+ * Connect to host and port; on failure say why and return -1.  The message
+ * names the addresses tried when they are not the host as given.
+ */
 static int
 connect_socket(const struct options *opt)
 {
 	struct addrinfo hints, *res, *ai;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV];
+	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
 	int64_t deadline = INT64_MAX;
+	size_t used = 0;
 	int fd = -1, e;
 
 	memset(&hints, 0, sizeof(hints));
@@ -1922,17 +1936,27 @@ connect_socket(const struct options *opt)
 	}
 	if (opt->timeout >= 0)
 		deadline = now_ms() + (int64_t)opt->timeout * 1000;
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
+	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
+		addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
+		if (used < sizeof(tried))
+			used += snprintf(tried + used, sizeof(tried) - used,
+			    "%s%s", used ? ", " : "", host);
 		fd = connect_one(ai, deadline);
+	}
 	e = errno;
 	freeaddrinfo(res);
 	if (fd == -1) {
+		if (strcmp(tried, opt->host) == 0)
+			tried[0] = '\0';
 		errno = e;
 		if (errno == ETIMEDOUT)
-			warnx("timed out connecting to %s port %s", opt->host,
-			    opt->port);
+			warnx("timed out connecting to %s%s%s%s port %s",
+			    opt->host, *tried ? " (" : "", tried,
+			    *tried ? ")" : "", opt->port);
 		else
-			warn("connect to %s port %s", opt->host, opt->port);
+			warn("connect to %s%s%s%s port %s", opt->host,
+			    *tried ? " (" : "", tried, *tried ? ")" : "",
+			    opt->port);
 		return -1;
 	}
 	tune_socket(fd);
@@ -2197,7 +2221,32 @@ usage_to(FILE *f)
 	    "               [-w timeout] host port\n"
 	    "       secchat -l [-46bkqv] [-i iterations] [-p passfile] "
 	    "[-r messages]\n"
-	    "               [-R seconds] [-w timeout] [host] port\n");
+	    "               [-R seconds] [-w timeout] [host] port\n"
+	    "       secchat -h | -V\n");
+}
+
+/* -h: the synopsis, then one line per option (secchat.1 has the details). */
+static void
+help(void)
+{
+	usage_to(stdout);
+	printf("\n"
+	    "  -4            IPv4 addresses only\n"
+	    "  -6            IPv6 addresses only\n"
+	    "  -b            bulk mode: 16 KiB records, not one per line\n"
+	    "  -h            print this help and exit (also --help)\n"
+	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
+	    "  -k            with -l: serve the next connection after each\n"
+	    "  -l            listen on port (and host's address) instead\n"
+	    "  -p passfile   read the password from passfile, not the terminal\n"
+	    "  -q            quiet: no hex display of the records\n"
+	    "  -R seconds    rekey that long after a key's first data "
+	    "(default %d)\n"
+	    "  -r messages   rekey after that many data records (default %d)\n"
+	    "  -V            print the version and exit\n"
+	    "  -v            verbose: addresses, rekeys, a summary\n"
+	    "  -w timeout    give up after that many seconds without progress\n",
+	    DEF_ITER, DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
 static void
@@ -2235,6 +2284,11 @@ parse_number(const char *s, long long min, long long max, int option)
 static void
 parse_options(int argc, char *argv[], struct options *opt)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	size_t len;
 	int ch;
 
 	memset(opt, 0, sizeof(*opt));
@@ -2243,7 +2297,10 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_msgs = DEF_REKEY_MSGS;
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->timeout = -1;
-	while ((ch = getopt(argc, argv, "46bhi:klp:qr:R:vw:")) != -1) {
+	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":46bhi:klp:qr:R:Vvw:", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case '4':
 		case '6':
@@ -2253,7 +2310,8 @@ parse_options(int argc, char *argv[], struct options *opt)
 			opt->family = ch == '4' ? AF_INET : AF_INET6;
 			break;
 		case 'b': opt->bflag = 1; break;
-		case 'h': usage_to(stdout); exit(EXIT_OK);
+		case 'h': help(); exit(EXIT_OK);
+		case 'V': printf("secchat %s\n", VERSION); exit(EXIT_OK);
 		case 'i':
 			opt->iterations = parse_number(optarg, MIN_ITER,
 			    MAX_ITER, ch);
@@ -2274,7 +2332,14 @@ parse_options(int argc, char *argv[], struct options *opt)
 		case 'w':
 			opt->timeout = parse_number(optarg, 1, 1000000000, ch);
 			break;
+		case ':':
+			warnx("-%c needs an argument", optopt);
+			usage();
 		default:
+			if (optopt != 0)
+				warnx("unknown option -%c", optopt);
+			else
+				warnx("unknown option %s", argv[optind - 1]);
 			usage();
 		}
 	}
@@ -2282,6 +2347,12 @@ parse_options(int argc, char *argv[], struct options *opt)
 	argv += optind;
 	if (opt->kflag && !opt->lflag)
 		usage_error("-k needs -l");
+	/* "[::1]", as in URLs, is the address ::1. */
+	if (argc == 2 && argv[0][0] == '[' &&
+	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
+		argv[0][len - 1] = '\0';
+		argv[0]++;
+	}
 	if (opt->lflag && (argc == 1 || argc == 2)) {
 		opt->host = argc == 2 ? argv[0] : NULL;
 		opt->port = argv[argc - 1];

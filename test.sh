@@ -180,7 +180,8 @@ t_last_line() {
 t_empty() {
 	clean_session /dev/null /dev/null || return 1
 	[ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] &&
-	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 2
+	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 2 &&
+	    has_line "$T/w/l.err" "secchat: sent 1 record (0 bytes), received 1 record (0 bytes), rekeys 0 sent, 0 received"
 }
 
 t_long_line() {
@@ -199,6 +200,16 @@ t_ipv6() {
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
 	    same "$T/w/a" "$T/w/c.out" &&
 	    grep -q '^secchat: connected to ::1 port' "$T/w/c.err"
+}
+
+t_ipv6_brackets() {	# "[::1]", as written in URLs, on both sides
+	seq 1 10 > "$T/w/a"
+	listen l "$T/w/a" $SC '[::1]' 0 || return 1
+	dial c /dev/null $SC '[::1]' "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    grep -q '^secchat: listening on ::1 port' "$T/w/l.err"
 }
 
 t_wildcard_v4_and_v6() {	# no host: one listener takes both families
@@ -295,6 +306,19 @@ t_usage() {
 		expect "status of 'secchat $args'" "$?" 2 &&
 		    grep -q '^usage: secchat' "$T/w/err" || return 1
 	done
+	# getopt's complaints too name secchat, whatever argv[0] says.
+	$SECCHAT -Z h 1 2> "$T/w/err"
+	has_line "$T/w/err" "secchat: unknown option -Z" || return 1
+	$SECCHAT -w 2> "$T/w/err"
+	has_line "$T/w/err" "secchat: -w needs an argument" || return 1
+	$SECCHAT --bogus h 1 2> "$T/w/err"
+	has_line "$T/w/err" "secchat: unknown option --bogus" || return 1
+	$SECCHAT -V > "$T/w/out" 2>&1
+	expect "-V status" "$?" 0 &&
+	    grep -qx 'secchat [0-9][0-9.]*' "$T/w/out" || return 1
+	$SECCHAT --help > "$T/w/out" 2>&1
+	expect "--help status" "$?" 0 && grep -q '^usage: secchat' "$T/w/out" &&
+	    grep -qx '  -w timeout .*' "$T/w/out" || return 1
 	$SECCHAT -h > "$T/w/out" 2>&1
 	expect "-h status" "$?" 0 && grep -q '^usage: secchat' "$T/w/out"
 }
@@ -304,7 +328,13 @@ t_refused() {
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	dial c /dev/null $SC 127.0.0.1 "$port"
 	expect status "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port $port: Connection refused"
+	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port $port: Connection refused" ||
+	    return 1
+	# A name: the message says which address was tried.
+	grep -q '^127\.0\.0\.1[[:space:]].*localhost' /etc/hosts || return 0
+	dial c /dev/null $SC -4 localhost "$port"
+	expect status "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connect to localhost (127.0.0.1) port $port: Connection refused"
 }
 
 t_resolve() {
@@ -567,7 +597,7 @@ t_stderr_slow() {	# a slow stderr holds the session back, loses no line
 	CRC=$?
 	reap
 	wait "$RPID"
-	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/c.err")
+	N=$(sed -n 's/^secchat: sent \([0-9]*\) records\{0,1\} .*/\1/p' "$T/w/c.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
 	    same "$T/w/a" "$T/w/l.out" && [ "${N:-0}" -gt 20000 ] &&
 	    expect "hex lines" "$(grep -c '^> 00' "$T/w/c.err")" "$N" &&
@@ -642,7 +672,7 @@ t_stderr_shares_stdout() {	# 2>&1: no hex line torn by plaintext
 	CRC=${PIPESTATUS[0]}
 	reap
 	grep -a '^line ' "$T/w/c.out" > "$T/w/text"
-	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/l.err")
+	N=$(sed -n 's/^secchat: sent \([0-9]*\) records\{0,1\} .*/\1/p' "$T/w/l.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
 	    same "$T/w/a" "$T/w/text" &&
 	    expect "torn lines" "$(grep -a -c -v -E \
@@ -740,14 +770,17 @@ t_manpage_lint() {
 	[ -z "$out" ] || { echo "$out"; return 1; }
 }
 
-t_manpage_options() {	# the man page documents exactly the usage's options
-	local usage man
-	usage=$({ $SECCHAT -h | grep -o -- '-[0-9A-Za-z]*' | tr -d '\n-'; echo h; } |
-	    fold -w1 | sort -u | tr -d '\n')
+t_manpage_options() {	# the man page and the synopsis: exactly -h's options
+	local usage man synopsis
+	usage=$($SECCHAT -h | sed -n 's/^  -\([0-9A-Za-z]\) .*/\1/p' | sort -u |
+	    tr -d '\n')
+	synopsis=$({ $SECCHAT -h | sed -n '/^ *-/q;p' | grep -o -- '-[0-9A-Za-z]*' |
+	    tr -d '\n-'; } | fold -w1 | sort -u | tr -d '\n')
 	man=$(sed -n 's/^\.It Fl \([0-9A-Za-z]\).*/\1/p' secchat.1 | sort -u |
 	    tr -d '\n')
 	expect "options (man vs -h)" "$man" "$usage" &&
-	    [ ${#usage} -ge 13 ]
+	    expect "options (synopsis vs -h)" "$synopsis" "$usage" &&
+	    [ ${#usage} -ge 14 ]
 }
 
 t_install() {
@@ -978,6 +1011,7 @@ run "last line without newline, CRLF and NUL" t_last_line
 run "empty input both ways" t_empty
 run "100 KB line in several records" t_long_line
 run "IPv6 loopback" t_ipv6
+run "IPv6 address in brackets" t_ipv6_brackets
 run "listener without host takes IPv4 and IPv6" t_wildcard_v4_and_v6
 run "wrong password: both sides exit 3" t_wrong_password
 run "rekey every record (-r 1), 2000 lines" t_rekey_by_count

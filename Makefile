@@ -35,21 +35,29 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(SAN) $(CRYPTO_CFLAGS) -o $@ \
 	    tests/kat.c $(CRYPTO_LIBS)
 
-# The whole suite, then again on a sanitizer build.
-check: secchat tests/kat
+# demo, check, check-asan and fuzz first install what is missing
+# (deps.sh: apt-get as root or through sudo, else the line to run).
+check:
+	@./deps.sh test
+	@$(MAKE) --no-print-directory secchat tests/kat
 	./test.sh
 
-check-asan: asan/secchat tests/kat-asan
+check-asan:
+	@./deps.sh test
+	@$(MAKE) --no-print-directory asan/secchat tests/kat-asan
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
 fuzz:
+	@./deps.sh fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh
 
 bench: secchat
 	./bench/bench.sh
 
-demo: secchat
+demo:
+	@./deps.sh build
+	@$(MAKE) --no-print-directory secchat
 	./examples/demo.sh
 
 clean:

@@ -795,6 +795,29 @@ t_install() {
 	    [ ! -e "$stage/usr/local/share/man/man1/secchat.1" ]
 }
 
+t_deps() {	# tmux missing: installed as root, else the apt-get line
+	local b=$T/w/bin t
+	mkdir "$b"
+	for t in sh cc pkg-config python3 valgrind mandoc nc ps cut; do
+		ln -s "$(command -v $t)" "$b/$t"
+	done
+	printf '#!/bin/sh\necho "$@" >> %s\n' "$T/w/apt" > "$b/apt-get"
+	printf '#!/bin/sh\necho 1000\n' > "$b/id"
+	chmod +x "$b/apt-get" "$b/id"
+	PATH=$b ./deps.sh test 2> "$T/w/user.err"
+	expect "as a user" "$?" 1 &&
+	    has_line "$T/w/user.err" "secchat: missing packages: tmux; as root, run: apt-get install -y --no-install-recommends tmux" &&
+	    [ ! -e "$T/w/apt" ] || return 1
+	printf '#!/bin/sh\necho 0\n' > "$b/id"
+	PATH=$b ./deps.sh test 2> "$T/w/root.err"
+	expect "as root" "$?" 0 &&
+	    has_line "$T/w/root.err" "secchat: installing tmux (apt-get install -y --no-install-recommends tmux)" &&
+	    expect "apt-get calls" "$(cat "$T/w/apt")" "update -qq
+install -y --no-install-recommends tmux" || return 1
+	PATH=$b:$PATH ./deps.sh test 2> "$T/w/none.err"
+	expect "nothing missing" "$?" 0 && [ ! -s "$T/w/none.err" ]
+}
+
 t_demo() {	# make demo: exits 0, shows both sides, leaves nothing behind
 	local before after
 	before=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
@@ -1076,6 +1099,7 @@ run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install
 run "without libssl-dev, make names the package" t_make_names_package
+run "make check on a fresh machine: deps.sh installs or names what is missing" t_deps
 run "make demo" t_demo
 run "python peer: selftest against the vectors" t_peer_selftest
 run "interop: C listener, Python connector, rekeys both ways" t_interop_py_connector

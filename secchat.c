@@ -295,6 +295,20 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Seconds as milliseconds: the one place the clock's unit is converted. */
+static int64_t
+secs_ms(long long secs)
+{
+	return (int64_t)secs * 1000;
+}
+
+/* The time secs seconds from now, in now_ms() terms. */
+static int64_t
+deadline_in(long long secs)
+{
+	return now_ms() + secs_ms(secs);
+}
+
 /* Append lowercase hex of p[0..n) to out; returns the end. */
 static char *
 hex_encode(char *out, const uint8_t *p, size_t n)
@@ -312,12 +326,26 @@ hex_encode(char *out, const uint8_t *p, size_t n)
 /* ---------------------------------------------------------------------- */
 /* Key derivation: PBKDF2, HKDF, SHA-256, HMAC, all through libcrypto. */
 
+/*
+ * HKDF, fetched from the provider once per process: a fetch per call cost
+ * a name lookup on every rekey.  The pointer is set once and only read
+ * after; it is never freed (the process ends with it).
+ */
+static EVP_KDF *
+hkdf_method(void)
+{
+	static EVP_KDF *kdf;
+
+	if (kdf == NULL && (kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL)
+		crypto_fail("EVP_KDF_fetch");
+	return kdf;
+}
+
 static void
 hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key,
     size_t key_len, const void *info, size_t info_len, uint8_t *out,
     size_t out_len)
 {
-	EVP_KDF *kdf;
 	EVP_KDF_CTX *kctx;
 	OSSL_PARAM params[6], *p = params;
 
@@ -334,11 +362,8 @@ hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key,
 		    (void *)info, info_len);
 	*p = OSSL_PARAM_construct_end();
 
-	if ((kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL)
-		crypto_fail("EVP_KDF_fetch");
-	if ((kctx = EVP_KDF_CTX_new(kdf)) == NULL)
+	if ((kctx = EVP_KDF_CTX_new(hkdf_method())) == NULL)
 		crypto_fail("EVP_KDF_CTX_new");
-	EVP_KDF_free(kdf);
 	if (EVP_KDF_derive(kctx, out, out_len, params) != 1)
 		crypto_fail("HKDF");
 	EVP_KDF_CTX_free(kctx);
@@ -560,27 +585,18 @@ tt_append(uint8_t *tt, size_t off, const void *p, size_t n)
 }
 
 /*
- * From our scalar and both shares, compute K, the transcript and the
- * confirmation MACs (RFC 9382 section 3.3 and 4).  The AAD is bound into
- * the confirmation keys.  Returns -1 if the peer's share is not a valid
- * point or K is the point at infinity.
+ * K from our scalar and the peer's share (RFC 9382 section 3.3): -1 if
+ * the share is not a valid uncompressed point or K is the point at
+ * infinity.
  */
 static int
-spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
-    const uint8_t pA[POINT_LEN], const uint8_t pB[POINT_LEN],
-    const uint8_t *aad, size_t aad_len, const char *id_a, const char *id_b,
-    struct handshake_keys *hk)
+spake2_key(const struct pake *pk, int is_a, const BIGNUM *s,
+    const uint8_t peer[POINT_LEN], uint8_t K[POINT_LEN])
 {
-	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
-	uint8_t info[sizeof("ConfirmationKeys") - 1 + AAD_LEN];
-	uint8_t kc[2 * HALF_LEN];
-	const uint8_t *peer = is_a ? pB : pA;
 	EC_POINT *p, *k;
-	size_t off = 0;
 
-	if (peer[0] != 0x04 || aad_len > AAD_LEN)
-		return -1;
-	if ((p = decode_point(pk->group, peer, POINT_LEN, pk->bn)) == NULL)
+	if (peer[0] != 0x04 ||
+	    (p = decode_point(pk->group, peer, POINT_LEN, pk->bn)) == NULL)
 		return -1;
 	if (EC_POINT_add(pk->group, p, p, is_a ? pk->neg_wN : pk->neg_wM,
 	    pk->bn) != 1)
@@ -591,20 +607,44 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 		EC_POINT_clear_free(k);
 		return -1;
 	}
-	encode_point(pk->group, k, hk->K, pk->bn);
+	encode_point(pk->group, k, K, pk->bn);
 	EC_POINT_clear_free(k);
+	return 0;
+}
+
+/* TT over the identities, both shares, K and w; then Ke and Ka (section 4). */
+static void
+spake2_transcript(struct handshake_keys *hk, const char *id_a,
+    const char *id_b, const uint8_t pA[POINT_LEN], const uint8_t pB[POINT_LEN],
+    const uint8_t w[SCALAR_LEN])
+{
+	size_t off = 0;
 
 	off = tt_append(hk->tt, off, id_a, strlen(id_a));
 	off = tt_append(hk->tt, off, id_b, strlen(id_b));
 	off = tt_append(hk->tt, off, pA, POINT_LEN);
 	off = tt_append(hk->tt, off, pB, POINT_LEN);
 	off = tt_append(hk->tt, off, hk->K, POINT_LEN);
-	off = tt_append(hk->tt, off, pk->w_bytes, SCALAR_LEN);
+	off = tt_append(hk->tt, off, w, SCALAR_LEN);
 	hk->tt_len = off;
-
 	sha256(hk->tt, hk->tt_len, hk->tt_hash);
 	memcpy(hk->Ke, hk->tt_hash, HALF_LEN);
 	memcpy(hk->Ka, hk->tt_hash + HALF_LEN, HALF_LEN);
+}
+
+/*
+ * The confirmation keys and MACs.  The AAD (at most AAD_LEN bytes) is
+ * bound into the keys, so a rewritten salt or count fails the handshake.
+ */
+static void
+spake2_confirm(struct handshake_keys *hk, const uint8_t *aad, size_t aad_len)
+{
+	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
+	uint8_t info[sizeof("ConfirmationKeys") - 1 + AAD_LEN];
+	uint8_t kc[2 * HALF_LEN];
+
+	if (aad_len > AAD_LEN)
+		abort();
 	memcpy(info, "ConfirmationKeys", 16);
 	if (aad_len > 0)	/* the RFC 9382 vectors have no AAD */
 		memcpy(info + 16, aad, aad_len);
@@ -615,6 +655,21 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 	OPENSSL_cleanse(kc, sizeof(kc));
 	hmac_sha256(hk->KcA, HALF_LEN, hk->tt, hk->tt_len, hk->cA);
 	hmac_sha256(hk->KcB, HALF_LEN, hk->tt, hk->tt_len, hk->cB);
+}
+
+/*
+ * Both roles of secchat's handshake: everything SPAKE2 yields, from our
+ * scalar, message 1 (pB and the AAD) and pA.  -1 on a bad share.
+ */
+static int
+spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
+    const struct msg1 *m1, const uint8_t pA[POINT_LEN],
+    struct handshake_keys *hk)
+{
+	if (spake2_key(pk, is_a, s, is_a ? m1->pB : pA, hk->K) == -1)
+		return -1;
+	spake2_transcript(hk, ID_A, ID_B, pA, m1->pB, pk->w_bytes);
+	spake2_confirm(hk, (const uint8_t *)m1, AAD_LEN);
 	return 0;
 }
 
@@ -811,8 +866,14 @@ buf_room(struct buf *b, size_t want)
 static int64_t
 io_deadline(const struct options *opt)
 {
-	return opt->timeout < 0 ? INT64_MAX :
-	    now_ms() + (int64_t)opt->timeout * 1000;
+	return opt->timeout < 0 ? INT64_MAX : deadline_in(opt->timeout);
+}
+
+/* How long a handshake may take, in seconds: -w, or 30. */
+static int
+handshake_secs(const struct options *opt)
+{
+	return opt->timeout >= 0 ? opt->timeout : DEF_HS_TIMEOUT;
 }
 
 /* Wait until fd is ready for events or the deadline passes. */
@@ -996,12 +1057,12 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 static void
 flush_hex(struct session *s)
 {
-	int secs = s->opt->timeout >= 0 ? s->opt->timeout : DEF_HS_TIMEOUT;
+	int secs = handshake_secs(s->opt);	/* the same bound: -w, or 30 */
 
 	if (buf_pending(&s->hex) == 0)
 		return;
 	if (s->hex_deadline == 0)	/* one wait per connection, not per call */
-		s->hex_deadline = now_ms() + (int64_t)secs * 1000;
+		s->hex_deadline = deadline_in(secs);
 	editor_hide(s);
 	(void)write_full(STDERR_FILENO, s->hex.data + s->hex.pos,
 	    buf_pending(&s->hex), s->hex_deadline);
@@ -1075,6 +1136,15 @@ session_fail(struct session *s, int status, const char *fmt, ...)
 /* ---------------------------------------------------------------------- */
 /* The handshake (doc/PROTOCOL.md section 2), one function per role. */
 
+/* A handshake read or write failed with errno: say how, end the session. */
+static int
+handshake_io_fail(struct session *s)
+{
+	if (errno == ETIMEDOUT)
+		return session_fail(s, EXIT_FAIL, "timed out during handshake");
+	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
+}
+
 /* Read a peer's message: magic first, so non-secchat peers are named. */
 static int
 read_message(struct session *s, void *msg, size_t len, int64_t deadline)
@@ -1082,27 +1152,21 @@ read_message(struct session *s, void *msg, size_t len, int64_t deadline)
 	ssize_t r;
 
 	if ((r = read_full(s->net, msg, MAGIC_LEN, deadline)) == -1)
-		goto fail;
+		return handshake_io_fail(s);
+	/* A short prefix that matches so far is a hang-up, not a stranger. */
 	if (memcmp(msg, MAGIC, r) != 0)
 		return session_fail(s, EXIT_FAIL,
 		    "peer is not speaking secchat/1");
 	if (r < MAGIC_LEN)
 		return session_fail(s, EXIT_FAIL,
 		    "peer closed the connection during the handshake");
-	if (memcmp(msg, MAGIC, MAGIC_LEN) != 0)
-		return session_fail(s, EXIT_FAIL,
-		    "peer is not speaking secchat/1");
 	if ((r = read_full(s->net, (uint8_t *)msg + MAGIC_LEN,
 	    len - MAGIC_LEN, deadline)) == -1)
-		goto fail;
+		return handshake_io_fail(s);
 	if ((size_t)r < len - MAGIC_LEN)
 		return session_fail(s, EXIT_FAIL,
 		    "peer closed the connection during the handshake");
 	return GO_ON;
- fail:
-	if (errno == ETIMEDOUT)
-		return session_fail(s, EXIT_FAIL, "timed out during handshake");
-	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
 }
 
 static int
@@ -1110,9 +1174,7 @@ send_message(struct session *s, const void *msg, size_t len, int64_t deadline)
 {
 	if (write_full(s->net, msg, len, deadline) == 0)
 		return GO_ON;
-	if (errno == ETIMEDOUT)
-		return session_fail(s, EXIT_FAIL, "timed out during handshake");
-	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
+	return handshake_io_fail(s);
 }
 
 #define HS_BAD_POINT	1
@@ -1128,8 +1190,7 @@ static int
 listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
     const struct msg2 *m2, struct handshake_keys *hk)
 {
-	if (spake2_finish(pk, 0, y, m2->pA, m1->pB, (const uint8_t *)m1,
-	    AAD_LEN, ID_A, ID_B, hk) == -1)
+	if (spake2_finish(pk, 0, y, m1, m2->pA, hk) == -1)
 		return HS_BAD_POINT;
 	/* Constant time: a timing leak here would help forge cA. */
 	if (CRYPTO_memcmp(hk->cA, m2->cA, MAC_LEN) != 0)
@@ -1202,8 +1263,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	x = random_scalar(&pk);
 	memcpy(m2.magic, MAGIC, MAGIC_LEN);
 	spake2_share(&pk, 1, x, m2.pA);
-	if (spake2_finish(&pk, 1, x, m2.pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
-	    ID_A, ID_B, &hk) == -1) {
+	if (spake2_finish(&pk, 1, x, &m1, m2.pA, &hk) == -1) {
 		status = session_fail(s, EXIT_AUTH, BAD_POINT_MSG);
 		goto done;
 	}
@@ -1212,7 +1272,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 		goto done;
 	if ((r = read_full(s->net, &m3, sizeof(m3), deadline)) == -1 &&
 	    errno == ETIMEDOUT)
-		status = session_fail(s, EXIT_FAIL, "timed out during handshake");
+		status = handshake_io_fail(s);
 	else if (r != sizeof(m3) ||
 	    CRYPTO_memcmp(hk.cB, m3.cB, MAC_LEN) != 0)
 		status = session_fail(s, EXIT_AUTH, WRONG_PASSWORD_MSG);
@@ -1264,7 +1324,7 @@ rekey_due(const struct session *s, int64_t t)
 	return (s->opt->rekey_msgs != 0 &&
 	    d->data_records >= s->opt->rekey_msgs) ||
 	    (s->opt->rekey_secs != 0 &&
-	    t - d->first_data >= (int64_t)s->opt->rekey_secs * 1000);
+	    t - d->first_data >= secs_ms(s->opt->rekey_secs));
 }
 
 /* How many pending stdin bytes make the next DATA record; 0: none yet. */
@@ -1494,14 +1554,14 @@ net_gone(struct session *s)
 	net_refused(s, e);
 }
 
-static int
+static void
 write_net(struct session *s)
 {
 	ssize_t r;
 
 	if (buf_pending(&s->txb) == 0) {
 		net_gone(s);
-		return GO_ON;
+		return;
 	}
 	r = write(s->net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
 	if (r > 0) {
@@ -1509,7 +1569,6 @@ write_net(struct session *s)
 		s->last_activity = now_ms();
 	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		net_refused(s, errno);
-	return GO_ON;
 }
 
 static int
@@ -1546,13 +1605,12 @@ write_local(struct session *s, int fd, struct buf *b)
 }
 
 /* The hex display holds the session back like stdout, but never ends it. */
-static int
+static void
 write_stderr(struct session *s)
 {
 	if (write_local(s, STDERR_FILENO, &s->hex) == -1 &&
 	    errno != EAGAIN && errno != EINTR)
 		s->hex.pos = s->hex.len = 0;	/* stderr is for people */
-	return GO_ON;
 }
 
 static int
@@ -1577,11 +1635,11 @@ poll_timeout(struct session *s, int64_t t)
 	int64_t until = INT64_MAX, d;
 
 	if (s->opt->timeout >= 0)
-		until = s->last_activity + (int64_t)s->opt->timeout * 1000;
+		until = s->last_activity + secs_ms(s->opt->timeout);
 	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
 	if (!s->sent_close && s->tx.data_records > 0 &&
 	    s->opt->rekey_secs != 0 && tx_room(s, 2)) {
-		d = s->tx.first_data + (int64_t)s->opt->rekey_secs * 1000;
+		d = s->tx.first_data + secs_ms(s->opt->rekey_secs);
 		if (d < until)
 			until = d;
 	}
@@ -1655,21 +1713,21 @@ readwrite(struct session *s)
 		}
 		/* Nothing moved for -w seconds. */
 		if (n == 0 && s->opt->timeout >= 0 &&
-		    now_ms() - s->last_activity >= (int64_t)s->opt->timeout * 1000)
+		    now_ms() - s->last_activity >= secs_ms(s->opt->timeout))
 			return session_fail(s, EXIT_FAIL,
 			    "timed out: no progress for %d seconds",
 			    s->opt->timeout);
 
-		if ((pfd[POLL_STDIN].revents &&
-		    (status = read_stdin(s)) != GO_ON) ||
-		    (pfd[POLL_NETOUT].revents &&
-		    (status = write_net(s)) != GO_ON) ||
-		    (pfd[POLL_NETIN].revents &&
-		    (status = read_net(s)) != GO_ON) ||
-		    (pfd[POLL_STDERR].revents &&
-		    (status = write_stderr(s)) != GO_ON) ||
-		    (pfd[POLL_STDOUT].revents &&
-		    (status = write_stdout(s)) != GO_ON))
+		if (pfd[POLL_STDIN].revents && (status = read_stdin(s)) != GO_ON)
+			return status;
+		if (pfd[POLL_NETOUT].revents)
+			write_net(s);
+		if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
+			return status;
+		if (pfd[POLL_STDERR].revents)
+			write_stderr(s);
+		if (pfd[POLL_STDOUT].revents &&
+		    (status = write_stdout(s)) != GO_ON)
 			return status;
 	}
 }
@@ -1783,14 +1841,13 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 	}
 }
 
-static void
+/* Each line is a record: do not hold it back for coalescing. */
+static int
 tune_socket(int fd)
 {
 	int one = 1;
 
-	/* Each line is a record: do not hold it back for coalescing. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
-		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static int
@@ -1869,8 +1926,14 @@ accept_connection(int lfd, const struct options *opt)
 	for (;;) {
 		len = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
-			break;
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+			if (tune_socket(fd) == 0)
+				break;
+			/* That connection's trouble, not the listener's. */
+			warn("setsockopt TCP_NODELAY");
+			close(fd);
+			continue;
+		}
 		/* A client's failure or a passing shortage is not ours. */
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 		    errno == ENOMEM) {
@@ -1880,7 +1943,6 @@ accept_connection(int lfd, const struct options *opt)
 		    errno == ENOTSOCK || errno == EFAULT)
 			err(EXIT_FAIL, "accept");
 	}
-	tune_socket(fd);
 	addr_text((struct sockaddr *)&ss, len, host, port);
 	if (opt->vflag)
 		warnx("connection from %s port %s", host, port);
@@ -1935,7 +1997,7 @@ connect_socket(const struct options *opt)
 		return -1;
 	}
 	if (opt->timeout >= 0)
-		deadline = now_ms() + (int64_t)opt->timeout * 1000;
+		deadline = deadline_in(opt->timeout);
 	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
 		addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
 		if (used < sizeof(tried))
@@ -1959,7 +2021,8 @@ connect_socket(const struct options *opt)
 			    opt->port);
 		return -1;
 	}
-	tune_socket(fd);
+	if (tune_socket(fd) == -1)
+		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getpeername");
 	addr_text((struct sockaddr *)&ss, len, host, port);
@@ -2074,12 +2137,6 @@ read_password(const char *passfile, char *pass, size_t cap)
 /* ---------------------------------------------------------------------- */
 /* The two roles. */
 
-static int
-handshake_deadline(const struct options *opt)
-{
-	return opt->timeout >= 0 ? opt->timeout : DEF_HS_TIMEOUT;
-}
-
 /* Listener: PBKDF2 once, then serve one connection, or each with -k. */
 static int
 listener(const struct options *opt, char *pass, size_t pass_len)
@@ -2103,7 +2160,7 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 	do {
 		session_reset(&s, accept_connection(lfd, opt));
 		status = handshake_listener(&s, &pk, salt, opt->iterations,
-		    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
+		    deadline_in(handshake_secs(opt)), c2s, s2c);
 		if (status == GO_ON)
 			status = session_traffic(&s, 0, c2s, s2c);
 		close(s.net);
@@ -2128,7 +2185,7 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 	session_alloc(&s, opt);
 	session_reset(&s, fd);
 	status = handshake_connector(&s, pass, pass_len,
-	    now_ms() + handshake_deadline(opt) * 1000LL, c2s, s2c);
+	    deadline_in(handshake_secs(opt)), c2s, s2c);
 	OPENSSL_cleanse(pass, pass_len);
 	if (status == GO_ON)
 		status = session_traffic(&s, 1, c2s, s2c);

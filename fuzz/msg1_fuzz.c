@@ -89,8 +89,7 @@ connector_msg1(const uint8_t *data, size_t size, struct outcome *o)
 	memset(&hk, 0, sizeof(hk));
 	o->point = on_curve(&pk, m1.pB, &o->is_wn);
 	spake2_share(&pk, 1, x, o->pA);
-	if (spake2_finish(&pk, 1, x, o->pA, m1.pB, (uint8_t *)&m1, AAD_LEN,
-	    ID_A, ID_B, &hk) == 0) {
+	if (spake2_finish(&pk, 1, x, &m1, o->pA, &hk) == 0) {
 		o->ok = 1;
 		if (hk.tt_len != TT_LEN) {
 			fuzz_fail("msg1_fuzz: TT is %zu bytes",

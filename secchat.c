@@ -135,11 +135,26 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define TX_CAP		(256 * 1024)	/* records to the socket */
 #define RX_CAP		(128 * 1024)	/* records from the socket */
 #define OUT_CAP		(256 * 1024)	/* plaintext to stdout */
-#define HEX_CAP		(128 * 1024)	/* hex display lines, >= 3 of the longest */
+#define ERRQ_CAP	(128 * 1024)	/* stderr: hex lines, notes, the last line */
 #define HEX_LINE_MAX	(2 * (LEN_LEN + MAX_RECORD) + 16)	/* + dir, ESCs, \n */
 #define NOTE_MAX	256		/* a -v line, queued like hex lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
+
+/*
+ * What one step of the engine may queue, in records and so in hex lines:
+ * a sending batch is a DATA record and a due REKEY (or a CLOSE); receiving
+ * one record must leave a sending batch its room, or receiving would
+ * starve sending.  Each line may bring a -v note (a rekey's).
+ */
+#define SEND_BATCH	2
+#define RECV_BATCH	(1 + SEND_BATCH)
+_Static_assert(ERRQ_CAP >= RECV_BATCH * (HEX_LINE_MAX + NOTE_MAX) + NOTE_MAX,
+    "the stderr queue holds a receiving batch and the failure line");
+_Static_assert(TX_CAP >= SEND_BATCH * (LEN_LEN + MAX_RECORD),
+    "txb holds a sending batch");
+_Static_assert(OUT_CAP >= MAX_INNER && RX_CAP >= LEN_LEN + MAX_RECORD &&
+    IN_CAP / 2 >= MAX_PAYLOAD, "each buffer holds a whole record's worth");
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
@@ -188,30 +203,63 @@ struct buf {
 	size_t	 cap, pos, len;		/* pending bytes are data[pos..len) */
 };
 
-/* One session's state, passed explicitly. */
+/*
+ * A connection's life, one state per direction; each transition is made
+ * in one function, named after it.
+ *
+ * Sending (our records to the peer):
+ *
+ *   TX_OPEN --input ends (EOF, ^D, the peer's CLOSE at a terminal)--> TX_DRAINING
+ *   TX_DRAINING --input all sealed; CLOSE sealed--> TX_CLOSE_QUEUED
+ *   TX_CLOSE_QUEUED --CLOSE on the wire; shutdown(SHUT_WR)--> TX_SHUT
+ *   any --the socket refuses our data--> TX_FAILED (tx_errno says why)
+ *
+ * Receiving (the peer's records):
+ *
+ *   RX_OPEN --CLOSE record--> RX_CLOSED --TCP end of stream--> RX_EOF
+ *   RX_OPEN --TCP end of stream--> RX_ENDED --buffered CLOSE record--> RX_EOF
+ *
+ * The session succeeds once sending is TX_SHUT, receiving is RX_EOF and
+ * stdout and stderr are drained; TX_FAILED in place of TX_SHUT is exit 1
+ * naming the socket's error.  RX_ENDED with no whole record left to open
+ * is a truncation.
+ */
+enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSE_QUEUED, TX_SHUT, TX_FAILED };
+enum rx_state { RX_OPEN, RX_ENDED, RX_CLOSED, RX_EOF };
+
+/* One connection: created by conn_begin, wiped as a unit by conn_end. */
+struct conn {
+	int	 net;
+	int	 in_fd, out_fd, err_fd;	/* input, output, display */
+	enum tx_state tx_state;
+	enum rx_state rx_state;
+	int	 tx_errno;		/* why TX_FAILED */
+	struct direction tx, rx;
+	int	 shown;			/* the half-typed line is on screen */
+	int	 mid_line;		/* stdout's last byte was not \n */
+	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
+	int64_t	 errq_deadline;	/* ms, set at the first flush_errq; 0: none */
+	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
+	uint64_t rekeys_sent, rekeys_recv;
+};
+
+#define NBUFS	5
+
+/* What lives as long as the process: options, terminal facts, buffers. */
 struct session {
 	const struct options *opt;
 	int	 stdin_tty;
 	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
-	struct buf in, txb, rxb, out, hex;	/* allocated once, for -k */
-
-	/* Everything from here on starts at zero for each connection. */
-	int	 net;
-	struct direction tx, rx;
-	int	 stdin_done;		/* no more reading from stdin */
-	int	 sent_close, shut_wr;
-	int	 got_close, net_eof;
-	int	 stdout_failed;
-	int	 tx_errno;		/* the socket refused our data */
-	int	 shown;			/* the half-typed line is on screen */
-	int	 mid_line;		/* stdout's last byte was not \n */
-	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
-	int64_t	 hex_deadline;	/* ms, set at the first flush_hex; 0: none */
-	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
-	uint64_t rekeys_sent, rekeys_recv;
+	union {				/* allocated once, for -k */
+		struct { struct buf in, txb, rxb, out, errq; };
+		struct buf bufs[NBUFS];
+	};
+	struct conn c;
 };
+_Static_assert(sizeof(((struct session *)0)->bufs) ==
+    NBUFS * sizeof(struct buf), "one list of buffers");
 
 /*
  * What the process changes about descriptors it shares with other
@@ -938,6 +986,58 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The connection's states (struct conn's diagram): tests and transitions. */
+
+/* May DATA and REKEY still be sealed? */
+static int
+tx_sending(const struct conn *c)
+{
+	return c->tx_state == TX_OPEN || c->tx_state == TX_DRAINING;
+}
+
+/* Is our direction over, well or not? */
+static int
+tx_over(const struct conn *c)
+{
+	return c->tx_state == TX_SHUT || c->tx_state == TX_FAILED;
+}
+
+static int
+rx_closed(const struct conn *c)
+{
+	return c->rx_state == RX_CLOSED || c->rx_state == RX_EOF;
+}
+
+/* Has the peer's TCP stream ended? */
+static int
+rx_net_ended(const struct conn *c)
+{
+	return c->rx_state == RX_ENDED || c->rx_state == RX_EOF;
+}
+
+/* TX_OPEN -> TX_DRAINING: input is over; what it gave is still sent. */
+static void
+tx_input_ended(struct conn *c)
+{
+	if (c->tx_state == TX_OPEN)
+		c->tx_state = TX_DRAINING;
+}
+
+/* The peer's CLOSE record: RX_OPEN -> RX_CLOSED, RX_ENDED -> RX_EOF. */
+static void
+rx_got_close(struct conn *c)
+{
+	c->rx_state = c->rx_state == RX_ENDED ? RX_EOF : RX_CLOSED;
+}
+
+/* The peer's TCP end of stream: RX_OPEN -> RX_ENDED, RX_CLOSED -> RX_EOF. */
+static void
+rx_got_eof(struct conn *c)
+{
+	c->rx_state = c->rx_state == RX_CLOSED ? RX_EOF : RX_ENDED;
+}
+
+/* ---------------------------------------------------------------------- */
 /*
  * The chat line editor.  When stdin and stdout are one terminal, secchat
  * echoes and edits the line being typed itself, so that text arriving
@@ -950,7 +1050,7 @@ editor_start(struct session *s)
 {
 	struct termios t;
 
-	if (!s->edit || save_tty(STDIN_FILENO) == -1) {
+	if (!s->edit || save_tty(s->c.in_fd) == -1) {
 		s->edit = 0;
 		return;
 	}
@@ -959,7 +1059,7 @@ editor_start(struct session *s)
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
-	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == -1)
+	if (tcsetattr(s->c.in_fd, TCSANOW, &t) == -1)
 		s->edit = 0;
 }
 
@@ -975,18 +1075,18 @@ typed_len(const struct session *s)
 }
 
 static void
-echo(const char *p, size_t n)
+echo(struct session *s, const char *p, size_t n)
 {
-	(void)write_full(STDOUT_FILENO, p, n, INT64_MAX);	/* a terminal */
+	(void)write_full(s->c.out_fd, p, n, INT64_MAX);	/* a terminal */
 }
 
 /* Take the typed line off the screen before other output ... */
 static void
 editor_hide(struct session *s)
 {
-	if (s->shown && typed_len(s) > 0)
-		echo("\r\033[K", 4);
-	s->shown = 0;
+	if (s->c.shown && typed_len(s) > 0)
+		echo(s, "\r\033[K", 4);
+	s->c.shown = 0;
 }
 
 /* ... and put it back after. */
@@ -995,14 +1095,14 @@ editor_show(struct session *s)
 {
 	size_t n;
 
-	if (!s->edit || s->shown)
+	if (!s->edit || s->c.shown)
 		return;
 	if ((n = typed_len(s)) > 0) {
-		if (s->mid_line)
-			echo("\n", 1);
-		echo((char *)s->in.data + s->in.len - n, n);
+		if (s->c.mid_line)
+			echo(s, "\n", 1);
+		echo(s, (char *)s->in.data + s->in.len - n, n);
 	}
-	s->shown = 1;
+	s->c.shown = 1;
 }
 
 /* Apply typed bytes to the line: ^D ends input, erase keys edit. */
@@ -1013,7 +1113,7 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 	size_t i, len;
 	uint8_t c;
 
-	for (i = 0; i < n && !s->stdin_done; i++) {
+	for (i = 0; i < n && s->c.tx_state == TX_OPEN; i++) {
 		c = p[i];
 		len = typed_len(s);
 		if (c == _POSIX_VDISABLE)
@@ -1022,7 +1122,7 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 			continue;
 		else if (c == cc[VEOF]) {
 			if (len == 0)
-				s->stdin_done = 1;
+				tx_input_ended(&s->c);
 			continue;
 		} else if (c == cc[VERASE] || c == '\b' || c == 0x7f) {
 			if (len == 0)
@@ -1031,17 +1131,17 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
 			while (len-- > 0 &&
 			    (s->in.data[--s->in.len] & 0xc0) == 0x80)
 				;
-			echo("\b \b", 3);
+			echo(s, "\b \b", 3);
 			continue;
 		} else if (c == cc[VKILL]) {
 			s->in.len -= len;
-			echo("\r\033[K", 4);
+			echo(s, "\r\033[K", 4);
 			continue;
 		}
 		if (c == '\r')
 			c = '\n';
 		s->in.data[s->in.len++] = c;
-		echo((char *)&c, 1);
+		echo(s, (char *)&c, 1);
 	}
 }
 
@@ -1055,18 +1155,39 @@ editor_input(struct session *s, const uint8_t *p, size_t n)
  * listener.
  */
 static void
-flush_hex(struct session *s)
+flush_errq(struct session *s)
 {
 	int secs = handshake_secs(s->opt);	/* the same bound: -w, or 30 */
 
-	if (buf_pending(&s->hex) == 0)
+	if (buf_pending(&s->errq) == 0)
 		return;
-	if (s->hex_deadline == 0)	/* one wait per connection, not per call */
-		s->hex_deadline = deadline_in(secs);
+	if (s->c.errq_deadline == 0)	/* one wait per connection, not per call */
+		s->c.errq_deadline = deadline_in(secs);
 	editor_hide(s);
-	(void)write_full(STDERR_FILENO, s->hex.data + s->hex.pos,
-	    buf_pending(&s->hex), s->hex_deadline);
-	s->hex.pos = s->hex.len = 0;
+	(void)write_full(s->c.err_fd, s->errq.data + s->errq.pos,
+	    buf_pending(&s->errq), s->c.errq_deadline);
+	s->errq.pos = s->errq.len = 0;
+}
+
+/*
+ * The stderr queue's one reservation: has it room for a batch of lines
+ * records, their hex lines and the notes they may bring?  A batch starts
+ * only when it has.
+ */
+static int
+errq_room(struct session *s, size_t lines)
+{
+	size_t need = lines * (HEX_LINE_MAX + NOTE_MAX);
+
+	return buf_room(&s->errq, need) >= need;
+}
+
+/* Room for one more line of up to n bytes; past a batch's, by waiting. */
+static void
+errq_make_room(struct session *s, size_t n)
+{
+	if (buf_room(&s->errq, n) < n)
+		flush_errq(s);
 }
 
 /* Queue "> " or "< " and the record's wire bytes in hex for stderr. */
@@ -1077,9 +1198,8 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 
 	if (s->opt->qflag)
 		return;
-	if (buf_room(&s->hex, HEX_LINE_MAX) < HEX_LINE_MAX)
-		abort();		/* fill_tx and process_rx leave room */
-	p = (char *)s->hex.data + s->hex.len;
+	errq_make_room(s, HEX_LINE_MAX);
+	p = (char *)s->errq.data + s->errq.len;
 	*p++ = dir;
 	*p++ = ' ';
 	if (s->hex_tty)			/* dim, apart from the plaintext */
@@ -1088,7 +1208,7 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	if (s->hex_tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
-	s->hex.len = (uint8_t *)p - s->hex.data;
+	s->errq.len = (uint8_t *)p - s->errq.data;
 }
 
 /* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
@@ -1098,9 +1218,8 @@ queue_line(struct session *s, const char *fmt, va_list ap)
 	char msg[NOTE_MAX - 16];
 
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (buf_room(&s->hex, NOTE_MAX) < NOTE_MAX)
-		flush_hex(s);
-	s->hex.len += snprintf((char *)s->hex.data + s->hex.len, NOTE_MAX,
+	errq_make_room(s, NOTE_MAX);
+	s->errq.len += snprintf((char *)s->errq.data + s->errq.len, NOTE_MAX,
 	    "secchat: %s\n", msg);
 }
 
@@ -1118,7 +1237,7 @@ note(struct session *s, const char *fmt, ...)
 
 /*
  * Print why the session ends and return its exit status.  The line waits
- * for a slow stderr (within flush_hex's bound) rather than be lost to a
+ * for a slow stderr (within flush_errq's bound) rather than be lost to a
  * full pipe.
  */
 static int
@@ -1129,7 +1248,7 @@ session_fail(struct session *s, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	queue_line(s, fmt, ap);
 	va_end(ap);
-	flush_hex(s);
+	flush_errq(s);
 	return status;
 }
 
@@ -1151,7 +1270,7 @@ read_message(struct session *s, void *msg, size_t len, int64_t deadline)
 {
 	ssize_t r;
 
-	if ((r = read_full(s->net, msg, MAGIC_LEN, deadline)) == -1)
+	if ((r = read_full(s->c.net, msg, MAGIC_LEN, deadline)) == -1)
 		return handshake_io_fail(s);
 	/* A short prefix that matches so far is a hang-up, not a stranger. */
 	if (memcmp(msg, MAGIC, r) != 0)
@@ -1160,7 +1279,7 @@ read_message(struct session *s, void *msg, size_t len, int64_t deadline)
 	if (r < MAGIC_LEN)
 		return session_fail(s, EXIT_FAIL,
 		    "peer closed the connection during the handshake");
-	if ((r = read_full(s->net, (uint8_t *)msg + MAGIC_LEN,
+	if ((r = read_full(s->c.net, (uint8_t *)msg + MAGIC_LEN,
 	    len - MAGIC_LEN, deadline)) == -1)
 		return handshake_io_fail(s);
 	if ((size_t)r < len - MAGIC_LEN)
@@ -1172,7 +1291,7 @@ read_message(struct session *s, void *msg, size_t len, int64_t deadline)
 static int
 send_message(struct session *s, const void *msg, size_t len, int64_t deadline)
 {
-	if (write_full(s->net, msg, len, deadline) == 0)
+	if (write_full(s->c.net, msg, len, deadline) == 0)
 		return GO_ON;
 	return handshake_io_fail(s);
 }
@@ -1233,6 +1352,28 @@ handshake_listener(struct session *s, const struct pake *pk,
 	return status;
 }
 
+/*
+ * The connector's w, from the salt and count in the listener's message 1,
+ * set up in pk; an exit status if the count is out of bounds or w is 0.
+ */
+static int
+connector_pake(struct session *s, const char *pass, size_t pass_len,
+    const struct msg1 *m1, struct pake *pk)
+{
+	uint32_t iterations = get_u32(m1->iterations);
+	uint8_t w[SCALAR_LEN];
+
+	if (iterations < MIN_ITER || iterations > MAX_ITER)
+		return session_fail(s, EXIT_FAIL, "listener asks for %u "
+		    "PBKDF2 iterations (allowed %d to %d)", iterations,
+		    MIN_ITER, MAX_ITER);
+	if (derive_w(pass, pass_len, m1->salt, iterations, w) == -1)
+		return session_fail(s, EXIT_FAIL, "password and salt give w = 0");
+	pake_init(pk, w);
+	OPENSSL_cleanse(w, sizeof(w));
+	return GO_ON;
+}
+
 /* Connector, SPAKE2 party A: w comes from the listener's salt and count. */
 static int
 handshake_connector(struct session *s, const char *pass, size_t pass_len,
@@ -1243,23 +1384,13 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	struct msg3 m3;
 	struct handshake_keys hk;
 	struct pake pk;
-	uint8_t w[SCALAR_LEN];
-	uint32_t iterations;
 	BIGNUM *x;
 	ssize_t r;
 	int status;
 
-	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON)
+	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
+	    (status = connector_pake(s, pass, pass_len, &m1, &pk)) != GO_ON)
 		return status;
-	iterations = get_u32(m1.iterations);
-	if (iterations < MIN_ITER || iterations > MAX_ITER)
-		return session_fail(s, EXIT_FAIL, "listener asks for %u "
-		    "PBKDF2 iterations (allowed %d to %d)", iterations,
-		    MIN_ITER, MAX_ITER);
-	if (derive_w(pass, pass_len, m1.salt, iterations, w) == -1)
-		return session_fail(s, EXIT_FAIL, "password and salt give w = 0");
-	pake_init(&pk, w);
-	OPENSSL_cleanse(w, sizeof(w));
 	x = random_scalar(&pk);
 	memcpy(m2.magic, MAGIC, MAGIC_LEN);
 	spake2_share(&pk, 1, x, m2.pA);
@@ -1270,7 +1401,7 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	memcpy(m2.cA, hk.cA, MAC_LEN);
 	if ((status = send_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
 		goto done;
-	if ((r = read_full(s->net, &m3, sizeof(m3), deadline)) == -1 &&
+	if ((r = read_full(s->c.net, &m3, sizeof(m3), deadline)) == -1 &&
 	    errno == ETIMEDOUT)
 		status = handshake_io_fail(s);
 	else if (r != sizeof(m3) ||
@@ -1294,9 +1425,9 @@ send_record(struct session *s, int type, const uint8_t *payload, size_t len)
 	uint8_t *rec = s->txb.data + s->txb.len;
 	size_t n;
 
-	n = seal_record(&s->tx, type, payload, len, 0, rec);
+	n = seal_record(&s->c.tx, type, payload, len, 0, rec);
 	s->txb.len += n;
-	s->sent_records++;
+	s->c.sent_records++;
 	hex_line(s, '>', rec, n);
 }
 
@@ -1304,17 +1435,17 @@ static void
 send_rekey(struct session *s)
 {
 	send_record(s, TYPE_REKEY, NULL, 0);
-	ratchet(&s->tx);
-	s->rekeys_sent++;
+	ratchet(&s->c.tx);
+	s->c.rekeys_sent++;
 	note(s, "rekeyed sending key (epoch %llu)",
-	    (unsigned long long)s->tx.epoch);
+	    (unsigned long long)s->c.tx.epoch);
 }
 
 /* Is the current sending key due for retirement (doc/PROTOCOL.md section 5)? */
 static int
 rekey_due(const struct session *s, int64_t t)
 {
-	const struct direction *d = &s->tx;
+	const struct direction *d = &s->c.tx;
 
 	/* Leave room for this REKEY and a CLOSE under the old key. */
 	if (d->seq + 2 >= SEQ_LIMIT)
@@ -1340,7 +1471,7 @@ next_chunk(const struct session *s)
 	if ((nl = memchr(s->in.data + s->in.pos, '\n', max)) != NULL)
 		return nl - (s->in.data + s->in.pos) + 1;
 	/* A long line goes in full records; a last line at end of input. */
-	if (avail >= MAX_PAYLOAD || s->stdin_done)
+	if (avail >= MAX_PAYLOAD || s->c.tx_state != TX_OPEN)
 		return max;
 	return 0;
 }
@@ -1354,17 +1485,17 @@ static int
 output_busy(const struct session *s)
 {
 	return s->shared_err &&
-	    (buf_pending(&s->hex) > 0 || buf_pending(&s->out) > 0);
+	    (buf_pending(&s->errq) > 0 || buf_pending(&s->out) > 0);
 }
 
-/* May fill_tx make n more records: room in txb and for their hex lines? */
+/* May fill_tx make a sending batch: room in txb and on stderr? */
 static int
-tx_room(struct session *s, size_t n)
+tx_room(struct session *s)
 {
-	size_t rec = n * (LEN_LEN + MAX_RECORD), hex = n * HEX_LINE_MAX;
+	size_t rec = SEND_BATCH * (LEN_LEN + MAX_RECORD);
 
 	return !output_busy(s) && buf_room(&s->txb, rec) >= rec &&
-	    buf_room(&s->hex, hex) >= hex;
+	    errq_room(s, SEND_BATCH);
 }
 
 static void
@@ -1373,82 +1504,125 @@ fill_tx(struct session *s)
 	int64_t t = now_ms();
 	size_t len;
 
-	while (!s->sent_close && tx_room(s, 2)) {	/* DATA + REKEY */
+	while (tx_sending(&s->c) && tx_room(s)) {
 		if (rekey_due(s, t))
 			send_rekey(s);
 		if ((len = next_chunk(s)) == 0)
 			break;
-		if (s->tx.data_records++ == 0)
-			s->tx.first_data = t;
+		if (s->c.tx.data_records++ == 0)
+			s->c.tx.first_data = t;
 		send_record(s, TYPE_DATA, s->in.data + s->in.pos, len);
 		s->in.pos += len;
-		s->sent_bytes += len;
+		s->c.sent_bytes += len;
 	}
 	/* The loop's own room test: a due REKEY goes first, every time. */
-	if (s->stdin_done && !s->sent_close && buf_pending(&s->in) == 0 &&
-	    tx_room(s, 2)) {
+	/* TX_DRAINING -> TX_CLOSE_QUEUED */
+	if (s->c.tx_state == TX_DRAINING && buf_pending(&s->in) == 0 &&
+	    tx_room(s)) {
 		send_record(s, TYPE_CLOSE, NULL, 0);
-		s->sent_close = 1;
+		s->c.tx_state = TX_CLOSE_QUEUED;
 	}
 }
 
 /* ---------------------------------------------------------------------- */
 /* Receiving: records are opened straight into the stdout buffer. */
 
+/*
+ * The peer has no more to say (doc/PROTOCOL.md section 7).  A chat at a
+ * terminal is over: what was entered still goes, then our CLOSE; a line
+ * typed but not entered is not sent.  Other input is sent to its end.
+ */
+static void
+peer_closed(struct session *s)
+{
+	if (s->stdin_tty)
+		tx_input_ended(&s->c);
+	if (s->edit) {
+		editor_hide(s);
+		s->in.len -= typed_len(s);
+	}
+}
+
+/*
+ * The one way out for a record that authenticated but breaks the rules:
+ * its n bytes of plaintext at the end of out are wiped, never written.
+ */
+static int __attribute__((format(printf, 3, 4)))
+reject_record(struct session *s, size_t n, const char *fmt, ...)
+{
+	char why[NOTE_MAX / 2];
+	va_list ap;
+
+	OPENSSL_cleanse(s->out.data + s->out.len, n);
+	va_start(ap, fmt);
+	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return session_fail(s, EXIT_AUTH, "malformed record: %s", why);
+}
+
+static int
+on_data(struct session *s, size_t n)
+{
+	if (n > MAX_PAYLOAD)
+		return reject_record(s, n, "DATA payload over %d bytes",
+		    MAX_PAYLOAD);
+	s->out.len += n;	/* authenticated: now it may be written */
+	s->c.recv_bytes += n;
+	return GO_ON;
+}
+
+static int
+on_rekey(struct session *s, size_t n)
+{
+	if (n != 0)
+		return reject_record(s, n, "REKEY with a payload");
+	ratchet(&s->c.rx);
+	s->c.rekeys_recv++;
+	note(s, "peer rekeyed (epoch %llu)",
+	    (unsigned long long)s->c.rx.epoch);
+	return GO_ON;
+}
+
+static int
+on_close(struct session *s, size_t n)
+{
+	if (n != 0)
+		return reject_record(s, n, "CLOSE with a payload");
+	rx_got_close(&s->c);
+	peer_closed(s);
+	return GO_ON;
+}
+
+/*
+ * Authenticate the record rec (LEN_LEN + clen bytes, clen checked) into
+ * the tail of out, and hand it to the handler of its type.
+ */
 static int
 receive_record(struct session *s, const uint8_t *rec, size_t clen)
 {
-	uint8_t *plain = s->out.data + s->out.len;
 	int n, type;
 
-	if (s->rx.seq >= SEQ_LIMIT)
+	if (s->c.rx.seq >= SEQ_LIMIT)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: too many records under one key");
 	hex_line(s, '<', rec, LEN_LEN + clen);
-	if ((n = open_record(&s->rx, rec, clen, plain, &type)) == OPEN_BAD_TAG)
+	n = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type);
+	if (n == OPEN_BAD_TAG)
 		return session_fail(s, EXIT_AUTH,
 		    "record failed authentication");
 	if (n == OPEN_NO_TYPE)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: no record type");
-	s->recv_records++;
-	if (type == TYPE_DATA && n > MAX_PAYLOAD) {
-		OPENSSL_cleanse(plain, n);
-		return session_fail(s, EXIT_AUTH,
-		    "malformed record: DATA payload over %d bytes", MAX_PAYLOAD);
+	s->c.recv_records++;
+	switch (type) {
+	case TYPE_DATA:
+		return on_data(s, n);
+	case TYPE_REKEY:
+		return on_rekey(s, n);
+	case TYPE_CLOSE:
+		return on_close(s, n);
 	}
-	if (type == TYPE_DATA) {
-		s->out.len += n;	/* authenticated: now it may be written */
-		s->recv_bytes += n;
-		return GO_ON;
-	}
-	if (type != TYPE_REKEY && type != TYPE_CLOSE) {
-		OPENSSL_cleanse(plain, n);
-		return session_fail(s, EXIT_AUTH,
-		    "malformed record: unknown type %d", type);
-	}
-	if (n != 0) {
-		OPENSSL_cleanse(plain, n);
-		return session_fail(s, EXIT_AUTH, "malformed record: %s with "
-		    "a payload", type == TYPE_REKEY ? "REKEY" : "CLOSE");
-	}
-	if (type == TYPE_REKEY) {
-		ratchet(&s->rx);
-		s->rekeys_recv++;
-		note(s, "peer rekeyed (epoch %llu)",
-		    (unsigned long long)s->rx.epoch);
-		return GO_ON;
-	}
-	s->got_close = 1;
-	/* At a terminal the conversation is over (section 7). */
-	if (s->stdin_tty)
-		s->stdin_done = 1;
-	/* A line typed but not entered is not sent. */
-	if (s->edit) {
-		editor_hide(s);
-		s->in.len -= typed_len(s);
-	}
-	return GO_ON;
+	return reject_record(s, n, "unknown type %d", type);
 }
 
 /* Open every complete record that stdout has room for. */
@@ -1459,22 +1633,21 @@ process_rx(struct session *s)
 	size_t avail, clen;
 	int status;
 
-	while (!s->got_close && (avail = buf_pending(&s->rxb)) >= LEN_LEN) {
+	while (!rx_closed(&s->c) && (avail = buf_pending(&s->rxb)) >= LEN_LEN) {
 		rec = s->rxb.data + s->rxb.pos;
 		clen = (size_t)rec[0] << 8 | rec[1];
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
 			return session_fail(s, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
-		/* Leave fill_tx room for its two hex lines, or it starves. */
 		if (avail < LEN_LEN + clen || output_busy(s) ||
 		    buf_room(&s->out, MAX_INNER) < MAX_INNER ||
-		    buf_room(&s->hex, 3 * HEX_LINE_MAX) < 3 * HEX_LINE_MAX)
+		    !errq_room(s, RECV_BATCH))
 			break;
 		if ((status = receive_record(s, rec, clen)) != GO_ON)
 			return status;
 		s->rxb.pos += LEN_LEN + clen;
 	}
-	if (s->got_close && buf_pending(&s->rxb) > 0)
+	if (rx_closed(&s->c) && buf_pending(&s->rxb) > 0)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: data after CLOSE");
 	return GO_ON;
@@ -1509,18 +1682,18 @@ read_stdin(struct session *s)
 
 	if (s->edit) {
 		/* Keys go through the editor, which may drop some bytes. */
-		r = read(STDIN_FILENO, typed, room < sizeof(typed) ? room :
+		r = read(s->c.in_fd, typed, room < sizeof(typed) ? room :
 		    sizeof(typed));
 		if (r > 0)
 			editor_input(s, typed, r);
 		OPENSSL_cleanse(typed, sizeof(typed));
-	} else if ((r = read(STDIN_FILENO, s->in.data + s->in.len,
+	} else if ((r = read(s->c.in_fd, s->in.data + s->in.len,
 	    room < READ_MAX ? room : READ_MAX)) > 0)
 		s->in.len += r;
 	if (r > 0)
-		s->last_activity = now_ms();
+		s->c.last_activity = now_ms();
 	else if (r == 0)
-		s->stdin_done = 1;
+		tx_input_ended(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
 		return session_fail(s, EXIT_FAIL, "read from stdin: %s",
 		    strerror(errno));
@@ -1528,15 +1701,16 @@ read_stdin(struct session *s)
 }
 
 /*
- * The connection no longer takes our data.  Our direction is over; the
- * peer's tells why (truncation, reset), so keep reading it before failing.
+ * Any -> TX_FAILED: the connection no longer takes our data.  Our
+ * direction is over; the peer's tells why (truncation, reset), so keep
+ * reading it before failing.
  */
 static void
 net_refused(struct session *s, int e)
 {
-	s->tx_errno = e;
+	s->c.tx_errno = e;
 	s->txb.pos = s->txb.len;
-	s->sent_close = s->shut_wr = s->stdin_done = 1;
+	s->c.tx_state = TX_FAILED;
 }
 
 /*
@@ -1549,7 +1723,7 @@ net_gone(struct session *s)
 	socklen_t len = sizeof(int);
 	int e = 0;
 
-	if (getsockopt(s->net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
+	if (getsockopt(s->c.net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
 		e = ECONNRESET;
 	net_refused(s, e);
 }
@@ -1563,10 +1737,10 @@ write_net(struct session *s)
 		net_gone(s);
 		return;
 	}
-	r = write(s->net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
+	r = write(s->c.net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
 	if (r > 0) {
 		s->txb.pos += r;
-		s->last_activity = now_ms();
+		s->c.last_activity = now_ms();
 	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		net_refused(s, errno);
 }
@@ -1577,12 +1751,12 @@ read_net(struct session *s)
 	size_t room = buf_room(&s->rxb, LEN_LEN + MAX_RECORD);
 	ssize_t r;
 
-	if ((r = read(s->net, s->rxb.data + s->rxb.len,
+	if ((r = read(s->c.net, s->rxb.data + s->rxb.len,
 	    room < READ_MAX ? room : READ_MAX)) > 0) {
 		s->rxb.len += r;
-		s->last_activity = now_ms();
+		s->c.last_activity = now_ms();
 	} else if (r == 0)
-		s->net_eof = 1;
+		rx_got_eof(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
 		/* Even after CLOSE: a reset means our data went unread. */
 		return session_fail(s, EXIT_FAIL, "read from network: %s",
@@ -1599,7 +1773,7 @@ write_local(struct session *s, int fd, struct buf *b)
 	editor_hide(s);
 	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
 		b->pos += r;
-		s->last_activity = now_ms();
+		s->c.last_activity = now_ms();
 	}
 	return r;
 }
@@ -1608,9 +1782,9 @@ write_local(struct session *s, int fd, struct buf *b)
 static void
 write_stderr(struct session *s)
 {
-	if (write_local(s, STDERR_FILENO, &s->hex) == -1 &&
+	if (write_local(s, s->c.err_fd, &s->errq) == -1 &&
 	    errno != EAGAIN && errno != EINTR)
-		s->hex.pos = s->hex.len = 0;	/* stderr is for people */
+		s->errq.pos = s->errq.len = 0;	/* stderr is for people */
 }
 
 static int
@@ -1618,10 +1792,10 @@ write_stdout(struct session *s)
 {
 	ssize_t r;
 
-	if ((r = write_local(s, STDOUT_FILENO, &s->out)) > 0)
-		s->mid_line = s->out.data[s->out.pos - 1] != '\n';
+	if ((r = write_local(s, s->c.out_fd, &s->out)) > 0)
+		s->c.mid_line = s->out.data[s->out.pos - 1] != '\n';
 	else if (r == -1 && errno != EAGAIN && errno != EINTR) {
-		s->stdout_failed = 1;
+		s->out.pos = s->out.len;	/* nowhere to go: dropped, wiped later */
 		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
 		    strerror(errno));
 	}
@@ -1635,11 +1809,11 @@ poll_timeout(struct session *s, int64_t t)
 	int64_t until = INT64_MAX, d;
 
 	if (s->opt->timeout >= 0)
-		until = s->last_activity + secs_ms(s->opt->timeout);
+		until = s->c.last_activity + secs_ms(s->opt->timeout);
 	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
-	if (!s->sent_close && s->tx.data_records > 0 &&
-	    s->opt->rekey_secs != 0 && tx_room(s, 2)) {
-		d = s->tx.first_data + secs_ms(s->opt->rekey_secs);
+	if (tx_sending(&s->c) && s->c.tx.data_records > 0 &&
+	    s->opt->rekey_secs != 0 && tx_room(s)) {
+		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		if (d < until)
 			until = d;
 	}
@@ -1652,60 +1826,95 @@ poll_timeout(struct session *s, int64_t t)
 static void
 set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 {
-	pfd[POLL_STDIN].fd = !s->stdin_done &&
-	    buf_room(&s->in, IN_CAP / 2) > 0 ? STDIN_FILENO : -1;
+	pfd[POLL_STDIN].fd = s->c.tx_state == TX_OPEN &&
+	    buf_room(&s->in, IN_CAP / 2) > 0 ? s->c.in_fd : -1;
 	pfd[POLL_STDIN].events = POLLIN;
 	/* After the peer's EOF, while ours is due, a reset must still wake us. */
 	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ||
-	    (s->net_eof && !s->shut_wr) ? s->net : -1;
+	    (rx_net_ended(&s->c) && !tx_over(&s->c)) ? s->c.net : -1;
 	pfd[POLL_NETOUT].events = buf_pending(&s->txb) > 0 ? POLLOUT : 0;
-	pfd[POLL_NETIN].fd = !s->net_eof &&
-	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
+	pfd[POLL_NETIN].fd = !rx_net_ended(&s->c) &&
+	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->c.net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
-	pfd[POLL_STDERR].fd = buf_pending(&s->hex) > 0 ? STDERR_FILENO : -1;
+	pfd[POLL_STDERR].fd = buf_pending(&s->errq) > 0 ? s->c.err_fd : -1;
 	pfd[POLL_STDERR].events = POLLOUT;
 	/* In one file, a record's hex line goes before its plaintext. */
 	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 &&
-	    !(s->shared_err && buf_pending(&s->hex) > 0) ? STDOUT_FILENO : -1;
+	    !(s->shared_err && buf_pending(&s->errq) > 0) ? s->c.out_fd : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
+}
+
+/* TX_CLOSE_QUEUED -> TX_SHUT: CLOSE is on the wire, our direction is over. */
+static void
+shut_tx(struct session *s)
+{
+	if (shutdown(s->c.net, SHUT_WR) == -1)
+		net_refused(s, errno);
+	else
+		s->c.tx_state = TX_SHUT;
+}
+
+/*
+ * Has the session ended, seen from the two directions' states?  EXIT_OK
+ * or a failure's status once it has, GO_ON while it goes on.
+ */
+static int
+session_over(struct session *s)
+{
+	/* Both directions over, stdout and stderr written. */
+	if (tx_over(&s->c) && s->c.rx_state == RX_EOF &&
+	    buf_pending(&s->out) == 0 && buf_pending(&s->errq) == 0) {
+		if (s->c.tx_state == TX_FAILED)
+			return session_fail(s, EXIT_FAIL, "write to network: %s",
+			    strerror(s->c.tx_errno));
+		return EXIT_OK;
+	}
+	/* The peer stopped sending without its CLOSE. */
+	if (s->c.rx_state == RX_ENDED && !rx_record_waiting(s))
+		return session_fail(s, EXIT_FAIL,
+		    "connection closed before CLOSE: stream truncated");
+	return GO_ON;
+}
+
+/* Serve the descriptors poll found ready, in the slots' order. */
+static int
+serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
+{
+	int status;
+
+	if (pfd[POLL_STDIN].revents && (status = read_stdin(s)) != GO_ON)
+		return status;
+	if (pfd[POLL_NETOUT].revents)
+		write_net(s);
+	if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
+		return status;
+	if (pfd[POLL_STDERR].revents)
+		write_stderr(s);
+	if (pfd[POLL_STDOUT].revents)
+		return write_stdout(s);
+	return GO_ON;
 }
 
 static int
 readwrite(struct session *s)
 {
 	struct pollfd pfd[POLL_COUNT];
-	int64_t t;
 	int status, n;
 
-	s->last_activity = now_ms();
+	s->c.last_activity = now_ms();
 	for (;;) {
 		if ((status = process_rx(s)) != GO_ON)
 			return status;
 		fill_tx(s);
-		/* Our direction is over once CLOSE is on the wire. */
-		if (s->sent_close && buf_pending(&s->txb) == 0 && !s->shut_wr) {
-			if (shutdown(s->net, SHUT_WR) == -1)
-				net_refused(s, errno);
-			s->shut_wr = 1;
-		}
-		/* Both CLOSEs passed, stdout written, the peer hung up. */
-		if (s->shut_wr && s->got_close && s->net_eof &&
-		    buf_pending(&s->out) == 0 && buf_pending(&s->hex) == 0) {
-			if (s->tx_errno != 0)
-				return session_fail(s, EXIT_FAIL,
-				    "write to network: %s",
-				    strerror(s->tx_errno));
-			return EXIT_OK;
-		}
-		/* The peer stopped sending without its CLOSE. */
-		if (s->net_eof && !s->got_close && !rx_record_waiting(s))
-			return session_fail(s, EXIT_FAIL,
-			    "connection closed before CLOSE: stream truncated");
+		if (s->c.tx_state == TX_CLOSE_QUEUED &&
+		    buf_pending(&s->txb) == 0)
+			shut_tx(s);
+		if ((status = session_over(s)) != GO_ON)
+			return status;
 
 		editor_show(s);
 		set_pollfds(s, pfd);
-		t = now_ms();
-		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, t))) == -1) {
+		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()))) == -1) {
 			if (errno == EINTR)
 				continue;
 			return session_fail(s, EXIT_FAIL, "poll: %s",
@@ -1713,21 +1922,11 @@ readwrite(struct session *s)
 		}
 		/* Nothing moved for -w seconds. */
 		if (n == 0 && s->opt->timeout >= 0 &&
-		    now_ms() - s->last_activity >= secs_ms(s->opt->timeout))
+		    now_ms() - s->c.last_activity >= secs_ms(s->opt->timeout))
 			return session_fail(s, EXIT_FAIL,
 			    "timed out: no progress for %d seconds",
 			    s->opt->timeout);
-
-		if (pfd[POLL_STDIN].revents && (status = read_stdin(s)) != GO_ON)
-			return status;
-		if (pfd[POLL_NETOUT].revents)
-			write_net(s);
-		if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
-			return status;
-		if (pfd[POLL_STDERR].revents)
-			write_stderr(s);
-		if (pfd[POLL_STDOUT].revents &&
-		    (status = write_stdout(s)) != GO_ON)
+		if ((status = serve_ready(s, pfd)) != GO_ON)
 			return status;
 	}
 }
@@ -1747,10 +1946,8 @@ same_file(int fd1, int fd2)
 static void
 session_alloc(struct session *s, const struct options *opt)
 {
-	struct { struct buf *b; size_t cap; } bufs[] = {
-		{ &s->in, IN_CAP }, { &s->txb, TX_CAP }, { &s->rxb, RX_CAP },
-		{ &s->out, OUT_CAP }, { &s->hex, HEX_CAP },
-	};
+	static const size_t cap[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
+	    ERRQ_CAP };
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
@@ -1759,38 +1956,53 @@ session_alloc(struct session *s, const struct options *opt)
 	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
 	s->hex_tty = isatty(STDERR_FILENO);
 	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
-	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
-		if ((bufs[i].b->data = malloc(bufs[i].cap)) == NULL)
+	for (i = 0; i < NBUFS; i++) {
+		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
 			err(EXIT_FAIL, "malloc");
-		bufs[i].b->cap = bufs[i].cap;
+		s->bufs[i].cap = cap[i];
 	}
+	s->c.net = -1;
 }
 
-/* Forget the last session's state and plaintext; the buffers stay. */
+/* A new connection on socket net, with stdin, stdout and stderr. */
 static void
-session_reset(struct session *s, int net)
+conn_begin(struct session *s, int net)
 {
-	struct buf *bufs[] = { &s->in, &s->txb, &s->rxb, &s->out, &s->hex };
+	s->c.net = net;
+	s->c.in_fd = STDIN_FILENO;
+	s->c.out_fd = STDOUT_FILENO;
+	s->c.err_fd = STDERR_FILENO;
+}
+
+/*
+ * The connection is over: close it, and wipe its keys, its plaintext and
+ * its state, so that nothing of it waits in memory for the next one.
+ */
+static void
+conn_end(struct session *s)
+{
 	size_t i;
 
-	/* The last peer's plaintext is no business of the next one. */
+	if (s->c.net != -1)
+		close(s->c.net);
+	direction_free(&s->c.tx);
+	direction_free(&s->c.rx);
+	OPENSSL_cleanse(&s->c, sizeof(s->c));
+	s->c.net = s->c.in_fd = s->c.out_fd = s->c.err_fd = -1;
 	OPENSSL_cleanse(s->in.data, s->in.cap);
 	OPENSSL_cleanse(s->out.data, s->out.cap);
-	memset(&s->net, 0, sizeof(*s) - offsetof(struct session, net));
-	s->net = net;
-	for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
-		bufs[i]->pos = bufs[i]->len = 0;
+	for (i = 0; i < NBUFS; i++)
+		s->bufs[i].pos = s->bufs[i].len = 0;
 }
 
 static void
 session_free(struct session *s)
 {
-	session_reset(s, -1);
-	free(s->in.data);
-	free(s->txb.data);
-	free(s->rxb.data);
-	free(s->out.data);
-	free(s->hex.data);
+	size_t i;
+
+	conn_end(s);
+	for (i = 0; i < NBUFS; i++)
+		free(s->bufs[i].data);
 }
 
 /* After the handshake: key both directions and move the data. */
@@ -1800,8 +2012,8 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 {
 	int status;
 
-	direction_init(&s->tx, is_a ? c2s : s2c, 1);
-	direction_init(&s->rx, is_a ? s2c : c2s, 0);
+	direction_init(&s->c.tx, is_a ? c2s : s2c, 1);
+	direction_init(&s->c.rx, is_a ? s2c : c2s, 0);
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
 	note(s, "handshake done");
@@ -1810,20 +2022,18 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	editor_hide(s);
 	restore_tty();
 	/* What was authenticated before a failure still reaches stdout. */
-	if (status != EXIT_OK && !s->stdout_failed)
-		(void)write_full(STDOUT_FILENO, s->out.data + s->out.pos,
+	if (status != EXIT_OK)
+		(void)write_full(s->c.out_fd, s->out.data + s->out.pos,
 		    buf_pending(&s->out), io_deadline(s->opt));
 	note(s, "sent %llu record%s (%llu byte%s), received %llu record%s "
 	    "(%llu byte%s), rekeys %llu sent, %llu received",
-	    (unsigned long long)s->sent_records, plural(s->sent_records),
-	    (unsigned long long)s->sent_bytes, plural(s->sent_bytes),
-	    (unsigned long long)s->recv_records, plural(s->recv_records),
-	    (unsigned long long)s->recv_bytes, plural(s->recv_bytes),
-	    (unsigned long long)s->rekeys_sent,
-	    (unsigned long long)s->rekeys_recv);
-	flush_hex(s);
-	direction_free(&s->tx);
-	direction_free(&s->rx);
+	    (unsigned long long)s->c.sent_records, plural(s->c.sent_records),
+	    (unsigned long long)s->c.sent_bytes, plural(s->c.sent_bytes),
+	    (unsigned long long)s->c.recv_records, plural(s->c.recv_records),
+	    (unsigned long long)s->c.recv_bytes, plural(s->c.recv_bytes),
+	    (unsigned long long)s->c.rekeys_sent,
+	    (unsigned long long)s->c.rekeys_recv);
+	flush_errq(s);
 	return status;
 }
 
@@ -2158,12 +2368,12 @@ listener(const struct options *opt, char *pass, size_t pass_len)
 	lfd = listen_socket(opt);
 	session_alloc(&s, opt);
 	do {
-		session_reset(&s, accept_connection(lfd, opt));
+		conn_begin(&s, accept_connection(lfd, opt));
 		status = handshake_listener(&s, &pk, salt, opt->iterations,
 		    deadline_in(handshake_secs(opt)), c2s, s2c);
 		if (status == GO_ON)
 			status = session_traffic(&s, 0, c2s, s2c);
-		close(s.net);
+		conn_end(&s);
 	} while (opt->kflag);
 	session_free(&s);
 	pake_free(&pk);
@@ -2183,13 +2393,12 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 		return EXIT_FAIL;
 	}
 	session_alloc(&s, opt);
-	session_reset(&s, fd);
+	conn_begin(&s, fd);
 	status = handshake_connector(&s, pass, pass_len,
 	    deadline_in(handshake_secs(opt)), c2s, s2c);
 	OPENSSL_cleanse(pass, pass_len);
 	if (status == GO_ON)
 		status = session_traffic(&s, 1, c2s, s2c);
-	close(s.net);
 	session_free(&s);
 	return status;
 }

@@ -28,7 +28,7 @@
  * most 1024 records or about 1 MB of wire bytes are built per input.
  *
  * Invariants, checked with abort():
- *   - the bytes process_rx puts in s.out, the exit status, got_close and
+ *   - the bytes process_rx puts in s.out, the exit status, rx_closed and
  *     the bytes left in rxb are those of a reference decoder written here
  *     from doc/PROTOCOL.md with libcrypto directly (both modes);
  *   - structured mode: the output is exactly the payloads of the DATA
@@ -389,8 +389,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		wire_len = size - 1;
 	}
 
-	session_reset(&s, -1);
-	direction_init(&s.rx, vec_c2s0, 0);
+	conn_begin(&s, -1);
+	direction_init(&s.c.rx, vec_c2s0, 0);
 	/* Deliver the stream as read_net would, draining stdout each time. */
 	while (fed < wire_len) {
 		room = buf_room(&s.rxb, LEN_LEN + MAX_RECORD);
@@ -428,12 +428,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FAIL("process_rx %s where the reference "
 		    "receiver %s", status != GO_ON ? "failed" : "did not fail",
 		    status != GO_ON ? "does not" : "does");
-	if (status == GO_ON && s.got_close != (ref.end == REF_CLOSED))
-		FAIL("got_close is not the reference's");
+	if (status == GO_ON && rx_closed(&s.c) != (ref.end == REF_CLOSED))
+		FAIL("rx_closed is not the reference's");
 	if (status == GO_ON && buf_pending(&s.rxb) != wire_len - ref.consumed)
 		FAIL("bytes left in rxb: %zu, reference: %zu",
 		    buf_pending(&s.rxb), wire_len - ref.consumed);
-	if (status == GO_ON && s.rx.epoch != ref.epoch)
+	if (status == GO_ON && s.c.rx.epoch != ref.epoch)
 		FAIL("receive epoch is not the reference's");
 
 	/* Against the prediction from what was sealed. */
@@ -444,11 +444,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    "the first bad record");
 		switch (m.expect) {
 		case EXPECT_WAIT:
-			if (status != GO_ON || s.got_close)
+			if (status != GO_ON || rx_closed(&s.c))
 				FAIL("expected: waiting for records");
 			break;
 		case EXPECT_CLOSED:
-			if (status != GO_ON || !s.got_close)
+			if (status != GO_ON || !rx_closed(&s.c))
 				FAIL("expected: CLOSE received");
 			break;
 		case EXPECT_FAIL:
@@ -456,13 +456,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				FAIL("expected: a failure");
 			break;
 		case EXPECT_FAIL_OR_WAIT:
-			if (status == GO_ON && s.got_close)
+			if (status == GO_ON && rx_closed(&s.c))
 				FAIL("CLOSE after a modification");
 			break;
 		}
 	}
 
-	direction_free(&s.rx);
+	conn_end(&s);
 	scrub(&s.rxb, &rxb_used);
 	scrub(&s.out, &out_used);
 	free(m.wire.p);

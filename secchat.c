@@ -15,6 +15,7 @@
 #define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK */
 
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -40,6 +42,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -165,6 +168,7 @@ struct options {
 	unsigned long rekey_secs;	/* 0: off */
 	int	 timeout;		/* -w seconds, -1: none */
 	const char *host, *port;
+	const char *name;		/* -n: the peer's name on the terminal */
 };
 
 /* The curve and the password-derived values, fixed for the whole process. */
@@ -235,12 +239,63 @@ struct conn {
 	enum rx_state rx_state;
 	int	 tx_errno;		/* why TX_FAILED */
 	struct direction tx, rx;
-	int	 shown;			/* the half-typed line is on screen */
 	int	 mid_line;		/* stdout's last byte was not \n */
+	int	 peer_ended;		/* the peer's CLOSE came before ours */
 	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
 	int64_t	 errq_deadline;	/* ms, set at the first flush_errq; 0: none */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
+};
+
+/* The chat at a terminal (the editor and the view, below). */
+#define MARK_MAX	32		/* one marker, with its video attributes */
+#define NAME_MAX_W	24		/* bytes of a display name */
+#define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
+#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per input character */
+#define EDIT_MAX	4096		/* bytes in the line being typed */
+#define HISTORY_MAX	100		/* lines sent, for Up and Down */
+#define PROMPT		"> "
+#define PROMPT_W	2
+#define DRAW_MAX	(EDIT_MAX + 64)
+#define KEYS_MAX	256		/* typed bytes read at once */
+
+enum key_state { KEY_TEXT, KEY_ESC, KEY_CSI, KEY_SS3, KEY_STRING,
+    KEY_STRING_ESC };
+
+/* What a key asks of the session. */
+enum { ED_NONE, ED_LINE, ED_EOF };
+
+/* The peer's text on our terminal: who says it, and what may be shown. */
+struct view {
+	int	 labels;		/* "HH:MM NAME> " before each line */
+	char	 peer[NAME_MAX_W + 1];	/* the peer's display name */
+	int	 line_start;		/* the next character begins a line */
+	int	 cr;			/* a CR waits: dropped before LF */
+	uint8_t	 part[4];		/* a character cut between records */
+	size_t	 part_len;
+};
+
+struct editor {
+	int	 fd;			/* the terminal */
+	cc_t	 erase, werase, kill, eof;	/* the terminal's keys */
+	uint8_t	 line[EDIT_MAX];
+	size_t	 len, cur;		/* bytes; cur is on a character */
+	int	 cols;			/* the terminal's width */
+	int	 row;			/* the cursor's row, from the line's first */
+	int	 rows;			/* rows the line takes on the screen */
+	int	 shown;			/* the line is on the screen */
+	enum key_state key;
+	char	 csi[16];		/* parameters of an escape sequence */
+	size_t	 csi_len;
+	uint8_t	 typed[4];		/* a character being typed */
+	size_t	 typed_len;
+	char	*hist[HISTORY_MAX];
+	size_t	 hist_len[HISTORY_MAX];
+	int	 nhist, hpos;		/* hpos == nhist: the line being typed */
+	uint8_t	 draft[EDIT_MAX];	/* that line, while Up shows others */
+	size_t	 draft_len;
+	char	 draw[DRAW_MAX * 2];	/* the screen update being built */
+	size_t	 draw_len;
 };
 
 #define NBUFS	5
@@ -252,6 +307,9 @@ struct session {
 	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
+	int	 out_tty;		/* stdout is a terminal: the view renders */
+	struct view view;
+	struct editor ed;
 	union {				/* allocated once, for -k */
 		struct { struct buf in, txb, rxb, out, errq; };
 		struct buf bufs[NBUFS];
@@ -279,6 +337,10 @@ static void note(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static int session_fail(struct session *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+static void chat_note(struct session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void addr_text(const struct sockaddr *, socklen_t, char[NI_MAXHOST],
+    char[NI_MAXSERV]);
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
@@ -1039,40 +1101,620 @@ rx_got_eof(struct conn *c)
 
 /* ---------------------------------------------------------------------- */
 /*
- * The chat line editor.  When stdin and stdout are one terminal, secchat
- * echoes and edits the line being typed itself, so that text arriving
- * meanwhile is printed above it instead of into it.  The line is the
- * pending stdin bytes after the last newline.
+ * Text on a terminal.  What the peer sends is shown so that it cannot
+ * drive the terminal: printable UTF-8 as it is, tab and newline as usual,
+ * every other control character, escape sequence and invalid byte as an
+ * inert marker in reverse video (^[, \x9b, <U+202E>).  Otherwise the peer
+ * could move the cursor, forge our messages, set the window title or make
+ * the terminal type an answer (to \033[6n, \033[c) into our own stdin.
+ * Files and pipes get the bytes unchanged: none of this runs for them.
  */
 
-static void
-editor_start(struct session *s)
-{
-	struct termios t;
+#define UTF8_BAD	(-1)
+#define UTF8_SHORT	0
 
-	if (!s->edit || save_tty(s->c.in_fd) == -1) {
-		s->edit = 0;
-		return;
+/*
+ * One UTF-8 character at p[0..n): its length and code point, UTF8_SHORT if
+ * p ends inside a character that may still be valid, UTF8_BAD for anything
+ * else (stray continuation byte, overlong form, surrogate, > U+10FFFF).
+ */
+static int
+utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	uint32_t c;
+	int len, i;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
 	}
-	t = restore.tty;
-	t.c_lflag &= ~(ICANON | ECHO);
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
-	if (tcsetattr(s->c.in_fd, TCSANOW, &t) == -1)
-		s->edit = 0;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, c = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		len = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, c = p[0] & 0x07;
+	else
+		return UTF8_BAD;
+	for (i = 1; i < len; i++) {
+		if ((size_t)i >= n)
+			return UTF8_SHORT;
+		if ((p[i] & 0xc0) != 0x80)
+			return UTF8_BAD;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return UTF8_BAD;
+	*cp = c;
+	return len;
+}
+
+/*
+ * Columns a character takes on the terminal, -1 if it must not reach it:
+ * controls (C0, DEL, C1), what the locale cannot print, and the bidi
+ * controls that make text read in another order than it was sent.
+ */
+static int
+char_width(uint32_t c)
+{
+	if (c < 0x20 || (c >= 0x7f && c < 0xa0) || c == 0x061c ||
+	    c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069))
+		return -1;
+	return wcwidth((wchar_t)c);
+}
+
+/* Append a marker for what may not be shown as it is. */
+static char *
+mark(char *p, const char *fmt, unsigned v)
+{
+	p = stpcpy(p, "\033[7m");
+	p += snprintf(p, MARK_MAX - 9, fmt, v);
+	return stpcpy(p, "\033[27m");
+}
+
+static char *
+label(char *p, const char *who)
+{
+	struct tm tm;
+	time_t t = time(NULL);
+
+	if (localtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	return p + snprintf(p, LABEL_MAX, "%02d:%02d %s> ", tm.tm_hour,
+	    tm.tm_min, who);
+}
+
+/* Render one character c[0..n) (n = 1 unless UTF-8) into p. */
+static char *
+render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
+{
+	if (v->cr && cp != '\n')
+		p = mark(p, "^M", 0);
+	v->cr = 0;
+	if (cp == '\r') {
+		v->cr = 1;
+		return p;
+	}
+	if (v->line_start && v->labels)
+		p = label(p, v->peer);
+	v->line_start = cp == '\n';
+	if (n == UTF8_BAD)
+		return mark(p, "\\x%02x", c[0]);
+	if (cp == '\n' || cp == '\t' || char_width(cp) >= 0) {
+		memcpy(p, c, n);
+		return p + n;
+	}
+	if (cp < 0x20 || cp == 0x7f)
+		return mark(p, "^%c", cp ^ 0x40);
+	return mark(p, "<U+%04X>", cp);
+}
+
+/*
+ * Render in[0..n) into out[0..cap), cap >= RENDER_MAX; return how many
+ * input bytes were used and set *used to the output's length.
+ */
+static size_t
+view_render(struct view *v, const uint8_t *in, size_t n, char *out,
+    size_t cap, size_t *used)
+{
+	char *p = out;
+	uint32_t cp;
+	size_t i = 0, j;
+	int len;
+
+	while (i < n && (size_t)(p - out) <= cap - 4 * RENDER_MAX) {
+		if (v->part_len > 0) {	/* complete the cut character */
+			v->part[v->part_len++] = in[i++];
+			len = utf8_decode(v->part, v->part_len, &cp);
+			if (len == UTF8_SHORT)
+				continue;
+			if (len != UTF8_BAD)
+				p = render_char(v, v->part, len, cp, p);
+			else {	/* the bytes before the last were continuations */
+				for (j = 0; j + 1 < v->part_len; j++)
+					p = render_char(v, v->part + j,
+					    UTF8_BAD, 0, p);
+				i--;
+			}
+			v->part_len = 0;
+			continue;
+		}
+		len = utf8_decode(in + i, n - i, &cp);
+		if (len == UTF8_SHORT) {
+			memcpy(v->part, in + i, n - i);
+			v->part_len = n - i;
+			i = n;
+			break;
+		}
+		p = render_char(v, in + i, len, cp, p);
+		i += len == UTF8_BAD ? 1 : len;
+	}
+	*used = p - out;
+	return i;
+}
+
+/* At the end of the peer's text: show what is left of a cut character. */
+static size_t
+view_flush(struct view *v, char *out)
+{
+	char *p = out;
+	size_t i;
+
+	for (i = 0; i < v->part_len; i++)
+		p = render_char(v, v->part + i, UTF8_BAD, 0, p);
+	v->part_len = 0;
+	if (v->cr)
+		p = mark(p, "^M", 0);
+	v->cr = 0;
+	return p - out;
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The chat line editor, when stdin and stdout are one terminal.  secchat
+ * echoes and edits the line being typed itself, below the conversation:
+ * arriving text is printed above it and the line is drawn again.  Widths
+ * come from wcwidth, so wide characters and lines longer than the terminal
+ * are drawn right; every row the line takes is redrawn.  Keys it does not
+ * know, escape sequences included, are dropped, never sent.  (libedit's
+ * readline interface was tried first: in callback mode it inserts unknown
+ * sequences and ^L as text and does not redraw wrapped rows.)
+ */
+
+static int
+term_cols(int fd)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == -1 || ws.ws_col < 8)
+		return 80;
+	return ws.ws_col;
+}
+
+static void
+ed_put(struct editor *e, const void *p, size_t n)
+{
+	if (e->draw_len + n <= sizeof(e->draw)) {
+		memcpy(e->draw + e->draw_len, p, n);
+		e->draw_len += n;
+	}
+}
+
+static void
+ed_flush(struct editor *e)
+{
+	(void)write_full(e->fd, e->draw, e->draw_len, INT64_MAX);
+	OPENSSL_cleanse(e->draw, e->draw_len);
+	e->draw_len = 0;
+}
+
+/* Width of line[i..) 's character at i, and its length in bytes. */
+static int
+ed_char(const struct editor *e, size_t i, int *w)
+{
+	uint32_t cp;
+	int n = utf8_decode(e->line + i, e->len - i, &cp);
+
+	/* The line holds only what ed_insert let in: valid and printable. */
+	*w = char_width(cp);
+	return n;
+}
+
+/* Row and column of line[upto], the prompt taking the first columns. */
+static void
+ed_pos(const struct editor *e, size_t upto, int *row, int *col)
+{
+	size_t i = 0;
+	int r = 0, c = PROMPT_W, w;
+
+	while (i < upto) {
+		i += ed_char(e, i, &w);
+		if (c + w > e->cols)		/* the terminal wraps it */
+			r++, c = 0;
+		c += w;
+	}
+	if (c >= e->cols)
+		r++, c = 0;
+	*row = r;
+	*col = c;
+}
+
+static void
+ed_move(struct editor *e, const char *fmt, int n)
+{
+	char seq[16];
+
+	if (n > 0)
+		ed_put(e, seq, snprintf(seq, sizeof(seq), fmt, n));
+}
+
+/*
+ * Take the line off the screen, row by row (tmux moves a screen cleared
+ * with \033[J from its top into the scrollback); the cursor ends at the
+ * start of the line's first row.
+ */
+static void
+ed_unshow(struct editor *e)
+{
+	int i;
+
+	if (!e->shown)
+		return;
+	ed_move(e, "\033[%dA", e->row);
+	for (i = 0; i < e->rows; i++)
+		ed_put(e, i == 0 ? "\r\033[K" : "\033[B\033[K",
+		    i == 0 ? 4 : 6);
+	ed_move(e, "\033[%dA", e->rows - 1);
+	e->shown = e->row = e->rows = 0;
+}
+
+static void
+ed_hide(struct editor *e)
+{
+	ed_unshow(e);
+	ed_flush(e);
+}
+
+/* Draw the prompt and the whole line, then put the cursor in place. */
+static void
+ed_show(struct editor *e)
+{
+	int er, ec, cr, cc;
+
+	if (e->shown)
+		return;
+	ed_put(e, PROMPT, PROMPT_W);
+	ed_put(e, e->line, e->len);
+	ed_pos(e, e->len, &er, &ec);
+	if (ec == 0)		/* out of the last column's pending wrap */
+		ed_put(e, "\r\n", 2);
+	ed_pos(e, e->cur, &cr, &cc);
+	ed_move(e, "\033[%dA", er - cr);
+	ed_put(e, "\r", 1);
+	ed_move(e, "\033[%dC", cc);
+	ed_flush(e);
+	e->row = cr;
+	e->rows = er + 1;
+	e->shown = 1;
+}
+
+/* In one write, so that the line does not flicker as keys come. */
+static void
+ed_redraw(struct editor *e)
+{
+	ed_unshow(e);
+	ed_show(e);
+}
+
+/*
+ * After a resize the terminal has reflowed the line's rows (as tmux,
+ * VTE, kitty and others do): find the cursor's row at the new width.
+ */
+static void
+ed_resize(struct editor *e)
+{
+	int cols = term_cols(e->fd), col;
+
+	if (cols == e->cols)
+		return;
+	e->cols = cols;
+	if (e->shown) {
+		ed_pos(e, e->cur, &e->row, &col);
+		ed_pos(e, e->len, &e->rows, &col);
+		e->rows++;
+	}
+	ed_redraw(e);
+}
+
+static void
+ed_set(struct editor *e, const void *p, size_t n)
+{
+	memcpy(e->line, p, n);
+	e->len = e->cur = n;
+}
+
+/* The start of the character before i, with its combining marks. */
+static size_t
+ed_left(const struct editor *e, size_t i)
+{
+	int w;
+
+	while (i > 0) {
+		while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
+			;
+		if (ed_char(e, i, &w) > 0 && w > 0)
+			break;
+	}
+	return i;
 }
 
 static size_t
-typed_len(const struct session *s)
+ed_right(const struct editor *e, size_t i)
 {
-	const uint8_t *p = s->in.data + s->in.pos;
-	size_t n = buf_pending(&s->in), i = n;
+	int w;
 
-	while (i > 0 && p[i - 1] != '\n')
-		i--;
-	return n - i;
+	if (i < e->len)
+		i += ed_char(e, i, &w);
+	while (i < e->len && ed_char(e, i, &w) > 0 && w == 0)
+		i += ed_char(e, i, &w);
+	return i;
 }
+
+/* Remove line[from..to). */
+static void
+ed_cut(struct editor *e, size_t from, size_t to)
+{
+	memmove(e->line + from, e->line + to, e->len - to);
+	e->len -= to - from;
+	OPENSSL_cleanse(e->line + e->len, to - from);
+	e->cur = from;
+}
+
+static size_t
+ed_word_left(const struct editor *e, size_t i)
+{
+	while (i > 0 && e->line[i - 1] == ' ')
+		i--;
+	while (i > 0 && e->line[i - 1] != ' ')
+		i--;
+	return i;
+}
+
+static void
+ed_insert(struct editor *e, const uint8_t *c, size_t n)
+{
+	if (e->len + n > sizeof(e->line)) {
+		ed_put(e, "\a", 1);		/* full: say so, keep the line */
+		return;
+	}
+	memmove(e->line + e->cur + n, e->line + e->cur, e->len - e->cur);
+	memcpy(e->line + e->cur, c, n);
+	e->len += n;
+	e->cur += n;
+}
+
+/* Up (-1) and Down (+1) through the lines sent in this session. */
+static void
+ed_history(struct editor *e, int step)
+{
+	int to = e->hpos + step;
+
+	if (to < 0 || to > e->nhist)
+		return;
+	if (e->hpos == e->nhist) {
+		memcpy(e->draft, e->line, e->len);
+		e->draft_len = e->len;
+	}
+	e->hpos = to;
+	if (to == e->nhist)
+		ed_set(e, e->draft, e->draft_len);
+	else
+		ed_set(e, e->hist[to], e->hist_len[to]);
+}
+
+static void
+ed_remember(struct editor *e)
+{
+	char *copy;
+
+	if (e->len == 0 || (copy = malloc(e->len)) == NULL)
+		return;
+	memcpy(copy, e->line, e->len);
+	if (e->nhist == HISTORY_MAX) {
+		OPENSSL_cleanse(e->hist[0], e->hist_len[0]);
+		free(e->hist[0]);
+		memmove(e->hist, e->hist + 1, sizeof(e->hist[0]) * --e->nhist);
+		memmove(e->hist_len, e->hist_len + 1,
+		    sizeof(e->hist_len[0]) * e->nhist);
+	}
+	e->hist[e->nhist] = copy;
+	e->hist_len[e->nhist++] = e->len;
+	e->hpos = e->nhist;
+}
+
+/* A complete escape sequence: the keys among them move the cursor. */
+static void
+ed_sequence(struct editor *e, int final)
+{
+	const char *p = e->csi;
+
+	if (final == 'D')
+		e->cur = ed_left(e, e->cur);
+	else if (final == 'C')
+		e->cur = ed_right(e, e->cur);
+	else if (final == 'A')
+		ed_history(e, -1);
+	else if (final == 'B')
+		ed_history(e, 1);
+	else if (final == 'H' || (final == '~' && (!strcmp(p, "1") ||
+	    !strcmp(p, "7"))))
+		e->cur = 0;
+	else if (final == 'F' || (final == '~' && (!strcmp(p, "4") ||
+	    !strcmp(p, "8"))))
+		e->cur = e->len;
+	else if (final == '~' && !strcmp(p, "3") && e->cur < e->len)
+		ed_cut(e, e->cur, ed_right(e, e->cur));
+}
+
+/* Inside an escape sequence: 1 while the byte belongs to one. */
+static int
+ed_escape(struct editor *e, uint8_t c)
+{
+	switch (e->key) {
+	case KEY_TEXT:
+		if (c != 0x1b)
+			return 0;
+		e->key = KEY_ESC;
+		return 1;
+	case KEY_ESC:
+		e->csi_len = 0;
+		e->csi[0] = '\0';
+		/* CSI, SS3; OSC, DCS, APC, PM, SOS run to their ST. */
+		e->key = c == '[' ? KEY_CSI : c == 'O' ? KEY_SS3 :
+		    (c == ']' || c == 'P' || c == '_' || c == '^' ||
+		    c == 'X') ? KEY_STRING : KEY_TEXT;	/* Alt-c: dropped */
+		return 1;
+	case KEY_CSI:
+		if (c >= 0x40 && c <= 0x7e) {
+			ed_sequence(e, c);
+			e->key = KEY_TEXT;
+		} else if (c < 0x20 || c > 0x3f)	/* not a sequence */
+			e->key = c == 0x1b ? KEY_ESC : KEY_TEXT;
+		else if (e->csi_len + 1 < sizeof(e->csi)) {
+			e->csi[e->csi_len++] = c;
+			e->csi[e->csi_len] = '\0';
+		}
+		return 1;
+	case KEY_SS3:
+		e->csi[0] = '\0';
+		ed_sequence(e, c);
+		e->key = KEY_TEXT;
+		return 1;
+	case KEY_STRING:
+		if (c == 0x07)
+			e->key = KEY_TEXT;
+		else if (c == 0x1b)
+			e->key = KEY_STRING_ESC;
+		return 1;
+	case KEY_STRING_ESC:
+		e->key = c == '\\' ? KEY_TEXT : KEY_STRING;
+		return 1;
+	}
+	return 0;
+}
+
+/* A control key: edit the line, or drop it. */
+static int
+ed_control(struct editor *e, uint8_t c)
+{
+	if (c == '\r' || c == '\n')
+		return ED_LINE;
+	if (c == e->eof || c == 0x04) {
+		if (e->len == 0)
+			return ED_EOF;
+		if (e->cur < e->len)
+			ed_cut(e, e->cur, ed_right(e, e->cur));
+	} else if (c == e->erase || c == 0x7f || c == '\b') {
+		if (e->cur > 0)
+			ed_cut(e, ed_left(e, e->cur), e->cur);
+	} else if (c == e->werase || c == 0x17)
+		ed_cut(e, ed_word_left(e, e->cur), e->cur);
+	else if (c == e->kill || c == 0x15)
+		ed_cut(e, 0, e->cur);
+	else if (c == 0x0b)				/* ^K */
+		ed_cut(e, e->cur, e->len), e->cur = e->len;
+	else if (c == 0x01)				/* ^A */
+		e->cur = 0;
+	else if (c == 0x05)				/* ^E */
+		e->cur = e->len;
+	else if (c == 0x02)				/* ^B */
+		e->cur = ed_left(e, e->cur);
+	else if (c == 0x06)				/* ^F */
+		e->cur = ed_right(e, e->cur);
+	else if (c == 0x10)				/* ^P */
+		ed_history(e, -1);
+	else if (c == 0x0e)				/* ^N */
+		ed_history(e, 1);
+	/* ^L and all else: only the redraw that follows every key. */
+	return ED_NONE;
+}
+
+/*
+ * One typed byte.  ED_LINE: the line in e->line is entered (the caller
+ * takes it, then calls ed_done); ED_EOF: ^D on an empty line.
+ */
+static int
+ed_key(struct editor *e, uint8_t c)
+{
+	uint32_t cp;
+	int n;
+
+	if (ed_escape(e, c))
+		return ED_NONE;
+	if (e->typed_len > 0 || c >= 0x80) {
+		e->typed[e->typed_len++] = c;
+		if ((n = utf8_decode(e->typed, e->typed_len, &cp)) ==
+		    UTF8_SHORT)
+			return ED_NONE;
+		if (n > 0 && char_width(cp) >= 0)
+			ed_insert(e, e->typed, n);
+		e->typed_len = 0;	/* anything else is dropped */
+		return ED_NONE;
+	}
+	if (c < 0x20 || c == 0x7f)
+		return ed_control(e, c);
+	ed_insert(e, &c, 1);
+	return ED_NONE;
+}
+
+/* The entered line was taken: remember it, start an empty one. */
+static void
+ed_done(struct editor *e)
+{
+	ed_remember(e);
+	OPENSSL_cleanse(e->line, e->len);
+	OPENSSL_cleanse(e->draft, e->draft_len);
+	e->len = e->cur = e->draft_len = 0;
+}
+
+/* The terminal's key for a function, or ours if it has none. */
+static cc_t
+cc_or(const struct termios *t, int which, cc_t dflt)
+{
+	return t->c_cc[which] == _POSIX_VDISABLE ? dflt : t->c_cc[which];
+}
+
+static void
+ed_init(struct editor *e, int fd, const struct termios *t)
+{
+	memset(e, 0, sizeof(*e));
+	e->fd = fd;
+	e->erase = cc_or(t, VERASE, 0x7f);
+	e->werase = cc_or(t, VWERASE, 0x17);
+	e->kill = cc_or(t, VKILL, 0x15);
+	e->eof = cc_or(t, VEOF, 0x04);
+	e->cols = term_cols(fd);
+}
+
+static void
+ed_free(struct editor *e)
+{
+	int i;
+
+	for (i = 0; i < e->nhist; i++) {
+		OPENSSL_cleanse(e->hist[i], e->hist_len[i]);
+		free(e->hist[i]);
+	}
+	OPENSSL_cleanse(e, sizeof(*e));
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The chat at a terminal: the editor's line below the conversation, the
+ * peer's lines and ours labelled with the time and who said them.
+ */
 
 static void
 echo(struct session *s, const char *p, size_t n)
@@ -1080,69 +1722,168 @@ echo(struct session *s, const char *p, size_t n)
 	(void)write_full(s->c.out_fd, p, n, INT64_MAX);	/* a terminal */
 }
 
-/* Take the typed line off the screen before other output ... */
+/* Resizes interrupt poll, and the loop draws the line again. */
+static void
+on_winch(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Raw keys from before the handshake, so that text typed ahead is shown
+ * once, by the editor, and not echoed by the terminal as well.
+ */
+static void
+editor_start(struct session *s)
+{
+	struct sigaction sa;
+	struct termios t;
+
+	if (!s->edit || save_tty(s->c.in_fd) == -1) {
+		s->edit = 0;
+		return;
+	}
+	t = restore.tty;
+	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
+	if (tcsetattr(s->c.in_fd, TCSANOW, &t) == -1) {
+		s->edit = 0;
+		return;
+	}
+	ed_init(&s->ed, s->c.out_fd, &restore.tty);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_winch;		/* no SA_RESTART: poll returns */
+	if (sigaction(SIGWINCH, &sa, NULL) == -1)
+		err(EXIT_FAIL, "sigaction");
+}
+
+/* Take the line off the screen before other output ... */
 static void
 editor_hide(struct session *s)
 {
-	if (s->c.shown && typed_len(s) > 0)
-		echo(s, "\r\033[K", 4);
-	s->c.shown = 0;
+	if (s->edit)
+		ed_hide(&s->ed);
 }
 
-/* ... and put it back after. */
+/* ... and put it back after, while there is input to edit. */
 static void
 editor_show(struct session *s)
 {
-	size_t n;
-
-	if (!s->edit || s->c.shown)
+	if (!s->edit || s->c.tx_state != TX_OPEN)
 		return;
-	if ((n = typed_len(s)) > 0) {
-		if (s->c.mid_line)
-			echo(s, "\n", 1);
-		echo(s, (char *)s->in.data + s->in.len - n, n);
+	ed_resize(&s->ed);
+	if (s->ed.shown)
+		return;
+	if (s->c.mid_line) {	/* the peer's unfinished line: a new row */
+		echo(s, "\n", 1);
+		s->c.mid_line = 0;
+		s->view.line_start = 1;
 	}
-	s->c.shown = 1;
+	ed_show(&s->ed);
 }
 
-/* Apply typed bytes to the line: ^D ends input, erase keys edit. */
+/* An entered line: shown as ours, with the time, and queued to be sent. */
+static void
+own_line(struct session *s)
+{
+	struct editor *e = &s->ed;
+	char who[LABEL_MAX];
+
+	ed_hide(e);
+	if (s->c.mid_line) {
+		echo(s, "\n", 1);
+		s->c.mid_line = 0;
+		s->view.line_start = 1;
+	}
+	echo(s, who, label(who, "you") - who);
+	echo(s, (char *)e->line, e->len);
+	echo(s, "\n", 1);
+	/* set_pollfds read keys only with room for a whole line. */
+	memcpy(s->in.data + s->in.len, e->line, e->len);
+	s->in.len += e->len;
+	s->in.data[s->in.len++] = '\n';
+	ed_done(e);
+}
+
+/* Typed keys: Enter sends the line, ^D on an empty line ends input. */
 static void
 editor_input(struct session *s, const uint8_t *p, size_t n)
 {
-	const cc_t *cc = restore.tty.c_cc;
-	size_t i, len;
-	uint8_t c;
+	size_t i;
+	int r;
 
 	for (i = 0; i < n && s->c.tx_state == TX_OPEN; i++) {
-		c = p[i];
-		len = typed_len(s);
-		if (c == _POSIX_VDISABLE)
-			;
-		else if (c == cc[VSUSP])
-			continue;
-		else if (c == cc[VEOF]) {
-			if (len == 0)
-				tx_input_ended(&s->c);
-			continue;
-		} else if (c == cc[VERASE] || c == '\b' || c == 0x7f) {
-			if (len == 0)
-				continue;
-			/* Back over one character: continuation bytes, lead. */
-			while (len-- > 0 &&
-			    (s->in.data[--s->in.len] & 0xc0) == 0x80)
-				;
-			echo(s, "\b \b", 3);
-			continue;
-		} else if (c == cc[VKILL]) {
-			s->in.len -= len;
-			echo(s, "\r\033[K", 4);
-			continue;
-		}
-		if (c == '\r')
-			c = '\n';
-		s->in.data[s->in.len++] = c;
-		echo(s, (char *)&c, 1);
+		if ((r = ed_key(&s->ed, p[i])) == ED_EOF)
+			tx_input_ended(&s->c);
+		else if (r == ED_LINE)
+			own_line(s);
 	}
+	if (s->ed.shown)
+		ed_redraw(&s->ed);
+}
+
+/* Stdin's bytes of room that one read needs: a whole line when editing. */
+static size_t
+stdin_room(const struct session *s)
+{
+	return s->edit ? EDIT_MAX + 2 * KEYS_MAX : 1;
+}
+
+/* The chat is over: the terminal as it was, and what was lost said. */
+static void
+editor_stop(struct session *s)
+{
+	struct sigaction sa;
+
+	if (!s->edit || restore.tty_changed == 0)
+		return;
+	ed_hide(&s->ed);
+	if (s->ed.len > 0)
+		chat_note(s, "the line being typed was not sent");
+	ed_free(&s->ed);
+	restore_tty();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGWINCH, &sa, NULL);
+}
+
+/*
+ * The peer's text to the terminal, rendered inert.  The terminal blocks
+ * (set_nonblocking leaves it), so each piece is written whole.
+ */
+static int
+write_terminal(struct session *s, int64_t deadline)
+{
+	char shown[8192];
+	size_t used, n;
+	int r;
+
+	editor_hide(s);
+	n = view_render(&s->view, s->out.data + s->out.pos,
+	    buf_pending(&s->out), shown, sizeof(shown), &used);
+	s->out.pos += n;
+	r = write_full(s->c.out_fd, shown, used, deadline);
+	OPENSSL_cleanse(shown, used);
+	if (r == 0) {
+		s->c.mid_line = !s->view.line_start;
+		s->c.last_activity = now_ms();
+	}
+	return r;
+}
+
+/* Once the peer's text is over: what was left of a cut character. */
+static void
+end_terminal(struct session *s, int64_t deadline)
+{
+	char shown[4 * RENDER_MAX];
+	size_t n;
+
+	while (buf_pending(&s->out) > 0 && write_terminal(s, deadline) == 0)
+		;
+	n = view_flush(&s->view, shown);
+	(void)write_full(s->c.out_fd, shown, n, deadline);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1229,6 +1970,19 @@ note(struct session *s, const char *fmt, ...)
 	va_list ap;
 
 	if (!s->opt->vflag)
+		return;
+	va_start(ap, fmt);
+	queue_line(s, fmt, ap);
+	va_end(ap);
+}
+
+/* A chat status line, at a terminal, with or without -v. */
+static void
+chat_note(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->edit)
 		return;
 	va_start(ap, fmt);
 	queue_line(s, fmt, ap);
@@ -1535,12 +2289,10 @@ fill_tx(struct session *s)
 static void
 peer_closed(struct session *s)
 {
+	s->c.peer_ended = s->c.tx_state == TX_OPEN;
 	if (s->stdin_tty)
 		tx_input_ended(&s->c);
-	if (s->edit) {
-		editor_hide(s);
-		s->in.len -= typed_len(s);
-	}
+	editor_hide(s);		/* a line typed but not entered stays unsent */
 }
 
 /*
@@ -1677,7 +2429,7 @@ static int
 read_stdin(struct session *s)
 {
 	size_t room = buf_room(&s->in, IN_CAP / 2);
-	uint8_t typed[256];
+	uint8_t typed[KEYS_MAX];
 	ssize_t r;
 
 	if (s->edit) {
@@ -1792,6 +2544,12 @@ write_stdout(struct session *s)
 {
 	ssize_t r;
 
+	if (s->out_tty) {
+		if (write_terminal(s, io_deadline(s->opt)) == -1)
+			return session_fail(s, EXIT_FAIL,
+			    "write to stdout: %s", strerror(errno));
+		return GO_ON;
+	}
 	if ((r = write_local(s, s->c.out_fd, &s->out)) > 0)
 		s->c.mid_line = s->out.data[s->out.pos - 1] != '\n';
 	else if (r == -1 && errno != EAGAIN && errno != EINTR) {
@@ -1827,7 +2585,7 @@ static void
 set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 {
 	pfd[POLL_STDIN].fd = s->c.tx_state == TX_OPEN &&
-	    buf_room(&s->in, IN_CAP / 2) > 0 ? s->c.in_fd : -1;
+	    buf_room(&s->in, IN_CAP / 2) >= stdin_room(s) ? s->c.in_fd : -1;
 	pfd[POLL_STDIN].events = POLLIN;
 	/* After the peer's EOF, while ours is due, a reset must still wake us. */
 	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ||
@@ -1955,6 +2713,7 @@ session_alloc(struct session *s, const struct options *opt)
 	s->stdin_tty = isatty(STDIN_FILENO);
 	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
 	s->hex_tty = isatty(STDERR_FILENO);
+	s->out_tty = isatty(STDOUT_FILENO);
 	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
 	for (i = 0; i < NBUFS; i++) {
 		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
@@ -1962,6 +2721,51 @@ session_alloc(struct session *s, const struct options *opt)
 		s->bufs[i].cap = cap[i];
 	}
 	s->c.net = -1;
+}
+
+/*
+ * Whose the peer's lines are on the terminal: -n NAME, else the host as
+ * given to a connector, else the peer's address.
+ */
+static void
+view_begin(struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV], *p;
+	const char *name = s->opt->name ? s->opt->name :
+	    s->opt->lflag ? NULL : s->opt->host;
+
+	if (name == NULL) {
+		strcpy(host, "peer");
+		if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
+			addr_text((struct sockaddr *)&ss, len, host, port);
+		/* An IPv4 peer of a dual-stack socket, as people write it. */
+		name = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ?
+		    host + 7 : host;
+	}
+	memset(&s->view, 0, sizeof(s->view));
+	s->view.labels = 1;
+	s->view.line_start = 1;
+	memcpy(s->view.peer, name, strnlen(name, NAME_MAX_W));
+	for (p = s->view.peer; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+static void
+chat_ready(struct session *s)
+{
+	chat_note(s, "chat with %s secured: type a line and Enter to send, "
+	    "^D to end", s->view.peer);
+}
+
+static void
+chat_ended(struct session *s, int status)
+{
+	if (status == EXIT_OK)
+		chat_note(s, s->c.peer_ended ? "%s ended the chat" :
+		    "you ended the chat%s", s->c.peer_ended ? s->view.peer : "");
 }
 
 /* A new connection on socket net, with stdin, stdout and stderr. */
@@ -1972,6 +2776,8 @@ conn_begin(struct session *s, int net)
 	s->c.in_fd = STDIN_FILENO;
 	s->c.out_fd = STDOUT_FILENO;
 	s->c.err_fd = STDERR_FILENO;
+	view_begin(s);
+	editor_start(s);
 }
 
 /*
@@ -1983,6 +2789,7 @@ conn_end(struct session *s)
 {
 	size_t i;
 
+	editor_stop(s);
 	if (s->c.net != -1)
 		close(s->c.net);
 	direction_free(&s->c.tx);
@@ -2017,14 +2824,16 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
 	note(s, "handshake done");
-	editor_start(s);
+	chat_ready(s);
 	status = readwrite(s);
-	editor_hide(s);
-	restore_tty();
+	editor_stop(s);
 	/* What was authenticated before a failure still reaches stdout. */
-	if (status != EXIT_OK)
+	if (s->out_tty)
+		end_terminal(s, io_deadline(s->opt));
+	else if (status != EXIT_OK)
 		(void)write_full(s->c.out_fd, s->out.data + s->out.pos,
 		    buf_pending(&s->out), io_deadline(s->opt));
+	chat_ended(s, status);
 	note(s, "sent %llu record%s (%llu byte%s), received %llu record%s "
 	    "(%llu byte%s), rekeys %llu sent, %llu received",
 	    (unsigned long long)s->c.sent_records, plural(s->c.sent_records),
@@ -2479,15 +3288,28 @@ setup_process(void)
 		errx(EXIT_FAIL, "atexit");
 }
 
+/*
+ * The terminal's character set, for wcwidth: the locale's; with none set
+ * (C, POSIX), UTF-8, as terminals now are.  Only LC_CTYPE changes.
+ */
+static void
+terminal_locale(void)
+{
+	const char *l = setlocale(LC_CTYPE, "");
+
+	if (l == NULL || strcmp(l, "C") == 0 || strcmp(l, "POSIX") == 0)
+		(void)setlocale(LC_CTYPE, "C.UTF-8");
+}
+
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bqv] [-i iterations] [-p passfile] "
-	    "[-r messages] [-R seconds]\n"
-	    "               [-w timeout] host port\n"
-	    "       secchat -l [-46bkqv] [-i iterations] [-p passfile] "
-	    "[-r messages]\n"
-	    "               [-R seconds] [-w timeout] [host] port\n"
+	fprintf(f, "usage: secchat [-46bqv] [-i iterations] [-n name] [-p passfile]\n"
+	    "               [-r messages] [-R seconds] [-w timeout] host port\n"
+	    "       secchat -l [-46bkqv] [-i iterations] [-n name] "
+	    "[-p passfile]\n"
+	    "               [-r messages] [-R seconds] [-w timeout] [host] "
+	    "port\n"
 	    "       secchat -h | -V\n");
 }
 
@@ -2504,6 +3326,7 @@ help(void)
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
 	    "  -k            with -l: serve the next connection after each\n"
 	    "  -l            listen on port (and host's address) instead\n"
+	    "  -n name       the peer's name in the chat (default: host)\n"
 	    "  -p passfile   read the password from passfile, not the terminal\n"
 	    "  -q            quiet: no hex display of the records\n"
 	    "  -R seconds    rekey that long after a key's first data "
@@ -2565,7 +3388,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->timeout = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46bhi:klp:qr:R:Vvw:", longopts,
+	while ((ch = getopt_long(argc, argv, ":46bhi:kln:p:qr:R:Vvw:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case '4':
@@ -2584,6 +3407,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 			break;
 		case 'k': opt->kflag = 1; break;
 		case 'l': opt->lflag = 1; break;
+		case 'n': opt->name = optarg; break;
 		case 'p': opt->passfile = optarg; break;
 		case 'q': opt->qflag = 1; break;
 		case 'r':
@@ -2644,6 +3468,8 @@ main(int argc, char *argv[])
 		crypto_fail("OPENSSL_init_crypto");
 	parse_options(argc, argv, &opt);
 	setup_process();
+	if (isatty(STDOUT_FILENO))
+		terminal_locale();
 	pass_len = read_password(opt.passfile, pass, sizeof(pass));
 	if (opt.lflag)
 		return listener(&opt, pass, pass_len);

@@ -754,8 +754,9 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	$tm capture-pane -p > "$T/w/screen2"
 	$tm kill-server
 	cat "$T/w/screen1"
-	# The arriving line stands above the half-typed one, not inside it.
-	grep -A1 -x incoming "$T/w/screen1" | tail -n 1 | grep -qx half &&
+	# The arriving line, labelled, stands above the half-typed one.
+	grep -A1 -xE '[0-2][0-9]:[0-5][0-9] 127\.0\.0\.1> incoming' "$T/w/screen1" |
+	    tail -n 1 | grep -qx '> half' &&
 	    expect "connector status" "$CRC" 0 &&
 	    expect "connector got" "$(cat "$T/w/c.out")" "half done" &&
 	    expect "listener" "$(cat "$T/w/l.rc")" "status 0"
@@ -1024,6 +1025,166 @@ t_make_names_package() {	# no pkg-config/libssl-dev: make says what to install
 	    [ -x secchat ]
 }
 
+# ---------------------------------------------------------------------------
+# The chat at a terminal (tmux, UTF-8): what the screen shows, what is sent.
+
+# chat_pane NAME COLS: a fresh UTF-8 tmux terminal, COLS x 12, its raw
+# output recorded in $T/w/NAME.raw; TM names it.
+chat_pane() {
+	TM="tmux -L secchat-test-$$-$1"
+	# Not the fifo_listener's fd 7: its EOF must reach the listener.
+	$TM new-session -d -x "$2" -y 12 \
+	    "exec env LANG=C.UTF-8 TZ=UTC bash --norc --noprofile" 7>&- &&
+	    $TM pipe-pane -O "cat > $T/w/$1.raw"
+}
+
+# wait_screen RE: until a line of the screen matches RE (10 s).
+wait_screen() {
+	local i
+	for i in $(seq 200); do
+		$TM capture-pane -p | grep -qE -- "$1" && return 0
+		sleep 0.05
+	done
+	echo "the screen never showed: $1"
+	$TM capture-pane -p
+	return 1
+}
+
+# wait_file FILE: until FILE is not empty (10 s).
+wait_file() {
+	local i
+	for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done
+	echo "no $(basename "$1")"
+	return 1
+}
+
+# fifo_listener: a listener reading $T/w/to_l (kept open on fd 7), its
+# stdout in l.out; sets PORT and LPID.
+fifo_listener() {
+	mkfifo "$T/w/to_l"
+	timeout 60 $SECCHAT -l -v $SC -q "$@" 127.0.0.1 0 < "$T/w/to_l" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	exec 7> "$T/w/to_l"
+	wait_port "$T/w/l.err" "$LPID"
+}
+
+HHMM='[0-2][0-9]:[0-5][0-9]'
+
+t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
+	printf 'a\033[2J\033[H\033]2;owned\007secchat: connection closed before CLOSE: stream truncated\nbob$ \033[6n\033[c\233[31mred\342\200\256evil\n' > "$T/w/evil"
+	listen l "$T/w/evil" $SC 127.0.0.1 0 || return 1
+	chat_pane x 100 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	local screen title
+	screen=$($TM capture-pane -p)
+	title=$($TM display -p '#{pane_title}')
+	$TM kill-server
+	echo "$screen"
+	# Shown inertly, labelled: no forged message, no fake prompt.
+	grep -qxE "$HHMM bob> a\\^\\[\\[2J\\^\\[\\[H\\^\\[\\]2;owned\\^Gsecchat: connection closed before CLOSE: stream truncated" <<< "$screen" &&
+	    grep -qxE "$HHMM bob> bob\\\$ \\^\\[\\[6n\\^\\[\\[c\\\\x9b\\[31mred<U\\+202E>evil" <<< "$screen" &&
+	    [ "$title" != owned ] &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 || return 1
+	# The terminal never saw the peer's sequences, so it answered nothing.
+	local seq
+	for seq in '\033[2J' '\033]2;' '\033[6n' '\033[c' '\233' '\342\200\256'; do
+		! grep -qaF "$(printf "$seq")" "$T/w/x.raw" ||
+		    { echo "the terminal got $seq"; return 1; }
+	done
+	[ ! -s "$T/w/l.out" ] || { echo "an answer was sent"; return 1; }
+	# Into a file the same record arrives byte for byte.
+	clean_session "$T/w/evil" /dev/null
+}
+
+t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
+	fifo_listener || return 1
+	chat_pane e 40 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -q -n bob 127.0.0.1 $PORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+	$TM send-keys "wide 日本語X" BSpace Left Left Z Home A End B C-a C-e
+	$TM send-keys F5 Escape "[1;5Z" C-l C-v Tab Enter
+	$TM send-keys "drop this" C-u kept Enter "one two" C-w three Enter
+	$TM send-keys Up Up Enter
+	wait_screen "^$HHMM you> kept\$" || { $TM kill-server; return 1; }
+	echo hi bob >&7
+	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	exec 7>&-
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	printf 'Awide 日Z本語B\nkept\none three\nkept\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 &&
+	    grep -qx "$HHMM you> Awide 日Z本語B" "$T/w/screen" &&
+	    grep -qx "$HHMM you> one three" "$T/w/screen"
+}
+
+t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
+	local long="語語語語語語語語語語語語語語語語語語語語語語語語語語語語語語QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+	fifo_listener || return 1
+	chat_pane w 40 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.err" || { $TM kill-server; return 1; }
+	$TM send-keys "$long"
+	wait_screen 'QQQQ$' || { $TM kill-server; return 1; }
+	echo one >&7
+	wait_screen "^$HHMM bob> one\$" || { $TM kill-server; return 1; }
+	$TM capture-pane -p > "$T/w/screen1"
+	$TM resize-window -x 30
+	echo two >&7
+	wait_screen "^$HHMM bob> two\$" || { $TM kill-server; return 1; }
+	$TM capture-pane -p > "$T/w/screen2"
+	$TM capture-pane -p -J > "$T/w/joined2"
+	exec 7>&-
+	wait_file "$T/w/c.rc"
+	reap
+	$TM kill-server
+	cat "$T/w/screen1" "$T/w/screen2"
+	local f
+	for f in screen1 screen2; do
+		expect "wide characters on $f" "$(grep -o 語 "$T/w/$f" | wc -l)" 30 &&
+		    expect "Q on $f" "$(grep -o Q "$T/w/$f" | wc -l)" 40 || return 1
+	done
+	# The line's rows, joined, are the line: drawn once, at the bottom.
+	grep -qxF "> $long" "$T/w/joined2" &&
+	    expect "rows of the line at 40 columns" "$(grep -c '[語Q]' "$T/w/screen1")" 3 &&
+	    expect "rows of the line at 30 columns" "$(grep -c '[語Q]' "$T/w/screen2")" 4 &&
+	    # The peer ended the chat: said so, and the half line was not sent.
+	    has_line "$T/w/c.err" "secchat: bob ended the chat" &&
+	    has_line "$T/w/c.err" "secchat: the line being typed was not sent" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    [ ! -s "$T/w/l.out" ]
+}
+
+t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
+	fifo_listener -i 3000000 || return 1
+	chat_pane a 80 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -v -q 127.0.0.1 $PORT 2>&1; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: connected to 127' || { $TM kill-server; return 1; }
+	$TM send-keys early
+	wait_screen '^secchat: chat with 127.0.0.1 secured' || { $TM kill-server; return 1; }
+	wait_screen '^> early$' || { $TM kill-server; return 1; }
+	$TM send-keys Enter C-d
+	exec 7>&-
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	expect "early on the screen" "$(grep -o early "$T/w/screen" | wc -l)" 1 &&
+	    expect "sent" "$(cat "$T/w/l.out")" early &&
+	    has_line "$T/w/screen" "secchat: you ended the chat"
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/1 session vector, byte for byte" t_session_vector
@@ -1095,6 +1256,10 @@ run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_
 run "password prompt on the terminal, without echo" t_password_prompt
 run "^C at the password prompt restores echo" t_prompt_interrupted
 run "chat at a terminal: arriving text goes above the typed line" t_terminal_chat
+run "chat: the peer's escapes are inert on a terminal, exact in a file" t_chat_inert
+run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_editor
+run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
+run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install

@@ -161,7 +161,7 @@ _Static_assert(OUT_CAP >= MAX_INNER && RX_CAP >= LEN_LEN + MAX_RECORD &&
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
-	int	 lflag, kflag, bflag, qflag, vflag;
+	int	 lflag, kflag, bflag, qflag, vflag, xflag;
 	uint32_t iterations;
 	const char *passfile;
 	unsigned long rekey_msgs;	/* 0: off */
@@ -1931,9 +1931,36 @@ errq_make_room(struct session *s, size_t n)
 		flush_errq(s);
 }
 
-/* Queue "> " or "< " and the record's wire bytes in hex for stderr. */
+/*
+ * On a terminal, one row per record (unless -x): the start of its hex, its
+ * size, and what it is when that is not DATA.  A bulk transfer to a
+ * terminal then scrolls by, instead of flooding it with 32 KB lines.
+ */
+static char *
+hex_row(struct session *s, char *p, int type, const uint8_t *rec, size_t n)
+{
+	const char *what = type == TYPE_REKEY ? "REKEY " :
+	    type == TYPE_CLOSE ? "CLOSE " : "";
+	char size[32];
+	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
+	long room = term_cols(s->c.err_fd) - 2 - (long)strlen(what) - len - 1;
+	size_t fit = room < 8 ? 4 : (size_t)room / 2;
+
+	p = stpcpy(p, what);
+	if (fit >= n)
+		return hex_encode(p, rec, n);
+	p = hex_encode(p, rec, fit);
+	p = stpcpy(p, "\u2026");		/* "…" in UTF-8 */
+	return stpcpy(p, size);
+}
+
+/*
+ * Queue "> " or "< " and the record's hex for stderr: every wire byte
+ * (doc/PROTOCOL.md section 8) into a file or pipe, or with -x; type is
+ * the record's, 0 if it did not open.
+ */
 static void
-hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
+hex_line(struct session *s, char dir, int type, const uint8_t *rec, size_t n)
 {
 	char *p;
 
@@ -1945,7 +1972,10 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	*p++ = ' ';
 	if (s->hex_tty)			/* dim, apart from the plaintext */
 		p = stpcpy(p, "\033[2m");
-	p = hex_encode(p, rec, n);
+	if (s->hex_tty && !s->opt->xflag)
+		p = hex_row(s, p, type, rec, n);
+	else
+		p = hex_encode(p, rec, n);
 	if (s->hex_tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
@@ -2182,7 +2212,7 @@ send_record(struct session *s, int type, const uint8_t *payload, size_t len)
 	n = seal_record(&s->c.tx, type, payload, len, 0, rec);
 	s->txb.len += n;
 	s->c.sent_records++;
-	hex_line(s, '>', rec, n);
+	hex_line(s, '>', type, rec, n);
 }
 
 static void
@@ -2357,8 +2387,8 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 	if (s->c.rx.seq >= SEQ_LIMIT)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: too many records under one key");
-	hex_line(s, '<', rec, LEN_LEN + clen);
 	n = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type);
+	hex_line(s, '<', n >= 0 ? type : 0, rec, LEN_LEN + clen);
 	if (n == OPEN_BAD_TAG)
 		return session_fail(s, EXIT_AUTH,
 		    "record failed authentication");
@@ -3304,9 +3334,9 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bqv] [-i iterations] [-n name] [-p passfile]\n"
+	fprintf(f, "usage: secchat [-46bqvx] [-i iterations] [-n name] [-p passfile]\n"
 	    "               [-r messages] [-R seconds] [-w timeout] host port\n"
-	    "       secchat -l [-46bkqv] [-i iterations] [-n name] "
+	    "       secchat -l [-46bkqvx] [-i iterations] [-n name] "
 	    "[-p passfile]\n"
 	    "               [-r messages] [-R seconds] [-w timeout] [host] "
 	    "port\n"
@@ -3334,7 +3364,8 @@ help(void)
 	    "  -r messages   rekey after that many data records (default %d)\n"
 	    "  -V            print the version and exit\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
-	    "  -w timeout    give up after that many seconds without progress\n",
+	    "  -w timeout    give up after that many seconds without progress\n"
+	    "  -x            full hex of each record on a terminal too\n",
 	    DEF_ITER, DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
@@ -3388,7 +3419,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->timeout = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46bhi:kln:p:qr:R:Vvw:", longopts,
+	while ((ch = getopt_long(argc, argv, ":46bhi:kln:p:qr:R:Vvw:x", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case '4':
@@ -3419,6 +3450,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 			    ch);
 			break;
 		case 'v': opt->vflag = 1; break;
+		case 'x': opt->xflag = 1; break;
 		case 'w':
 			opt->timeout = parse_number(optarg, 1, 1000000000, ch);
 			break;

@@ -1076,7 +1076,7 @@ t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
 	printf 'a\033[2J\033[H\033]2;owned\007secchat: connection closed before CLOSE: stream truncated\nbob$ \033[6n\033[c\233[31mred\342\200\256evil\n' > "$T/w/evil"
 	listen l "$T/w/evil" $SC 127.0.0.1 0 || return 1
 	chat_pane x 100 || return 1
-	$TM send-keys "clear; $SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
+	$TM send-keys "$SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
 	wait_file "$T/w/c.rc"
 	reap
 	local screen title
@@ -1132,7 +1132,7 @@ t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
 	local long="語語語語語語語語語語語語語語語語語語語語語語語語語語語語語語QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
 	fifo_listener || return 1
 	chat_pane w 40 || return 1
-	$TM send-keys "clear; $SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
+	$TM send-keys "$SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
 	wait_file "$T/w/c.err" || { $TM kill-server; return 1; }
 	$TM send-keys "$long"
 	wait_screen 'QQQQ$' || { $TM kill-server; return 1; }
@@ -1163,6 +1163,29 @@ t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
 	    has_line "$T/w/c.err" "secchat: the line being typed was not sent" &&
 	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
 	    [ ! -s "$T/w/l.out" ]
+}
+
+t_hex_tty() {	# on a terminal: one row per record, REKEY and CLOSE named
+	{ head -c 20000 /dev/zero | tr '\0' x; echo; seq 1 3; } > "$T/w/a"
+	echo "from the listener" > "$T/w/b"
+	listen l "$T/w/b" $SC 127.0.0.1 0 || return 1
+	chat_pane h 60 || return 1
+	$TM send-keys "$SECCHAT $SC -r 2 127.0.0.1 $PORT < $T/w/a > $T/w/c.out; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -J -S -100 > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	local rows long
+	rows=$(grep -c '^[<>] ' "$T/w/screen")
+	long=$(grep '^[<>] ' "$T/w/screen" | sed 's/…/./' | awk 'length($0) > 60' | wc -l)
+	# 5 DATA, 2 REKEY, 1 CLOSE sent; 1 DATA, 1 CLOSE received.
+	expect "hex rows" "$rows" 10 && expect "rows over 60 columns" "$long" 0 &&
+	    expect "REKEY rows" "$(grep -c '^> REKEY 0011' "$T/w/screen")" 2 &&
+	    grep -q '^> CLOSE 0011' "$T/w/screen" &&
+	    grep -q '^< CLOSE 0011' "$T/w/screen" &&
+	    grep -qx '> 4011[0-9a-f]*… (16403 bytes)' "$T/w/screen" &&
+	    same "$T/w/a" "$T/w/l.out" && expect "connector" "$(cat "$T/w/c.rc")" "status 0"
 }
 
 t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
@@ -1260,6 +1283,7 @@ run "chat: the peer's escapes are inert on a terminal, exact in a file" t_chat_i
 run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_editor
 run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
+run "hex display on a terminal: one row per record, REKEY and CLOSE named" t_hex_tty
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install

@@ -132,6 +132,8 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define DEF_REKEY_SECS	60
 #define DEF_HS_TIMEOUT	30
 #define MAX_PASSFILE	4096
+#define CODE_DIGITS	12		/* -g */
+#define CONNECT_RETRY_MS 200		/* -w: a refused connect, again */
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
 #define IN_CAP		(128 * 1024)	/* stdin, plaintext */
@@ -161,7 +163,7 @@ _Static_assert(OUT_CAP >= MAX_INNER && RX_CAP >= LEN_LEN + MAX_RECORD &&
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
-	int	 lflag, kflag, bflag, qflag, vflag, xflag;
+	int	 lflag, kflag, bflag, gflag, qflag, vflag, xflag;
 	uint32_t iterations;
 	const char *passfile;
 	unsigned long rekey_msgs;	/* 0: off */
@@ -2940,11 +2942,11 @@ listen_family(const struct options *opt, int family)
 }
 
 static int
-listen_socket(const struct options *opt)
+listen_socket(const struct options *opt, char port[NI_MAXSERV])
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV];
+	char host[NI_MAXHOST];
 	int fd;
 
 	/* With no host, IPv6's wildcard takes IPv4 connections too. */
@@ -3036,7 +3038,7 @@ connect_socket(const struct options *opt)
 	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
 	int64_t deadline = INT64_MAX;
 	size_t used = 0;
-	int fd = -1, e;
+	int fd = -1, e, retries = 0;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
@@ -3047,14 +3049,26 @@ connect_socket(const struct options *opt)
 	}
 	if (opt->timeout >= 0)
 		deadline = deadline_in(opt->timeout);
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
-		addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
-		if (used < sizeof(tried))
-			used += snprintf(tried + used, sizeof(tried) - used,
-			    "%s%s", used ? ", " : "", host);
-		fd = connect_one(ai, deadline);
+	for (;;) {
+		for (ai = res, used = 0; ai != NULL && fd == -1;
+		    ai = ai->ai_next) {
+			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
+			if (used < sizeof(tried))
+				used += snprintf(tried + used,
+				    sizeof(tried) - used, "%s%s",
+				    used ? ", " : "", host);
+			fd = connect_one(ai, deadline);
+		}
+		e = errno;
+		/* With -w, a listener not there yet is waited for. */
+		if (fd != -1 || e != ECONNREFUSED || opt->timeout < 0 ||
+		    now_ms() + CONNECT_RETRY_MS >= deadline)
+			break;
+		if (retries++ == 0 && opt->vflag)
+			warnx("connection refused; trying again for up to %d "
+			    "seconds", opt->timeout);
+		(void)poll(NULL, 0, CONNECT_RETRY_MS);
 	}
-	e = errno;
 	freeaddrinfo(res);
 	if (fd == -1) {
 		if (strcmp(tried, opt->host) == 0)
@@ -3129,9 +3143,8 @@ read_passfile(const char *path, char *pass, size_t cap)
 }
 
 static size_t
-read_tty_password(char *pass, size_t cap)
+read_tty_password(char *pass, size_t cap, const char *why, const char *prompt)
 {
-	static const char prompt[] = "Password: ";
 	struct termios quiet;
 	size_t len = 0;
 	ssize_t r;
@@ -3146,7 +3159,9 @@ read_tty_password(char *pass, size_t cap)
 	quiet.c_lflag &= ~ECHO;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
 		err(EXIT_FAIL, "/dev/tty");
-	(void)write(fd, prompt, sizeof(prompt) - 1);
+	if (why != NULL)
+		(void)write(fd, why, strlen(why));
+	(void)write(fd, prompt, strlen(prompt));
 	while (len < cap && (len == 0 || pass[len - 1] != '\n')) {
 		if ((r = read(fd, pass + len, cap - len)) == 0)
 			break;
@@ -3166,53 +3181,144 @@ read_tty_password(char *pass, size_t cap)
 	return len;
 }
 
-/* Fill pass (cap > MAX_PASSFILE) and return the password's length. */
+/*
+ * -g: a code to read out, CODE_DIGITS decimal digits from RAND_bytes
+ * (39.9 bits), shown in groups of four.  SPAKE2 gives an attacker one
+ * guess per connection, and the listener burns the code at the first
+ * wrong one, so the odds of a guess are 1 in 10^12.
+ */
 static size_t
-read_password(const char *passfile, char *pass, size_t cap)
+new_code(char code[CODE_DIGITS + 1])
+{
+	uint8_t r[5];
+	uint64_t v;
+	size_t i;
+
+	do {			/* below 10^12, to keep the digits uniform */
+		if (RAND_bytes(r, sizeof(r)) != 1)
+			crypto_fail("RAND_bytes");
+		for (v = 0, i = 0; i < sizeof(r); i++)
+			v = v << 8 | r[i];
+	} while (v >= 1000000000000ULL);
+	OPENSSL_cleanse(r, sizeof(r));
+	for (i = CODE_DIGITS; i-- > 0; v /= 10)
+		code[i] = '0' + v % 10;
+	code[CODE_DIGITS] = '\0';
+	return CODE_DIGITS;
+}
+
+/* A typed code: its digits, whatever separates them. */
+static size_t
+code_digits(char *pass, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if (pass[i] >= '0' && pass[i] <= '9')
+			pass[n++] = pass[i];
+		else if (pass[i] != ' ' && pass[i] != '-')
+			n = CODE_DIGITS + 1;	/* not a code */
+	OPENSSL_cleanse(pass + (n < len ? n : len), len - (n < len ? n : len));
+	if (n != CODE_DIGITS)
+		errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
+	return n;
+}
+
+/*
+ * Fill pass (cap > MAX_PASSFILE) and return the password's length.  why,
+ * if not NULL, is said on the terminal before the prompt.
+ */
+static size_t
+read_password(const struct options *opt, char *pass, size_t cap,
+    const char *why)
 {
 	size_t len;
 
-	if (passfile != NULL)
-		len = read_passfile(passfile, pass, cap);
+	if (opt->passfile != NULL)
+		len = read_passfile(opt->passfile, pass, cap);
 	else
-		len = read_tty_password(pass, cap);
+		len = read_tty_password(pass, cap, why,
+		    opt->gflag ? "Code: " : "Password: ");
 	len = chomp(pass, len);
 	if (len == 0)
 		errx(EXIT_FAIL, "%s: the password is empty",
-		    passfile ? passfile : "/dev/tty");
-	return len;
+		    opt->passfile ? opt->passfile : "/dev/tty");
+	return opt->gflag ? code_digits(pass, len) : len;
 }
 
 /* ---------------------------------------------------------------------- */
 /* The two roles. */
 
-/* Listener: PBKDF2 once, then serve one connection, or each with -k. */
+/*
+ * The listener's password key, once its socket listens: connectors that
+ * come meanwhile wait in the backlog.  With -g, a new code, shown.
+ */
+static void
+listener_key(const struct options *opt, const char *port, struct pake *pk,
+    uint8_t salt[SALT_LEN])
+{
+	char pass[MAX_PASSFILE + 2], why[128];
+	uint8_t w[SCALAR_LEN];
+	size_t len;
+
+	if (opt->gflag) {
+		len = new_code(pass);
+		warnx("one-time code %.4s-%.4s-%.4s: type it at \"secchat -g\" "
+		    "on the other side (port %s); one try", pass, pass + 4,
+		    pass + 8, port);
+	} else {
+		(void)snprintf(why, sizeof(why), "secchat: listening on port "
+		    "%s; connections wait for the password.\n", port);
+		len = read_password(opt, pass, sizeof(pass), why);
+	}
+	if (RAND_bytes(salt, SALT_LEN) != 1)
+		crypto_fail("RAND_bytes");
+	if (opt->vflag)
+		warnx("deriving the password's key (%lu iterations)",
+		    (unsigned long)opt->iterations);
+	if (derive_w(pass, len, salt, opt->iterations, w) == -1) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		errx(EXIT_FAIL, "password and salt give w = 0; try again");
+	}
+	OPENSSL_cleanse(pass, sizeof(pass));
+	pake_init(pk, w);
+	OPENSSL_cleanse(w, sizeof(w));
+}
+
+/*
+ * Listener: listen, derive the password's key once, then serve one
+ * connection, or each with -k.  A wrong -g code is burnt: exit 3, or with
+ * -k a new code.
+ */
 static int
-listener(const struct options *opt, char *pass, size_t pass_len)
+listener(const struct options *opt)
 {
 	struct session s;
 	struct pake pk;
-	uint8_t salt[SALT_LEN], w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
-	int lfd, status;
+	uint8_t salt[SALT_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
+	char port[NI_MAXSERV];
+	int lfd, status, burnt;
 
-	if (RAND_bytes(salt, sizeof(salt)) != 1)
-		crypto_fail("RAND_bytes");
-	if (derive_w(pass, pass_len, salt, opt->iterations, w) == -1) {
-		OPENSSL_cleanse(pass, pass_len);
-		errx(EXIT_FAIL, "password and salt give w = 0; try again");
-	}
-	OPENSSL_cleanse(pass, pass_len);
-	pake_init(&pk, w);
-	OPENSSL_cleanse(w, sizeof(w));
-	lfd = listen_socket(opt);
+	lfd = listen_socket(opt, port);
+	listener_key(opt, port, &pk, salt);
 	session_alloc(&s, opt);
 	do {
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = handshake_listener(&s, &pk, salt, opt->iterations,
 		    deadline_in(handshake_secs(opt)), c2s, s2c);
+		/* A guess was tested: the confirmation failed. */
+		burnt = opt->gflag && status == EXIT_AUTH;
 		if (status == GO_ON)
 			status = session_traffic(&s, 0, c2s, s2c);
 		conn_end(&s);
+		if (burnt) {
+			warnx("the one-time code is burnt%s",
+			    opt->kflag ? "; a new one:" : "");
+			if (!opt->kflag)
+				break;
+			pake_free(&pk);
+			listener_key(opt, port, &pk, salt);
+		}
 	} while (opt->kflag);
 	session_free(&s);
 	pake_free(&pk);
@@ -3334,9 +3440,9 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bqvx] [-i iterations] [-n name] [-p passfile]\n"
+	fprintf(f, "usage: secchat [-46bgqvx] [-i iterations] [-n name] [-p passfile]\n"
 	    "               [-r messages] [-R seconds] [-w timeout] host port\n"
-	    "       secchat -l [-46bkqvx] [-i iterations] [-n name] "
+	    "       secchat -l [-46bgkqvx] [-i iterations] [-n name] "
 	    "[-p passfile]\n"
 	    "               [-r messages] [-R seconds] [-w timeout] [host] "
 	    "port\n"
@@ -3352,6 +3458,8 @@ help(void)
 	    "  -4            IPv4 addresses only\n"
 	    "  -6            IPv6 addresses only\n"
 	    "  -b            bulk mode: 16 KiB records, not one per line\n"
+	    "  -g            a one-time code: -l makes and shows one, the other "
+	    "asks for it\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
 	    "  -k            with -l: serve the next connection after each\n"
@@ -3419,7 +3527,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->timeout = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46bhi:kln:p:qr:R:Vvw:x", longopts,
+	while ((ch = getopt_long(argc, argv, ":46bghi:kln:p:qr:R:Vvw:x", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case '4':
@@ -3430,6 +3538,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 			opt->family = ch == '4' ? AF_INET : AF_INET6;
 			break;
 		case 'b': opt->bflag = 1; break;
+		case 'g': opt->gflag = 1; break;
 		case 'h': help(); exit(EXIT_OK);
 		case 'V': printf("secchat %s\n", VERSION); exit(EXIT_OK);
 		case 'i':
@@ -3469,6 +3578,8 @@ parse_options(int argc, char *argv[], struct options *opt)
 	argv += optind;
 	if (opt->kflag && !opt->lflag)
 		usage_error("-k needs -l");
+	if (opt->gflag && opt->lflag && opt->passfile)
+		usage_error("a listener's -g makes the password: no -p");
 	/* "[::1]", as in URLs, is the address ::1. */
 	if (argc == 2 && argv[0][0] == '[' &&
 	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
@@ -3502,9 +3613,9 @@ main(int argc, char *argv[])
 	setup_process();
 	if (isatty(STDOUT_FILENO))
 		terminal_locale();
-	pass_len = read_password(opt.passfile, pass, sizeof(pass));
 	if (opt.lflag)
-		return listener(&opt, pass, pass_len);
+		return listener(&opt);
+	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
 	return connector(&opt, pass, pass_len);
 }
 #endif

@@ -1188,6 +1188,91 @@ t_hex_tty() {	# on a terminal: one row per record, REKEY and CLOSE named
 	    same "$T/w/a" "$T/w/l.out" && expect "connector" "$(cat "$T/w/c.rc")" "status 0"
 }
 
+t_listen_first() {	# the listener listens before PBKDF2: no refused connect
+	echo hello > "$T/w/a"
+	listen l "$T/w/a" $SC -i 2000000 127.0.0.1 0 || return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    sed -n 1p "$T/w/l.err" | grep -q '^secchat: listening on ' &&
+	    sed -n 2p "$T/w/l.err" | grep -qx "secchat: deriving the password's key (2000000 iterations)"
+}
+
+t_connect_wait() {	# with -w, a refused connect is tried again
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	echo early > "$T/w/a"
+	timeout 30 $SECCHAT -v $SC -w 10 127.0.0.1 "$port" < "$T/w/a" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_number ignored "$T/w/c.err" "$cpid" \
+	    'secchat: connection refused; trying again for up to \(10\) seconds' ||
+	    return 1
+	listen l /dev/null $SC 127.0.0.1 "$port" || return 1
+	wait "$cpid"; CRC=$?
+	reap
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out"
+}
+
+t_code_typed() {	# -g: the listener shows a code, the connector types it
+	local code
+	echo "by code" > "$T/w/a"
+	timeout 60 $SECCHAT -l -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	wait_number code "$T/w/l.err" "$LPID" \
+	    'secchat: one-time code \([0-9]\{4\}-[0-9]\{4\}-[0-9]\{4\}\): .*' || return 1
+	tty_session g "$SECCHAT -g 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc" ||
+	    return 1
+	local i
+	for i in $(seq 100); do
+		$TM capture-pane -p | grep -q '^Code: ' && break; sleep 0.05
+	done
+	$TM send-keys "$code" Enter
+	wait_file "$T/w/c.rc"
+	$TM kill-server
+	reap
+	expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 && same "$T/w/a" "$T/w/c.out"
+}
+
+t_code_burnt() {	# a wrong -g code burns it: exit 3, or with -k a new code
+	timeout 60 $SECCHAT -l -v -g -i 1000 127.0.0.1 0 < /dev/null \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	echo 0000-0000-0000 > "$T/w/code"
+	chmod 600 "$T/w/code"
+	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
+	reap
+	expect "connector status" "$CRC" 3 && expect "listener status" "$LRC" 3 &&
+	    has_line "$T/w/l.err" "secchat: the one-time code is burnt" || return 1
+	# -k: a new code after the wrong one, and the new one works.
+	echo "second code" > "$T/w/a"
+	timeout 60 $SECCHAT -l -k -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
+	expect "wrong code" "$CRC" 3 || return 1
+	local i code
+	for i in $(seq 200); do
+		code=$(sed -n 's/^secchat: one-time code \([-0-9]*\): .*/\1/p' "$T/w/l.err" | sed -n 2p)
+		[ -n "$code" ] && break; sleep 0.05
+	done
+	echo "$code" > "$T/w/code"
+	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
+	expect "new code" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&
+	    has_line "$T/w/l.err" "secchat: the one-time code is burnt; a new one:"
+}
+
 t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
 	fifo_listener -i 3000000 || return 1
 	chat_pane a 80 || return 1
@@ -1284,6 +1369,10 @@ run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_
 run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
 run "hex display on a terminal: one row per record, REKEY and CLOSE named" t_hex_tty
+run "the listener listens before it derives the key" t_listen_first
+run "-w: a connector started before the listener waits for it" t_connect_wait
+run "-g: a one-time code shown, typed, accepted" t_code_typed
+run "-g: a wrong code burns it (exit 3, or a new one with -k)" t_code_burnt
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install

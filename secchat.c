@@ -243,6 +243,8 @@ struct conn {
 	struct direction tx, rx;
 	int	 mid_line;		/* stdout's last byte was not \n */
 	int	 peer_ended;		/* the peer's CLOSE came before ours */
+	int	 progress_shown;	/* the -v progress line is on stderr */
+	int64_t	 progress_start, progress_last;	/* ms */
 	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
 	int64_t	 errq_deadline;	/* ms, set at the first flush_errq; 0: none */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
@@ -310,6 +312,8 @@ struct session {
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
 	int	 out_tty;		/* stdout is a terminal: the view renders */
+	int	 progress;		/* -v, stderr a terminal, no chat */
+	off_t	 in_size;		/* stdin's size if a regular file, else -1 */
 	struct view view;
 	struct editor ed;
 	union {				/* allocated once, for -k */
@@ -1889,6 +1893,74 @@ end_terminal(struct session *s, int64_t deadline)
 }
 
 /* ---------------------------------------------------------------------- */
+/*
+ * The progress of a transfer (-v, stderr a terminal, not a chat): one
+ * line on stderr, drawn again four times a second, taken off before any
+ * other output there and left with the final figures at the end.
+ */
+
+#define PROGRESS_MS	250
+
+/* n bytes as people read them: "512 B", "12.3 MiB". */
+static char *
+put_size(char *p, double n)
+{
+	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (n >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0]))
+		n /= 1024, u++;
+	return p + sprintf(p, u == 0 ? "%.0f %s" : "%.1f %s", n, unit[u]);
+}
+
+static void
+progress_hide(struct session *s)
+{
+	if (s->c.progress_shown)
+		(void)write_full(s->c.err_fd, "\r\033[K", 4, INT64_MAX);
+	s->c.progress_shown = 0;
+}
+
+/* Draw the line, if it is due (or final: then for good, with \n). */
+static void
+progress_show(struct session *s, int final)
+{
+	char line[256], *p = line;
+	int64_t t = now_ms(), ms;
+	double secs;
+
+	if (!s->progress || (!final && t - s->c.progress_last < PROGRESS_MS))
+		return;
+	if (s->c.progress_start == 0)
+		s->c.progress_start = t;
+	s->c.progress_last = t;
+	ms = t - s->c.progress_start;
+	secs = ms > 0 ? ms / 1000.0 : 0.001;
+	p = stpcpy(p, "\r\033[Ksecchat: sent ");
+	p = put_size(p, s->c.sent_bytes);
+	p = stpcpy(p, " (");
+	p = put_size(p, s->c.sent_bytes / secs);
+	p = stpcpy(p, "/s");
+	if (s->in_size > 0) {
+		double done = (double)s->c.sent_bytes / s->in_size;
+		double left = done > 0 ? secs / done - secs : 0;
+
+		p += sprintf(p, ", %.0f%%", done > 1 ? 100.0 : 100 * done);
+		if (!final && done > 0 && done < 1)
+			p += sprintf(p, ", %d:%02d left", (int)left / 60,
+			    (int)left % 60);
+	}
+	p = stpcpy(p, "), received ");
+	p = put_size(p, s->c.recv_bytes);
+	p = stpcpy(p, " (");
+	p = put_size(p, s->c.recv_bytes / secs);
+	p += sprintf(p, "/s), %d:%02d%s", (int)(ms / 60000),
+	    (int)(ms / 1000 % 60), final ? "\n" : "");
+	(void)write_full(s->c.err_fd, line, p - line, INT64_MAX);
+	s->c.progress_shown = !final;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Session messages: hex lines, notes and the one line that ends a session. */
 
 /*
@@ -1907,6 +1979,7 @@ flush_errq(struct session *s)
 	if (s->c.errq_deadline == 0)	/* one wait per connection, not per call */
 		s->c.errq_deadline = deadline_in(secs);
 	editor_hide(s);
+	progress_hide(s);
 	(void)write_full(s->c.err_fd, s->errq.data + s->errq.pos,
 	    buf_pending(&s->errq), s->c.errq_deadline);
 	s->errq.pos = s->errq.len = 0;
@@ -2555,6 +2628,7 @@ write_local(struct session *s, int fd, struct buf *b)
 	ssize_t r;
 
 	editor_hide(s);
+	progress_hide(s);
 	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
 		b->pos += r;
 		s->c.last_activity = now_ms();
@@ -2607,6 +2681,9 @@ poll_timeout(struct session *s, int64_t t)
 		if (d < until)
 			until = d;
 	}
+	/* The progress line's clock runs while nothing moves. */
+	if (s->progress && t + PROGRESS_MS < until)
+		until = t + PROGRESS_MS;
 	if (until == INT64_MAX)
 		return -1;
 	d = until - t;
@@ -2718,6 +2795,7 @@ readwrite(struct session *s)
 			    s->opt->timeout);
 		if ((status = serve_ready(s, pfd)) != GO_ON)
 			return status;
+		progress_show(s, 0);
 	}
 }
 
@@ -2738,6 +2816,7 @@ session_alloc(struct session *s, const struct options *opt)
 {
 	static const size_t cap[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
 	    ERRQ_CAP };
+	struct stat st;
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
@@ -2746,6 +2825,9 @@ session_alloc(struct session *s, const struct options *opt)
 	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
 	s->hex_tty = isatty(STDERR_FILENO);
 	s->out_tty = isatty(STDOUT_FILENO);
+	s->progress = opt->vflag && s->hex_tty && !s->edit;
+	s->in_size = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) ?
+	    st.st_size : -1;
 	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
 	for (i = 0; i < NBUFS; i++) {
 		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
@@ -2858,6 +2940,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	note(s, "handshake done");
 	chat_ready(s);
 	status = readwrite(s);
+	progress_show(s, 1);
 	editor_stop(s);
 	/* What was authenticated before a failure still reaches stdout. */
 	if (s->out_tty)

@@ -1273,6 +1273,40 @@ t_code_burnt() {	# a wrong -g code burns it: exit 3, or with -k a new code
 	    has_line "$T/w/l.err" "secchat: the one-time code is burnt; a new one:"
 }
 
+t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	chat_pane p 100 || return 1
+	$TM send-keys "(head -c 1000000 $T/w/big; sleep 1.5; tail -c +1000001 $T/w/big) | $SECCHAT -v -q -b $SC 127.0.0.1 $PORT > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	mv "$T/w/l.out" "$T/w/l.out1"
+	$TM capture-pane -p -J > "$T/w/screen1"
+	listen l "$T/w/big" $SC -q -b 127.0.0.1 0 || { $TM kill-server; return 1; }
+	$TM send-keys "$SECCHAT -v -q -b $SC 127.0.0.1 $PORT < /dev/null > $T/w/c.out; echo status \$? > $T/w/c.rc2" Enter
+	wait_file "$T/w/c.rc2"
+	reap
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || { $TM kill-server; return 1; }
+	$TM send-keys "clear; $SECCHAT -v -q -b $SC 127.0.0.1 $PORT < $T/w/big > /dev/null; echo status \$? > $T/w/c.rc3" Enter
+	wait_file "$T/w/c.rc3"
+	reap
+	$TM capture-pane -p -J > "$T/w/screen2"
+	$TM kill-server
+	cat "$T/w/screen1"
+	local draws
+	draws=$(grep -ao 'secchat: sent [0-9.]* [KM]i*B' "$T/w/p.raw" | wc -l)
+	expect "progress lines on the screen" "$(grep -c '^secchat: sent [0-9.]* [KMG]*i*B (' "$T/w/screen1")" 1 &&
+	    grep -qx 'secchat: sent 2.9 MiB ([0-9.]* [KMG]*i*B/s), received 0 B (0 B/s), [0-9]:[0-9][0-9]' "$T/w/screen1" &&
+	    [ "$draws" -ge 3 ] && expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/big" "$T/w/l.out1" || { echo "draws: $draws"; return 1; }
+	# Receiving a file: its figures; a regular file sent gives a percentage.
+	same "$T/w/big" "$T/w/c.out" &&
+	    grep -qx 'secchat: sent 2.9 MiB ([0-9.]* [KMG]*i*B/s, 100%), received 0 B (0 B/s), [0-9]:[0-9][0-9]' "$T/w/screen2" || return 1
+	# stderr a file: no progress line, the summary only.
+	dial c "$T/w/big" $SC -q -b -v 127.0.0.1 "$PORT" 2>/dev/null
+	! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
+}
+
 t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
 	fifo_listener -i 3000000 || return 1
 	chat_pane a 80 || return 1
@@ -1373,6 +1407,7 @@ run "the listener listens before it derives the key" t_listen_first
 run "-w: a connector started before the listener waits for it" t_connect_wait
 run "-g: a one-time code shown, typed, accepted" t_code_typed
 run "-g: a wrong code burns it (exit 3, or a new one with -k)" t_code_burnt
+run "-v on a terminal: a progress line for a transfer" t_progress
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install

@@ -1797,6 +1797,11 @@ own_line(struct session *s)
 	struct editor *e = &s->ed;
 	char who[LABEL_MAX];
 
+	/* Up and Enter repeat a long line fast: past the room, keep it. */
+	if (buf_room(&s->in, e->len + 1) < e->len + 1) {
+		ed_put(e, "\a", 1);
+		return;
+	}
 	ed_hide(e);
 	if (s->c.mid_line) {
 		echo(s, "\n", 1);
@@ -1806,7 +1811,6 @@ own_line(struct session *s)
 	echo(s, who, label(who, "you") - who);
 	echo(s, (char *)e->line, e->len);
 	echo(s, "\n", 1);
-	/* set_pollfds read keys only with room for a whole line. */
 	memcpy(s->in.data + s->in.len, e->line, e->len);
 	s->in.len += e->len;
 	s->in.data[s->in.len++] = '\n';

@@ -1111,6 +1111,10 @@ t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	$TM send-keys "drop this" C-u kept Enter "one two" C-w three Enter
 	$TM send-keys Up Up Enter
 	wait_screen "^$HHMM you> kept\$" || { $TM kill-server; return 1; }
+	# A paste of several lines sends each.
+	printf 'pasted one\npasted two\n' | $TM load-buffer -b paste -
+	$TM paste-buffer -b paste -d
+	wait_screen "^$HHMM you> pasted two\$" || { $TM kill-server; return 1; }
 	echo hi bob >&7
 	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
 	$TM send-keys C-d
@@ -1120,7 +1124,7 @@ t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	$TM capture-pane -p > "$T/w/screen"
 	$TM kill-server
 	cat "$T/w/screen"
-	printf 'Awide 日Z本語B\nkept\none three\nkept\n' > "$T/w/want"
+	printf 'Awide 日Z本語B\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
 	same "$T/w/want" "$T/w/l.out" &&
 	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
 	    expect "listener status" "$LRC" 0 &&

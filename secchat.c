@@ -1357,6 +1357,26 @@ ed_move(struct editor *e, const char *fmt, int n)
 }
 
 /*
+ * After a resize (keys may come before its SIGWINCH is seen), the terminal
+ * has reflowed the line's rows, as tmux, VTE, kitty and others do: find
+ * them, and the cursor's row, at the new width.
+ */
+static void
+ed_reflow(struct editor *e)
+{
+	int cols = term_cols(e->fd), col;
+
+	if (cols == e->cols)
+		return;
+	e->cols = cols;
+	if (e->shown) {
+		ed_pos(e, e->cur, &e->row, &col);
+		ed_pos(e, e->len, &e->rows, &col);
+		e->rows++;
+	}
+}
+
+/*
  * Take the line off the screen, row by row (tmux moves a screen cleared
  * with \033[J from its top into the scrollback); the cursor ends at the
  * start of the line's first row.
@@ -1368,6 +1388,7 @@ ed_unshow(struct editor *e)
 
 	if (!e->shown)
 		return;
+	ed_reflow(e);
 	ed_move(e, "\033[%dA", e->row);
 	for (i = 0; i < e->rows; i++)
 		ed_put(e, i == 0 ? "\r\033[K" : "\033[B\033[K",
@@ -1391,6 +1412,7 @@ ed_show(struct editor *e)
 
 	if (e->shown)
 		return;
+	e->cols = term_cols(e->fd);
 	ed_put(e, PROMPT, PROMPT_W);
 	ed_put(e, e->line, e->len);
 	ed_pos(e, e->len, &er, &ec);
@@ -1415,23 +1437,14 @@ ed_redraw(struct editor *e)
 }
 
 /*
- * After a resize the terminal has reflowed the line's rows (as tmux,
- * VTE, kitty and others do): find the cursor's row at the new width.
+ * Draw the line again if the terminal was resized: ed_unshow finds it
+ * where the resize put it.
  */
 static void
 ed_resize(struct editor *e)
 {
-	int cols = term_cols(e->fd), col;
-
-	if (cols == e->cols)
-		return;
-	e->cols = cols;
-	if (e->shown) {
-		ed_pos(e, e->cur, &e->row, &col);
-		ed_pos(e, e->len, &e->rows, &col);
-		e->rows++;
-	}
-	ed_redraw(e);
+	if (term_cols(e->fd) != e->cols)
+		ed_redraw(e);
 }
 
 static void
@@ -1735,26 +1748,42 @@ on_winch(int sig)
 	(void)sig;
 }
 
-/*
- * Raw keys from before the handshake, so that text typed ahead is shown
- * once, by the editor, and not echoed by the terminal as well.
- */
-static void
-editor_start(struct session *s)
+/* Will stdin and stdout be a chat (see session_alloc)? */
+static int
+chat_terminal(const struct options *opt)
 {
-	struct sigaction sa;
+	return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !opt->bflag;
+}
+
+/*
+ * The editor's terminal modes, from before the connection is made (once
+ * the password is read), so that keys typed ahead are shown once, by the
+ * editor, not echoed by the terminal as well.  0, or -1 if they could not
+ * be set.
+ */
+static int
+keys_raw(int fd)
+{
 	struct termios t;
 
-	if (!s->edit || save_tty(s->c.in_fd) == -1) {
-		s->edit = 0;
-		return;
-	}
+	if (restore.tty_changed)
+		return 0;		/* already */
+	if (save_tty(fd) == -1)
+		return -1;
 	t = restore.tty;
 	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
-	if (tcsetattr(s->c.in_fd, TCSANOW, &t) == -1) {
+	return tcsetattr(fd, TCSANOW, &t);
+}
+
+static void
+editor_start(struct session *s)
+{
+	struct sigaction sa;
+
+	if (!s->edit || keys_raw(s->c.in_fd) == -1) {
 		s->edit = 0;
 		return;
 	}
@@ -2826,7 +2855,7 @@ session_alloc(struct session *s, const struct options *opt)
 	memset(s, 0, sizeof(*s));
 	s->opt = opt;
 	s->stdin_tty = isatty(STDIN_FILENO);
-	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
+	s->edit = chat_terminal(opt);
 	s->hex_tty = isatty(STDERR_FILENO);
 	s->out_tty = isatty(STDOUT_FILENO);
 	s->progress = opt->vflag && s->hex_tty && !s->edit;
@@ -3388,6 +3417,8 @@ listener(const struct options *opt)
 
 	lfd = listen_socket(opt, port);
 	listener_key(opt, port, &pk, salt);
+	if (chat_terminal(opt))
+		(void)keys_raw(STDIN_FILENO);
 	session_alloc(&s, opt);
 	do {
 		conn_begin(&s, accept_connection(lfd, opt));
@@ -3703,6 +3734,8 @@ main(int argc, char *argv[])
 	if (opt.lflag)
 		return listener(&opt);
 	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
+	if (chat_terminal(&opt))
+		(void)keys_raw(STDIN_FILENO);
 	return connector(&opt, pass, pass_len);
 }
 #endif

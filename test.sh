@@ -46,7 +46,7 @@ run() {
 		[ -n "${VERBOSE:-}" ] && sed 's/^/#   /' "$T/w/log"
 	else
 		fail=$((fail + 1)); echo "FAIL $num - $1"
-		sed 's/^/#   /' "$T/w/log" | tail -n 20
+		sed "s/^/#   /" "$T/w/log" | tail -n ${TAIL:-20}
 		for f in "$T"/w/*.err; do
 			[ -f "$f" ] || continue
 			echo "#   --- $(basename "$f"):"
@@ -1050,6 +1050,19 @@ wait_screen() {
 	return 1
 }
 
+# wait_cols PANE N: until the terminal of PANE is N columns wide (10 s):
+# keys typed before the resize reaches the terminal meet a stale width.
+wait_cols() {
+	local tty i
+	tty=$($TM display -p -t "$1" '#{pane_tty}')
+	for i in $(seq 200); do
+		[ "$(stty -F "$tty" size | cut -d' ' -f2)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "$tty never became $2 columns wide"
+	return 1
+}
+
 # wait_file FILE: until FILE is not empty (10 s).
 wait_file() {
 	local i
@@ -1144,6 +1157,7 @@ t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
 	wait_screen "^$HHMM bob> one\$" || { $TM kill-server; return 1; }
 	$TM capture-pane -p > "$T/w/screen1"
 	$TM resize-window -x 30
+	wait_cols 0 30 || { $TM kill-server; return 1; }
 	echo two >&7
 	wait_screen "^$HHMM bob> two\$" || { $TM kill-server; return 1; }
 	$TM capture-pane -p > "$T/w/screen2"
@@ -1153,6 +1167,9 @@ t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
 	reap
 	$TM kill-server
 	cat "$T/w/screen1" "$T/w/screen2"
+	# Below the command line (its temporary path may hold a Q).
+	sed -i '1,/bob> one$/d' "$T/w/screen1"
+	sed -i '1,/bob> one$/d' "$T/w/screen2"
 	local f
 	for f in screen1 screen2; do
 		expect "wide characters on $f" "$(grep -o 語 "$T/w/$f" | wc -l)" 30 &&
@@ -1311,6 +1328,86 @@ t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
 	! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
 }
 
+# say PANE TEXT WHO RE: type TEXT (tmux keys) and Enter in PANE, then wait
+# until the other pane shows RE as WHO's line.
+say() {
+	local pane=$1 keys=$2 who=$3 re=$4 other=$(( 1 - $1 )) i
+	eval "$TM send-keys -t $pane $keys Enter"
+	for i in $(seq 200); do
+		$TM capture-pane -p -J -t "$other" | grep -qE -- "^$HHMM $who> $re\$" &&
+		    return 0
+		sleep 0.05
+	done
+	echo "pane $other never showed $who> $re"
+	$TM capture-pane -p -t "$other"
+	return 1
+}
+
+t_chat_conversation() {	# two people, two panes, twenty exchanges
+	TM="tmux -L secchat-test-$$-conv"
+	local sh="exec env LANG=C.UTF-8 TZ=UTC PS1='\$ ' bash --norc --noprofile" i
+	$TM new-session -d -x 161 -y 40 "$sh" || return 1
+	$TM split-window -h "$sh" || { $TM kill-server; return 1; }
+	$TM send-keys -t 0 "$SECCHAT -l -v -q -n alice $SC 127.0.0.1 0; echo bob status \$? > $T/w/b.rc" Enter
+	for i in $(seq 200); do
+		PORT=$($TM capture-pane -p -t 0 | sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p')
+		[ -n "$PORT" ] && break; sleep 0.05
+	done
+	$TM send-keys -t 1 "$SECCHAT -q -n bob $SC 127.0.0.1 $PORT; echo alice status \$? > $T/w/a.rc" Enter
+	local long="this is a long line, longer than the pane is wide, to see that it wraps over several rows and that nothing stale is left behind when bob answers"
+	{
+	say 1 "'hi bob, it'\\''s alice'" alice "hi bob, it's alice" &&
+	    say 0 "'hello alice! 你好'" bob "hello alice! 你好" &&
+	    say 1 "'$long'" alice "$long" &&
+	    say 0 "'got it, one piece'" bob "got it, one piece" &&
+	    say 1 "'hw are you?' Home Right o" alice "how are you\\?" &&
+	    say 0 "'fine. naïve café, 日本語 and emoji 🙂 too'" bob "fine. naïve café, 日本語 and emoji 🙂 too" &&
+	    say 1 "Up End BSpace ' (again)?'" alice "how are you \\(again\\)\\?" &&
+	    say 0 "'stop repeating yourself :)'" bob "stop repeating yourself :\\)" &&
+	    say 1 "'sorry, my typo: teh' BSpace BSpace h e" alice "sorry, my typo: the" &&
+	    say 0 "'word erase: wrong' C-w correct" bob "word erase: correct"
+	} || { $TM kill-server; return 1; }
+	# Alice half-types a long line; a message and a resize come meanwhile.
+	$TM send-keys -t 1 "a half-typed line that is long enough to wrap at the narrower width"
+	say 0 "'are you still there?'" bob "are you still there\\?" || { $TM kill-server; return 1; }
+	$TM resize-pane -t 1 -x 50
+	wait_cols 1 50 || { $TM kill-server; return 1; }
+	{
+	say 1 "' - yes'" alice "a half-typed line that is long enough to wrap at the narrower width - yes" &&
+	    # A paste from somewhere with escape sequences in it: dropped.
+	    printf 'look: \033]2;owned\007\033[2Jstill here' | $TM load-buffer -b evil - &&
+	    $TM paste-buffer -t 0 -b evil -d &&
+	    say 0 "" bob "look: still here" &&
+	    say 1 "'nothing happened to my screen'" alice "nothing happened to my screen" &&
+	    say 0 "'good. ^L redraws' C-l" bob "good. \\^L redraws" &&
+	    say 1 "'C-a and C-e' C-a 'use ' C-e" alice "use C-a and C-e" &&
+	    say 0 "'kill: all of this' C-u 'a fresh line'" bob "a fresh line" &&
+	    say 1 "'Ünïcödé ☃ ✓'" alice "Ünïcödé ☃ ✓" &&
+	    say 0 "'left, right: ac' Left b Right d" bob "left, right: abcd" &&
+	    say 1 "'time to go'" alice "time to go" &&
+	    say 0 "'bye alice 👋'" bob "bye alice 👋"
+	} || { $TM kill-server; return 1; }
+	$TM send-keys -t 1 "not finished" C-u C-d
+	for i in $(seq 200); do
+		[ -s "$T/w/a.rc" ] && [ -s "$T/w/b.rc" ] && break; sleep 0.05
+	done
+	{ echo "--- bob (pane 0, listener)"; $TM capture-pane -p -t 0
+	  echo "--- alice (pane 1, connector)"; $TM capture-pane -p -t 1; } > "$T/w/panes"
+	local title
+	title=$($TM display -p -t 0 '#{pane_title}')
+	$TM kill-server
+	[ -n "${CHAT_PANES:-}" ] && cp "$T/w/panes" "$CHAT_PANES"
+	cat "$T/w/panes"
+	expect "alice" "$(cat "$T/w/a.rc")" "alice status 0" &&
+	    expect "bob" "$(cat "$T/w/b.rc")" "bob status 0" &&
+	    [ "$title" != owned ] &&
+	    # No stale row of a line being typed, after the resize either.
+	    ! grep -q '^> ' "$T/w/panes" &&
+	    grep -q "^secchat: alice ended the chat" "$T/w/panes" &&
+	    grep -q "^secchat: you ended the chat" "$T/w/panes" &&
+	    grep -qE "^$HHMM you> bye alice 👋\$" "$T/w/panes"
+}
+
 t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
 	fifo_listener -i 3000000 || return 1
 	chat_pane a 80 || return 1
@@ -1406,6 +1503,7 @@ run "chat: the peer's escapes are inert on a terminal, exact in a file" t_chat_i
 run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_editor
 run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
+run "chat: two people, twenty exchanges in two panes" t_chat_conversation
 run "hex display on a terminal: one row per record, REKEY and CLOSE named" t_hex_tty
 run "the listener listens before it derives the key" t_listen_first
 run "-w: a connector started before the listener waits for it" t_connect_wait

@@ -256,6 +256,9 @@ struct conn {
 #define NAME_MAX_W	24		/* bytes of a display name */
 #define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
 #define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per input character */
+#define VIEW_MIN	(4 * RENDER_MAX)	/* view_render's least room */
+#define VIEW_CHUNK	8192		/* the peer's text, rendered at once */
+_Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
 #define EDIT_MAX	4096		/* bytes in the line being typed */
 #define HISTORY_MAX	100		/* lines sent, for Up and Down */
 #define PROMPT		"> "
@@ -1218,7 +1221,7 @@ render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
 }
 
 /*
- * Render in[0..n) into out[0..cap), cap >= RENDER_MAX; return how many
+ * Render in[0..n) into out[0..cap), cap >= VIEW_MIN; return how many
  * input bytes were used and set *used to the output's length.
  */
 static size_t
@@ -1230,7 +1233,8 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 	size_t i = 0, j;
 	int len;
 
-	while (i < n && (size_t)(p - out) <= cap - 4 * RENDER_MAX) {
+	/* A cut character that turns out bad shows up to four markers. */
+	while (i < n && (size_t)(p - out) <= cap - VIEW_MIN) {
 		if (v->part_len > 0) {	/* complete the cut character */
 			v->part[v->part_len++] = in[i++];
 			len = utf8_decode(v->part, v->part_len, &cp);
@@ -1895,7 +1899,7 @@ editor_stop(struct session *s)
 static int
 write_terminal(struct session *s, int64_t deadline)
 {
-	char shown[8192];
+	char shown[VIEW_CHUNK];
 	size_t used, n;
 	int r;
 
@@ -1916,7 +1920,7 @@ write_terminal(struct session *s, int64_t deadline)
 static void
 end_terminal(struct session *s, int64_t deadline)
 {
-	char shown[4 * RENDER_MAX];
+	char shown[VIEW_MIN];
 	size_t n;
 
 	while (buf_pending(&s->out) > 0 && write_terminal(s, deadline) == 0)

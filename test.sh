@@ -1083,6 +1083,17 @@ fifo_listener() {
 	wait_port "$T/w/l.err" "$LPID"
 }
 
+# chat_over: end the fifo_listener's input, wait for both sides, keep the
+# screen in $T/w/screen, close the terminal.
+chat_over() {
+	exec 7>&-
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+}
+
 HHMM='[0-2][0-9]:[0-5][0-9]'
 
 t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
@@ -1131,12 +1142,7 @@ t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	echo hi bob >&7
 	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
 	$TM send-keys C-d
-	exec 7>&-
-	wait_file "$T/w/c.rc"
-	reap
-	$TM capture-pane -p > "$T/w/screen"
-	$TM kill-server
-	cat "$T/w/screen"
+	chat_over
 	printf 'Awide 日Z本語B\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
 	same "$T/w/want" "$T/w/l.out" &&
 	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
@@ -1250,10 +1256,7 @@ t_code_typed() {	# -g: the listener shows a code, the connector types it
 	    'secchat: one-time code \([0-9]\{4\}-[0-9]\{4\}-[0-9]\{4\}\): .*' || return 1
 	tty_session g "$SECCHAT -g 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc" ||
 	    return 1
-	local i
-	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Code: ' && break; sleep 0.05
-	done
+	wait_screen '^Code: ' || { $TM kill-server; return 1; }
 	$TM send-keys "$code" Enter
 	wait_file "$T/w/c.rc"
 	$TM kill-server
@@ -1417,12 +1420,7 @@ t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
 	wait_screen '^secchat: chat with 127.0.0.1 secured' || { $TM kill-server; return 1; }
 	wait_screen '^> early$' || { $TM kill-server; return 1; }
 	$TM send-keys Enter C-d
-	exec 7>&-
-	wait_file "$T/w/c.rc"
-	reap
-	$TM capture-pane -p > "$T/w/screen"
-	$TM kill-server
-	cat "$T/w/screen"
+	chat_over
 	expect "early on the screen" "$(grep -o early "$T/w/screen" | wc -l)" 1 &&
 	    expect "sent" "$(cat "$T/w/l.out")" early &&
 	    has_line "$T/w/screen" "secchat: you ended the chat"

@@ -987,7 +987,7 @@ t_password_prompt() {	# no -p: asked on the terminal, echo off, then back
 	    return 1
 	local i
 	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Password: ' && break; sleep 0.05
+		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05
 	done
 	$TM send-keys "correct horse battery staple" Enter
 	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
@@ -1006,7 +1006,7 @@ t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 1; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
 	local i
 	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Password: ' && break; sleep 0.05
+		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05
 	done
 	$TM send-keys C-c
 	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
@@ -1122,6 +1122,7 @@ t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
 	done
 	[ ! -s "$T/w/l.out" ] || { echo "an answer was sent"; return 1; }
 	# Into a file the same record arrives byte for byte.
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
 	clean_session "$T/w/evil" /dev/null
 }
 
@@ -1256,7 +1257,7 @@ t_code_typed() {	# -g: the listener shows a code, the connector types it
 	    'secchat: one-time code \([0-9]\{4\}-[0-9]\{4\}-[0-9]\{4\}\): .*' || return 1
 	tty_session g "$SECCHAT -g 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc" ||
 	    return 1
-	wait_screen '^Code: ' || { $TM kill-server; return 1; }
+	wait_screen '^Code:' || { $TM kill-server; return 1; }
 	$TM send-keys "$code" Enter
 	wait_file "$T/w/c.rc"
 	$TM kill-server
@@ -1279,6 +1280,7 @@ t_code_burnt() {	# a wrong -g code burns it: exit 3, or with -k a new code
 	    has_line "$T/w/l.err" "secchat: the one-time code is burnt" || return 1
 	# -k: a new code after the wrong one, and the new one works.
 	echo "second code" > "$T/w/a"
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
 	timeout 60 $SECCHAT -l -k -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
 	    > "$T/w/l.out" 2> "$T/w/l.err" &
 	LPID=$!
@@ -1305,11 +1307,13 @@ t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
 	wait_file "$T/w/c.rc"
 	reap
 	mv "$T/w/l.out" "$T/w/l.out1"
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
 	$TM capture-pane -p -J > "$T/w/screen1"
 	listen l "$T/w/big" $SC -q -b 127.0.0.1 0 || { $TM kill-server; return 1; }
 	$TM send-keys "$SECCHAT -v -q -b $SC 127.0.0.1 $PORT < /dev/null > $T/w/c.out; echo status \$? > $T/w/c.rc2" Enter
 	wait_file "$T/w/c.rc2"
 	reap
+	rm -f "$T/w/l.err"
 	listen l /dev/null $SC -q -b 127.0.0.1 0 || { $TM kill-server; return 1; }
 	$TM send-keys "clear; $SECCHAT -v -q -b $SC 127.0.0.1 $PORT < $T/w/big > /dev/null; echo status \$? > $T/w/c.rc3" Enter
 	wait_file "$T/w/c.rc3"
@@ -1327,8 +1331,13 @@ t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
 	same "$T/w/big" "$T/w/c.out" &&
 	    grep -qx 'secchat: sent 2.9 MiB ([0-9.]* [KMG]*i*B/s, 100%), received 0 B (0 B/s), [0-9]:[0-9][0-9]' "$T/w/screen2" || return 1
 	# stderr a file: no progress line, the summary only.
-	dial c "$T/w/big" $SC -q -b -v 127.0.0.1 "$PORT" 2>/dev/null
-	! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
+	rm -f "$T/w/l.err"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	dial c "$T/w/big" $SC -q -b 127.0.0.1 "$PORT"
+	reap
+	expect "connector status" "$CRC" 0 &&
+	    grep -q '^secchat: sent [0-9]* records (3000000 bytes)' "$T/w/c.err" &&
+	    ! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
 }
 
 # say PANE TEXT WHO RE: type TEXT (tmux keys) and Enter in PANE, then wait
@@ -1411,8 +1420,45 @@ t_chat_conversation() {	# two people, two panes, twenty exchanges
 	    grep -qE "^$HHMM you> bye alice 👋\$" "$T/w/panes"
 }
 
+t_listener_prompt() {	# a listener at the password prompt listens already
+	tty_session lp "$SECCHAT -l -v -i 1000 127.0.0.1 0 < /dev/null > $T/w/l.out 2> $T/w/l.err; echo status \$? > $T/w/l.rc" ||
+	    return 1
+	wait_screen '^Password:' || { $TM kill-server; return 1; }
+	wait_port "$T/w/l.err" $$ || { $TM kill-server; return 1; }
+	# Connected before the password is typed: it waits, then gets in.
+	echo "early bird" > "$T/w/a"
+	timeout 30 $SECCHAT $SC -q 127.0.0.1 "$PORT" < "$T/w/a" > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	$TM capture-pane -p > "$T/w/screen"
+	$TM send-keys "correct horse battery staple" Enter
+	wait "$cpid"; CRC=$?
+	wait_file "$T/w/l.rc"
+	$TM kill-server
+	cat "$T/w/screen"
+	grep -qx "secchat: listening on port $PORT; connections wait for the password." "$T/w/screen" &&
+	    expect "connector status" "$CRC" 0 &&
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0" &&
+	    same "$T/w/a" "$T/w/l.out"
+}
+
+t_hex_tty_full() {	# -x: every byte on a terminal too
+	{ head -c 100 /dev/zero | tr '\0' x; echo; } > "$T/w/a"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	chat_pane hx 60 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -x 127.0.0.1 $PORT < $T/w/a > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -J > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	# 2 + 101 + 1 + 16 bytes: 240 hex digits, on one logical line.
+	grep -qE '^> 0076[0-9a-f]{236}$' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0"
+}
+
 t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
-	fifo_listener -i 3000000 || return 1
+	fifo_listener -i 1000000 || return 1
 	chat_pane a 80 || return 1
 	$TM send-keys "clear; $SECCHAT $SC -v -q 127.0.0.1 $PORT 2>&1; echo status \$? > $T/w/c.rc" Enter
 	wait_screen '^secchat: connected to 127' || { $TM kill-server; return 1; }
@@ -1506,6 +1552,8 @@ run "hex display on a terminal: one row per record, REKEY and CLOSE named" t_hex
 run "the listener listens before it derives the key" t_listen_first
 run "-w: a connector started before the listener waits for it" t_connect_wait
 run "-g: a one-time code shown, typed, accepted" t_code_typed
+run "a listener at the password prompt: says so, and connectors wait" t_listener_prompt
+run "-x: the whole hex on a terminal" t_hex_tty_full
 run "-g: a wrong code burns it (exit 3, or a new one with -k)" t_code_burnt
 run "-v on a terminal: a progress line for a transfer" t_progress
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint

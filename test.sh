@@ -820,11 +820,11 @@ install -y --no-install-recommends tmux" || return 1
 }
 
 t_demo() {	# make demo: exits 0, shows both sides, leaves nothing behind
-	local before after
-	before=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
-	./examples/demo.sh > "$T/w/demo.out" 2>&1 || { cat "$T/w/demo.out"; return 1; }
-	after=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
-	expect "demo dirs left" "$after" "$before" &&
+	# A private TMPDIR: other suites' demos may run meanwhile.
+	mkdir "$T/w/tmp"
+	TMPDIR=$T/w/tmp ./examples/demo.sh > "$T/w/demo.out" 2>&1 ||
+	    { cat "$T/w/demo.out"; return 1; }
+	expect "demo dirs left" "$(ls -A "$T/w/tmp" | wc -l)" 0 &&
 	    grep -q '^== both sides exited 0; every line arrived intact.$' "$T/w/demo.out" &&
 	    grep -q '^secchat: rekeyed sending key (epoch 1)$' "$T/w/demo.out" &&
 	    grep -q '^< 00' "$T/w/demo.out" && grep -qx 'Bye.' "$T/w/demo.out"

@@ -27,6 +27,12 @@ tests/kat: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
 	    tests/kat.c $(LDFLAGS) $(CRYPTO_LIBS)
 
+# A test build that leaks each traffic secret to $$SECCHAT_TEST_LEAK, for
+# the compromise test; never installed.
+tests/secchat-leak: secchat.c | libcrypto-check
+	$(CC) $(WARN) -DSECCHAT_TEST_LEAK $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
+	    secchat.c $(LDFLAGS) $(CRYPTO_LIBS)
+
 asan/secchat: secchat.c | libcrypto-check
 	@mkdir -p asan
 	$(CC) $(WARN) $(SAN) $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
@@ -39,12 +45,13 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 # (deps.sh: apt-get as root or through sudo, else the line to run).
 check:
 	@./deps.sh test
-	@$(MAKE) --no-print-directory secchat tests/kat
+	@$(MAKE) --no-print-directory secchat tests/kat tests/secchat-leak
 	./test.sh
 
 check-asan:
 	@./deps.sh test
-	@$(MAKE) --no-print-directory asan/secchat tests/kat-asan
+	@$(MAKE) --no-print-directory asan/secchat tests/kat-asan \
+	    tests/secchat-leak
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
@@ -61,7 +68,8 @@ demo:
 	./examples/demo.sh
 
 clean:
-	rm -f secchat asan/secchat tests/kat tests/kat-asan fuzz/*_fuzz
+	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-leak \
+	    fuzz/*_fuzz
 
 install: secchat
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)

@@ -3,7 +3,7 @@
  *
  * Two peers that share a password run SPAKE2 (RFC 9382, P-256) to agree on
  * session keys, then exchange AES-256-GCM records.  The wire protocol,
- * secchat/1, is specified in doc/PROTOCOL.md.
+ * secchat/2, is specified in doc/PROTOCOL.md.
  *
  * Layers, each with one error discipline:
  *   setup (options, password, sockets): exit with a message (err/errx);
@@ -47,6 +47,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -55,10 +56,11 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#define VERSION		"1.1"
+#define PROGRAM_VERSION	"2.0"
 
-/* secchat/1 constants and wire sizes (doc/PROTOCOL.md). */
-#define MAGIC		"SECCHAT\001"	/* "SECCHAT" || version 0x01 */
+/* secchat/2 constants and wire sizes (doc/PROTOCOL.md). */
+#define MAGIC		"SECCHAT\002"	/* "SECCHAT" || version 0x02 */
+#define VERSION		2
 #define MAGIC_LEN	8
 #define SALT_LEN	16
 #define POINT_LEN	65		/* uncompressed SEC1 P-256 point */
@@ -80,11 +82,17 @@
 #define TYPE_DATA	1
 #define TYPE_REKEY	2
 #define TYPE_CLOSE	3
+#define TYPE_KEY	4
+#define TYPE_DONE	5
+#define X25519_LEN	32		/* X25519 public key, private key, DH */
+#define INDEX_LEN	4		/* u32 index of a receive key */
+#define REKEY_LEN	(INDEX_LEN + X25519_LEN)	/* REKEY payload */
+#define MAX_KEY_INDEX	UINT32_MAX	/* the last receive key announced */
 
-#define ID_A		"secchat/1 connector"
-#define ID_B		"secchat/1 listener"
-#define LABEL_C2S	"secchat/1 connector to listener"
-#define LABEL_S2C	"secchat/1 listener to connector"
+#define ID_A		"secchat/2 connector"
+#define ID_B		"secchat/2 listener"
+#define LABEL_C2S	"secchat/2 connector to listener"
+#define LABEL_S2C	"secchat/2 listener to connector"
 #define TT_MAX		512
 
 /* RFC 9382 section 6: M and N for P-256, compressed SEC1. */
@@ -128,8 +136,9 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define DEF_ITER	600000
 #define MIN_ITER	1000
 #define MAX_ITER	10000000
-#define DEF_REKEY_MSGS	1000
+#define DEF_REKEY_MSGS	16384		/* a DH rekey costs ~0.2 ms of CPU */
 #define DEF_REKEY_SECS	60
+#define DEF_PAD_CHAT	64		/* -P in line mode at a terminal */
 #define DEF_HS_TIMEOUT	30
 #define MAX_PASSFILE	4096
 #define CODE_DIGITS	12		/* -g */
@@ -148,11 +157,11 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 
 /*
  * What one step of the engine may queue, in records and so in hex lines:
- * a sending batch is a DATA record and a due REKEY (or a CLOSE); receiving
- * one record must leave a sending batch its room, or receiving would
- * starve sending.  Each line may bring a -v note (a rekey's).
+ * a sending round seals one record (KEY, REKEY, DATA, CLOSE or DONE);
+ * receiving one record must leave a sending round its room, or receiving
+ * would starve sending.  Each line may bring a -v note (a rekey's).
  */
-#define SEND_BATCH	2
+#define SEND_BATCH	1
 #define RECV_BATCH	(1 + SEND_BATCH)
 _Static_assert(ERRQ_CAP >= RECV_BATCH * (HEX_LINE_MAX + NOTE_MAX) + NOTE_MAX,
     "the stderr queue holds a receiving batch and the failure line");
@@ -169,6 +178,7 @@ struct options {
 	unsigned long rekey_msgs;	/* 0: off */
 	unsigned long rekey_secs;	/* 0: off */
 	int	 timeout;		/* -w seconds, -1: none */
+	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	const char *name;		/* -n: the peer's name on the terminal */
 };
@@ -204,34 +214,62 @@ struct direction {
 	int64_t	 first_data;		/* when the first of them was sent, ms */
 };
 
+/*
+ * This side's receive keys (doc/PROTOCOL.md section 5.1): the private
+ * halves of keys oldest and oldest + 1 (NULL once erased or not made).
+ * A key is announced only after the peer's REKEY used the newest one, and
+ * key k is erased when a REKEY uses k + 1, so two slots always suffice.
+ */
+struct recv_keys {
+	EVP_PKEY *key[2];		/* indices oldest, oldest + 1 */
+	uint64_t oldest;		/* the lowest index alive */
+	uint64_t announced;		/* KEYs sent; the newest is announced - 1 */
+	int	 due;			/* the next KEY must be sent */
+};
+
+/* What the peer announced, for our REKEYs: its newest receive key. */
+struct peer_keys {
+	uint8_t	 newest[X25519_LEN];
+	uint64_t count;			/* KEYs received; the newest is count - 1 */
+	int	 used;			/* a REKEY of ours used the newest */
+};
+
 struct buf {
 	uint8_t	*data;
 	size_t	 cap, pos, len;		/* pending bytes are data[pos..len) */
 };
 
 /*
- * A connection's life, one state per direction; each transition is made
- * in one function, named after it.
+ * A connection's life, one state per direction (doc/PROTOCOL.md sections
+ * 4.1 and 7); each transition is made in one function, named after it.
  *
  * Sending (our records to the peer):
  *
  *   TX_OPEN --input ends (EOF, ^D, the peer's CLOSE at a terminal)--> TX_DRAINING
- *   TX_DRAINING --input all sealed; CLOSE sealed--> TX_CLOSE_QUEUED
- *   TX_CLOSE_QUEUED --CLOSE on the wire; shutdown(SHUT_WR)--> TX_SHUT
+ *   TX_DRAINING --input all sealed; CLOSE sealed--> TX_CLOSED
+ *   TX_CLOSED --the peer's CLOSE in, stdout written; DONE sealed--> TX_DONE
+ *   TX_DONE --DONE on the wire; shutdown(SHUT_WR)--> TX_SHUT
  *   any --the socket refuses our data--> TX_FAILED (tx_errno says why)
+ *
+ * KEY 0 is the first record of all (recv_keys.due starts set); KEY and
+ * REKEY records go out in TX_OPEN, TX_DRAINING and TX_CLOSED, DATA in the
+ * first two.  At TX_DONE the sending keys are erased.
  *
  * Receiving (the peer's records):
  *
- *   RX_OPEN --CLOSE record--> RX_CLOSED --TCP end of stream--> RX_EOF
- *   RX_OPEN --TCP end of stream--> RX_ENDED --buffered CLOSE record--> RX_EOF
+ *   RX_KEY0 --KEY 0--> RX_OPEN --CLOSE--> RX_CLOSED --DONE--> RX_DONE
  *
- * The session succeeds once sending is TX_SHUT, receiving is RX_EOF and
- * stdout and stderr are drained; TX_FAILED in place of TX_SHUT is exit 1
- * naming the socket's error.  RX_ENDED with no whole record left to open
- * is a truncation.
+ * At RX_DONE the receiving keys and our receive keys are erased.  Apart
+ * from these, rx_eof says the peer's TCP stream has ended.
+ *
+ * The session succeeds once sending is TX_SHUT and receiving RX_DONE,
+ * without waiting for the peer's FIN.  An end of stream with no whole
+ * record left to open is a truncation before RX_CLOSED, an unconfirmed
+ * stream in it; TX_FAILED is exit 1 naming the socket's error once the
+ * peer's stream has said what it has to say.
  */
-enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSE_QUEUED, TX_SHUT, TX_FAILED };
-enum rx_state { RX_OPEN, RX_ENDED, RX_CLOSED, RX_EOF };
+enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_FAILED };
+enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE };
 
 /* One connection: created by conn_begin, wiped as a unit by conn_end. */
 struct conn {
@@ -239,8 +277,11 @@ struct conn {
 	int	 in_fd, out_fd, err_fd;	/* input, output, display */
 	enum tx_state tx_state;
 	enum rx_state rx_state;
+	int	 rx_eof;		/* the peer's TCP stream has ended */
 	int	 tx_errno;		/* why TX_FAILED */
 	struct direction tx, rx;
+	struct recv_keys rk;		/* ours, for the peer's REKEYs */
+	struct peer_keys pk;		/* the peer's, for our REKEYs */
 	int	 mid_line;		/* stdout's last byte was not \n */
 	int	 peer_ended;		/* the peer's CLOSE came before ours */
 	int	 progress_shown;	/* the -v progress line is on stderr */
@@ -319,6 +360,7 @@ struct session {
 	off_t	 in_size;		/* stdin's size if a regular file, else -1 */
 	struct view view;
 	struct editor ed;
+	size_t	 pad;			/* DATA inner lengths are multiples of it */
 	union {				/* allocated once, for -k */
 		struct { struct buf in, txb, rxb, out, errq; };
 		struct buf bufs[NBUFS];
@@ -832,6 +874,31 @@ direction_set(struct direction *d, const uint8_t secret[SECRET_LEN])
 	d->data_records = 0;
 }
 
+#ifdef SECCHAT_TEST_LEAK
+/*
+ * Test builds only (make tests/secchat-leak): each new secret of each
+ * direction is appended to the file $SECCHAT_TEST_LEAK, so that the
+ * compromise test can play a thief who stole one.
+ */
+static void
+leak_secret(const struct direction *d)
+{
+	char hex[2 * SECRET_LEN + 1];
+	const char *path = getenv("SECCHAT_TEST_LEAK");
+	FILE *f;
+
+	if (path == NULL || (f = fopen(path, "a")) == NULL)
+		return;
+	*hex_encode(hex, d->secret, SECRET_LEN) = '\0';
+	fprintf(f, "%s epoch %llu %s\n",
+	    EVP_CIPHER_CTX_is_encrypting(d->ctx) ? "tx" : "rx",
+	    (unsigned long long)d->epoch, hex);
+	fclose(f);
+}
+#else
+#define leak_secret(d)	((void)0)
+#endif
+
 static void
 direction_init(struct direction *d, const uint8_t secret[SECRET_LEN],
     int encrypt)
@@ -842,6 +909,7 @@ direction_init(struct direction *d, const uint8_t secret[SECRET_LEN],
 	    encrypt) != 1)
 		crypto_fail("EVP_CipherInit_ex");
 	direction_set(d, secret);
+	leak_secret(d);
 }
 
 static void
@@ -852,16 +920,178 @@ direction_free(struct direction *d)
 	d->ctx = NULL;
 }
 
-/* Step d to its next secret; the old secret, key and IV are erased. */
+/*
+ * Step d to its next secret (doc/PROTOCOL.md section 5.2):
+ * S' = HKDF-Extract(salt = HKDF-Expand(S, "rekey", 32), IKM = dh).
+ * The hash keeps forward secrecy, the fresh DH heals after a theft.  The
+ * old secret, key and IV and the intermediate value are erased.
+ */
 static void
-ratchet(struct direction *d)
+dh_ratchet(struct direction *d, const uint8_t dh[X25519_LEN])
 {
-	uint8_t next[SECRET_LEN];
+	uint8_t salt[SECRET_LEN], next[SECRET_LEN];
 
-	hkdf_expand(d->secret, "rekey", next, SECRET_LEN);
+	hkdf_expand(d->secret, "rekey", salt, SECRET_LEN);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, sizeof(salt), dh,
+	    X25519_LEN, NULL, 0, next, sizeof(next));
+	OPENSSL_cleanse(salt, sizeof(salt));
 	direction_set(d, next);
 	OPENSSL_cleanse(next, sizeof(next));
 	d->epoch++;
+	leak_secret(d);
+}
+
+/*
+ * X25519 (RFC 7748) through EVP_PKEY, for receive keys and one-time keys.
+ * EVP_PKEY_free erases an X25519 private key (libcrypto keeps it in
+ * cleared-on-free memory), so freeing the key is erasing it.
+ */
+
+/* The public half of key into pub. */
+static void
+x25519_public(EVP_PKEY *key, uint8_t pub[X25519_LEN])
+{
+	size_t len = X25519_LEN;
+
+	if (EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 ||
+	    len != X25519_LEN)
+		crypto_fail("EVP_PKEY_get_raw_public_key");
+}
+
+/* A fresh key pair, its public half in pub unless that is NULL. */
+static EVP_PKEY *
+x25519_keygen(uint8_t pub[X25519_LEN])
+{
+	EVP_PKEY *key;
+
+	if ((key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519")) == NULL)
+		crypto_fail("X25519 keygen");
+	if (pub != NULL)
+		x25519_public(key, pub);
+	return key;
+}
+
+/*
+ * out = X25519(key, peer).  Returns -1 if the result is all zero: peer is
+ * a low-order point, the DH would add nothing (libcrypto refuses to derive
+ * it; the zero test is kept for any provider that does not).
+ */
+static int
+x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
+{
+	static const uint8_t zero[X25519_LEN];
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pub;
+	size_t len = X25519_LEN;
+	int ok;
+
+	if ((pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
+	    X25519_LEN)) == NULL || (ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL ||
+	    EVP_PKEY_derive_init(ctx) != 1 ||
+	    EVP_PKEY_derive_set_peer(ctx, pub) != 1)
+		crypto_fail("X25519");
+	/* With valid keys and lengths, only an all-zero result fails here. */
+	ok = EVP_PKEY_derive(ctx, out, &len) == 1 && len == X25519_LEN;
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pub);
+	if (!ok)
+		ERR_clear_error();
+	if (!ok || CRYPTO_memcmp(out, zero, X25519_LEN) == 0) {
+		OPENSSL_cleanse(out, X25519_LEN);
+		return -1;
+	}
+	return 0;
+}
+
+/* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
+#define RK_OK		0
+#define RK_UNANNOUNCED	1
+#define RK_RETIRED	2
+#define RK_LOW_ORDER	3
+
+/*
+ * Make key number rk->announced from key (fresh, or fixed for the
+ * known-answer tests); the caller sends its public half as KEY.
+ */
+static void
+recv_keys_add(struct recv_keys *rk, EVP_PKEY *key)
+{
+	uint64_t slot = rk->announced - rk->oldest;
+
+	if (rk->announced > MAX_KEY_INDEX || slot > 1 || rk->key[slot] != NULL)
+		abort();		/* more than two alive: a bug */
+	rk->key[slot] = key;
+	rk->announced++;
+	rk->due = 0;
+}
+
+/* Erase every receive key (the peer's direction is over). */
+static void
+recv_keys_free(struct recv_keys *rk)
+{
+	EVP_PKEY_free(rk->key[0]);
+	EVP_PKEY_free(rk->key[1]);
+	rk->key[0] = rk->key[1] = NULL;
+}
+
+/*
+ * Check a REKEY payload (REKEY_LEN bytes) and compute its DH with the
+ * receive key it names.  On RK_OK the keys below that index are erased,
+ * and rk->due is set if it named the newest key.
+ */
+static int
+recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
+    uint8_t dh[X25519_LEN], uint32_t *index)
+{
+	*index = get_u32(payload);
+	if (rk->announced == 0 || *index > rk->announced - 1)
+		return RK_UNANNOUNCED;
+	if (*index < rk->oldest || rk->key[*index - rk->oldest] == NULL)
+		return RK_RETIRED;
+	if (x25519(rk->key[*index - rk->oldest], payload + INDEX_LEN, dh) == -1)
+		return RK_LOW_ORDER;
+	if (*index > rk->oldest) {	/* key index - 1 can never be used again */
+		EVP_PKEY_free(rk->key[0]);
+		rk->key[0] = rk->key[1];
+		rk->key[1] = NULL;
+		rk->oldest = *index;
+	}
+	if (*index == rk->announced - 1 && rk->announced <= MAX_KEY_INDEX)
+		rk->due = 1;
+	return RK_OK;
+}
+
+/* The peer announced its next receive key; -1 if it had no right to yet. */
+static int
+peer_keys_add(struct peer_keys *pk, const uint8_t pub[X25519_LEN])
+{
+	if ((pk->count > 0 && !pk->used) || pk->count > MAX_KEY_INDEX)
+		return -1;
+	memcpy(pk->newest, pub, X25519_LEN);
+	pk->count++;
+	pk->used = 0;
+	return 0;
+}
+
+/*
+ * A REKEY payload for the peer's newest receive key and its DH, from the
+ * one-time key e, which is freed (erased) here.  -1: the peer's key is a
+ * low-order point.
+ */
+static int
+rekey_payload(struct peer_keys *pk, EVP_PKEY *e, uint8_t payload[REKEY_LEN],
+    uint8_t dh[X25519_LEN])
+{
+	int r;
+
+	if (pk->count == 0)
+		abort();		/* no REKEY before the peer's KEY 0 */
+	put_u32(payload, pk->count - 1);
+	x25519_public(e, payload + INDEX_LEN);
+	r = x25519(e, pk->newest, dh);
+	EVP_PKEY_free(e);
+	pk->used = 1;
+	return r;
 }
 
 static void
@@ -902,7 +1132,7 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 		inner += len;
 		inner_len -= len;
 		len = 0;
-	} else if (len > 0)	/* REKEY and CLOSE have no payload, maybe NULL */
+	} else if (len > 0)	/* CLOSE and DONE have no payload, maybe NULL */
 		memcpy(inner, payload, len);
 	inner[len] = type;
 	memset(inner + len + 1, 0, pad);
@@ -957,6 +1187,7 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 /* Buffers and blocking-style I/O for the handshake and for error paths. */
 
 #define GO_ON		(-1)		/* session status: not over yet */
+#define UNCONFIRMED	"peer did not confirm receipt"
 
 static size_t
 buf_pending(const struct buf *b)
@@ -1059,11 +1290,18 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 /* ---------------------------------------------------------------------- */
 /* The connection's states (struct conn's diagram): tests and transitions. */
 
-/* May DATA and REKEY still be sealed? */
+/* May DATA still be sealed? */
 static int
 tx_sending(const struct conn *c)
 {
 	return c->tx_state == TX_OPEN || c->tx_state == TX_DRAINING;
+}
+
+/* May KEY and REKEY still be sealed (until DONE)? */
+static int
+tx_keying(const struct conn *c)
+{
+	return tx_sending(c) || c->tx_state == TX_CLOSED;
 }
 
 /* Is our direction over, well or not? */
@@ -1073,17 +1311,11 @@ tx_over(const struct conn *c)
 	return c->tx_state == TX_SHUT || c->tx_state == TX_FAILED;
 }
 
+/* Has the peer sent its CLOSE (and so no more DATA)? */
 static int
 rx_closed(const struct conn *c)
 {
-	return c->rx_state == RX_CLOSED || c->rx_state == RX_EOF;
-}
-
-/* Has the peer's TCP stream ended? */
-static int
-rx_net_ended(const struct conn *c)
-{
-	return c->rx_state == RX_ENDED || c->rx_state == RX_EOF;
+	return c->rx_state == RX_CLOSED || c->rx_state == RX_DONE;
 }
 
 /* TX_OPEN -> TX_DRAINING: input is over; what it gave is still sent. */
@@ -1094,18 +1326,51 @@ tx_input_ended(struct conn *c)
 		c->tx_state = TX_DRAINING;
 }
 
-/* The peer's CLOSE record: RX_OPEN -> RX_CLOSED, RX_ENDED -> RX_EOF. */
+/*
+ * TX_DONE -> TX_SHUT: DONE is in the kernel's hands, we send nothing
+ * more.  The half-close is a courtesy (the peer must not need it), so
+ * its failure changes nothing.
+ */
+static void
+tx_done_sent(struct conn *c)
+{
+	(void)shutdown(c->net, SHUT_WR);
+	c->tx_state = TX_SHUT;
+}
+
+/* The peer's KEY 0: RX_KEY0 -> RX_OPEN. */
+static void
+rx_got_key0(struct conn *c)
+{
+	if (c->rx_state == RX_KEY0)
+		c->rx_state = RX_OPEN;
+}
+
+/* The peer's CLOSE: RX_OPEN -> RX_CLOSED. */
 static void
 rx_got_close(struct conn *c)
 {
-	c->rx_state = c->rx_state == RX_ENDED ? RX_EOF : RX_CLOSED;
+	c->rx_state = RX_CLOSED;
 }
 
-/* The peer's TCP end of stream: RX_OPEN -> RX_ENDED, RX_CLOSED -> RX_EOF. */
+/*
+ * The peer's DONE: RX_CLOSED -> RX_DONE.  No record can follow, so its
+ * direction's keys and our receive keys are erased now.
+ */
+static void
+rx_got_done(struct conn *c)
+{
+	c->rx_state = RX_DONE;
+	direction_free(&c->rx);
+	recv_keys_free(&c->rk);
+	c->rk.due = 0;
+}
+
+/* The peer's TCP end of stream. */
 static void
 rx_got_eof(struct conn *c)
 {
-	c->rx_state = c->rx_state == RX_CLOSED ? RX_EOF : RX_ENDED;
+	c->rx_eof = 1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2052,7 +2317,8 @@ static char *
 hex_row(struct session *s, char *p, int type, const uint8_t *rec, size_t n)
 {
 	const char *what = type == TYPE_REKEY ? "REKEY " :
-	    type == TYPE_CLOSE ? "CLOSE " : "";
+	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
+	    type == TYPE_DONE ? "DONE " : "";
 	char size[32];
 	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
 	long room = term_cols(s->c.err_fd) - 2 - (long)strlen(what) - len - 1;
@@ -2168,10 +2434,15 @@ read_message(struct session *s, void *msg, size_t len, int64_t deadline)
 
 	if ((r = read_full(s->c.net, msg, MAGIC_LEN, deadline)) == -1)
 		return handshake_io_fail(s);
+	/* Another version of this protocol is named: say which. */
+	if (r == MAGIC_LEN && memcmp(msg, MAGIC, MAGIC_LEN - 1) == 0 &&
+	    ((uint8_t *)msg)[MAGIC_LEN - 1] != VERSION)
+		return session_fail(s, EXIT_FAIL, "peer speaks secchat/%u, "
+		    "not secchat/%u", ((uint8_t *)msg)[MAGIC_LEN - 1], VERSION);
 	/* A short prefix that matches so far is a hang-up, not a stranger. */
 	if (memcmp(msg, MAGIC, r) != 0)
 		return session_fail(s, EXIT_FAIL,
-		    "peer is not speaking secchat/1");
+		    "peer is not speaking secchat/%u", VERSION);
 	if (r < MAGIC_LEN)
 		return session_fail(s, EXIT_FAIL,
 		    "peer closed the connection during the handshake");
@@ -2316,25 +2587,45 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 /* Sending: stdin bytes become DATA records; REKEY and CLOSE as due. */
 
 static void
-send_record(struct session *s, int type, const uint8_t *payload, size_t len)
+send_record(struct session *s, int type, const uint8_t *payload, size_t len,
+    size_t pad)
 {
 	uint8_t *rec = s->txb.data + s->txb.len;
 	size_t n;
 
-	n = seal_record(&s->c.tx, type, payload, len, 0, rec);
+	n = seal_record(&s->c.tx, type, payload, len, pad, rec);
 	s->txb.len += n;
 	s->c.sent_records++;
 	hex_line(s, '>', type, rec, n);
 }
 
+/* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
 static void
+send_key(struct session *s)
+{
+	uint8_t pub[X25519_LEN];
+
+	recv_keys_add(&s->c.rk, x25519_keygen(pub));
+	send_record(s, TYPE_KEY, pub, X25519_LEN, 0);
+	note(s, "announced receive key %llu",
+	    (unsigned long long)s->c.rk.announced - 1);
+}
+
+/* A REKEY with a fresh one-time key, and the DH ratchet (section 5.2). */
+static int
 send_rekey(struct session *s)
 {
-	send_record(s, TYPE_REKEY, NULL, 0);
-	ratchet(&s->c.tx);
+	uint8_t payload[REKEY_LEN], dh[X25519_LEN];
+
+	if (rekey_payload(&s->c.pk, x25519_keygen(NULL), payload, dh) == -1)
+		return session_fail(s, EXIT_AUTH, "peer sent a bad receive key");
+	send_record(s, TYPE_REKEY, payload, REKEY_LEN, 0);
+	dh_ratchet(&s->c.tx, dh);
+	OPENSSL_cleanse(dh, sizeof(dh));
 	s->c.rekeys_sent++;
 	note(s, "rekeyed sending key (epoch %llu)",
 	    (unsigned long long)s->c.tx.epoch);
+	return GO_ON;
 }
 
 /* Is the current sending key due for retirement (doc/PROTOCOL.md section 5)? */
@@ -2394,30 +2685,60 @@ tx_room(struct session *s)
 	    errq_room(s, SEND_BATCH);
 }
 
+/* A DATA record of len pending stdin bytes, padded as -P says (section 6). */
 static void
+send_data(struct session *s, size_t len, int64_t t)
+{
+	size_t inner = (len + 1 + s->pad - 1) / s->pad * s->pad;
+
+	if (inner > MAX_INNER)
+		inner = MAX_INNER;
+	if (s->c.tx.data_records++ == 0)
+		s->c.tx.first_data = t;
+	send_record(s, TYPE_DATA, s->in.data + s->in.pos, len, inner - len - 1);
+	s->in.pos += len;
+	s->c.sent_bytes += len;
+}
+
+/*
+ * Seal what is due, one record per round while txb and stderr have room
+ * for a batch: our next receive key first, then a due REKEY, then DATA;
+ * then CLOSE and DONE when their time has come.
+ */
+static int
 fill_tx(struct session *s)
 {
 	int64_t t = now_ms();
 	size_t len;
+	int status;
 
-	while (tx_sending(&s->c) && tx_room(s)) {
-		if (rekey_due(s, t))
-			send_rekey(s);
-		if ((len = next_chunk(s)) == 0)
+	while (tx_keying(&s->c) && tx_room(s)) {
+		if (s->c.rk.due)
+			send_key(s);
+		else if (rekey_due(s, t)) {
+			if (s->c.pk.count == 0)
+				break;	/* no REKEY, so no DATA, before KEY 0 */
+			if ((status = send_rekey(s)) != GO_ON)
+				return status;
+		} else if (tx_sending(&s->c) && (len = next_chunk(s)) > 0)
+			send_data(s, len, t);
+		else
 			break;
-		if (s->c.tx.data_records++ == 0)
-			s->c.tx.first_data = t;
-		send_record(s, TYPE_DATA, s->in.data + s->in.pos, len);
-		s->in.pos += len;
-		s->c.sent_bytes += len;
 	}
-	/* The loop's own room test: a due REKEY goes first, every time. */
-	/* TX_DRAINING -> TX_CLOSE_QUEUED */
+	/* TX_DRAINING -> TX_CLOSED */
 	if (s->c.tx_state == TX_DRAINING && buf_pending(&s->in) == 0 &&
 	    tx_room(s)) {
-		send_record(s, TYPE_CLOSE, NULL, 0);
-		s->c.tx_state = TX_CLOSE_QUEUED;
+		send_record(s, TYPE_CLOSE, NULL, 0, 0);
+		s->c.tx_state = TX_CLOSED;
 	}
+	/* TX_CLOSED -> TX_DONE: we have the peer's whole stream, written. */
+	if (s->c.tx_state == TX_CLOSED && rx_closed(&s->c) &&
+	    buf_pending(&s->out) == 0 && tx_room(s)) {
+		send_record(s, TYPE_DONE, NULL, 0, 0);
+		s->c.tx_state = TX_DONE;
+		direction_free(&s->c.tx);	/* nothing more is sealed */
+	}
+	return GO_ON;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2465,15 +2786,47 @@ on_data(struct session *s, size_t n)
 	return GO_ON;
 }
 
+/*
+ * A REKEY (doc/PROTOCOL.md section 5.3): check it, compute its DH with
+ * the receive key it names, step to the next secret.
+ */
 static int
 on_rekey(struct session *s, size_t n)
 {
-	if (n != 0)
-		return reject_record(s, n, "REKEY with a payload");
-	ratchet(&s->c.rx);
+	uint8_t dh[X25519_LEN];
+	uint32_t index;
+
+	if (n != REKEY_LEN)
+		return reject_record(s, n, "REKEY payload of %zu bytes", n);
+	switch (recv_keys_use(&s->c.rk, s->out.data + s->out.len, dh, &index)) {
+	case RK_UNANNOUNCED:
+		return reject_record(s, n, "REKEY names unannounced key %u",
+		    index);
+	case RK_RETIRED:
+		return reject_record(s, n, "REKEY names retired key %u", index);
+	case RK_LOW_ORDER:
+		return reject_record(s, n, "REKEY with a low-order key");
+	}
+	OPENSSL_cleanse(s->out.data + s->out.len, n);
+	dh_ratchet(&s->c.rx, dh);
+	OPENSSL_cleanse(dh, sizeof(dh));
 	s->c.rekeys_recv++;
 	note(s, "peer rekeyed (epoch %llu)",
 	    (unsigned long long)s->c.rx.epoch);
+	return GO_ON;
+}
+
+/* The peer's next receive key, for our REKEYs (section 5.1). */
+static int
+on_key(struct session *s, size_t n)
+{
+	if (n != X25519_LEN)
+		return reject_record(s, n, "KEY payload of %zu bytes", n);
+	if (peer_keys_add(&s->c.pk, s->out.data + s->out.len) == -1)
+		return reject_record(s, n, "KEY announced before the last one "
+		    "was used");
+	OPENSSL_cleanse(s->out.data + s->out.len, n);
+	rx_got_key0(&s->c);
 	return GO_ON;
 }
 
@@ -2487,6 +2840,38 @@ on_close(struct session *s, size_t n)
 	return GO_ON;
 }
 
+static int
+on_done(struct session *s, size_t n)
+{
+	if (n != 0)
+		return reject_record(s, n, "DONE with a payload");
+	rx_got_done(&s->c);
+	return GO_ON;
+}
+
+/* Why a record of this type may not come now (section 4.1); NULL: it may. */
+static const char *
+rx_refuses(const struct conn *c, int type)
+{
+	switch (c->rx_state) {
+	case RX_KEY0:
+		return type == TYPE_KEY ? NULL : "first record is not KEY";
+	case RX_OPEN:
+		return type == TYPE_DONE ? "DONE before CLOSE" : NULL;
+	case RX_CLOSED:
+		if (type == TYPE_DATA || type == TYPE_CLOSE)
+			return type == TYPE_DATA ? "DATA after CLOSE" :
+			    "CLOSE after CLOSE";
+		/* A DONE confirms our CLOSE: there must have been one. */
+		if (type == TYPE_DONE && tx_sending(c))
+			return "DONE before our CLOSE";
+		return NULL;
+	case RX_DONE:
+		break;
+	}
+	return "record after DONE";
+}
+
 /*
  * Authenticate the record rec (LEN_LEN + clen bytes, clen checked) into
  * the tail of out, and hand it to the handler of its type.
@@ -2494,6 +2879,7 @@ on_close(struct session *s, size_t n)
 static int
 receive_record(struct session *s, const uint8_t *rec, size_t clen)
 {
+	const char *why;
 	int n, type;
 
 	if (s->c.rx.seq >= SEQ_LIMIT)
@@ -2508,6 +2894,10 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: no record type");
 	s->c.recv_records++;
+	if (type < TYPE_DATA || type > TYPE_DONE)
+		return reject_record(s, n, "unknown type %d", type);
+	if ((why = rx_refuses(&s->c, type)) != NULL)
+		return reject_record(s, n, "%s", why);
 	switch (type) {
 	case TYPE_DATA:
 		return on_data(s, n);
@@ -2515,8 +2905,10 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 		return on_rekey(s, n);
 	case TYPE_CLOSE:
 		return on_close(s, n);
+	case TYPE_KEY:
+		return on_key(s, n);
 	}
-	return reject_record(s, n, "unknown type %d", type);
+	return on_done(s, n);
 }
 
 /* Open every complete record that stdout has room for. */
@@ -2527,7 +2919,8 @@ process_rx(struct session *s)
 	size_t avail, clen;
 	int status;
 
-	while (!rx_closed(&s->c) && (avail = buf_pending(&s->rxb)) >= LEN_LEN) {
+	while (s->c.rx_state != RX_DONE &&
+	    (avail = buf_pending(&s->rxb)) >= LEN_LEN) {
 		rec = s->rxb.data + s->rxb.pos;
 		clen = (size_t)rec[0] << 8 | rec[1];
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
@@ -2541,9 +2934,10 @@ process_rx(struct session *s)
 			return status;
 		s->rxb.pos += LEN_LEN + clen;
 	}
-	if (rx_closed(&s->c) && buf_pending(&s->rxb) > 0)
+	/* After DONE the peer sends nothing, not even part of a record. */
+	if (s->c.rx_state == RX_DONE && buf_pending(&s->rxb) > 0)
 		return session_fail(s, EXIT_AUTH,
-		    "malformed record: data after CLOSE");
+		    "malformed record: data after DONE");
 	return GO_ON;
 }
 
@@ -2653,8 +3047,9 @@ read_net(struct session *s)
 		rx_got_eof(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
 		/* Even after CLOSE: a reset means our data went unread. */
-		return session_fail(s, EXIT_FAIL, "read from network: %s",
-		    strerror(errno));
+		return session_fail(s, EXIT_FAIL, "read from network: %s%s",
+		    strerror(errno), s->c.rx_state == RX_CLOSED ?
+		    "; " UNCONFIRMED : "");
 	return GO_ON;
 }
 
@@ -2712,7 +3107,7 @@ poll_timeout(struct session *s, int64_t t)
 	if (s->opt->timeout >= 0)
 		until = s->c.last_activity + secs_ms(s->opt->timeout);
 	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
-	if (tx_sending(&s->c) && s->c.tx.data_records > 0 &&
+	if (tx_keying(&s->c) && s->c.tx.data_records > 0 &&
 	    s->opt->rekey_secs != 0 && tx_room(s)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		if (d < until)
@@ -2735,9 +3130,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_STDIN].events = POLLIN;
 	/* After the peer's EOF, while ours is due, a reset must still wake us. */
 	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ||
-	    (rx_net_ended(&s->c) && !tx_over(&s->c)) ? s->c.net : -1;
+	    (s->c.rx_eof && !tx_over(&s->c)) ? s->c.net : -1;
 	pfd[POLL_NETOUT].events = buf_pending(&s->txb) > 0 ? POLLOUT : 0;
-	pfd[POLL_NETIN].fd = !rx_net_ended(&s->c) &&
+	pfd[POLL_NETIN].fd = !s->c.rx_eof &&
 	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->c.net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
 	pfd[POLL_STDERR].fd = buf_pending(&s->errq) > 0 ? s->c.err_fd : -1;
@@ -2748,36 +3143,32 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_STDOUT].events = POLLOUT;
 }
 
-/* TX_CLOSE_QUEUED -> TX_SHUT: CLOSE is on the wire, our direction is over. */
-static void
-shut_tx(struct session *s)
-{
-	if (shutdown(s->c.net, SHUT_WR) == -1)
-		net_refused(s, errno);
-	else
-		s->c.tx_state = TX_SHUT;
-}
-
 /*
- * Has the session ended, seen from the two directions' states?  EXIT_OK
- * or a failure's status once it has, GO_ON while it goes on.
+ * Has the session ended, seen from the two directions' states
+ * (doc/PROTOCOL.md section 7)?  EXIT_OK or a failure's status once it
+ * has, GO_ON while it goes on.
  */
 static int
 session_over(struct session *s)
 {
-	/* Both directions over, stdout and stderr written. */
-	if (tx_over(&s->c) && s->c.rx_state == RX_EOF &&
-	    buf_pending(&s->out) == 0 && buf_pending(&s->errq) == 0) {
-		if (s->c.tx_state == TX_FAILED)
-			return session_fail(s, EXIT_FAIL, "write to network: %s",
-			    strerror(s->c.tx_errno));
+	/* Both DONEs passed: no need to wait for the peer's FIN. */
+	if (s->c.tx_state == TX_SHUT && s->c.rx_state == RX_DONE &&
+	    buf_pending(&s->errq) == 0)
 		return EXIT_OK;
-	}
-	/* The peer stopped sending without its CLOSE. */
-	if (s->c.rx_state == RX_ENDED && !rx_record_waiting(s))
+	/* The peer's stream is complete, ours failed: say why. */
+	if (s->c.tx_state == TX_FAILED && s->c.rx_state == RX_DONE)
+		return session_fail(s, EXIT_FAIL, "write to network: %s",
+		    strerror(s->c.tx_errno));
+	/* The peer's TCP stream ended, no whole record left to open. */
+	if (!s->c.rx_eof || rx_record_waiting(s))
+		return GO_ON;
+	if (s->c.rx_state == RX_CLOSED)
+		return session_fail(s, EXIT_FAIL,
+		    "connection closed before DONE: " UNCONFIRMED);
+	if (s->c.rx_state != RX_DONE)
 		return session_fail(s, EXIT_FAIL,
 		    "connection closed before CLOSE: stream truncated");
-	return GO_ON;
+	return GO_ON;		/* we still owe our DONE */
 }
 
 /* Serve the descriptors poll found ready, in the slots' order. */
@@ -2807,12 +3198,11 @@ readwrite(struct session *s)
 
 	s->c.last_activity = now_ms();
 	for (;;) {
-		if ((status = process_rx(s)) != GO_ON)
+		if ((status = process_rx(s)) != GO_ON ||
+		    (status = fill_tx(s)) != GO_ON)
 			return status;
-		fill_tx(s);
-		if (s->c.tx_state == TX_CLOSE_QUEUED &&
-		    buf_pending(&s->txb) == 0)
-			shut_tx(s);
+		if (s->c.tx_state == TX_DONE && buf_pending(&s->txb) == 0)
+			tx_done_sent(&s->c);
 		if ((status = session_over(s)) != GO_ON)
 			return status;
 
@@ -2866,6 +3256,9 @@ session_alloc(struct session *s, const struct options *opt)
 	s->in_size = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) ?
 	    st.st_size : -1;
 	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
+	/* A chat's lines all look alike on the wire; files go unpadded. */
+	s->pad = opt->pad != 0 ? opt->pad :
+	    s->stdin_tty && !opt->bflag ? DEF_PAD_CHAT : 1;
 	for (i = 0; i < NBUFS; i++) {
 		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
 			err(EXIT_FAIL, "malloc");
@@ -2927,6 +3320,7 @@ conn_begin(struct session *s, int net)
 	s->c.in_fd = STDIN_FILENO;
 	s->c.out_fd = STDOUT_FILENO;
 	s->c.err_fd = STDERR_FILENO;
+	s->c.rk.due = 1;		/* KEY 0 is our first record */
 	view_begin(s);
 	editor_start(s);
 }
@@ -2945,6 +3339,7 @@ conn_end(struct session *s)
 		close(s->c.net);
 	direction_free(&s->c.tx);
 	direction_free(&s->c.rx);
+	recv_keys_free(&s->c.rk);
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
 	s->c.net = s->c.in_fd = s->c.out_fd = s->c.err_fd = -1;
 	OPENSSL_cleanse(s->in.data, s->in.cap);
@@ -3562,10 +3957,11 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bgqvx] [-i iterations] [-n name] [-p passfile]\n"
+	fprintf(f, "usage: secchat [-46bgqvx] [-i iterations] [-n name] "
+	    "[-P size] [-p passfile]\n"
 	    "               [-r messages] [-R seconds] [-w timeout] host port\n"
 	    "       secchat -l [-46bgkqvx] [-i iterations] [-n name] "
-	    "[-p passfile]\n"
+	    "[-P size] [-p passfile]\n"
 	    "               [-r messages] [-R seconds] [-w timeout] [host] "
 	    "port\n"
 	    "       secchat -h | -V\n");
@@ -3587,6 +3983,7 @@ help(void)
 	    "  -k            with -l: serve the next connection after each\n"
 	    "  -l            listen on port (and host's address) instead\n"
 	    "  -n name       the peer's name in the chat (default: host)\n"
+	    "  -P size       pad data records to a multiple of size bytes\n"
 	    "  -p passfile   read the password from passfile, not the terminal\n"
 	    "  -q            quiet: no hex display of the records\n"
 	    "  -R seconds    rekey that long after a key's first data "
@@ -3649,8 +4046,8 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->timeout = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46bghi:kln:p:qr:R:Vvw:x", longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":46bghi:kln:P:p:qr:R:Vvw:x",
+	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case '4':
 		case '6':
@@ -3662,7 +4059,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 		case 'b': opt->bflag = 1; break;
 		case 'g': opt->gflag = 1; break;
 		case 'h': help(); exit(EXIT_OK);
-		case 'V': printf("secchat %s\n", VERSION); exit(EXIT_OK);
+		case 'V': printf("secchat %s\n", PROGRAM_VERSION); exit(EXIT_OK);
 		case 'i':
 			opt->iterations = parse_number(optarg, MIN_ITER,
 			    MAX_ITER, ch);
@@ -3670,6 +4067,9 @@ parse_options(int argc, char *argv[], struct options *opt)
 		case 'k': opt->kflag = 1; break;
 		case 'l': opt->lflag = 1; break;
 		case 'n': opt->name = optarg; break;
+		case 'P':
+			opt->pad = parse_number(optarg, 1, MAX_PAYLOAD, ch);
+			break;
 		case 'p': opt->passfile = optarg; break;
 		case 'q': opt->qflag = 1; break;
 		case 'r':

@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
+LEAK=${LEAK:-tests/secchat-leak}	# a build that leaks its secrets (make)
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
 RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
@@ -146,10 +147,49 @@ clean_session() {	# both sides exit 0 and each got the other's input
 
 t_rfc9382() { kat spake2 rfc9382-p256.txt; }
 t_pbkdf2() { kat pbkdf2 pbkdf2-hmac-sha256.txt; }
-t_session_vector() { kat session secchat1-session.txt; }
+t_session_vector() { kat session secchat2-session.txt; }
+
+# A thief with one c2s secret (epoch 1, from the leaking test build) reads
+# that epoch, but not the next one: the DH rekey heals.  The same thief
+# reads on through secchat/1's hash-only rekey (its vector).
+t_compromise() {
+	seq 1 40 | sed 's/^/secret line /' > "$T/w/b"
+	listen l /dev/null $SC -q 127.0.0.1 0 || return 1
+	SECCHAT_TEST_LEAK=$T/w/leak timeout 60 $LEAK -v $SC -r 10 \
+	    127.0.0.1 "$PORT" < "$T/w/b" > "$T/w/c.out" 2> "$T/w/c.err"
+	CRC=$?
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/b" "$T/w/l.out" || return 1
+	python3 tests/compromise.py "$T/w/leak" "$T/w/c.err" 1 > "$T/w/thief"
+	local rc=$?
+	cat "$T/w/thief"
+	expect "thief" "$rc" 0 &&
+	    has_line "$T/w/thief" "epoch 1: the stolen secret opens 11 records, the last a REKEY" &&
+	    has_line "$T/w/thief" "epoch 2: the hash-only guess opens 0 records" &&
+	    has_line "$T/w/thief" "epoch 2: the real secret opens 11 records" &&
+	    python3 tests/compromise.py --secchat1 tests/data/secchat1-session.txt \
+	    > "$T/w/thief1" &&
+	    has_line "$T/w/thief1" "secchat/1 epoch 1: the hash-only guess opens 2 records"
+}
 
 # ---------------------------------------------------------------------------
 # End to end.
+
+# -P: DATA inner lengths are multiples of the size, capped at 16640; the
+# receiver needs no option.  Line lengths with the \n: 3, 100, 16384.
+t_padding() {
+	{ echo hi; head -c 99 /dev/zero | tr '\0' a; echo;
+	  head -c 16383 /dev/zero | tr '\0' b; echo; } > "$T/w/b"
+	clean_session /dev/null "$T/w/b" -P 64 || return 1
+	expect "64-byte record" "$(grep -c '^> 0050' "$T/w/c.err")" 1 &&
+	    expect "128-byte record" "$(grep -c '^> 0090' "$T/w/c.err")" 1 &&
+	    expect "16448-byte record" "$(grep -c '^> 4050' "$T/w/c.err")" 1 ||
+	    return 1
+	clean_session /dev/null "$T/w/b" -P 16384 || return 1
+	expect "16384-byte records" "$(grep -c '^> 4010' "$T/w/c.err")" 2 &&
+	    expect "a record at the cap" "$(grep -c '^> 4110' "$T/w/c.err")" 1
+}
 
 t_lines_both_ways() {
 	seq 1 3000 | sed 's/^/listener line /' > "$T/w/a"
@@ -179,17 +219,27 @@ t_last_line() {
 
 t_empty() {
 	clean_session /dev/null /dev/null || return 1
+	# Each side: KEY 0 (0x31 bytes), CLOSE and DONE (0x11).
 	[ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] &&
-	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 2 &&
-	    has_line "$T/w/l.err" "secchat: sent 1 record (0 bytes), received 1 record (0 bytes), rekeys 0 sent, 0 received"
+	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 6 &&
+	    expect "KEY records" "$(grep -c '^[<>] 0031' "$T/w/l.err")" 2 &&
+	    expect "CLOSE and DONE" "$(grep -c '^[<>] 0011' "$T/w/l.err")" 4 &&
+	    has_line "$T/w/l.err" "secchat: sent 3 records (0 bytes), received 3 records (0 bytes), rekeys 0 sent, 0 received" || return 1
+	# One byte is "1 byte", not "1 bytes".
+	printf x > "$T/w/x"
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+	clean_session "$T/w/x" /dev/null &&
+	    grep -q '^secchat: sent 3 records (0 bytes), received 4 records (1 byte), ' "$T/w/c.err"
 }
 
 t_long_line() {
 	{ head -c 100000 /dev/zero | tr '\0' 'x'; echo; } > "$T/w/a"
 	clean_session "$T/w/a" /dev/null || return 1
-	# 100001 bytes: six full records of 16384 and one of 1697.
-	expect "DATA records" "$(grep -c '^> ' "$T/w/l.err")" 8 &&
-	    expect "full records" "$(grep -c '^> 4011' "$T/w/l.err")" 6
+	# 100001 bytes: six full records of 16384 and one of 1697, between
+	# KEY 0 and CLOSE, DONE.
+	expect "records sent" "$(grep -c '^> ' "$T/w/l.err")" 10 &&
+	    expect "full records" "$(grep -c '^> 4011' "$T/w/l.err")" 6 &&
+	    expect "last DATA" "$(grep -c '^> 06b2' "$T/w/l.err")" 1
 }
 
 t_ipv6() {
@@ -235,10 +285,15 @@ t_wrong_password() {
 t_rekey_by_count() {
 	seq 1 2000 > "$T/w/a"
 	clean_session "$T/w/a" /dev/null -r 1 || return 1
-	# Each of the 2000 DATA records is followed by a REKEY (17 bytes).
-	expect "REKEY+CLOSE records" "$(grep -c '^> 0011' "$T/w/l.err")" 2001 &&
+	# Each of the 2000 DATA records is followed by a REKEY (0x35 bytes);
+	# the receiver rotates its receive keys (KEY, 0x31) as they are used.
+	expect "REKEY records" "$(grep -c '^> 0035' "$T/w/l.err")" 2000 &&
+	    expect "CLOSE and DONE" "$(grep -c '^> 0011' "$T/w/l.err")" 2 &&
 	    has_line "$T/w/l.err" "secchat: rekeyed sending key (epoch 2000)" &&
-	    has_line "$T/w/c.err" "secchat: peer rekeyed (epoch 2000)"
+	    has_line "$T/w/c.err" "secchat: peer rekeyed (epoch 2000)" &&
+	    has_line "$T/w/c.err" "secchat: announced receive key 1" &&
+	    expect "KEYs" "$(grep -c '^> 0031' "$T/w/c.err")" \
+	    "$(grep -c '^secchat: announced receive key' "$T/w/c.err")"
 }
 
 t_rekey_by_time() {
@@ -275,26 +330,38 @@ t_not_secchat_client() {
 	    timeout 10 nc 127.0.0.1 "$PORT" > /dev/null 2>&1
 	reap
 	expect "listener status" "$LRC" 1 &&
-	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/1"
+	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
 }
 
-t_not_secchat_server() {
-	python3 - "$T/w/port" <<-'EOF' &
+# fake_server HEX: a server that greets with the bytes HEX; a connector
+# dials it, and sets CRC.
+fake_server() {
+	python3 - "$T/w/port" "$1" <<-'EOF' &
 	import socket, sys
 	s = socket.socket()
 	s.bind(("127.0.0.1", 0)); s.listen(1)
 	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
 	s.settimeout(20)
 	c, _ = s.accept()
-	c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+	c.sendall(bytes.fromhex(sys.argv[2]))
 	c.recv(1)
 	EOF
 	PIDS="$PIDS $!"
 	local i
 	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
 	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+}
+
+t_other_version() {	# a secchat/1 listener is named as such
+	fake_server "5345434348415401$(printf '%0170d' 0)"
 	expect "connector status" "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/1"
+	    has_line "$T/w/c.err" "secchat: peer speaks secchat/1, not secchat/2"
+}
+
+t_not_secchat_server() {
+	fake_server "$(printf 'HTTP/1.0 400 Bad Request\r\n\r\n' | od -An -tx1 | tr -d ' \n')"
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/2"
 }
 
 t_usage() {
@@ -443,9 +510,12 @@ t_hex_matches_wire() {
 	    same "$T/w/a" "$T/w/c.out" && same "$T/w/b" "$T/w/l.out" || return 1
 	hex_of "$T/w/wire" s2c > "$T/w/s2c"
 	hex_of "$T/w/wire" c2s > "$T/w/c2s"
-	# A REKEY follows every 100th DATA record, then comes CLOSE.
-	expect "s2c records" "$(wc -l < "$T/w/s2c")" 506 &&
-	    expect "c2s records" "$(wc -l < "$T/w/c2s")" 708 &&
+	# A REKEY follows every 100th DATA record, then come CLOSE and DONE;
+	# and each KEY a side announced.
+	expect "s2c records" "$(wc -l < "$T/w/s2c")" \
+	    $((507 + $(grep -c '^secchat: announced' "$T/w/l.err"))) &&
+	    expect "c2s records" "$(wc -l < "$T/w/c2s")" \
+	    $((709 + $(grep -c '^secchat: announced' "$T/w/c.err"))) &&
 	    hex_of "$T/w/l.err" '>' | same "$T/w/s2c" /dev/stdin &&
 	    hex_of "$T/w/c.err" '<' | same "$T/w/s2c" /dev/stdin &&
 	    hex_of "$T/w/c.err" '>' | same "$T/w/c2s" /dev/stdin &&
@@ -455,6 +525,7 @@ t_hex_matches_wire() {
 # attack SPEC SIDE STATUS MESSAGE KEPT: the connector sends 20 lines
 # through an attacking relay.  SIDE (l or c) must exit STATUS with
 # MESSAGE, and its stdout must be the first KEPT lines the peer sent.
+# Records count from 0 and record 0 is KEY 0, so line N is record N.
 attack() {
 	local spec=$1 side=$2 status=$3 msg=$4 kept=$5 sender
 	seq 1 20 | sed 's/^/line /' > "$T/w/b"
@@ -474,31 +545,31 @@ TRUNC="connection closed before CLOSE: stream truncated"
 WRONG="wrong password, or the connection was tampered with"
 GARBAGE=$(head -c 38 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
-t_flip_length() { attack flip:c2s:5:1 l 3 "$AUTH" 5; }
-t_flip_ciphertext() { attack flip:c2s:5:4 l 3 "$AUTH" 5; }
-t_flip_tag() { attack flip:c2s:5:-1 l 3 "$AUTH" 5; }
-t_flip_s2c() { attack flip:s2c:7:9 c 3 "$AUTH" 7; }
-t_bad_length() { attack inject:c2s:4:ffff00 l 3 "malformed record: bad length 65535" 5; }
-t_drop() { attack drop:c2s:5 l 3 "$AUTH" 5; }
-t_replay() { attack dup:c2s:5 l 3 "$AUTH" 6; }
-t_swap() { attack swap:c2s:5 l 3 "$AUTH" 5; }
+t_flip_length() { attack flip:c2s:6:1 l 3 "$AUTH" 5; }
+t_flip_ciphertext() { attack flip:c2s:6:4 l 3 "$AUTH" 5; }
+t_flip_tag() { attack flip:c2s:6:-1 l 3 "$AUTH" 5; }
+t_flip_s2c() { attack flip:s2c:8:9 c 3 "$AUTH" 7; }
+t_bad_length() { attack inject:c2s:5:ffff00 l 3 "malformed record: bad length 65535" 5; }
+t_drop() { attack drop:c2s:6 l 3 "$AUTH" 5; }
+t_replay() { attack dup:c2s:6 l 3 "$AUTH" 6; }
+t_swap() { attack swap:c2s:6 l 3 "$AUTH" 5; }
 t_reflect() {	# the connector keeps quiet, so only the reflection arrives
 	seq 1 20 | sed 's/^/back /' > "$T/w/a"
 	relayed reflect:s2c:3 "$T/w/a" <(sleep 3) -q
 	expect "listener status" "$LRC" 3 && has_line "$T/w/l.err" "secchat: $AUTH" &&
 	    [ ! -s "$T/w/l.out" ]
 }
-t_cut_mid_record() { attack cutmid:c2s:5 l 1 "$TRUNC" 5; }
-t_cut_between() { attack cut:c2s:5 l 1 "$TRUNC" 5; }
-t_cut_before_close() { attack cut:c2s:20 l 1 "$TRUNC" 20; }
-t_after_close() {
-	attack "inject:c2s:20:0011$(printf '%034d' 0)" l 3 \
-	    "malformed record: data after CLOSE" 20
+t_cut_mid_record() { attack cutmid:c2s:6 l 1 "$TRUNC" 5; }
+t_cut_between() { attack cut:c2s:6 l 1 "$TRUNC" 5; }
+t_cut_before_close() { attack cut:c2s:21 l 1 "$TRUNC" 20; }
+t_after_done() {	# c2s: KEY 0, 20 lines, CLOSE, DONE (record 22)
+	attack "inject:c2s:22:0011$(printf '%034d' 0)" l 3 \
+	    "malformed record: data after DONE" 20
 }
-t_garbage_record() { attack "inject:c2s:5:0026$GARBAGE" l 3 "$AUTH" 6; }
-t_stray_byte() { attack inject:c2s:5:01 l 3 "$AUTH" 6; }
+t_garbage_record() { attack "inject:c2s:6:0026$GARBAGE" l 3 "$AUTH" 6; }
+t_stray_byte() { attack inject:c2s:6:01 l 3 "$AUTH" 6; }
 t_garbage() {	# random bytes: any clean failure, never their plaintext
-	attack garbage:c2s:5:300 l 3 "$AUTH" 6 && return 0
+	attack garbage:c2s:6:300 l 3 "$AUTH" 6 && return 0
 	[ "$LRC" = 1 ] || [ "$LRC" = 3 ] || return 1
 	grep -Eqx "secchat: ($AUTH|$TRUNC|malformed record: .*)" "$T/w/l.err" &&
 	    same "$T/w/kept" "$T/w/l.out"
@@ -743,7 +814,8 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	wait_port "$T/w/l.err" $$ || { $tm kill-server; return 1; }
 	$tm send-keys "half"
 	{ echo "incoming"; sleep 2; } |
-	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > "$T/w/c.out" &
+	    timeout 20 $SECCHAT $SC 127.0.0.1 "$PORT" > "$T/w/c.out" \
+	    2> "$T/w/c.err" &
 	local cpid=$!
 	PIDS="$PIDS $cpid"
 	sleep 1
@@ -759,7 +831,10 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	    tail -n 1 | grep -qx '> half' &&
 	    expect "connector status" "$CRC" 0 &&
 	    expect "connector got" "$(cat "$T/w/c.out")" "half done" &&
-	    expect "listener" "$(cat "$T/w/l.rc")" "status 0"
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0" &&
+	    # A chat line is padded to 64 bytes (0x50 on the wire); a pipe's not.
+	    expect "padded DATA from the terminal" "$(grep -c '^< 0050' "$T/w/c.err")" 1 &&
+	    expect "unpadded DATA from the pipe" "$(grep -c '^> 001a' "$T/w/c.err")" 1
 }
 
 # ---------------------------------------------------------------------------
@@ -927,7 +1002,7 @@ t_interop_wrong_password() {	# both roles: both sides exit 3, no output
 t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	seq 1 20 | sed 's/^/back /' > "$T/w/a"
 	listen l "$T/w/a" $SC -q 127.0.0.1 0 || return 1
-	timeout 40 $RELAY --attack flip:s2c:7:9 127.0.0.1 "$PORT" \
+	timeout 40 $RELAY --attack flip:s2c:8:9 127.0.0.1 "$PORT" \
 	    > "$T/w/relay.out" 2> "$T/w/relay.err" &
 	local rpid=$!
 	PIDS="$PIDS $rpid"
@@ -953,9 +1028,168 @@ t_reset_after_close() {	# a reset after the peer's CLOSE is seen at once
 	pydial c "$T/w/a" $SC --reset 0.3 127.0.0.1 "$PORT"
 	reap
 	echo "the listener ended $((SECONDS - t0)) s after the connect"
+	# The peer sent everything and CLOSE, but never its DONE.
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 1 &&
 	    [ $((SECONDS - t0)) -le 5 ] && same "$T/w/a" "$T/w/l.out" &&
-	    has_line "$T/w/l.err" "secchat: write to network: Broken pipe"
+	    grep -Eqx "secchat: .*peer did not confirm receipt" "$T/w/l.err"
+}
+
+# ---------------------------------------------------------------------------
+# secchat/2's end and rekeys against a misbehaving Python peer
+# (doc/peer-test-modes.md).
+
+# The peer keeps its TCP side open after the DONE exchange: secchat exits
+# 0 at once and closes, which the peer sees (it exits 1 after 20 s if not).
+t_hold_open() {
+	seq 1 50 | sed 's/^/held /' > "$T/w/a"
+	seq 1 30 | sed 's/^/back /' > "$T/w/b"
+	pylisten l "$T/w/a" $SC --hold-open 127.0.0.1 0 || return 1
+	local t0=$SECONDS
+	dial c "$T/w/b" $SC 127.0.0.1 "$PORT"
+	echo "secchat ended $((SECONDS - t0)) s after the connect"
+	reap
+	expect "connector status" "$CRC" 0 && [ $((SECONDS - t0)) -le 5 ] &&
+	    expect "peer status" "$LRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" && same "$T/w/b" "$T/w/l.out" || return 1
+	# The other role: a Python connector holds on.
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	t0=$SECONDS
+	pydial c "$T/w/b" $SC --hold-open 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "peer status" "$CRC" 0 &&
+	    [ $((SECONDS - t0)) -le 5 ] &&
+	    same "$T/w/a" "$T/w/c.out" && same "$T/w/b" "$T/w/l.out"
+}
+
+# The peer closes after both CLOSEs without DONE: secchat has every byte
+# the peer sent, but no proof that its own arrived: exit 1.
+t_no_done() {
+	seq 1 50 | sed 's/^/mine /' > "$T/w/a"
+	seq 1 30 | sed 's/^/theirs /' > "$T/w/b"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC --no-done 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 1 && same "$T/w/b" "$T/w/l.out" &&
+	    grep -Eqx "secchat: .*peer did not confirm receipt" "$T/w/l.err"
+}
+
+# bad_rekey KIND MESSAGE KEPT: a Python connector sends 10 lines with -r 1
+# and a bad REKEY of KIND; the listener exits 3 with MESSAGE and has the
+# first KEPT lines ("" for: some prefix).
+bad_rekey() {
+	seq 1 10 | sed 's/^/line /' > "$T/w/b"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC -r 1 --bad-rekey "$1" 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 &&
+	    has_line "$T/w/l.err" "secchat: malformed record: $2" || return 1
+	if [ -n "$3" ]; then
+		head -n "$3" "$T/w/b" | same /dev/stdin "$T/w/l.out"
+	else
+		[ -s "$T/w/l.out" ] &&
+		    head -n "$(wc -l < "$T/w/l.out")" "$T/w/b" | same /dev/stdin "$T/w/l.out"
+	fi
+}
+t_rekey_unannounced() { bad_rekey unannounced "REKEY names unannounced key 1" 1; }
+t_rekey_low_order() { bad_rekey lowpoint "REKEY with a low-order key" 1; }
+t_rekey_truncated() { bad_rekey truncated "REKEY payload of 4 bytes" 1; }
+t_rekey_retired() { bad_rekey retired "REKEY names retired key 0" ""; }
+
+# late_record MODE MESSAGE: a Python connector in MODE sends 20 lines and
+# then a record where none may come; the listener exits 3 with MESSAGE and
+# has written exactly the 20 lines.
+late_record() {
+	seq 1 20 | sed 's/^/line /' > "$T/w/b"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC "$1" 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 3 && same "$T/w/b" "$T/w/l.out" &&
+	    has_line "$T/w/l.err" "secchat: malformed record: $2"
+}
+# A KEY after DONE, in the same write as the DONE.
+t_key_after_done() { late_record --key-after-done "data after DONE"; }
+# DATA after CLOSE: that DATA never reaches stdout.
+t_data_after_close() { late_record --data-after-close "DATA after CLOSE"; }
+
+# Python against Python: the peer agrees with its own reading of the
+# document in both roles.  Input comes in three parts through FIFOs; each
+# part waits until each side has received the other's next receive key, so
+# both directions' REKEYs name at least keys 0, 1 and 2 (two rotations).
+selfplay_feed() {	# selfplay_feed PID: a and b in three parts to fds 7 and 8
+	local n s
+	for n in 1 2; do
+		sed -n "$((n * 100 - 99)),$((n * 100))p" "$T/w/a" >&7
+		sed -n "$((n * 100 - 99)),$((n * 100))p" "$T/w/b" >&8
+		for s in l c; do
+			wait_number GOT "$T/w/$s.err" "$1" "peer: got key \($n\)" ||
+			    return 1
+		done
+	done
+	sed -n '201,$p' "$T/w/a" >&7
+	sed -n '201,$p' "$T/w/b" >&8
+}
+
+t_peer_selfplay() {
+	interop_text
+	local n
+	mkfifo "$T/w/lin" "$T/w/cin"
+	exec 7<> "$T/w/lin" 8<> "$T/w/cin"	# read-write: opening never blocks
+	pylisten l "$T/w/lin" $SC -v -r 3 127.0.0.1 0 7>&- 8>&- || return 1
+	timeout 60 $PEER $SC -v -r 5 -P 64 127.0.0.1 "$PORT" < "$T/w/cin" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" 7>&- 8>&- &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	selfplay_feed "$cpid"
+	n=$?
+	exec 7>&- 8>&-
+	[ "$n" = 0 ] || return 1
+	wait "$cpid"
+	CRC=$?
+	reap
+	both_ok "$T/w/a" "$T/w/b" &&
+	    expect "REKEYs l to c" "$(grep -c '^peer: rekeyed' "$T/w/l.err")" 1001 &&
+	    expect "REKEYs seen by c" "$(grep -c '^peer: peer rekeyed' "$T/w/c.err")" 1001 &&
+	    expect "REKEYs c to l" "$(grep -c '^peer: rekeyed' "$T/w/c.err")" 401 &&
+	    expect "REKEYs seen by l" "$(grep -c '^peer: peer rekeyed' "$T/w/l.err")" 401 &&
+	    grep -q '^peer: rekeyed (epoch [0-9]*, key 2)$' "$T/w/l.err" &&
+	    grep -q '^peer: rekeyed (epoch [0-9]*, key 2)$' "$T/w/c.err"
+}
+
+# selfplay_mode SIDE MODE STATUS LINE N: the Python peer in MODE (see
+# doc/peer-test-modes.md) as SIDE (l or c), -r 1 on both, 10 lines each way;
+# the other Python side exits STATUS with the line "peer: LINE" (none if
+# LINE is empty), having written exactly the first N lines sent to it.
+selfplay_mode() {
+	local side=$1 mode=$2 lm= cm= other=l mine orc mrc
+	[ "$side" = l ] && { lm=$mode; other=c; } || cm=$mode
+	rm -f "$T"/w/[lc].*	# pylisten must not find the last run's port
+	seq 1 10 | sed 's/^/from l /' > "$T/w/a"
+	seq 1 10 | sed 's/^/from c /' > "$T/w/b"
+	pylisten l "$T/w/a" $SC -r 1 $lm 127.0.0.1 0 || return 1
+	pydial c "$T/w/b" $SC -r 1 $cm 127.0.0.1 "$PORT"
+	reap
+	mine=$([ "$side" = l ] && echo "$T/w/a" || echo "$T/w/b")
+	orc=$([ "$side" = l ] && echo "$CRC" || echo "$LRC")
+	mrc=$([ "$side" = l ] && echo "$LRC" || echo "$CRC")
+	head -n "$5" "$mine" > "$T/w/want"
+	expect "$mode: the other side's status" "$orc" "$3" &&
+	    expect "$mode: its own status" "$mrc" 0 &&
+	    { [ -z "$4" ] || has_line "$T/w/$other.err" "peer: $4"; } &&
+	    same "$T/w/want" "$T/w/$other.out"
+}
+
+t_peer_selfplay_modes() {	# each misbehaviour is caught by the other side
+	local t0=$SECONDS c="peer did not confirm receipt"
+	selfplay_mode l --hold-open 0 "" 10 &&
+	    expect "seconds for --hold-open" "$((SECONDS - t0 <= 5))" 1 &&
+	    selfplay_mode c --no-done 1 "connection closed before DONE: $c" 10 &&
+	    selfplay_mode l "--bad-rekey retired" 3 "REKEY names retired key 0" 3 &&
+	    selfplay_mode c "--bad-rekey unannounced" 3 "REKEY names unannounced key 1" 1 &&
+	    selfplay_mode l "--bad-rekey lowpoint" 3 "REKEY with a low-order key" 1 &&
+	    selfplay_mode c "--bad-rekey truncated" 3 "malformed record: REKEY payload of 4 bytes" 1 &&
+	    selfplay_mode l --key-after-done 3 "data after DONE" 10 &&
+	    selfplay_mode c --data-after-close 3 "DATA after CLOSE" 10 &&
+	    selfplay_mode l "--reset 0.3" 1 "read from network: Connection reset by peer: $c" 10
 }
 
 t_receiver_stdout_fails() {	# data the receiver threw away: no exit 0
@@ -1207,11 +1441,15 @@ t_hex_tty() {	# on a terminal: one row per record, REKEY and CLOSE named
 	local rows long
 	rows=$(grep -c '^[<>] ' "$T/w/screen")
 	long=$(grep '^[<>] ' "$T/w/screen" | sed 's/…/./' | awk 'length($0) > 60' | wc -l)
-	# 5 DATA, 2 REKEY, 1 CLOSE sent; 1 DATA, 1 CLOSE received.
-	expect "hex rows" "$rows" 10 && expect "rows over 60 columns" "$long" 0 &&
-	    expect "REKEY rows" "$(grep -c '^> REKEY 0011' "$T/w/screen")" 2 &&
+	# One row for each record the listener received or sent.
+	local n
+	n=$(sed -n 's/^secchat: sent \([0-9]*\) records .*, received \([0-9]*\) records .*/\1 + \2/p' "$T/w/l.err")
+	expect "hex rows" "$rows" "$(( n ))" && expect "rows over 60 columns" "$long" 0 &&
+	    expect "REKEY rows" "$(grep -c '^> REKEY 0035' "$T/w/screen")" 2 &&
 	    grep -q '^> CLOSE 0011' "$T/w/screen" &&
 	    grep -q '^< CLOSE 0011' "$T/w/screen" &&
+	    grep -q '^> DONE 0011' "$T/w/screen" &&
+	    grep -q '^< KEY 0031' "$T/w/screen" &&
 	    grep -qx '> 4011[0-9a-f]*… (16403 bytes)' "$T/w/screen" &&
 	    same "$T/w/a" "$T/w/l.out" && expect "connector" "$(cat "$T/w/c.rc")" "status 0"
 }
@@ -1474,8 +1712,10 @@ t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
 
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
-run "secchat/1 session vector, byte for byte" t_session_vector
+run "secchat/2 session vector, byte for byte" t_session_vector
+run "a stolen secret stops at the next DH rekey (hash-only would not)" t_compromise
 run "text lines both ways at once" t_lines_both_ways
+run "-P pads DATA records to a multiple, up to the cap" t_padding
 run "20 MB random file, bulk mode" t_bulk_file
 run "20 MB random file, line mode" t_line_mode_file
 run "last line without newline, CRLF and NUL" t_last_line
@@ -1490,6 +1730,7 @@ run "rekey by time (-R 1)" t_rekey_by_time
 run "-k serves the next connection after a failure" t_keep_listening
 run "an HTTP client is not secchat" t_not_secchat_client
 run "an HTTP server is not secchat" t_not_secchat_server
+run "a secchat/1 peer is named by its version" t_other_version
 run "usage errors exit 2" t_usage
 run "connection refused" t_refused
 run "name resolution failure" t_resolve
@@ -1513,7 +1754,7 @@ run "attack: record reflected to its sender" t_reflect
 run "attack: cut in the middle of a record" t_cut_mid_record
 run "attack: cut between records" t_cut_between
 run "attack: cut right before CLOSE" t_cut_before_close
-run "attack: record injected after CLOSE" t_after_close
+run "attack: record injected after DONE" t_after_done
 run "attack: garbage framed as a record" t_garbage_record
 run "attack: one stray byte" t_stray_byte
 run "attack: 300 random bytes" t_garbage
@@ -1548,7 +1789,7 @@ run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_
 run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
 run "chat: two people, twenty exchanges in two panes" t_chat_conversation
-run "hex display on a terminal: one row per record, REKEY and CLOSE named" t_hex_tty
+run "hex display on a terminal: one row per record, KEY, REKEY, CLOSE, DONE named" t_hex_tty
 run "the listener listens before it derives the key" t_listen_first
 run "-w: a connector started before the listener waits for it" t_connect_wait
 run "-g: a one-time code shown, typed, accepted" t_code_typed
@@ -1569,6 +1810,16 @@ run "interop: 1 MB random each way, both roles" t_interop_binary
 run "interop: wrong password, both roles exit 3" t_interop_wrong_password
 run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
 run "a reset after the peer's CLOSE ends the session at once" t_reset_after_close
+run "a peer that holds the connection open after DONE: exit 0 at once" t_hold_open
+run "a peer that closes without DONE: exit 1, not confirmed" t_no_done
+run "REKEY naming a key not yet announced: exit 3" t_rekey_unannounced
+run "REKEY with a low-order E (all-zero X25519): exit 3" t_rekey_low_order
+run "REKEY with a truncated payload: exit 3" t_rekey_truncated
+run "REKEY naming a retired key: exit 3" t_rekey_retired
+run "KEY after DONE: exit 3" t_key_after_done
+run "DATA after CLOSE: exit 3, never written" t_data_after_close
+run "python peer against itself: data, rekeys, rotations, DONE" t_peer_selfplay
+run "python peer against itself: each misbehaviour is caught" t_peer_selfplay_modes
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 
 echo "$pass passed, $fail failed"

@@ -8,6 +8,12 @@
 #   4. latency of one-line request/response exchanges, secchat vs nc (rtt.py)
 #   5. handshake: connector wall time, listener CPU per connection (hs.py)
 #   6. peak RSS of both secchat sides (/usr/bin/time)
+#   7. rekeys: BENCH_REKEY_LINES lines with the defaults and with -r 1 (a DH
+#      REKEY after every line); the difference in CPU per line is the cost of
+#      one REKEY, both sides together (sender: keygen + X25519; receiver:
+#      X25519, and a new receive key each time one is used)
+# With SECCHAT_BASE set (e.g. a build of the previous version), that binary
+# is measured too, in sets 1 and 2, as the baseline for the default settings.
 # Each transfer: the receiver listens on 127.0.0.1 and writes a file, the
 # sender connects; time from sender start to receiver exit; the received
 # file must have the sent file's sha256.
@@ -21,7 +27,9 @@
 #                   (4x+1 at 1000 iterations)                    [5]
 #   BENCH_HS_CONNS  connections for listener CPU per connection  [200]
 #   BENCH_TIMEOUT   seconds allowed for any one transfer         [300]
+#   BENCH_REKEY_LINES lines for the rekey measurement (set 7)    [200000]
 #   SECCHAT         the binary to measure                        [./secchat]
+#   SECCHAT_BASE    a baseline secchat to compare with           [none]
 #
 # Progress goes to stderr, the table to stdout.  Exit status: 0 when every
 # measurement ran and every transfer arrived intact, whether or not the
@@ -42,8 +50,13 @@ RTT_N=${BENCH_RTT_N:-1000}
 HS_RUNS=${BENCH_HS_RUNS:-5}
 HS_CONNS=${BENCH_HS_CONNS:-200}
 TO=${BENCH_TIMEOUT:-300}
+REKEY_LINES=${BENCH_REKEY_LINES:-200000}
+SECCHAT_BASE=${SECCHAT_BASE:-}
+case $SECCHAT_BASE in /*|'') ;; */*) SECCHAT_BASE=$ROOT/${SECCHAT_BASE#./};; esac
+BASE=()
+[ -n "$SECCHAT_BASE" ] && BASE=(base)
 
-for v in BULK_MB LINES RUNS RTT_N HS_RUNS HS_CONNS TO; do
+for v in BULK_MB LINES RUNS RTT_N HS_RUNS HS_CONNS TO REKEY_LINES; do
 	case ${!v} in ''|*[!0-9]*|0)
 		echo "bench: $v must be a positive integer" >&2; exit 2;;
 	esac
@@ -63,6 +76,8 @@ error() {
 # ---------------------------------------------------------------- tools
 
 [ -x "$SECCHAT" ] || die "$SECCHAT not found or not executable (run make)"
+[ -z "$SECCHAT_BASE" ] || [ -x "$SECCHAT_BASE" ] ||
+    die "SECCHAT_BASE $SECCHAT_BASE is not executable"
 need=""
 { command -v nc >/dev/null && nc -h 2>&1 | grep -q OpenBSD; } ||
     need="$need netcat-openbsd"
@@ -141,6 +156,9 @@ note "generating $LINES lines of 100 bytes"
 [ "$(stat -c %s "$TEXT")" -eq "$LINE_BYTES" ] &&
     [ "$(tail -c 100 "$TEXT" | tr -dc '\n' | wc -c)" -eq 1 ] ||
     die "line file has the wrong size"
+RTEXT=$T/rekey.txt
+head -n "$REKEY_LINES" "$TEXT" > "$RTEXT" || die "writing $RTEXT"
+RTEXT_SHA=$(sha "$RTEXT")
 BULK_BYTES=$(stat -c %s "$BULK")
 BULK_SHA=$(sha "$BULK")
 TEXT_SHA=$(sha "$TEXT")
@@ -241,15 +259,18 @@ xfer() {
 		return 1
 	fi
 	case $tool in
-	secchat)
+	secchat|base)
+		local bin=$SECCHAT
+		[ "$tool" = base ] && bin=$SECCHAT_BASE
 		f=(-i 1000 -p "$PF")
 		case $mode in
 		bulk) f+=(-q -b);;
 		line) f+=(-q);;
+		liner1) f+=(-q -r 1);;
 		hex) ;;
 		esac
 		timeout "$TO" "${TL[@]}" \
-		    "$SECCHAT" -l -v "${f[@]}" 127.0.0.1 0 \
+		    "$bin" -l -v "${f[@]}" 127.0.0.1 0 \
 		    < /dev/null 1<> "$OUT" 2<> "$le" &
 		lpid=$!; PIDS+=("$lpid")
 		if ! port=$(wait_port_line "$le" "$lpid"); then
@@ -259,7 +280,7 @@ xfer() {
 		fi
 		t0=$EPOCHREALTIME
 		timeout "$TO" "${TS[@]}" \
-		    "$SECCHAT" "${f[@]}" 127.0.0.1 "$port" \
+		    "$bin" "${f[@]}" 127.0.0.1 "$port" \
 		    < "$data" > /dev/null 2<> "$se" &
 		spid=$!; PIDS+=("$spid")
 		;;
@@ -407,9 +428,9 @@ note "AES-256-GCM alone on one core: ${AES_MB:-n/a} MB/s (openssl speed, 16 KiB)
 # ---------------------------------------------------------------- runs
 
 note "1. bulk: $BULK_MB MiB, $RUNS runs"
-measure bulk "$BULK" "$BULK_SHA" secchat nc socat tls
+measure bulk "$BULK" "$BULK_SHA" secchat nc socat tls "${BASE[@]}"
 note "2. lines: $LINES lines, $RUNS runs"
-measure line "$TEXT" "$TEXT_SHA" secchat nc socat tls
+measure line "$TEXT" "$TEXT_SHA" secchat nc socat tls "${BASE[@]}"
 note "3. hex display on: $LINES lines, $RUNS runs"
 for f in "$HEXL" "$HEXS"; do
 	dd if=/dev/zero of="$f" bs=1M count="$HEXLOG_BYTES" iflag=count_bytes \
@@ -424,6 +445,9 @@ RTT_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
     --n "$RTT_N" --runs "$RUNS") || error "latency measurement failed"
 RTT1_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
     --n "$RTT_N" --runs "$RUNS" --cpu 0) || error "latency measurement (pinned) failed"
+note "7. rekeys: $REKEY_LINES lines, defaults and -r 1, $RUNS runs"
+measure rekey0 "$RTEXT" "$RTEXT_SHA" secchat:line
+measure rekey1 "$RTEXT" "$RTEXT_SHA" secchat:liner1
 note "5. handshake: connector times, listener CPU over $HS_CONNS connections"
 HS_OUT=$(python3 "$BENCH/hs.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
     --runs "$HS_RUNS" --conns "$HS_CONNS") || error "handshake measurement failed"
@@ -459,6 +483,20 @@ lines_s() { local t; t=$(med "$1"); [ -n "$t" ] && calc "printf \"%.0f\", $LINES
 l_sc=$(lines_s line,secchat,line) l_nc=$(lines_s line,nc,line)
 l_so=$(lines_s line,socat,line) l_tl=$(lines_s line,tls,line)
 l_hx=$(lines_s hex,secchat,hex)
+b_ba=$(rate_mb bulk,base,bulk "$BULK_BYTES")
+l_ba=$(lines_s line,base,line)
+rlines_s() { local t; t=$(med "$1"); [ -n "$t" ] && calc "printf \"%.0f\", $REKEY_LINES/$t"; }
+r_l0=$(rlines_s rekey0,secchat,line) r_l1=$(rlines_s rekey1,secchat,liner1)
+# CPU of both sides, median of each; the difference over the lines is
+# what one REKEY costs (the -r 1 run has one per line, the default 1/1000).
+cpu_both() { local l s; l=$(median ${CPU[$1,secchat,l]:-}) s=$(median ${CPU[$1,secchat,s]:-})
+	[ -n "$l" ] && [ -n "$s" ] && calc "print $l+$s"; }
+c_r0=$(cpu_both rekey0) c_r1=$(cpu_both rekey1)
+rekey_us=$( [ -n "$c_r0" ] && [ -n "$c_r1" ] &&
+    calc "printf \"%.1f\", ($c_r1-$c_r0)*1e6/($REKEY_LINES*(1-1/1000))")
+rekey_wall=$( t0=$(med rekey0,secchat,line) t1=$(med rekey1,secchat,liner1)
+    [ -n "$t0" ] && [ -n "$t1" ] &&
+    calc "printf \"%.1f\", ($t1-$t0)*1e6/($REKEY_LINES*(1-1/1000))")
 fmtl() {	# 1234567 -> "1,234,567 lines/s  123.5 MB/s"
 	[ -n "$1" ] && echo "$1" | awk '{ s = $1; o = "";
 	    while (length(s) > 3) { o = "," substr(s, length(s) - 2) o;
@@ -514,6 +552,16 @@ row "lines  nc" "$(fmtl "$l_nc")" "$(ratio "$l_sc" "$l_nc")" "" ""
 row "lines  socat" "$(fmtl "$l_so")" "$(ratio "$l_sc" "$l_so")" "" ""
 row "lines  socat TLS 1.3" "$(fmtl "$l_tl")" "$(ratio "$l_sc" "$l_tl")" "" ""
 row "hex    secchat, display on (2>file)" "$(fmtl "$l_hx")" "$(ratio "$l_hx" "$l_sc")${l_hx:+ of -q}" "" ""
+if [ -n "$SECCHAT_BASE" ]; then
+	row "bulk   baseline (SECCHAT_BASE)" "${b_ba:+$b_ba MB/s}" "$(ratio "$b_sc" "$b_ba")" ">= 0.97x baseline" \
+	    "$(verdict "$b_sc >= 0.97*$b_ba" "$b_sc" "$b_ba")"
+	row "lines  baseline (SECCHAT_BASE)" "$(fmtl "$l_ba")" "$(ratio "$l_sc" "$l_ba")" ">= 0.97x baseline" \
+	    "$(verdict "$l_sc >= 0.97*$l_ba" "$l_sc" "$l_ba")"
+fi
+sep "$L"
+row "rekey  lines, defaults ($REKEY_LINES)" "$(fmtl "$r_l0")" "" "" ""
+row "rekey  lines, -r 1 (a REKEY a line)" "$(fmtl "$r_l1")" "$(ratio "$r_l1" "$r_l0")${r_l1:+ of defaults}" "" ""
+row "rekey  cost per REKEY, both sides" "${rekey_us:+$rekey_us us CPU}" "${rekey_wall:+wall $rekey_wall us}" "" ""
 sep "$L"
 row "latency nc      2 CPUs, median/p99" "${rtt_nc_m:+$rtt_nc_m / $rtt_nc_p us}" "" "" ""
 row "latency secchat 2 CPUs, median/p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
@@ -541,7 +589,9 @@ echo
 echo "details: median wall time; CPU user+sys and user alone, receiver/sender (median);"
 echo "  peak RSS receiver/sender (max)"
 for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
-    line,secchat,line line,nc,line line,socat,line line,tls,line hex,secchat,hex; do
+    line,secchat,line line,nc,line line,socat,line line,tls,line hex,secchat,hex \
+    rekey0,secchat,line rekey1,secchat,liner1 \
+    ${SECCHAT_BASE:+bulk,base,bulk line,base,line}; do
 	set=${k%%,*} tool=${k#*,} tool=${tool%%,*}
 	printf '  %-5s %-8s %9s s   cpu %11s s  user %11s s   rss %5s/%-5s KiB\n' "$set" \
 	    "$([ "$tool" = tls ] && echo socatTLS || echo "$tool")" \

@@ -5,7 +5,7 @@
  *
  *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
  *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
- *	kat session FILE	a full secchat/1 session (doc/PROTOCOL.md section 9)
+ *	kat session FILE	a full secchat/2 session (doc/PROTOCOL.md section 10)
  *
  * Cross-checks that have no line in the file (both SPAKE2 parties agree,
  * every record opens, a forged record does not) print "FAIL: ..." lines,
@@ -14,7 +14,7 @@
 #define SECCHAT_NO_MAIN
 #include "../secchat.c"
 
-#define MAX_FIELDS	64
+#define MAX_FIELDS	256
 #define MAX_VALUE	1024
 
 struct field {
@@ -208,51 +208,211 @@ print_direction_keys(const char *name, const struct direction *d)
 	print_hex(label, iv, sizeof(iv));
 }
 
-static const char *type_names[] = { "?", "DATA", "REKEY", "CLOSE" };
+static const char *type_names[] = {
+	"?", "DATA", "REKEY", "CLOSE", "KEY", "DONE",
+};
+
+/* The key pair of a given private key (the vector's fixed keys). */
+static EVP_PKEY *
+x25519_from_private(const uint8_t priv[X25519_LEN], uint8_t pub[X25519_LEN])
+{
+	EVP_PKEY *key;
+
+	if ((key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
+	    X25519_LEN)) == NULL)
+		crypto_fail("EVP_PKEY_new_raw_private_key");
+	x25519_public(key, pub);
+	return key;
+}
+
+/* One side of the vector's connection: its receive keys, the peer's. */
+struct side {
+	struct recv_keys rk;
+	struct peer_keys pk;
+};
+
+/* One direction: the sender's and the receiver's cipher state. */
+struct dir {
+	const char *name;
+	struct direction send, recv;
+	struct side *from, *to;
+};
+
+/* The 32-byte input NAME.FIELD of record NAME. */
+static void
+input32(const struct block *b, const char *name, const char *field,
+    uint8_t out[X25519_LEN])
+{
+	char label[64];
+
+	snprintf(label, sizeof(label), "%s.%s", name, field);
+	if (unhex(get(b, label), out, X25519_LEN) != X25519_LEN)
+		errx(1, "%s is not 32 bytes", label);
+	print_hex(label, out, X25519_LEN);
+}
+
+static void
+print_field(const char *name, const char *field, const uint8_t *p, size_t n)
+{
+	char label[64];
+
+	snprintf(label, sizeof(label), "%s.%s", name, field);
+	if (n == 0)
+		printf("%s = -\n", label);
+	else
+		print_hex(label, p, n);
+}
 
 /*
- * One "recordN = DIR epoch E seq S TYPE payload=HEX padding=P" line: seal
- * it with the sender's state, open it with the receiver's, print both the
- * description (epoch and seq from the sender's state) and the wire bytes.
+ * The payload of a KEY or REKEY record, made with secchat's own receive
+ * key functions from the vector's fixed private keys.
+ */
+static size_t
+key_payload(const struct block *b, const char *name, struct dir *d,
+    uint8_t *payload)
+{
+	uint8_t priv[X25519_LEN];
+
+	input32(b, name, "private", priv);
+	recv_keys_add(&d->from->rk, x25519_from_private(priv, payload));
+	OPENSSL_cleanse(priv, sizeof(priv));
+	return X25519_LEN;
+}
+
+static size_t
+rekey_payload_kat(const struct block *b, const char *name, struct dir *d,
+    uint8_t *payload, uint8_t dh[X25519_LEN])
+{
+	uint8_t priv[X25519_LEN], pub[X25519_LEN];
+
+	input32(b, name, "ephemeral", priv);
+	if (rekey_payload(&d->from->pk, x25519_from_private(priv, pub),
+	    payload, dh) == -1)
+		fail("a REKEY's DH is all zero");
+	OPENSSL_cleanse(priv, sizeof(priv));
+	return REKEY_LEN;
+}
+
+/* The receiver's side of a KEY or REKEY that opened to payload. */
+static void
+receive_control(struct dir *d, int type, const uint8_t *payload,
+    const uint8_t dh[X25519_LEN])
+{
+	uint8_t got[X25519_LEN];
+	uint32_t index;
+
+	if (type == TYPE_KEY && peer_keys_add(&d->to->pk, payload) == -1)
+		fail("a KEY came before the last one was used");
+	if (type != TYPE_REKEY)
+		return;
+	if (recv_keys_use(&d->to->rk, payload, got, &index) != RK_OK ||
+	    memcmp(got, dh, X25519_LEN) != 0)
+		fail("the receiver of a REKEY derives another DH");
+	dh_ratchet(&d->recv, got);
+	OPENSSL_cleanse(got, sizeof(got));
+}
+
+/*
+ * One "recordN = DIR epoch E seq S TYPE [index=I] padding=P" record and
+ * its lines (doc/PROTOCOL.md Appendix A): seal it with the sender's state,
+ * open it with the receiver's, print the description (epoch, seq and
+ * index from the states) and every value.
  */
 static void
-kat_record(const char *name, const char *desc, struct direction *send,
-    struct direction *recv, const char *dir)
+kat_record(const struct block *b, const char *name, const char *desc,
+    struct dir *d)
 {
-	char type_name[16], payload_hex[2 * MAX_PAYLOAD + 2], label[64];
+	char type_name[16], label[64];
 	uint8_t payload[MAX_PAYLOAD], rec[LEN_LEN + MAX_RECORD];
-	uint8_t plain[MAX_INNER];
+	uint8_t plain[MAX_INNER], dh[X25519_LEN], salt[SECRET_LEN];
+	const char *hex, *pad_at;
 	size_t len = 0, n;
 	int type, pad, got_type, got;
+	uint64_t index = 0;
 
-	if (sscanf(desc, "%*s epoch %*u seq %*u %15s payload=%32769s "
-	    "padding=%d", type_name, payload_hex, &pad) != 3)
+	if (sscanf(desc, "%*s epoch %*u seq %*u %15s", type_name) != 1 ||
+	    (pad_at = strstr(desc, "padding=")) == NULL ||
+	    sscanf(pad_at, "padding=%d", &pad) != 1)
 		errx(1, "bad record line: %s", desc);
-	for (type = 1; type <= 3; type++)
+	for (type = 1; type <= TYPE_DONE; type++)
 		if (strcmp(type_names[type], type_name) == 0)
 			break;
-	if (type > 3)
+	if (type > TYPE_DONE)
 		errx(1, "bad record type: %s", type_name);
-	if (strcmp(payload_hex, "-") != 0)
-		len = unhex(payload_hex, payload, sizeof(payload));
-	printf("%s = %s epoch %llu seq %llu %s payload=%s padding=%d\n", name,
-	    dir, (unsigned long long)send->epoch,
-	    (unsigned long long)send->seq, type_name, payload_hex, pad);
-	n = seal_record(send, type, payload, len, pad, rec);
-	snprintf(label, sizeof(label), "%s.wire", name);
-	print_hex(label, rec, n);
-	got = open_record(recv, rec, n - LEN_LEN, plain, &got_type);
+	printf("%s = %s epoch %llu seq %llu %s", name, d->name,
+	    (unsigned long long)d->send.epoch,
+	    (unsigned long long)d->send.seq, type_name);
+	if (type == TYPE_KEY)
+		index = d->from->rk.announced;
+	else if (type == TYPE_REKEY)
+		index = d->from->pk.count - 1;
+	if (type == TYPE_KEY || type == TYPE_REKEY)
+		printf(" index=%llu", (unsigned long long)index);
+	printf(" padding=%d\n", pad);
+
+	if (type == TYPE_KEY)
+		len = key_payload(b, name, d, payload);
+	else if (type == TYPE_REKEY)
+		len = rekey_payload_kat(b, name, d, payload, dh);
+	else if (type == TYPE_DATA) {
+		snprintf(label, sizeof(label), "%s.payload", name);
+		if (strcmp(hex = get(b, label), "-") != 0)
+			len = unhex(hex, payload, sizeof(payload));
+	}
+	print_field(name, "payload", payload, len);
+	if (type == TYPE_REKEY) {
+		print_field(name, "dh", dh, X25519_LEN);
+		hkdf_expand(d->send.secret, "rekey", salt, SECRET_LEN);
+		print_field(name, "salt", salt, SECRET_LEN);
+	}
+	n = seal_record(&d->send, type, payload, len, pad, rec);
+	print_field(name, "wire", rec, n);
+	got = open_record(&d->recv, rec, n - LEN_LEN, plain, &got_type);
 	if (got != (int)len || got_type != type || memcmp(plain, payload, len))
 		fail("a sealed record does not open to its payload");
+	else
+		receive_control(d, type, plain, dh);
 	if (type == TYPE_REKEY) {
-		ratchet(send);
-		ratchet(recv);
-		if (memcmp(send->secret, recv->secret, SECRET_LEN) != 0)
-			fail("the two ends ratchet to different secrets");
-		snprintf(label, sizeof(label), "%s%llu", dir,
-		    (unsigned long long)send->epoch);
-		print_hex(label, send->secret, SECRET_LEN);
+		dh_ratchet(&d->send, dh);
+		if (memcmp(d->send.secret, d->recv.secret, SECRET_LEN) != 0)
+			fail("the two ends rekey to different secrets");
+		snprintf(label, sizeof(label), "%s%llu", d->name,
+		    (unsigned long long)d->send.epoch);
+		print_hex(label, d->send.secret, SECRET_LEN);
+		print_direction_keys(label, &d->send);
 	}
+	OPENSSL_cleanse(dh, sizeof(dh));
+}
+
+/*
+ * What the receiver of a REKEY must refuse (doc/PROTOCOL.md section
+ * 5.3), against the listener's receive keys at the vector's end: the
+ * connector used key 2, so key 1 is retired, 3 is the newest and 4 has
+ * not been announced.
+ */
+static void
+check_rekey_refusals(struct recv_keys *rk)
+{
+	uint8_t payload[REKEY_LEN], dh[X25519_LEN], pub[X25519_LEN];
+	uint32_t index;
+	EVP_PKEY *e = x25519_keygen(pub);
+
+	memset(payload, 0, sizeof(payload));
+	put_u32(payload, 1);
+	if (recv_keys_use(rk, payload, dh, &index) != RK_RETIRED)
+		fail("a REKEY naming a retired key was accepted");
+	put_u32(payload, 4);
+	if (recv_keys_use(rk, payload, dh, &index) != RK_UNANNOUNCED)
+		fail("a REKEY naming an unannounced key was accepted");
+	put_u32(payload, 3);	/* E = 0: a low-order point */
+	if (recv_keys_use(rk, payload, dh, &index) != RK_LOW_ORDER)
+		fail("a REKEY with a low-order E was accepted");
+	memcpy(payload + INDEX_LEN, pub, X25519_LEN);
+	if (recv_keys_use(rk, payload, dh, &index) != RK_OK || rk->due != 1 ||
+	    rk->key[0] == NULL || rk->key[1] != NULL || rk->oldest != 3)
+		fail("a good REKEY for the newest key was refused");
+	EVP_PKEY_free(e);
+	OPENSSL_cleanse(dh, sizeof(dh));
 }
 
 /* A record with one flipped bit, or replayed, must not open. */
@@ -306,7 +466,8 @@ kat_session(FILE *fp)
 	struct handshake_keys hk;
 	struct msg1 m1;
 	struct msg2 m2;
-	struct direction c2s_send, c2s_recv, s2c_send, s2c_recv, *send, *recv;
+	struct side conn, lis;
+	struct dir dirs[2];
 	uint8_t salt[SALT_LEN], w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
 	const char *pass, *desc;
 	uint32_t iter;
@@ -335,8 +496,8 @@ kat_session(FILE *fp)
 	printf("password = %s\n", pass);
 	print_hex("salt", salt, SALT_LEN);
 	printf("iterations = %u\n", iter);
-	print_hex("w", w, SCALAR_LEN);
 	printf("x = %s\ny = %s\n", get(&b, "x"), get(&b, "y"));
+	print_hex("w", w, SCALAR_LEN);
 	print_hex("pB", m1.pB, POINT_LEN);
 	print_hex("pA", m2.pA, POINT_LEN);
 	print_hex("K", hk.K, POINT_LEN);
@@ -351,12 +512,20 @@ kat_session(FILE *fp)
 	traffic_secrets(&hk, c2s, s2c);
 	print_hex("c2s0", c2s, SECRET_LEN);
 	print_hex("s2c0", s2c, SECRET_LEN);
-	direction_init(&c2s_send, c2s, 1);
-	direction_init(&c2s_recv, c2s, 0);
-	direction_init(&s2c_send, s2c, 1);
-	direction_init(&s2c_recv, s2c, 0);
-	print_direction_keys("c2s0", &c2s_send);
-	print_direction_keys("s2c0", &s2c_send);
+	memset(&conn, 0, sizeof(conn));
+	memset(&lis, 0, sizeof(lis));
+	dirs[0].name = "c2s";
+	dirs[0].from = &conn;
+	dirs[0].to = &lis;
+	dirs[1].name = "s2c";
+	dirs[1].from = &lis;
+	dirs[1].to = &conn;
+	direction_init(&dirs[0].send, c2s, 1);
+	direction_init(&dirs[0].recv, c2s, 0);
+	direction_init(&dirs[1].send, s2c, 1);
+	direction_init(&dirs[1].recv, s2c, 0);
+	print_direction_keys("c2s0", &dirs[0].send);
+	print_direction_keys("s2c0", &dirs[1].send);
 
 	for (i = 0; ; i++) {
 		snprintf(name, sizeof(name), "record%d", i);
@@ -365,16 +534,17 @@ kat_session(FILE *fp)
 				desc = b.f[j].value;
 		if (desc == NULL)
 			break;
-		send = strncmp(desc, "c2s", 3) == 0 ? &c2s_send : &s2c_send;
-		recv = send == &c2s_send ? &c2s_recv : &s2c_recv;
-		kat_record(name, desc, send, recv,
-		    send == &c2s_send ? "c2s" : "s2c");
+		kat_record(&b, name, desc,
+		    &dirs[strncmp(desc, "c2s", 3) == 0 ? 0 : 1]);
 	}
+	check_rekey_refusals(&lis.rk);
 	check_forgeries(c2s);
-	direction_free(&c2s_send);
-	direction_free(&c2s_recv);
-	direction_free(&s2c_send);
-	direction_free(&s2c_recv);
+	for (i = 0; i < 2; i++) {
+		direction_free(&dirs[i].send);
+		direction_free(&dirs[i].recv);
+	}
+	recv_keys_free(&conn.rk);
+	recv_keys_free(&lis.rk);
 	BN_free(x);
 	BN_free(y);
 	pake_free(&pk);

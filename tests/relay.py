@@ -21,7 +21,7 @@ exit 0.  A bad --attack argument (flip offset beyond the record) exits 2.
 "s2c" is TARGET (listener) -> client (connector): msg1 (93 bytes), msg3 (32),
 then records; "c2s" is the other way: msg2 (105), then records.  A record is
 u16 length || length bytes.  Each stream is cut into these units; a stream that
-does not parse (no "SECCHAT\\x01", record length outside [17, 16656]) is
+does not parse (no "SECCHAT\\x02", record length outside [17, 16656]) is
 forwarded unchanged from that point on.
 
 --log FILE appends one line per unit put on the wire, flushed, in send order:
@@ -41,7 +41,8 @@ forwarded unchanged from that point on.
                     (the half-close of the other direction waits for this)
   cut:D:K           shut down both connections instead of forwarding record K
   cutmid:D:K        forward the first half of record K, then as cut
-  inject:D:K:HEX    after record K, also send these bytes in D
+  inject:D:K:HEX    after record K, also send these bytes in D, in the same
+                    write as record K (so a peer reads both at once)
   garbage:D:K:N     after record K, also send N random bytes in D
   iter:N            set msg1's u32 iteration count to N
   salt              flip bit 0 of msg1's first salt byte
@@ -61,7 +62,7 @@ import time
 import traceback
 from types import SimpleNamespace
 
-MAGIC = b"SECCHAT\x01"
+MAGIC = b"SECCHAT\x02"
 MIN_REC, MAX_REC = 17, 16656
 
 # ---- P-256, affine coordinates; None is the point at infinity ----
@@ -343,9 +344,11 @@ class Pipe(threading.Thread):
             raise Cut
         elif a.kind == "cut":
             raise Cut
-        elif a.kind == "inject":
-            self.send(rec)
-            self.send(a.arg, "-inject")
+        elif a.kind == "inject":            # one write: read with its record
+            with self.wlock:
+                self.dst.sendall(rec + a.arg)
+                self.relay.write_log(self.name, rec)
+                self.relay.write_log(self.name + "-inject", a.arg)
         elif a.kind == "garbage":
             self.send(rec)
             self.send(os.urandom(a.arg), "-garbage")

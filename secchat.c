@@ -293,10 +293,10 @@ struct conn {
 };
 
 /* The chat at a terminal (the editor and the view, below). */
-#define MARK_MAX	32		/* one marker, with its video attributes */
+#define MARK_MAX	32		/* a marker, with its video attributes */
 #define NAME_MAX_W	24		/* bytes of a display name */
 #define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
-#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per input character */
+#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per character */
 #define VIEW_MIN	(4 * RENDER_MAX)	/* view_render's least room */
 #define VIEW_CHUNK	8192		/* the peer's text, rendered at once */
 _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
@@ -329,7 +329,7 @@ struct editor {
 	uint8_t	 line[EDIT_MAX];
 	size_t	 len, cur;		/* bytes; cur is on a character */
 	int	 cols;			/* the terminal's width */
-	int	 row;			/* the cursor's row, from the line's first */
+	int	 row;			/* the cursor's row in the line's */
 	int	 rows;			/* rows the line takes on the screen */
 	int	 shown;			/* the line is on the screen */
 	enum key_state key;
@@ -339,7 +339,7 @@ struct editor {
 	size_t	 typed_len;
 	char	*hist[HISTORY_MAX];
 	size_t	 hist_len[HISTORY_MAX];
-	int	 nhist, hpos;		/* hpos == nhist: the line being typed */
+	int	 nhist, hpos;		/* hpos == nhist: the typed line */
 	uint8_t	 draft[EDIT_MAX];	/* that line, while Up shows others */
 	size_t	 draft_len;
 	char	 draw[DRAW_MAX * 2];	/* the screen update being built */
@@ -355,9 +355,9 @@ struct session {
 	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
-	int	 out_tty;		/* stdout is a terminal: the view renders */
+	int	 out_tty;		/* stdout a terminal: the view renders */
 	int	 progress;		/* -v, stderr a terminal, no chat */
-	off_t	 in_size;		/* stdin's size if a regular file, else -1 */
+	off_t	 in_size;		/* stdin's size if a file, else -1 */
 	struct view view;
 	struct editor ed;
 	size_t	 pad;			/* DATA inner lengths are multiples of it */
@@ -1507,7 +1507,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 				continue;
 			if (len != UTF8_BAD)
 				p = render_char(v, v->part, len, cp, p);
-			else {	/* the bytes before the last were continuations */
+			else {	/* all but the last were continuations */
 				for (j = 0; j + 1 < v->part_len; j++)
 					p = render_char(v, v->part + j,
 					    UTF8_BAD, 0, p);
@@ -1774,7 +1774,7 @@ static void
 ed_insert(struct editor *e, const uint8_t *c, size_t n)
 {
 	if (e->len + n > sizeof(e->line)) {
-		ed_put(e, "\a", 1);		/* full: say so, keep the line */
+		ed_put(e, "\a", 1);	/* full: say so, keep the line */
 		return;
 	}
 	memmove(e->line + e->cur + n, e->line + e->cur, e->len - e->cur);
@@ -2058,7 +2058,7 @@ editor_start(struct session *s)
 	}
 	ed_init(&s->ed, s->c.out_fd, &restore.tty);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_winch;		/* no SA_RESTART: poll returns */
+	sa.sa_handler = on_winch;	/* no SA_RESTART: poll returns */
 	if (sigaction(SIGWINCH, &sa, NULL) == -1)
 		err(EXIT_FAIL, "sigaction");
 }
@@ -3307,9 +3307,12 @@ chat_ready(struct session *s)
 static void
 chat_ended(struct session *s, int status)
 {
-	if (status == EXIT_OK)
-		chat_note(s, s->c.peer_ended ? "%s ended the chat" :
-		    "you ended the chat%s", s->c.peer_ended ? s->view.peer : "");
+	if (status != EXIT_OK)
+		return;			/* the failure's line says what happened */
+	if (s->c.peer_ended)
+		chat_note(s, "%s ended the chat", s->view.peer);
+	else
+		chat_note(s, "you ended the chat");
 }
 
 /* A new connection on socket net, with stdin, stdout and stderr. */
@@ -3976,15 +3979,14 @@ help(void)
 	    "  -4            IPv4 addresses only\n"
 	    "  -6            IPv6 addresses only\n"
 	    "  -b            bulk mode: 16 KiB records, not one per line\n"
-	    "  -g            a one-time code: -l makes and shows one, the other "
-	    "asks for it\n"
+	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
 	    "  -k            with -l: serve the next connection after each\n"
 	    "  -l            listen on port (and host's address) instead\n"
 	    "  -n name       the peer's name in the chat (default: host)\n"
 	    "  -P size       pad data records to a multiple of size bytes\n"
-	    "  -p passfile   read the password from passfile, not the terminal\n"
+	    "  -p passfile   the password from passfile, not the terminal\n"
 	    "  -q            quiet: no hex display of the records\n"
 	    "  -R seconds    rekey that long after a key's first data "
 	    "(default %d)\n"
@@ -4059,7 +4061,9 @@ parse_options(int argc, char *argv[], struct options *opt)
 		case 'b': opt->bflag = 1; break;
 		case 'g': opt->gflag = 1; break;
 		case 'h': help(); exit(EXIT_OK);
-		case 'V': printf("secchat %s\n", PROGRAM_VERSION); exit(EXIT_OK);
+		case 'V':
+			printf("secchat %s\n", PROGRAM_VERSION);
+			exit(EXIT_OK);
 		case 'i':
 			opt->iterations = parse_number(optarg, MIN_ITER,
 			    MAX_ITER, ch);

@@ -16,10 +16,12 @@
 
 #include <sys/types.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,6 +35,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -143,6 +146,26 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define MAX_PASSFILE	4096
 #define CODE_DIGITS	12		/* -g */
 #define CONNECT_RETRY_MS 200		/* -w: a refused connect, again */
+#define DEF_SESSIONS	64		/* -m: sessions at once */
+#define MAX_SESSIONS	1000
+
+/* Serving many (-k, -m above 1): limits and penalties, per listener. */
+#define HS_SLOTS	32		/* connections in the handshake */
+#define HS_PER_SOURCE	4		/* of them from one address; more wait */
+#define WAITING_MAX	256		/* connections waiting for that */
+#define BACKLOG_MANY	128		/* the kernel's queue of connections */
+#define PEN_FREE	3		/* failed handshakes before a penalty */
+#define PEN_FIRST_MS	1000		/* then refused 1 s, doubling ... */
+#define PEN_CAP_MS	600000		/* ... up to 10 minutes */
+#define PEN_QUIET_MS	3600000		/* an hour without one forgives */
+#define FAIL_CAP	60		/* checked passwords failed a minute */
+#define LOG_BURST	3		/* lines a minute about one address */
+#define LOG_GLOBAL	100		/* lines a minute about all of them */
+#define SOURCES		4096		/* addresses remembered */
+#define MINUTE_MS	60000
+#define COMMAND_GRACE	5		/* s for an -e command to exit */
+#define COMMAND_EOF_MS	200		/* its exit after its stdout's end */
+_Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
 #define IN_CAP		(128 * 1024)	/* stdin, plaintext */
@@ -154,6 +177,11 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define NOTE_MAX	256		/* a -v line, queued like hex lines */
 #define READ_MAX	(64 * 1024)	/* per read: stays in cache, measured */
 #define SEAL_IN_PLACE	4096		/* from here a copy costs more than a call */
+#define MERGE_CAP	MAX_PAYLOAD	/* a line of one of many sessions */
+#define MERGE_ERR_CAP	HEX_LINE_MAX	/* a line of their stderr: whole hex */
+#define QUEUE_CAP	(256 * 1024)	/* their lines, to stdout or stderr */
+_Static_assert(QUEUE_CAP >= MERGE_ERR_CAP + 1 + NOTE_MAX,
+    "a queue holds the longest line and its peer's name");
 
 /*
  * What one step of the engine may queue, in records and so in hex lines:
@@ -177,6 +205,8 @@ struct options {
 	const char *passfile;
 	unsigned long rekey_msgs;	/* 0: off */
 	unsigned long rekey_secs;	/* 0: off */
+	unsigned max_sessions;		/* -m */
+	const char *command;		/* -e */
 	int	 timeout;		/* -w seconds, -1: none */
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
@@ -275,6 +305,11 @@ enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE };
 struct conn {
 	int	 net;
 	int	 in_fd, out_fd, err_fd;	/* input, output, display */
+	pid_t	 cmd_pid;		/* the -e command's; 0: none */
+	int	 cmd_ended, cmd_status;	/* reaped, and its wait status */
+	int	 cmd_lost;		/* it stopped reading: data dropped */
+	int64_t	 cmd_lost_at;		/* ms: since when */
+	int64_t	 cmd_eof;		/* ms: when its stdout ended */
 	enum tx_state tx_state;
 	enum rx_state rx_state;
 	int	 rx_eof;		/* the peer's TCP stream has ended */
@@ -360,6 +395,7 @@ struct session {
 	off_t	 in_size;		/* stdin's size if a file, else -1 */
 	struct view view;
 	struct editor ed;
+	unsigned long number;		/* of the connection, for -e */
 	size_t	 pad;			/* DATA inner lengths are multiples of it */
 	union {				/* allocated once, for -k */
 		struct { struct buf in, txb, rxb, out, errq; };
@@ -385,6 +421,8 @@ static struct {
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
 static void note(struct session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void note_always(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static int session_fail(struct session *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
@@ -2372,6 +2410,17 @@ queue_line(struct session *s, const char *fmt, va_list ap)
 	    "secchat: %s\n", msg);
 }
 
+/* A line for stderr whatever -v says. */
+static void
+note_always(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	queue_line(s, fmt, ap);
+	va_end(ap);
+}
+
 static void
 note(struct session *s, const char *fmt, ...)
 {
@@ -2555,6 +2604,11 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	ssize_t r;
 	int status;
 
+	/* A busy -k listener leaves us in its queue: say so. */
+	if (wait_fd(s->c.net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
+		return session_fail(s, EXIT_FAIL, "no secchat greeting from %s "
+		    "port %s within %d s: listener busy, or not secchat",
+		    s->opt->host, s->opt->port, handshake_secs(s->opt));
 	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
 	    (status = connector_pake(s, pass, pass_len, &m1, &pk)) != GO_ON)
 		return status;
@@ -2733,7 +2787,7 @@ fill_tx(struct session *s)
 	}
 	/* TX_CLOSED -> TX_DONE: we have the peer's whole stream, written. */
 	if (s->c.tx_state == TX_CLOSED && rx_closed(&s->c) &&
-	    buf_pending(&s->out) == 0 && tx_room(s)) {
+	    buf_pending(&s->out) == 0 && !s->c.cmd_lost && tx_room(s)) {
 		send_record(s, TYPE_DONE, NULL, 0, 0);
 		s->c.tx_state = TX_DONE;
 		direction_free(&s->c.tx);	/* nothing more is sealed */
@@ -2953,6 +3007,264 @@ rx_record_waiting(const struct session *s)
 }
 
 /* ---------------------------------------------------------------------- */
+/* -e: a command per session. */
+
+/* HOST and PORT as numbers, "?" if they cannot be had. */
+static void
+addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
+    char port[NI_MAXSERV])
+{
+	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		strcpy(host, "?");
+		strcpy(port, "?");
+	}
+}
+
+/* Close n pipes, both ends. */
+static void
+close_pipes(int (*fds)[2], int n)
+{
+	while (n-- > 0) {
+		close(fds[n][0]);
+		close(fds[n][1]);
+	}
+}
+
+/* Is entry, "NAME=value", a value of name? */
+static int
+env_is(const char *entry, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* Our environment, with vars (the three SECCHAT_ ones) in place. */
+static char **
+command_env(char *const vars[])
+{
+	size_t n, v, i, j, k;
+	char **env;
+
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	for (v = 0; vars[v] != NULL; v++)
+		;
+	if ((env = calloc(n + v + 1, sizeof(*env))) == NULL)
+		return NULL;
+	for (i = j = 0; i < n; i++)
+		if (!env_is(environ[i], "SECCHAT_PEER_ADDR") &&
+		    !env_is(environ[i], "SECCHAT_PEER_PORT") &&
+		    !env_is(environ[i], "SECCHAT_SESSION"))
+			env[j++] = environ[i];
+	for (k = 0; k < v; k++)
+		env[j++] = vars[k];
+	return env;
+}
+
+/*
+ * Run /bin/sh -c command with stdin in and stdout out.  posix_spawn, not
+ * fork: the session's keys are never copied into another process, not
+ * even for the moment before exec.  SIGPIPE, which we ignore, is the
+ * default again for the command.
+ */
+static int
+command_run(const char *command, int in, int out, char *const vars[],
+    pid_t *pid)
+{
+	char *argv[] = { "sh", "-c", (char *)command, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t def, none;
+	char **env;
+	int e;
+
+	if ((env = command_env(vars)) == NULL)
+		return ENOMEM;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		free(env);
+		return e;
+	}
+	if ((e = posix_spawnattr_init(&at)) == 0) {
+		if ((e = posix_spawn_file_actions_adddup2(&fa, in,
+		    STDIN_FILENO)) == 0 &&
+		    (e = posix_spawn_file_actions_adddup2(&fa, out,
+		    STDOUT_FILENO)) == 0 &&
+		    (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
+		    POSIX_SPAWN_SETSIGMASK)) == 0 &&
+		    (e = posix_spawnattr_setsigdefault(&at, &def)) == 0 &&
+		    (e = posix_spawnattr_setsigmask(&at, &none)) == 0)
+			e = posix_spawn(pid, "/bin/sh", &fa, &at, argv, env);
+		posix_spawnattr_destroy(&at);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	free(env);
+	return e;
+}
+
+/*
+ * Start the -e command for this connection, once its handshake has
+ * succeeded and never before: its stdout becomes the connection's input
+ * and its stdin the connection's output; its stderr is ours.  Anything
+ * that confines the session further (a sandbox) goes after this call.
+ */
+static int
+spawn_command(struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
+	char *vars[] = { addr_var, port_var, num_var, NULL };
+	int to[2], from[2];		/* its stdin, its stdout */
+	pid_t pid;
+	int e;
+
+	if (s->opt->command == NULL)
+		return GO_ON;
+	if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
+		addr_text((struct sockaddr *)&ss, len, host, port);
+	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
+	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
+	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", s->number);
+	if (pipe2(to, O_CLOEXEC) == -1)
+		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+	if (pipe2(from, O_CLOEXEC) == -1) {
+		close_pipes(&to, 1);
+		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+	}
+	e = command_run(s->opt->command, to[0], from[1], vars, &pid);
+	close(to[0]);
+	close(from[1]);
+	if (e != 0) {
+		close(to[1]);
+		close(from[0]);
+		return session_fail(s, EXIT_FAIL, "-e: /bin/sh: %s",
+		    strerror(e));
+	}
+	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new pipes */
+	s->c.cmd_pid = pid;
+	s->c.in_fd = from[0];
+	s->c.out_fd = to[1];
+	return GO_ON;
+}
+
+/*
+ * The command's stdout ended.  Its output is complete only if it was not
+ * killed: CLOSE waits up to COMMAND_EOF_MS for it to exit (a killed
+ * command's end of stdout and exit come together), and if it is still
+ * running then, it only closed its stdout, and CLOSE goes.
+ */
+static void
+command_output_ended(struct session *s)
+{
+	close(s->c.in_fd);
+	s->c.in_fd = -1;
+	s->c.cmd_eof = now_ms();
+}
+
+/*
+ * Each round of the loop, with -e.  The command's stdin ends once the
+ * peer's data is all in it (the peer's CLOSE came and the output buffer
+ * is empty), so that a command reading to the end can finish.  A command
+ * that stopped reading gets no more: what comes after is wiped and
+ * dropped, and since it was not delivered, no DONE confirms it: once our
+ * CLOSE is on the wire and the peer's has come (or COMMAND_GRACE seconds
+ * have passed: a peer may send forever), the session fails.  Once
+ * the command's stdout has ended and it has exited, our CLOSE may go;
+ * killed by a signal, it ends the session without CLOSE, so the peer sees
+ * a truncated stream.
+ */
+static int
+command_step(struct session *s)
+{
+	if (s->c.cmd_pid == 0)
+		return GO_ON;
+	if (s->c.out_fd == -1) {
+		OPENSSL_cleanse(s->out.data + s->out.pos, buf_pending(&s->out));
+		s->out.pos = s->out.len;
+	} else if (rx_closed(&s->c) && buf_pending(&s->out) == 0) {
+		close(s->c.out_fd);
+		s->c.out_fd = -1;
+	}
+	if (s->c.cmd_lost && s->c.tx_state == TX_CLOSED &&
+	    buf_pending(&s->txb) == 0 && (rx_closed(&s->c) ||
+	    now_ms() - s->c.cmd_lost_at >= secs_ms(COMMAND_GRACE)))
+		return session_fail(s, EXIT_FAIL, "the command stopped reading: "
+		    "the peer's data was not all delivered");
+	if (s->c.in_fd != -1 || s->c.tx_state != TX_OPEN)
+		return GO_ON;
+	if (!s->c.cmd_ended &&
+	    waitpid(s->c.cmd_pid, &s->c.cmd_status, WNOHANG) == s->c.cmd_pid)
+		s->c.cmd_ended = 1;
+	if (!s->c.cmd_ended && now_ms() - s->c.cmd_eof < COMMAND_EOF_MS)
+		return GO_ON;
+	if (s->c.cmd_ended && WIFSIGNALED(s->c.cmd_status))
+		return session_fail(s, EXIT_FAIL, "command killed by signal %d",
+		    WTERMSIG(s->c.cmd_status));
+	tx_input_ended(&s->c);
+	return GO_ON;
+}
+
+/*
+ * Waiting for the command's exit after its stdout ended, or for the
+ * peer's CLOSE after it stopped reading: poll often.
+ */
+static int
+command_waiting(const struct session *s)
+{
+	return s->c.cmd_pid != 0 && ((s->c.in_fd == -1 && !s->c.cmd_ended &&
+	    s->c.tx_state == TX_OPEN &&
+	    now_ms() - s->c.cmd_eof < COMMAND_EOF_MS) || s->c.cmd_lost);
+}
+
+/*
+ * The session is over: close the command's pipes and wait for it, at
+ * most COMMAND_GRACE seconds before SIGKILL, and say how it ended.
+ */
+static int
+command_finish(struct session *s, int status)
+{
+	int64_t until = deadline_in(COMMAND_GRACE);
+	pid_t r = 0;
+
+	if (s->c.cmd_pid == 0)
+		return status;
+	if (s->c.out_fd != -1)
+		close(s->c.out_fd);
+	if (s->c.in_fd != -1)
+		close(s->c.in_fd);
+	s->c.in_fd = s->c.out_fd = -1;
+	while (!s->c.cmd_ended && (r = waitpid(s->c.cmd_pid, &s->c.cmd_status,
+	    WNOHANG)) == 0 && now_ms() < until)
+		(void)poll(NULL, 0, 10);
+	if (!s->c.cmd_ended && r == 0) {
+		(void)kill(s->c.cmd_pid, SIGKILL);
+		r = waitpid(s->c.cmd_pid, &s->c.cmd_status, 0);
+	}
+	s->c.cmd_pid = 0;
+	if (!s->c.cmd_ended && r == -1)
+		return status;
+	if (WIFSIGNALED(s->c.cmd_status)) {
+		/* command_step has said it if it ended the session. */
+		if (status == EXIT_OK || !s->c.cmd_ended)
+			note_always(s, "command killed by signal %d",
+			    WTERMSIG(s->c.cmd_status));
+		return status == EXIT_OK ? EXIT_FAIL : status;
+	}
+	if (s->opt->vflag || s->opt->lflag || WEXITSTATUS(s->c.cmd_status))
+		note_always(s, "command exited with status %d",
+		    WEXITSTATUS(s->c.cmd_status));
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
 /* The I/O engine: one poll() over stdin, the socket and stdout. */
 
 /* Hex lines before the plaintext they carry: stderr is served first. */
@@ -2980,6 +3292,8 @@ read_stdin(struct session *s)
 		s->in.len += r;
 	if (r > 0)
 		s->c.last_activity = now_ms();
+	else if (r == 0 && s->c.cmd_pid != 0)
+		command_output_ended(s);
 	else if (r == 0)
 		tx_input_ended(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
@@ -3090,7 +3404,12 @@ write_stdout(struct session *s)
 	}
 	if ((r = write_local(s, s->c.out_fd, &s->out)) > 0)
 		s->c.mid_line = s->out.data[s->out.pos - 1] != '\n';
-	else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+	else if (r == -1 && errno == EPIPE && s->c.cmd_pid != 0) {
+		close(s->c.out_fd);	/* the command reads no more */
+		s->c.out_fd = -1;
+		s->c.cmd_lost = 1;
+		s->c.cmd_lost_at = now_ms();
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		s->out.pos = s->out.len;	/* nowhere to go: dropped, wiped later */
 		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
 		    strerror(errno));
@@ -3106,13 +3425,18 @@ poll_timeout(struct session *s, int64_t t)
 
 	if (s->opt->timeout >= 0)
 		until = s->c.last_activity + secs_ms(s->opt->timeout);
-	/* A full txb or hex rekeys when it drains; waiting is not a timer. */
+	/*
+	 * A full txb or errq rekeys when it drains, and a REKEY waits for the
+	 * peer's KEY 0 (its arrival wakes poll): waiting is not a timer.
+	 */
 	if (tx_keying(&s->c) && s->c.tx.data_records > 0 &&
-	    s->opt->rekey_secs != 0 && tx_room(s)) {
+	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 && tx_room(s)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		if (d < until)
 			until = d;
 	}
+	if (command_waiting(s))
+		return 10;
 	/* The progress line's clock runs while nothing moves. */
 	if (s->progress && t + PROGRESS_MS < until)
 		until = t + PROGRESS_MS;
@@ -3199,6 +3523,7 @@ readwrite(struct session *s)
 	s->c.last_activity = now_ms();
 	for (;;) {
 		if ((status = process_rx(s)) != GO_ON ||
+		    (status = command_step(s)) != GO_ON ||
 		    (status = fill_tx(s)) != GO_ON)
 			return status;
 		if (s->c.tx_state == TX_DONE && buf_pending(&s->txb) == 0)
@@ -3259,6 +3584,9 @@ session_alloc(struct session *s, const struct options *opt)
 	/* A chat's lines all look alike on the wire; files go unpadded. */
 	s->pad = opt->pad != 0 ? opt->pad :
 	    s->stdin_tty && !opt->bflag ? DEF_PAD_CHAT : 1;
+	if (opt->command != NULL)	/* -e: pipes to a command, no terminal */
+		s->stdin_tty = s->edit = s->shared_err = 0;
+	s->number = 1;
 	for (i = 0; i < NBUFS; i++) {
 		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
 			err(EXIT_FAIL, "malloc");
@@ -3373,16 +3701,21 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	OPENSSL_cleanse(c2s, SECRET_LEN);
 	OPENSSL_cleanse(s2c, SECRET_LEN);
 	note(s, "handshake done");
+	if ((status = spawn_command(s)) != GO_ON)
+		return status;
+	editor_start(s);
 	chat_ready(s);
 	status = readwrite(s);
 	progress_show(s, 1);
 	editor_stop(s);
 	/* What was authenticated before a failure still reaches stdout. */
-	if (s->out_tty)
+	if (s->out_tty && s->c.out_fd == STDOUT_FILENO)
 		end_terminal(s, io_deadline(s->opt));
-	else if (status != EXIT_OK)
+	else if (status != EXIT_OK && s->c.out_fd != -1)
 		(void)write_full(s->c.out_fd, s->out.data + s->out.pos,
-		    buf_pending(&s->out), io_deadline(s->opt));
+		    buf_pending(&s->out), s->c.cmd_pid != 0 ?
+		    deadline_in(COMMAND_GRACE) : io_deadline(s->opt));
+	status = command_finish(s, status);
 	chat_ended(s, status);
 	note(s, "sent %llu record%s (%llu byte%s), received %llu record%s "
 	    "(%llu byte%s), rekeys %llu sent, %llu received",
@@ -3398,17 +3731,6 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 
 /* ---------------------------------------------------------------------- */
 /* Sockets. */
-
-static void
-addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
-    char port[NI_MAXSERV])
-{
-	if (getnameinfo(sa, len, host, NI_MAXHOST, port, NI_MAXSERV,
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		strcpy(host, "?");
-		strcpy(port, "?");
-	}
-}
 
 /* Each line is a record: do not hold it back for coalescing. */
 static int
@@ -3768,6 +4090,1008 @@ read_password(const struct options *opt, char *pass, size_t cap,
 /* The two roles. */
 
 /*
+ * One accepted connection: the handshake, then the session.  ctl, if not
+ * -1, learns how the handshake went (see serve_many); so does *wrong,
+ * which says whether a password was checked and found wrong.
+ */
+static int
+serve_connection(struct session *s, const struct pake *pk,
+    const uint8_t salt[SALT_LEN], int ctl, int *wrong)
+{
+	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
+	int status;
+
+	status = handshake_listener(s, pk, salt, s->opt->iterations,
+	    deadline_in(handshake_secs(s->opt)), c2s, s2c);
+	/*
+	 * "A": authenticated.  "P": a password checked and wrong, "F": any
+	 * other failure, told before the connection closes, so that the
+	 * peer's next connection meets its penalty.  A dead parent kills us
+	 * too: no error to handle.
+	 */
+	if (ctl != -1)
+		(void)write(ctl, status == GO_ON ? "A" : status == EXIT_AUTH ?
+		    "P" : "F", 1);
+	*wrong = status == EXIT_AUTH;
+	if (status == GO_ON)
+		status = session_traffic(s, 0, c2s, s2c);
+	return status;
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Serving many: -k with -m above 1.  The listener process accepts, weighs
+ * the source address (penalties, its share of the handshake slots) and
+ * forks one child per connection.  The child runs the handshake and the
+ * session exactly as a lone listener does, so one session's keys and
+ * plaintext never share an address space with another's: the parent holds
+ * w, never a session key.  Each child hands its stdout and stderr to the
+ * parent through pipes, and the parent, their one writer, moves whole
+ * lines only into its queues for stdout and stderr, so that no line of
+ * one session is cut by another's.  A third pipe carries one byte when
+ * the handshake has succeeded: until then the child holds one of
+ * HS_SLOTS handshake slots, and may be dropped to make room.
+ */
+
+enum { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_EXITING };
+
+/* A pipe from a child and the part of a line that came through it. */
+struct lines {
+	int	 fd;			/* -1 once at EOF */
+	size_t	 max;			/* the longest line; cap is 1 more */
+	struct buf b;
+};
+
+struct rate {				/* log lines about one thing, a minute */
+	int64_t	 start;
+	unsigned shown, hidden;
+};
+
+/* Lines about an address are limited apart: its failures, its refusals. */
+enum { LOG_FAILED, LOG_REFUSED, LOG_KINDS };
+
+struct source {
+	uint8_t	 key[16];		/* IPv4 as ::ffff:a.b.c.d, IPv6: /64 */
+	int	 used;
+	int	 good;			/* a handshake succeeded from here */
+	unsigned kids;			/* children serving it now */
+	unsigned handshakes;		/* of them in the handshake */
+	unsigned fails;			/* failures since last forgiven */
+	int64_t	 last_fail, until;	/* ms: refused until `until` */
+	int64_t	 seen;			/* ms: last connection, for reuse */
+	struct rate log[LOG_KINDS];
+	char	 host[INET6_ADDRSTRLEN];
+};
+
+struct kid {
+	int	 state;
+	pid_t	 pid;
+	int	 ctl;			/* "A" once authenticated; EOF at exit */
+	int	 authed, failed, dropped, reaped, wstatus;
+	struct lines out, err;
+	struct source *src;
+	int64_t	 started;		/* ms */
+	unsigned long number;		/* the session number */
+	char	 port[NI_MAXSERV];
+};
+
+/* An accepted connection whose address has HS_PER_SOURCE handshakes. */
+struct waiting {
+	int	 fd;
+	struct source *src;
+	int64_t	 since;			/* ms */
+	char	 port[NI_MAXSERV];
+};
+
+struct server {
+	const struct options *opt;
+	const struct pake *pk;
+	const uint8_t *salt;
+	int	 lfd;
+	int	 one_file;		/* stdout and stderr are one file */
+	int	 wiped;			/* children get zeros for our buffers */
+	pid_t	 pid;			/* the listener's, for its children */
+	struct kid *kids;
+	size_t	 nkids;
+	unsigned sessions, handshakes;
+	unsigned long accepted;
+	int64_t	 accept_after;		/* ms: after a shortage of fds */
+	struct source *src;		/* SOURCES of them */
+	struct rate log;		/* lines about peers, everywhere */
+	struct rate fails;		/* checked passwords failed (shown) */
+	struct buf outq, errq;		/* whole lines for stdout, stderr */
+	struct waiting wait[WAITING_MAX];	/* oldest first */
+	size_t	 nwait;
+	struct pollfd *pfd;
+};
+
+/* The queue for stderr lines: stderr's own, or stdout's if one file. */
+static struct buf *
+err_queue(struct server *sv)
+{
+	return sv->one_file ? &sv->outq : &sv->errq;
+}
+
+/* Append n bytes to q if they fit whole; 0 if they did not. */
+static int
+queue_put(struct buf *q, const void *p, size_t n)
+{
+	if (buf_room(q, n) < n)
+		return 0;
+	memcpy(q->data + q->len, p, n);
+	q->len += n;
+	return 1;
+}
+
+/* A new minute for r: its count of hidden lines, if any, is due. */
+static unsigned
+rate_roll(struct rate *r, int64_t t)
+{
+	unsigned hidden = 0;
+
+	if (t - r->start >= MINUTE_MS) {
+		hidden = r->hidden;
+		r->start = t;
+		r->shown = r->hidden = 0;
+	}
+	return hidden;
+}
+
+/* Queue a line for stderr, dropped if stderr is that far behind. */
+static void __attribute__((format(printf, 2, 3)))
+sv_line(struct server *sv, const char *fmt, ...)
+{
+	char line[NOTE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	(void)queue_put(err_queue(sv), line, n);
+}
+
+/*
+ * May a line of this kind about a peer from src be logged?  LOG_BURST a
+ * minute per address and kind, LOG_GLOBAL in all; the rest are counted,
+ * and the count said when the minute is over.
+ */
+static int
+log_allowed(struct server *sv, struct source *src, int kind, int64_t t)
+{
+	struct rate *r = &src->log[kind];
+	unsigned hidden;
+
+	if ((hidden = rate_roll(&sv->log, t)) > 0)
+		sv_line(sv, "secchat: and %u more lines about peers in the "
+		    "last minute", hidden);
+	if ((hidden = rate_roll(r, t)) > 0)
+		sv_line(sv, "secchat: and %u more from %s in the last minute",
+		    hidden, src->host);
+	if (r->shown >= LOG_BURST) {
+		if (r->hidden++ == 0)
+			sv_line(sv, "secchat: %s: over %d lines like this a "
+			    "minute, counting the rest", src->host, LOG_BURST);
+		return 0;
+	}
+	if (sv->log.shown >= LOG_GLOBAL) {
+		if (sv->log.hidden++ == 0)
+			sv_line(sv, "secchat: over %d lines about peers this "
+			    "minute, counting the rest", LOG_GLOBAL);
+		return 0;
+	}
+	r->shown++;
+	sv->log.shown++;
+	return 1;
+}
+
+/* Say the counts of lines held back whose minute is over. */
+static void
+log_summaries(struct server *sv, int64_t t)
+{
+	struct source *s;
+	unsigned hidden;
+	size_t i;
+	int kind;
+
+	for (i = 0; i < SOURCES; i++)
+		for (kind = 0, s = &sv->src[i]; kind < LOG_KINDS; kind++)
+			if (s->used && s->log[kind].hidden > 0 &&
+			    (hidden = rate_roll(&s->log[kind], t)) > 0)
+				sv_line(sv, "secchat: and %u more from %s in "
+				    "the last minute", hidden, s->host);
+	if (sv->log.hidden > 0 && (hidden = rate_roll(&sv->log, t)) > 0)
+		sv_line(sv, "secchat: and %u more lines about peers in the "
+		    "last minute", hidden);
+}
+
+/* A line about a peer, rate-limited: "secchat: HOST port P: what". */
+static void __attribute__((format(printf, 5, 6)))
+peer_log(struct server *sv, struct source *src, const char *port, int kind,
+    const char *fmt, ...)
+{
+	char what[NOTE_MAX - 80];
+	va_list ap;
+
+	if (!log_allowed(sv, src, kind, now_ms()))
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	sv_line(sv, "secchat: %s port %s: %s", src->host, port, what);
+}
+
+/* IPv4 (also v4-mapped) counts by address, IPv6 by its /64. */
+static void
+source_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &s4->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(key, &s6->sin6_addr, 16);
+		if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			memset(key + 8, 0, 8);
+	}
+}
+
+/*
+ * The record of an address.  A new one takes a free slot, or else that of
+ * the address seen longest ago that no child serves and that serves no
+ * penalty, or if every one does, of the one seen longest ago (a flood of
+ * addresses forgets old penalties rather than refuse everyone).
+ */
+static struct source *
+source_find(struct server *sv, const struct sockaddr *sa, const char *host,
+    int64_t t)
+{
+	struct source *s, *empty = NULL, *old = NULL, *any = NULL;
+	uint8_t key[16];
+	size_t i;
+
+	source_key(sa, key);
+	for (i = 0; i < SOURCES; i++) {
+		s = &sv->src[i];
+		if (s->used && memcmp(s->key, key, 16) == 0) {
+			s->seen = t;
+			return s;
+		}
+		if (!s->used) {
+			if (empty == NULL)
+				empty = s;
+		} else if (s->kids == 0) {
+			if (any == NULL || s->seen < any->seen)
+				any = s;
+			if (s->until <= t &&
+			    (old == NULL || s->seen < old->seen))
+				old = s;
+		}
+	}
+	s = empty != NULL ? empty : old != NULL ? old : any;
+	memset(s, 0, sizeof(*s));
+	s->used = 1;
+	memcpy(s->key, key, 16);
+	s->seen = t;
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	return s;
+}
+
+/* Why a new connection from src is refused at once; NULL: it is not. */
+static const char *
+refusal(struct server *sv, struct source *src, int64_t t, char *why,
+    size_t len)
+{
+	(void)rate_roll(&sv->fails, t);
+	if (src->until > t) {
+		snprintf(why, len, "refused for %lld s more after %u failed "
+		    "handshakes", (long long)(src->until - t + 999) / 1000,
+		    src->fails);
+		return why;
+	}
+	if (sv->fails.shown >= FAIL_CAP && !src->good) {
+		snprintf(why, len, "refused: %d failed handshakes in the last "
+		    "minute from all addresses", FAIL_CAP);
+		return why;
+	}
+	return NULL;
+}
+
+/*
+ * A failed handshake from src: after PEN_FREE of them, each refuses the
+ * address for twice as long as the last, up to PEN_CAP_MS; PEN_QUIET_MS
+ * without a failure forgives them all.
+ */
+static void
+penalise(struct source *src, int64_t t)
+{
+	unsigned n;
+	int64_t ms;
+
+	if (t - src->last_fail >= PEN_QUIET_MS)
+		src->fails = 0;
+	src->fails++;
+	src->last_fail = t;
+	if (src->fails <= PEN_FREE)
+		return;
+	n = src->fails - PEN_FREE - 1;
+	ms = n >= 20 ? PEN_CAP_MS : (int64_t)PEN_FIRST_MS << n;
+	src->until = t + (ms < PEN_CAP_MS ? ms : PEN_CAP_MS);
+}
+
+/*
+ * Memory for other sessions' plaintext in transit: a child forked later
+ * gets zeros there from the kernel (MADV_WIPEONFORK), without copying or
+ * wiping a page; on a kernel without it, sv->wiped is 0 and the child
+ * wipes.
+ */
+static void *
+wiped_alloc(struct server *sv, size_t n)
+{
+	void *p;
+
+	if ((p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+		return NULL;
+	if (madvise(p, n, MADV_WIPEONFORK) == -1)
+		sv->wiped = 0;
+	return p;
+}
+
+/* A line buffer's mapping: whole pages. */
+static size_t
+lines_alloc(const struct lines *l)
+{
+	return (l->b.cap + 4095) & ~(size_t)4095;
+}
+
+static int
+lines_open(struct server *sv, struct lines *l, int fd, size_t max)
+{
+	l->fd = fd;
+	l->b.pos = l->b.len = 0;
+	l->max = max;
+	l->b.cap = max + 1;		/* room to end a line */
+	return (l->b.data = wiped_alloc(sv, lines_alloc(l))) == NULL ? -1 : 0;
+}
+
+/* Close the pipe and let the buffer go, wiped first if wipe. */
+static void
+lines_free(struct lines *l, int wipe)
+{
+	if (l->fd != -1)
+		close(l->fd);
+	l->fd = -1;
+	if (l->b.data != NULL) {
+		if (wipe)
+			OPENSSL_cleanse(l->b.data, l->b.cap);
+		(void)munmap(l->b.data, lines_alloc(l));
+	}
+	l->b.data = NULL;
+}
+
+/* Close a child's pipes and forget what they carried. */
+static void
+kid_forget(struct kid *k, int wipe)
+{
+	if (k->ctl != -1)
+		close(k->ctl);
+	k->ctl = -1;
+	lines_free(&k->out, wipe);
+	lines_free(&k->err, wipe);
+}
+
+/*
+ * In a new child: nothing of the other sessions' plaintext in transit and
+ * none of their pipes or connections, nor the listening socket.
+ */
+static void
+kid_isolate(struct server *sv, struct kid *self)
+{
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state != KID_FREE || &sv->kids[i] == self)
+			kid_forget(&sv->kids[i], !sv->wiped);
+	for (i = 0; i < sv->nwait; i++)
+		close(sv->wait[i].fd);
+	if (!sv->wiped) {
+		OPENSSL_cleanse(sv->outq.data, sv->outq.cap);
+		OPENSSL_cleanse(sv->errq.data, sv->errq.cap);
+	}
+	close(sv->lfd);
+}
+
+/* The child: its pipes as stdout and stderr, then one connection. */
+static void __attribute__((noreturn))
+kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
+{
+	struct session s;
+	int fd, status, wrong, hex_tty = isatty(STDERR_FILENO);
+
+	/* Our pipes, not the caller's fds: nothing to restore at exit. */
+	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
+	/* The listener's end is ours; it may have come before the prctl. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != sv->pid)
+		_exit(EXIT_FAIL);
+	kid_isolate(sv, k);
+	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
+	    dup2(fd, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
+	    dup2(err, STDERR_FILENO) == -1 ||
+	    fcntl(STDOUT_FILENO, F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(STDERR_FILENO, F_SETFL, O_NONBLOCK) == -1)
+		_exit(EXIT_FAIL);
+	close(fd);
+	close(out);
+	close(err);
+	if (tune_socket(net) == -1)
+		_exit(EXIT_FAIL);
+	session_alloc(&s, sv->opt);
+	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
+	s.number = k->number;
+	conn_begin(&s, net);
+	status = serve_connection(&s, sv->pk, sv->salt, ctl, &wrong);
+	/*
+	 * The keys go now; the buffers, with the process, to the kernel,
+	 * which zeroes pages before they serve anyone else: wiping 900 KiB
+	 * of mostly untouched pages would cost more than the handshake.
+	 * Nothing to restore or flush, and libcrypto's teardown is work.
+	 */
+	direction_free(&s.c.tx);
+	direction_free(&s.c.rx);
+	OPENSSL_cleanse(&s.c, sizeof(s.c));
+	_exit(status);
+}
+
+/* Fork a child for connection fd (closed here either way). */
+static void
+kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
+    const char *port, int64_t t)
+{
+	int fds[3][2], n, i;		/* ctl, out, err: read end, write end */
+
+	memset(k, 0, sizeof(*k));
+	k->ctl = k->out.fd = k->err.fd = -1;
+	for (n = 0; n < 3 && pipe2(fds[n], O_CLOEXEC) == 0; n++)
+		;
+	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
+	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
+	    (k->pid = fork()) == -1) {
+		warn("serving %s port %s", src->host, port);
+		kid_forget(k, 0);
+		close_pipes(fds, n);
+		close(fd);
+		return;
+	}
+	k->out.fd = fds[1][0];
+	k->err.fd = fds[2][0];
+	k->ctl = fds[0][0];
+	k->number = ++sv->accepted;
+	if (k->pid == 0)
+		kid_main(sv, k, fd, fds[0][1], fds[1][1], fds[2][1]);
+	close(fd);
+	for (i = 0; i < 3; i++) {
+		close(fds[i][1]);
+		(void)fcntl(fds[i][0], F_SETFL, O_NONBLOCK);
+	}
+	k->state = KID_HANDSHAKE;
+	k->src = src;
+	k->started = t;
+	snprintf(k->port, sizeof(k->port), "%s", port);
+	src->kids++;
+	src->handshakes++;
+	sv->handshakes++;
+}
+
+/* Leave the handshake slot: the session goes on, or the child ends. */
+static void
+kid_leaves_handshake(struct server *sv, struct kid *k)
+{
+	if (k->state != KID_HANDSHAKE)
+		return;
+	k->src->handshakes--;
+	sv->handshakes--;
+	k->state = KID_EXITING;
+}
+
+/*
+ * The handshakes are full: drop the one that least deserves its slot.
+ * The address with the most failures loses first, then the oldest
+ * connection: a real handshake takes one round trip, an idle or
+ * dribbling socket its whole deadline, so the oldest is most likely the
+ * attacker's, and a new one its victim only after HS_SLOTS newer ones.
+ */
+static void
+drop_one(struct server *sv)
+{
+	struct kid *k, *worst = NULL;
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		if (k->state != KID_HANDSHAKE)
+			continue;
+		if (worst == NULL || k->src->fails > worst->src->fails ||
+		    (k->src->fails == worst->src->fails &&
+		    k->started < worst->started))
+			worst = k;
+	}
+	if (worst == NULL)
+		return;
+	(void)kill(worst->pid, SIGKILL);
+	worst->dropped = 1;
+	kid_leaves_handshake(sv, worst);
+	peer_log(sv, worst->src, worst->port, LOG_FAILED,
+	    "dropped: %d handshakes at once", HS_SLOTS);
+}
+
+/* How many handshakes may run now: each may become a session. */
+static unsigned
+handshake_room(const struct server *sv)
+{
+	unsigned left = sv->opt->max_sessions - sv->sessions;
+
+	return left < HS_SLOTS ? left : HS_SLOTS;
+}
+
+static struct kid *
+free_kid(struct server *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state == KID_FREE)
+			return &sv->kids[i];
+	return NULL;
+}
+
+/* Fork the child for a connection, making room in the slots if need be. */
+static void
+start_handshake(struct server *sv, int fd, struct source *src,
+    const char *port, int64_t t)
+{
+	struct kid *k;
+
+	if (sv->handshakes >= handshake_room(sv))
+		drop_one(sv);
+	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
+		close(fd);		/* cannot happen: accept waits */
+		return;
+	}
+	kid_spawn(sv, k, fd, src, port, t);
+}
+
+/*
+ * Start the oldest connections waiting for their address's handshakes,
+ * as those finish; close those that waited the whole handshake timeout
+ * (their connectors have given up).
+ */
+static void
+start_waiting(struct server *sv, int64_t t)
+{
+	struct waiting w;
+	size_t i = 0;
+	int late;
+
+	while (i < sv->nwait) {
+		w = sv->wait[i];
+		late = t - w.since >= secs_ms(handshake_secs(sv->opt));
+		if (!late && (w.src->handshakes >= HS_PER_SOURCE ||
+		    handshake_room(sv) == 0 || free_kid(sv) == NULL)) {
+			i++;
+			continue;
+		}
+		/* Off the list first: the child closes the connections on it. */
+		memmove(&sv->wait[i], &sv->wait[i + 1],
+		    (sv->nwait - i - 1) * sizeof(w));
+		sv->nwait--;
+		w.src->kids--;			/* kid_spawn counts it again */
+		if (late) {
+			peer_log(sv, w.src, w.port, LOG_REFUSED, "closed: "
+			    "waited %d s for this address's handshakes",
+			    handshake_secs(sv->opt));
+			close(w.fd);
+		} else
+			start_handshake(sv, w.fd, w.src, w.port, t);
+	}
+}
+
+/*
+ * Accept one connection: refuse it (a penalty, the failure cap), let it
+ * wait (its address has HS_PER_SOURCE handshakes already), or start it.
+ */
+static int
+accept_many(struct server *sv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
+	struct source *src;
+	struct waiting *w;
+	int64_t t;
+	int fd;
+
+	if ((fd = accept4(sv->lfd, (struct sockaddr *)&ss, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			warn("accept");
+			sv->accept_after = now_ms() + 1000;
+		} else if (errno == EBADF || errno == EINVAL ||
+		    errno == ENOTSOCK || errno == EFAULT)
+			err(EXIT_FAIL, "accept");
+		return 0;
+	}
+	t = now_ms();
+	addr_text((struct sockaddr *)&ss, len, host, port);
+	src = source_find(sv, (struct sockaddr *)&ss, host, t);
+	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
+		peer_log(sv, src, port, LOG_REFUSED, "%s", why);
+		close(fd);
+	} else if (src->handshakes < HS_PER_SOURCE)
+		start_handshake(sv, fd, src, port, t);
+	else if (sv->nwait == WAITING_MAX) {
+		peer_log(sv, src, port, LOG_REFUSED, "refused: %d connections "
+		    "wait for their address's handshakes", WAITING_MAX);
+		close(fd);
+	} else {
+		w = &sv->wait[sv->nwait++];
+		w->fd = fd;
+		w->src = src;
+		w->since = t;
+		snprintf(w->port, sizeof(w->port), "%s", port);
+		src->kids++;
+	}
+	return 1;
+}
+
+/*
+ * Move what a child's pipe gave into a queue, whole lines only.  A line
+ * longer than l->max goes in pieces, each ended with a newline, and so
+ * does a last line without one: the next line in the queue starts whole.
+ * From an unauthenticated child, its "secchat: " lines name the peer and
+ * are rate-limited like the listener's own lines about peers.
+ */
+static void
+lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
+    int is_err)
+{
+	static const char tag[] = "secchat: ";
+	uint8_t *p, *nl;
+	size_t n;
+	char pre[INET6_ADDRSTRLEN + NI_MAXSERV + 16];
+	int m;
+
+	while (buf_pending(&l->b) > 0) {
+		p = l->b.data + l->b.pos;
+		n = buf_pending(&l->b);
+		if ((nl = memchr(p, '\n', n)) != NULL)
+			n = nl - p + 1;
+		else if (n == l->max || l->fd == -1) {
+			l->b.data[l->b.len++] = '\n';
+			n++;
+		} else
+			break;
+		if (is_err && n > sizeof(tag) - 1 &&
+		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
+			if (!k->authed &&
+			    !log_allowed(sv, k->src, LOG_FAILED, now_ms()))
+				goto next;
+			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
+			    k->src->host, k->port);
+			if (buf_room(q, m + n) < m + n)
+				break;
+			(void)queue_put(q, pre, m);
+			p += sizeof(tag) - 1;
+			(void)queue_put(q, p, n - (sizeof(tag) - 1));
+		} else if (!queue_put(q, p, n))
+			break;
+ next:
+		OPENSSL_cleanse(l->b.data + l->b.pos, n);
+		l->b.pos += n;
+	}
+}
+
+/*
+ * Read a child's pipe into its line buffer, if there is room.  Once the
+ * child has exited (gone), an empty pipe is as good as its EOF: a command
+ * it left behind may hold the pipe open, but the session is over.
+ */
+static void
+lines_read(struct lines *l, int gone)
+{
+	ssize_t r;
+
+	if (l->fd == -1)
+		return;
+	if (l->b.pos > 0) {		/* the start of a line, to the front */
+		memmove(l->b.data, l->b.data + l->b.pos, buf_pending(&l->b));
+		l->b.len -= l->b.pos;
+		l->b.pos = 0;
+	}
+	if (l->b.len >= l->max)
+		return;
+	r = read(l->fd, l->b.data + l->b.len, l->max - l->b.len);
+	if (r > 0)
+		l->b.len += r;
+	else if (r == 0 || gone || (errno != EAGAIN && errno != EINTR)) {
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+/*
+ * A failed handshake (once per child) costs its address a failure, and
+ * counts against FAIL_CAP when a password was checked.
+ */
+static void
+kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
+{
+	if (k->authed || k->failed)
+		return;
+	k->failed = 1;
+	kid_leaves_handshake(sv, k);
+	penalise(k->src, t);
+	(void)rate_roll(&sv->fails, t);
+	if (checked)
+		sv->fails.shown++;
+}
+
+/* The control pipe: how the handshake went, then EOF at exit. */
+static void
+kid_ctl(struct server *sv, struct kid *k)
+{
+	char c;
+	ssize_t r;
+
+	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
+	    k->state == KID_HANDSHAKE) {
+		k->src->handshakes--;
+		sv->handshakes--;
+		k->state = KID_SESSION;
+		k->authed = k->src->good = 1;
+		k->src->fails = 0;
+		k->src->until = 0;
+		sv->sessions++;
+	} else if (r == 1 && (c == 'P' || c == 'F'))
+		kid_failed(sv, k, c == 'P', now_ms());
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		close(k->ctl);
+		k->ctl = -1;
+	}
+}
+
+/*
+ * A child has exited and its pipes are drained.  A handshake that failed
+ * costs the address a failure (and counts against FAIL_CAP when a
+ * password was checked: exit status 3); a session frees its -m slot.
+ */
+static void
+kid_done(struct server *sv, struct kid *k, int64_t t)
+{
+	int status = WIFEXITED(k->wstatus) ? WEXITSTATUS(k->wstatus) : -1;
+
+	if (k->state == KID_SESSION)
+		sv->sessions--;
+	else if (!k->authed && !k->failed) {	/* dropped, killed, crashed */
+		kid_failed(sv, k, status == EXIT_AUTH, t);
+		if (WIFSIGNALED(k->wstatus) && !k->dropped)
+			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake "
+			    "ended by signal %d", WTERMSIG(k->wstatus));
+	}
+	k->src->kids--;
+	kid_forget(k, 1);
+	k->state = KID_FREE;
+}
+
+/* Collect exited children; one whose pipes are drained is done. */
+static void
+reap_kids(struct server *sv, int64_t t)
+{
+	struct kid *k;
+	size_t i;
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (i = 0; i < sv->nkids; i++)
+			if (sv->kids[i].state != KID_FREE &&
+			    sv->kids[i].pid == pid) {
+				sv->kids[i].reaped = 1;
+				sv->kids[i].wstatus = st;
+			}
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		if (k->state == KID_FREE || !k->reaped)
+			continue;
+		if (k->ctl != -1)
+			kid_ctl(sv, k);
+		lines_move(sv, k, &k->out, &sv->outq, 0);
+		lines_move(sv, k, &k->err, err_queue(sv), 1);
+		lines_read(&k->out, 1);
+		lines_read(&k->err, 1);
+		lines_move(sv, k, &k->out, &sv->outq, 0);
+		lines_move(sv, k, &k->err, err_queue(sv), 1);
+		if (buf_pending(&k->out.b) == 0 && buf_pending(&k->err.b) == 0 &&
+		    k->out.fd == -1 && k->err.fd == -1)
+			kid_done(sv, k, t);
+	}
+}
+
+/* Write a queue's head to fd.  stdout's failure ends the listener. */
+static void
+queue_write(struct buf *q, int fd, int fatal)
+{
+	ssize_t r;
+
+	if ((r = write(fd, q->data + q->pos, buf_pending(q))) > 0) {
+		OPENSSL_cleanse(q->data + q->pos, r);	/* plaintext, written */
+		q->pos += r;
+	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+		if (fatal)
+			err(EXIT_FAIL, "write to stdout");
+		q->pos = q->len = 0;		/* stderr is for people */
+	}
+}
+
+/* A handshake past its deadline (the child's own clock failed): kill it. */
+static void
+kill_late(struct server *sv, int64_t t)
+{
+	int64_t late = (handshake_secs(sv->opt) + 5) * 1000LL;
+	struct kid *k;
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		if (k->state == KID_HANDSHAKE && t - k->started > late) {
+			(void)kill(k->pid, SIGKILL);
+			kid_leaves_handshake(sv, k);
+			peer_log(sv, k->src, k->port, LOG_FAILED,
+			    "killed: handshake past its deadline");
+		}
+	}
+}
+
+/* The poll set: listener, stdout, stderr, then ctl, out, err per child. */
+static int
+serve_pollfds(struct server *sv, int64_t t)
+{
+	struct pollfd *p = sv->pfd;
+	struct kid *k;
+	size_t i;
+	int soon = 0;
+
+	p[0].fd = t >= sv->accept_after && handshake_room(sv) > 0 &&
+	    free_kid(sv) != NULL ? sv->lfd : -1;
+	p[1].fd = buf_pending(&sv->outq) > 0 ? STDOUT_FILENO : -1;
+	p[2].fd = buf_pending(&sv->errq) > 0 ? STDERR_FILENO : -1;
+	p[0].events = POLLIN;
+	p[1].events = p[2].events = POLLOUT;
+	for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
+		k = &sv->kids[i];
+		soon |= k->reaped;
+		p[0].fd = k->state != KID_FREE ? k->ctl : -1;
+		p[1].fd = k->state != KID_FREE &&
+		    buf_pending(&k->out.b) < k->out.max ?
+		    k->out.fd : -1;
+		p[2].fd = k->state != KID_FREE &&
+		    buf_pending(&k->err.b) < k->err.max ?
+		    k->err.fd : -1;
+		p[0].events = p[1].events = p[2].events = POLLIN;
+	}
+	/* A reaped child waits for room in a queue; else once a second. */
+	return soon ? 10 : 1000;
+}
+
+static void __attribute__((noreturn))
+serve_many(struct server *sv)
+{
+	struct pollfd *p;
+	struct kid *k;
+	int64_t t, sweep = 0;
+	size_t i;
+	int n, timeout;
+
+	for (;;) {
+		t = now_ms();
+		reap_kids(sv, t);
+		start_waiting(sv, t);
+		if (t >= sweep) {
+			log_summaries(sv, t);
+			kill_late(sv, t);
+			sweep = t + 1000;
+		}
+		timeout = serve_pollfds(sv, t);
+		if ((n = poll(sv->pfd, 3 + 3 * sv->nkids, timeout)) == -1) {
+			if (errno != EINTR)
+				err(EXIT_FAIL, "poll");
+			continue;
+		}
+		p = sv->pfd;
+		if (p[1].revents)
+			queue_write(&sv->outq, STDOUT_FILENO, 1);
+		if (p[2].revents)
+			queue_write(&sv->errq, STDERR_FILENO, 0);
+		/* Children first: a failure they tell of meets the next try. */
+		for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
+			k = &sv->kids[i];
+			if (k->state == KID_FREE)
+				continue;
+			if (p[0].revents && k->ctl != -1)
+				kid_ctl(sv, k);
+			if (p[1].revents)
+				lines_read(&k->out, 0);
+			if (p[2].revents)
+				lines_read(&k->err, 0);
+			lines_move(sv, k, &k->out, &sv->outq, 0);
+			lines_move(sv, k, &k->err, err_queue(sv), 1);
+		}
+		/* A burst of connections is taken in one go. */
+		for (i = 0; sv->pfd[0].revents && i < HS_SLOTS &&
+		    handshake_room(sv) > 0 && free_kid(sv) != NULL &&
+		    accept_many(sv); i++)
+			;
+	}
+}
+
+static void
+queue_alloc(struct server *sv, struct buf *q)
+{
+	q->cap = QUEUE_CAP;
+	q->pos = q->len = 0;
+	if ((q->data = wiped_alloc(sv, q->cap)) == NULL)
+		err(EXIT_FAIL, "mmap");
+}
+
+/* -k with -m above 1: serve until killed. */
+static void __attribute__((noreturn))
+listener_many(const struct options *opt, const struct pake *pk,
+    const uint8_t salt[SALT_LEN], int lfd)
+{
+	struct server sv;
+	struct rlimit nofile;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.opt = opt;
+	sv.pk = pk;
+	sv.salt = salt;
+	sv.lfd = lfd;
+	sv.pid = getpid();
+	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
+	sv.nkids = opt->max_sessions + 2 * HS_SLOTS;	/* + those dying */
+	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */
+	    listen(lfd, BACKLOG_MANY) == -1)
+		err(EXIT_FAIL, "listen");
+	/* Three pipes a child, and the connections that wait. */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+	    nofile.rlim_cur < 3 * sv.nkids + WAITING_MAX + 64 &&
+	    nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+	if ((sv.kids = calloc(sv.nkids, sizeof(*sv.kids))) == NULL ||
+	    (sv.src = calloc(SOURCES, sizeof(*sv.src))) == NULL ||
+	    (sv.pfd = calloc(3 + 3 * sv.nkids, sizeof(*sv.pfd))) == NULL)
+		err(EXIT_FAIL, "calloc");
+	sv.wiped = 1;
+	queue_alloc(&sv, &sv.outq);
+	queue_alloc(&sv, &sv.errq);
+	if (isatty(STDIN_FILENO) && opt->command == NULL)
+		warnx("stdin is not read: with -m above 1, sessions send "
+		    "nothing (-m 1 to chat)");
+	serve_many(&sv);
+}
+
+/*
  * The listener's password key, once its socket listens: connectors that
  * come meanwhile wait in the backlog.  With -g, a new code, shown.
  */
@@ -3813,25 +5137,24 @@ listener(const struct options *opt)
 {
 	struct session s;
 	struct pake pk;
-	uint8_t salt[SALT_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
+	uint8_t salt[SALT_LEN];
 	char port[NI_MAXSERV];
 	int lfd, status, burnt;
 
 	lfd = listen_socket(opt, port);
 	listener_key(opt, port, &pk, salt);
+	/* A code is guessed once at a time: -g serves one by one. */
+	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
+		listener_many(opt, &pk, salt, lfd);
 	if (chat_terminal(opt))
 		(void)keys_raw(STDIN_FILENO);
 	session_alloc(&s, opt);
-	do {
+	for (s.number = 1;; s.number++) {
 		conn_begin(&s, accept_connection(lfd, opt));
-		status = handshake_listener(&s, &pk, salt, opt->iterations,
-		    deadline_in(handshake_secs(opt)), c2s, s2c);
-		/* A guess was tested: the confirmation failed. */
-		burnt = opt->gflag && status == EXIT_AUTH;
-		if (status == GO_ON)
-			status = session_traffic(&s, 0, c2s, s2c);
+		status = serve_connection(&s, &pk, salt, -1, &burnt);
 		conn_end(&s);
-		if (burnt) {
+		/* A guess was tested: the confirmation failed. */
+		if (opt->gflag && burnt) {
 			warnx("the one-time code is burnt%s",
 			    opt->kflag ? "; a new one:" : "");
 			if (!opt->kflag)
@@ -3839,7 +5162,9 @@ listener(const struct options *opt)
 			pake_free(&pk);
 			listener_key(opt, port, &pk, salt);
 		}
-	} while (opt->kflag);
+		if (!opt->kflag)
+			break;
+	}
 	session_free(&s);
 	pake_free(&pk);
 	close(lfd);
@@ -3960,13 +5285,15 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bgqvx] [-i iterations] [-n name] "
-	    "[-P size] [-p passfile]\n"
-	    "               [-r messages] [-R seconds] [-w timeout] host port\n"
-	    "       secchat -l [-46bgkqvx] [-i iterations] [-n name] "
-	    "[-P size] [-p passfile]\n"
-	    "               [-r messages] [-R seconds] [-w timeout] [host] "
-	    "port\n"
+	fprintf(f, "usage: secchat [-46bgqvx] [-e command] [-i iterations] "
+	    "[-n name] [-P size]\n"
+	    "               [-p passfile] [-r messages] [-R seconds] "
+	    "[-w timeout] host port\n"
+	    "       secchat -l [-46bgkqvx] [-e command] [-i iterations] "
+	    "[-m sessions]\n"
+	    "               [-n name] [-P size] [-p passfile] [-r messages] "
+	    "[-R seconds]\n"
+	    "               [-w timeout] [host] port\n"
 	    "       secchat -h | -V\n");
 }
 
@@ -3979,11 +5306,13 @@ help(void)
 	    "  -4            IPv4 addresses only\n"
 	    "  -6            IPv6 addresses only\n"
 	    "  -b            bulk mode: 16 KiB records, not one per line\n"
+	    "  -e command    connect the peer to command's stdin and stdout\n"
 	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
 	    "  -k            with -l: serve the next connection after each\n"
 	    "  -l            listen on port (and host's address) instead\n"
+	    "  -m sessions   with -k: that many at once (default %d)\n"
 	    "  -n name       the peer's name in the chat (default: host)\n"
 	    "  -P size       pad data records to a multiple of size bytes\n"
 	    "  -p passfile   the password from passfile, not the terminal\n"
@@ -3995,7 +5324,7 @@ help(void)
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
 	    "  -x            full hex of each record on a terminal too\n",
-	    DEF_ITER, DEF_REKEY_SECS, DEF_REKEY_MSGS);
+	    DEF_ITER, DEF_SESSIONS, DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
 static void
@@ -4038,17 +5367,18 @@ parse_options(int argc, char *argv[], struct options *opt)
 		{ NULL, 0, NULL, 0 },
 	};
 	size_t len;
-	int ch;
+	int ch, mflag = 0;
 
 	memset(opt, 0, sizeof(*opt));
 	opt->family = AF_UNSPEC;
 	opt->iterations = DEF_ITER;
 	opt->rekey_msgs = DEF_REKEY_MSGS;
 	opt->rekey_secs = DEF_REKEY_SECS;
+	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46bghi:kln:P:p:qr:R:Vvw:x",
+	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
 	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case '4':
@@ -4059,6 +5389,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 			opt->family = ch == '4' ? AF_INET : AF_INET6;
 			break;
 		case 'b': opt->bflag = 1; break;
+		case 'e': opt->command = optarg; break;
 		case 'g': opt->gflag = 1; break;
 		case 'h': help(); exit(EXIT_OK);
 		case 'V':
@@ -4070,6 +5401,11 @@ parse_options(int argc, char *argv[], struct options *opt)
 			break;
 		case 'k': opt->kflag = 1; break;
 		case 'l': opt->lflag = 1; break;
+		case 'm':
+			opt->max_sessions = parse_number(optarg, 1,
+			    MAX_SESSIONS, ch);
+			mflag = 1;
+			break;
 		case 'n': opt->name = optarg; break;
 		case 'P':
 			opt->pad = parse_number(optarg, 1, MAX_PAYLOAD, ch);
@@ -4104,6 +5440,8 @@ parse_options(int argc, char *argv[], struct options *opt)
 	argv += optind;
 	if (opt->kflag && !opt->lflag)
 		usage_error("-k needs -l");
+	if (mflag && !opt->kflag)
+		usage_error("-m needs -k");
 	if (opt->gflag && opt->lflag && opt->passfile)
 		usage_error("a listener's -g makes the password: no -p");
 	/* "[::1]", as in URLs, is the address ::1. */

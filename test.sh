@@ -264,7 +264,7 @@ t_ipv6_brackets() {	# "[::1]", as written in URLs, on both sides
 
 t_wildcard_v4_and_v6() {	# no host: one listener takes both families
 	echo hello > "$T/w/a"
-	listen l "$T/w/a" $SC -k 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 0 || return 1
 	dial c /dev/null $SC 127.0.0.1 "$PORT"
 	expect "IPv4 status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" || return 1
 	dial c /dev/null $SC ::1 "$PORT"
@@ -313,7 +313,7 @@ t_rekey_by_time() {
 
 t_keep_listening() {
 	echo "to whoever knows" > "$T/w/a"
-	listen l "$T/w/a" $SC -k 127.0.0.1 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 127.0.0.1 0 || return 1
 	dial c1 /dev/null -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
 	expect "first connector" "$CRC" 3 || return 1
 	echo "from the second" > "$T/w/b"
@@ -333,8 +333,8 @@ t_not_secchat_client() {
 	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
 }
 
-# fake_server HEX: a server that greets with the bytes HEX; a connector
-# dials it, and sets CRC.
+# fake_server HEX [ARGS]: a server that greets with the bytes HEX; a connector
+# (with ARGS) dials it, and sets CRC.
 fake_server() {
 	python3 - "$T/w/port" "$1" <<-'EOF' &
 	import socket, sys
@@ -349,7 +349,7 @@ fake_server() {
 	PIDS="$PIDS $!"
 	local i
 	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
-	dial c /dev/null $SC 127.0.0.1 "$(cat "$T/w/port")"
+	dial c /dev/null $SC "${@:2}" 127.0.0.1 "$(cat "$T/w/port")"
 }
 
 t_other_version() {	# a secchat/1 listener is named as such
@@ -364,11 +364,17 @@ t_not_secchat_server() {
 	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/2"
 }
 
+t_no_greeting() {	# a listener that accepts and says nothing: busy, or not secchat
+	fake_server "" -w 1
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: no secchat greeting from 127.0.0.1 port $(cat "$T/w/port") within 1 s: listener busy, or not secchat"
+}
+
 t_usage() {
 	local args
 	for args in "" "-l" "host" "-k host 1" "-i 999 -l 0" "-i 10000001 -l 0" \
 	    "-r -1 h 1" "-w 0 h 1" "-w x h 1" "-Z h 1" "-4 -6 h 1" "a b c" \
-	    "-l a b c"; do
+	    "-l a b c" "-l -m 2 0" "-l -k -m 0 0" "-l -k -m 1001 0"; do
 		$SECCHAT $args > "$T/w/out" 2> "$T/w/err" < /dev/null
 		expect "status of 'secchat $args'" "$?" 2 &&
 		    grep -q '^usage: secchat' "$T/w/err" || return 1
@@ -430,7 +436,7 @@ t_passfile_newlines() {	# one trailing \n or \r\n goes, nothing else
 	printf 'pw\r\n' > "$T/w/crlf"; printf 'pw' > "$T/w/bare"
 	printf 'pw\n\n' > "$T/w/two"; chmod 600 "$T"/w/crlf "$T"/w/bare "$T"/w/two
 	echo hi > "$T/w/a"
-	listen l "$T/w/a" -i 1000 -p "$T/w/crlf" -k 127.0.0.1 0 || return 1
+	listen l "$T/w/a" -i 1000 -p "$T/w/crlf" -k -m 1 127.0.0.1 0 || return 1
 	dial c /dev/null -i 1000 -p "$T/w/bare" 127.0.0.1 "$PORT"
 	expect "crlf vs bare" "$CRC" 0 || return 1
 	dial c /dev/null -i 1000 -p "$T/w/two" 127.0.0.1 "$PORT"
@@ -477,6 +483,244 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 	expect "listener status" "$LRC" 1 &&
 	    has_line "$T/w/l.err" "secchat: connection closed before CLOSE: stream truncated" &&
 	    has_line "$T/w/l.out" "partial"
+}
+
+# ---------------------------------------------------------------------------
+# Serving many (-k, -m above 1).
+
+t_serving_kat() { kat serving serving.txt; }
+
+t_many_lockout() {	# 50 idle + 5 dribbling sockets, 55 addresses: no lock-out
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	timeout 60 python3 tests/flood.py --seconds 40 127.0.0.1 "$PORT" \
+	    > "$T/w/flood" 2>&1 &
+	local fpid=$! i start ms in=0 slow=0
+	PIDS="$PIDS $fpid"
+	wait_number HELD "$T/w/flood" "$fpid" 'flood: holding \([0-9]*\)' ||
+	    return 1
+	for i in $(seq 10); do
+		echo "legit $i" > "$T/w/in"
+		start=$(date +%s%N)
+		timeout 10 $SECCHAT $SC -q -w 3 127.0.0.1 "$PORT" < "$T/w/in" \
+		    > /dev/null 2> "$T/w/c$i.err" && in=$((in + 1))
+		ms=$((($(date +%s%N) - start) / 1000000))
+		echo "connector $i: $ms ms"
+		[ "$ms" -le 3000 ] || slow=$((slow + 1))
+	done
+	kill "$fpid"
+	wait "$fpid"
+	cat "$T/w/flood"
+	for i in $(seq 100); do
+		[ "$(grep -c '^legit ' "$T/w/l.out")" -ge 10 ] && break
+		sleep 0.05
+	done
+	expect "attackers" "$HELD" 55 && expect "connectors in" "$in" 10 &&
+	    expect "connectors slower than 3 s" "$slow" 0 &&
+	    grep -q ' port [0-9]*: dropped: 32 handshakes at once$' "$T/w/l.err" &&
+	    for i in $(seq 10); do has_line "$T/w/l.out" "legit $i" || return 1; done
+}
+
+t_many_guessing() {	# penalised from one address, another still gets in
+	listen one /dev/null $SC -q -k -m 1 127.0.0.1 0 || return 1
+	python3 tests/guess.py --attempts 200 --seconds 5 127.0.0.1 "$PORT" \
+	    > "$T/w/free" || return 1
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	python3 tests/guess.py --attempts 20 --seconds 4 127.0.0.1 "$PORT" \
+	    > "$T/w/penalised" || return 1
+	cat "$T/w/free" "$T/w/penalised"
+	local free pen
+	free=$(sed -n 's/.* rate \([0-9]*\).*/\1/p' "$T/w/free")
+	pen=$(sed -n 's/.* tested \([0-9]*\) .*/\1/p' "$T/w/penalised")
+	echo hello > "$T/w/in"
+	dial c "$T/w/in" $SC 127.0.0.1 "$PORT"
+	expect "connector from 127.0.0.1" "$CRC" 0 &&
+	    [ "$pen" -ge 4 ] && [ "$pen" -le 6 ] && [ "$free" -ge 400 ] &&
+	    wait_number X "$T/w/l.out" "$LPID" '\(hello\)' &&
+	    grep -qx "secchat: 127.0.0.9 port [0-9]*: $WRONG" "$T/w/l.err" &&
+	    grep -qx "secchat: 127.0.0.9 port [0-9]*: refused for [0-9]* s more after [45] failed handshakes" "$T/w/l.err" &&
+	    has_line "$T/w/l.err" "secchat: 127.0.0.9: over 3 lines like this a minute, counting the rest"
+}
+
+t_many_burst() {	# 20 at once from one address: 4 handshakes, the rest wait
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	local i pids="" ok=0
+	for i in $(seq 20); do
+		echo "burst $i" > "$T/w/in$i"
+		timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" < "$T/w/in$i" \
+		    > /dev/null 2> "$T/w/c$i.err" &
+		pids="$pids $!"
+	done
+	PIDS="$PIDS $pids"
+	for i in $pids; do wait "$i" && ok=$((ok + 1)); done
+	for i in $(seq 100); do
+		[ "$(grep -c '^burst ' "$T/w/l.out")" -ge 20 ] && break
+		sleep 0.05
+	done
+	expect "connectors in" "$ok" 20 &&
+	    for i in $(seq 20); do has_line "$T/w/l.out" "burst $i" || return 1; done
+}
+
+t_many_hex() {	# hex lines of two sessions at once, each whole on stderr
+	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	local n
+	{ head -c 16000 /dev/zero | tr '\0' x; echo; } > "$T/w/long"
+	for n in $(seq 60); do cat "$T/w/long"; echo "short $n"; done > "$T/w/in"
+	for n in a b; do
+		timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" < "$T/w/in" \
+		    > /dev/null 2> "$T/w/$n.err" &
+		PIDS="$PIDS $!"
+	done
+	for n in $(seq 200); do
+		[ "$(grep -c '^short' "$T/w/l.out")" -ge 120 ] && break
+		sleep 0.05
+	done
+	python3 - "$T/w/l.err" <<-'EOF'
+	import re, sys
+	bad = n = 0
+	for line in open(sys.argv[1]):
+	    line = line.rstrip("\n")
+	    if line.startswith("secchat: "):
+	        continue
+	    m = re.fullmatch(r"[<>] ([0-9a-f]{4})([0-9a-f]*)", line)
+	    n += 1
+	    if not m or len(m.group(2)) != 2 * int(m.group(1), 16):
+	        bad += 1
+	print(f"{n} hex lines, {bad} not whole")
+	sys.exit(1 if bad or n < 240 else 0)
+	EOF
+}
+
+t_many_shippers() {	# two endless shippers and a short one: every line whole
+	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
+	local n
+	for n in A B; do
+		python3 tests/lines.py gen $n 3000 --hold 30 |
+		    timeout 40 $SECCHAT $SC -q 127.0.0.1 "$PORT" \
+		    > /dev/null 2> "$T/w/$n.err" &
+		PIDS="$PIDS $!"
+	done
+	python3 tests/lines.py gen C 500 |
+	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > /dev/null 2> "$T/w/C.err"
+	expect "short shipper" "$?" 0 || return 1
+	for n in $(seq 200); do
+		[ "$(grep -c '^[AB] ' "$T/w/l.out")" -ge 6000 ] && break
+		sleep 0.1
+	done
+	python3 tests/lines.py check "$T/w/l.out" A:3000 B:3000 C:500
+}
+
+# ---------------------------------------------------------------------------
+# -e: a command per session.
+
+UNREAD="the command stopped reading: the peer's data was not all delivered"
+UNCONFIRMED="connection closed before DONE: peer did not confirm receipt"
+
+t_exec_files() {	# -k -e: one file per session, each whole
+	listen l /dev/null $SC -q -k -e "cat > '$T/w/upload.'\$SECCHAT_SESSION" \
+	    127.0.0.1 0 || return 1
+	local i
+	for i in 1 2 3; do
+		head -c $((i * 100000)) /dev/urandom > "$T/w/in$i"
+		dial c$i "$T/w/in$i" $SC -q -b 127.0.0.1 "$PORT"
+		expect "connector $i" "$CRC" 0 || return 1
+	done
+	for i in $(seq 100); do
+		[ "$(grep -c 'command exited with status 0$' "$T/w/l.err")" = 3 ] &&
+		    break
+		sleep 0.05
+	done
+	for i in 1 2 3; do same "$T/w/in$i" "$T/w/upload.$i" || return 1; done
+	expect "exits logged" "$(grep -c "^secchat: 127.0.0.1 port [0-9]*: command exited with status 0$" "$T/w/l.err")" 3
+}
+
+t_exec_env() {	# the command knows its peer and its number; connector -e too
+	listen l /dev/null $SC -e "echo \"\$SECCHAT_PEER_ADDR \$SECCHAT_SESSION\"; cat > '$T/w/fromc'" \
+	    127.0.0.1 0 || return 1
+	# Its stdout closed, the connector's command still reads: a half-close.
+	dial c /dev/null $SC -e "echo \$SECCHAT_PEER_PORT; exec >&-; cat > '$T/w/got'" \
+	    127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    has_line "$T/w/got" "127.0.0.1 1" && has_line "$T/w/fromc" "$PORT" &&
+	    has_line "$T/w/l.err" "secchat: command exited with status 0" &&
+	    [ ! -s "$T/w/c.out" ] && [ ! -s "$T/w/l.out" ]
+}
+
+t_exec_early() {	# the command exits after one line: the rest is not confirmed
+	seq 1 200000 > "$T/w/a"
+	listen l /dev/null $SC -q -e 'head -n 1; echo done' 127.0.0.1 0 ||
+	    return 1
+	dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+	reap
+	printf '1\ndone\n' > "$T/w/want"
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: $UNREAD" &&
+	    has_line "$T/w/l.err" "secchat: command exited with status 0" &&
+	    has_line "$T/w/c.err" "secchat: $UNCONFIRMED" &&
+	    same "$T/w/want" "$T/w/c.out"
+}
+
+t_exec_reads_nothing() {	# a command that never reads: its output still goes
+	head -c 2000000 /dev/urandom > "$T/w/a"
+	listen l /dev/null $SC -q -e 'echo hello' 127.0.0.1 0 || return 1
+	dial c "$T/w/a" $SC -q -b 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.out" "hello" &&
+	    has_line "$T/w/l.err" "secchat: $UNREAD" &&
+	    has_line "$T/w/c.err" "secchat: $UNCONFIRMED" || return 1
+	# With nothing to read, nothing is lost: a clean end.
+	listen l /dev/null $SC -q -e 'echo hello' 127.0.0.1 0 || return 1
+	dial c /dev/null $SC -q 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    has_line "$T/w/c.out" "hello"
+}
+
+t_exec_signal() {	# killed by a signal: no CLOSE, the peer sees truncation
+	listen l /dev/null $SC -q -e 'echo partial; kill -9 $$' 127.0.0.1 0 ||
+	    return 1
+	dial c <(sleep 2) $SC -q 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: command killed by signal 9" &&
+	    has_line "$T/w/c.err" "secchat: $TRUNC" &&
+	    has_line "$T/w/c.out" "partial"
+}
+
+t_exec_tunnel() {	# the README's tunnel: -b -e 'nc HOST PORT' to a local service
+	python3 - "$T/w/eport" <<-'EOF' &
+	import socket, sys
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0)); s.listen(1)
+	open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+	s.settimeout(20)
+	c, _ = s.accept()
+	while True:
+	    b = c.recv(65536)
+	    if not b:
+	        break
+	    c.sendall(b)
+	c.close()
+	EOF
+	PIDS="$PIDS $!"
+	local i
+	for i in $(seq 100); do [ -s "$T/w/eport" ] && break; sleep 0.05; done
+	listen l /dev/null $SC -q -k -b -e "nc -N 127.0.0.1 $(cat "$T/w/eport")" \
+	    127.0.0.1 0 || return 1
+	head -c 300000 /dev/urandom > "$T/w/a"
+	dial c "$T/w/a" $SC -q -b 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out"
+}
+
+t_exec_wrong_password() {	# the command never starts before the handshake
+	listen l /dev/null $SC -q -k -e "touch '$T/w/started.'\$SECCHAT_SESSION" \
+	    127.0.0.1 0 || return 1
+	dial bad /dev/null -i 1000 -p "$T/pf.wrong" -q 127.0.0.1 "$PORT"
+	expect "wrong password" "$CRC" 3 || return 1
+	dial c /dev/null $SC -q 127.0.0.1 "$PORT"
+	expect "right password" "$CRC" 0 && [ -e "$T/w/started.2" ] &&
+	    [ ! -e "$T/w/started.1" ]
 }
 
 # ---------------------------------------------------------------------------
@@ -600,7 +844,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 t_silent_then_good() {
 	echo "for the patient one" > "$T/w/a"
-	listen l "$T/w/a" $SC -k -w 1 127.0.0.1 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 -w 1 127.0.0.1 0 || return 1
 	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 4" &
 	PIDS="$PIDS $!"
 	sleep 0.2
@@ -612,7 +856,7 @@ t_silent_then_good() {
 
 t_ten_bad_then_good() {
 	echo "still here" > "$T/w/a"
-	listen l "$T/w/a" $SC -k 127.0.0.1 0 || return 1
+	listen l "$T/w/a" $SC -k -m 1 127.0.0.1 0 || return 1
 	local i
 	for i in 1 2 3 4 5; do
 		dial bad /dev/null -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
@@ -1071,6 +1315,33 @@ t_no_done() {
 	reap
 	expect "listener status" "$LRC" 1 && same "$T/w/b" "$T/w/l.out" &&
 	    grep -Eqx "secchat: .*peer did not confirm receipt" "$T/w/l.err"
+}
+
+# A REKEY due (-R 1) before the peer's KEY 0 waits for it in poll: the
+# listener's CPU time, read until the peer sends KEY 0 after 3 s, stays
+# under 0.3 s (a loop that polls with a zero timeout spends 2 s).
+t_rekey_waits_for_key0() {
+	echo "before the peer's key" > "$T/w/a"
+	listen l "$T/w/a" $SC -R 1 127.0.0.1 0 || return 1
+	timeout 60 $PEER $SC --key0-delay 3 127.0.0.1 "$PORT" < /dev/null \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$! pid ticks t i
+	PIDS="$PIDS $cpid"
+	pid=$(child "$LPID") ticks=
+	for i in $(seq 200); do	# the last reading before KEY 0 goes out
+		grep -q '^peer: sending KEY 0$' "$T/w/c.err" && break
+		t=$(cpu_ticks "$pid" 2>/dev/null) && ticks=$t
+		sleep 0.05
+	done
+	reap
+	wait "$cpid"
+	CRC=$?
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    has_line "$T/w/l.err" "secchat: rekeyed sending key (epoch 1)" &&
+	    [ -n "$ticks" ] && [ "$ticks" -lt $((30 * $(getconf CLK_TCK) / 100)) ] ||
+	    { echo "CPU ticks while waiting: '$ticks' (pid $pid)"; return 1; }
+	echo "CPU ticks while waiting: $ticks"
 }
 
 # bad_rekey KIND MESSAGE KEPT: a Python connector sends 10 lines with -r 1
@@ -1732,6 +2003,7 @@ run "an HTTP client is not secchat" t_not_secchat_client
 run "an HTTP server is not secchat" t_not_secchat_server
 run "a secchat/1 peer is named by its version" t_other_version
 run "usage errors exit 2" t_usage
+run "a silent listener: no greeting, busy or not secchat" t_no_greeting
 run "connection refused" t_refused
 run "name resolution failure" t_resolve
 run "password file errors" t_passfile_errors
@@ -1769,6 +2041,19 @@ run "attack: pA with a bad first byte" t_pA_prefix
 run "attack: pA = w*M" t_pA_wM
 
 run "a silent connector times out, -k serves the next" t_silent_then_good
+run "serving many: penalties and log limits as documented" t_serving_kat
+run "serving many: 55 idle and dribbling sockets lock no one out" t_many_lockout
+run "serving many: guessing is penalised, another address gets in" t_many_guessing
+run "serving many: 20 connectors at once from one address" t_many_burst
+run "serving many: two endless shippers and a short one, lines whole" t_many_shippers
+run "serving many: hex lines of sessions at once, each whole" t_many_hex
+run "-e: -k, one file per session" t_exec_files
+run "-e: the command's environment, and -e on the connector" t_exec_env
+run "-e: a command that exits early" t_exec_early
+run "-e: a command that reads nothing" t_exec_reads_nothing
+run "-e: a command killed by a signal" t_exec_signal
+run "-e: no command before the handshake succeeds" t_exec_wrong_password
+run "-e: a tunnel through nc to a local service" t_exec_tunnel
 run "ten bad connections, then a good one" t_ten_bad_then_good
 run "a stalled reader: sender blocks in constant memory" t_stalled_reader
 run "a slow stderr: the hex display loses no line" t_stderr_slow
@@ -1812,6 +2097,7 @@ run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
 run "a reset after the peer's CLOSE ends the session at once" t_reset_after_close
 run "a peer that holds the connection open after DONE: exit 0 at once" t_hold_open
 run "a peer that closes without DONE: exit 1, not confirmed" t_no_done
+run "a REKEY due before the peer's KEY 0 waits in poll" t_rekey_waits_for_key0
 run "REKEY naming a key not yet announced: exit 3" t_rekey_unannounced
 run "REKEY with a low-order E (all-zero X25519): exit 3" t_rekey_low_order
 run "REKEY with a truncated payload: exit 3" t_rekey_truncated

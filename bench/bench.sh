@@ -14,6 +14,8 @@
 #      X25519, and a new receive key each time one is used)
 # With SECCHAT_BASE set (e.g. a build of the previous version), that binary
 # is measured too, in sets 1 and 2, as the baseline for the default settings.
+#   8. serving many: concurrent connectors against one -k listener, then as
+#      many line-mode senders at once (many.py)
 # Each transfer: the receiver listens on 127.0.0.1 and writes a file, the
 # sender connects; time from sender start to receiver exit; the received
 # file must have the sent file's sha256.
@@ -26,6 +28,8 @@
 #   BENCH_HS_RUNS   connects timed at 600000 iterations
 #                   (4x+1 at 1000 iterations)                    [5]
 #   BENCH_HS_CONNS  connections for listener CPU per connection  [200]
+#   BENCH_MANY_CONNS  concurrent connectors for serving many     [200]
+#   BENCH_MANY_LINES  lines of 100 bytes each of them sends        [5000]
 #   BENCH_TIMEOUT   seconds allowed for any one transfer         [300]
 #   BENCH_REKEY_LINES lines for the rekey measurement (set 7)    [200000]
 #   SECCHAT         the binary to measure                        [./secchat]
@@ -49,6 +53,8 @@ RUNS=${BENCH_RUNS:-3}
 RTT_N=${BENCH_RTT_N:-1000}
 HS_RUNS=${BENCH_HS_RUNS:-5}
 HS_CONNS=${BENCH_HS_CONNS:-200}
+MANY_CONNS=${BENCH_MANY_CONNS:-200}
+MANY_LINES=${BENCH_MANY_LINES:-5000}
 TO=${BENCH_TIMEOUT:-300}
 REKEY_LINES=${BENCH_REKEY_LINES:-200000}
 SECCHAT_BASE=${SECCHAT_BASE:-}
@@ -56,7 +62,8 @@ case $SECCHAT_BASE in /*|'') ;; */*) SECCHAT_BASE=$ROOT/${SECCHAT_BASE#./};; esa
 BASE=()
 [ -n "$SECCHAT_BASE" ] && BASE=(base)
 
-for v in BULK_MB LINES RUNS RTT_N HS_RUNS HS_CONNS TO REKEY_LINES; do
+for v in BULK_MB LINES RUNS RTT_N HS_RUNS HS_CONNS MANY_CONNS MANY_LINES TO \
+    REKEY_LINES; do
 	case ${!v} in ''|*[!0-9]*|0)
 		echo "bench: $v must be a positive integer" >&2; exit 2;;
 	esac
@@ -451,6 +458,11 @@ measure rekey1 "$RTEXT" "$RTEXT_SHA" secchat:liner1
 note "5. handshake: connector times, listener CPU over $HS_CONNS connections"
 HS_OUT=$(python3 "$BENCH/hs.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
     --runs "$HS_RUNS" --conns "$HS_CONNS") || error "handshake measurement failed"
+note "8. serving many: $MANY_CONNS connectors at once, then $MANY_CONNS senders" \
+    "of $MANY_LINES lines each"
+MANY_OUT=$(python3 "$BENCH/many.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+    --conns "$MANY_CONNS" --lines "$MANY_LINES" --timeout "$TO") ||
+    error "serving-many measurement failed"
 
 # ---------------------------------------------------------------- table
 
@@ -512,6 +524,13 @@ c600=$(kv "${HS_OUT:-}" connector_600000_ms) c1k=$(kv "${HS_OUT:-}" connector_10
 lcpu=$(kv "${HS_OUT:-}" listener_cpu_ms) lsch=$(kv "${HS_OUT:-}" listener_sched_ms)
 cexe=$(kv "${HS_OUT:-}" exec_ms)
 pb600=$(kv "${HS_OUT:-}" pbkdf2_600000_ms) pb1k=$(kv "${HS_OUT:-}" pbkdf2_1000_ms)
+m_hs=$(kv "${MANY_OUT:-}" handshakes_per_s)
+m_pcpu=$(kv "${MANY_OUT:-}" parent_cpu_ms) m_ccpu=$(kv "${MANY_OUT:-}" child_cpu_ms)
+m_cpu=$([ -n "$m_pcpu" ] && [ -n "$m_ccpu" ] && calc "printf \"%.3f\", $m_pcpu+$m_ccpu")
+m_lines=$(kv "${MANY_OUT:-}" lines_per_s)
+m_lines=${m_lines:+$(printf '%.0f' "$m_lines")}
+m_pss=$(kv "${MANY_OUT:-}" child_pss_mib) m_rss=$(kv "${MANY_OUT:-}" child_rss_mib)
+m_total=$(kv "${MANY_OUT:-}" total_mib)
 cdiff=$( [ -n "$c600" ] && [ -n "$c1k" ] && calc "printf \"%.1f\", $c600-$c1k")
 cover=$( [ -n "$c1k" ] && [ -n "$pb1k" ] && calc "printf \"%.2f\", $c1k-$pb1k")
 mib() { [ -n "$1" ] && calc "printf \"%.2f\", $1/1024"; }
@@ -579,6 +598,15 @@ row "connector beyond PBKDF2 (1000 it.)" "${cover:+$cover ms}" "" "< 5 ms" \
 row "connector 600000 - 1000 iterations" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 difference" ""
 row "listener CPU per connection" "${lcpu:+$(calc "printf \"%.3f ms\", $lcpu")}" "${lsch:+schedstat $(calc "printf \"%.3f\", $lsch") ms}" "< 2 ms" \
     "$(verdict "$lcpu < 2" "$lcpu")"
+sep "$L"
+row "many: $MANY_CONNS connectors at once" "${m_hs:+$(calc "printf \"%.0f handshakes/s\", $m_hs")}" "connectors on this host" ">= 200 handshakes/s" \
+    "$(verdict "$m_hs >= 200" "$m_hs")"
+row "many: listener CPU per connection" "${m_cpu:+$m_cpu ms}" "${m_pcpu:+listener $m_pcpu, child $m_ccpu}" "< 2 ms" \
+    "$(verdict "$m_cpu < 2" "$m_cpu")"
+row "many: $MANY_CONNS line-mode senders" "$(fmtl "$m_lines")" "$(ratio "$m_lines" "$l_sc")${m_lines:+ of one}" "" ""
+row "many: peak memory per session (PSS)" "${m_pss:+$(calc "printf \"%.2f MiB\", $m_pss")}" "${m_rss:+RSS $(calc "printf \"%.2f\", $m_rss") MiB}" "< 2 MiB" \
+    "$(verdict "$m_pss < 2" "$m_pss")"
+row "many: peak memory in total" "${m_total:+$(calc "printf \"%.1f MiB\", $m_total")}" "listener RSS + children" "" ""
 sep "$L"
 row "peak RSS listener (bulk)" "${rss_l:+$rss_l MiB}" "${rssl_l:+line mode $rssl_l MiB}" "< 8 MiB" \
     "$(verdict "$rss_l < 8" "$rss_l")"

@@ -6,10 +6,10 @@
    one with -i 1000.  PBKDF2 is paid by the connector on every connect and by
    the listener once at start.
 2. Listener CPU per accepted connection: a -k -i 1000 listener serves CONNS
-   sequential connections; utime+stime (plus cutime+cstime, which stay 0
-   since secchat does not fork) from /proc/PID/stat before and after,
-   divided by CONNS.  /proc/PID/schedstat (ns on CPU) is reported too as a
-   finer-grained cross-check.
+   sequential connections; utime+stime plus cutime+cstime (the child that
+   serves each connection, counted once reaped) from /proc/PID/stat before
+   and after, divided by CONNS.  /proc/PID/schedstat (ns on CPU, of the
+   listener process alone) is reported too as a finer-grained cross-check.
 3. For reference, the wall time of "secchat -h" (exec, dynamic linking,
    exit: the floor under any connector time) and PBKDF2-HMAC-SHA256 of 600000 and 1000 iterations, 40
    bytes, in this Python (hashlib, OpenSSL).
@@ -31,12 +31,14 @@ def log(msg):
     print("bench: handshake: " + msg, file=sys.stderr, flush=True)
 
 
-def start_listener(args, extra, tag):
+def start_listener(args, extra, tag, out=None):
+    """A -k listener, its stderr in TMP/hs-TAG.err, its stdout in out."""
     errfile = os.path.join(args.tmp, "hs-%s.err" % tag)
     ef = open(errfile, "wb")
     p = subprocess.Popen([args.secchat, "-l", "-k", "-v", "-q"] + extra +
                          ["-p", args.pf, "127.0.0.1", "0"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL,
+                         stdout=open(out, "wb") if out else subprocess.DEVNULL,
                          stderr=ef, start_new_session=True)
     ef.close()
     end = time.monotonic() + 60

@@ -6,6 +6,7 @@
  *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
  *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
  *	kat session FILE	a full secchat/2 session (doc/PROTOCOL.md section 10)
+ *	kat serving FILE	penalties and log limits of secchat.1 SERVING MANY
  *
  * Cross-checks that have no line in the file (both SPAKE2 parties agree,
  * every record opens, a forged record does not) print "FAIL: ..." lines,
@@ -550,13 +551,74 @@ kat_session(FILE *fp)
 	pake_free(&pk);
 }
 
+/* One address guessing as fast as its penalties let it. */
+static unsigned
+guesses_in(struct source *src, int64_t *t, int64_t until)
+{
+	unsigned n = 0;
+
+	while (*t < until) {
+		penalise(src, *t);
+		n++;
+		*t = src->until > *t ? src->until : *t + 1;
+	}
+	return n;
+}
+
+static void
+kat_serving(FILE *fp)
+{
+	static const int64_t t0 = 1000000000;
+	struct source src;
+	struct server sv;
+	int64_t t = t0;
+	unsigned i, shown = 0;
+	char *line, *nl;
+
+	(void)fp;
+	memset(&src, 0, sizeof(src));
+	for (i = 1; i <= 16; i++) {
+		penalise(&src, t);
+		printf("failure = %u\nrefused_s = %lld\n\n", i,
+		    (long long)(src.until > t ? (src.until - t) / 1000 : 0));
+		if (src.until > t)
+			t = src.until;
+	}
+	t += PEN_QUIET_MS;
+	penalise(&src, t);
+	printf("after_a_quiet_hour = failure %u\n\n", src.fails);
+	memset(&src, 0, sizeof(src));
+	t = t0;
+	printf("guesses_first_hour = %u\n", guesses_in(&src, &t, t0 + 3600000));
+	printf("guesses_second_hour = %u\n\n",
+	    guesses_in(&src, &t, t0 + 7200000));
+
+	memset(&sv, 0, sizeof(sv));
+	sv.errq.cap = QUEUE_CAP;
+	if ((sv.errq.data = malloc(sv.errq.cap)) == NULL)
+		err(1, "malloc");
+	memset(&src, 0, sizeof(src));
+	strcpy(src.host, "192.0.2.7");
+	for (i = 0; i < 40; i++)
+		shown += log_allowed(&sv, &src, LOG_FAILED, t0 + i * 1000);
+	printf("lines = 40\nshown = %u\n", shown);
+	(void)log_allowed(&sv, &src, LOG_FAILED, t0 + MINUTE_MS);
+	sv.errq.data[sv.errq.len] = '\0';
+	for (line = (char *)sv.errq.data; (nl = strchr(line, '\n')) != NULL;
+	    line = nl + 1) {
+		*nl = '\0';
+		printf("log = %s\n", line);
+	}
+	free(sv.errq.data);
+}
+
 int
 main(int argc, char *argv[])
 {
 	FILE *fp;
 
 	if (argc != 3)
-		errx(2, "usage: kat pbkdf2|spake2|session FILE");
+		errx(2, "usage: kat pbkdf2|spake2|session|serving FILE");
 	if ((fp = fopen(argv[2], "r")) == NULL)
 		err(1, "%s", argv[2]);
 	if (strcmp(argv[1], "pbkdf2") == 0)
@@ -565,6 +627,8 @@ main(int argc, char *argv[])
 		kat_spake2(fp);
 	else if (strcmp(argv[1], "session") == 0)
 		kat_session(fp);
+	else if (strcmp(argv[1], "serving") == 0)
+		kat_serving(fp);
 	else
 		errx(2, "unknown vector kind %s", argv[1]);
 	fclose(fp);

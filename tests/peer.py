@@ -484,6 +484,9 @@ class Writer(threading.Thread):
 
     def run(self):
         try:
+            if self.opts.key0_delay:        # a slow peer: KEY 0 comes late
+                time.sleep(self.opts.key0_delay)
+                os.write(2, b'peer: sending KEY 0\n')
             self.send(self.side.seal_key()[1])  # KEY 0, at once
             while not self.step(*self.q.get()):
                 pass
@@ -615,6 +618,7 @@ def main():
     mode.add_argument('--bad-rekey', choices=('retired', 'unannounced', 'lowpoint', 'truncated'))
     mode.add_argument('--key-after-done', action='store_true')
     mode.add_argument('--data-after-close', action='store_true')
+    mode.add_argument('--key0-delay', type=float, metavar='SEC')
     ap.add_argument('--selftest', action='store_true')
     ap.add_argument('where', nargs='*', metavar='[HOST] PORT')
     a = ap.parse_args()

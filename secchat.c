@@ -5310,7 +5310,7 @@ help(void)
 	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
-	    "  -k            with -l: serve the next connection after each\n"
+	    "  -k            with -l: keep serving connections (see -m)\n"
 	    "  -l            listen on port (and host's address) instead\n"
 	    "  -m sessions   with -k: that many at once (default %d)\n"
 	    "  -n name       the peer's name in the chat (default: host)\n"

@@ -58,16 +58,25 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 # The whole suite, then again on a sanitizer build.  That build has no
 # sandbox (LeakSanitizer's exit-time scan clones a tracer thread, ptraces
 # the process and reads /proc/self/maps, all of which the sandbox kills);
-# the sandbox tests run on tests/secchat-hooks either way.
-check: secchat tests/kat tests/secchat-hooks tests/secchat-leak
+# the sandbox tests run on tests/secchat-hooks either way.  demo, check,
+# check-asan and fuzz first install what is missing (deps.sh: apt-get as
+# root or through sudo, else the line to run).
+check:
+	@./deps.sh test
+	@$(MAKE) --no-print-directory secchat tests/kat tests/secchat-hooks \
+	    tests/secchat-leak
 	./test.sh
 
-check-asan: secchat tests/secchat-hooks asan/secchat tests/kat-asan \
+check-asan:
+	@./deps.sh test
+	@$(MAKE) --no-print-directory secchat tests/secchat-hooks asan/secchat \
+	    tests/kat-asan \
 	    tests/secchat-leak
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
 fuzz:
+	@./deps.sh fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh
 
 # Deep fuzzing, not for CI: each target until FUZZ_LONG_RUNS executions or
@@ -80,7 +89,9 @@ fuzz-long:
 bench: secchat
 	./bench/bench.sh
 
-demo: secchat
+demo:
+	@./deps.sh build
+	@$(MAKE) --no-print-directory secchat
 	./examples/demo.sh
 
 clean:

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE		/* accept4, SOCK_NONBLOCK, environ */
 
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -28,6 +29,8 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
+#include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -42,6 +45,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -54,6 +58,8 @@
 #include <openssl/obj_mac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+#define PROGRAM_VERSION	"2.0"
 
 /* ---------------------------------------------------------------------- */
 /*
@@ -189,6 +195,8 @@ _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 #define DEF_HS_TIMEOUT	30
 #define REKEY_CHECK_MS	1000		/* clock look while a rekey timer runs */
 #define MAX_PASSFILE	4096
+#define CODE_DIGITS	12		/* -g */
+#define CONNECT_RETRY_MS 200		/* -w: a refused connect, again */
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
@@ -243,7 +251,7 @@ _Static_assert(OUT_CAP >= MAX_INNER && RX_CAP >= LEN_LEN + MAX_RECORD &&
 
 struct options {
 	int	 family;		/* AF_UNSPEC, AF_INET or AF_INET6 */
-	int	 lflag, kflag, bflag, qflag, vflag;
+	int	 lflag, kflag, bflag, gflag, qflag, vflag, xflag;
 	uint32_t iterations;
 	const char *passfile;
 	unsigned long rekey_msgs;	/* 0: off */
@@ -254,6 +262,7 @@ struct options {
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
+	const char *name;		/* -n: the peer's name on the terminal */
 };
 
 /* The curve and M, N; then the password-derived values, for the process. */
@@ -361,12 +370,68 @@ struct conn {
 	struct direction tx, rx;
 	struct recv_keys rk;		/* ours, for the peer's REKEYs */
 	struct peer_keys pk;		/* the peer's, for our REKEYs */
-	int	 shown;			/* the half-typed line is on screen */
 	int	 mid_line;		/* stdout's last byte was not \n */
+	int	 peer_ended;		/* the peer's CLOSE came before ours */
+	int	 progress_shown;	/* the -v progress line is on stderr */
+	int64_t	 progress_start, progress_last;	/* ms */
 	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
 	int64_t	 errq_deadline;	/* ms, set at the first flush_errq; 0: none */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
+};
+
+/* The chat at a terminal (the editor and the view, below). */
+#define MARK_MAX	32		/* a marker, with its video attributes */
+#define NAME_MAX_W	24		/* bytes of a display name */
+#define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
+#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per character */
+#define VIEW_MIN	(4 * RENDER_MAX)	/* view_render's least room */
+#define VIEW_CHUNK	8192		/* the peer's text, rendered at once */
+_Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
+#define EDIT_MAX	4096		/* bytes in the line being typed */
+#define HISTORY_MAX	100		/* lines sent, for Up and Down */
+#define PROMPT		"> "
+#define PROMPT_W	2
+#define DRAW_MAX	(EDIT_MAX + 64)
+#define KEYS_MAX	256		/* typed bytes read at once */
+
+enum key_state { KEY_TEXT, KEY_ESC, KEY_CSI, KEY_SS3, KEY_STRING,
+    KEY_STRING_ESC };
+
+/* What a key asks of the session. */
+enum { ED_NONE, ED_LINE, ED_EOF };
+
+/* The peer's text on our terminal: who says it, and what may be shown. */
+struct view {
+	int	 labels;		/* "HH:MM NAME> " before each line */
+	char	 peer[NAME_MAX_W + 1];	/* the peer's display name */
+	int	 line_start;		/* the next character begins a line */
+	int	 cr;			/* a CR waits: dropped before LF */
+	uint8_t	 part[4];		/* a character cut between records */
+	size_t	 part_len;
+};
+
+struct editor {
+	int	 fd;			/* the terminal */
+	cc_t	 erase, werase, kill, eof;	/* the terminal's keys */
+	uint8_t	 line[EDIT_MAX];
+	size_t	 len, cur;		/* bytes; cur is on a character */
+	int	 cols;			/* the terminal's width */
+	int	 row;			/* the cursor's row in the line's */
+	int	 rows;			/* rows the line takes on the screen */
+	int	 shown;			/* the line is on the screen */
+	enum key_state key;
+	char	 csi[16];		/* parameters of an escape sequence */
+	size_t	 csi_len;
+	uint8_t	 typed[4];		/* a character being typed */
+	size_t	 typed_len;
+	char	*hist[HISTORY_MAX];
+	size_t	 hist_len[HISTORY_MAX];
+	int	 nhist, hpos;		/* hpos == nhist: the typed line */
+	uint8_t	 draft[EDIT_MAX];	/* that line, while Up shows others */
+	size_t	 draft_len;
+	char	 draw[DRAW_MAX * 2];	/* the screen update being built */
+	size_t	 draw_len;
 };
 
 #define NBUFS	5
@@ -378,6 +443,11 @@ struct session {
 	int	 edit;			/* the chat line editor is on */
 	int	 hex_tty;		/* stderr is a terminal: dim hex */
 	int	 shared_err;		/* hex lines go to stdout's file too */
+	int	 out_tty;		/* stdout a terminal: the view renders */
+	int	 progress;		/* -v, stderr a terminal, no chat */
+	off_t	 in_size;		/* stdin's size if a file, else -1 */
+	struct view view;
+	struct editor ed;
 	unsigned long number;		/* of the connection, for -e */
 	int	 one_session;		/* the process ends with this session */
 	size_t	 pad;			/* DATA inner lengths are multiples of it */
@@ -410,6 +480,10 @@ static void note_always(struct session *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static int session_fail(struct session *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+static void chat_note(struct session *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void addr_text(const struct sockaddr *, socklen_t, char[NI_MAXHOST],
+    char[NI_MAXSERV]);
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
 static void crypto_fail(const char *) __attribute__((noreturn));
@@ -550,8 +624,9 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 		SB_ALLOW(__NR_exit), SB_ALLOW(__NR_exit_group),
 	};
 	const struct sock_filter listener[] = {
-		SB_ALLOW(__NR_accept4),
+		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_getpeername),
 		SB_ALLOW(__NR_setsockopt),
+		SB_ALLOW(__NR_mlock),		/* -g -k: a new code's buffer */
 		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
 	};
 	const struct sock_filter child[] = {
@@ -641,6 +716,13 @@ restore_tty(void)
 	if (restore.tty_changed)
 		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
 	restore.tty_changed = 0;
+}
+
+/* "1 record", "2 records". */
+static const char *
+plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
 }
 
 static void
@@ -1611,40 +1693,634 @@ rx_got_eof(struct conn *c)
 
 /* ---------------------------------------------------------------------- */
 /*
- * The chat line editor.  When stdin and stdout are one terminal, secchat
- * echoes and edits the line being typed itself, so that text arriving
- * meanwhile is printed above it instead of into it.  The line is the
- * pending stdin bytes after the last newline.
+ * Text on a terminal.  What the peer sends is shown so that it cannot
+ * drive the terminal: printable UTF-8 as it is, tab and newline as usual,
+ * every other control character, escape sequence and invalid byte as an
+ * inert marker in reverse video (^[, \x9b, <U+202E>).  Otherwise the peer
+ * could move the cursor, forge our messages, set the window title or make
+ * the terminal type an answer (to \033[6n, \033[c) into our own stdin.
+ * Files and pipes get the bytes unchanged: none of this runs for them.
  */
 
-static void
-editor_start(struct session *s)
-{
-	struct termios t;
+#define UTF8_BAD	(-1)
+#define UTF8_SHORT	0
 
-	if (!s->edit || save_tty(s->c.in_fd) == -1) {
-		s->edit = 0;
-		return;
+/*
+ * One UTF-8 character at p[0..n): its length and code point, UTF8_SHORT if
+ * p ends inside a character that may still be valid, UTF8_BAD for anything
+ * else (stray continuation byte, overlong form, surrogate, > U+10FFFF).
+ */
+static int
+utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	uint32_t c;
+	int len, i;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
 	}
-	t = restore.tty;
-	t.c_lflag &= ~(ICANON | ECHO);
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
-	if (tcsetattr(s->c.in_fd, TCSANOW, &t) == -1)
-		s->edit = 0;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, c = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		len = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, c = p[0] & 0x07;
+	else
+		return UTF8_BAD;
+	for (i = 1; i < len; i++) {
+		if ((size_t)i >= n)
+			return UTF8_SHORT;
+		if ((p[i] & 0xc0) != 0x80)
+			return UTF8_BAD;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return UTF8_BAD;
+	*cp = c;
+	return len;
+}
+
+/*
+ * Columns a character takes on the terminal, -1 if it must not reach it:
+ * controls (C0, DEL, C1), what the locale cannot print, and the bidi
+ * controls that make text read in another order than it was sent.
+ */
+static int
+char_width(uint32_t c)
+{
+	if (c < 0x20 || (c >= 0x7f && c < 0xa0) || c == 0x061c ||
+	    c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069))
+		return -1;
+	return wcwidth((wchar_t)c);
+}
+
+/* Append a marker for what may not be shown as it is. */
+static char *
+mark(char *p, const char *fmt, unsigned v)
+{
+	p = stpcpy(p, "\033[7m");
+	p += snprintf(p, MARK_MAX - 9, fmt, v);
+	return stpcpy(p, "\033[27m");
+}
+
+static char *
+label(char *p, const char *who)
+{
+	struct tm tm;
+	time_t t = time(NULL);
+
+	if (localtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	return p + snprintf(p, LABEL_MAX, "%02d:%02d %s> ", tm.tm_hour,
+	    tm.tm_min, who);
+}
+
+/* Render one character c[0..n) (n = 1 unless UTF-8) into p. */
+static char *
+render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
+{
+	if (v->cr && cp != '\n')
+		p = mark(p, "^M", 0);
+	v->cr = 0;
+	if (cp == '\r') {
+		v->cr = 1;
+		return p;
+	}
+	if (v->line_start && v->labels)
+		p = label(p, v->peer);
+	v->line_start = cp == '\n';
+	if (n == UTF8_BAD)
+		return mark(p, "\\x%02x", c[0]);
+	if (cp == '\n' || cp == '\t' || char_width(cp) >= 0) {
+		memcpy(p, c, n);
+		return p + n;
+	}
+	if (cp < 0x20 || cp == 0x7f)
+		return mark(p, "^%c", cp ^ 0x40);
+	return mark(p, "<U+%04X>", cp);
+}
+
+/*
+ * Render in[0..n) into out[0..cap), cap >= VIEW_MIN; return how many
+ * input bytes were used and set *used to the output's length.
+ */
+static size_t
+view_render(struct view *v, const uint8_t *in, size_t n, char *out,
+    size_t cap, size_t *used)
+{
+	char *p = out;
+	uint32_t cp;
+	size_t i = 0, j;
+	int len;
+
+	/* A cut character that turns out bad shows up to four markers. */
+	while (i < n && (size_t)(p - out) <= cap - VIEW_MIN) {
+		if (v->part_len > 0) {	/* complete the cut character */
+			v->part[v->part_len++] = in[i++];
+			len = utf8_decode(v->part, v->part_len, &cp);
+			if (len == UTF8_SHORT)
+				continue;
+			if (len != UTF8_BAD)
+				p = render_char(v, v->part, len, cp, p);
+			else {	/* all but the last were continuations */
+				for (j = 0; j + 1 < v->part_len; j++)
+					p = render_char(v, v->part + j,
+					    UTF8_BAD, 0, p);
+				i--;
+			}
+			v->part_len = 0;
+			continue;
+		}
+		len = utf8_decode(in + i, n - i, &cp);
+		if (len == UTF8_SHORT) {
+			memcpy(v->part, in + i, n - i);
+			v->part_len = n - i;
+			i = n;
+			break;
+		}
+		p = render_char(v, in + i, len, cp, p);
+		i += len == UTF8_BAD ? 1 : len;
+	}
+	*used = p - out;
+	return i;
+}
+
+/* At the end of the peer's text: show what is left of a cut character. */
+static size_t
+view_flush(struct view *v, char *out)
+{
+	char *p = out;
+	size_t i;
+
+	for (i = 0; i < v->part_len; i++)
+		p = render_char(v, v->part + i, UTF8_BAD, 0, p);
+	v->part_len = 0;
+	if (v->cr)
+		p = mark(p, "^M", 0);
+	v->cr = 0;
+	return p - out;
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The chat line editor, when stdin and stdout are one terminal.  secchat
+ * echoes and edits the line being typed itself, below the conversation:
+ * arriving text is printed above it and the line is drawn again.  Widths
+ * come from wcwidth, so wide characters and lines longer than the terminal
+ * are drawn right; every row the line takes is redrawn.  Keys it does not
+ * know, escape sequences included, are dropped, never sent.  (libedit's
+ * readline interface was tried first: in callback mode it inserts unknown
+ * sequences and ^L as text and does not redraw wrapped rows.)
+ */
+
+static int
+term_cols(int fd)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == -1 || ws.ws_col < 8)
+		return 80;
+	return ws.ws_col;
+}
+
+static void
+ed_put(struct editor *e, const void *p, size_t n)
+{
+	if (e->draw_len + n <= sizeof(e->draw)) {
+		memcpy(e->draw + e->draw_len, p, n);
+		e->draw_len += n;
+	}
+}
+
+static void
+ed_flush(struct editor *e)
+{
+	(void)write_full(e->fd, e->draw, e->draw_len, INT64_MAX);
+	OPENSSL_cleanse(e->draw, e->draw_len);
+	e->draw_len = 0;
+}
+
+/* Width of line[i..) 's character at i, and its length in bytes. */
+static int
+ed_char(const struct editor *e, size_t i, int *w)
+{
+	uint32_t cp;
+	int n = utf8_decode(e->line + i, e->len - i, &cp);
+
+	/* The line holds only what ed_insert let in: valid and printable. */
+	*w = char_width(cp);
+	return n;
+}
+
+/* Row and column of line[upto], the prompt taking the first columns. */
+static void
+ed_pos(const struct editor *e, size_t upto, int *row, int *col)
+{
+	size_t i = 0;
+	int r = 0, c = PROMPT_W, w;
+
+	while (i < upto) {
+		i += ed_char(e, i, &w);
+		if (c + w > e->cols)		/* the terminal wraps it */
+			r++, c = 0;
+		c += w;
+	}
+	if (c >= e->cols)
+		r++, c = 0;
+	*row = r;
+	*col = c;
+}
+
+static void
+ed_move(struct editor *e, const char *fmt, int n)
+{
+	char seq[16];
+
+	if (n > 0)
+		ed_put(e, seq, snprintf(seq, sizeof(seq), fmt, n));
+}
+
+/*
+ * After a resize (keys may come before its SIGWINCH is seen), the terminal
+ * has reflowed the line's rows, as tmux, VTE, kitty and others do: find
+ * them, and the cursor's row, at the new width.
+ */
+static void
+ed_reflow(struct editor *e)
+{
+	int cols = term_cols(e->fd), col;
+
+	if (cols == e->cols)
+		return;
+	e->cols = cols;
+	if (e->shown) {
+		ed_pos(e, e->cur, &e->row, &col);
+		ed_pos(e, e->len, &e->rows, &col);
+		e->rows++;
+	}
+}
+
+/*
+ * Take the line off the screen, row by row (tmux moves a screen cleared
+ * with \033[J from its top into the scrollback); the cursor ends at the
+ * start of the line's first row.
+ */
+static void
+ed_unshow(struct editor *e)
+{
+	int i;
+
+	if (!e->shown)
+		return;
+	ed_reflow(e);
+	ed_move(e, "\033[%dA", e->row);
+	for (i = 0; i < e->rows; i++)
+		ed_put(e, i == 0 ? "\r\033[K" : "\033[B\033[K",
+		    i == 0 ? 4 : 6);
+	ed_move(e, "\033[%dA", e->rows - 1);
+	e->shown = e->row = e->rows = 0;
+}
+
+static void
+ed_hide(struct editor *e)
+{
+	ed_unshow(e);
+	ed_flush(e);
+}
+
+/* Draw the prompt and the whole line, then put the cursor in place. */
+static void
+ed_show(struct editor *e)
+{
+	int er, ec, cr, cc;
+
+	if (e->shown)
+		return;
+	e->cols = term_cols(e->fd);
+	ed_put(e, PROMPT, PROMPT_W);
+	ed_put(e, e->line, e->len);
+	ed_pos(e, e->len, &er, &ec);
+	if (ec == 0)		/* out of the last column's pending wrap */
+		ed_put(e, "\r\n", 2);
+	ed_pos(e, e->cur, &cr, &cc);
+	ed_move(e, "\033[%dA", er - cr);
+	ed_put(e, "\r", 1);
+	ed_move(e, "\033[%dC", cc);
+	ed_flush(e);
+	e->row = cr;
+	e->rows = er + 1;
+	e->shown = 1;
+}
+
+/* In one write, so that the line does not flicker as keys come. */
+static void
+ed_redraw(struct editor *e)
+{
+	ed_unshow(e);
+	ed_show(e);
+}
+
+/*
+ * Draw the line again if the terminal was resized: ed_unshow finds it
+ * where the resize put it.
+ */
+static void
+ed_resize(struct editor *e)
+{
+	if (term_cols(e->fd) != e->cols)
+		ed_redraw(e);
+}
+
+static void
+ed_set(struct editor *e, const void *p, size_t n)
+{
+	memcpy(e->line, p, n);
+	e->len = e->cur = n;
+}
+
+/* The start of the character before i, with its combining marks. */
+static size_t
+ed_left(const struct editor *e, size_t i)
+{
+	int w;
+
+	while (i > 0) {
+		while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
+			;
+		if (ed_char(e, i, &w) > 0 && w > 0)
+			break;
+	}
+	return i;
 }
 
 static size_t
-typed_len(const struct session *s)
+ed_right(const struct editor *e, size_t i)
 {
-	const uint8_t *p = s->in.data + s->in.pos;
-	size_t n = buf_pending(&s->in), i = n;
+	int w;
 
-	while (i > 0 && p[i - 1] != '\n')
-		i--;
-	return n - i;
+	if (i < e->len)
+		i += ed_char(e, i, &w);
+	while (i < e->len && ed_char(e, i, &w) > 0 && w == 0)
+		i += ed_char(e, i, &w);
+	return i;
 }
+
+/* Remove line[from..to). */
+static void
+ed_cut(struct editor *e, size_t from, size_t to)
+{
+	memmove(e->line + from, e->line + to, e->len - to);
+	e->len -= to - from;
+	OPENSSL_cleanse(e->line + e->len, to - from);
+	e->cur = from;
+}
+
+static size_t
+ed_word_left(const struct editor *e, size_t i)
+{
+	while (i > 0 && e->line[i - 1] == ' ')
+		i--;
+	while (i > 0 && e->line[i - 1] != ' ')
+		i--;
+	return i;
+}
+
+static void
+ed_insert(struct editor *e, const uint8_t *c, size_t n)
+{
+	if (e->len + n > sizeof(e->line)) {
+		ed_put(e, "\a", 1);	/* full: say so, keep the line */
+		return;
+	}
+	memmove(e->line + e->cur + n, e->line + e->cur, e->len - e->cur);
+	memcpy(e->line + e->cur, c, n);
+	e->len += n;
+	e->cur += n;
+}
+
+/* Up (-1) and Down (+1) through the lines sent in this session. */
+static void
+ed_history(struct editor *e, int step)
+{
+	int to = e->hpos + step;
+
+	if (to < 0 || to > e->nhist)
+		return;
+	if (e->hpos == e->nhist) {
+		memcpy(e->draft, e->line, e->len);
+		e->draft_len = e->len;
+	}
+	e->hpos = to;
+	if (to == e->nhist)
+		ed_set(e, e->draft, e->draft_len);
+	else
+		ed_set(e, e->hist[to], e->hist_len[to]);
+}
+
+static void
+ed_remember(struct editor *e)
+{
+	char *copy;
+
+	if (e->len == 0 || (copy = malloc(e->len)) == NULL)
+		return;
+	memcpy(copy, e->line, e->len);
+	if (e->nhist == HISTORY_MAX) {
+		OPENSSL_cleanse(e->hist[0], e->hist_len[0]);
+		free(e->hist[0]);
+		memmove(e->hist, e->hist + 1, sizeof(e->hist[0]) * --e->nhist);
+		memmove(e->hist_len, e->hist_len + 1,
+		    sizeof(e->hist_len[0]) * e->nhist);
+	}
+	e->hist[e->nhist] = copy;
+	e->hist_len[e->nhist++] = e->len;
+	e->hpos = e->nhist;
+}
+
+/* A complete escape sequence: the keys among them move the cursor. */
+static void
+ed_sequence(struct editor *e, int final)
+{
+	const char *p = e->csi;
+
+	if (final == 'D')
+		e->cur = ed_left(e, e->cur);
+	else if (final == 'C')
+		e->cur = ed_right(e, e->cur);
+	else if (final == 'A')
+		ed_history(e, -1);
+	else if (final == 'B')
+		ed_history(e, 1);
+	else if (final == 'H' || (final == '~' && (!strcmp(p, "1") ||
+	    !strcmp(p, "7"))))
+		e->cur = 0;
+	else if (final == 'F' || (final == '~' && (!strcmp(p, "4") ||
+	    !strcmp(p, "8"))))
+		e->cur = e->len;
+	else if (final == '~' && !strcmp(p, "3") && e->cur < e->len)
+		ed_cut(e, e->cur, ed_right(e, e->cur));
+}
+
+/* Inside an escape sequence: 1 while the byte belongs to one. */
+static int
+ed_escape(struct editor *e, uint8_t c)
+{
+	switch (e->key) {
+	case KEY_TEXT:
+		if (c != 0x1b)
+			return 0;
+		e->key = KEY_ESC;
+		return 1;
+	case KEY_ESC:
+		e->csi_len = 0;
+		e->csi[0] = '\0';
+		/* CSI, SS3; OSC, DCS, APC, PM, SOS run to their ST. */
+		e->key = c == '[' ? KEY_CSI : c == 'O' ? KEY_SS3 :
+		    (c == ']' || c == 'P' || c == '_' || c == '^' ||
+		    c == 'X') ? KEY_STRING : KEY_TEXT;	/* Alt-c: dropped */
+		return 1;
+	case KEY_CSI:
+		if (c >= 0x40 && c <= 0x7e) {
+			ed_sequence(e, c);
+			e->key = KEY_TEXT;
+		} else if (c < 0x20 || c > 0x3f)	/* not a sequence */
+			e->key = c == 0x1b ? KEY_ESC : KEY_TEXT;
+		else if (e->csi_len + 1 < sizeof(e->csi)) {
+			e->csi[e->csi_len++] = c;
+			e->csi[e->csi_len] = '\0';
+		}
+		return 1;
+	case KEY_SS3:
+		e->csi[0] = '\0';
+		ed_sequence(e, c);
+		e->key = KEY_TEXT;
+		return 1;
+	case KEY_STRING:
+		if (c == 0x07)
+			e->key = KEY_TEXT;
+		else if (c == 0x1b)
+			e->key = KEY_STRING_ESC;
+		return 1;
+	case KEY_STRING_ESC:
+		e->key = c == '\\' ? KEY_TEXT : KEY_STRING;
+		return 1;
+	}
+	return 0;
+}
+
+/* A control key: edit the line, or drop it. */
+static int
+ed_control(struct editor *e, uint8_t c)
+{
+	if (c == '\r' || c == '\n')
+		return ED_LINE;
+	if (c == e->eof || c == 0x04) {
+		if (e->len == 0)
+			return ED_EOF;
+		if (e->cur < e->len)
+			ed_cut(e, e->cur, ed_right(e, e->cur));
+	} else if (c == e->erase || c == 0x7f || c == '\b') {
+		if (e->cur > 0)
+			ed_cut(e, ed_left(e, e->cur), e->cur);
+	} else if (c == e->werase || c == 0x17)
+		ed_cut(e, ed_word_left(e, e->cur), e->cur);
+	else if (c == e->kill || c == 0x15)
+		ed_cut(e, 0, e->cur);
+	else if (c == 0x0b)				/* ^K */
+		ed_cut(e, e->cur, e->len), e->cur = e->len;
+	else if (c == 0x01)				/* ^A */
+		e->cur = 0;
+	else if (c == 0x05)				/* ^E */
+		e->cur = e->len;
+	else if (c == 0x02)				/* ^B */
+		e->cur = ed_left(e, e->cur);
+	else if (c == 0x06)				/* ^F */
+		e->cur = ed_right(e, e->cur);
+	else if (c == 0x10)				/* ^P */
+		ed_history(e, -1);
+	else if (c == 0x0e)				/* ^N */
+		ed_history(e, 1);
+	/* ^L and all else: only the redraw that follows every key. */
+	return ED_NONE;
+}
+
+/*
+ * One typed byte.  ED_LINE: the line in e->line is entered (the caller
+ * takes it, then calls ed_done); ED_EOF: ^D on an empty line.
+ */
+static int
+ed_key(struct editor *e, uint8_t c)
+{
+	uint32_t cp;
+	int n;
+
+	if (ed_escape(e, c))
+		return ED_NONE;
+	if (e->typed_len > 0 || c >= 0x80) {
+		e->typed[e->typed_len++] = c;
+		if ((n = utf8_decode(e->typed, e->typed_len, &cp)) ==
+		    UTF8_SHORT)
+			return ED_NONE;
+		if (n > 0 && char_width(cp) >= 0)
+			ed_insert(e, e->typed, n);
+		e->typed_len = 0;	/* anything else is dropped */
+		return ED_NONE;
+	}
+	if (c < 0x20 || c == 0x7f)
+		return ed_control(e, c);
+	ed_insert(e, &c, 1);
+	return ED_NONE;
+}
+
+/* The entered line was taken: remember it, start an empty one. */
+static void
+ed_done(struct editor *e)
+{
+	ed_remember(e);
+	OPENSSL_cleanse(e->line, e->len);
+	OPENSSL_cleanse(e->draft, e->draft_len);
+	e->len = e->cur = e->draft_len = 0;
+}
+
+/* The terminal's key for a function, or ours if it has none. */
+static cc_t
+cc_or(const struct termios *t, int which, cc_t dflt)
+{
+	return t->c_cc[which] == _POSIX_VDISABLE ? dflt : t->c_cc[which];
+}
+
+static void
+ed_init(struct editor *e, int fd, const struct termios *t)
+{
+	memset(e, 0, sizeof(*e));
+	e->fd = fd;
+	e->erase = cc_or(t, VERASE, 0x7f);
+	e->werase = cc_or(t, VWERASE, 0x17);
+	e->kill = cc_or(t, VKILL, 0x15);
+	e->eof = cc_or(t, VEOF, 0x04);
+	e->cols = term_cols(fd);
+}
+
+static void
+ed_free(struct editor *e)
+{
+	int i;
+
+	for (i = 0; i < e->nhist; i++) {
+		OPENSSL_cleanse(e->hist[i], e->hist_len[i]);
+		free(e->hist[i]);
+	}
+	OPENSSL_cleanse(e, sizeof(*e));
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The chat at a terminal: the editor's line below the conversation, the
+ * peer's lines and ours labelled with the time and who said them.
+ */
 
 static void
 echo(struct session *s, const char *p, size_t n)
@@ -1652,69 +2328,256 @@ echo(struct session *s, const char *p, size_t n)
 	(void)write_full(s->c.out_fd, p, n, INT64_MAX);	/* a terminal */
 }
 
-/* Take the typed line off the screen before other output ... */
+/* Resizes interrupt poll, and the loop draws the line again. */
+static void
+on_winch(int sig)
+{
+	(void)sig;
+}
+
+/* Will stdin and stdout be a chat (see session_alloc)? */
+static int
+chat_terminal(const struct options *opt)
+{
+	return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !opt->bflag;
+}
+
+/*
+ * The editor's terminal modes, from before the connection is made (once
+ * the password is read), so that keys typed ahead are shown once, by the
+ * editor, not echoed by the terminal as well.  0, or -1 if they could not
+ * be set.
+ */
+static int
+keys_raw(int fd)
+{
+	struct termios t;
+
+	if (restore.tty_changed)
+		return 0;		/* already */
+	if (save_tty(fd) == -1)
+		return -1;
+	t = restore.tty;
+	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
+	return tcsetattr(fd, TCSANOW, &t);
+}
+
+static void
+editor_start(struct session *s)
+{
+	struct sigaction sa;
+
+	if (!s->edit || keys_raw(s->c.in_fd) == -1) {
+		s->edit = 0;
+		return;
+	}
+	ed_init(&s->ed, s->c.out_fd, &restore.tty);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_winch;	/* no SA_RESTART: poll returns */
+	if (sigaction(SIGWINCH, &sa, NULL) == -1)
+		err(EXIT_FAIL, "sigaction");
+}
+
+/* Take the line off the screen before other output ... */
 static void
 editor_hide(struct session *s)
 {
-	if (s->c.shown && typed_len(s) > 0)
-		echo(s, "\r\033[K", 4);
-	s->c.shown = 0;
+	if (s->edit)
+		ed_hide(&s->ed);
 }
 
-/* ... and put it back after. */
+/* ... and put it back after, while there is input to edit. */
 static void
 editor_show(struct session *s)
 {
-	size_t n;
-
-	if (!s->edit || s->c.shown)
+	if (!s->edit || s->c.tx_state != TX_OPEN)
 		return;
-	if ((n = typed_len(s)) > 0) {
-		if (s->c.mid_line)
-			echo(s, "\n", 1);
-		echo(s, (char *)s->in.data + s->in.len - n, n);
+	ed_resize(&s->ed);
+	if (s->ed.shown)
+		return;
+	if (s->c.mid_line) {	/* the peer's unfinished line: a new row */
+		echo(s, "\n", 1);
+		s->c.mid_line = 0;
+		s->view.line_start = 1;
 	}
-	s->c.shown = 1;
+	ed_show(&s->ed);
 }
 
-/* Apply typed bytes to the line: ^D ends input, erase keys edit. */
+/* An entered line: shown as ours, with the time, and queued to be sent. */
+static void
+own_line(struct session *s)
+{
+	struct editor *e = &s->ed;
+	char who[LABEL_MAX];
+
+	/* Up and Enter repeat a long line fast: past the room, keep it. */
+	if (buf_room(&s->in, e->len + 1) < e->len + 1) {
+		ed_put(e, "\a", 1);
+		return;
+	}
+	ed_hide(e);
+	if (s->c.mid_line) {
+		echo(s, "\n", 1);
+		s->c.mid_line = 0;
+		s->view.line_start = 1;
+	}
+	echo(s, who, label(who, "you") - who);
+	echo(s, (char *)e->line, e->len);
+	echo(s, "\n", 1);
+	memcpy(s->in.data + s->in.len, e->line, e->len);
+	s->in.len += e->len;
+	s->in.data[s->in.len++] = '\n';
+	ed_done(e);
+}
+
+/* Typed keys: Enter sends the line, ^D on an empty line ends input. */
 static void
 editor_input(struct session *s, const uint8_t *p, size_t n)
 {
-	const cc_t *cc = restore.tty.c_cc;
-	size_t i, len;
-	uint8_t c;
+	size_t i;
+	int r;
 
 	for (i = 0; i < n && s->c.tx_state == TX_OPEN; i++) {
-		c = p[i];
-		len = typed_len(s);
-		if (c == _POSIX_VDISABLE)
-			;
-		else if (c == cc[VSUSP])
-			continue;
-		else if (c == cc[VEOF]) {
-			if (len == 0)
-				tx_input_ended(&s->c);
-			continue;
-		} else if (c == cc[VERASE] || c == '\b' || c == 0x7f) {
-			if (len == 0)
-				continue;
-			/* Back over one character: continuation bytes, lead. */
-			while (len-- > 0 &&
-			    (s->in.data[--s->in.len] & 0xc0) == 0x80)
-				;
-			echo(s, "\b \b", 3);
-			continue;
-		} else if (c == cc[VKILL]) {
-			s->in.len -= len;
-			echo(s, "\r\033[K", 4);
-			continue;
-		}
-		if (c == '\r')
-			c = '\n';
-		s->in.data[s->in.len++] = c;
-		echo(s, (char *)&c, 1);
+		if ((r = ed_key(&s->ed, p[i])) == ED_EOF)
+			tx_input_ended(&s->c);
+		else if (r == ED_LINE)
+			own_line(s);
 	}
+	if (s->ed.shown)
+		ed_redraw(&s->ed);
+}
+
+/* Stdin's bytes of room that one read needs: a whole line when editing. */
+static size_t
+stdin_room(const struct session *s)
+{
+	return s->edit ? EDIT_MAX + 2 * KEYS_MAX : 1;
+}
+
+/* The chat is over: the terminal as it was, and what was lost said. */
+static void
+editor_stop(struct session *s)
+{
+	struct sigaction sa;
+
+	if (!s->edit || restore.tty_changed == 0)
+		return;
+	ed_hide(&s->ed);
+	if (s->ed.len > 0)
+		chat_note(s, "the line being typed was not sent");
+	ed_free(&s->ed);
+	restore_tty();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGWINCH, &sa, NULL);
+}
+
+/*
+ * The peer's text to the terminal, rendered inert.  The terminal blocks
+ * (set_nonblocking leaves it), so each piece is written whole.
+ */
+static int
+write_terminal(struct session *s, int64_t deadline)
+{
+	char shown[VIEW_CHUNK];
+	size_t used, n;
+	int r;
+
+	editor_hide(s);
+	n = view_render(&s->view, s->out.data + s->out.pos,
+	    buf_pending(&s->out), shown, sizeof(shown), &used);
+	s->out.pos += n;
+	r = write_full(s->c.out_fd, shown, used, deadline);
+	OPENSSL_cleanse(shown, used);
+	if (r == 0) {
+		s->c.mid_line = !s->view.line_start;
+		s->c.last_activity = now_ms();
+	}
+	return r;
+}
+
+/* Once the peer's text is over: what was left of a cut character. */
+static void
+end_terminal(struct session *s, int64_t deadline)
+{
+	char shown[VIEW_MIN];
+	size_t n;
+
+	while (buf_pending(&s->out) > 0 && write_terminal(s, deadline) == 0)
+		;
+	n = view_flush(&s->view, shown);
+	(void)write_full(s->c.out_fd, shown, n, deadline);
+}
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The progress of a transfer (-v, stderr a terminal, not a chat): one
+ * line on stderr, drawn again four times a second, taken off before any
+ * other output there and left with the final figures at the end.
+ */
+
+#define PROGRESS_MS	250
+
+/* n bytes as people read them: "512 B", "12.3 MiB". */
+static char *
+put_size(char *p, double n)
+{
+	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (n >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0]))
+		n /= 1024, u++;
+	return p + sprintf(p, u == 0 ? "%.0f %s" : "%.1f %s", n, unit[u]);
+}
+
+static void
+progress_hide(struct session *s)
+{
+	if (s->c.progress_shown)
+		(void)write_full(s->c.err_fd, "\r\033[K", 4, INT64_MAX);
+	s->c.progress_shown = 0;
+}
+
+/* Draw the line, if it is due (or final: then for good, with \n). */
+static void
+progress_show(struct session *s, int final)
+{
+	char line[256], *p = line;
+	int64_t t = now_ms(), ms;
+	double secs;
+
+	if (!s->progress || (!final && t - s->c.progress_last < PROGRESS_MS))
+		return;
+	if (s->c.progress_start == 0)
+		s->c.progress_start = t;
+	s->c.progress_last = t;
+	ms = t - s->c.progress_start;
+	secs = ms > 0 ? ms / 1000.0 : 0.001;
+	p = stpcpy(p, "\r\033[Ksecchat: sent ");
+	p = put_size(p, s->c.sent_bytes);
+	p = stpcpy(p, " (");
+	p = put_size(p, s->c.sent_bytes / secs);
+	p = stpcpy(p, "/s");
+	if (s->in_size > 0) {
+		double done = (double)s->c.sent_bytes / s->in_size;
+		double left = done > 0 ? secs / done - secs : 0;
+
+		p += sprintf(p, ", %.0f%%", done > 1 ? 100.0 : 100 * done);
+		if (!final && done > 0 && done < 1)
+			p += sprintf(p, ", %d:%02d left", (int)left / 60,
+			    (int)left % 60);
+	}
+	p = stpcpy(p, "), received ");
+	p = put_size(p, s->c.recv_bytes);
+	p = stpcpy(p, " (");
+	p = put_size(p, s->c.recv_bytes / secs);
+	p += sprintf(p, "/s), %d:%02d%s", (int)(ms / 60000),
+	    (int)(ms / 1000 % 60), final ? "\n" : "");
+	(void)write_full(s->c.err_fd, line, p - line, INT64_MAX);
+	s->c.progress_shown = !final;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1736,6 +2599,7 @@ flush_errq(struct session *s)
 	if (s->c.errq_deadline == 0)	/* one wait per connection, not per call */
 		s->c.errq_deadline = deadline_in(secs);
 	editor_hide(s);
+	progress_hide(s);
 	(void)write_full(s->c.err_fd, s->errq.data + s->errq.pos,
 	    buf_pending(&s->errq), s->c.errq_deadline);
 	s->errq.pos = s->errq.len = 0;
@@ -1762,9 +2626,37 @@ errq_make_room(struct session *s, size_t n)
 		flush_errq(s);
 }
 
-/* Queue "> " or "< " and the record's wire bytes in hex for stderr. */
+/*
+ * On a terminal, one row per record (unless -x): the start of its hex, its
+ * size, and what it is when that is not DATA.  A bulk transfer to a
+ * terminal then scrolls by, instead of flooding it with 32 KB lines.
+ */
+static char *
+hex_row(struct session *s, char *p, int type, const uint8_t *rec, size_t n)
+{
+	const char *what = type == TYPE_REKEY ? "REKEY " :
+	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
+	    type == TYPE_DONE ? "DONE " : "";
+	char size[32];
+	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
+	long room = term_cols(s->c.err_fd) - 2 - (long)strlen(what) - len - 1;
+	size_t fit = room < 8 ? 4 : (size_t)room / 2;
+
+	p = stpcpy(p, what);
+	if (fit >= n)
+		return hex_encode(p, rec, n);
+	p = hex_encode(p, rec, fit);
+	p = stpcpy(p, "\u2026");		/* "…" in UTF-8 */
+	return stpcpy(p, size);
+}
+
+/*
+ * Queue "> " or "< " and the record's hex for stderr: every wire byte
+ * (doc/PROTOCOL.md section 8) into a file or pipe, or with -x; type is
+ * the record's, 0 if it did not open.
+ */
 static void
-hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
+hex_line(struct session *s, char dir, int type, const uint8_t *rec, size_t n)
 {
 	char *p;
 
@@ -1776,7 +2668,10 @@ hex_line(struct session *s, char dir, const uint8_t *rec, size_t n)
 	*p++ = ' ';
 	if (s->hex_tty)			/* dim, apart from the plaintext */
 		p = stpcpy(p, "\033[2m");
-	p = hex_encode(p, rec, n);
+	if (s->hex_tty && !s->opt->xflag)
+		p = hex_row(s, p, type, rec, n);
+	else
+		p = hex_encode(p, rec, n);
 	if (s->hex_tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
@@ -1812,6 +2707,19 @@ note(struct session *s, const char *fmt, ...)
 	va_list ap;
 
 	if (!s->opt->vflag)
+		return;
+	va_start(ap, fmt);
+	queue_line(s, fmt, ap);
+	va_end(ap);
+}
+
+/* A chat status line, at a terminal, with or without -v. */
+static void
+chat_note(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->edit)
 		return;
 	va_start(ap, fmt);
 	queue_line(s, fmt, ap);
@@ -2022,7 +2930,7 @@ send_record(struct session *s, int type, const uint8_t *payload, size_t len,
 	n = seal_record(&s->c.tx, type, payload, len, pad, rec);
 	s->txb.len += n;
 	s->c.sent_records++;
-	hex_line(s, '>', rec, n);
+	hex_line(s, '>', type, rec, n);
 }
 
 /* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
@@ -2178,12 +3086,10 @@ fill_tx(struct session *s)
 static void
 peer_closed(struct session *s)
 {
+	s->c.peer_ended = s->c.tx_state == TX_OPEN;
 	if (s->stdin_tty)
 		tx_input_ended(&s->c);
-	if (s->edit) {
-		editor_hide(s);
-		s->in.len -= typed_len(s);
-	}
+	editor_hide(s);		/* a line typed but not entered stays unsent */
 }
 
 /*
@@ -2316,8 +3222,8 @@ receive_record(struct session *s, const uint8_t *rec, size_t clen)
 	if (s->c.rx.seq >= SEQ_LIMIT)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: too many records under one key");
-	hex_line(s, '<', rec, LEN_LEN + clen);
 	n = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type);
+	hex_line(s, '<', n >= 0 ? type : 0, rec, LEN_LEN + clen);
 	if (n == OPEN_BAD_TAG)
 		return session_fail(s, EXIT_AUTH,
 		    "record failed authentication");
@@ -2672,7 +3578,7 @@ static int
 read_stdin(struct session *s)
 {
 	size_t room = buf_room(&s->in, IN_CAP / 2);
-	uint8_t typed[256];
+	uint8_t typed[KEYS_MAX];
 	ssize_t r;
 
 	if (s->edit) {
@@ -2770,6 +3676,7 @@ write_local(struct session *s, int fd, struct buf *b)
 	ssize_t r;
 
 	editor_hide(s);
+	progress_hide(s);
 	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
 		b->pos += r;
 		s->c.last_activity = now_ms();
@@ -2791,6 +3698,12 @@ write_stdout(struct session *s)
 {
 	ssize_t r;
 
+	if (s->out_tty) {
+		if (write_terminal(s, io_deadline(s->opt)) == -1)
+			return session_fail(s, EXIT_FAIL,
+			    "write to stdout: %s", strerror(errno));
+		return GO_ON;
+	}
 	if ((r = write_local(s, s->c.out_fd, &s->out)) > 0)
 		s->c.mid_line = s->out.data[s->out.pos - 1] != '\n';
 	else if (r == -1 && errno == EPIPE && s->c.cmd_pid != 0) {
@@ -2829,6 +3742,9 @@ poll_timeout(struct session *s, int64_t t)
 	}
 	if (command_waiting(s))
 		return 10;
+	/* The progress line's clock runs while nothing moves. */
+	if (s->progress && t + PROGRESS_MS < until)
+		until = t + PROGRESS_MS;
 	if (until == INT64_MAX)
 		return -1;
 	d = until - t;
@@ -2839,7 +3755,7 @@ static void
 set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 {
 	pfd[POLL_STDIN].fd = s->c.tx_state == TX_OPEN &&
-	    buf_room(&s->in, IN_CAP / 2) > 0 ? s->c.in_fd : -1;
+	    buf_room(&s->in, IN_CAP / 2) >= stdin_room(s) ? s->c.in_fd : -1;
 	pfd[POLL_STDIN].events = POLLIN;
 	/* After the peer's EOF, while ours is due, a reset must still wake us. */
 	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ||
@@ -2936,6 +3852,7 @@ readwrite(struct session *s)
 			    s->opt->timeout);
 		if ((status = serve_ready(s, pfd)) != GO_ON)
 			return status;
+		progress_show(s, 0);
 	}
 }
 
@@ -2956,13 +3873,18 @@ session_alloc(struct session *s, const struct options *opt)
 {
 	static const size_t cap[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
 	    ERRQ_CAP };
+	struct stat st;
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
 	s->opt = opt;
 	s->stdin_tty = isatty(STDIN_FILENO);
-	s->edit = s->stdin_tty && isatty(STDOUT_FILENO) && !opt->bflag;
+	s->edit = chat_terminal(opt);
 	s->hex_tty = isatty(STDERR_FILENO);
+	s->out_tty = isatty(STDOUT_FILENO);
+	s->progress = opt->vflag && s->hex_tty && !s->edit;
+	s->in_size = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) ?
+	    st.st_size : -1;
 	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
 	/* A chat's lines all look alike on the wire; files go unpadded. */
 	s->pad = opt->pad != 0 ? opt->pad :
@@ -2983,6 +3905,54 @@ session_alloc(struct session *s, const struct options *opt)
 	s->c.net = -1;
 }
 
+/*
+ * Whose the peer's lines are on the terminal: -n NAME, else the host as
+ * given to a connector, else the peer's address.
+ */
+static void
+view_begin(struct session *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV], *p;
+	const char *name = s->opt->name ? s->opt->name :
+	    s->opt->lflag ? NULL : s->opt->host;
+
+	if (name == NULL) {
+		strcpy(host, "peer");
+		if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
+			addr_text((struct sockaddr *)&ss, len, host, port);
+		/* An IPv4 peer of a dual-stack socket, as people write it. */
+		name = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ?
+		    host + 7 : host;
+	}
+	memset(&s->view, 0, sizeof(s->view));
+	s->view.labels = 1;
+	s->view.line_start = 1;
+	memcpy(s->view.peer, name, strnlen(name, NAME_MAX_W));
+	for (p = s->view.peer; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+static void
+chat_ready(struct session *s)
+{
+	chat_note(s, "chat with %s secured: type a line and Enter to send, "
+	    "^D to end", s->view.peer);
+}
+
+static void
+chat_ended(struct session *s, int status)
+{
+	if (status != EXIT_OK)
+		return;			/* the failure's line says what happened */
+	if (s->c.peer_ended)
+		chat_note(s, "%s ended the chat", s->view.peer);
+	else
+		chat_note(s, "you ended the chat");
+}
+
 /* A new connection on socket net, with stdin, stdout and stderr. */
 static void
 conn_begin(struct session *s, int net)
@@ -2992,6 +3962,8 @@ conn_begin(struct session *s, int net)
 	s->c.out_fd = STDOUT_FILENO;
 	s->c.err_fd = STDERR_FILENO;
 	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	view_begin(s);
+	editor_start(s);
 }
 
 /*
@@ -3003,6 +3975,7 @@ conn_end(struct session *s)
 {
 	size_t i;
 
+	editor_stop(s);
 	if (s->c.net != -1)
 		close(s->c.net);
 	direction_free(&s->c.tx);
@@ -3044,21 +4017,25 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 		sandbox_enter(s->opt, SANDBOX_SESSION, s->c.cmd_pid);
 	note(s, "handshake done");
 	editor_start(s);
+	chat_ready(s);
 	status = readwrite(s);
-	editor_hide(s);
-	restore_tty();
+	progress_show(s, 1);
+	editor_stop(s);
 	/* What was authenticated before a failure still reaches stdout. */
-	if (status != EXIT_OK && s->c.out_fd != -1)
+	if (s->out_tty && s->c.out_fd == STDOUT_FILENO)
+		end_terminal(s, io_deadline(s->opt));
+	else if (status != EXIT_OK && s->c.out_fd != -1)
 		(void)write_full(s->c.out_fd, s->out.data + s->out.pos,
 		    buf_pending(&s->out), s->c.cmd_pid != 0 ?
 		    deadline_in(COMMAND_GRACE) : io_deadline(s->opt));
 	status = command_finish(s, status);
-	note(s, "sent %llu records (%llu bytes), received %llu records "
-	    "(%llu bytes), rekeys %llu sent, %llu received",
-	    (unsigned long long)s->c.sent_records,
-	    (unsigned long long)s->c.sent_bytes,
-	    (unsigned long long)s->c.recv_records,
-	    (unsigned long long)s->c.recv_bytes,
+	chat_ended(s, status);
+	note(s, "sent %llu record%s (%llu byte%s), received %llu record%s "
+	    "(%llu byte%s), rekeys %llu sent, %llu received",
+	    (unsigned long long)s->c.sent_records, plural(s->c.sent_records),
+	    (unsigned long long)s->c.sent_bytes, plural(s->c.sent_bytes),
+	    (unsigned long long)s->c.recv_records, plural(s->c.recv_records),
+	    (unsigned long long)s->c.recv_bytes, plural(s->c.recv_bytes),
 	    (unsigned long long)s->c.rekeys_sent,
 	    (unsigned long long)s->c.rekeys_recv);
 	flush_errq(s);
@@ -3118,11 +4095,11 @@ listen_family(const struct options *opt, int family)
 }
 
 static int
-listen_socket(const struct options *opt)
+listen_socket(const struct options *opt, char port[NI_MAXSERV])
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV];
+	char host[NI_MAXHOST];
 	int fd;
 
 	/* With no host, IPv6's wildcard takes IPv4 connections too. */
@@ -3202,16 +4179,20 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 	return -1;
 }
 
-/* Connect to host and port; on failure say why and return -1. */
+/*
+ * Connect to host and port; on failure say why and return -1.  The message
+ * names the addresses tried when they are not the host as given.
+ */
 static int
 connect_socket(const struct options *opt)
 {
 	struct addrinfo hints, *res, *ai;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV];
+	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
 	int64_t deadline = INT64_MAX;
-	int fd = -1, e;
+	size_t used = 0;
+	int fd = -1, e, retries = 0;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
@@ -3222,17 +4203,39 @@ connect_socket(const struct options *opt)
 	}
 	if (opt->timeout >= 0)
 		deadline = deadline_in(opt->timeout);
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-		fd = connect_one(ai, deadline);
-	e = errno;
+	for (;;) {
+		for (ai = res, used = 0; ai != NULL && fd == -1;
+		    ai = ai->ai_next) {
+			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
+			if (used < sizeof(tried))
+				used += snprintf(tried + used,
+				    sizeof(tried) - used, "%s%s",
+				    used ? ", " : "", host);
+			fd = connect_one(ai, deadline);
+		}
+		e = errno;
+		/* With -w, a listener not there yet is waited for. */
+		if (fd != -1 || e != ECONNREFUSED || opt->timeout < 0 ||
+		    now_ms() + CONNECT_RETRY_MS >= deadline)
+			break;
+		if (retries++ == 0 && opt->vflag)
+			warnx("connection refused; trying again for up to %d "
+			    "seconds", opt->timeout);
+		(void)poll(NULL, 0, CONNECT_RETRY_MS);
+	}
 	freeaddrinfo(res);
 	if (fd == -1) {
+		if (strcmp(tried, opt->host) == 0)
+			tried[0] = '\0';
 		errno = e;
 		if (errno == ETIMEDOUT)
-			warnx("timed out connecting to %s port %s", opt->host,
-			    opt->port);
+			warnx("timed out connecting to %s%s%s%s port %s",
+			    opt->host, *tried ? " (" : "", tried,
+			    *tried ? ")" : "", opt->port);
 		else
-			warn("connect to %s port %s", opt->host, opt->port);
+			warn("connect to %s%s%s%s port %s", opt->host,
+			    *tried ? " (" : "", tried, *tried ? ")" : "",
+			    opt->port);
 		return -1;
 	}
 	if (tune_socket(fd) == -1)
@@ -3295,9 +4298,8 @@ read_passfile(const char *path, char *pass, size_t cap)
 }
 
 static size_t
-read_tty_password(char *pass, size_t cap)
+read_tty_password(char *pass, size_t cap, const char *why, const char *prompt)
 {
-	static const char prompt[] = "Password: ";
 	struct termios quiet;
 	size_t len = 0;
 	ssize_t r;
@@ -3312,7 +4314,9 @@ read_tty_password(char *pass, size_t cap)
 	quiet.c_lflag &= ~ECHO;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
 		err(EXIT_FAIL, "/dev/tty");
-	(void)write_full(fd, prompt, sizeof(prompt) - 1, INT64_MAX);
+	if (why != NULL)
+		(void)write_full(fd, why, strlen(why), INT64_MAX);
+	(void)write_full(fd, prompt, strlen(prompt), INT64_MAX);
 	while (len < cap && (len == 0 || pass[len - 1] != '\n')) {
 		if ((r = read(fd, pass + len, cap - len)) == 0)
 			break;
@@ -3332,21 +4336,69 @@ read_tty_password(char *pass, size_t cap)
 	return len;
 }
 
-/* Fill pass (cap > MAX_PASSFILE) and return the password's length. */
+/*
+ * -g: a code to read out, CODE_DIGITS decimal digits from RAND_bytes
+ * (39.9 bits), shown in groups of four.  SPAKE2 gives an attacker one
+ * guess per connection, and the listener burns the code at the first
+ * wrong one, so the odds of a guess are 1 in 10^12.
+ */
 static size_t
-read_password(const char *passfile, char *pass, size_t cap)
+new_code(char code[CODE_DIGITS + 1])
+{
+	uint8_t r[5];
+	uint64_t v;
+	size_t i;
+
+	do {			/* below 10^12, to keep the digits uniform */
+		if (RAND_bytes(r, sizeof(r)) != 1)
+			crypto_fail("RAND_bytes");
+		for (v = 0, i = 0; i < sizeof(r); i++)
+			v = v << 8 | r[i];
+	} while (v >= 1000000000000ULL);
+	OPENSSL_cleanse(r, sizeof(r));
+	for (i = CODE_DIGITS; i-- > 0; v /= 10)
+		code[i] = '0' + v % 10;
+	code[CODE_DIGITS] = '\0';
+	return CODE_DIGITS;
+}
+
+/* A typed code: its digits, whatever separates them. */
+static size_t
+code_digits(char *pass, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		if (pass[i] >= '0' && pass[i] <= '9')
+			pass[n++] = pass[i];
+		else if (pass[i] != ' ' && pass[i] != '-')
+			n = CODE_DIGITS + 1;	/* not a code */
+	OPENSSL_cleanse(pass + (n < len ? n : len), len - (n < len ? n : len));
+	if (n != CODE_DIGITS)
+		errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
+	return n;
+}
+
+/*
+ * Fill pass (cap > MAX_PASSFILE) and return the password's length.  why,
+ * if not NULL, is said on the terminal before the prompt.
+ */
+static size_t
+read_password(const struct options *opt, char *pass, size_t cap,
+    const char *why)
 {
 	size_t len;
 
-	if (passfile != NULL)
-		len = read_passfile(passfile, pass, cap);
+	if (opt->passfile != NULL)
+		len = read_passfile(opt->passfile, pass, cap);
 	else
-		len = read_tty_password(pass, cap);
+		len = read_tty_password(pass, cap, why,
+		    opt->gflag ? "Code: " : "Password: ");
 	len = chomp(pass, len);
 	if (len == 0)
 		errx(EXIT_FAIL, "%s: the password is empty",
-		    passfile ? passfile : "/dev/tty");
-	return len;
+		    opt->passfile ? opt->passfile : "/dev/tty");
+	return opt->gflag ? code_digits(pass, len) : len;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -3354,11 +4406,12 @@ read_password(const char *passfile, char *pass, size_t cap)
 
 /*
  * One accepted connection: the handshake, then the session.  ctl, if not
- * -1, learns how the handshake went (see serve_many).
+ * -1, learns how the handshake went (see serve_many); so does *wrong,
+ * which says whether a password was checked and found wrong.
  */
 static int
 serve_connection(struct session *s, struct pake *pk,
-    const uint8_t salt[SALT_LEN], int ctl)
+    const uint8_t salt[SALT_LEN], int ctl, int *wrong)
 {
 	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
 	int status;
@@ -3377,6 +4430,7 @@ serve_connection(struct session *s, struct pake *pk,
 	}
 	if (s->one_session)	/* no next handshake here: w is of no use */
 		pake_clear_w(pk);
+	*wrong = status == EXIT_AUTH;
 	if (status == GO_ON)
 		status = session_traffic(s, 0, c2s, s2c);
 	return status;
@@ -3782,7 +4836,7 @@ static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 {
 	struct session s;
-	int fd, status, hex_tty = isatty(STDERR_FILENO);
+	int fd, status, wrong, hex_tty = isatty(STDERR_FILENO);
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
 	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
@@ -3806,7 +4860,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	s.number = k->number;
 	s.one_session = 1;
 	conn_begin(&s, net);
-	status = serve_connection(&s, sv->pk, sv->salt, ctl);
+	status = serve_connection(&s, sv->pk, sv->salt, ctl, &wrong);
 	/*
 	 * The keys go now; the buffers, with the process, to the kernel,
 	 * which zeroes pages before they serve anyone else: wiping 900 KiB
@@ -4359,36 +5413,82 @@ listener_many(const struct options *opt, struct pake *pk,
 	serve_many(&sv);
 }
 
-/* Listener: PBKDF2 once, then serve one connection, or each with -k. */
+/*
+ * The listener's password key, once its socket listens: connectors that
+ * come meanwhile wait in the backlog.  With -g, a new code, shown.
+ */
+static void
+listener_key(const struct options *opt, const char *port, struct pake *pk,
+    uint8_t salt[SALT_LEN])
+{
+	char pass[MAX_PASSFILE + 2] = "", why[128];
+	uint8_t w[SCALAR_LEN];
+	size_t len;
+
+	lock_secrets(pass, sizeof(pass));
+	lock_secrets(pk, sizeof(*pk));
+	if (opt->gflag) {
+		len = new_code(pass);
+		warnx("one-time code %.4s-%.4s-%.4s: type it at \"secchat -g\" "
+		    "on the other side (port %s); one try", pass, pass + 4,
+		    pass + 8, port);
+	} else {
+		(void)snprintf(why, sizeof(why), "secchat: listening on port "
+		    "%s; connections wait for the password.\n", port);
+		len = read_password(opt, pass, sizeof(pass), why);
+	}
+	if (RAND_bytes(salt, SALT_LEN) != 1)
+		crypto_fail("RAND_bytes");
+	if (opt->vflag)
+		warnx("deriving the password's key (%lu iterations)",
+		    (unsigned long)opt->iterations);
+	if (derive_w(pass, len, salt, opt->iterations, w) == -1) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		errx(EXIT_FAIL, "password and salt give w = 0; try again");
+	}
+	OPENSSL_cleanse(pass, sizeof(pass));
+	pake_init(pk, w);
+	OPENSSL_cleanse(w, sizeof(w));
+}
+
+/*
+ * Listener: listen, derive the password's key once, then serve one
+ * connection, or each with -k.  A wrong -g code is burnt: exit 3, or with
+ * -k a new code.
+ */
 static int
-listener(const struct options *opt, char *pass, size_t pass_len)
+listener(const struct options *opt)
 {
 	struct session s;
 	struct pake pk;
-	uint8_t salt[SALT_LEN], w[SCALAR_LEN];
-	int lfd, status;
+	uint8_t salt[SALT_LEN];
+	char port[NI_MAXSERV];
+	int lfd, status, burnt;
 
-	if (RAND_bytes(salt, sizeof(salt)) != 1)
-		crypto_fail("RAND_bytes");
-	if (derive_w(pass, pass_len, salt, opt->iterations, w) == -1) {
-		OPENSSL_cleanse(pass, pass_len);
-		errx(EXIT_FAIL, "password and salt give w = 0; try again");
-	}
-	OPENSSL_cleanse(pass, pass_len);
-	lock_secrets(&pk, sizeof(pk));
-	pake_init(&pk, w);
-	OPENSSL_cleanse(w, sizeof(w));
-	lfd = listen_socket(opt);
-	if (opt->kflag && opt->max_sessions > 1)
+	lfd = listen_socket(opt, port);
+	listener_key(opt, port, &pk, salt);
+	/* A code is guessed once at a time: -g serves one by one. */
+	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
 		listener_many(opt, &pk, salt, lfd);
+	if (chat_terminal(opt))
+		(void)keys_raw(STDIN_FILENO);
 	session_alloc(&s, opt);
 	/* Sessions one at a time: one wider sandbox over all of them. */
 	if (opt->kflag && opt->command == NULL)
 		sandbox_enter(opt, SANDBOX_LISTENER, 0);
 	for (s.number = 1;; s.number++) {
 		conn_begin(&s, accept_connection(lfd, opt));
-		status = serve_connection(&s, &pk, salt, -1);
+		status = serve_connection(&s, &pk, salt, -1, &burnt);
 		conn_end(&s);
+		/* A guess was tested: the confirmation failed. */
+		if (opt->gflag && burnt) {
+			warnx("the one-time code is burnt%s",
+			    opt->kflag ? "; a new one:" : "");
+			if (!opt->kflag)
+				break;
+			pake_free(&pk);
+			listener_key(opt, port, &pk, salt);
+		}
 		if (!opt->kflag)
 			break;
 	}
@@ -4494,16 +5594,62 @@ setup_process(void)
 		errx(EXIT_FAIL, "atexit");
 }
 
+/*
+ * The terminal's character set, for wcwidth: the locale's; with none set
+ * (C, POSIX), UTF-8, as terminals now are.  Only LC_CTYPE changes.
+ */
+static void
+terminal_locale(void)
+{
+	const char *l = setlocale(LC_CTYPE, "");
+
+	if (l == NULL || strcmp(l, "C") == 0 || strcmp(l, "POSIX") == 0)
+		(void)setlocale(LC_CTYPE, "C.UTF-8");
+}
+
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bqv] [-e command] [-i iterations] "
-	    "[-P size] [-p passfile]\n"
-	    "               [-r messages] [-R seconds] [-w timeout] host port\n"
-	    "       secchat -l [-46bkqv] [-e command] [-i iterations] "
-	    "[-m sessions] [-P size]\n"
+	fprintf(f, "usage: secchat [-46bgqvx] [-e command] [-i iterations] "
+	    "[-n name] [-P size]\n"
 	    "               [-p passfile] [-r messages] [-R seconds] "
-	    "[-w timeout] [host] port\n");
+	    "[-w timeout] host port\n"
+	    "       secchat -l [-46bgkqvx] [-e command] [-i iterations] "
+	    "[-m sessions]\n"
+	    "               [-n name] [-P size] [-p passfile] [-r messages] "
+	    "[-R seconds]\n"
+	    "               [-w timeout] [host] port\n"
+	    "       secchat -h | -V\n");
+}
+
+/* -h: the synopsis, then one line per option (secchat.1 has the details). */
+static void
+help(void)
+{
+	usage_to(stdout);
+	printf("\n"
+	    "  -4            IPv4 addresses only\n"
+	    "  -6            IPv6 addresses only\n"
+	    "  -b            bulk mode: 16 KiB records, not one per line\n"
+	    "  -e command    connect the peer to command's stdin and stdout\n"
+	    "  -g            a one-time code: made by -l, asked for by the other\n"
+	    "  -h            print this help and exit (also --help)\n"
+	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
+	    "  -k            with -l: keep serving connections (see -m)\n"
+	    "  -l            listen on port (and host's address) instead\n"
+	    "  -m sessions   with -k: that many at once (default %d)\n"
+	    "  -n name       the peer's name in the chat (default: host)\n"
+	    "  -P size       pad data records to a multiple of size bytes\n"
+	    "  -p passfile   the password from passfile, not the terminal\n"
+	    "  -q            quiet: no hex display of the records\n"
+	    "  -R seconds    rekey that long after a key's first data "
+	    "(default %d)\n"
+	    "  -r messages   rekey after that many data records (default %d)\n"
+	    "  -V            print the version and exit\n"
+	    "  -v            verbose: addresses, rekeys, a summary\n"
+	    "  -w timeout    give up after that many seconds without progress\n"
+	    "  -x            full hex of each record on a terminal too\n",
+	    DEF_ITER, DEF_SESSIONS, DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
 static void
@@ -4541,6 +5687,11 @@ parse_number(const char *s, long long min, long long max, int option)
 static void
 parse_options(int argc, char *argv[], struct options *opt)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	size_t len;
 	int ch, mflag = 0;
 
 	memset(opt, 0, sizeof(*opt));
@@ -4551,7 +5702,10 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
-	while ((ch = getopt(argc, argv, "46be:hi:klm:P:p:qr:R:vw:")) != -1) {
+	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
+	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case '4':
 		case '6':
@@ -4562,7 +5716,11 @@ parse_options(int argc, char *argv[], struct options *opt)
 			break;
 		case 'b': opt->bflag = 1; break;
 		case 'e': opt->command = optarg; break;
-		case 'h': usage_to(stdout); exit(EXIT_OK);
+		case 'g': opt->gflag = 1; break;
+		case 'h': help(); exit(EXIT_OK);
+		case 'V':
+			printf("secchat %s\n", PROGRAM_VERSION);
+			exit(EXIT_OK);
 		case 'i':
 			opt->iterations = parse_number(optarg, MIN_ITER,
 			    MAX_ITER, ch);
@@ -4574,6 +5732,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 			    MAX_SESSIONS, ch);
 			mflag = 1;
 			break;
+		case 'n': opt->name = optarg; break;
 		case 'P':
 			opt->pad = parse_number(optarg, 1, MAX_PAYLOAD, ch);
 			break;
@@ -4588,10 +5747,18 @@ parse_options(int argc, char *argv[], struct options *opt)
 			    ch);
 			break;
 		case 'v': opt->vflag = 1; break;
+		case 'x': opt->xflag = 1; break;
 		case 'w':
 			opt->timeout = parse_number(optarg, 1, 1000000000, ch);
 			break;
+		case ':':
+			warnx("-%c needs an argument", optopt);
+			usage();
 		default:
+			if (optopt != 0)
+				warnx("unknown option -%c", optopt);
+			else
+				warnx("unknown option %s", argv[optind - 1]);
 			usage();
 		}
 	}
@@ -4601,6 +5768,14 @@ parse_options(int argc, char *argv[], struct options *opt)
 		usage_error("-k needs -l");
 	if (mflag && !opt->kflag)
 		usage_error("-m needs -k");
+	if (opt->gflag && opt->lflag && opt->passfile)
+		usage_error("a listener's -g makes the password: no -p");
+	/* "[::1]", as in URLs, is the address ::1. */
+	if (argc == 2 && argv[0][0] == '[' &&
+	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
+		argv[0][len - 1] = '\0';
+		argv[0]++;
+	}
 	if (opt->lflag && (argc == 1 || argc == 2)) {
 		opt->host = argc == 2 ? argv[0] : NULL;
 		opt->port = argv[argc - 1];
@@ -4662,7 +5837,7 @@ int
 main(int argc, char *argv[])
 {
 	struct options opt;
-	char pass[MAX_PASSFILE + 2];
+	char pass[MAX_PASSFILE + 2] = "";	/* set: mlock reads it */
 	size_t pass_len;
 
 	/* Messages say "secchat: " whatever the binary is called. */
@@ -4685,9 +5860,14 @@ main(int argc, char *argv[])
 		warnx("warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox "
 		    "(for debugging only)");
 	setup_process();
-	pass_len = read_password(opt.passfile, pass, sizeof(pass));
+	tzset();	/* the zone file is read now, not under the sandbox */
+	if (isatty(STDOUT_FILENO))
+		terminal_locale();
 	if (opt.lflag)
-		return listener(&opt, pass, pass_len);
+		return listener(&opt);
+	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
+	if (chat_terminal(&opt))
+		(void)keys_raw(STDIN_FILENO);
 	return connector(&opt, pass, pass_len);
 }
 #endif

@@ -48,7 +48,7 @@ run() {
 		[ -n "${VERBOSE:-}" ] && sed 's/^/#   /' "$T/w/log"
 	else
 		fail=$((fail + 1)); echo "FAIL $num - $1"
-		sed 's/^/#   /' "$T/w/log" | tail -n 20
+		sed "s/^/#   /" "$T/w/log" | tail -n ${TAIL:-20}
 		for f in "$T"/w/*.err; do
 			[ -f "$f" ] || continue
 			echo "#   --- $(basename "$f"):"
@@ -224,7 +224,13 @@ t_empty() {
 	[ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] &&
 	    expect "records seen" "$(grep -c '^[<>] ' "$T/w/l.err")" 6 &&
 	    expect "KEY records" "$(grep -c '^[<>] 0031' "$T/w/l.err")" 2 &&
-	    expect "CLOSE and DONE" "$(grep -c '^[<>] 0011' "$T/w/l.err")" 4
+	    expect "CLOSE and DONE" "$(grep -c '^[<>] 0011' "$T/w/l.err")" 4 &&
+	    has_line "$T/w/l.err" "secchat: sent 3 records (0 bytes), received 3 records (0 bytes), rekeys 0 sent, 0 received" || return 1
+	# One byte is "1 byte", not "1 bytes".
+	printf x > "$T/w/x"
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+	clean_session "$T/w/x" /dev/null &&
+	    grep -q '^secchat: sent 3 records (0 bytes), received 4 records (1 byte), ' "$T/w/c.err"
 }
 
 t_long_line() {
@@ -245,6 +251,16 @@ t_ipv6() {
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
 	    same "$T/w/a" "$T/w/c.out" &&
 	    grep -q '^secchat: connected to ::1 port' "$T/w/c.err"
+}
+
+t_ipv6_brackets() {	# "[::1]", as written in URLs, on both sides
+	seq 1 10 > "$T/w/a"
+	listen l "$T/w/a" $SC '[::1]' 0 || return 1
+	dial c /dev/null $SC '[::1]' "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    grep -q '^secchat: listening on ::1 port' "$T/w/l.err"
 }
 
 t_wildcard_v4_and_v6() {	# no host: one listener takes both families
@@ -364,6 +380,19 @@ t_usage() {
 		expect "status of 'secchat $args'" "$?" 2 &&
 		    grep -q '^usage: secchat' "$T/w/err" || return 1
 	done
+	# getopt's complaints too name secchat, whatever argv[0] says.
+	$SECCHAT -Z h 1 2> "$T/w/err"
+	has_line "$T/w/err" "secchat: unknown option -Z" || return 1
+	$SECCHAT -w 2> "$T/w/err"
+	has_line "$T/w/err" "secchat: -w needs an argument" || return 1
+	$SECCHAT --bogus h 1 2> "$T/w/err"
+	has_line "$T/w/err" "secchat: unknown option --bogus" || return 1
+	$SECCHAT -V > "$T/w/out" 2>&1
+	expect "-V status" "$?" 0 &&
+	    grep -qx 'secchat [0-9][0-9.]*' "$T/w/out" || return 1
+	$SECCHAT --help > "$T/w/out" 2>&1
+	expect "--help status" "$?" 0 && grep -q '^usage: secchat' "$T/w/out" &&
+	    grep -qx '  -w timeout .*' "$T/w/out" || return 1
 	$SECCHAT -h > "$T/w/out" 2>&1
 	expect "-h status" "$?" 0 && grep -q '^usage: secchat' "$T/w/out"
 }
@@ -373,7 +402,13 @@ t_refused() {
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	dial c /dev/null $SC 127.0.0.1 "$port"
 	expect status "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port $port: Connection refused"
+	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port $port: Connection refused" ||
+	    return 1
+	# A name: the message says which address was tried.
+	grep -q '^127\.0\.0\.1[[:space:]].*localhost' /etc/hosts || return 0
+	dial c /dev/null $SC -4 localhost "$port"
+	expect status "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connect to localhost (127.0.0.1) port $port: Connection refused"
 }
 
 t_resolve() {
@@ -1106,7 +1141,7 @@ t_stderr_slow() {	# a slow stderr holds the session back, loses no line
 	CRC=$?
 	reap
 	wait "$RPID"
-	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/c.err")
+	N=$(sed -n 's/^secchat: sent \([0-9]*\) records\{0,1\} .*/\1/p' "$T/w/c.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
 	    same "$T/w/a" "$T/w/l.out" && [ "${N:-0}" -gt 20000 ] &&
 	    expect "hex lines" "$(grep -c '^> 00' "$T/w/c.err")" "$N" &&
@@ -1181,7 +1216,7 @@ t_stderr_shares_stdout() {	# 2>&1: no hex line torn by plaintext
 	CRC=${PIPESTATUS[0]}
 	reap
 	grep -a '^line ' "$T/w/c.out" > "$T/w/text"
-	N=$(sed -n 's/^secchat: sent \([0-9]*\) records .*/\1/p' "$T/w/l.err")
+	N=$(sed -n 's/^secchat: sent \([0-9]*\) records\{0,1\} .*/\1/p' "$T/w/l.err")
 	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
 	    same "$T/w/a" "$T/w/text" &&
 	    expect "torn lines" "$(grep -a -c -v -E \
@@ -1278,8 +1313,9 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	$tm capture-pane -p > "$T/w/screen2"
 	$tm kill-server
 	cat "$T/w/screen1"
-	# The arriving line stands above the half-typed one, not inside it.
-	grep -A1 -x incoming "$T/w/screen1" | tail -n 1 | grep -qx half &&
+	# The arriving line, labelled, stands above the half-typed one.
+	grep -A1 -xE '[0-2][0-9]:[0-5][0-9] 127\.0\.0\.1> incoming' "$T/w/screen1" |
+	    tail -n 1 | grep -qx '> half' &&
 	    expect "connector status" "$CRC" 0 &&
 	    expect "connector got" "$(cat "$T/w/c.out")" "half done" &&
 	    expect "listener" "$(cat "$T/w/l.rc")" "status 0" &&
@@ -1297,14 +1333,17 @@ t_manpage_lint() {
 	[ -z "$out" ] || { echo "$out"; return 1; }
 }
 
-t_manpage_options() {	# the man page documents exactly the usage's options
-	local usage man
-	usage=$({ $SECCHAT -h | grep -o -- '-[0-9A-Za-z]*' | tr -d '\n-'; echo h; } |
-	    fold -w1 | sort -u | tr -d '\n')
+t_manpage_options() {	# the man page and the synopsis: exactly -h's options
+	local usage man synopsis
+	usage=$($SECCHAT -h | sed -n 's/^  -\([0-9A-Za-z]\) .*/\1/p' | sort -u |
+	    tr -d '\n')
+	synopsis=$({ $SECCHAT -h | sed -n '/^ *-/q;p' | grep -o -- '-[0-9A-Za-z]*' |
+	    tr -d '\n-'; } | fold -w1 | sort -u | tr -d '\n')
 	man=$(sed -n 's/^\.It Fl \([0-9A-Za-z]\).*/\1/p' secchat.1 | sort -u |
 	    tr -d '\n')
 	expect "options (man vs -h)" "$man" "$usage" &&
-	    [ ${#usage} -ge 13 ]
+	    expect "options (synopsis vs -h)" "$synopsis" "$usage" &&
+	    [ ${#usage} -ge 14 ]
 }
 
 t_install() {
@@ -1319,12 +1358,35 @@ t_install() {
 	    [ ! -e "$stage/usr/local/share/man/man1/secchat.1" ]
 }
 
+t_deps() {	# tmux missing: installed as root, else the apt-get line
+	local b=$T/w/bin t
+	mkdir "$b"
+	for t in sh cc pkg-config python3 valgrind mandoc nc ps cut; do
+		ln -s "$(command -v $t)" "$b/$t"
+	done
+	printf '#!/bin/sh\necho "$@" >> %s\n' "$T/w/apt" > "$b/apt-get"
+	printf '#!/bin/sh\necho 1000\n' > "$b/id"
+	chmod +x "$b/apt-get" "$b/id"
+	PATH=$b ./deps.sh test 2> "$T/w/user.err"
+	expect "as a user" "$?" 1 &&
+	    has_line "$T/w/user.err" "secchat: missing packages: tmux; as root, run: apt-get install -y --no-install-recommends tmux" &&
+	    [ ! -e "$T/w/apt" ] || return 1
+	printf '#!/bin/sh\necho 0\n' > "$b/id"
+	PATH=$b ./deps.sh test 2> "$T/w/root.err"
+	expect "as root" "$?" 0 &&
+	    has_line "$T/w/root.err" "secchat: installing tmux (apt-get install -y --no-install-recommends tmux)" &&
+	    expect "apt-get calls" "$(cat "$T/w/apt")" "update -qq
+install -y --no-install-recommends tmux" || return 1
+	PATH=$b:$PATH ./deps.sh test 2> "$T/w/none.err"
+	expect "nothing missing" "$?" 0 && [ ! -s "$T/w/none.err" ]
+}
+
 t_demo() {	# make demo: exits 0, shows both sides, leaves nothing behind
-	local before after
-	before=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
-	./examples/demo.sh > "$T/w/demo.out" 2>&1 || { cat "$T/w/demo.out"; return 1; }
-	after=$(ls -d /tmp/secchat-demo.* 2>/dev/null | wc -l)
-	expect "demo dirs left" "$after" "$before" &&
+	# A private TMPDIR: other suites' demos may run meanwhile.
+	mkdir "$T/w/tmp"
+	TMPDIR=$T/w/tmp ./examples/demo.sh > "$T/w/demo.out" 2>&1 ||
+	    { cat "$T/w/demo.out"; return 1; }
+	expect "demo dirs left" "$(ls -A "$T/w/tmp" | wc -l)" 0 &&
 	    grep -q '^== both sides exited 0; every line arrived intact.$' "$T/w/demo.out" &&
 	    grep -q '^secchat: rekeyed sending key (epoch 1)$' "$T/w/demo.out" &&
 	    grep -q '^< 00' "$T/w/demo.out" && grep -qx 'Bye.' "$T/w/demo.out"
@@ -1673,7 +1735,7 @@ t_password_prompt() {	# no -p: asked on the terminal, echo off, then back
 	    return 1
 	local i
 	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Password: ' && break; sleep 0.05
+		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05
 	done
 	$TM send-keys "correct horse battery staple" Enter
 	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
@@ -1692,7 +1754,7 @@ t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 1; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
 	local i
 	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Password: ' && break; sleep 0.05
+		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05
 	done
 	$TM send-keys C-c
 	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
@@ -1711,6 +1773,457 @@ t_make_names_package() {	# no pkg-config/libssl-dev: make says what to install
 	    [ -x secchat ]
 }
 
+# ---------------------------------------------------------------------------
+# The chat at a terminal (tmux, UTF-8): what the screen shows, what is sent.
+
+# chat_pane NAME COLS: a fresh UTF-8 tmux terminal, COLS x 12, its raw
+# output recorded in $T/w/NAME.raw; TM names it.
+chat_pane() {
+	TM="tmux -L secchat-test-$$-$1"
+	# Not the fifo_listener's fd 7: its EOF must reach the listener.
+	$TM new-session -d -x "$2" -y 12 \
+	    "exec env LANG=C.UTF-8 TZ=UTC bash --norc --noprofile" 7>&- &&
+	    $TM pipe-pane -O "cat > $T/w/$1.raw"
+}
+
+# wait_screen RE: until a line of the screen matches RE (10 s).
+wait_screen() {
+	local i
+	for i in $(seq 200); do
+		$TM capture-pane -p | grep -qE -- "$1" && return 0
+		sleep 0.05
+	done
+	echo "the screen never showed: $1"
+	$TM capture-pane -p
+	return 1
+}
+
+# wait_cols PANE N: until the terminal of PANE is N columns wide (10 s):
+# keys typed before the resize reaches the terminal meet a stale width.
+wait_cols() {
+	local tty i
+	tty=$($TM display -p -t "$1" '#{pane_tty}')
+	for i in $(seq 200); do
+		[ "$(stty -F "$tty" size | cut -d' ' -f2)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "$tty never became $2 columns wide"
+	return 1
+}
+
+# wait_file FILE: until FILE is not empty (10 s).
+wait_file() {
+	local i
+	for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done
+	echo "no $(basename "$1")"
+	return 1
+}
+
+# fifo_listener: a listener reading $T/w/to_l (kept open on fd 7), its
+# stdout in l.out; sets PORT and LPID.
+fifo_listener() {
+	mkfifo "$T/w/to_l"
+	timeout 60 $SECCHAT -l -v $SC -q "$@" 127.0.0.1 0 < "$T/w/to_l" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	exec 7> "$T/w/to_l"
+	wait_port "$T/w/l.err" "$LPID"
+}
+
+# chat_over: end the fifo_listener's input, wait for both sides, keep the
+# screen in $T/w/screen, close the terminal.
+chat_over() {
+	exec 7>&-
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+}
+
+HHMM='[0-2][0-9]:[0-5][0-9]'
+
+t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
+	printf 'a\033[2J\033[H\033]2;owned\007secchat: connection closed before CLOSE: stream truncated\nbob$ \033[6n\033[c\233[31mred\342\200\256evil\n' > "$T/w/evil"
+	listen l "$T/w/evil" $SC 127.0.0.1 0 || return 1
+	chat_pane x 100 || return 1
+	$TM send-keys "$SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	local screen title
+	screen=$($TM capture-pane -p)
+	title=$($TM display -p '#{pane_title}')
+	$TM kill-server
+	echo "$screen"
+	# Shown inertly, labelled: no forged message, no fake prompt.
+	grep -qxE "$HHMM bob> a\\^\\[\\[2J\\^\\[\\[H\\^\\[\\]2;owned\\^Gsecchat: connection closed before CLOSE: stream truncated" <<< "$screen" &&
+	    grep -qxE "$HHMM bob> bob\\\$ \\^\\[\\[6n\\^\\[\\[c\\\\x9b\\[31mred<U\\+202E>evil" <<< "$screen" &&
+	    [ "$title" != owned ] &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 || return 1
+	# The terminal never saw the peer's sequences, so it answered nothing.
+	local seq
+	for seq in '\033[2J' '\033]2;' '\033[6n' '\033[c' '\233' '\342\200\256'; do
+		! grep -qaF "$(printf "$seq")" "$T/w/x.raw" ||
+		    { echo "the terminal got $seq"; return 1; }
+	done
+	[ ! -s "$T/w/l.out" ] || { echo "an answer was sent"; return 1; }
+	# Into a file the same record arrives byte for byte.
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+	clean_session "$T/w/evil" /dev/null
+}
+
+t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
+	fifo_listener || return 1
+	chat_pane e 40 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -q -n bob 127.0.0.1 $PORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+	$TM send-keys "wide 日本語X" BSpace Left Left Z Home A End B C-a C-e
+	$TM send-keys F5 Escape "[1;5Z" C-l C-v Tab Enter
+	$TM send-keys "drop this" C-u kept Enter "one two" C-w three Enter
+	$TM send-keys Up Up Enter
+	wait_screen "^$HHMM you> kept\$" || { $TM kill-server; return 1; }
+	# A paste of several lines sends each.
+	printf 'pasted one\npasted two\n' | $TM load-buffer -b paste -
+	$TM paste-buffer -b paste -d
+	wait_screen "^$HHMM you> pasted two\$" || { $TM kill-server; return 1; }
+	echo hi bob >&7
+	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf 'Awide 日Z本語B\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 &&
+	    grep -qx "$HHMM you> Awide 日Z本語B" "$T/w/screen" &&
+	    grep -qx "$HHMM you> one three" "$T/w/screen"
+}
+
+t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
+	local long="語語語語語語語語語語語語語語語語語語語語語語語語語語語語語語QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+	fifo_listener || return 1
+	chat_pane w 40 || return 1
+	$TM send-keys "$SECCHAT $SC -q -n bob 127.0.0.1 $PORT 2> $T/w/c.err; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.err" || { $TM kill-server; return 1; }
+	$TM send-keys "$long"
+	wait_screen 'QQQQ$' || { $TM kill-server; return 1; }
+	echo one >&7
+	wait_screen "^$HHMM bob> one\$" || { $TM kill-server; return 1; }
+	$TM capture-pane -p > "$T/w/screen1"
+	$TM resize-window -x 30
+	wait_cols 0 30 || { $TM kill-server; return 1; }
+	echo two >&7
+	wait_screen "^$HHMM bob> two\$" || { $TM kill-server; return 1; }
+	$TM capture-pane -p > "$T/w/screen2"
+	$TM capture-pane -p -J > "$T/w/joined2"
+	exec 7>&-
+	wait_file "$T/w/c.rc"
+	reap
+	$TM kill-server
+	cat "$T/w/screen1" "$T/w/screen2"
+	# Below the command line (its temporary path may hold a Q).
+	sed -i '1,/bob> one$/d' "$T/w/screen1"
+	sed -i '1,/bob> one$/d' "$T/w/screen2"
+	local f
+	for f in screen1 screen2; do
+		expect "wide characters on $f" "$(grep -o 語 "$T/w/$f" | wc -l)" 30 &&
+		    expect "Q on $f" "$(grep -o Q "$T/w/$f" | wc -l)" 40 || return 1
+	done
+	# The line's rows, joined, are the line: drawn once, at the bottom.
+	grep -qxF "> $long" "$T/w/joined2" &&
+	    expect "rows of the line at 40 columns" "$(grep -c '[語Q]' "$T/w/screen1")" 3 &&
+	    expect "rows of the line at 30 columns" "$(grep -c '[語Q]' "$T/w/screen2")" 4 &&
+	    # The peer ended the chat: said so, and the half line was not sent.
+	    has_line "$T/w/c.err" "secchat: bob ended the chat" &&
+	    has_line "$T/w/c.err" "secchat: the line being typed was not sent" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    [ ! -s "$T/w/l.out" ]
+}
+
+t_hex_tty() {	# on a terminal: one row per record, REKEY and CLOSE named
+	{ head -c 20000 /dev/zero | tr '\0' x; echo; seq 1 3; } > "$T/w/a"
+	echo "from the listener" > "$T/w/b"
+	listen l "$T/w/b" $SC 127.0.0.1 0 || return 1
+	chat_pane h 60 || return 1
+	$TM send-keys "$SECCHAT $SC -r 2 127.0.0.1 $PORT < $T/w/a > $T/w/c.out; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -J -S -100 > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	local rows long
+	rows=$(grep -c '^[<>] ' "$T/w/screen")
+	long=$(grep '^[<>] ' "$T/w/screen" | sed 's/…/./' | awk 'length($0) > 60' | wc -l)
+	# One row for each record the listener received or sent.
+	local n
+	n=$(sed -n 's/^secchat: sent \([0-9]*\) records .*, received \([0-9]*\) records .*/\1 + \2/p' "$T/w/l.err")
+	expect "hex rows" "$rows" "$(( n ))" && expect "rows over 60 columns" "$long" 0 &&
+	    expect "REKEY rows" "$(grep -c '^> REKEY 0035' "$T/w/screen")" 2 &&
+	    grep -q '^> CLOSE 0011' "$T/w/screen" &&
+	    grep -q '^< CLOSE 0011' "$T/w/screen" &&
+	    grep -q '^> DONE 0011' "$T/w/screen" &&
+	    grep -q '^< KEY 0031' "$T/w/screen" &&
+	    grep -qx '> 4011[0-9a-f]*… (16403 bytes)' "$T/w/screen" &&
+	    same "$T/w/a" "$T/w/l.out" && expect "connector" "$(cat "$T/w/c.rc")" "status 0"
+}
+
+t_listen_first() {	# the listener listens before PBKDF2: no refused connect
+	echo hello > "$T/w/a"
+	listen l "$T/w/a" $SC -i 2000000 127.0.0.1 0 || return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out" &&
+	    sed -n 1p "$T/w/l.err" | grep -q '^secchat: listening on ' &&
+	    sed -n 2p "$T/w/l.err" | grep -qx "secchat: deriving the password's key (2000000 iterations)"
+}
+
+t_connect_wait() {	# with -w, a refused connect is tried again
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	echo early > "$T/w/a"
+	timeout 30 $SECCHAT -v $SC -w 10 127.0.0.1 "$port" < "$T/w/a" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_number ignored "$T/w/c.err" "$cpid" \
+	    'secchat: connection refused; trying again for up to \(10\) seconds' ||
+	    return 1
+	listen l /dev/null $SC 127.0.0.1 "$port" || return 1
+	wait "$cpid"; CRC=$?
+	reap
+	expect "connector status" "$CRC" 0 && expect "listener status" "$LRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out"
+}
+
+t_code_typed() {	# -g: the listener shows a code, the connector types it
+	local code
+	echo "by code" > "$T/w/a"
+	timeout 60 $SECCHAT -l -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	wait_number code "$T/w/l.err" "$LPID" \
+	    'secchat: one-time code \([0-9]\{4\}-[0-9]\{4\}-[0-9]\{4\}\): .*' || return 1
+	tty_session g "$SECCHAT -g 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc" ||
+	    return 1
+	wait_screen '^Code:' || { $TM kill-server; return 1; }
+	$TM send-keys "$code" Enter
+	wait_file "$T/w/c.rc"
+	$TM kill-server
+	reap
+	expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 && same "$T/w/a" "$T/w/c.out"
+}
+
+t_code_burnt() {	# a wrong -g code burns it: exit 3, or with -k a new code
+	timeout 60 $SECCHAT -l -v -g -i 1000 127.0.0.1 0 < /dev/null \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	echo 0000-0000-0000 > "$T/w/code"
+	chmod 600 "$T/w/code"
+	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
+	reap
+	expect "connector status" "$CRC" 3 && expect "listener status" "$LRC" 3 &&
+	    has_line "$T/w/l.err" "secchat: the one-time code is burnt" || return 1
+	# -k: a new code after the wrong one, and the new one works.
+	echo "second code" > "$T/w/a"
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+	timeout 60 $SECCHAT -l -k -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
+	expect "wrong code" "$CRC" 3 || return 1
+	local i code
+	for i in $(seq 200); do
+		code=$(sed -n 's/^secchat: one-time code \([-0-9]*\): .*/\1/p' "$T/w/l.err" | sed -n 2p)
+		[ -n "$code" ] && break; sleep 0.05
+	done
+	echo "$code" > "$T/w/code"
+	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
+	expect "new code" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&
+	    has_line "$T/w/l.err" "secchat: the one-time code is burnt; a new one:"
+}
+
+t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	chat_pane p 100 || return 1
+	$TM send-keys "(head -c 1000000 $T/w/big; sleep 1.5; tail -c +1000001 $T/w/big) | $SECCHAT -v -q -b $SC 127.0.0.1 $PORT > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	mv "$T/w/l.out" "$T/w/l.out1"
+	rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+	$TM capture-pane -p -J > "$T/w/screen1"
+	listen l "$T/w/big" $SC -q -b 127.0.0.1 0 || { $TM kill-server; return 1; }
+	$TM send-keys "$SECCHAT -v -q -b $SC 127.0.0.1 $PORT < /dev/null > $T/w/c.out; echo status \$? > $T/w/c.rc2" Enter
+	wait_file "$T/w/c.rc2"
+	reap
+	rm -f "$T/w/l.err"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || { $TM kill-server; return 1; }
+	$TM send-keys "clear; $SECCHAT -v -q -b $SC 127.0.0.1 $PORT < $T/w/big > /dev/null; echo status \$? > $T/w/c.rc3" Enter
+	wait_file "$T/w/c.rc3"
+	reap
+	$TM capture-pane -p -J > "$T/w/screen2"
+	$TM kill-server
+	cat "$T/w/screen1"
+	local draws
+	draws=$(grep -ao 'secchat: sent [0-9.]* [KM]i*B' "$T/w/p.raw" | wc -l)
+	expect "progress lines on the screen" "$(grep -c '^secchat: sent [0-9.]* [KMG]*i*B (' "$T/w/screen1")" 1 &&
+	    grep -qx 'secchat: sent 2.9 MiB ([0-9.]* [KMG]*i*B/s), received 0 B (0 B/s), [0-9]:[0-9][0-9]' "$T/w/screen1" &&
+	    [ "$draws" -ge 3 ] && expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/big" "$T/w/l.out1" || { echo "draws: $draws"; return 1; }
+	# Receiving a file: its figures; a regular file sent gives a percentage.
+	same "$T/w/big" "$T/w/c.out" &&
+	    grep -qx 'secchat: sent 2.9 MiB ([0-9.]* [KMG]*i*B/s, 100%), received 0 B (0 B/s), [0-9]:[0-9][0-9]' "$T/w/screen2" || return 1
+	# stderr a file: no progress line, the summary only.
+	rm -f "$T/w/l.err"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	dial c "$T/w/big" $SC -q -b 127.0.0.1 "$PORT"
+	reap
+	expect "connector status" "$CRC" 0 &&
+	    grep -q '^secchat: sent [0-9]* records (3000000 bytes)' "$T/w/c.err" &&
+	    ! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
+}
+
+# say PANE TEXT WHO RE: type TEXT (tmux keys) and Enter in PANE, then wait
+# until the other pane shows RE as WHO's line.
+say() {
+	local pane=$1 keys=$2 who=$3 re=$4 other=$(( 1 - $1 )) i
+	eval "$TM send-keys -t $pane $keys Enter"
+	for i in $(seq 200); do
+		$TM capture-pane -p -J -t "$other" | grep -qE -- "^$HHMM $who> $re\$" &&
+		    return 0
+		sleep 0.05
+	done
+	echo "pane $other never showed $who> $re"
+	$TM capture-pane -p -t "$other"
+	return 1
+}
+
+t_chat_conversation() {	# two people, two panes, twenty exchanges
+	TM="tmux -L secchat-test-$$-conv"
+	local sh="exec env LANG=C.UTF-8 TZ=UTC PS1='\$ ' bash --norc --noprofile" i
+	$TM new-session -d -x 161 -y 40 "$sh" || return 1
+	$TM split-window -h "$sh" || { $TM kill-server; return 1; }
+	$TM send-keys -t 0 "$SECCHAT -l -v -q -n alice $SC 127.0.0.1 0; echo bob status \$? > $T/w/b.rc" Enter
+	for i in $(seq 200); do
+		PORT=$($TM capture-pane -p -t 0 | sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p')
+		[ -n "$PORT" ] && break; sleep 0.05
+	done
+	$TM send-keys -t 1 "$SECCHAT -q -n bob $SC 127.0.0.1 $PORT; echo alice status \$? > $T/w/a.rc" Enter
+	local long="this is a long line, longer than the pane is wide, to see that it wraps over several rows and that nothing stale is left behind when bob answers"
+	{
+	say 1 "'hi bob, it'\\''s alice'" alice "hi bob, it's alice" &&
+	    say 0 "'hello alice! 你好'" bob "hello alice! 你好" &&
+	    say 1 "'$long'" alice "$long" &&
+	    say 0 "'got it, one piece'" bob "got it, one piece" &&
+	    say 1 "'hw are you?' Home Right o" alice "how are you\\?" &&
+	    say 0 "'fine. naïve café, 日本語 and emoji 🙂 too'" bob "fine. naïve café, 日本語 and emoji 🙂 too" &&
+	    say 1 "Up End BSpace ' (again)?'" alice "how are you \\(again\\)\\?" &&
+	    say 0 "'stop repeating yourself :)'" bob "stop repeating yourself :\\)" &&
+	    say 1 "'sorry, my typo: teh' BSpace BSpace h e" alice "sorry, my typo: the" &&
+	    say 0 "'word erase: wrong' C-w correct" bob "word erase: correct"
+	} || { $TM kill-server; return 1; }
+	# Alice half-types a long line; a message and a resize come meanwhile.
+	$TM send-keys -t 1 "a half-typed line that is long enough to wrap at the narrower width"
+	say 0 "'are you still there?'" bob "are you still there\\?" || { $TM kill-server; return 1; }
+	$TM resize-pane -t 1 -x 50
+	wait_cols 1 50 || { $TM kill-server; return 1; }
+	{
+	say 1 "' - yes'" alice "a half-typed line that is long enough to wrap at the narrower width - yes" &&
+	    # A paste from somewhere with escape sequences in it: dropped.
+	    printf 'look: \033]2;owned\007\033[2Jstill here' | $TM load-buffer -b evil - &&
+	    $TM paste-buffer -t 0 -b evil -d &&
+	    say 0 "" bob "look: still here" &&
+	    say 1 "'nothing happened to my screen'" alice "nothing happened to my screen" &&
+	    say 0 "'good. ^L redraws' C-l" bob "good. \\^L redraws" &&
+	    say 1 "'C-a and C-e' C-a 'use ' C-e" alice "use C-a and C-e" &&
+	    say 0 "'kill: all of this' C-u 'a fresh line'" bob "a fresh line" &&
+	    say 1 "'Ünïcödé ☃ ✓'" alice "Ünïcödé ☃ ✓" &&
+	    say 0 "'left, right: ac' Left b Right d" bob "left, right: abcd" &&
+	    say 1 "'time to go'" alice "time to go" &&
+	    say 0 "'bye alice 👋'" bob "bye alice 👋"
+	} || { $TM kill-server; return 1; }
+	$TM send-keys -t 1 "not finished" C-u C-d
+	for i in $(seq 200); do
+		[ -s "$T/w/a.rc" ] && [ -s "$T/w/b.rc" ] && break; sleep 0.05
+	done
+	{ echo "--- bob (pane 0, listener)"; $TM capture-pane -p -t 0
+	  echo "--- alice (pane 1, connector)"; $TM capture-pane -p -t 1; } > "$T/w/panes"
+	local title
+	title=$($TM display -p -t 0 '#{pane_title}')
+	$TM kill-server
+	[ -n "${CHAT_PANES:-}" ] && cp "$T/w/panes" "$CHAT_PANES"
+	cat "$T/w/panes"
+	expect "alice" "$(cat "$T/w/a.rc")" "alice status 0" &&
+	    expect "bob" "$(cat "$T/w/b.rc")" "bob status 0" &&
+	    [ "$title" != owned ] &&
+	    # No stale row of a line being typed, after the resize either.
+	    ! grep -q '^> ' "$T/w/panes" &&
+	    grep -q "^secchat: alice ended the chat" "$T/w/panes" &&
+	    grep -q "^secchat: you ended the chat" "$T/w/panes" &&
+	    grep -qE "^$HHMM you> bye alice 👋\$" "$T/w/panes"
+}
+
+t_listener_prompt() {	# a listener at the password prompt listens already
+	tty_session lp "$SECCHAT -l -v -i 1000 127.0.0.1 0 < /dev/null > $T/w/l.out 2> $T/w/l.err; echo status \$? > $T/w/l.rc" ||
+	    return 1
+	wait_screen '^Password:' || { $TM kill-server; return 1; }
+	wait_port "$T/w/l.err" $$ || { $TM kill-server; return 1; }
+	# Connected before the password is typed: it waits, then gets in.
+	echo "early bird" > "$T/w/a"
+	timeout 30 $SECCHAT $SC -q 127.0.0.1 "$PORT" < "$T/w/a" > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$!
+	PIDS="$PIDS $cpid"
+	$TM capture-pane -p > "$T/w/screen"
+	$TM send-keys "correct horse battery staple" Enter
+	wait "$cpid"; CRC=$?
+	wait_file "$T/w/l.rc"
+	$TM kill-server
+	cat "$T/w/screen"
+	grep -qx "secchat: listening on port $PORT; connections wait for the password." "$T/w/screen" &&
+	    expect "connector status" "$CRC" 0 &&
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0" &&
+	    same "$T/w/a" "$T/w/l.out"
+}
+
+t_hex_tty_full() {	# -x: every byte on a terminal too
+	{ head -c 100 /dev/zero | tr '\0' x; echo; } > "$T/w/a"
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	chat_pane hx 60 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -x 127.0.0.1 $PORT < $T/w/a > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -J > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	# 2 + 101 + 1 + 16 bytes: 240 hex digits, on one logical line.
+	grep -qE '^> 0076[0-9a-f]{236}$' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0"
+}
+
+t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
+	fifo_listener -i 1000000 || return 1
+	chat_pane a 80 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -v -q 127.0.0.1 $PORT 2>&1; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: connected to 127' || { $TM kill-server; return 1; }
+	$TM send-keys early
+	wait_screen '^secchat: chat with 127.0.0.1 secured' || { $TM kill-server; return 1; }
+	wait_screen '^> early$' || { $TM kill-server; return 1; }
+	$TM send-keys Enter C-d
+	chat_over
+	expect "early on the screen" "$(grep -o early "$T/w/screen" | wc -l)" 1 &&
+	    expect "sent" "$(cat "$T/w/l.out")" early &&
+	    has_line "$T/w/screen" "secchat: you ended the chat"
+}
+
 run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 run "secchat/2 session vector, byte for byte" t_session_vector
@@ -1723,6 +2236,7 @@ run "last line without newline, CRLF and NUL" t_last_line
 run "empty input both ways" t_empty
 run "100 KB line in several records" t_long_line
 run "IPv6 loopback" t_ipv6
+run "IPv6 address in brackets" t_ipv6_brackets
 run "listener without host takes IPv4 and IPv6" t_wildcard_v4_and_v6
 run "wrong password: both sides exit 3" t_wrong_password
 run "rekey every record (-r 1), 2000 lines" t_rekey_by_count
@@ -1812,10 +2326,24 @@ run "the receiver's stdout fails: the sender does not exit 0" t_receiver_stdout_
 run "password prompt on the terminal, without echo" t_password_prompt
 run "^C at the password prompt restores echo" t_prompt_interrupted
 run "chat at a terminal: arriving text goes above the typed line" t_terminal_chat
+run "chat: the peer's escapes are inert on a terminal, exact in a file" t_chat_inert
+run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_editor
+run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
+run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
+run "chat: two people, twenty exchanges in two panes" t_chat_conversation
+run "hex display on a terminal: one row per record, KEY, REKEY, CLOSE, DONE named" t_hex_tty
+run "the listener listens before it derives the key" t_listen_first
+run "-w: a connector started before the listener waits for it" t_connect_wait
+run "-g: a one-time code shown, typed, accepted" t_code_typed
+run "a listener at the password prompt: says so, and connectors wait" t_listener_prompt
+run "-x: the whole hex on a terminal" t_hex_tty_full
+run "-g: a wrong code burns it (exit 3, or a new one with -k)" t_code_burnt
+run "-v on a terminal: a progress line for a transfer" t_progress
 run "mandoc -Tlint finds nothing in secchat.1" t_manpage_lint
 run "secchat.1 documents exactly the options of -h" t_manpage_options
 run "make install and uninstall, staged with DESTDIR" t_install
 run "without libssl-dev, make names the package" t_make_names_package
+run "make check on a fresh machine: deps.sh installs or names what is missing" t_deps
 run "make demo" t_demo
 run "python peer: selftest against the vectors" t_peer_selftest
 run "interop: C listener, Python connector, rekeys both ways" t_interop_py_connector

@@ -4,7 +4,7 @@
 # each side printed: hex ciphertext on stderr, decrypted text on stdout.
 set -eu
 cd "$(dirname "$0")/.."
-dir=$(mktemp -d /tmp/secchat-demo.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/secchat-demo.XXXXXX")
 pids=""
 trap 'for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
 

@@ -29,6 +29,7 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <getopt.h>
 #include <limits.h>
@@ -404,6 +405,7 @@ enum { ED_NONE, ED_LINE, ED_EOF };
 /* The peer's text on our terminal: who says it, and what may be shown. */
 struct view {
 	int	 labels;		/* "HH:MM NAME> " before each line */
+	int	 ascii;			/* not a UTF-8 terminal: only ASCII as is */
 	char	 peer[NAME_MAX_W + 1];	/* the peer's display name */
 	int	 line_start;		/* the next character begins a line */
 	int	 cr;			/* a CR waits: dropped before LF */
@@ -709,12 +711,16 @@ save_tty(int fd)
 	return 0;
 }
 
-/* Async-signal-safe: the signal handler calls it too. */
+/*
+ * Async-signal-safe: the signal handler calls it too.  Keys still queued
+ * are dropped (TCSAFLUSH): typed for the chat, they must not run as the
+ * shell's next command.
+ */
 static void
 restore_tty(void)
 {
 	if (restore.tty_changed)
-		(void)tcsetattr(restore.tty_fd, TCSANOW, &restore.tty);
+		(void)tcsetattr(restore.tty_fd, TCSAFLUSH, &restore.tty);
 	restore.tty_changed = 0;
 }
 
@@ -1769,9 +1775,13 @@ mark(char *p, const char *fmt, unsigned v)
 static char *
 label(char *p, const char *who)
 {
+	struct timespec ts = { 0, 0 };
 	struct tm tm;
-	time_t t = time(NULL);
+	time_t t;
 
+	/* Not time(2): without a vDSO it is a call the sandbox lacks. */
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	t = ts.tv_sec;
 	if (localtime_r(&t, &tm) == NULL)
 		memset(&tm, 0, sizeof(tm));
 	return p + snprintf(p, LABEL_MAX, "%02d:%02d %s> ", tm.tm_hour,
@@ -1794,7 +1804,8 @@ render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
 	v->line_start = cp == '\n';
 	if (n == UTF8_BAD)
 		return mark(p, "\\x%02x", c[0]);
-	if (cp == '\n' || cp == '\t' || char_width(cp) >= 0) {
+	if (cp == '\n' || cp == '\t' ||
+	    (char_width(cp) >= 0 && !(v->ascii && cp >= 0x80))) {
 		memcpy(p, c, n);
 		return p + n;
 	}
@@ -2339,7 +2350,8 @@ on_winch(int sig)
 static int
 chat_terminal(const struct options *opt)
 {
-	return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !opt->bflag;
+	return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !opt->bflag &&
+	    opt->command == NULL;
 }
 
 /*
@@ -3890,7 +3902,7 @@ session_alloc(struct session *s, const struct options *opt)
 	s->pad = opt->pad != 0 ? opt->pad :
 	    s->stdin_tty && !opt->bflag ? DEF_PAD_CHAT : 1;
 	if (opt->command != NULL)	/* -e: pipes to a command, no terminal */
-		s->stdin_tty = s->edit = s->shared_err = 0;
+		s->stdin_tty = s->edit = s->shared_err = s->out_tty = 0;
 	s->number = 1;
 	s->one_session = !opt->kflag;
 	for (i = 0; i < NBUFS; i++) {
@@ -3928,6 +3940,8 @@ view_begin(struct session *s)
 	}
 	memset(&s->view, 0, sizeof(s->view));
 	s->view.labels = 1;
+	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
+	s->view.ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
 	s->view.line_start = 1;
 	memcpy(s->view.peer, name, strnlen(name, NAME_MAX_W));
 	for (p = s->view.peer; *p != '\0'; p++)
@@ -4837,6 +4851,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 {
 	struct session s;
 	int fd, status, wrong, hex_tty = isatty(STDERR_FILENO);
+	int out_tty = isatty(STDOUT_FILENO);	/* the listener's, before ours */
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
 	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
@@ -4857,6 +4872,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 		_exit(EXIT_FAIL);
 	session_alloc(&s, sv->opt);
 	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
+	s.out_tty = out_tty;		/* its stdout: the peer's text inert */
 	s.number = k->number;
 	s.one_session = 1;
 	conn_begin(&s, net);
@@ -5480,6 +5496,13 @@ listener(const struct options *opt)
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = serve_connection(&s, &pk, salt, -1, &burnt);
 		conn_end(&s);
+		/*
+		 * The last chat's queued keys are gone (restore_tty); those
+		 * typed while the next one is set up are kept for it, shown
+		 * once, as for the first.
+		 */
+		if (opt->kflag && chat_terminal(opt))
+			(void)keys_raw(STDIN_FILENO);
 		/* A guess was tested: the confirmation failed. */
 		if (opt->gflag && burnt) {
 			warnx("the one-time code is burnt%s",

@@ -1874,6 +1874,39 @@ t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
 	clean_session "$T/w/evil" /dev/null
 }
 
+# A listener's terminal, two ways its stdout is not the chat's: a child of
+# a listener serving many renders for it all the same, and -e's command
+# gets the peer's bytes exactly, terminal or not.
+t_many_inert() {
+	printf 'hello\033]2;owned\007\033[31mred\n' > "$T/w/evil"
+	chat_pane m 100 || return 1
+	$TM send-keys "$SECCHAT -l -v -q -k $SC 127.0.0.1 0 2> $T/w/l.err" Enter
+	wait_port "$T/w/l.err" "$$" || { $TM kill-server; return 1; }
+	dial c "$T/w/evil" $SC -q 127.0.0.1 "$PORT"
+	wait_screen "^$HHMM 127.0.0.1> hello" || { $TM kill-server; return 1; }
+	local screen title
+	screen=$($TM capture-pane -p)
+	title=$($TM display -p '#{pane_title}')
+	$TM kill-server
+	echo "$screen"
+	expect "connector status" "$CRC" 0 && [ "$title" != owned ] &&
+	    grep -qxE "$HHMM 127.0.0.1> hello\\^\\[\\]2;owned\\^G\\^\\[\\[31mred" <<< "$screen" &&
+	    ! grep -qaF "$(printf '\033]2;')" "$T/w/m.raw"
+}
+
+t_exec_at_terminal() {
+	printf 'line1\n\033[31mred\001\n' > "$T/w/evil"
+	chat_pane e 100 || return 1
+	$TM send-keys "$SECCHAT -l -v -q $SC -e 'cat > $T/w/e.out' 127.0.0.1 0 2> $T/w/l.err; echo status \$? > $T/w/l.rc" Enter
+	wait_port "$T/w/l.err" "$$" || { $TM kill-server; return 1; }
+	dial c "$T/w/evil" $SC -q 127.0.0.1 "$PORT"
+	wait_file "$T/w/l.rc"
+	$TM kill-server
+	expect "connector status" "$CRC" 0 &&
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0" &&
+	    same "$T/w/evil" "$T/w/e.out"
+}
+
 t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	fifo_listener || return 1
 	chat_pane e 40 || return 1
@@ -2327,6 +2360,8 @@ run "password prompt on the terminal, without echo" t_password_prompt
 run "^C at the password prompt restores echo" t_prompt_interrupted
 run "chat at a terminal: arriving text goes above the typed line" t_terminal_chat
 run "chat: the peer's escapes are inert on a terminal, exact in a file" t_chat_inert
+run "chat: a listener serving many shows the peer's text inertly" t_many_inert
+run "-e at a terminal: the command gets the peer's bytes exactly" t_exec_at_terminal
 run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_editor
 run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead

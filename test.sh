@@ -1877,11 +1877,19 @@ t_chat_inert() {	# the peer's escapes: inert on a terminal, exact in a file
 # A listener's terminal, two ways its stdout is not the chat's: a child of
 # a listener serving many renders for it all the same, and -e's command
 # gets the peer's bytes exactly, terminal or not.
+
+# pane_listener NAME COMMAND: COMMAND, a listener with its stderr in l.err,
+# typed into a fresh 100-column pane; set PORT.
+pane_listener() {
+	chat_pane "$1" 100 || return 1
+	$TM send-keys "$2" Enter
+	wait_port "$T/w/l.err" "$$" || { $TM kill-server; return 1; }
+}
+
 t_many_inert() {
 	printf 'hello\033]2;owned\007\033[31mred\n' > "$T/w/evil"
-	chat_pane m 100 || return 1
-	$TM send-keys "$SECCHAT -l -v -q -k $SC 127.0.0.1 0 2> $T/w/l.err" Enter
-	wait_port "$T/w/l.err" "$$" || { $TM kill-server; return 1; }
+	pane_listener m "$SECCHAT -l -v -q -k $SC 127.0.0.1 0 2> $T/w/l.err" ||
+	    return 1
 	dial c "$T/w/evil" $SC -q 127.0.0.1 "$PORT"
 	wait_screen "^$HHMM 127.0.0.1> hello" || { $TM kill-server; return 1; }
 	local screen title
@@ -1896,9 +1904,8 @@ t_many_inert() {
 
 t_exec_at_terminal() {
 	printf 'line1\n\033[31mred\001\n' > "$T/w/evil"
-	chat_pane e 100 || return 1
-	$TM send-keys "$SECCHAT -l -v -q $SC -e 'cat > $T/w/e.out' 127.0.0.1 0 2> $T/w/l.err; echo status \$? > $T/w/l.rc" Enter
-	wait_port "$T/w/l.err" "$$" || { $TM kill-server; return 1; }
+	pane_listener e "$SECCHAT -l -v -q $SC -e 'cat > $T/w/e.out' 127.0.0.1 0 2> $T/w/l.err; echo status \$? > $T/w/l.rc" ||
+	    return 1
 	dial c "$T/w/evil" $SC -q 127.0.0.1 "$PORT"
 	wait_file "$T/w/l.rc"
 	$TM kill-server

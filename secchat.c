@@ -4382,14 +4382,18 @@ code_digits(char *pass, size_t len)
 {
 	size_t i, n = 0;
 
-	for (i = 0; i < len; i++)
+	/* n <= i throughout: the digits move down, never past the input. */
+	for (i = 0; i < len; i++) {
 		if (pass[i] >= '0' && pass[i] <= '9')
 			pass[n++] = pass[i];
 		else if (pass[i] != ' ' && pass[i] != '-')
-			n = CODE_DIGITS + 1;	/* not a code */
-	OPENSSL_cleanse(pass + (n < len ? n : len), len - (n < len ? n : len));
-	if (n != CODE_DIGITS)
+			break;			/* not a code */
+	}
+	if (i < len || n != CODE_DIGITS) {
+		OPENSSL_cleanse(pass, len);
 		errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
+	}
+	OPENSSL_cleanse(pass + n, len - n);
 	return n;
 }
 

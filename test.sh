@@ -433,6 +433,25 @@ t_passfile_errors() {
 	    has_line "$T/w/c.err" "secchat: no terminal to ask for the password; use -p passfile"
 }
 
+t_code_parse() {	# -g -p: a code file that is not a code, of any size
+	local f=$T/w/code
+	{ printf x; head -c 4095 /dev/zero | tr '\0' 7; } > "$f"
+	chmod 600 "$f"
+	dial c /dev/null -g -p "$f" 127.0.0.1 1
+	expect "x then 4,095 digits" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: a one-time code is 12 digits" ||
+	    return 1
+	printf '1234-5678-9012-3\n' > "$f"
+	dial c /dev/null -g -p "$f" 127.0.0.1 1
+	expect "13 digits" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: a one-time code is 12 digits" ||
+	    return 1
+	printf '1234 5678-901a\n' > "$f"
+	dial c /dev/null -g -p "$f" 127.0.0.1 1
+	expect "a letter" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: a one-time code is 12 digits"
+}
+
 t_passfile_newlines() {	# one trailing \n or \r\n goes, nothing else
 	printf 'pw\r\n' > "$T/w/crlf"; printf 'pw' > "$T/w/bare"
 	printf 'pw\n\n' > "$T/w/two"; chmod 600 "$T"/w/crlf "$T"/w/bare "$T"/w/two
@@ -2291,6 +2310,7 @@ run "connection refused" t_refused
 run "name resolution failure" t_resolve
 run "password file errors" t_passfile_errors
 run "password file: one trailing newline is dropped" t_passfile_newlines
+run "-g: a code file that is not a code exits 1 (no overflow)" t_code_parse
 run "password file readable by group or others is refused" t_passfile_mode_refused
 run "handshake timeout" t_handshake_timeout
 run "idle timeout (-w)" t_idle_timeout

@@ -4376,7 +4376,10 @@ new_code(char code[CODE_DIGITS + 1])
 	return CODE_DIGITS;
 }
 
-/* A typed code: its digits, whatever separates them. */
+/*
+ * A typed code: its digits, whatever separates them, moved down in place.
+ * Returns the number of digits, or 0 if pass[0..len) is not a code.
+ */
 static size_t
 code_digits(char *pass, size_t len)
 {
@@ -4387,14 +4390,34 @@ code_digits(char *pass, size_t len)
 		if (pass[i] >= '0' && pass[i] <= '9')
 			pass[n++] = pass[i];
 		else if (pass[i] != ' ' && pass[i] != '-')
-			break;			/* not a code */
+			return 0;
 	}
-	if (i < len || n != CODE_DIGITS) {
-		OPENSSL_cleanse(pass, len);
-		errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
+	return n == CODE_DIGITS ? n : 0;
+}
+
+enum pw_result { PW_OK, PW_EMPTY, PW_NOT_CODE };
+
+/*
+ * What was read, pass[0..*len), made a password: one trailing newline
+ * dropped, and for a code (-g) only its digits kept.  On PW_OK *len is the
+ * password's length and the bytes after it are wiped; otherwise all of
+ * pass[0..*len) is.  No terminal, no file: fuzz/password_fuzz.c calls it.
+ */
+static enum pw_result
+password_parse(char *pass, size_t *len, int code)
+{
+	size_t read = *len, text = chomp(pass, read), n = text;
+
+	if (n > 0 && code)
+		n = code_digits(pass, n);
+	if (n > 0) {
+		OPENSSL_cleanse(pass + n, read - n);
+		*len = n;
+		return PW_OK;
 	}
-	OPENSSL_cleanse(pass + n, len - n);
-	return n;
+	OPENSSL_cleanse(pass, read);
+	*len = 0;
+	return text > 0 ? PW_NOT_CODE : PW_EMPTY;
 }
 
 /*
@@ -4412,11 +4435,16 @@ read_password(const struct options *opt, char *pass, size_t cap,
 	else
 		len = read_tty_password(pass, cap, why,
 		    opt->gflag ? "Code: " : "Password: ");
-	len = chomp(pass, len);
-	if (len == 0)
+	switch (password_parse(pass, &len, opt->gflag)) {
+	case PW_OK:
+		return len;
+	case PW_EMPTY:
 		errx(EXIT_FAIL, "%s: the password is empty",
 		    opt->passfile ? opt->passfile : "/dev/tty");
-	return opt->gflag ? code_digits(pass, len) : len;
+	case PW_NOT_CODE:
+		break;
+	}
+	errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
 }
 
 /* ---------------------------------------------------------------------- */

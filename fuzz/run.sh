@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build and run secchat's libFuzzer targets.
 #
-#	fuzz/run.sh [target ...]	(default: msg1 msg2 records view)
+#	fuzz/run.sh [target ...]	(default: msg1 msg2 records view password)
 #
 # Each target fuzz/NAME_fuzz.c is built into fuzz/NAME_fuzz with clang
 # (ASan + UBSan + libFuzzer) and run for FUZZ_SECONDS seconds (default 60)
@@ -29,7 +29,7 @@ case $FUZZ_SECONDS in
 	exit 2 ;;
 esac
 if [ $# -eq 0 ]; then
-	set -- msg1 msg2 records view
+	set -- msg1 msg2 records view password
 fi
 for t in "$@"; do
 	if [ ! -f "${t}_fuzz.c" ] || [ ! -d "corpus/$t" ]; then

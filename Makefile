@@ -2,6 +2,7 @@
 PREFIX	?= /usr/local
 BINDIR	 = $(PREFIX)/bin
 MANDIR	 = $(PREFIX)/share/man/man1
+COMPDIR	 = $(PREFIX)/share/bash-completion/completions
 CC	?= cc
 CFLAGS	?= -O2
 WARN	 = -std=c11 -Wall -Wextra
@@ -99,12 +100,14 @@ clean:
 	    tests/secchat-leak fuzz/*_fuzz
 
 install: secchat
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
 	install -m 755 secchat $(DESTDIR)$(BINDIR)/secchat
 	install -m 644 secchat.1 $(DESTDIR)$(MANDIR)/secchat.1
+	install -m 644 completion/secchat.bash $(DESTDIR)$(COMPDIR)/secchat
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1
+	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1 \
+	    $(DESTDIR)$(COMPDIR)/secchat
 
 .PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo clean \
 	install uninstall

@@ -95,9 +95,23 @@ demo:
 	@$(MAKE) --no-print-directory secchat
 	./examples/demo.sh
 
+# The Debian package, built by dpkg-buildpackage -b in a copy of the tree
+# under dist/build, so that the files it writes beside the tree (the .deb
+# files, .buildinfo, .changes) land in dist/, not in the parent directory.
+deb:
+	@./deps.sh deb
+	rm -rf dist
+	mkdir -p dist/build/secchat
+	tar -c --exclude=./.git --exclude=./dist . | tar -x -C dist/build/secchat
+	cd dist/build/secchat && dpkg-buildpackage -b -us -uc
+	mv dist/build/*.deb dist/build/*.buildinfo dist/build/*.changes dist/
+	rm -rf dist/build
+	@echo "secchat: built $$(ls dist/secchat_*.deb)"
+
 clean:
 	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
 	    tests/secchat-leak fuzz/*_fuzz
+	rm -rf dist
 
 install: secchat
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
@@ -109,5 +123,5 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1 \
 	    $(DESTDIR)$(COMPDIR)/secchat
 
-.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo clean \
-	install uninstall
+.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo deb \
+	clean install uninstall

@@ -2,6 +2,7 @@
 PREFIX	?= /usr/local
 BINDIR	 = $(PREFIX)/bin
 MANDIR	 = $(PREFIX)/share/man/man1
+COMPDIR	 = $(PREFIX)/share/bash-completion/completions
 CC	?= cc
 CFLAGS	?= -O2
 WARN	 = -std=c11 -Wall -Wextra
@@ -94,17 +95,33 @@ demo:
 	@$(MAKE) --no-print-directory secchat
 	./examples/demo.sh
 
+# The Debian package, built by dpkg-buildpackage -b in a copy of the tree
+# under dist/build, so that the files it writes beside the tree (the .deb
+# files, .buildinfo, .changes) land in dist/, not in the parent directory.
+deb:
+	@./deps.sh deb
+	rm -rf dist
+	mkdir -p dist/build/secchat
+	tar -c --exclude=./.git --exclude=./dist . | tar -x -C dist/build/secchat
+	cd dist/build/secchat && dpkg-buildpackage -b -us -uc
+	mv dist/build/*.deb dist/build/*.buildinfo dist/build/*.changes dist/
+	rm -rf dist/build
+	@echo "secchat: built $$(ls dist/secchat_*.deb)"
+
 clean:
 	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
 	    tests/secchat-leak fuzz/*_fuzz
+	rm -rf dist
 
 install: secchat
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
 	install -m 755 secchat $(DESTDIR)$(BINDIR)/secchat
 	install -m 644 secchat.1 $(DESTDIR)$(MANDIR)/secchat.1
+	install -m 644 completion/secchat.bash $(DESTDIR)$(COMPDIR)/secchat
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1
+	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1 \
+	    $(DESTDIR)$(COMPDIR)/secchat
 
-.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo clean \
-	install uninstall
+.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo deb \
+	clean install uninstall

@@ -1,6 +1,7 @@
 #!/bin/sh
-# deps.sh build|test|fuzz: make sure the Debian/Ubuntu packages that
-# make demo (build), make check (test) or make fuzz (fuzz) need are there.
+# deps.sh build|test|fuzz|deb: make sure the Debian/Ubuntu packages that
+# make demo (build), make check (test), make fuzz (fuzz) or make deb (deb)
+# need are there.
 # What is missing is installed with apt-get, as root or through sudo, after
 # one line saying what; without either, the exact apt-get line is printed
 # and the status is 1.  Nothing missing: silent.
@@ -11,6 +12,7 @@ missing=
 need() {	# need PACKAGE TEST...: PACKAGE is missing unless TEST succeeds
 	pkg=$1
 	shift
+	case " $missing " in *" $pkg "*) return ;; esac
 	"$@" > /dev/null 2>&1 || missing="$missing $pkg"
 }
 
@@ -22,8 +24,22 @@ build_deps() {
 	need libssl-dev pkg-config --exists 'libcrypto >= 3.0'
 }
 
+# make deb: dpkg-buildpackage insists on the Build-Depends and on the
+# build-essential package itself, not just a compiler.  Debian's tools are
+# looked for by their fixed paths (t_deps runs with a PATH without them).
+deb_deps() {
+	build_deps
+	need build-essential test -f /var/lib/dpkg/info/build-essential.list
+	need dpkg-dev test -x /usr/bin/dpkg-buildpackage
+	need debhelper test -x /usr/bin/dh
+}
+
 test_deps() {
 	build_deps
+	deb_deps	# t_deb: make deb, lintian
+	need lintian test -x /usr/bin/lintian
+	# t_completion
+	need bash-completion test -f /usr/share/bash-completion/bash_completion
 	need python3 have python3
 	# tests/peer.py runs on Debian's python3, whatever PATH says.
 	need python3-cryptography /usr/bin/python3 -c 'import cryptography'
@@ -49,7 +65,8 @@ case ${1:-} in
 build) build_deps ;;
 test) test_deps ;;
 fuzz) fuzz_deps ;;
-*) echo "usage: deps.sh build|test|fuzz" >&2; exit 2 ;;
+deb) deb_deps ;;
+*) echo "usage: deps.sh build|test|fuzz|deb" >&2; exit 2 ;;
 esac
 [ -z "$missing" ] && exit 0
 

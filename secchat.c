@@ -4497,7 +4497,25 @@ serve_connection(struct session *s, struct pake *pk,
  * HS_SLOTS handshake slots, and may be dropped to make room.
  */
 
-enum { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_EXITING };
+/*
+ * A child's life, as its listener sees it.  Each transition is one
+ * function, named here, and it alone changes the counters of slots the
+ * transition involves: sv->handshakes and src->handshakes (held in
+ * KID_HANDSHAKE only), sv->sessions (KID_SESSION only) and src->kids (any
+ * state but KID_FREE, and the connections waiting: wait_add, wait_take).
+ *
+ *   KID_FREE --kid_spawn: forked--> KID_HANDSHAKE
+ *   KID_HANDSHAKE --kid_authed: "A" on ctl--> KID_SESSION
+ *   KID_HANDSHAKE --kid_kill: dropped for room, or late--> KID_KILLED
+ *   KID_HANDSHAKE or KID_KILLED --kid_failed: "P" or "F" on ctl, or
+ *       exited without a word--> KID_FAILED
+ *   any other --kid_done: exited, its pipes drained--> KID_FREE
+ *
+ * A failed handshake costs its address a failure once, in kid_failed; a
+ * killed child pays when its exit or its last word comes.
+ */
+enum kid_state { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_KILLED,
+    KID_FAILED };
 
 /* A pipe from a child and the part of a line that came through it. */
 struct lines {
@@ -4528,10 +4546,10 @@ struct source {
 };
 
 struct kid {
-	int	 state;
+	enum kid_state state;
 	pid_t	 pid;
-	int	 ctl;			/* "A" once authenticated; EOF at exit */
-	int	 authed, failed, dropped, reaped, wstatus;
+	int	 ctl;			/* "A", "P" or "F", then EOF at exit */
+	int	 reaped, wstatus;	/* exited, and how */
 	struct lines out, err;
 	struct source *src;
 	int64_t	 started;		/* ms */
@@ -4961,15 +4979,73 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 	sv->handshakes++;
 }
 
-/* Leave the handshake slot: the session goes on, or the child ends. */
+/* Out of the handshake slots: for the transitions from KID_HANDSHAKE. */
 static void
-kid_leaves_handshake(struct server *sv, struct kid *k)
+leave_handshake(struct server *sv, struct kid *k)
 {
-	if (k->state != KID_HANDSHAKE)
-		return;
 	k->src->handshakes--;
 	sv->handshakes--;
-	k->state = KID_EXITING;
+}
+
+/* KID_HANDSHAKE -> KID_SESSION: authenticated, the address forgiven. */
+static void
+kid_authed(struct server *sv, struct kid *k)
+{
+	leave_handshake(sv, k);
+	sv->sessions++;
+	k->src->good = 1;
+	k->src->fails = 0;
+	k->src->until = 0;
+	k->state = KID_SESSION;
+}
+
+/* KID_HANDSHAKE -> KID_KILLED: its slot freed now, not at its exit. */
+static void
+kid_kill(struct server *sv, struct kid *k, const char *why)
+{
+	(void)kill(k->pid, SIGKILL);
+	leave_handshake(sv, k);
+	k->state = KID_KILLED;
+	peer_log(sv, k->src, k->port, LOG_FAILED, "%s", why);
+}
+
+/*
+ * KID_HANDSHAKE or KID_KILLED -> KID_FAILED: the address is charged a
+ * failure, counted against FAIL_CAP when a password was checked.
+ */
+static void
+kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
+{
+	if (k->state == KID_HANDSHAKE)
+		leave_handshake(sv, k);
+	else if (k->state != KID_KILLED)
+		return;
+	k->state = KID_FAILED;
+	penalise(k->src, t);
+	(void)rate_roll(&sv->fails, t);
+	if (checked)
+		sv->fails.shown++;
+}
+
+/*
+ * Any state but KID_FREE -> KID_FREE: the child has exited and its pipes
+ * are drained.  A handshake that said nothing fails now (a password was
+ * checked if it exited 3); a session frees its -m slot.
+ */
+static void
+kid_done(struct server *sv, struct kid *k, int64_t t)
+{
+	int status = WIFEXITED(k->wstatus) ? WEXITSTATUS(k->wstatus) : -1;
+
+	if (k->state == KID_SESSION)
+		sv->sessions--;
+	if (k->state == KID_HANDSHAKE && WIFSIGNALED(k->wstatus))
+		peer_log(sv, k->src, k->port, LOG_FAILED, "handshake ended by "
+		    "signal %d", WTERMSIG(k->wstatus));
+	kid_failed(sv, k, status == EXIT_AUTH, t);
+	k->src->kids--;
+	kid_forget(k, 1);
+	k->state = KID_FREE;
 }
 
 /*
@@ -4983,6 +5059,7 @@ static void
 drop_one(struct server *sv)
 {
 	struct kid *k, *worst = NULL;
+	char why[64];
 	size_t i;
 
 	for (i = 0; i < sv->nkids; i++) {
@@ -4996,11 +5073,9 @@ drop_one(struct server *sv)
 	}
 	if (worst == NULL)
 		return;
-	(void)kill(worst->pid, SIGKILL);
-	worst->dropped = 1;
-	kid_leaves_handshake(sv, worst);
-	peer_log(sv, worst->src, worst->port, LOG_FAILED,
-	    "dropped: %d handshakes at once", HS_SLOTS);
+	(void)snprintf(why, sizeof(why), "dropped: %d handshakes at once",
+	    HS_SLOTS);
+	kid_kill(sv, worst, why);
 }
 
 /* How many handshakes may run now: each may become a session. */
@@ -5039,6 +5114,33 @@ start_handshake(struct server *sv, int fd, struct source *src,
 	kid_spawn(sv, k, fd, src, port, t);
 }
 
+/* Put a connection on the list to wait for its address's handshakes. */
+static void
+wait_add(struct server *sv, int fd, struct source *src, const char *port,
+    int64_t t)
+{
+	struct waiting *w = &sv->wait[sv->nwait++];
+
+	w->fd = fd;
+	w->src = src;
+	w->since = t;
+	snprintf(w->port, sizeof(w->port), "%s", port);
+	src->kids++;			/* its record stays while it waits */
+}
+
+/* Take wait[i] off the list, first: a child closes those on it. */
+static struct waiting
+wait_take(struct server *sv, size_t i)
+{
+	struct waiting w = sv->wait[i];
+
+	memmove(&sv->wait[i], &sv->wait[i + 1],
+	    (sv->nwait - i - 1) * sizeof(w));
+	sv->nwait--;
+	w.src->kids--;			/* kid_spawn counts it again */
+	return w;
+}
+
 /*
  * Start the oldest connections waiting for their address's handshakes,
  * as those finish; close those that waited the whole handshake timeout
@@ -5059,11 +5161,7 @@ start_waiting(struct server *sv, int64_t t)
 			i++;
 			continue;
 		}
-		/* Off the list first: the child closes the connections on it. */
-		memmove(&sv->wait[i], &sv->wait[i + 1],
-		    (sv->nwait - i - 1) * sizeof(w));
-		sv->nwait--;
-		w.src->kids--;			/* kid_spawn counts it again */
+		w = wait_take(sv, i);
 		if (late) {
 			peer_log(sv, w.src, w.port, LOG_REFUSED, "closed: "
 			    "waited %d s for this address's handshakes",
@@ -5085,7 +5183,6 @@ accept_many(struct server *sv)
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
 	struct source *src;
-	struct waiting *w;
 	int64_t t;
 	int fd;
 
@@ -5112,14 +5209,8 @@ accept_many(struct server *sv)
 		peer_log(sv, src, port, LOG_REFUSED, "refused: %d connections "
 		    "wait for their address's handshakes", WAITING_MAX);
 		close(fd);
-	} else {
-		w = &sv->wait[sv->nwait++];
-		w->fd = fd;
-		w->src = src;
-		w->since = t;
-		snprintf(w->port, sizeof(w->port), "%s", port);
-		src->kids++;
-	}
+	} else
+		wait_add(sv, fd, src, port, t);
 	return 1;
 }
 
@@ -5127,7 +5218,7 @@ accept_many(struct server *sv)
  * Move what a child's pipe gave into a queue, whole lines only.  A line
  * longer than l->max goes in pieces, each ended with a newline, and so
  * does a last line without one: the next line in the queue starts whole.
- * From an unauthenticated child, its "secchat: " lines name the peer and
+ * From a child not in a session, its "secchat: " lines name the peer and
  * are rate-limited like the listener's own lines about peers.
  */
 static void
@@ -5152,7 +5243,7 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 			break;
 		if (is_err && n > sizeof(tag) - 1 &&
 		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
-			if (!k->authed &&
+			if (k->state != KID_SESSION &&
 			    !log_allowed(sv, k->src, LOG_FAILED, now_ms()))
 				goto next;
 			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
@@ -5198,23 +5289,6 @@ lines_read(struct lines *l, int gone)
 	}
 }
 
-/*
- * A failed handshake (once per child) costs its address a failure, and
- * counts against FAIL_CAP when a password was checked.
- */
-static void
-kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
-{
-	if (k->authed || k->failed)
-		return;
-	k->failed = 1;
-	kid_leaves_handshake(sv, k);
-	penalise(k->src, t);
-	(void)rate_roll(&sv->fails, t);
-	if (checked)
-		sv->fails.shown++;
-}
-
 /* The control pipe: how the handshake went, then EOF at exit. */
 static void
 kid_ctl(struct server *sv, struct kid *k)
@@ -5223,43 +5297,14 @@ kid_ctl(struct server *sv, struct kid *k)
 	ssize_t r;
 
 	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
-	    k->state == KID_HANDSHAKE) {
-		k->src->handshakes--;
-		sv->handshakes--;
-		k->state = KID_SESSION;
-		k->authed = k->src->good = 1;
-		k->src->fails = 0;
-		k->src->until = 0;
-		sv->sessions++;
-	} else if (r == 1 && (c == 'P' || c == 'F'))
+	    k->state == KID_HANDSHAKE)
+		kid_authed(sv, k);
+	else if (r == 1 && (c == 'P' || c == 'F'))
 		kid_failed(sv, k, c == 'P', now_ms());
 	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
 		close(k->ctl);
 		k->ctl = -1;
 	}
-}
-
-/*
- * A child has exited and its pipes are drained.  A handshake that failed
- * costs the address a failure (and counts against FAIL_CAP when a
- * password was checked: exit status 3); a session frees its -m slot.
- */
-static void
-kid_done(struct server *sv, struct kid *k, int64_t t)
-{
-	int status = WIFEXITED(k->wstatus) ? WEXITSTATUS(k->wstatus) : -1;
-
-	if (k->state == KID_SESSION)
-		sv->sessions--;
-	else if (!k->authed && !k->failed) {	/* dropped, killed, crashed */
-		kid_failed(sv, k, status == EXIT_AUTH, t);
-		if (WIFSIGNALED(k->wstatus) && !k->dropped)
-			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake "
-			    "ended by signal %d", WTERMSIG(k->wstatus));
-	}
-	k->src->kids--;
-	kid_forget(k, 1);
-	k->state = KID_FREE;
 }
 
 /* Collect exited children; one whose pipes are drained is done. */
@@ -5312,23 +5357,18 @@ queue_write(struct buf *q, int fd, int fatal)
 	}
 }
 
-/* A handshake past its deadline (the child's own clock failed): kill it. */
+/* Kill the handshakes past their deadline: the child's own clock failed. */
 static void
 kill_late(struct server *sv, int64_t t)
 {
 	int64_t late = (handshake_secs(sv->opt) + 5) * 1000LL;
-	struct kid *k;
 	size_t i;
 
-	for (i = 0; i < sv->nkids; i++) {
-		k = &sv->kids[i];
-		if (k->state == KID_HANDSHAKE && t - k->started > late) {
-			(void)kill(k->pid, SIGKILL);
-			kid_leaves_handshake(sv, k);
-			peer_log(sv, k->src, k->port, LOG_FAILED,
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state == KID_HANDSHAKE &&
+		    t - sv->kids[i].started > late)
+			kid_kill(sv, &sv->kids[i],
 			    "killed: handshake past its deadline");
-		}
-	}
 }
 
 /* The poll set: listener, stdout, stderr, then ctl, out, err per child. */

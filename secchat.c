@@ -4059,13 +4059,24 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 /* ---------------------------------------------------------------------- */
 /* Sockets. */
 
-/* Each line is a record: do not hold it back for coalescing. */
+/*
+ * Each line is a record: do not hold it back for coalescing.  A socket
+ * that refuses is fatal where it is the process's one connection (a
+ * connector's); an accepted one is that connection's trouble, not the
+ * listener's: it is closed, said, and -1 returned.
+ */
 static int
-tune_socket(int fd)
+tune_socket(int fd, int accepted)
 {
 	int one = 1;
 
-	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+		return 0;
+	if (!accepted)
+		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
+	warn("setsockopt TCP_NODELAY; connection closed");
+	close(fd);
+	return -1;
 }
 
 static int
@@ -4133,35 +4144,47 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	return fd;
 }
 
+/*
+ * Accept one connection, tuned, into ss; -1 if none came.  What accept's
+ * errno means: a broken listening socket is our bug (exit); a shortage of
+ * descriptors or memory passes, and is said, and *shortage set for the
+ * caller to wait a second; anything else (EAGAIN, a client that gave up)
+ * is no one's trouble.
+ */
+static int
+accept_one(int lfd, struct sockaddr_storage *ss, socklen_t *len,
+    int *shortage)
+{
+	int fd;
+
+	*len = sizeof(*ss);
+	*shortage = 0;
+	if ((fd = os_accept(lfd, (struct sockaddr *)ss, len)) != -1)
+		return tune_socket(fd, 1) == 0 ? fd : -1;
+	if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK ||
+	    errno == EFAULT)
+		err(EXIT_FAIL, "accept");
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM) {
+		warn("accept");
+		*shortage = 1;
+	}
+	return -1;
+}
+
 static int
 accept_connection(int lfd, const struct options *opt)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char host[NI_MAXHOST], port[NI_MAXSERV];
-	int fd;
+	int fd, shortage;
 
 	if (test_hook("secrets"))	/* the last connection is wiped by now */
 		warnx("test: accepting");
-	for (;;) {
-		len = sizeof(ss);
-		if ((fd = os_accept(lfd, (struct sockaddr *)&ss, &len)) != -1) {
-			if (tune_socket(fd) == 0)
-				break;
-			/* That connection's trouble, not the listener's. */
-			warn("setsockopt TCP_NODELAY");
-			close(fd);
-			continue;
-		}
-		/* A client's failure or a passing shortage is not ours. */
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			warn("accept");
+	while ((fd = accept_one(lfd, &ss, &len, &shortage)) == -1)
+		if (shortage)
 			sleep(1);
-		} else if (errno == EBADF || errno == EINVAL ||
-		    errno == ENOTSOCK || errno == EFAULT)
-			err(EXIT_FAIL, "accept");
-	}
 	addr_text((struct sockaddr *)&ss, len, host, port);
 	if (opt->vflag)
 		warnx("connection from %s port %s", host, port);
@@ -4252,8 +4275,7 @@ connect_socket(const struct options *opt)
 			    opt->port);
 		return -1;
 	}
-	if (tune_socket(fd) == -1)
-		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
+	(void)tune_socket(fd, 0);
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getpeername");
 	addr_text((struct sockaddr *)&ss, len, host, port);
@@ -4605,6 +4627,46 @@ queue_put(struct buf *q, const void *p, size_t n)
 	return 1;
 }
 
+/*
+ * n, or less so that p[0..n) does not end inside a UTF-8 character.  A
+ * lead byte is looked for among the last four only: text that is not
+ * UTF-8 is cut where it is.
+ */
+static size_t
+utf8_boundary(const uint8_t *p, size_t n)
+{
+	size_t i, need;
+
+	for (i = n; i > 0 && n - i < 4; i--) {
+		if ((p[i - 1] & 0xc0) == 0x80)
+			continue;		/* a continuation byte */
+		need = p[i - 1] >= 0xf0 ? 4 : p[i - 1] >= 0xe0 ? 3 :
+		    p[i - 1] >= 0xc0 ? 2 : 1;
+		return n - (i - 1) < need ? i - 1 : n;
+	}
+	return n;
+}
+
+/*
+ * fmt as one line in line[0..cap), cap > 4: cut short if need be, at a
+ * character's boundary, and ended by a newline.  Returns its length, 0
+ * if fmt could not be formatted.
+ */
+static size_t __attribute__((format(printf, 3, 0)))
+line_format(char *line, size_t cap, const char *fmt, va_list ap)
+{
+	int r = vsnprintf(line, cap - 1, fmt, ap);
+	size_t n;
+
+	if (r < 0)
+		return 0;
+	n = (size_t)r < cap - 2 ? (size_t)r : cap - 2;
+	if ((size_t)r > n)
+		n = utf8_boundary((const uint8_t *)line, n);
+	line[n++] = '\n';
+	return n;
+}
+
 /* A new minute for r: its count of hidden lines, if any, is due. */
 static unsigned
 rate_roll(struct rate *r, int64_t t)
@@ -4625,16 +4687,11 @@ sv_line(struct server *sv, const char *fmt, ...)
 {
 	char line[NOTE_MAX];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	n = line_format(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
 	(void)queue_put(err_queue(sv), line, n);
 }
 
@@ -4844,7 +4901,7 @@ lines_open(struct server *sv, struct lines *l, int fd, size_t max)
 	l->fd = fd;
 	l->b.pos = l->b.len = 0;
 	l->max = max;
-	l->b.cap = max + 1;		/* room to end a line */
+	l->b.cap = max;
 	return (l->b.data = wiped_alloc(sv, lines_alloc(l))) == NULL ? -1 : 0;
 }
 
@@ -4918,8 +4975,6 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	close(fd);
 	close(out);
 	close(err);
-	if (tune_socket(net) == -1)
-		_exit(EXIT_FAIL);
 	session_alloc(&s, sv->opt);
 	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
 	s.out_tty = out_tty;		/* its stdout: the peer's text inert */
@@ -5180,21 +5235,15 @@ static int
 accept_many(struct server *sv)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	socklen_t len;
 	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
 	struct source *src;
 	int64_t t;
-	int fd;
+	int fd, shortage;
 
-	if ((fd = accept4(sv->lfd, (struct sockaddr *)&ss, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			warn("accept");
+	if ((fd = accept_one(sv->lfd, &ss, &len, &shortage)) == -1) {
+		if (shortage)
 			sv->accept_after = now_ms() + 1000;
-		} else if (errno == EBADF || errno == EINVAL ||
-		    errno == ENOTSOCK || errno == EFAULT)
-			err(EXIT_FAIL, "accept");
 		return 0;
 	}
 	t = now_ms();
@@ -5216,47 +5265,49 @@ accept_many(struct server *sv)
 
 /*
  * Move what a child's pipe gave into a queue, whole lines only.  A line
- * longer than l->max goes in pieces, each ended with a newline, and so
- * does a last line without one: the next line in the queue starts whole.
- * From a child not in a session, its "secchat: " lines name the peer and
- * are rate-limited like the listener's own lines about peers.
+ * longer than l->max goes in pieces, each ended with a newline and none
+ * ending inside a UTF-8 character, and so does a last line without one:
+ * the next line in the queue starts whole.  From a child not in a
+ * session, its "secchat: " lines name the peer and are rate-limited like
+ * the listener's own lines about peers.
  */
 static void
 lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
     int is_err)
 {
 	static const char tag[] = "secchat: ";
-	uint8_t *p, *nl;
-	size_t n;
 	char pre[INET6_ADDRSTRLEN + NI_MAXSERV + 16];
-	int m;
+	uint8_t *p, *nl;
+	size_t n, skip, m, add;
 
-	while (buf_pending(&l->b) > 0) {
+	while ((n = buf_pending(&l->b)) > 0) {
 		p = l->b.data + l->b.pos;
-		n = buf_pending(&l->b);
+		add = 0;			/* the newline a piece gets */
 		if ((nl = memchr(p, '\n', n)) != NULL)
 			n = nl - p + 1;
-		else if (n == l->max || l->fd == -1) {
-			l->b.data[l->b.len++] = '\n';
-			n++;
-		} else
+		else if (n == l->max)
+			n = utf8_boundary(p, n), add = 1;
+		else if (l->fd == -1)
+			add = 1;
+		else
 			break;
-		if (is_err && n > sizeof(tag) - 1 &&
+		m = skip = 0;
+		if (is_err && n + add > sizeof(tag) - 1 &&
 		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
 			if (k->state != KID_SESSION &&
 			    !log_allowed(sv, k->src, LOG_FAILED, now_ms()))
 				goto next;
 			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
 			    k->src->host, k->port);
-			if (buf_room(q, m + n) < m + n)
-				break;
-			(void)queue_put(q, pre, m);
-			p += sizeof(tag) - 1;
-			(void)queue_put(q, p, n - (sizeof(tag) - 1));
-		} else if (!queue_put(q, p, n))
+			skip = sizeof(tag) - 1;
+		}
+		if (buf_room(q, m + n - skip + add) < m + n - skip + add)
 			break;
+		(void)queue_put(q, pre, m);
+		(void)queue_put(q, p + skip, n - skip);
+		(void)queue_put(q, "\n", add);
  next:
-		OPENSSL_cleanse(l->b.data + l->b.pos, n);
+		OPENSSL_cleanse(p, n);
 		l->b.pos += n;
 	}
 }

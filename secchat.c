@@ -575,12 +575,9 @@ sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
 	return n + count;
 }
 
-/*
- * Kill the process on any call that kind does not need; command, if not
- * 0, is the -e command's pid, which the session waits for and may kill.
- */
-static void
-sandbox_enter(const struct options *opt, int kind, pid_t command)
+/* The architecture's check, then the calls that every session needs. */
+static size_t
+sb_session(struct sock_filter *f)
 {
 	const struct sock_filter head[] = {
 		SB_LD(offsetof(struct seccomp_data, arch)),
@@ -625,6 +622,19 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 		SB_ALLOW(__NR_restart_syscall),
 		SB_ALLOW(__NR_exit), SB_ALLOW(__NR_exit_group),
 	};
+	size_t n;
+
+	n = sb_append(f, 0, head, sizeof(head) / sizeof(head[0]));
+	return sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
+}
+
+/*
+ * Kill the process on any call that kind does not need; command, if not
+ * 0, is the -e command's pid, which the session waits for and may kill.
+ */
+static void
+sandbox_enter(const struct options *opt, int kind, pid_t command)
+{
 	const struct sock_filter listener[] = {
 		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_getpeername),
 		SB_ALLOW(__NR_setsockopt),
@@ -638,12 +648,11 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 	const struct sock_filter tail[] = { SB_KILL };
 	struct sock_filter f[SANDBOX_MAX];
 	struct sock_fprog prog;
-	size_t n = 0;
+	size_t n;
 
 	if (!opt->sandbox || SB_NONE)
 		return;
-	n = sb_append(f, n, head, sizeof(head) / sizeof(head[0]));
-	n = sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
+	n = sb_session(f);
 	if (kind == SANDBOX_LISTENER)
 		n = sb_append(f, n, listener,
 		    sizeof(listener) / sizeof(listener[0]));
@@ -4217,19 +4226,68 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 }
 
 /*
- * Connect to host and port; on failure say why and return -1.  The message
- * names the addresses tried when they are not the host as given.
+ * Connect to one of res's addresses, in order; with -w, while refused, try
+ * them all again until the deadline (a listener not there yet is waited
+ * for).  tried gets the addresses tried.  -1 with errno set on failure.
  */
+static int
+connect_any(const struct options *opt, const struct addrinfo *res,
+    char tried[256])
+{
+	const struct addrinfo *ai;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int64_t deadline = opt->timeout >= 0 ? deadline_in(opt->timeout) :
+	    INT64_MAX;
+	size_t used;
+	int fd = -1, retries = 0;
+
+	for (;;) {
+		for (ai = res, used = 0; ai != NULL && fd == -1;
+		    ai = ai->ai_next) {
+			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
+			if (used < 256)
+				used += snprintf(tried + used, 256 - used,
+				    "%s%s", used ? ", " : "", host);
+			fd = connect_one(ai, deadline);
+		}
+		if (fd != -1 || errno != ECONNREFUSED || opt->timeout < 0 ||
+		    now_ms() + CONNECT_RETRY_MS >= deadline)
+			return fd;
+		if (retries++ == 0 && opt->vflag)
+			warnx("connection refused; trying again for up to %d "
+			    "seconds", opt->timeout);
+		(void)poll(NULL, 0, CONNECT_RETRY_MS);
+	}
+}
+
+/* Say why connecting failed (e); the addresses tried, if not the host. */
+static void
+connect_failed(const struct options *opt, char tried[256], int e)
+{
+	const char *lp, *rp;
+
+	if (strcmp(tried, opt->host) == 0)
+		tried[0] = '\0';
+	lp = *tried ? " (" : "";
+	rp = *tried ? ")" : "";
+	errno = e;
+	if (e == ETIMEDOUT)
+		warnx("timed out connecting to %s%s%s%s port %s", opt->host,
+		    lp, tried, rp, opt->port);
+	else
+		warn("connect to %s%s%s%s port %s", opt->host, lp, tried, rp,
+		    opt->port);
+}
+
+/* Connect to host and port; on failure say why and return -1. */
 static int
 connect_socket(const struct options *opt)
 {
-	struct addrinfo hints, *res, *ai;
+	struct addrinfo hints, *res;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
-	int64_t deadline = INT64_MAX;
-	size_t used = 0;
-	int fd = -1, e, retries = 0;
+	int fd, e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
@@ -4238,41 +4296,11 @@ connect_socket(const struct options *opt)
 		warnx("%s port %s: %s", opt->host, opt->port, gai_strerror(e));
 		return -1;
 	}
-	if (opt->timeout >= 0)
-		deadline = deadline_in(opt->timeout);
-	for (;;) {
-		for (ai = res, used = 0; ai != NULL && fd == -1;
-		    ai = ai->ai_next) {
-			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
-			if (used < sizeof(tried))
-				used += snprintf(tried + used,
-				    sizeof(tried) - used, "%s%s",
-				    used ? ", " : "", host);
-			fd = connect_one(ai, deadline);
-		}
-		e = errno;
-		/* With -w, a listener not there yet is waited for. */
-		if (fd != -1 || e != ECONNREFUSED || opt->timeout < 0 ||
-		    now_ms() + CONNECT_RETRY_MS >= deadline)
-			break;
-		if (retries++ == 0 && opt->vflag)
-			warnx("connection refused; trying again for up to %d "
-			    "seconds", opt->timeout);
-		(void)poll(NULL, 0, CONNECT_RETRY_MS);
-	}
+	fd = connect_any(opt, res, tried);
+	e = errno;
 	freeaddrinfo(res);
 	if (fd == -1) {
-		if (strcmp(tried, opt->host) == 0)
-			tried[0] = '\0';
-		errno = e;
-		if (errno == ETIMEDOUT)
-			warnx("timed out connecting to %s%s%s%s port %s",
-			    opt->host, *tried ? " (" : "", tried,
-			    *tried ? ")" : "", opt->port);
-		else
-			warn("connect to %s%s%s%s port %s", opt->host,
-			    *tried ? " (" : "", tried, *tried ? ")" : "",
-			    opt->port);
+		connect_failed(opt, tried, e);
 		return -1;
 	}
 	(void)tune_socket(fd, 0);
@@ -5830,92 +5858,93 @@ parse_number(const char *s, long long min, long long max, int option)
 	return v;
 }
 
-static void
-parse_options(int argc, char *argv[], struct options *opt)
+/* The numbers: -i, -m, -P, -r, -R and -w.  0 if ch is none of them. */
+static int
+option_number(struct options *opt, int ch, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	size_t len;
-	int ch, mflag = 0;
-
-	memset(opt, 0, sizeof(*opt));
-	opt->family = AF_UNSPEC;
-	opt->iterations = DEF_ITER;
-	opt->rekey_msgs = DEF_REKEY_MSGS;
-	opt->rekey_secs = DEF_REKEY_SECS;
-	opt->max_sessions = DEF_SESSIONS;
-	opt->timeout = -1;
-	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
-	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
-	    longopts, NULL)) != -1) {
-		switch (ch) {
-		case '4':
-		case '6':
-			if (opt->family != AF_UNSPEC &&
-			    opt->family != (ch == '4' ? AF_INET : AF_INET6))
-				usage_error("-4 and -6 exclude each other");
-			opt->family = ch == '4' ? AF_INET : AF_INET6;
-			break;
-		case 'b': opt->bflag = 1; break;
-		case 'e': opt->command = optarg; break;
-		case 'g': opt->gflag = 1; break;
-		case 'h': help(); exit(EXIT_OK);
-		case 'V':
-			printf("secchat %s\n", PROGRAM_VERSION);
-			exit(EXIT_OK);
-		case 'i':
-			opt->iterations = parse_number(optarg, MIN_ITER,
-			    MAX_ITER, ch);
-			break;
-		case 'k': opt->kflag = 1; break;
-		case 'l': opt->lflag = 1; break;
-		case 'm':
-			opt->max_sessions = parse_number(optarg, 1,
-			    MAX_SESSIONS, ch);
-			mflag = 1;
-			break;
-		case 'n': opt->name = optarg; break;
-		case 'P':
-			opt->pad = parse_number(optarg, 1, MAX_PAYLOAD, ch);
-			break;
-		case 'p': opt->passfile = optarg; break;
-		case 'q': opt->qflag = 1; break;
-		case 'r':
-			opt->rekey_msgs = parse_number(optarg, 0, 1000000000,
-			    ch);
-			break;
-		case 'R':
-			opt->rekey_secs = parse_number(optarg, 0, 1000000000,
-			    ch);
-			break;
-		case 'v': opt->vflag = 1; break;
-		case 'x': opt->xflag = 1; break;
-		case 'w':
-			opt->timeout = parse_number(optarg, 1, 1000000000, ch);
-			break;
-		case ':':
-			warnx("-%c needs an argument", optopt);
-			usage();
-		default:
-			if (optopt != 0)
-				warnx("unknown option -%c", optopt);
-			else
-				warnx("unknown option %s", argv[optind - 1]);
-			usage();
-		}
+	switch (ch) {
+	case 'i':
+		opt->iterations = parse_number(arg, MIN_ITER, MAX_ITER, ch);
+		break;
+	case 'm':
+		opt->max_sessions = parse_number(arg, 1, MAX_SESSIONS, ch);
+		break;
+	case 'P':
+		opt->pad = parse_number(arg, 1, MAX_PAYLOAD, ch);
+		break;
+	case 'r':
+		opt->rekey_msgs = parse_number(arg, 0, 1000000000, ch);
+		break;
+	case 'R':
+		opt->rekey_secs = parse_number(arg, 0, 1000000000, ch);
+		break;
+	case 'w':
+		opt->timeout = parse_number(arg, 1, 1000000000, ch);
+		break;
+	default:
+		return 0;
 	}
-	argc -= optind;
-	argv += optind;
+	return 1;
+}
+
+/* One option from getopt_long, or a usage error; -h and -V exit here. */
+static void
+option(struct options *opt, int ch, char *argv[])
+{
+	switch (ch) {
+	case '4':
+	case '6':
+		if (opt->family != AF_UNSPEC &&
+		    opt->family != (ch == '4' ? AF_INET : AF_INET6))
+			usage_error("-4 and -6 exclude each other");
+		opt->family = ch == '4' ? AF_INET : AF_INET6;
+		break;
+	case 'b': opt->bflag = 1; break;
+	case 'e': opt->command = optarg; break;
+	case 'g': opt->gflag = 1; break;
+	case 'h': help(); exit(EXIT_OK);
+	case 'V':
+		printf("secchat %s\n", PROGRAM_VERSION);
+		exit(EXIT_OK);
+	case 'k': opt->kflag = 1; break;
+	case 'l': opt->lflag = 1; break;
+	case 'n': opt->name = optarg; break;
+	case 'p': opt->passfile = optarg; break;
+	case 'q': opt->qflag = 1; break;
+	case 'v': opt->vflag = 1; break;
+	case 'x': opt->xflag = 1; break;
+	case ':':
+		warnx("-%c needs an argument", optopt);
+		usage();
+	default:
+		if (option_number(opt, ch, optarg))
+			break;
+		if (optopt != 0)
+			warnx("unknown option -%c", optopt);
+		else
+			warnx("unknown option %s", argv[optind - 1]);
+		usage();
+	}
+}
+
+/* What one option says of another; mflag: -m was given. */
+static void
+options_check(const struct options *opt, int mflag)
+{
 	if (opt->kflag && !opt->lflag)
 		usage_error("-k needs -l");
 	if (mflag && !opt->kflag)
 		usage_error("-m needs -k");
 	if (opt->gflag && opt->lflag && opt->passfile)
 		usage_error("a listener's -g makes the password: no -p");
+}
+
+/* The operands: host and port, or with -l [host] port. */
+static void
+options_operands(struct options *opt, int argc, char *argv[])
+{
+	size_t len;
+
 	/* "[::1]", as in URLs, is the address ::1. */
 	if (argc == 2 && argv[0][0] == '[' &&
 	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
@@ -5930,6 +5959,34 @@ parse_options(int argc, char *argv[], struct options *opt)
 		opt->port = argv[1];
 	} else
 		usage();
+}
+
+static void
+parse_options(int argc, char *argv[], struct options *opt)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, mflag = 0;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->family = AF_UNSPEC;
+	opt->iterations = DEF_ITER;
+	opt->rekey_msgs = DEF_REKEY_MSGS;
+	opt->rekey_secs = DEF_REKEY_SECS;
+	opt->max_sessions = DEF_SESSIONS;
+	opt->timeout = -1;
+	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
+	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
+	    longopts, NULL)) != -1) {
+		option(opt, ch, argv);
+		mflag |= ch == 'm';
+	}
+	options_check(opt, mflag);
+	options_operands(opt, argc - optind, argv + optind);
 }
 
 /*

@@ -4498,7 +4498,7 @@ read_password(const struct options *opt, char *pass, size_t cap,
 }
 
 /* ---------------------------------------------------------------------- */
-/* The two roles. */
+/* One accepted connection, for a lone listener and a serving many's child. */
 
 /*
  * One accepted connection: the handshake, then the session.  ctl, if not
@@ -5579,6 +5579,9 @@ listener_many(const struct options *opt, struct pake *pk,
 		    "nothing (-m 1 to chat)");
 	serve_many(&sv);
 }
+
+/* ---------------------------------------------------------------------- */
+/* The two roles. */
 
 /*
  * The listener's password key, once its socket listens: connectors that

@@ -4534,17 +4534,17 @@ serve_connection(struct session *s, struct pake *pk,
 
 /* ---------------------------------------------------------------------- */
 /*
- * Serving many: -k with -m above 1.  The listener process accepts, weighs
- * the source address (penalties, its share of the handshake slots) and
- * forks one child per connection.  The child runs the handshake and the
+ * Serving many: -k with -m above 1, no -g.  The listener process accepts,
+ * weighs the source address (penalties, its share of the handshake
+ * slots) and forks one child per connection.  The child runs the handshake and the
  * session exactly as a lone listener does, so one session's keys and
  * plaintext never share an address space with another's: the parent holds
  * w, never a session key.  Each child hands its stdout and stderr to the
  * parent through pipes, and the parent, their one writer, moves whole
  * lines only into its queues for stdout and stderr, so that no line of
- * one session is cut by another's.  A third pipe carries one byte when
- * the handshake has succeeded: until then the child holds one of
- * HS_SLOTS handshake slots, and may be dropped to make room.
+ * one session is cut by another's.  A third pipe, ctl, carries one byte
+ * that says how the handshake went: until it comes the child holds one
+ * of HS_SLOTS handshake slots, and may be dropped to make room.
  */
 
 /*
@@ -4570,7 +4570,7 @@ enum kid_state { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_KILLED,
 /* A pipe from a child and the part of a line that came through it. */
 struct lines {
 	int	 fd;			/* -1 once at EOF */
-	size_t	 max;			/* the longest line; cap is 1 more */
+	size_t	 max;			/* b's cap: longer lines go in pieces */
 	struct buf b;
 };
 
@@ -4586,7 +4586,7 @@ struct source {
 	uint8_t	 key[16];		/* IPv4 as ::ffff:a.b.c.d, IPv6: /64 */
 	int	 used;
 	int	 good;			/* a handshake succeeded from here */
-	unsigned kids;			/* children serving it now */
+	unsigned kids;			/* its children, and those waiting */
 	unsigned handshakes;		/* of them in the handshake */
 	unsigned fails;			/* failures since last forgiven */
 	int64_t	 last_fail, until;	/* ms: refused until `until` */
@@ -5191,7 +5191,7 @@ start_handshake(struct server *sv, int fd, struct source *src,
 	if (sv->handshakes >= handshake_room(sv))
 		drop_one(sv);
 	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
-		close(fd);		/* cannot happen: accept waits */
+		close(fd);	/* cannot happen: the callers wait for room */
 		return;
 	}
 	kid_spawn(sv, k, fd, src, port, t);
@@ -5541,7 +5541,7 @@ queue_alloc(struct server *sv, struct buf *q)
 		err(EXIT_FAIL, "mmap");
 }
 
-/* -k with -m above 1: serve until killed. */
+/* -k with -m above 1 (and no -g): serve until killed. */
 static void __attribute__((noreturn))
 listener_many(const struct options *opt, struct pake *pk,
     const uint8_t salt[SALT_LEN], int lfd)

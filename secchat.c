@@ -4071,19 +4071,21 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 /*
  * Each line is a record: do not hold it back for coalescing.  A socket
  * that refuses is fatal where it is the process's one connection (a
- * connector's); an accepted one is that connection's trouble, not the
- * listener's: it is closed, said, and -1 returned.
+ * connector's: why is NULL); an accepted one is that connection's
+ * trouble, not the listener's: it is closed, why[0..len) says so for the
+ * listener to log its way, and -1 returned.
  */
 static int
-tune_socket(int fd, int accepted)
+tune_socket(int fd, char *why, size_t len)
 {
 	int one = 1;
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
 		return 0;
-	if (!accepted)
+	if (why == NULL)
 		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
-	warn("setsockopt TCP_NODELAY; connection closed");
+	(void)snprintf(why, len, "setsockopt TCP_NODELAY: %s; connection "
+	    "closed", strerror(errno));
 	close(fd);
 	return -1;
 }
@@ -4153,30 +4155,39 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	return fd;
 }
 
+/* What accept_one gives besides the connection. */
+struct accepted {
+	struct sockaddr_storage ss;	/* the peer's address */
+	socklen_t len;
+	int	 shortage;		/* no connection: wait a second */
+	char	 why[128];		/* no connection: for the log, or "" */
+};
+
 /*
- * Accept one connection, tuned, into ss; -1 if none came.  What accept's
- * errno means: a broken listening socket is our bug (exit); a shortage of
- * descriptors or memory passes, and is said, and *shortage set for the
- * caller to wait a second; anything else (EAGAIN, a client that gave up)
- * is no one's trouble.
+ * Accept one connection, tuned; -1 if none came.  Each listener logs
+ * a->why its own way.  What accept's errno means: a broken listening
+ * socket is our bug (exit); a shortage of descriptors or memory passes
+ * (a->shortage); anything else (EAGAIN, a client that gave up) is no
+ * one's trouble, and not logged.
  */
 static int
-accept_one(int lfd, struct sockaddr_storage *ss, socklen_t *len,
-    int *shortage)
+accept_one(int lfd, struct accepted *a)
 {
 	int fd;
 
-	*len = sizeof(*ss);
-	*shortage = 0;
-	if ((fd = os_accept(lfd, (struct sockaddr *)ss, len)) != -1)
-		return tune_socket(fd, 1) == 0 ? fd : -1;
+	a->len = sizeof(a->ss);
+	a->shortage = 0;
+	a->why[0] = '\0';
+	if ((fd = os_accept(lfd, (struct sockaddr *)&a->ss, &a->len)) != -1)
+		return tune_socket(fd, a->why, sizeof(a->why)) == 0 ? fd : -1;
 	if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK ||
 	    errno == EFAULT)
 		err(EXIT_FAIL, "accept");
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 	    errno == ENOMEM) {
-		warn("accept");
-		*shortage = 1;
+		(void)snprintf(a->why, sizeof(a->why), "accept: %s",
+		    strerror(errno));
+		a->shortage = 1;
 	}
 	return -1;
 }
@@ -4184,17 +4195,19 @@ accept_one(int lfd, struct sockaddr_storage *ss, socklen_t *len,
 static int
 accept_connection(int lfd, const struct options *opt)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct accepted a;
 	char host[NI_MAXHOST], port[NI_MAXSERV];
-	int fd, shortage;
+	int fd;
 
 	if (test_hook("secrets"))	/* the last connection is wiped by now */
 		warnx("test: accepting");
-	while ((fd = accept_one(lfd, &ss, &len, &shortage)) == -1)
-		if (shortage)
+	while ((fd = accept_one(lfd, &a)) == -1) {
+		if (a.why[0] != '\0')
+			warnx("%s", a.why);
+		if (a.shortage)
 			sleep(1);
-	addr_text((struct sockaddr *)&ss, len, host, port);
+	}
+	addr_text((struct sockaddr *)&a.ss, a.len, host, port);
 	if (opt->vflag)
 		warnx("connection from %s port %s", host, port);
 	return fd;
@@ -4303,7 +4316,7 @@ connect_socket(const struct options *opt)
 		connect_failed(opt, tried, e);
 		return -1;
 	}
-	(void)tune_socket(fd, 0);
+	(void)tune_socket(fd, NULL, 0);
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getpeername");
 	addr_text((struct sockaddr *)&ss, len, host, port);
@@ -5262,21 +5275,22 @@ start_waiting(struct server *sv, int64_t t)
 static int
 accept_many(struct server *sv)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct accepted a;
 	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
 	struct source *src;
 	int64_t t;
-	int fd, shortage;
+	int fd;
 
-	if ((fd = accept_one(sv->lfd, &ss, &len, &shortage)) == -1) {
-		if (shortage)
+	if ((fd = accept_one(sv->lfd, &a)) == -1) {
+		if (a.why[0] != '\0')		/* whole lines, through errq */
+			sv_line(sv, "secchat: %s", a.why);
+		if (a.shortage)
 			sv->accept_after = now_ms() + 1000;
 		return 0;
 	}
 	t = now_ms();
-	addr_text((struct sockaddr *)&ss, len, host, port);
-	src = source_find(sv, (struct sockaddr *)&ss, host, t);
+	addr_text((struct sockaddr *)&a.ss, a.len, host, port);
+	src = source_find(sv, (struct sockaddr *)&a.ss, host, t);
 	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
 		peer_log(sv, src, port, LOG_REFUSED, "%s", why);
 		close(fd);

@@ -4241,11 +4241,12 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 /*
  * Connect to one of res's addresses, in order; with -w, while refused, try
  * them all again until the deadline (a listener not there yet is waited
- * for).  tried gets the addresses tried.  -1 with errno set on failure.
+ * for).  tried[0..cap) gets the addresses tried.  -1 with errno set on
+ * failure.
  */
 static int
 connect_any(const struct options *opt, const struct addrinfo *res,
-    char tried[256])
+    char *tried, size_t cap)
 {
 	const struct addrinfo *ai;
 	char host[NI_MAXHOST], port[NI_MAXSERV];
@@ -4258,8 +4259,8 @@ connect_any(const struct options *opt, const struct addrinfo *res,
 		for (ai = res, used = 0; ai != NULL && fd == -1;
 		    ai = ai->ai_next) {
 			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
-			if (used < 256)
-				used += snprintf(tried + used, 256 - used,
+			if (used < cap)
+				used += snprintf(tried + used, cap - used,
 				    "%s%s", used ? ", " : "", host);
 			fd = connect_one(ai, deadline);
 		}
@@ -4275,7 +4276,7 @@ connect_any(const struct options *opt, const struct addrinfo *res,
 
 /* Say why connecting failed (e); the addresses tried, if not the host. */
 static void
-connect_failed(const struct options *opt, char tried[256], int e)
+connect_failed(const struct options *opt, char *tried, int e)
 {
 	const char *lp, *rp;
 
@@ -4309,7 +4310,7 @@ connect_socket(const struct options *opt)
 		warnx("%s port %s: %s", opt->host, opt->port, gai_strerror(e));
 		return -1;
 	}
-	fd = connect_any(opt, res, tried);
+	fd = connect_any(opt, res, tried, sizeof(tried));
 	e = errno;
 	freeaddrinfo(res);
 	if (fd == -1) {
@@ -4549,15 +4550,16 @@ serve_connection(struct session *s, struct pake *pk,
 /*
  * Serving many: -k with -m above 1, no -g.  The listener process accepts,
  * weighs the source address (penalties, its share of the handshake
- * slots) and forks one child per connection.  The child runs the handshake and the
- * session exactly as a lone listener does, so one session's keys and
- * plaintext never share an address space with another's: the parent holds
- * w, never a session key.  Each child hands its stdout and stderr to the
- * parent through pipes, and the parent, their one writer, moves whole
- * lines only into its queues for stdout and stderr, so that no line of
- * one session is cut by another's.  A third pipe, ctl, carries one byte
- * that says how the handshake went: until it comes the child holds one
- * of HS_SLOTS handshake slots, and may be dropped to make room.
+ * slots) and forks one child per connection.  The child runs the
+ * handshake and the session exactly as a lone listener does, so one
+ * session's keys and plaintext never share an address space with
+ * another's: the parent holds w, never a session key.  Each child hands
+ * its stdout and stderr to the parent through pipes, and the parent,
+ * their one writer, moves whole lines only into its queues for stdout and
+ * stderr, so that no line of one session is cut by another's.  A third
+ * pipe, ctl, carries one byte that says how the handshake went: until it
+ * comes the child holds one of HS_SLOTS handshake slots, and may be
+ * dropped to make room.
  */
 
 /*
@@ -4572,7 +4574,7 @@ serve_connection(struct session *s, struct pake *pk,
  *   KID_HANDSHAKE --kid_kill: dropped for room, or late--> KID_KILLED
  *   KID_HANDSHAKE or KID_KILLED --kid_failed: "P" or "F" on ctl, or
  *       exited without a word--> KID_FAILED
- *   any other --kid_done: exited, its pipes drained--> KID_FREE
+ *   any but KID_FREE --kid_done: exited, its pipes drained--> KID_FREE
  *
  * A failed handshake costs its address a failure once, in kid_failed; a
  * killed child pays when its exit or its last word comes.

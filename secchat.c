@@ -575,12 +575,9 @@ sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
 	return n + count;
 }
 
-/*
- * Kill the process on any call that kind does not need; command, if not
- * 0, is the -e command's pid, which the session waits for and may kill.
- */
-static void
-sandbox_enter(const struct options *opt, int kind, pid_t command)
+/* The architecture's check, then the calls that every session needs. */
+static size_t
+sb_session(struct sock_filter *f)
 {
 	const struct sock_filter head[] = {
 		SB_LD(offsetof(struct seccomp_data, arch)),
@@ -625,6 +622,19 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 		SB_ALLOW(__NR_restart_syscall),
 		SB_ALLOW(__NR_exit), SB_ALLOW(__NR_exit_group),
 	};
+	size_t n;
+
+	n = sb_append(f, 0, head, sizeof(head) / sizeof(head[0]));
+	return sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
+}
+
+/*
+ * Kill the process on any call that kind does not need; command, if not
+ * 0, is the -e command's pid, which the session waits for and may kill.
+ */
+static void
+sandbox_enter(const struct options *opt, int kind, pid_t command)
+{
 	const struct sock_filter listener[] = {
 		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_getpeername),
 		SB_ALLOW(__NR_setsockopt),
@@ -638,12 +648,11 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 	const struct sock_filter tail[] = { SB_KILL };
 	struct sock_filter f[SANDBOX_MAX];
 	struct sock_fprog prog;
-	size_t n = 0;
+	size_t n;
 
 	if (!opt->sandbox || SB_NONE)
 		return;
-	n = sb_append(f, n, head, sizeof(head) / sizeof(head[0]));
-	n = sb_append(f, n, session, sizeof(session) / sizeof(session[0]));
+	n = sb_session(f);
 	if (kind == SANDBOX_LISTENER)
 		n = sb_append(f, n, listener,
 		    sizeof(listener) / sizeof(listener[0]));
@@ -4059,13 +4068,26 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 /* ---------------------------------------------------------------------- */
 /* Sockets. */
 
-/* Each line is a record: do not hold it back for coalescing. */
+/*
+ * Each line is a record: do not hold it back for coalescing.  A socket
+ * that refuses is fatal where it is the process's one connection (a
+ * connector's: why is NULL); an accepted one is that connection's
+ * trouble, not the listener's: it is closed, why[0..len) says so for the
+ * listener to log its way, and -1 returned.
+ */
 static int
-tune_socket(int fd)
+tune_socket(int fd, char *why, size_t len)
 {
 	int one = 1;
 
-	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+		return 0;
+	if (why == NULL)
+		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
+	(void)snprintf(why, len, "setsockopt TCP_NODELAY: %s; connection "
+	    "closed", strerror(errno));
+	close(fd);
+	return -1;
 }
 
 static int
@@ -4133,36 +4155,59 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	return fd;
 }
 
+/* What accept_one gives besides the connection. */
+struct accepted {
+	struct sockaddr_storage ss;	/* the peer's address */
+	socklen_t len;
+	int	 shortage;		/* no connection: wait a second */
+	char	 why[128];		/* no connection: for the log, or "" */
+};
+
+/*
+ * Accept one connection, tuned; -1 if none came.  Each listener logs
+ * a->why its own way.  What accept's errno means: a broken listening
+ * socket is our bug (exit); a shortage of descriptors or memory passes
+ * (a->shortage); anything else (EAGAIN, a client that gave up) is no
+ * one's trouble, and not logged.
+ */
+static int
+accept_one(int lfd, struct accepted *a)
+{
+	int fd;
+
+	a->len = sizeof(a->ss);
+	a->shortage = 0;
+	a->why[0] = '\0';
+	if ((fd = os_accept(lfd, (struct sockaddr *)&a->ss, &a->len)) != -1)
+		return tune_socket(fd, a->why, sizeof(a->why)) == 0 ? fd : -1;
+	if (errno == EBADF || errno == EINVAL || errno == ENOTSOCK ||
+	    errno == EFAULT)
+		err(EXIT_FAIL, "accept");
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM) {
+		(void)snprintf(a->why, sizeof(a->why), "accept: %s",
+		    strerror(errno));
+		a->shortage = 1;
+	}
+	return -1;
+}
+
 static int
 accept_connection(int lfd, const struct options *opt)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct accepted a;
 	char host[NI_MAXHOST], port[NI_MAXSERV];
 	int fd;
 
 	if (test_hook("secrets"))	/* the last connection is wiped by now */
 		warnx("test: accepting");
-	for (;;) {
-		len = sizeof(ss);
-		if ((fd = os_accept(lfd, (struct sockaddr *)&ss, &len)) != -1) {
-			if (tune_socket(fd) == 0)
-				break;
-			/* That connection's trouble, not the listener's. */
-			warn("setsockopt TCP_NODELAY");
-			close(fd);
-			continue;
-		}
-		/* A client's failure or a passing shortage is not ours. */
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			warn("accept");
+	while ((fd = accept_one(lfd, &a)) == -1) {
+		if (a.why[0] != '\0')
+			warnx("%s", a.why);
+		if (a.shortage)
 			sleep(1);
-		} else if (errno == EBADF || errno == EINVAL ||
-		    errno == ENOTSOCK || errno == EFAULT)
-			err(EXIT_FAIL, "accept");
 	}
-	addr_text((struct sockaddr *)&ss, len, host, port);
+	addr_text((struct sockaddr *)&a.ss, a.len, host, port);
 	if (opt->vflag)
 		warnx("connection from %s port %s", host, port);
 	return fd;
@@ -4194,19 +4239,69 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 }
 
 /*
- * Connect to host and port; on failure say why and return -1.  The message
- * names the addresses tried when they are not the host as given.
+ * Connect to one of res's addresses, in order; with -w, while refused, try
+ * them all again until the deadline (a listener not there yet is waited
+ * for).  tried[0..cap) gets the addresses tried.  -1 with errno set on
+ * failure.
  */
+static int
+connect_any(const struct options *opt, const struct addrinfo *res,
+    char *tried, size_t cap)
+{
+	const struct addrinfo *ai;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int64_t deadline = opt->timeout >= 0 ? deadline_in(opt->timeout) :
+	    INT64_MAX;
+	size_t used;
+	int fd = -1, retries = 0;
+
+	for (;;) {
+		for (ai = res, used = 0; ai != NULL && fd == -1;
+		    ai = ai->ai_next) {
+			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
+			if (used < cap)
+				used += snprintf(tried + used, cap - used,
+				    "%s%s", used ? ", " : "", host);
+			fd = connect_one(ai, deadline);
+		}
+		if (fd != -1 || errno != ECONNREFUSED || opt->timeout < 0 ||
+		    now_ms() + CONNECT_RETRY_MS >= deadline)
+			return fd;
+		if (retries++ == 0 && opt->vflag)
+			warnx("connection refused; trying again for up to %d "
+			    "seconds", opt->timeout);
+		(void)poll(NULL, 0, CONNECT_RETRY_MS);
+	}
+}
+
+/* Say why connecting failed (e); the addresses tried, if not the host. */
+static void
+connect_failed(const struct options *opt, char *tried, int e)
+{
+	const char *lp, *rp;
+
+	if (strcmp(tried, opt->host) == 0)
+		tried[0] = '\0';
+	lp = *tried ? " (" : "";
+	rp = *tried ? ")" : "";
+	errno = e;
+	if (e == ETIMEDOUT)
+		warnx("timed out connecting to %s%s%s%s port %s", opt->host,
+		    lp, tried, rp, opt->port);
+	else
+		warn("connect to %s%s%s%s port %s", opt->host, lp, tried, rp,
+		    opt->port);
+}
+
+/* Connect to host and port; on failure say why and return -1. */
 static int
 connect_socket(const struct options *opt)
 {
-	struct addrinfo hints, *res, *ai;
+	struct addrinfo hints, *res;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
-	int64_t deadline = INT64_MAX;
-	size_t used = 0;
-	int fd = -1, e, retries = 0;
+	int fd, e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
@@ -4215,45 +4310,14 @@ connect_socket(const struct options *opt)
 		warnx("%s port %s: %s", opt->host, opt->port, gai_strerror(e));
 		return -1;
 	}
-	if (opt->timeout >= 0)
-		deadline = deadline_in(opt->timeout);
-	for (;;) {
-		for (ai = res, used = 0; ai != NULL && fd == -1;
-		    ai = ai->ai_next) {
-			addr_text(ai->ai_addr, ai->ai_addrlen, host, port);
-			if (used < sizeof(tried))
-				used += snprintf(tried + used,
-				    sizeof(tried) - used, "%s%s",
-				    used ? ", " : "", host);
-			fd = connect_one(ai, deadline);
-		}
-		e = errno;
-		/* With -w, a listener not there yet is waited for. */
-		if (fd != -1 || e != ECONNREFUSED || opt->timeout < 0 ||
-		    now_ms() + CONNECT_RETRY_MS >= deadline)
-			break;
-		if (retries++ == 0 && opt->vflag)
-			warnx("connection refused; trying again for up to %d "
-			    "seconds", opt->timeout);
-		(void)poll(NULL, 0, CONNECT_RETRY_MS);
-	}
+	fd = connect_any(opt, res, tried, sizeof(tried));
+	e = errno;
 	freeaddrinfo(res);
 	if (fd == -1) {
-		if (strcmp(tried, opt->host) == 0)
-			tried[0] = '\0';
-		errno = e;
-		if (errno == ETIMEDOUT)
-			warnx("timed out connecting to %s%s%s%s port %s",
-			    opt->host, *tried ? " (" : "", tried,
-			    *tried ? ")" : "", opt->port);
-		else
-			warn("connect to %s%s%s%s port %s", opt->host,
-			    *tried ? " (" : "", tried, *tried ? ")" : "",
-			    opt->port);
+		connect_failed(opt, tried, e);
 		return -1;
 	}
-	if (tune_socket(fd) == -1)
-		err(EXIT_FAIL, "setsockopt TCP_NODELAY");
+	(void)tune_socket(fd, NULL, 0);
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getpeername");
 	addr_text((struct sockaddr *)&ss, len, host, port);
@@ -4448,7 +4512,7 @@ read_password(const struct options *opt, char *pass, size_t cap,
 }
 
 /* ---------------------------------------------------------------------- */
-/* The two roles. */
+/* One accepted connection, for a lone listener and a serving many's child. */
 
 /*
  * One accepted connection: the handshake, then the session.  ctl, if not
@@ -4484,25 +4548,44 @@ serve_connection(struct session *s, struct pake *pk,
 
 /* ---------------------------------------------------------------------- */
 /*
- * Serving many: -k with -m above 1.  The listener process accepts, weighs
- * the source address (penalties, its share of the handshake slots) and
- * forks one child per connection.  The child runs the handshake and the
- * session exactly as a lone listener does, so one session's keys and
- * plaintext never share an address space with another's: the parent holds
- * w, never a session key.  Each child hands its stdout and stderr to the
- * parent through pipes, and the parent, their one writer, moves whole
- * lines only into its queues for stdout and stderr, so that no line of
- * one session is cut by another's.  A third pipe carries one byte when
- * the handshake has succeeded: until then the child holds one of
- * HS_SLOTS handshake slots, and may be dropped to make room.
+ * Serving many: -k with -m above 1, no -g.  The listener process accepts,
+ * weighs the source address (penalties, its share of the handshake
+ * slots) and forks one child per connection.  The child runs the
+ * handshake and the session exactly as a lone listener does, so one
+ * session's keys and plaintext never share an address space with
+ * another's: the parent holds w, never a session key.  Each child hands
+ * its stdout and stderr to the parent through pipes, and the parent,
+ * their one writer, moves whole lines only into its queues for stdout and
+ * stderr, so that no line of one session is cut by another's.  A third
+ * pipe, ctl, carries one byte that says how the handshake went: until it
+ * comes the child holds one of HS_SLOTS handshake slots, and may be
+ * dropped to make room.
  */
 
-enum { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_EXITING };
+/*
+ * A child's life, as its listener sees it.  Each transition is one
+ * function, named here, and it alone changes the counters of slots the
+ * transition involves: sv->handshakes and src->handshakes (held in
+ * KID_HANDSHAKE only), sv->sessions (KID_SESSION only) and src->kids (any
+ * state but KID_FREE, and the connections waiting: wait_add, wait_take).
+ *
+ *   KID_FREE --kid_spawn: forked--> KID_HANDSHAKE
+ *   KID_HANDSHAKE --kid_authed: "A" on ctl--> KID_SESSION
+ *   KID_HANDSHAKE --kid_kill: dropped for room, or late--> KID_KILLED
+ *   KID_HANDSHAKE or KID_KILLED --kid_failed: "P" or "F" on ctl, or
+ *       exited without a word--> KID_FAILED
+ *   any but KID_FREE --kid_done: exited, its pipes drained--> KID_FREE
+ *
+ * A failed handshake costs its address a failure once, in kid_failed; a
+ * killed child pays when its exit or its last word comes.
+ */
+enum kid_state { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_KILLED,
+    KID_FAILED };
 
 /* A pipe from a child and the part of a line that came through it. */
 struct lines {
 	int	 fd;			/* -1 once at EOF */
-	size_t	 max;			/* the longest line; cap is 1 more */
+	size_t	 max;			/* b's cap: longer lines go in pieces */
 	struct buf b;
 };
 
@@ -4518,7 +4601,7 @@ struct source {
 	uint8_t	 key[16];		/* IPv4 as ::ffff:a.b.c.d, IPv6: /64 */
 	int	 used;
 	int	 good;			/* a handshake succeeded from here */
-	unsigned kids;			/* children serving it now */
+	unsigned kids;			/* its children, and those waiting */
 	unsigned handshakes;		/* of them in the handshake */
 	unsigned fails;			/* failures since last forgiven */
 	int64_t	 last_fail, until;	/* ms: refused until `until` */
@@ -4528,10 +4611,10 @@ struct source {
 };
 
 struct kid {
-	int	 state;
+	enum kid_state state;
 	pid_t	 pid;
-	int	 ctl;			/* "A" once authenticated; EOF at exit */
-	int	 authed, failed, dropped, reaped, wstatus;
+	int	 ctl;			/* "A", "P" or "F", then EOF at exit */
+	int	 reaped, wstatus;	/* exited, and how */
 	struct lines out, err;
 	struct source *src;
 	int64_t	 started;		/* ms */
@@ -4587,6 +4670,46 @@ queue_put(struct buf *q, const void *p, size_t n)
 	return 1;
 }
 
+/*
+ * n, or less so that p[0..n) does not end inside a UTF-8 character.  A
+ * lead byte is looked for among the last four only: text that is not
+ * UTF-8 is cut where it is.
+ */
+static size_t
+utf8_boundary(const uint8_t *p, size_t n)
+{
+	size_t i, need;
+
+	for (i = n; i > 0 && n - i < 4; i--) {
+		if ((p[i - 1] & 0xc0) == 0x80)
+			continue;		/* a continuation byte */
+		need = p[i - 1] >= 0xf0 ? 4 : p[i - 1] >= 0xe0 ? 3 :
+		    p[i - 1] >= 0xc0 ? 2 : 1;
+		return n - (i - 1) < need ? i - 1 : n;
+	}
+	return n;
+}
+
+/*
+ * fmt as one line in line[0..cap), cap > 4: cut short if need be, at a
+ * character's boundary, and ended by a newline.  Returns its length, 0
+ * if fmt could not be formatted.
+ */
+static size_t __attribute__((format(printf, 3, 0)))
+line_format(char *line, size_t cap, const char *fmt, va_list ap)
+{
+	int r = vsnprintf(line, cap - 1, fmt, ap);
+	size_t n;
+
+	if (r < 0)
+		return 0;
+	n = (size_t)r < cap - 2 ? (size_t)r : cap - 2;
+	if ((size_t)r > n)
+		n = utf8_boundary((const uint8_t *)line, n);
+	line[n++] = '\n';
+	return n;
+}
+
 /* A new minute for r: its count of hidden lines, if any, is due. */
 static unsigned
 rate_roll(struct rate *r, int64_t t)
@@ -4607,16 +4730,11 @@ sv_line(struct server *sv, const char *fmt, ...)
 {
 	char line[NOTE_MAX];
 	va_list ap;
-	int n;
+	size_t n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	n = line_format(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
 	(void)queue_put(err_queue(sv), line, n);
 }
 
@@ -4826,7 +4944,7 @@ lines_open(struct server *sv, struct lines *l, int fd, size_t max)
 	l->fd = fd;
 	l->b.pos = l->b.len = 0;
 	l->max = max;
-	l->b.cap = max + 1;		/* room to end a line */
+	l->b.cap = max;
 	return (l->b.data = wiped_alloc(sv, lines_alloc(l))) == NULL ? -1 : 0;
 }
 
@@ -4900,8 +5018,6 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	close(fd);
 	close(out);
 	close(err);
-	if (tune_socket(net) == -1)
-		_exit(EXIT_FAIL);
 	session_alloc(&s, sv->opt);
 	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
 	s.out_tty = out_tty;		/* its stdout: the peer's text inert */
@@ -4961,15 +5077,73 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 	sv->handshakes++;
 }
 
-/* Leave the handshake slot: the session goes on, or the child ends. */
+/* Out of the handshake slots: for the transitions from KID_HANDSHAKE. */
 static void
-kid_leaves_handshake(struct server *sv, struct kid *k)
+leave_handshake(struct server *sv, struct kid *k)
 {
-	if (k->state != KID_HANDSHAKE)
-		return;
 	k->src->handshakes--;
 	sv->handshakes--;
-	k->state = KID_EXITING;
+}
+
+/* KID_HANDSHAKE -> KID_SESSION: authenticated, the address forgiven. */
+static void
+kid_authed(struct server *sv, struct kid *k)
+{
+	leave_handshake(sv, k);
+	sv->sessions++;
+	k->src->good = 1;
+	k->src->fails = 0;
+	k->src->until = 0;
+	k->state = KID_SESSION;
+}
+
+/* KID_HANDSHAKE -> KID_KILLED: its slot freed now, not at its exit. */
+static void
+kid_kill(struct server *sv, struct kid *k, const char *why)
+{
+	(void)kill(k->pid, SIGKILL);
+	leave_handshake(sv, k);
+	k->state = KID_KILLED;
+	peer_log(sv, k->src, k->port, LOG_FAILED, "%s", why);
+}
+
+/*
+ * KID_HANDSHAKE or KID_KILLED -> KID_FAILED: the address is charged a
+ * failure, counted against FAIL_CAP when a password was checked.
+ */
+static void
+kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
+{
+	if (k->state == KID_HANDSHAKE)
+		leave_handshake(sv, k);
+	else if (k->state != KID_KILLED)
+		return;
+	k->state = KID_FAILED;
+	penalise(k->src, t);
+	(void)rate_roll(&sv->fails, t);
+	if (checked)
+		sv->fails.shown++;
+}
+
+/*
+ * Any state but KID_FREE -> KID_FREE: the child has exited and its pipes
+ * are drained.  A handshake that said nothing fails now (a password was
+ * checked if it exited 3); a session frees its -m slot.
+ */
+static void
+kid_done(struct server *sv, struct kid *k, int64_t t)
+{
+	int status = WIFEXITED(k->wstatus) ? WEXITSTATUS(k->wstatus) : -1;
+
+	if (k->state == KID_SESSION)
+		sv->sessions--;
+	if (k->state == KID_HANDSHAKE && WIFSIGNALED(k->wstatus))
+		peer_log(sv, k->src, k->port, LOG_FAILED, "handshake ended by "
+		    "signal %d", WTERMSIG(k->wstatus));
+	kid_failed(sv, k, status == EXIT_AUTH, t);
+	k->src->kids--;
+	kid_forget(k, 1);
+	k->state = KID_FREE;
 }
 
 /*
@@ -4983,6 +5157,7 @@ static void
 drop_one(struct server *sv)
 {
 	struct kid *k, *worst = NULL;
+	char why[64];
 	size_t i;
 
 	for (i = 0; i < sv->nkids; i++) {
@@ -4996,11 +5171,9 @@ drop_one(struct server *sv)
 	}
 	if (worst == NULL)
 		return;
-	(void)kill(worst->pid, SIGKILL);
-	worst->dropped = 1;
-	kid_leaves_handshake(sv, worst);
-	peer_log(sv, worst->src, worst->port, LOG_FAILED,
-	    "dropped: %d handshakes at once", HS_SLOTS);
+	(void)snprintf(why, sizeof(why), "dropped: %d handshakes at once",
+	    HS_SLOTS);
+	kid_kill(sv, worst, why);
 }
 
 /* How many handshakes may run now: each may become a session. */
@@ -5033,10 +5206,37 @@ start_handshake(struct server *sv, int fd, struct source *src,
 	if (sv->handshakes >= handshake_room(sv))
 		drop_one(sv);
 	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
-		close(fd);		/* cannot happen: accept waits */
+		close(fd);	/* cannot happen: the callers wait for room */
 		return;
 	}
 	kid_spawn(sv, k, fd, src, port, t);
+}
+
+/* Put a connection on the list to wait for its address's handshakes. */
+static void
+wait_add(struct server *sv, int fd, struct source *src, const char *port,
+    int64_t t)
+{
+	struct waiting *w = &sv->wait[sv->nwait++];
+
+	w->fd = fd;
+	w->src = src;
+	w->since = t;
+	snprintf(w->port, sizeof(w->port), "%s", port);
+	src->kids++;			/* its record stays while it waits */
+}
+
+/* Take wait[i] off the list, first: a child closes those on it. */
+static struct waiting
+wait_take(struct server *sv, size_t i)
+{
+	struct waiting w = sv->wait[i];
+
+	memmove(&sv->wait[i], &sv->wait[i + 1],
+	    (sv->nwait - i - 1) * sizeof(w));
+	sv->nwait--;
+	w.src->kids--;			/* kid_spawn counts it again */
+	return w;
 }
 
 /*
@@ -5059,11 +5259,7 @@ start_waiting(struct server *sv, int64_t t)
 			i++;
 			continue;
 		}
-		/* Off the list first: the child closes the connections on it. */
-		memmove(&sv->wait[i], &sv->wait[i + 1],
-		    (sv->nwait - i - 1) * sizeof(w));
-		sv->nwait--;
-		w.src->kids--;			/* kid_spawn counts it again */
+		w = wait_take(sv, i);
 		if (late) {
 			peer_log(sv, w.src, w.port, LOG_REFUSED, "closed: "
 			    "waited %d s for this address's handshakes",
@@ -5081,28 +5277,22 @@ start_waiting(struct server *sv, int64_t t)
 static int
 accept_many(struct server *sv)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct accepted a;
 	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
 	struct source *src;
-	struct waiting *w;
 	int64_t t;
 	int fd;
 
-	if ((fd = accept4(sv->lfd, (struct sockaddr *)&ss, &len,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			warn("accept");
+	if ((fd = accept_one(sv->lfd, &a)) == -1) {
+		if (a.why[0] != '\0')		/* whole lines, through errq */
+			sv_line(sv, "secchat: %s", a.why);
+		if (a.shortage)
 			sv->accept_after = now_ms() + 1000;
-		} else if (errno == EBADF || errno == EINVAL ||
-		    errno == ENOTSOCK || errno == EFAULT)
-			err(EXIT_FAIL, "accept");
 		return 0;
 	}
 	t = now_ms();
-	addr_text((struct sockaddr *)&ss, len, host, port);
-	src = source_find(sv, (struct sockaddr *)&ss, host, t);
+	addr_text((struct sockaddr *)&a.ss, a.len, host, port);
+	src = source_find(sv, (struct sockaddr *)&a.ss, host, t);
 	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
 		peer_log(sv, src, port, LOG_REFUSED, "%s", why);
 		close(fd);
@@ -5112,60 +5302,56 @@ accept_many(struct server *sv)
 		peer_log(sv, src, port, LOG_REFUSED, "refused: %d connections "
 		    "wait for their address's handshakes", WAITING_MAX);
 		close(fd);
-	} else {
-		w = &sv->wait[sv->nwait++];
-		w->fd = fd;
-		w->src = src;
-		w->since = t;
-		snprintf(w->port, sizeof(w->port), "%s", port);
-		src->kids++;
-	}
+	} else
+		wait_add(sv, fd, src, port, t);
 	return 1;
 }
 
 /*
  * Move what a child's pipe gave into a queue, whole lines only.  A line
- * longer than l->max goes in pieces, each ended with a newline, and so
- * does a last line without one: the next line in the queue starts whole.
- * From an unauthenticated child, its "secchat: " lines name the peer and
- * are rate-limited like the listener's own lines about peers.
+ * longer than l->max goes in pieces, each ended with a newline and none
+ * ending inside a UTF-8 character, and so does a last line without one:
+ * the next line in the queue starts whole.  From a child not in a
+ * session, its "secchat: " lines name the peer and are rate-limited like
+ * the listener's own lines about peers.
  */
 static void
 lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
     int is_err)
 {
 	static const char tag[] = "secchat: ";
-	uint8_t *p, *nl;
-	size_t n;
 	char pre[INET6_ADDRSTRLEN + NI_MAXSERV + 16];
-	int m;
+	uint8_t *p, *nl;
+	size_t n, skip, m, add;
 
-	while (buf_pending(&l->b) > 0) {
+	while ((n = buf_pending(&l->b)) > 0) {
 		p = l->b.data + l->b.pos;
-		n = buf_pending(&l->b);
+		add = 0;			/* the newline a piece gets */
 		if ((nl = memchr(p, '\n', n)) != NULL)
 			n = nl - p + 1;
-		else if (n == l->max || l->fd == -1) {
-			l->b.data[l->b.len++] = '\n';
-			n++;
-		} else
+		else if (n == l->max)
+			n = utf8_boundary(p, n), add = 1;
+		else if (l->fd == -1)
+			add = 1;
+		else
 			break;
-		if (is_err && n > sizeof(tag) - 1 &&
+		m = skip = 0;
+		if (is_err && n + add > sizeof(tag) - 1 &&
 		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
-			if (!k->authed &&
+			if (k->state != KID_SESSION &&
 			    !log_allowed(sv, k->src, LOG_FAILED, now_ms()))
 				goto next;
 			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
 			    k->src->host, k->port);
-			if (buf_room(q, m + n) < m + n)
-				break;
-			(void)queue_put(q, pre, m);
-			p += sizeof(tag) - 1;
-			(void)queue_put(q, p, n - (sizeof(tag) - 1));
-		} else if (!queue_put(q, p, n))
+			skip = sizeof(tag) - 1;
+		}
+		if (buf_room(q, m + n - skip + add) < m + n - skip + add)
 			break;
+		(void)queue_put(q, pre, m);
+		(void)queue_put(q, p + skip, n - skip);
+		(void)queue_put(q, "\n", add);
  next:
-		OPENSSL_cleanse(l->b.data + l->b.pos, n);
+		OPENSSL_cleanse(p, n);
 		l->b.pos += n;
 	}
 }
@@ -5198,23 +5384,6 @@ lines_read(struct lines *l, int gone)
 	}
 }
 
-/*
- * A failed handshake (once per child) costs its address a failure, and
- * counts against FAIL_CAP when a password was checked.
- */
-static void
-kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
-{
-	if (k->authed || k->failed)
-		return;
-	k->failed = 1;
-	kid_leaves_handshake(sv, k);
-	penalise(k->src, t);
-	(void)rate_roll(&sv->fails, t);
-	if (checked)
-		sv->fails.shown++;
-}
-
 /* The control pipe: how the handshake went, then EOF at exit. */
 static void
 kid_ctl(struct server *sv, struct kid *k)
@@ -5223,43 +5392,14 @@ kid_ctl(struct server *sv, struct kid *k)
 	ssize_t r;
 
 	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
-	    k->state == KID_HANDSHAKE) {
-		k->src->handshakes--;
-		sv->handshakes--;
-		k->state = KID_SESSION;
-		k->authed = k->src->good = 1;
-		k->src->fails = 0;
-		k->src->until = 0;
-		sv->sessions++;
-	} else if (r == 1 && (c == 'P' || c == 'F'))
+	    k->state == KID_HANDSHAKE)
+		kid_authed(sv, k);
+	else if (r == 1 && (c == 'P' || c == 'F'))
 		kid_failed(sv, k, c == 'P', now_ms());
 	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
 		close(k->ctl);
 		k->ctl = -1;
 	}
-}
-
-/*
- * A child has exited and its pipes are drained.  A handshake that failed
- * costs the address a failure (and counts against FAIL_CAP when a
- * password was checked: exit status 3); a session frees its -m slot.
- */
-static void
-kid_done(struct server *sv, struct kid *k, int64_t t)
-{
-	int status = WIFEXITED(k->wstatus) ? WEXITSTATUS(k->wstatus) : -1;
-
-	if (k->state == KID_SESSION)
-		sv->sessions--;
-	else if (!k->authed && !k->failed) {	/* dropped, killed, crashed */
-		kid_failed(sv, k, status == EXIT_AUTH, t);
-		if (WIFSIGNALED(k->wstatus) && !k->dropped)
-			peer_log(sv, k->src, k->port, LOG_FAILED, "handshake "
-			    "ended by signal %d", WTERMSIG(k->wstatus));
-	}
-	k->src->kids--;
-	kid_forget(k, 1);
-	k->state = KID_FREE;
 }
 
 /* Collect exited children; one whose pipes are drained is done. */
@@ -5312,23 +5452,18 @@ queue_write(struct buf *q, int fd, int fatal)
 	}
 }
 
-/* A handshake past its deadline (the child's own clock failed): kill it. */
+/* Kill the handshakes past their deadline: the child's own clock failed. */
 static void
 kill_late(struct server *sv, int64_t t)
 {
 	int64_t late = (handshake_secs(sv->opt) + 5) * 1000LL;
-	struct kid *k;
 	size_t i;
 
-	for (i = 0; i < sv->nkids; i++) {
-		k = &sv->kids[i];
-		if (k->state == KID_HANDSHAKE && t - k->started > late) {
-			(void)kill(k->pid, SIGKILL);
-			kid_leaves_handshake(sv, k);
-			peer_log(sv, k->src, k->port, LOG_FAILED,
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state == KID_HANDSHAKE &&
+		    t - sv->kids[i].started > late)
+			kid_kill(sv, &sv->kids[i],
 			    "killed: handshake past its deadline");
-		}
-	}
 }
 
 /* The poll set: listener, stdout, stderr, then ctl, out, err per child. */
@@ -5422,7 +5557,7 @@ queue_alloc(struct server *sv, struct buf *q)
 		err(EXIT_FAIL, "mmap");
 }
 
-/* -k with -m above 1: serve until killed. */
+/* -k with -m above 1 (and no -g): serve until killed. */
 static void __attribute__((noreturn))
 listener_many(const struct options *opt, struct pake *pk,
     const uint8_t salt[SALT_LEN], int lfd)
@@ -5460,6 +5595,9 @@ listener_many(const struct options *opt, struct pake *pk,
 		    "nothing (-m 1 to chat)");
 	serve_many(&sv);
 }
+
+/* ---------------------------------------------------------------------- */
+/* The two roles. */
 
 /*
  * The listener's password key, once its socket listens: connectors that
@@ -5739,92 +5877,93 @@ parse_number(const char *s, long long min, long long max, int option)
 	return v;
 }
 
-static void
-parse_options(int argc, char *argv[], struct options *opt)
+/* The numbers: -i, -m, -P, -r, -R and -w.  0 if ch is none of them. */
+static int
+option_number(struct options *opt, int ch, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	size_t len;
-	int ch, mflag = 0;
-
-	memset(opt, 0, sizeof(*opt));
-	opt->family = AF_UNSPEC;
-	opt->iterations = DEF_ITER;
-	opt->rekey_msgs = DEF_REKEY_MSGS;
-	opt->rekey_secs = DEF_REKEY_SECS;
-	opt->max_sessions = DEF_SESSIONS;
-	opt->timeout = -1;
-	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
-	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
-	    longopts, NULL)) != -1) {
-		switch (ch) {
-		case '4':
-		case '6':
-			if (opt->family != AF_UNSPEC &&
-			    opt->family != (ch == '4' ? AF_INET : AF_INET6))
-				usage_error("-4 and -6 exclude each other");
-			opt->family = ch == '4' ? AF_INET : AF_INET6;
-			break;
-		case 'b': opt->bflag = 1; break;
-		case 'e': opt->command = optarg; break;
-		case 'g': opt->gflag = 1; break;
-		case 'h': help(); exit(EXIT_OK);
-		case 'V':
-			printf("secchat %s\n", PROGRAM_VERSION);
-			exit(EXIT_OK);
-		case 'i':
-			opt->iterations = parse_number(optarg, MIN_ITER,
-			    MAX_ITER, ch);
-			break;
-		case 'k': opt->kflag = 1; break;
-		case 'l': opt->lflag = 1; break;
-		case 'm':
-			opt->max_sessions = parse_number(optarg, 1,
-			    MAX_SESSIONS, ch);
-			mflag = 1;
-			break;
-		case 'n': opt->name = optarg; break;
-		case 'P':
-			opt->pad = parse_number(optarg, 1, MAX_PAYLOAD, ch);
-			break;
-		case 'p': opt->passfile = optarg; break;
-		case 'q': opt->qflag = 1; break;
-		case 'r':
-			opt->rekey_msgs = parse_number(optarg, 0, 1000000000,
-			    ch);
-			break;
-		case 'R':
-			opt->rekey_secs = parse_number(optarg, 0, 1000000000,
-			    ch);
-			break;
-		case 'v': opt->vflag = 1; break;
-		case 'x': opt->xflag = 1; break;
-		case 'w':
-			opt->timeout = parse_number(optarg, 1, 1000000000, ch);
-			break;
-		case ':':
-			warnx("-%c needs an argument", optopt);
-			usage();
-		default:
-			if (optopt != 0)
-				warnx("unknown option -%c", optopt);
-			else
-				warnx("unknown option %s", argv[optind - 1]);
-			usage();
-		}
+	switch (ch) {
+	case 'i':
+		opt->iterations = parse_number(arg, MIN_ITER, MAX_ITER, ch);
+		break;
+	case 'm':
+		opt->max_sessions = parse_number(arg, 1, MAX_SESSIONS, ch);
+		break;
+	case 'P':
+		opt->pad = parse_number(arg, 1, MAX_PAYLOAD, ch);
+		break;
+	case 'r':
+		opt->rekey_msgs = parse_number(arg, 0, 1000000000, ch);
+		break;
+	case 'R':
+		opt->rekey_secs = parse_number(arg, 0, 1000000000, ch);
+		break;
+	case 'w':
+		opt->timeout = parse_number(arg, 1, 1000000000, ch);
+		break;
+	default:
+		return 0;
 	}
-	argc -= optind;
-	argv += optind;
+	return 1;
+}
+
+/* One option from getopt_long, or a usage error; -h and -V exit here. */
+static void
+option(struct options *opt, int ch, char *argv[])
+{
+	switch (ch) {
+	case '4':
+	case '6':
+		if (opt->family != AF_UNSPEC &&
+		    opt->family != (ch == '4' ? AF_INET : AF_INET6))
+			usage_error("-4 and -6 exclude each other");
+		opt->family = ch == '4' ? AF_INET : AF_INET6;
+		break;
+	case 'b': opt->bflag = 1; break;
+	case 'e': opt->command = optarg; break;
+	case 'g': opt->gflag = 1; break;
+	case 'h': help(); exit(EXIT_OK);
+	case 'V':
+		printf("secchat %s\n", PROGRAM_VERSION);
+		exit(EXIT_OK);
+	case 'k': opt->kflag = 1; break;
+	case 'l': opt->lflag = 1; break;
+	case 'n': opt->name = optarg; break;
+	case 'p': opt->passfile = optarg; break;
+	case 'q': opt->qflag = 1; break;
+	case 'v': opt->vflag = 1; break;
+	case 'x': opt->xflag = 1; break;
+	case ':':
+		warnx("-%c needs an argument", optopt);
+		usage();
+	default:
+		if (option_number(opt, ch, optarg))
+			break;
+		if (optopt != 0)
+			warnx("unknown option -%c", optopt);
+		else
+			warnx("unknown option %s", argv[optind - 1]);
+		usage();
+	}
+}
+
+/* What one option says of another; mflag: -m was given. */
+static void
+options_check(const struct options *opt, int mflag)
+{
 	if (opt->kflag && !opt->lflag)
 		usage_error("-k needs -l");
 	if (mflag && !opt->kflag)
 		usage_error("-m needs -k");
 	if (opt->gflag && opt->lflag && opt->passfile)
 		usage_error("a listener's -g makes the password: no -p");
+}
+
+/* The operands: host and port, or with -l [host] port. */
+static void
+options_operands(struct options *opt, int argc, char *argv[])
+{
+	size_t len;
+
 	/* "[::1]", as in URLs, is the address ::1. */
 	if (argc == 2 && argv[0][0] == '[' &&
 	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
@@ -5839,6 +5978,34 @@ parse_options(int argc, char *argv[], struct options *opt)
 		opt->port = argv[1];
 	} else
 		usage();
+}
+
+static void
+parse_options(int argc, char *argv[], struct options *opt)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, mflag = 0;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->family = AF_UNSPEC;
+	opt->iterations = DEF_ITER;
+	opt->rekey_msgs = DEF_REKEY_MSGS;
+	opt->rekey_secs = DEF_REKEY_SECS;
+	opt->max_sessions = DEF_SESSIONS;
+	opt->timeout = -1;
+	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
+	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
+	    longopts, NULL)) != -1) {
+		option(opt, ch, argv);
+		mflag |= ch == 'm';
+	}
+	options_check(opt, mflag);
+	options_operands(opt, argc - optind, argv + optind);
 }
 
 /*

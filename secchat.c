@@ -180,11 +180,17 @@ _Static_assert(sizeof(struct msg1) == 93, "msg1 is 93 bytes");
 _Static_assert(sizeof(struct msg2) == 105, "msg2 is 105 bytes");
 _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 
-/* Exit statuses. */
-#define EXIT_OK		0
-#define EXIT_FAIL	1
-#define EXIT_USAGE	2
-#define EXIT_AUTH	3
+/*
+ * A session's status: GO_ON while it goes on, then the exit status it
+ * gives the process (the manual's numbers).
+ */
+enum status {
+	GO_ON = -1,
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* any failure but the next */
+	EXIT_USAGE = 2,
+	EXIT_AUTH = 3		/* wrong password, tampering, a peer's lie */
+};
 
 /* Defaults and limits of the command line. */
 #define DEF_ITER	600000
@@ -476,19 +482,9 @@ static struct {
 	volatile sig_atomic_t tty_changed;
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
-static void note(struct session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void note_always(struct session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static int session_fail(struct session *, int, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-static void chat_note(struct session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void addr_text(const struct sockaddr *, socklen_t, char[NI_MAXHOST],
-    char[NI_MAXSERV]);
+/* Defined with the options, used by parse_options above them: ordering. */
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
-static void crypto_fail(const char *) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------- */
 /*
@@ -672,29 +668,14 @@ test_hook(const char *name)
 	return h != NULL && strcmp(h, name) == 0;
 }
 
-static char *hex_encode(char *, const uint8_t *, size_t);
-
-/* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
-static void
-test_show(const char *what, const uint8_t *p, size_t n)
-{
-	char hex[2 * SECRET_LEN + 1];
-
-	if (!test_hook("secrets") || n > SECRET_LEN)
-		return;
-	*hex_encode(hex, p, n) = '\0';
-	warnx("test: %s %s", what, hex);
-	OPENSSL_cleanse(hex, sizeof(hex));
-}
 #else
 #define test_hook(name)		0
-#define test_show(what, p, n)	((void)0)
 #endif
 
 /* ---------------------------------------------------------------------- */
 /* Small helpers. */
 
-static void
+static void __attribute__((noreturn))
 crypto_fail(const char *what)
 {
 	errx(EXIT_FAIL, "libcrypto failure in %s", what);
@@ -782,6 +763,23 @@ hex_encode(char *out, const uint8_t *p, size_t n)
 	}
 	return out;
 }
+
+#ifdef SECCHAT_TEST_HOOKS
+/* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
+static void
+test_show(const char *what, const uint8_t *p, size_t n)
+{
+	char hex[2 * SECRET_LEN + 1];
+
+	if (!test_hook("secrets") || n > SECRET_LEN)
+		return;
+	*hex_encode(hex, p, n) = '\0';
+	warnx("test: %s %s", what, hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
+}
+#else
+#define test_show(what, p, n)	((void)0)
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Key derivation: PBKDF2, HKDF, SHA-256, HMAC, all through libcrypto. */
@@ -1325,10 +1323,7 @@ x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
 }
 
 /* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
-#define RK_OK		0
-#define RK_UNANNOUNCED	1
-#define RK_RETIRED	2
-#define RK_LOW_ORDER	3
+enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_LOW_ORDER };
 
 /*
  * Make key number rk->announced from key (fresh, or fixed for the
@@ -1360,7 +1355,7 @@ recv_keys_free(struct recv_keys *rk)
  * receive key it names.  On RK_OK the keys below that index are erased,
  * and rk->due is set if it named the newest key.
  */
-static int
+static enum rk_result
 recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
     uint8_t dh[X25519_LEN], uint32_t *index)
 {
@@ -1467,18 +1462,17 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 	return LEN_LEN + clen;
 }
 
-#define OPEN_BAD_TAG	(-1)
-#define OPEN_NO_TYPE	(-2)
+/* What opening a record found. */
+enum open_result { OPEN_OK, OPEN_BAD_TAG, OPEN_NO_TYPE };
 
 /*
  * Open the record rec (LEN_LEN + clen bytes, clen already checked) into
- * plain, which has room for MAX_INNER bytes.  Returns the payload length
- * and sets *type, or OPEN_BAD_TAG / OPEN_NO_TYPE.  Nothing in plain may be
- * used unless this succeeds.
+ * plain, which has room for MAX_INNER bytes.  OPEN_OK sets *type and *len,
+ * the payload's length.  Nothing in plain may be used unless this succeeds.
  */
-static int
+static enum open_result
 open_record(struct direction *d, const uint8_t *rec, size_t clen,
-    uint8_t *plain, int *type)
+    uint8_t *plain, int *type, size_t *len)
 {
 	uint8_t nonce[IV_LEN];
 	size_t inner_len = clen - TAG_LEN;
@@ -1504,13 +1498,13 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 	if (inner_len == 0)
 		return OPEN_NO_TYPE;
 	*type = plain[inner_len - 1];
-	return inner_len - 1;
+	*len = inner_len - 1;
+	return OPEN_OK;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Buffers and blocking-style I/O for the handshake and for error paths. */
 
-#define GO_ON		(-1)		/* session status: not over yet */
 #define UNCONFIRMED	"peer did not confirm receipt"
 
 static size_t
@@ -2469,22 +2463,26 @@ stdin_room(const struct session *s)
 	return s->edit ? EDIT_MAX + 2 * KEYS_MAX : 1;
 }
 
-/* The chat is over: the terminal as it was, and what was lost said. */
-static void
+/*
+ * The chat is over: the terminal as it was.  1 if a line was being typed,
+ * and so was not sent.
+ */
+static int
 editor_stop(struct session *s)
 {
 	struct sigaction sa;
+	int typed;
 
 	if (!s->edit || restore.tty_changed == 0)
-		return;
+		return 0;
 	ed_hide(&s->ed);
-	if (s->ed.len > 0)
-		chat_note(s, "the line being typed was not sent");
+	typed = s->ed.len > 0;
 	ed_free(&s->ed);
 	restore_tty();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	(void)sigaction(SIGWINCH, &sa, NULL);
+	return typed;
 }
 
 /*
@@ -2804,16 +2802,16 @@ send_message(struct session *s, const void *msg, size_t len, int64_t deadline)
 	return handshake_io_fail(s);
 }
 
-#define HS_BAD_POINT	1
-#define HS_BAD_MAC	2
+/* The listener's check of message 2. */
+enum hs_result { HS_OK, HS_BAD_POINT, HS_BAD_MAC };
 #define BAD_POINT_MSG	"handshake failed: peer sent a bad point"
 #define WRONG_PASSWORD_MSG "wrong password, or the connection was tampered with"
 
 /*
- * The listener's check of message 2 against its message 1: 0 when cA
- * proves the connector knows the password, else HS_BAD_POINT or HS_BAD_MAC.
+ * The listener's check of message 2 against its message 1: HS_OK when cA
+ * proves the connector knows the password.
  */
-static int
+static enum hs_result
 listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
     const struct msg2 *m2, struct handshake_keys *hk)
 {
@@ -2822,7 +2820,7 @@ listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
 	/* Constant time: a timing leak here would help forge cA. */
 	if (CRYPTO_memcmp(hk->cA, m2->cA, MAC_LEN) != 0)
 		return HS_BAD_MAC;
-	return 0;
+	return HS_OK;
 }
 
 /* Listener, SPAKE2 party B. */
@@ -2836,7 +2834,8 @@ handshake_listener(struct session *s, const struct pake *pk,
 	struct msg3 m3;
 	struct handshake_keys hk;
 	BIGNUM *y;
-	int status;
+	enum status status;
+	enum hs_result check;
 
 	memcpy(m1.magic, MAGIC, MAGIC_LEN);
 	put_u32(m1.iterations, iterations);
@@ -2846,8 +2845,8 @@ handshake_listener(struct session *s, const struct pake *pk,
 	if ((status = send_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
 	    (status = read_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
 		goto done;
-	if ((status = listener_verify(pk, y, &m1, &m2, &hk)) != 0) {
-		status = session_fail(s, EXIT_AUTH, "%s", status == HS_BAD_POINT ?
+	if ((check = listener_verify(pk, y, &m1, &m2, &hk)) != HS_OK) {
+		status = session_fail(s, EXIT_AUTH, "%s", check == HS_BAD_POINT ?
 		    BAD_POINT_MSG : WRONG_PASSWORD_MSG);
 		goto done;
 	}
@@ -3152,6 +3151,8 @@ on_rekey(struct session *s, size_t n)
 		return reject_record(s, n, "REKEY names retired key %u", index);
 	case RK_LOW_ORDER:
 		return reject_record(s, n, "REKEY with a low-order key");
+	case RK_OK:
+		break;
 	}
 	OPENSSL_cleanse(s->out.data + s->out.len, n);
 	dh_ratchet(&s->c.rx, dh);
@@ -3229,17 +3230,20 @@ static int
 receive_record(struct session *s, const uint8_t *rec, size_t clen)
 {
 	const char *why;
-	int n, type;
+	enum open_result r;
+	size_t n;
+	int type;
 
 	if (s->c.rx.seq >= SEQ_LIMIT)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: too many records under one key");
-	n = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type);
-	hex_line(s, '<', n >= 0 ? type : 0, rec, LEN_LEN + clen);
-	if (n == OPEN_BAD_TAG)
+	r = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type,
+	    &n);
+	hex_line(s, '<', r == OPEN_OK ? type : 0, rec, LEN_LEN + clen);
+	if (r == OPEN_BAD_TAG)
 		return session_fail(s, EXIT_AUTH,
 		    "record failed authentication");
-	if (n == OPEN_NO_TYPE)
+	if (r == OPEN_NO_TYPE)
 		return session_fail(s, EXIT_AUTH,
 		    "malformed record: no record type");
 	s->c.recv_records++;
@@ -3989,7 +3993,7 @@ conn_end(struct session *s)
 {
 	size_t i;
 
-	editor_stop(s);
+	(void)editor_stop(s);
 	if (s->c.net != -1)
 		close(s->c.net);
 	direction_free(&s->c.tx);
@@ -4034,7 +4038,8 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	chat_ready(s);
 	status = readwrite(s);
 	progress_show(s, 1);
-	editor_stop(s);
+	if (editor_stop(s))
+		chat_note(s, "the line being typed was not sent");
 	/* What was authenticated before a failure still reaches stdout. */
 	if (s->out_tty && s->c.out_fd == STDOUT_FILENO)
 		end_terminal(s, io_deadline(s->opt));

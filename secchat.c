@@ -64,8 +64,12 @@
 
 /* ---------------------------------------------------------------------- */
 /*
- * Portability: everything Linux- and glibc-specific is here and in the
- * sandbox section below; a port starts with these few functions.
+ * Portability: the Linux- and glibc-specific calls that a function can
+ * hold are here, and seccomp is the sandbox section below; a port starts
+ * with these.  The rest, in place: pipe2 (-e, serving many),
+ * SOCK_NONBLOCK and SOCK_CLOEXEC (sockets), accept4 and
+ * prctl(PR_SET_PDEATHSIG) (serving many), program_invocation_short_name
+ * (main), stpcpy (GNU, now POSIX) throughout.
  */
 
 #include <linux/audit.h>
@@ -515,7 +519,10 @@ static struct {
 	volatile sig_atomic_t tty_changed;
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
-/* Defined with the options, used by parse_options above them: ordering. */
+/*
+ * In the options section: declared here for the noreturn that their
+ * definitions lack.
+ */
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
 

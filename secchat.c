@@ -64,8 +64,12 @@
 
 /* ---------------------------------------------------------------------- */
 /*
- * Portability: everything Linux- and glibc-specific is here and in the
- * sandbox section below; a port starts with these few functions.
+ * Portability: the Linux- and glibc-specific calls that a function can
+ * hold are here, and seccomp is the sandbox section below; a port starts
+ * with these.  The rest, in place: pipe2 (-e, serving many),
+ * SOCK_NONBLOCK and SOCK_CLOEXEC (sockets), accept4 and
+ * prctl(PR_SET_PDEATHSIG) (serving many), program_invocation_short_name
+ * (main), stpcpy (GNU, now POSIX) throughout.
  */
 
 #include <linux/audit.h>
@@ -180,11 +184,17 @@ _Static_assert(sizeof(struct msg1) == 93, "msg1 is 93 bytes");
 _Static_assert(sizeof(struct msg2) == 105, "msg2 is 105 bytes");
 _Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
 
-/* Exit statuses. */
-#define EXIT_OK		0
-#define EXIT_FAIL	1
-#define EXIT_USAGE	2
-#define EXIT_AUTH	3
+/*
+ * A session's status: GO_ON while it goes on, then the exit status it
+ * gives the process (the manual's numbers).
+ */
+enum status {
+	GO_ON = -1,
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,		/* any failure but the next */
+	EXIT_USAGE = 2,
+	EXIT_AUTH = 3		/* wrong password, tampering, a peer's lie */
+};
 
 /* Defaults and limits of the command line. */
 #define DEF_ITER	600000
@@ -355,15 +365,11 @@ struct buf {
 enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_FAILED };
 enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE };
 
-/* One connection: created by conn_begin, wiped as a unit by conn_end. */
+/*
+ * The record layer's state of one connection: what sealing, opening and
+ * receiving change.  Set up by conn_begin, wiped as a unit by conn_end.
+ */
 struct conn {
-	int	 net;
-	int	 in_fd, out_fd, err_fd;	/* input, output, display */
-	pid_t	 cmd_pid;		/* the -e command's; 0: none */
-	int	 cmd_ended, cmd_status;	/* reaped, and its wait status */
-	int	 cmd_lost;		/* it stopped reading: data dropped */
-	int64_t	 cmd_lost_at;		/* ms: since when */
-	int64_t	 cmd_eof;		/* ms: when its stdout ended */
 	enum tx_state tx_state;
 	enum rx_state rx_state;
 	int	 rx_eof;		/* the peer's TCP stream has ended */
@@ -371,14 +377,43 @@ struct conn {
 	struct direction tx, rx;
 	struct recv_keys rk;		/* ours, for the peer's REKEYs */
 	struct peer_keys pk;		/* the peer's, for our REKEYs */
-	int	 mid_line;		/* stdout's last byte was not \n */
-	int	 peer_ended;		/* the peer's CLOSE came before ours */
-	int	 progress_shown;	/* the -v progress line is on stderr */
-	int64_t	 progress_start, progress_last;	/* ms */
-	int64_t	 last_activity;	/* ms, last I/O progress; for -w */
-	int64_t	 errq_deadline;	/* ms, set at the first flush_errq; 0: none */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
+};
+
+/* A session's buffers, allocated once (a -k listener reuses them). */
+struct bufs {
+	struct buf in;			/* stdin's plaintext, to be sealed */
+	struct buf txb;			/* records to the socket */
+	struct buf rxb;			/* records from the socket */
+	struct buf out;			/* plaintext for stdout */
+};
+
+/*
+ * What goes to stderr: hex lines, notes, the line that ends a session,
+ * the -v progress line.  Lines wait in q, so that they keep their order
+ * with the records they describe.  The chat installs hide, which takes
+ * its line off the screen before a line is written.
+ */
+struct report {
+	int	 fd;			/* stderr (a serving child's: a pipe) */
+	struct buf q;			/* lines not yet written */
+	int	 hex;			/* hex lines at all (not -q) */
+	int	 all_hex;		/* -x: every byte, even on a terminal */
+	int	 tty;			/* fd is a terminal: dim rows */
+	int	 cols;			/* its width, read at the start and on
+					   a resize, not per record */
+	int	 verbose;		/* -v notes */
+	int	 chat;			/* chat status lines */
+	int	 shared;		/* stdout's file too: lines go first */
+	int	 secs;			/* flushes wait this long in all */
+	int64_t	 deadline;		/* ms, set at the first flush; 0: none */
+	int	 progress;		/* the -v progress line is drawn */
+	int	 progress_shown;	/* it is on the terminal now */
+	int64_t	 progress_start, progress_last;	/* ms */
+	off_t	 in_size;		/* stdin's size if a file, else -1 */
+	void	(*hide)(void *);	/* the chat's, or NULL */
+	void	*hide_arg;
 };
 
 /* The chat at a terminal (the editor and the view, below). */
@@ -436,38 +471,46 @@ struct editor {
 	size_t	 draw_len;
 };
 
-#define NBUFS	5
-
-/* What lives as long as the process: options, terminal facts, buffers. */
-struct session {
-	const struct options *opt;
-	int	 stdin_tty;
-	int	 edit;			/* the chat line editor is on */
-	int	 hex_tty;		/* stderr is a terminal: dim hex */
-	int	 shared_err;		/* hex lines go to stdout's file too */
-	int	 out_tty;		/* stdout a terminal: the view renders */
-	int	 progress;		/* -v, stderr a terminal, no chat */
-	off_t	 in_size;		/* stdin's size if a file, else -1 */
+/* The terminal's side: the peer's text rendered, our line edited. */
+struct chat {
+	int	 fd;			/* stdout, when it is a terminal */
+	int	 edit;			/* the line editor is on */
+	int	 peer_ended;		/* the peer's CLOSE came before ours */
 	struct view view;
 	struct editor ed;
-	unsigned long number;		/* of the connection, for -e */
-	int	 one_session;		/* the process ends with this session */
-	size_t	 pad;			/* DATA inner lengths are multiples of it */
-	union {				/* allocated once, for -k */
-		struct { struct buf in, txb, rxb, out, errq; };
-		struct buf bufs[NBUFS];
-	};
-	struct conn c;
 };
-_Static_assert(sizeof(((struct session *)0)->bufs) ==
-    NBUFS * sizeof(struct buf), "one list of buffers");
+
+/*
+ * The -e command of one session.  Its life (state) and the fate of its
+ * stdin (feed) are apart: it may stop reading at any point of its life.
+ *
+ *   CMD_RUNNING --its stdout ends--> CMD_OUTPUT_ENDED --reaped--> CMD_EXITED
+ *   FEED_OPEN --the peer's data all in it--> FEED_DONE
+ *   FEED_OPEN --it stops reading (EPIPE)--> FEED_REFUSED
+ *
+ * Once its stdout has ended and it has exited (or COMMAND_EOF_MS passed),
+ * our input is over.  FEED_REFUSED drops the peer's data, so no DONE.
+ */
+enum cmd_state { CMD_NONE, CMD_RUNNING, CMD_OUTPUT_ENDED, CMD_EXITED };
+enum cmd_feed { FEED_OPEN, FEED_DONE, FEED_REFUSED };
+
+struct command {
+	enum cmd_state state;
+	enum cmd_feed feed;
+	pid_t	 pid;
+	int	 from, to;		/* its stdout, its stdin; -1: closed */
+	int	 status;		/* its wait status, at CMD_EXITED */
+	int64_t	 output_end;		/* ms: when its stdout ended */
+	int64_t	 refused;		/* ms: when it stopped reading */
+};
 
 /*
  * What the process changes about descriptors it shares with other
  * programs, put back at exit and on a fatal signal: the flags of stdin,
  * stdout and stderr before O_NONBLOCK, and a terminal's modes before the
- * password prompt or the chat line editor changed them.  The only mutable
- * global, because a signal handler needs it.
+ * password prompt or the chat line editor changed them.  A global,
+ * because a signal handler needs it; the one other mutable global is
+ * hkdf_method's cached HKDF, set once.
  */
 static struct {
 	int	 flags[3];
@@ -476,19 +519,12 @@ static struct {
 	volatile sig_atomic_t tty_changed;
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
-static void note(struct session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void note_always(struct session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static int session_fail(struct session *, int, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-static void chat_note(struct session *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void addr_text(const struct sockaddr *, socklen_t, char[NI_MAXHOST],
-    char[NI_MAXSERV]);
+/*
+ * In the options section: declared here for the noreturn that their
+ * definitions lack.
+ */
 static void usage(void) __attribute__((noreturn));
 static void usage_error(const char *) __attribute__((noreturn));
-static void crypto_fail(const char *) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------- */
 /*
@@ -681,29 +717,14 @@ test_hook(const char *name)
 	return h != NULL && strcmp(h, name) == 0;
 }
 
-static char *hex_encode(char *, const uint8_t *, size_t);
-
-/* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
-static void
-test_show(const char *what, const uint8_t *p, size_t n)
-{
-	char hex[2 * SECRET_LEN + 1];
-
-	if (!test_hook("secrets") || n > SECRET_LEN)
-		return;
-	*hex_encode(hex, p, n) = '\0';
-	warnx("test: %s %s", what, hex);
-	OPENSSL_cleanse(hex, sizeof(hex));
-}
 #else
 #define test_hook(name)		0
-#define test_show(what, p, n)	((void)0)
 #endif
 
 /* ---------------------------------------------------------------------- */
 /* Small helpers. */
 
-static void
+static void __attribute__((noreturn))
 crypto_fail(const char *what)
 {
 	errx(EXIT_FAIL, "libcrypto failure in %s", what);
@@ -764,7 +785,7 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Seconds as milliseconds: the one place the clock's unit is converted. */
+/* Seconds, as the options give them, in now_ms() terms. */
 static int64_t
 secs_ms(long long secs)
 {
@@ -791,6 +812,23 @@ hex_encode(char *out, const uint8_t *p, size_t n)
 	}
 	return out;
 }
+
+#ifdef SECCHAT_TEST_HOOKS
+/* With SECCHAT_TEST_HOOK=secrets, say what to look for in our memory. */
+static void
+test_show(const char *what, const uint8_t *p, size_t n)
+{
+	char hex[2 * SECRET_LEN + 1];
+
+	if (!test_hook("secrets") || n > SECRET_LEN)
+		return;
+	*hex_encode(hex, p, n) = '\0';
+	warnx("test: %s %s", what, hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
+}
+#else
+#define test_show(what, p, n)	((void)0)
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Key derivation: PBKDF2, HKDF, SHA-256, HMAC, all through libcrypto. */
@@ -1334,10 +1372,7 @@ x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
 }
 
 /* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
-#define RK_OK		0
-#define RK_UNANNOUNCED	1
-#define RK_RETIRED	2
-#define RK_LOW_ORDER	3
+enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_LOW_ORDER };
 
 /*
  * Make key number rk->announced from key (fresh, or fixed for the
@@ -1369,7 +1404,7 @@ recv_keys_free(struct recv_keys *rk)
  * receive key it names.  On RK_OK the keys below that index are erased,
  * and rk->due is set if it named the newest key.
  */
-static int
+static enum rk_result
 recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
     uint8_t dh[X25519_LEN], uint32_t *index)
 {
@@ -1476,18 +1511,17 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 	return LEN_LEN + clen;
 }
 
-#define OPEN_BAD_TAG	(-1)
-#define OPEN_NO_TYPE	(-2)
+/* What opening a record found. */
+enum open_result { OPEN_OK, OPEN_BAD_TAG, OPEN_NO_TYPE };
 
 /*
  * Open the record rec (LEN_LEN + clen bytes, clen already checked) into
- * plain, which has room for MAX_INNER bytes.  Returns the payload length
- * and sets *type, or OPEN_BAD_TAG / OPEN_NO_TYPE.  Nothing in plain may be
- * used unless this succeeds.
+ * plain, which has room for MAX_INNER bytes.  OPEN_OK sets *type and *len,
+ * the payload's length.  Nothing in plain may be used unless this succeeds.
  */
-static int
+static enum open_result
 open_record(struct direction *d, const uint8_t *rec, size_t clen,
-    uint8_t *plain, int *type)
+    uint8_t *plain, int *type, size_t *len)
 {
 	uint8_t nonce[IV_LEN];
 	size_t inner_len = clen - TAG_LEN;
@@ -1513,13 +1547,13 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 	if (inner_len == 0)
 		return OPEN_NO_TYPE;
 	*type = plain[inner_len - 1];
-	return inner_len - 1;
+	*len = inner_len - 1;
+	return OPEN_OK;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Buffers and blocking-style I/O for the handshake and for error paths. */
 
-#define GO_ON		(-1)		/* session status: not over yet */
 #define UNCONFIRMED	"peer did not confirm receipt"
 
 static size_t
@@ -1659,15 +1693,33 @@ tx_input_ended(struct conn *c)
 		c->tx_state = TX_DRAINING;
 }
 
+/* TX_DRAINING -> TX_CLOSED: input all sealed, and CLOSE after it. */
+static void
+tx_close_sealed(struct conn *c)
+{
+	c->tx_state = TX_CLOSED;
+}
+
+/*
+ * TX_CLOSED -> TX_DONE: the peer's whole stream is written, DONE sealed
+ * to say so.  Nothing more is sealed: the sending keys go.
+ */
+static void
+tx_done_sealed(struct conn *c)
+{
+	c->tx_state = TX_DONE;
+	direction_free(&c->tx);
+}
+
 /*
  * TX_DONE -> TX_SHUT: DONE is in the kernel's hands, we send nothing
  * more.  The half-close is a courtesy (the peer must not need it), so
  * its failure changes nothing.
  */
 static void
-tx_done_sent(struct conn *c)
+tx_done_sent(struct conn *c, int net)
 {
-	(void)shutdown(c->net, SHUT_WR);
+	(void)shutdown(net, SHUT_WR);
 	c->tx_state = TX_SHUT;
 }
 
@@ -2343,9 +2395,9 @@ ed_free(struct editor *e)
  */
 
 static void
-echo(struct session *s, const char *p, size_t n)
+echo(struct chat *t, const char *p, size_t n)
 {
-	(void)write_full(s->c.out_fd, p, n, INT64_MAX);	/* a terminal */
+	(void)write_full(t->fd, p, n, INT64_MAX);	/* a terminal */
 }
 
 /* Resizes interrupt poll, and the loop draws the line again. */
@@ -2387,113 +2439,134 @@ keys_raw(int fd)
 }
 
 static void
-editor_start(struct session *s)
+winch_handler(void (*handler)(int))
 {
 	struct sigaction sa;
 
-	if (!s->edit || keys_raw(s->c.in_fd) == -1) {
-		s->edit = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;	/* no SA_RESTART: poll returns */
+	(void)sigaction(SIGWINCH, &sa, NULL);
+}
+
+/*
+ * The editor for a session whose keys come from in_fd.  Without the
+ * terminal's modes there is no editor: the chat goes on in plain lines.
+ * (SIGWINCH's handler cannot fail to install: the signal is valid.)
+ */
+static void
+editor_start(struct chat *t, int in_fd)
+{
+	if (!t->edit || keys_raw(in_fd) == -1) {
+		t->edit = 0;
 		return;
 	}
-	ed_init(&s->ed, s->c.out_fd, &restore.tty);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_winch;	/* no SA_RESTART: poll returns */
-	if (sigaction(SIGWINCH, &sa, NULL) == -1)
-		err(EXIT_FAIL, "sigaction");
+	ed_init(&t->ed, t->fd, &restore.tty);
+	winch_handler(on_winch);
 }
 
 /* Take the line off the screen before other output ... */
 static void
-editor_hide(struct session *s)
+editor_hide(struct chat *t)
 {
-	if (s->edit)
-		ed_hide(&s->ed);
+	if (t->edit)
+		ed_hide(&t->ed);
 }
 
-/* ... and put it back after, while there is input to edit. */
+/* ... (the report's hook) ... */
 static void
-editor_show(struct session *s)
+editor_hide_hook(void *t)
 {
-	if (!s->edit || s->c.tx_state != TX_OPEN)
-		return;
-	ed_resize(&s->ed);
-	if (s->ed.shown)
-		return;
-	if (s->c.mid_line) {	/* the peer's unfinished line: a new row */
-		echo(s, "\n", 1);
-		s->c.mid_line = 0;
-		s->view.line_start = 1;
+	editor_hide(t);
+}
+
+/* ... and before a line of ours: the peer's unfinished line ends there. */
+static void
+chat_new_row(struct chat *t)
+{
+	if (!t->view.line_start) {
+		echo(t, "\n", 1);
+		t->view.line_start = 1;
 	}
-	ed_show(&s->ed);
+}
+
+/* Put the line back after other output, while there is input to edit. */
+static void
+editor_show(struct chat *t, int open)
+{
+	if (!t->edit || !open)
+		return;
+	ed_resize(&t->ed);
+	if (t->ed.shown)
+		return;
+	chat_new_row(t);
+	ed_show(&t->ed);
 }
 
 /* An entered line: shown as ours, with the time, and queued to be sent. */
 static void
-own_line(struct session *s)
+own_line(struct chat *t, struct buf *in)
 {
-	struct editor *e = &s->ed;
+	struct editor *e = &t->ed;
 	char who[LABEL_MAX];
 
 	/* Up and Enter repeat a long line fast: past the room, keep it. */
-	if (buf_room(&s->in, e->len + 1) < e->len + 1) {
+	if (buf_room(in, e->len + 1) < e->len + 1) {
 		ed_put(e, "\a", 1);
 		return;
 	}
 	ed_hide(e);
-	if (s->c.mid_line) {
-		echo(s, "\n", 1);
-		s->c.mid_line = 0;
-		s->view.line_start = 1;
-	}
-	echo(s, who, label(who, "you") - who);
-	echo(s, (char *)e->line, e->len);
-	echo(s, "\n", 1);
-	memcpy(s->in.data + s->in.len, e->line, e->len);
-	s->in.len += e->len;
-	s->in.data[s->in.len++] = '\n';
+	chat_new_row(t);
+	echo(t, who, label(who, "you") - who);
+	echo(t, (char *)e->line, e->len);
+	echo(t, "\n", 1);
+	memcpy(in->data + in->len, e->line, e->len);
+	in->len += e->len;
+	in->data[in->len++] = '\n';
 	ed_done(e);
 }
 
 /* Typed keys: Enter sends the line, ^D on an empty line ends input. */
 static void
-editor_input(struct session *s, const uint8_t *p, size_t n)
+editor_input(struct chat *t, struct conn *c, struct buf *in,
+    const uint8_t *p, size_t n)
 {
 	size_t i;
 	int r;
 
-	for (i = 0; i < n && s->c.tx_state == TX_OPEN; i++) {
-		if ((r = ed_key(&s->ed, p[i])) == ED_EOF)
-			tx_input_ended(&s->c);
+	for (i = 0; i < n && c->tx_state == TX_OPEN; i++) {
+		if ((r = ed_key(&t->ed, p[i])) == ED_EOF)
+			tx_input_ended(c);
 		else if (r == ED_LINE)
-			own_line(s);
+			own_line(t, in);
 	}
-	if (s->ed.shown)
-		ed_redraw(&s->ed);
+	if (t->ed.shown)
+		ed_redraw(&t->ed);
 }
 
 /* Stdin's bytes of room that one read needs: a whole line when editing. */
 static size_t
-stdin_room(const struct session *s)
+stdin_room(const struct chat *t)
 {
-	return s->edit ? EDIT_MAX + 2 * KEYS_MAX : 1;
+	return t->edit ? EDIT_MAX + 2 * KEYS_MAX : 1;
 }
 
-/* The chat is over: the terminal as it was, and what was lost said. */
-static void
-editor_stop(struct session *s)
+/*
+ * The chat is over: the terminal as it was.  1 if a line was being typed,
+ * and so was not sent.
+ */
+static int
+editor_stop(struct chat *t)
 {
-	struct sigaction sa;
+	int typed;
 
-	if (!s->edit || restore.tty_changed == 0)
-		return;
-	ed_hide(&s->ed);
-	if (s->ed.len > 0)
-		chat_note(s, "the line being typed was not sent");
-	ed_free(&s->ed);
+	if (!t->edit || restore.tty_changed == 0)
+		return 0;
+	ed_hide(&t->ed);
+	typed = t->ed.len > 0;
+	ed_free(&t->ed);
 	restore_tty();
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	(void)sigaction(SIGWINCH, &sa, NULL);
+	winch_handler(SIG_DFL);
+	return typed;
 }
 
 /*
@@ -2501,36 +2574,32 @@ editor_stop(struct session *s)
  * (set_nonblocking leaves it), so each piece is written whole.
  */
 static int
-write_terminal(struct session *s, int64_t deadline)
+write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 {
 	char shown[VIEW_CHUNK];
 	size_t used, n;
 	int r;
 
-	editor_hide(s);
-	n = view_render(&s->view, s->out.data + s->out.pos,
-	    buf_pending(&s->out), shown, sizeof(shown), &used);
-	s->out.pos += n;
-	r = write_full(s->c.out_fd, shown, used, deadline);
+	editor_hide(t);
+	n = view_render(&t->view, out->data + out->pos, buf_pending(out),
+	    shown, sizeof(shown), &used);
+	out->pos += n;
+	r = write_full(t->fd, shown, used, deadline);
 	OPENSSL_cleanse(shown, used);
-	if (r == 0) {
-		s->c.mid_line = !s->view.line_start;
-		s->c.last_activity = now_ms();
-	}
 	return r;
 }
 
 /* Once the peer's text is over: what was left of a cut character. */
 static void
-end_terminal(struct session *s, int64_t deadline)
+end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 {
 	char shown[VIEW_MIN];
 	size_t n;
 
-	while (buf_pending(&s->out) > 0 && write_terminal(s, deadline) == 0)
+	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) == 0)
 		;
-	n = view_flush(&s->view, shown);
-	(void)write_full(s->c.out_fd, shown, n, deadline);
+	n = view_flush(&t->view, shown);
+	(void)write_full(t->fd, shown, n, deadline);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2555,35 +2624,38 @@ put_size(char *p, double n)
 }
 
 static void
-progress_hide(struct session *s)
+progress_hide(struct report *r)
 {
-	if (s->c.progress_shown)
-		(void)write_full(s->c.err_fd, "\r\033[K", 4, INT64_MAX);
-	s->c.progress_shown = 0;
+	if (r->progress_shown)
+		(void)write_full(r->fd, "\r\033[K", 4, INT64_MAX);
+	r->progress_shown = 0;
 }
 
-/* Draw the line, if it is due (or final: then for good, with \n). */
+/*
+ * Draw the line for sent and received bytes, if it is due (or final: then
+ * for good, with \n).
+ */
 static void
-progress_show(struct session *s, int final)
+progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
 {
 	char line[256], *p = line;
 	int64_t t = now_ms(), ms;
 	double secs;
 
-	if (!s->progress || (!final && t - s->c.progress_last < PROGRESS_MS))
+	if (!r->progress || (!final && t - r->progress_last < PROGRESS_MS))
 		return;
-	if (s->c.progress_start == 0)
-		s->c.progress_start = t;
-	s->c.progress_last = t;
-	ms = t - s->c.progress_start;
+	if (r->progress_start == 0)
+		r->progress_start = t;
+	r->progress_last = t;
+	ms = t - r->progress_start;
 	secs = ms > 0 ? ms / 1000.0 : 0.001;
 	p = stpcpy(p, "\r\033[Ksecchat: sent ");
-	p = put_size(p, s->c.sent_bytes);
+	p = put_size(p, sent);
 	p = stpcpy(p, " (");
-	p = put_size(p, s->c.sent_bytes / secs);
+	p = put_size(p, sent / secs);
 	p = stpcpy(p, "/s");
-	if (s->in_size > 0) {
-		double done = (double)s->c.sent_bytes / s->in_size;
+	if (r->in_size > 0) {
+		double done = (double)sent / r->in_size;
 		double left = done > 0 ? secs / done - secs : 0;
 
 		p += sprintf(p, ", %.0f%%", done > 1 ? 100.0 : 100 * done);
@@ -2592,17 +2664,38 @@ progress_show(struct session *s, int final)
 			    (int)left % 60);
 	}
 	p = stpcpy(p, "), received ");
-	p = put_size(p, s->c.recv_bytes);
+	p = put_size(p, received);
 	p = stpcpy(p, " (");
-	p = put_size(p, s->c.recv_bytes / secs);
+	p = put_size(p, received / secs);
 	p += sprintf(p, "/s), %d:%02d%s", (int)(ms / 60000),
 	    (int)(ms / 1000 % 60), final ? "\n" : "");
-	(void)write_full(s->c.err_fd, line, p - line, INT64_MAX);
-	s->c.progress_shown = !final;
+	(void)write_full(r->fd, line, p - line, INT64_MAX);
+	r->progress_shown = !final;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Session messages: hex lines, notes and the one line that ends a session. */
+
+/* A new connection's report: no deadline yet, no progress, the width now. */
+static void
+report_begin(struct report *r, int tty)
+{
+	r->tty = tty;
+	r->deadline = 0;
+	r->progress_shown = 0;
+	r->progress_start = r->progress_last = 0;
+	r->cols = tty ? term_cols(r->fd) : 80;
+	r->hide = NULL;
+	r->hide_arg = NULL;
+}
+
+/* The terminal may have been resized (a signal interrupted poll). */
+static void
+report_resized(struct report *r)
+{
+	if (r->tty)
+		r->cols = term_cols(r->fd);
+}
 
 /*
  * Write the queued lines as a session ends.  stderr is for people: all the
@@ -2611,19 +2704,18 @@ progress_show(struct session *s, int final)
  * listener.
  */
 static void
-flush_errq(struct session *s)
+flush_errq(struct report *r)
 {
-	int secs = handshake_secs(s->opt);	/* the same bound: -w, or 30 */
-
-	if (buf_pending(&s->errq) == 0)
+	if (buf_pending(&r->q) == 0)
 		return;
-	if (s->c.errq_deadline == 0)	/* one wait per connection, not per call */
-		s->c.errq_deadline = deadline_in(secs);
-	editor_hide(s);
-	progress_hide(s);
-	(void)write_full(s->c.err_fd, s->errq.data + s->errq.pos,
-	    buf_pending(&s->errq), s->c.errq_deadline);
-	s->errq.pos = s->errq.len = 0;
+	if (r->deadline == 0)	/* one wait per connection, not per call */
+		r->deadline = deadline_in(r->secs);
+	if (r->hide != NULL)
+		r->hide(r->hide_arg);
+	progress_hide(r);
+	(void)write_full(r->fd, r->q.data + r->q.pos, buf_pending(&r->q),
+	    r->deadline);
+	r->q.pos = r->q.len = 0;
 }
 
 /*
@@ -2632,19 +2724,19 @@ flush_errq(struct session *s)
  * only when it has.
  */
 static int
-errq_room(struct session *s, size_t lines)
+errq_room(struct report *r, size_t lines)
 {
 	size_t need = lines * (HEX_LINE_MAX + NOTE_MAX);
 
-	return buf_room(&s->errq, need) >= need;
+	return buf_room(&r->q, need) >= need;
 }
 
 /* Room for one more line of up to n bytes; past a batch's, by waiting. */
 static void
-errq_make_room(struct session *s, size_t n)
+errq_make_room(struct report *r, size_t n)
 {
-	if (buf_room(&s->errq, n) < n)
-		flush_errq(s);
+	if (buf_room(&r->q, n) < n)
+		flush_errq(r);
 }
 
 /*
@@ -2653,14 +2745,15 @@ errq_make_room(struct session *s, size_t n)
  * terminal then scrolls by, instead of flooding it with 32 KB lines.
  */
 static char *
-hex_row(struct session *s, char *p, int type, const uint8_t *rec, size_t n)
+hex_row(const struct report *r, char *p, int type, const uint8_t *rec,
+    size_t n)
 {
 	const char *what = type == TYPE_REKEY ? "REKEY " :
 	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
 	    type == TYPE_DONE ? "DONE " : "";
 	char size[32];
 	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
-	long room = term_cols(s->c.err_fd) - 2 - (long)strlen(what) - len - 1;
+	long room = r->cols - 2 - (long)strlen(what) - len - 1;
 	size_t fit = room < 8 ? 4 : (size_t)room / 2;
 
 	p = stpcpy(p, what);
@@ -2677,73 +2770,73 @@ hex_row(struct session *s, char *p, int type, const uint8_t *rec, size_t n)
  * the record's, 0 if it did not open.
  */
 static void
-hex_line(struct session *s, char dir, int type, const uint8_t *rec, size_t n)
+hex_line(struct report *r, char dir, int type, const uint8_t *rec, size_t n)
 {
 	char *p;
 
-	if (s->opt->qflag)
+	if (!r->hex)
 		return;
-	errq_make_room(s, HEX_LINE_MAX);
-	p = (char *)s->errq.data + s->errq.len;
+	errq_make_room(r, HEX_LINE_MAX);
+	p = (char *)r->q.data + r->q.len;
 	*p++ = dir;
 	*p++ = ' ';
-	if (s->hex_tty)			/* dim, apart from the plaintext */
+	if (r->tty)			/* dim, apart from the plaintext */
 		p = stpcpy(p, "\033[2m");
-	if (s->hex_tty && !s->opt->xflag)
-		p = hex_row(s, p, type, rec, n);
+	if (r->tty && !r->all_hex)
+		p = hex_row(r, p, type, rec, n);
 	else
 		p = hex_encode(p, rec, n);
-	if (s->hex_tty)
+	if (r->tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
-	s->errq.len = (uint8_t *)p - s->errq.data;
+	r->q.len = (uint8_t *)p - r->q.data;
 }
 
 /* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
 static void __attribute__((format(printf, 2, 0)))
-queue_line(struct session *s, const char *fmt, va_list ap)
+queue_line(struct report *r, const char *fmt, va_list ap)
 {
 	char msg[NOTE_MAX - 16];
 
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	errq_make_room(s, NOTE_MAX);
-	s->errq.len += snprintf((char *)s->errq.data + s->errq.len, NOTE_MAX,
+	errq_make_room(r, NOTE_MAX);
+	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX,
 	    "secchat: %s\n", msg);
 }
 
 /* A line for stderr whatever -v says. */
-static void
-note_always(struct session *s, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3)))
+note_always(struct report *r, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	queue_line(s, fmt, ap);
+	queue_line(r, fmt, ap);
 	va_end(ap);
 }
 
-static void
-note(struct session *s, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3)))
+note(struct report *r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!s->opt->vflag)
+	if (!r->verbose)
 		return;
 	va_start(ap, fmt);
-	queue_line(s, fmt, ap);
+	queue_line(r, fmt, ap);
 	va_end(ap);
 }
 
 /* A chat status line, at a terminal, with or without -v. */
-static void
-chat_note(struct session *s, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3)))
+chat_note(struct report *r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!s->edit)
+	if (!r->chat)
 		return;
 	va_start(ap, fmt);
-	queue_line(s, fmt, ap);
+	queue_line(r, fmt, ap);
 	va_end(ap);
 }
 
@@ -2752,15 +2845,15 @@ chat_note(struct session *s, const char *fmt, ...)
  * for a slow stderr (within flush_errq's bound) rather than be lost to a
  * full pipe.
  */
-static int
-session_fail(struct session *s, int status, const char *fmt, ...)
+static enum status __attribute__((format(printf, 3, 4)))
+session_fail(struct report *r, enum status status, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	queue_line(s, fmt, ap);
+	queue_line(r, fmt, ap);
 	va_end(ap);
-	flush_errq(s);
+	flush_errq(r);
 	return status;
 }
 
@@ -2768,61 +2861,63 @@ session_fail(struct session *s, int status, const char *fmt, ...)
 /* The handshake (doc/PROTOCOL.md section 2), one function per role. */
 
 /* A handshake read or write failed with errno: say how, end the session. */
-static int
-handshake_io_fail(struct session *s)
+static enum status
+handshake_io_fail(struct report *r)
 {
 	if (errno == ETIMEDOUT)
-		return session_fail(s, EXIT_FAIL, "timed out during handshake");
-	return session_fail(s, EXIT_FAIL, "handshake: %s", strerror(errno));
+		return session_fail(r, EXIT_FAIL, "timed out during handshake");
+	return session_fail(r, EXIT_FAIL, "handshake: %s", strerror(errno));
 }
 
 /* Read a peer's message: magic first, so non-secchat peers are named. */
-static int
-read_message(struct session *s, void *msg, size_t len, int64_t deadline)
+static enum status
+read_message(struct report *r, int net, void *msg, size_t len,
+    int64_t deadline)
 {
-	ssize_t r;
+	ssize_t n;
 
-	if ((r = read_full(s->c.net, msg, MAGIC_LEN, deadline)) == -1)
-		return handshake_io_fail(s);
+	if ((n = read_full(net, msg, MAGIC_LEN, deadline)) == -1)
+		return handshake_io_fail(r);
 	/* Another version of this protocol is named: say which. */
-	if (r == MAGIC_LEN && memcmp(msg, MAGIC, MAGIC_LEN - 1) == 0 &&
+	if (n == MAGIC_LEN && memcmp(msg, MAGIC, MAGIC_LEN - 1) == 0 &&
 	    ((uint8_t *)msg)[MAGIC_LEN - 1] != VERSION)
-		return session_fail(s, EXIT_FAIL, "peer speaks secchat/%u, "
+		return session_fail(r, EXIT_FAIL, "peer speaks secchat/%u, "
 		    "not secchat/%u", ((uint8_t *)msg)[MAGIC_LEN - 1], VERSION);
 	/* A short prefix that matches so far is a hang-up, not a stranger. */
-	if (memcmp(msg, MAGIC, r) != 0)
-		return session_fail(s, EXIT_FAIL,
+	if (memcmp(msg, MAGIC, n) != 0)
+		return session_fail(r, EXIT_FAIL,
 		    "peer is not speaking secchat/%u", VERSION);
-	if (r < MAGIC_LEN)
-		return session_fail(s, EXIT_FAIL,
+	if (n < MAGIC_LEN)
+		return session_fail(r, EXIT_FAIL,
 		    "peer closed the connection during the handshake");
-	if ((r = read_full(s->c.net, (uint8_t *)msg + MAGIC_LEN,
+	if ((n = read_full(net, (uint8_t *)msg + MAGIC_LEN,
 	    len - MAGIC_LEN, deadline)) == -1)
-		return handshake_io_fail(s);
-	if ((size_t)r < len - MAGIC_LEN)
-		return session_fail(s, EXIT_FAIL,
+		return handshake_io_fail(r);
+	if ((size_t)n < len - MAGIC_LEN)
+		return session_fail(r, EXIT_FAIL,
 		    "peer closed the connection during the handshake");
 	return GO_ON;
 }
 
-static int
-send_message(struct session *s, const void *msg, size_t len, int64_t deadline)
+static enum status
+send_message(struct report *r, int net, const void *msg, size_t len,
+    int64_t deadline)
 {
-	if (write_full(s->c.net, msg, len, deadline) == 0)
+	if (write_full(net, msg, len, deadline) == 0)
 		return GO_ON;
-	return handshake_io_fail(s);
+	return handshake_io_fail(r);
 }
 
-#define HS_BAD_POINT	1
-#define HS_BAD_MAC	2
+/* The listener's check of message 2. */
+enum hs_result { HS_OK, HS_BAD_POINT, HS_BAD_MAC };
 #define BAD_POINT_MSG	"handshake failed: peer sent a bad point"
 #define WRONG_PASSWORD_MSG "wrong password, or the connection was tampered with"
 
 /*
- * The listener's check of message 2 against its message 1: 0 when cA
- * proves the connector knows the password, else HS_BAD_POINT or HS_BAD_MAC.
+ * The listener's check of message 2 against its message 1: HS_OK when cA
+ * proves the connector knows the password.
  */
-static int
+static enum hs_result
 listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
     const struct msg2 *m2, struct handshake_keys *hk)
 {
@@ -2831,12 +2926,12 @@ listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
 	/* Constant time: a timing leak here would help forge cA. */
 	if (CRYPTO_memcmp(hk->cA, m2->cA, MAC_LEN) != 0)
 		return HS_BAD_MAC;
-	return 0;
+	return HS_OK;
 }
 
-/* Listener, SPAKE2 party B. */
-static int
-handshake_listener(struct session *s, const struct pake *pk,
+/* Listener, SPAKE2 party B, on the socket net. */
+static enum status
+handshake_listener(struct report *r, int net, const struct pake *pk,
     const uint8_t salt[SALT_LEN], uint32_t iterations, int64_t deadline,
     uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
 {
@@ -2845,23 +2940,25 @@ handshake_listener(struct session *s, const struct pake *pk,
 	struct msg3 m3;
 	struct handshake_keys hk;
 	BIGNUM *y;
-	int status;
+	enum status status;
+	enum hs_result check;
 
 	memcpy(m1.magic, MAGIC, MAGIC_LEN);
 	put_u32(m1.iterations, iterations);
 	memcpy(m1.salt, salt, SALT_LEN);
 	y = random_scalar(pk);
 	spake2_share(pk, 0, y, m1.pB);
-	if ((status = send_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
-	    (status = read_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
+	if ((status = send_message(r, net, &m1, sizeof(m1), deadline)) !=
+	    GO_ON ||
+	    (status = read_message(r, net, &m2, sizeof(m2), deadline)) != GO_ON)
 		goto done;
-	if ((status = listener_verify(pk, y, &m1, &m2, &hk)) != 0) {
-		status = session_fail(s, EXIT_AUTH, "%s", status == HS_BAD_POINT ?
+	if ((check = listener_verify(pk, y, &m1, &m2, &hk)) != HS_OK) {
+		status = session_fail(r, EXIT_AUTH, "%s", check == HS_BAD_POINT ?
 		    BAD_POINT_MSG : WRONG_PASSWORD_MSG);
 		goto done;
 	}
 	memcpy(m3.cB, hk.cB, MAC_LEN);
-	if ((status = send_message(s, &m3, sizeof(m3), deadline)) == GO_ON)
+	if ((status = send_message(r, net, &m3, sizeof(m3), deadline)) == GO_ON)
 		traffic_secrets(&hk, c2s, s2c);
  done:
 	BN_clear_free(y);
@@ -2873,28 +2970,32 @@ handshake_listener(struct session *s, const struct pake *pk,
  * The connector's w, from the salt and count in the listener's message 1,
  * set up in pk; an exit status if the count is out of bounds or w is 0.
  */
-static int
-connector_pake(struct session *s, const char *pass, size_t pass_len,
+static enum status
+connector_pake(struct report *r, const char *pass, size_t pass_len,
     const struct msg1 *m1, struct pake *pk)
 {
 	uint32_t iterations = get_u32(m1->iterations);
 	uint8_t w[SCALAR_LEN];
 
 	if (iterations < MIN_ITER || iterations > MAX_ITER)
-		return session_fail(s, EXIT_FAIL, "listener asks for %u "
+		return session_fail(r, EXIT_FAIL, "listener asks for %u "
 		    "PBKDF2 iterations (allowed %d to %d)", iterations,
 		    MIN_ITER, MAX_ITER);
 	if (derive_w(pass, pass_len, m1->salt, iterations, w) == -1)
-		return session_fail(s, EXIT_FAIL, "password and salt give w = 0");
+		return session_fail(r, EXIT_FAIL, "password and salt give w = 0");
 	pake_init(pk, w);
 	OPENSSL_cleanse(w, sizeof(w));
 	return GO_ON;
 }
 
-/* Connector, SPAKE2 party A: w comes from the listener's salt and count. */
-static int
-handshake_connector(struct session *s, const char *pass, size_t pass_len,
-    int64_t deadline, uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
+/*
+ * Connector, SPAKE2 party A, on the socket net to opt's host and port: w
+ * comes from the listener's salt and count.
+ */
+static enum status
+handshake_connector(struct report *r, int net, const struct options *opt,
+    const char *pass, size_t pass_len, int64_t deadline,
+    uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
 {
 	struct msg1 m1;
 	struct msg2 m2;
@@ -2902,33 +3003,34 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 	struct handshake_keys hk;
 	struct pake pk;
 	BIGNUM *x;
-	ssize_t r;
-	int status;
+	ssize_t n;
+	enum status status;
 
 	/* A busy -k listener leaves us in its queue: say so. */
-	if (wait_fd(s->c.net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
-		return session_fail(s, EXIT_FAIL, "no secchat greeting from %s "
+	if (wait_fd(net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
+		return session_fail(r, EXIT_FAIL, "no secchat greeting from %s "
 		    "port %s within %d s: listener busy, or not secchat",
-		    s->opt->host, s->opt->port, handshake_secs(s->opt));
-	if ((status = read_message(s, &m1, sizeof(m1), deadline)) != GO_ON ||
-	    (status = connector_pake(s, pass, pass_len, &m1, &pk)) != GO_ON)
+		    opt->host, opt->port, handshake_secs(opt));
+	if ((status = read_message(r, net, &m1, sizeof(m1), deadline)) !=
+	    GO_ON ||
+	    (status = connector_pake(r, pass, pass_len, &m1, &pk)) != GO_ON)
 		return status;
 	x = random_scalar(&pk);
 	memcpy(m2.magic, MAGIC, MAGIC_LEN);
 	spake2_share(&pk, 1, x, m2.pA);
 	if (spake2_finish(&pk, 1, x, &m1, m2.pA, &hk) == -1) {
-		status = session_fail(s, EXIT_AUTH, BAD_POINT_MSG);
+		status = session_fail(r, EXIT_AUTH, BAD_POINT_MSG);
 		goto done;
 	}
 	memcpy(m2.cA, hk.cA, MAC_LEN);
-	if ((status = send_message(s, &m2, sizeof(m2), deadline)) != GO_ON)
+	if ((status = send_message(r, net, &m2, sizeof(m2), deadline)) != GO_ON)
 		goto done;
-	if ((r = read_full(s->c.net, &m3, sizeof(m3), deadline)) == -1 &&
+	if ((n = read_full(net, &m3, sizeof(m3), deadline)) == -1 &&
 	    errno == ETIMEDOUT)
-		status = handshake_io_fail(s);
-	else if (r != sizeof(m3) ||
+		status = handshake_io_fail(r);
+	else if (n != sizeof(m3) ||
 	    CRYPTO_memcmp(hk.cB, m3.cB, MAC_LEN) != 0)
-		status = session_fail(s, EXIT_AUTH, WRONG_PASSWORD_MSG);
+		status = session_fail(r, EXIT_AUTH, WRONG_PASSWORD_MSG);
 	else
 		traffic_secrets(&hk, c2s, s2c);
  done:
@@ -2942,78 +3044,77 @@ handshake_connector(struct session *s, const char *pass, size_t pass_len,
 /* Sending: stdin bytes become DATA records; REKEY and CLOSE as due. */
 
 static void
-send_record(struct session *s, int type, const uint8_t *payload, size_t len,
-    size_t pad)
+send_record(struct conn *c, struct report *r, struct buf *txb, int type,
+    const uint8_t *payload, size_t len, size_t pad)
 {
-	uint8_t *rec = s->txb.data + s->txb.len;
+	uint8_t *rec = txb->data + txb->len;
 	size_t n;
 
-	n = seal_record(&s->c.tx, type, payload, len, pad, rec);
-	s->txb.len += n;
-	s->c.sent_records++;
-	hex_line(s, '>', type, rec, n);
+	n = seal_record(&c->tx, type, payload, len, pad, rec);
+	txb->len += n;
+	c->sent_records++;
+	hex_line(r, '>', type, rec, n);
 }
 
 /* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
 static void
-send_key(struct session *s)
+send_key(struct conn *c, struct report *r, struct buf *txb)
 {
 	uint8_t pub[X25519_LEN];
 
-	recv_keys_add(&s->c.rk, x25519_keygen(pub));
-	send_record(s, TYPE_KEY, pub, X25519_LEN, 0);
-	note(s, "announced receive key %llu",
-	    (unsigned long long)s->c.rk.announced - 1);
+	recv_keys_add(&c->rk, x25519_keygen(pub));
+	send_record(c, r, txb, TYPE_KEY, pub, X25519_LEN, 0);
+	note(r, "announced receive key %llu",
+	    (unsigned long long)c->rk.announced - 1);
 }
 
 /* A REKEY with a fresh one-time key, and the DH ratchet (section 5.2). */
-static int
-send_rekey(struct session *s)
+static enum status
+send_rekey(struct conn *c, struct report *r, struct buf *txb)
 {
 	uint8_t payload[REKEY_LEN], dh[X25519_LEN];
 
-	if (rekey_payload(&s->c.pk, x25519_keygen(NULL), payload, dh) == -1)
-		return session_fail(s, EXIT_AUTH, "peer sent a bad receive key");
-	send_record(s, TYPE_REKEY, payload, REKEY_LEN, 0);
-	dh_ratchet(&s->c.tx, dh);
+	if (rekey_payload(&c->pk, x25519_keygen(NULL), payload, dh) == -1)
+		return session_fail(r, EXIT_AUTH, "peer sent a bad receive key");
+	send_record(c, r, txb, TYPE_REKEY, payload, REKEY_LEN, 0);
+	dh_ratchet(&c->tx, dh);
 	OPENSSL_cleanse(dh, sizeof(dh));
-	s->c.rekeys_sent++;
-	note(s, "rekeyed sending key (epoch %llu)",
-	    (unsigned long long)s->c.tx.epoch);
+	c->rekeys_sent++;
+	note(r, "rekeyed sending key (epoch %llu)",
+	    (unsigned long long)c->tx.epoch);
 	return GO_ON;
 }
 
 /* Is the current sending key due for retirement (doc/PROTOCOL.md section 5)? */
 static int
-rekey_due(const struct session *s, int64_t t)
+rekey_due(const struct conn *c, const struct options *opt, int64_t t)
 {
-	const struct direction *d = &s->c.tx;
+	const struct direction *d = &c->tx;
 
 	/* Leave room for this REKEY and a CLOSE under the old key. */
 	if (d->seq + 2 >= SEQ_LIMIT)
 		return 1;
 	if (d->data_records == 0)
 		return 0;
-	return (s->opt->rekey_msgs != 0 &&
-	    d->data_records >= s->opt->rekey_msgs) ||
-	    (s->opt->rekey_secs != 0 &&
-	    t - d->first_data >= secs_ms(s->opt->rekey_secs));
+	return (opt->rekey_msgs != 0 && d->data_records >= opt->rekey_msgs) ||
+	    (opt->rekey_secs != 0 &&
+	    t - d->first_data >= secs_ms(opt->rekey_secs));
 }
 
 /* How many pending stdin bytes make the next DATA record; 0: none yet. */
 static size_t
-next_chunk(const struct session *s)
+next_chunk(const struct conn *c, const struct buf *in, int bflag)
 {
-	size_t avail = buf_pending(&s->in);
+	size_t avail = buf_pending(in);
 	size_t max = avail < MAX_PAYLOAD ? avail : MAX_PAYLOAD;
 	const uint8_t *nl;
 
-	if (avail == 0 || s->opt->bflag)
+	if (avail == 0 || bflag)
 		return max;
-	if ((nl = memchr(s->in.data + s->in.pos, '\n', max)) != NULL)
-		return nl - (s->in.data + s->in.pos) + 1;
+	if ((nl = memchr(in->data + in->pos, '\n', max)) != NULL)
+		return nl - (in->data + in->pos) + 1;
 	/* A long line goes in full records; a last line at end of input. */
-	if (avail >= MAX_PAYLOAD || s->c.tx_state != TX_OPEN)
+	if (avail >= MAX_PAYLOAD || c->tx_state != TX_OPEN)
 		return max;
 	return 0;
 }
@@ -3024,74 +3125,75 @@ next_chunk(const struct session *s)
  * a partial write cannot tear a line.
  */
 static int
-output_busy(const struct session *s)
+output_busy(const struct report *r, const struct buf *out)
 {
-	return s->shared_err &&
-	    (buf_pending(&s->errq) > 0 || buf_pending(&s->out) > 0);
+	return r->shared && (buf_pending(&r->q) > 0 || buf_pending(out) > 0);
 }
 
 /* May fill_tx make a sending batch: room in txb and on stderr? */
 static int
-tx_room(struct session *s)
+tx_room(struct report *r, struct bufs *b)
 {
 	size_t rec = SEND_BATCH * (LEN_LEN + MAX_RECORD);
 
-	return !output_busy(s) && buf_room(&s->txb, rec) >= rec &&
-	    errq_room(s, SEND_BATCH);
+	return !output_busy(r, &b->out) && buf_room(&b->txb, rec) >= rec &&
+	    errq_room(r, SEND_BATCH);
 }
 
-/* A DATA record of len pending stdin bytes, padded as -P says (section 6). */
+/* A DATA record of len pending stdin bytes, padded to pad (section 6). */
 static void
-send_data(struct session *s, size_t len, int64_t t)
+send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
+    size_t len, int64_t t)
 {
-	size_t inner = (len + 1 + s->pad - 1) / s->pad * s->pad;
+	size_t inner = (len + 1 + pad - 1) / pad * pad;
 
 	if (inner > MAX_INNER)
 		inner = MAX_INNER;
-	if (s->c.tx.data_records++ == 0)
-		s->c.tx.first_data = t;
-	send_record(s, TYPE_DATA, s->in.data + s->in.pos, len, inner - len - 1);
-	s->in.pos += len;
-	s->c.sent_bytes += len;
+	if (c->tx.data_records++ == 0)
+		c->tx.first_data = t;
+	send_record(c, r, &b->txb, TYPE_DATA, b->in.data + b->in.pos, len,
+	    inner - len - 1);
+	b->in.pos += len;
+	c->sent_bytes += len;
 }
 
 /*
  * Seal what is due, one record per round while txb and stderr have room
  * for a batch: our next receive key first, then a due REKEY, then DATA;
- * then CLOSE and DONE when their time has come.
+ * then CLOSE and DONE when their time has come.  DONE confirms that the
+ * peer's stream was written whole: not when dropped says it was not.
  */
-static int
-fill_tx(struct session *s)
+static enum status
+fill_tx(struct conn *c, struct bufs *b, struct report *r,
+    const struct options *opt, size_t pad, int dropped)
 {
 	int64_t t = now_ms();
 	size_t len;
-	int status;
+	enum status status;
 
-	while (tx_keying(&s->c) && tx_room(s)) {
-		if (s->c.rk.due)
-			send_key(s);
-		else if (rekey_due(s, t)) {
-			if (s->c.pk.count == 0)
+	while (tx_keying(c) && tx_room(r, b)) {
+		if (c->rk.due)
+			send_key(c, r, &b->txb);
+		else if (rekey_due(c, opt, t)) {
+			if (c->pk.count == 0)
 				break;	/* no REKEY, so no DATA, before KEY 0 */
-			if ((status = send_rekey(s)) != GO_ON)
+			if ((status = send_rekey(c, r, &b->txb)) != GO_ON)
 				return status;
-		} else if (tx_sending(&s->c) && (len = next_chunk(s)) > 0)
-			send_data(s, len, t);
+		} else if (tx_sending(c) &&
+		    (len = next_chunk(c, &b->in, opt->bflag)) > 0)
+			send_data(c, r, b, pad, len, t);
 		else
 			break;
 	}
-	/* TX_DRAINING -> TX_CLOSED */
-	if (s->c.tx_state == TX_DRAINING && buf_pending(&s->in) == 0 &&
-	    tx_room(s)) {
-		send_record(s, TYPE_CLOSE, NULL, 0, 0);
-		s->c.tx_state = TX_CLOSED;
+	if (c->tx_state == TX_DRAINING && buf_pending(&b->in) == 0 &&
+	    tx_room(r, b)) {
+		send_record(c, r, &b->txb, TYPE_CLOSE, NULL, 0, 0);
+		tx_close_sealed(c);
 	}
-	/* TX_CLOSED -> TX_DONE: we have the peer's whole stream, written. */
-	if (s->c.tx_state == TX_CLOSED && rx_closed(&s->c) &&
-	    buf_pending(&s->out) == 0 && !s->c.cmd_lost && tx_room(s)) {
-		send_record(s, TYPE_DONE, NULL, 0, 0);
-		s->c.tx_state = TX_DONE;
-		direction_free(&s->c.tx);	/* nothing more is sealed */
+	if (c->tx_state == TX_CLOSED && rx_closed(c) &&
+	    buf_pending(&b->out) == 0 && !dropped && tx_room(r, b)) {
+		send_record(c, r, &b->txb, TYPE_DONE, NULL, 0, 0);
+		tx_done_sealed(c);
 	}
 	return GO_ON;
 }
@@ -3100,44 +3202,35 @@ fill_tx(struct session *s)
 /* Receiving: records are opened straight into the stdout buffer. */
 
 /*
- * The peer has no more to say (doc/PROTOCOL.md section 7).  A chat at a
- * terminal is over: what was entered still goes, then our CLOSE; a line
- * typed but not entered is not sent.  Other input is sent to its end.
- */
-static void
-peer_closed(struct session *s)
-{
-	s->c.peer_ended = s->c.tx_state == TX_OPEN;
-	if (s->stdin_tty)
-		tx_input_ended(&s->c);
-	editor_hide(s);		/* a line typed but not entered stays unsent */
-}
-
-/*
  * The one way out for a record that authenticated but breaks the rules:
  * its n bytes of plaintext at the end of out are wiped, never written.
  */
-static int __attribute__((format(printf, 3, 4)))
-reject_record(struct session *s, size_t n, const char *fmt, ...)
+static enum status __attribute__((format(printf, 4, 5)))
+reject_record(struct report *r, struct buf *out, size_t n, const char *fmt,
+    ...)
 {
 	char why[NOTE_MAX / 2];
 	va_list ap;
 
-	OPENSSL_cleanse(s->out.data + s->out.len, n);
+	OPENSSL_cleanse(out->data + out->len, n);
 	va_start(ap, fmt);
 	(void)vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	return session_fail(s, EXIT_AUTH, "malformed record: %s", why);
+	return session_fail(r, EXIT_AUTH, "malformed record: %s", why);
 }
 
-static int
-on_data(struct session *s, size_t n)
+/*
+ * The handlers of the record types: the payload is the n bytes at the
+ * end of out.
+ */
+static enum status
+on_data(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	if (n > MAX_PAYLOAD)
-		return reject_record(s, n, "DATA payload over %d bytes",
+		return reject_record(r, out, n, "DATA payload over %d bytes",
 		    MAX_PAYLOAD);
-	s->out.len += n;	/* authenticated: now it may be written */
-	s->c.recv_bytes += n;
+	out->len += n;		/* authenticated: now it may be written */
+	c->recv_bytes += n;
 	return GO_ON;
 }
 
@@ -3145,65 +3238,67 @@ on_data(struct session *s, size_t n)
  * A REKEY (doc/PROTOCOL.md section 5.3): check it, compute its DH with
  * the receive key it names, step to the next secret.
  */
-static int
-on_rekey(struct session *s, size_t n)
+static enum status
+on_rekey(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	uint8_t dh[X25519_LEN];
 	uint32_t index;
 
 	if (n != REKEY_LEN)
-		return reject_record(s, n, "REKEY payload of %zu bytes", n);
-	switch (recv_keys_use(&s->c.rk, s->out.data + s->out.len, dh, &index)) {
+		return reject_record(r, out, n, "REKEY payload of %zu bytes", n);
+	switch (recv_keys_use(&c->rk, out->data + out->len, dh, &index)) {
 	case RK_UNANNOUNCED:
-		return reject_record(s, n, "REKEY names unannounced key %u",
-		    index);
+		return reject_record(r, out, n,
+		    "REKEY names unannounced key %u", index);
 	case RK_RETIRED:
-		return reject_record(s, n, "REKEY names retired key %u", index);
+		return reject_record(r, out, n, "REKEY names retired key %u",
+		    index);
 	case RK_LOW_ORDER:
-		return reject_record(s, n, "REKEY with a low-order key");
+		return reject_record(r, out, n, "REKEY with a low-order key");
+	case RK_OK:
+		break;
 	}
-	OPENSSL_cleanse(s->out.data + s->out.len, n);
-	dh_ratchet(&s->c.rx, dh);
+	OPENSSL_cleanse(out->data + out->len, n);
+	dh_ratchet(&c->rx, dh);
 	OPENSSL_cleanse(dh, sizeof(dh));
-	s->c.rekeys_recv++;
-	note(s, "peer rekeyed (epoch %llu)",
-	    (unsigned long long)s->c.rx.epoch);
+	c->rekeys_recv++;
+	note(r, "peer rekeyed (epoch %llu)", (unsigned long long)c->rx.epoch);
 	return GO_ON;
 }
 
 /* The peer's next receive key, for our REKEYs (section 5.1). */
-static int
-on_key(struct session *s, size_t n)
+static enum status
+on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	if (n != X25519_LEN)
-		return reject_record(s, n, "KEY payload of %zu bytes", n);
-	if (peer_keys_add(&s->c.pk, s->out.data + s->out.len) == -1)
-		return reject_record(s, n, "KEY announced before the last one "
-		    "was used");
-	OPENSSL_cleanse(s->out.data + s->out.len, n);
-	rx_got_key0(&s->c);
+		return reject_record(r, out, n, "KEY payload of %zu bytes", n);
+	if (peer_keys_add(&c->pk, out->data + out->len) == -1)
+		return reject_record(r, out, n, "KEY announced before the last "
+		    "one was used");
+	OPENSSL_cleanse(out->data + out->len, n);
+	rx_got_key0(c);
 	/* The peer's KEY 0 read, the sandbox must kill us here. */
 	if (test_hook("forbidden"))
 		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 	return GO_ON;
 }
 
-static int
-on_close(struct session *s, size_t n)
+/* The session hears of it from the state (see peer_closed). */
+static enum status
+on_close(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	if (n != 0)
-		return reject_record(s, n, "CLOSE with a payload");
-	rx_got_close(&s->c);
-	peer_closed(s);
+		return reject_record(r, out, n, "CLOSE with a payload");
+	rx_got_close(c);
 	return GO_ON;
 }
 
-static int
-on_done(struct session *s, size_t n)
+static enum status
+on_done(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	if (n != 0)
-		return reject_record(s, n, "DONE with a payload");
-	rx_got_done(&s->c);
+		return reject_record(r, out, n, "DONE with a payload");
+	rx_got_done(c);
 	return GO_ON;
 }
 
@@ -3234,77 +3329,82 @@ rx_refuses(const struct conn *c, int type)
  * Authenticate the record rec (LEN_LEN + clen bytes, clen checked) into
  * the tail of out, and hand it to the handler of its type.
  */
-static int
-receive_record(struct session *s, const uint8_t *rec, size_t clen)
+static enum status
+receive_record(struct conn *c, struct buf *out, struct report *r,
+    const uint8_t *rec, size_t clen)
 {
 	const char *why;
-	int n, type;
+	enum open_result opened;
+	size_t n;
+	int type;
 
-	if (s->c.rx.seq >= SEQ_LIMIT)
-		return session_fail(s, EXIT_AUTH,
+	if (c->rx.seq >= SEQ_LIMIT)
+		return session_fail(r, EXIT_AUTH,
 		    "malformed record: too many records under one key");
-	n = open_record(&s->c.rx, rec, clen, s->out.data + s->out.len, &type);
-	hex_line(s, '<', n >= 0 ? type : 0, rec, LEN_LEN + clen);
-	if (n == OPEN_BAD_TAG)
-		return session_fail(s, EXIT_AUTH,
+	opened = open_record(&c->rx, rec, clen, out->data + out->len, &type,
+	    &n);
+	hex_line(r, '<', opened == OPEN_OK ? type : 0, rec, LEN_LEN + clen);
+	if (opened == OPEN_BAD_TAG)
+		return session_fail(r, EXIT_AUTH,
 		    "record failed authentication");
-	if (n == OPEN_NO_TYPE)
-		return session_fail(s, EXIT_AUTH,
+	if (opened == OPEN_NO_TYPE)
+		return session_fail(r, EXIT_AUTH,
 		    "malformed record: no record type");
-	s->c.recv_records++;
+	c->recv_records++;
 	if (type < TYPE_DATA || type > TYPE_DONE)
-		return reject_record(s, n, "unknown type %d", type);
-	if ((why = rx_refuses(&s->c, type)) != NULL)
-		return reject_record(s, n, "%s", why);
+		return reject_record(r, out, n, "unknown type %d", type);
+	if ((why = rx_refuses(c, type)) != NULL)
+		return reject_record(r, out, n, "%s", why);
 	switch (type) {
 	case TYPE_DATA:
-		return on_data(s, n);
+		return on_data(c, out, r, n);
 	case TYPE_REKEY:
-		return on_rekey(s, n);
+		return on_rekey(c, out, r, n);
 	case TYPE_CLOSE:
-		return on_close(s, n);
+		return on_close(c, out, r, n);
 	case TYPE_KEY:
-		return on_key(s, n);
+		return on_key(c, out, r, n);
 	}
-	return on_done(s, n);
+	return on_done(c, out, r, n);
 }
 
-/* Open every complete record that stdout has room for. */
-static int
-process_rx(struct session *s)
+/* Open every complete record in b->rxb that stdout has room for. */
+static enum status
+process_rx(struct conn *c, struct bufs *b, struct report *r)
 {
 	const uint8_t *rec;
 	size_t avail, clen;
-	int status;
+	enum status status;
 
-	while (s->c.rx_state != RX_DONE &&
-	    (avail = buf_pending(&s->rxb)) >= LEN_LEN) {
-		rec = s->rxb.data + s->rxb.pos;
+	while (c->rx_state != RX_DONE &&
+	    (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
+		rec = b->rxb.data + b->rxb.pos;
 		clen = (size_t)rec[0] << 8 | rec[1];
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
-			return session_fail(s, EXIT_AUTH,
+			return session_fail(r, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
-		if (avail < LEN_LEN + clen || output_busy(s) ||
-		    buf_room(&s->out, MAX_INNER) < MAX_INNER ||
-		    !errq_room(s, RECV_BATCH))
+		if (avail < LEN_LEN + clen || output_busy(r, &b->out) ||
+		    buf_room(&b->out, MAX_INNER) < MAX_INNER ||
+		    !errq_room(r, RECV_BATCH))
 			break;
-		if ((status = receive_record(s, rec, clen)) != GO_ON)
+		if ((status = receive_record(c, &b->out, r, rec, clen)) !=
+		    GO_ON)
 			return status;
-		s->rxb.pos += LEN_LEN + clen;
+		b->rxb.pos += LEN_LEN + clen;
 	}
 	/* After DONE the peer sends nothing, not even part of a record. */
-	if (s->c.rx_state == RX_DONE && buf_pending(&s->rxb) > 0)
-		return session_fail(s, EXIT_AUTH,
+	if (c->rx_state == RX_DONE && buf_pending(&b->rxb) > 0)
+		return session_fail(r, EXIT_AUTH,
 		    "malformed record: data after DONE");
 	return GO_ON;
 }
 
 /* Is a whole record waiting in rxb (only stdout's backlog holds it)? */
 static int
-rx_record_waiting(const struct session *s)
+rx_record_waiting(const struct buf *rxb)
 {
-	const uint8_t *rec = s->rxb.data + s->rxb.pos;
-	size_t avail = buf_pending(&s->rxb);
+	const uint8_t *rec = rxb->data + rxb->pos;
+	size_t avail = buf_pending(rxb);
 
 	return avail >= LEN_LEN &&
 	    avail >= LEN_LEN + ((size_t)rec[0] << 8 | rec[1]);
@@ -3433,9 +3533,11 @@ command_run(const char *command, int in, int out, char *const vars[],
  * succeeded and never before: its stdout becomes the connection's input
  * and its stdin the connection's output; its stderr is ours.  Anything
  * that confines the session further (a sandbox) goes after this call.
+ * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
  */
-static int
-spawn_command(struct session *s)
+static enum status
+command_start(struct command *cmd, struct report *r, const char *command,
+    int net, unsigned long number)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -3446,91 +3548,151 @@ spawn_command(struct session *s)
 	pid_t pid;
 	int e;
 
-	if (s->opt->command == NULL)
-		return GO_ON;
-	if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
+	if (getpeername(net, (struct sockaddr *)&ss, &len) == 0)
 		addr_text((struct sockaddr *)&ss, len, host, port);
 	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
 	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
-	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", s->number);
+	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", number);
 	if (pipe2(to, O_CLOEXEC) == -1)
-		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	if (pipe2(from, O_CLOEXEC) == -1) {
 		close_pipes(&to, 1);
-		return session_fail(s, EXIT_FAIL, "-e: %s", strerror(errno));
+		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
-	e = command_run(s->opt->command, to[0], from[1], vars, &pid);
+	e = command_run(command, to[0], from[1], vars, &pid);
 	close(to[0]);
 	close(from[1]);
 	if (e != 0) {
 		close(to[1]);
 		close(from[0]);
-		return session_fail(s, EXIT_FAIL, "-e: /bin/sh: %s",
+		return session_fail(r, EXIT_FAIL, "-e: /bin/sh: %s",
 		    strerror(e));
 	}
 	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
 		abort();		/* our own new pipes */
-	s->c.cmd_pid = pid;
-	s->c.in_fd = from[0];
-	s->c.out_fd = to[1];
+	cmd->pid = pid;
+	cmd->from = from[0];
+	cmd->to = to[1];
+	cmd->state = CMD_RUNNING;
+	cmd->feed = FEED_OPEN;
 	return GO_ON;
 }
 
 /*
- * The command's stdout ended.  Its output is complete only if it was not
- * killed: CLOSE waits up to COMMAND_EOF_MS for it to exit (a killed
- * command's end of stdout and exit come together), and if it is still
- * running then, it only closed its stdout, and CLOSE goes.
+ * CMD_RUNNING -> CMD_OUTPUT_ENDED: the command's stdout ended.  Its
+ * output is complete only if it was not killed: CLOSE waits up to
+ * COMMAND_EOF_MS for it to exit (a killed command's end of stdout and
+ * exit come together), and if it is still running then, it only closed
+ * its stdout, and CLOSE goes.
  */
 static void
-command_output_ended(struct session *s)
+command_output_ended(struct command *cmd)
 {
-	close(s->c.in_fd);
-	s->c.in_fd = -1;
-	s->c.cmd_eof = now_ms();
+	close(cmd->from);
+	cmd->from = -1;
+	cmd->output_end = now_ms();
+	cmd->state = CMD_OUTPUT_ENDED;
+}
+
+/* -> CMD_EXITED: reaped, with its wait status. */
+static void
+command_exited(struct command *cmd, int status)
+{
+	cmd->status = status;
+	cmd->state = CMD_EXITED;
+}
+
+/* Reap the command if it has exited (wait: WNOHANG or 0); -1: error. */
+static int
+command_reap(struct command *cmd, int wait)
+{
+	pid_t r;
+	int status;
+
+	if (cmd->state == CMD_EXITED)
+		return 0;
+	if ((r = waitpid(cmd->pid, &status, wait)) == cmd->pid)
+		command_exited(cmd, status);
+	return r == -1 ? -1 : 0;
+}
+
+/* FEED_OPEN -> FEED_DONE: the peer's data is all in its stdin. */
+static void
+command_fed(struct command *cmd)
+{
+	close(cmd->to);
+	cmd->to = -1;
+	cmd->feed = FEED_DONE;
+}
+
+/*
+ * FEED_OPEN -> FEED_REFUSED: it stopped reading.  What comes after is
+ * wiped and dropped, and since it was not delivered, no DONE confirms it.
+ */
+static void
+command_refused(struct command *cmd)
+{
+	close(cmd->to);
+	cmd->to = -1;
+	cmd->feed = FEED_REFUSED;
+	cmd->refused = now_ms();
+}
+
+/* Is its exit awaited, its stdout over, before our input ends? */
+static int
+command_exit_awaited(const struct command *cmd, const struct conn *c)
+{
+	return cmd->state == CMD_OUTPUT_ENDED && c->tx_state == TX_OPEN &&
+	    now_ms() - cmd->output_end < COMMAND_EOF_MS;
+}
+
+/*
+ * Has the refusal to read cost the session?  Once our CLOSE is on the
+ * wire (txb empty) and the peer's has come, or COMMAND_GRACE seconds
+ * have passed (a peer may send forever): yes.
+ */
+static int
+command_undelivered(const struct command *cmd, const struct conn *c,
+    const struct buf *txb)
+{
+	return cmd->feed == FEED_REFUSED && c->tx_state == TX_CLOSED &&
+	    buf_pending(txb) == 0 && (rx_closed(c) ||
+	    now_ms() - cmd->refused >= secs_ms(COMMAND_GRACE));
 }
 
 /*
  * Each round of the loop, with -e.  The command's stdin ends once the
  * peer's data is all in it (the peer's CLOSE came and the output buffer
- * is empty), so that a command reading to the end can finish.  A command
- * that stopped reading gets no more: what comes after is wiped and
- * dropped, and since it was not delivered, no DONE confirms it: once our
- * CLOSE is on the wire and the peer's has come (or COMMAND_GRACE seconds
- * have passed: a peer may send forever), the session fails.  Once
- * the command's stdout has ended and it has exited, our CLOSE may go;
- * killed by a signal, it ends the session without CLOSE, so the peer sees
- * a truncated stream.
+ * is empty), so that a command reading to the end can finish.  Once the
+ * command's stdout has ended and it has exited, our CLOSE may go; killed
+ * by a signal, it ends the session without CLOSE, so the peer sees a
+ * truncated stream.
  */
-static int
-command_step(struct session *s)
+static enum status
+command_step(struct command *cmd, struct conn *c, struct bufs *b,
+    struct report *r)
 {
-	if (s->c.cmd_pid == 0)
+	if (cmd->state == CMD_NONE)
 		return GO_ON;
-	if (s->c.out_fd == -1) {
-		OPENSSL_cleanse(s->out.data + s->out.pos, buf_pending(&s->out));
-		s->out.pos = s->out.len;
-	} else if (rx_closed(&s->c) && buf_pending(&s->out) == 0) {
-		close(s->c.out_fd);
-		s->c.out_fd = -1;
-	}
-	if (s->c.cmd_lost && s->c.tx_state == TX_CLOSED &&
-	    buf_pending(&s->txb) == 0 && (rx_closed(&s->c) ||
-	    now_ms() - s->c.cmd_lost_at >= secs_ms(COMMAND_GRACE)))
-		return session_fail(s, EXIT_FAIL, "the command stopped reading: "
+	if (cmd->feed == FEED_REFUSED) {
+		OPENSSL_cleanse(b->out.data + b->out.pos, buf_pending(&b->out));
+		b->out.pos = b->out.len;
+	} else if (cmd->feed == FEED_OPEN && rx_closed(c) &&
+	    buf_pending(&b->out) == 0)
+		command_fed(cmd);
+	if (command_undelivered(cmd, c, &b->txb))
+		return session_fail(r, EXIT_FAIL, "the command stopped reading: "
 		    "the peer's data was not all delivered");
-	if (s->c.in_fd != -1 || s->c.tx_state != TX_OPEN)
+	if (cmd->state == CMD_RUNNING || c->tx_state != TX_OPEN)
 		return GO_ON;
-	if (!s->c.cmd_ended &&
-	    waitpid(s->c.cmd_pid, &s->c.cmd_status, WNOHANG) == s->c.cmd_pid)
-		s->c.cmd_ended = 1;
-	if (!s->c.cmd_ended && now_ms() - s->c.cmd_eof < COMMAND_EOF_MS)
+	(void)command_reap(cmd, WNOHANG);
+	if (command_exit_awaited(cmd, c))
 		return GO_ON;
-	if (s->c.cmd_ended && WIFSIGNALED(s->c.cmd_status))
-		return session_fail(s, EXIT_FAIL, "command killed by signal %d",
-		    WTERMSIG(s->c.cmd_status));
-	tx_input_ended(&s->c);
+	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status))
+		return session_fail(r, EXIT_FAIL, "command killed by signal %d",
+		    WTERMSIG(cmd->status));
+	tx_input_ended(c);
 	return GO_ON;
 }
 
@@ -3539,55 +3701,80 @@ command_step(struct session *s)
  * peer's CLOSE after it stopped reading: poll often.
  */
 static int
-command_waiting(const struct session *s)
+command_waiting(const struct command *cmd, const struct conn *c)
 {
-	return s->c.cmd_pid != 0 && ((s->c.in_fd == -1 && !s->c.cmd_ended &&
-	    s->c.tx_state == TX_OPEN &&
-	    now_ms() - s->c.cmd_eof < COMMAND_EOF_MS) || s->c.cmd_lost);
+	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED;
 }
 
 /*
  * The session is over: close the command's pipes and wait for it, at
- * most COMMAND_GRACE seconds before SIGKILL, and say how it ended.
+ * most COMMAND_GRACE seconds before SIGKILL, and say how it ended (an
+ * exit status of 0 too if say_zero).
  */
-static int
-command_finish(struct session *s, int status)
+static enum status
+command_finish(struct command *cmd, struct report *r, int say_zero,
+    enum status status)
 {
 	int64_t until = deadline_in(COMMAND_GRACE);
-	pid_t r = 0;
+	int said = cmd->state == CMD_EXITED;	/* by command_step */
 
-	if (s->c.cmd_pid == 0)
+	if (cmd->state == CMD_NONE)
 		return status;
-	if (s->c.out_fd != -1)
-		close(s->c.out_fd);
-	if (s->c.in_fd != -1)
-		close(s->c.in_fd);
-	s->c.in_fd = s->c.out_fd = -1;
-	while (!s->c.cmd_ended && (r = waitpid(s->c.cmd_pid, &s->c.cmd_status,
-	    WNOHANG)) == 0 && now_ms() < until)
+	if (cmd->feed == FEED_OPEN)
+		command_fed(cmd);
+	if (cmd->state == CMD_RUNNING)
+		command_output_ended(cmd);
+	for (;;) {
+		if (command_reap(cmd, WNOHANG) == -1)
+			return status;
+		if (cmd->state == CMD_EXITED || now_ms() >= until)
+			break;
 		(void)poll(NULL, 0, 10);
-	if (!s->c.cmd_ended && r == 0) {
-		(void)kill(s->c.cmd_pid, SIGKILL);
-		r = waitpid(s->c.cmd_pid, &s->c.cmd_status, 0);
 	}
-	s->c.cmd_pid = 0;
-	if (!s->c.cmd_ended && r == -1)
-		return status;
-	if (WIFSIGNALED(s->c.cmd_status)) {
-		/* command_step has said it if it ended the session. */
-		if (status == EXIT_OK || !s->c.cmd_ended)
-			note_always(s, "command killed by signal %d",
-			    WTERMSIG(s->c.cmd_status));
+	if (cmd->state != CMD_EXITED) {
+		(void)kill(cmd->pid, SIGKILL);
+		if (command_reap(cmd, 0) == -1 || cmd->state != CMD_EXITED)
+			return status;
+	}
+	if (WIFSIGNALED(cmd->status)) {
+		if (status == EXIT_OK || !said)
+			note_always(r, "command killed by signal %d",
+			    WTERMSIG(cmd->status));
 		return status == EXIT_OK ? EXIT_FAIL : status;
 	}
-	if (s->opt->vflag || s->opt->lflag || WEXITSTATUS(s->c.cmd_status))
-		note_always(s, "command exited with status %d",
-		    WEXITSTATUS(s->c.cmd_status));
+	if (say_zero || WEXITSTATUS(cmd->status))
+		note_always(r, "command exited with status %d",
+		    WEXITSTATUS(cmd->status));
 	return status;
 }
 
 /* ---------------------------------------------------------------------- */
 /* The I/O engine: one poll() over stdin, the socket and stdout. */
+
+/*
+ * One session and what it joins: the connection (socket, record state),
+ * the local ends, the report, the chat, the -e command and the buffers.
+ * A -k listener keeps it for its next session: conn_begin and conn_end
+ * make and wipe what is a connection's; the rest is fixed at
+ * session_alloc (a serving child sets hex_tty and out_tty after it).
+ */
+struct session {
+	const struct options *opt;
+	int	 stdin_tty;
+	int	 hex_tty;		/* stderr is a terminal: dim hex */
+	int	 out_tty;		/* stdout a terminal: the view renders */
+	unsigned long number;		/* of the connection, for -e */
+	int	 one_session;		/* the process ends with this session */
+	size_t	 pad;			/* DATA inner lengths are multiples of it */
+	int	 net;			/* the connection's socket */
+	int	 in_fd, out_fd;		/* stdin, stdout, or the command's */
+	int64_t	 last_activity;		/* ms, last I/O progress; for -w */
+	struct bufs b;
+	struct report rep;
+	struct chat chat;
+	struct command cmd;
+	struct conn c;
+};
 
 /* Hex lines before the plaintext they carry: stderr is served first. */
 enum {
@@ -3595,31 +3782,50 @@ enum {
 	POLL_COUNT
 };
 
+/* The input: stdin, or the command's stdout until it ends; -1: none. */
 static int
+input_fd(const struct session *s)
+{
+	if (s->cmd.state == CMD_NONE)
+		return STDIN_FILENO;
+	return s->cmd.state == CMD_RUNNING ? s->cmd.from : -1;
+}
+
+/* The output: stdout, or the command's stdin while it is fed; -1: none. */
+static int
+output_fd(const struct session *s)
+{
+	if (s->cmd.state == CMD_NONE)
+		return STDOUT_FILENO;
+	return s->cmd.feed == FEED_OPEN ? s->cmd.to : -1;
+}
+
+static enum status
 read_stdin(struct session *s)
 {
-	size_t room = buf_room(&s->in, IN_CAP / 2);
+	struct buf *in = &s->b.in;
+	size_t room = buf_room(in, IN_CAP / 2);
 	uint8_t typed[KEYS_MAX];
 	ssize_t r;
 
-	if (s->edit) {
+	if (s->chat.edit) {
 		/* Keys go through the editor, which may drop some bytes. */
-		r = read(s->c.in_fd, typed, room < sizeof(typed) ? room :
+		r = read(input_fd(s), typed, room < sizeof(typed) ? room :
 		    sizeof(typed));
 		if (r > 0)
-			editor_input(s, typed, r);
+			editor_input(&s->chat, &s->c, in, typed, r);
 		OPENSSL_cleanse(typed, sizeof(typed));
-	} else if ((r = read(s->c.in_fd, s->in.data + s->in.len,
+	} else if ((r = read(input_fd(s), in->data + in->len,
 	    room < READ_MAX ? room : READ_MAX)) > 0)
-		s->in.len += r;
+		in->len += r;
 	if (r > 0)
-		s->c.last_activity = now_ms();
-	else if (r == 0 && s->c.cmd_pid != 0)
-		command_output_ended(s);
+		s->last_activity = now_ms();
+	else if (r == 0 && s->cmd.state != CMD_NONE)
+		command_output_ended(&s->cmd);
 	else if (r == 0)
 		tx_input_ended(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
-		return session_fail(s, EXIT_FAIL, "read from stdin: %s",
+		return session_fail(&s->rep, EXIT_FAIL, "read from stdin: %s",
 		    strerror(errno));
 	return GO_ON;
 }
@@ -3633,7 +3839,7 @@ static void
 net_refused(struct session *s, int e)
 {
 	s->c.tx_errno = e;
-	s->txb.pos = s->txb.len;
+	s->b.txb.pos = s->b.txb.len;
 	s->c.tx_state = TX_FAILED;
 	direction_free(&s->c.tx);
 }
@@ -3648,7 +3854,7 @@ net_gone(struct session *s)
 	socklen_t len = sizeof(int);
 	int e = 0;
 
-	if (getsockopt(s->c.net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
+	if (getsockopt(s->net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
 		e = ECONNRESET;
 	net_refused(s, e);
 }
@@ -3656,37 +3862,39 @@ net_gone(struct session *s)
 static void
 write_net(struct session *s)
 {
+	struct buf *txb = &s->b.txb;
 	ssize_t r;
 
-	if (buf_pending(&s->txb) == 0) {
+	if (buf_pending(txb) == 0) {
 		net_gone(s);
 		return;
 	}
-	r = write(s->c.net, s->txb.data + s->txb.pos, buf_pending(&s->txb));
+	r = write(s->net, txb->data + txb->pos, buf_pending(txb));
 	if (r > 0) {
-		s->txb.pos += r;
-		s->c.last_activity = now_ms();
+		txb->pos += r;
+		s->last_activity = now_ms();
 	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		net_refused(s, errno);
 }
 
-static int
+static enum status
 read_net(struct session *s)
 {
-	size_t room = buf_room(&s->rxb, LEN_LEN + MAX_RECORD);
+	struct buf *rxb = &s->b.rxb;
+	size_t room = buf_room(rxb, LEN_LEN + MAX_RECORD);
 	ssize_t r;
 
-	if ((r = read(s->c.net, s->rxb.data + s->rxb.len,
+	if ((r = read(s->net, rxb->data + rxb->len,
 	    room < READ_MAX ? room : READ_MAX)) > 0) {
-		s->rxb.len += r;
-		s->c.last_activity = now_ms();
+		rxb->len += r;
+		s->last_activity = now_ms();
 	} else if (r == 0)
 		rx_got_eof(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
 		/* Even after CLOSE: a reset means our data went unread. */
-		return session_fail(s, EXIT_FAIL, "read from network: %s%s",
-		    strerror(errno), s->c.rx_state == RX_CLOSED ?
-		    "; " UNCONFIRMED : "");
+		return session_fail(&s->rep, EXIT_FAIL,
+		    "read from network: %s%s", strerror(errno),
+		    s->c.rx_state == RX_CLOSED ? "; " UNCONFIRMED : "");
 	return GO_ON;
 }
 
@@ -3696,11 +3904,11 @@ write_local(struct session *s, int fd, struct buf *b)
 {
 	ssize_t r;
 
-	editor_hide(s);
-	progress_hide(s);
+	editor_hide(&s->chat);
+	progress_hide(&s->rep);
 	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
 		b->pos += r;
-		s->c.last_activity = now_ms();
+		s->last_activity = now_ms();
 	}
 	return r;
 }
@@ -3709,35 +3917,33 @@ write_local(struct session *s, int fd, struct buf *b)
 static void
 write_stderr(struct session *s)
 {
-	if (write_local(s, s->c.err_fd, &s->errq) == -1 &&
+	if (write_local(s, s->rep.fd, &s->rep.q) == -1 &&
 	    errno != EAGAIN && errno != EINTR)
-		s->errq.pos = s->errq.len = 0;	/* stderr is for people */
+		s->rep.q.pos = s->rep.q.len = 0;	/* stderr is for people */
 }
 
-static int
+/* A command that reads no more is the command layer's to handle. */
+static enum status
 write_stdout(struct session *s)
 {
-	ssize_t r;
-
 	if (s->out_tty) {
-		if (write_terminal(s, io_deadline(s->opt)) == -1)
-			return session_fail(s, EXIT_FAIL,
+		if (write_terminal(&s->chat, &s->b.out,
+		    io_deadline(s->opt)) == -1)
+			return session_fail(&s->rep, EXIT_FAIL,
 			    "write to stdout: %s", strerror(errno));
+		s->last_activity = now_ms();
 		return GO_ON;
 	}
-	if ((r = write_local(s, s->c.out_fd, &s->out)) > 0)
-		s->c.mid_line = s->out.data[s->out.pos - 1] != '\n';
-	else if (r == -1 && errno == EPIPE && s->c.cmd_pid != 0) {
-		close(s->c.out_fd);	/* the command reads no more */
-		s->c.out_fd = -1;
-		s->c.cmd_lost = 1;
-		s->c.cmd_lost_at = now_ms();
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
-		s->out.pos = s->out.len;	/* nowhere to go: dropped, wiped later */
-		return session_fail(s, EXIT_FAIL, "write to stdout: %s",
-		    strerror(errno));
+	if (write_local(s, output_fd(s), &s->b.out) != -1 ||
+	    errno == EAGAIN || errno == EINTR)
+		return GO_ON;
+	if (errno == EPIPE && s->cmd.state != CMD_NONE) {
+		command_refused(&s->cmd);
+		return GO_ON;
 	}
-	return GO_ON;
+	s->b.out.pos = s->b.out.len;	/* nowhere to go: dropped, wiped later */
+	return session_fail(&s->rep, EXIT_FAIL, "write to stdout: %s",
+	    strerror(errno));
 }
 
 /* Milliseconds until the idle limit or a time-driven rekey; -1: none. */
@@ -3747,13 +3953,14 @@ poll_timeout(struct session *s, int64_t t)
 	int64_t until = INT64_MAX, d;
 
 	if (s->opt->timeout >= 0)
-		until = s->c.last_activity + secs_ms(s->opt->timeout);
+		until = s->last_activity + secs_ms(s->opt->timeout);
 	/*
 	 * A full txb or errq rekeys when it drains, and a REKEY waits for the
 	 * peer's KEY 0 (its arrival wakes poll): waiting is not a timer.
 	 */
 	if (tx_keying(&s->c) && s->c.tx.data_records > 0 &&
-	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 && tx_room(s)) {
+	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 &&
+	    tx_room(&s->rep, &s->b)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		/* poll's timeout stops while the machine sleeps: look again. */
 		if (d > t + REKEY_CHECK_MS)
@@ -3761,10 +3968,10 @@ poll_timeout(struct session *s, int64_t t)
 		if (d < until)
 			until = d;
 	}
-	if (command_waiting(s))
+	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
-	if (s->progress && t + PROGRESS_MS < until)
+	if (s->rep.progress && t + PROGRESS_MS < until)
 		until = t + PROGRESS_MS;
 	if (until == INT64_MAX)
 		return -1;
@@ -3775,21 +3982,24 @@ poll_timeout(struct session *s, int64_t t)
 static void
 set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 {
+	const struct bufs *b = &s->b;
+
 	pfd[POLL_STDIN].fd = s->c.tx_state == TX_OPEN &&
-	    buf_room(&s->in, IN_CAP / 2) >= stdin_room(s) ? s->c.in_fd : -1;
+	    buf_room(&s->b.in, IN_CAP / 2) >= stdin_room(&s->chat) ?
+	    input_fd(s) : -1;
 	pfd[POLL_STDIN].events = POLLIN;
 	/* After the peer's EOF, while ours is due, a reset must still wake us. */
-	pfd[POLL_NETOUT].fd = buf_pending(&s->txb) > 0 ||
-	    (s->c.rx_eof && !tx_over(&s->c)) ? s->c.net : -1;
-	pfd[POLL_NETOUT].events = buf_pending(&s->txb) > 0 ? POLLOUT : 0;
+	pfd[POLL_NETOUT].fd = buf_pending(&b->txb) > 0 ||
+	    (s->c.rx_eof && !tx_over(&s->c)) ? s->net : -1;
+	pfd[POLL_NETOUT].events = buf_pending(&b->txb) > 0 ? POLLOUT : 0;
 	pfd[POLL_NETIN].fd = !s->c.rx_eof &&
-	    buf_room(&s->rxb, LEN_LEN + MAX_RECORD) > 0 ? s->c.net : -1;
+	    buf_room(&s->b.rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
-	pfd[POLL_STDERR].fd = buf_pending(&s->errq) > 0 ? s->c.err_fd : -1;
+	pfd[POLL_STDERR].fd = buf_pending(&s->rep.q) > 0 ? s->rep.fd : -1;
 	pfd[POLL_STDERR].events = POLLOUT;
 	/* In one file, a record's hex line goes before its plaintext. */
-	pfd[POLL_STDOUT].fd = buf_pending(&s->out) > 0 &&
-	    !(s->shared_err && buf_pending(&s->errq) > 0) ? s->c.out_fd : -1;
+	pfd[POLL_STDOUT].fd = buf_pending(&b->out) > 0 &&
+	    !(s->rep.shared && buf_pending(&s->rep.q) > 0) ? output_fd(s) : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
 }
 
@@ -3798,34 +4008,34 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
  * (doc/PROTOCOL.md section 7)?  EXIT_OK or a failure's status once it
  * has, GO_ON while it goes on.
  */
-static int
+static enum status
 session_over(struct session *s)
 {
 	/* Both DONEs passed: no need to wait for the peer's FIN. */
 	if (s->c.tx_state == TX_SHUT && s->c.rx_state == RX_DONE &&
-	    buf_pending(&s->errq) == 0)
+	    buf_pending(&s->rep.q) == 0)
 		return EXIT_OK;
 	/* The peer's stream is complete, ours failed: say why. */
 	if (s->c.tx_state == TX_FAILED && s->c.rx_state == RX_DONE)
-		return session_fail(s, EXIT_FAIL, "write to network: %s",
+		return session_fail(&s->rep, EXIT_FAIL, "write to network: %s",
 		    strerror(s->c.tx_errno));
 	/* The peer's TCP stream ended, no whole record left to open. */
-	if (!s->c.rx_eof || rx_record_waiting(s))
+	if (!s->c.rx_eof || rx_record_waiting(&s->b.rxb))
 		return GO_ON;
 	if (s->c.rx_state == RX_CLOSED)
-		return session_fail(s, EXIT_FAIL,
+		return session_fail(&s->rep, EXIT_FAIL,
 		    "connection closed before DONE: " UNCONFIRMED);
 	if (s->c.rx_state != RX_DONE)
-		return session_fail(s, EXIT_FAIL,
+		return session_fail(&s->rep, EXIT_FAIL,
 		    "connection closed before CLOSE: stream truncated");
 	return GO_ON;		/* we still owe our DONE */
 }
 
 /* Serve the descriptors poll found ready, in the slots' order. */
-static int
+static enum status
 serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 {
-	int status;
+	enum status status;
 
 	if (pfd[POLL_STDIN].revents && (status = read_stdin(s)) != GO_ON)
 		return status;
@@ -3840,45 +4050,84 @@ serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 	return GO_ON;
 }
 
-static int
+/*
+ * The peer has no more to say (doc/PROTOCOL.md section 7).  A chat at a
+ * terminal is over: what was entered still goes, then our CLOSE; a line
+ * typed but not entered is not sent.  Other input is sent to its end.
+ */
+static void
+peer_closed(struct session *s)
+{
+	s->chat.peer_ended = s->c.tx_state == TX_OPEN;
+	if (s->stdin_tty)
+		tx_input_ended(&s->c);
+	editor_hide(&s->chat);	/* a line typed but not entered stays unsent */
+}
+
+/* Open the records that came; the peer's CLOSE among them ends a chat. */
+static enum status
+receive_step(struct session *s)
+{
+	int was_open = !rx_closed(&s->c);
+	enum status status = process_rx(&s->c, &s->b, &s->rep);
+
+	if (was_open && rx_closed(&s->c))
+		peer_closed(s);
+	return status;
+}
+
+/* One round's work before poll: receive, the command, send. */
+static enum status
+session_step(struct session *s)
+{
+	enum status status;
+
+	if ((status = receive_step(s)) != GO_ON ||
+	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON ||
+	    (status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
+	    s->cmd.feed == FEED_REFUSED)) != GO_ON)
+		return status;
+	if (s->c.tx_state == TX_DONE && buf_pending(&s->b.txb) == 0)
+		tx_done_sent(&s->c, s->net);
+	return session_over(s);
+}
+
+static enum status
 readwrite(struct session *s)
 {
 	struct pollfd pfd[POLL_COUNT];
-	int status, n;
+	enum status status;
+	int n;
 
-	s->c.last_activity = now_ms();
+	s->last_activity = now_ms();
 	for (;;) {
-		if ((status = process_rx(s)) != GO_ON ||
-		    (status = command_step(s)) != GO_ON ||
-		    (status = fill_tx(s)) != GO_ON)
+		if ((status = session_step(s)) != GO_ON)
 			return status;
-		if (s->c.tx_state == TX_DONE && buf_pending(&s->txb) == 0)
-			tx_done_sent(&s->c);
-		if ((status = session_over(s)) != GO_ON)
-			return status;
-
-		editor_show(s);
+		editor_show(&s->chat, s->c.tx_state == TX_OPEN);
 		set_pollfds(s, pfd);
 		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()))) == -1) {
-			if (errno == EINTR)
-				continue;
-			return session_fail(s, EXIT_FAIL, "poll: %s",
-			    strerror(errno));
+			if (errno != EINTR)
+				return session_fail(&s->rep, EXIT_FAIL,
+				    "poll: %s", strerror(errno));
+			report_resized(&s->rep);	/* SIGWINCH */
+			continue;
 		}
 		/* Nothing moved for -w seconds. */
 		if (n == 0 && s->opt->timeout >= 0 &&
-		    now_ms() - s->c.last_activity >= secs_ms(s->opt->timeout))
-			return session_fail(s, EXIT_FAIL,
+		    now_ms() - s->last_activity >= secs_ms(s->opt->timeout))
+			return session_fail(&s->rep, EXIT_FAIL,
 			    "timed out: no progress for %d seconds",
 			    s->opt->timeout);
 		if ((status = serve_ready(s, pfd)) != GO_ON)
 			return status;
-		progress_show(s, 0);
+		progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 0);
 	}
 }
 
 /* ---------------------------------------------------------------------- */
 /* Sessions. */
+
+#define NBUFS	5
 
 static int
 same_file(int fd1, int fd2)
@@ -3889,50 +4138,82 @@ same_file(int fd1, int fd2)
 	    st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino;
 }
 
+/* The session's buffers, i of NBUFS, and each one's size. */
+static struct buf *
+session_buf(struct session *s, size_t i, size_t *cap)
+{
+	static const size_t caps[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
+	    ERRQ_CAP };
+	struct buf *list[NBUFS] = { &s->b.in, &s->b.txb, &s->b.rxb, &s->b.out,
+	    &s->rep.q };
+
+	if (cap != NULL)
+		*cap = caps[i];
+	return list[i];
+}
+
+/* What the report shows, from the options and the descriptors. */
+static void
+report_alloc(struct report *r, const struct options *opt, int edit)
+{
+	struct stat st;
+
+	r->fd = STDERR_FILENO;
+	r->hex = !opt->qflag;
+	r->all_hex = opt->xflag;
+	r->verbose = opt->vflag;
+	r->secs = handshake_secs(opt);	/* the same bound: -w, or 30 */
+	r->progress = opt->vflag && isatty(STDERR_FILENO) && !edit;
+	r->in_size = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) ?
+	    st.st_size : -1;
+	/* -e: pipes to a command, and so not stdout's file. */
+	r->shared = !opt->qflag && opt->command == NULL &&
+	    same_file(STDOUT_FILENO, STDERR_FILENO);
+}
+
 static void
 session_alloc(struct session *s, const struct options *opt)
 {
-	static const size_t cap[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
-	    ERRQ_CAP };
-	struct stat st;
-	size_t i;
+	struct buf *b;
+	size_t i, cap;
 
 	memset(s, 0, sizeof(*s));
 	s->opt = opt;
 	s->stdin_tty = isatty(STDIN_FILENO);
-	s->edit = chat_terminal(opt);
+	s->chat.edit = chat_terminal(opt);
+	s->chat.fd = STDOUT_FILENO;
 	s->hex_tty = isatty(STDERR_FILENO);
 	s->out_tty = isatty(STDOUT_FILENO);
-	s->progress = opt->vflag && s->hex_tty && !s->edit;
-	s->in_size = fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) ?
-	    st.st_size : -1;
-	s->shared_err = !opt->qflag && same_file(STDOUT_FILENO, STDERR_FILENO);
+	report_alloc(&s->rep, opt, s->chat.edit);
 	/* A chat's lines all look alike on the wire; files go unpadded. */
 	s->pad = opt->pad != 0 ? opt->pad :
 	    s->stdin_tty && !opt->bflag ? DEF_PAD_CHAT : 1;
 	if (opt->command != NULL)	/* -e: pipes to a command, no terminal */
-		s->stdin_tty = s->edit = s->shared_err = s->out_tty = 0;
+		s->stdin_tty = s->chat.edit = s->out_tty = 0;
 	s->number = 1;
 	s->one_session = !opt->kflag;
 	for (i = 0; i < NBUFS; i++) {
-		if ((s->bufs[i].data = malloc(cap[i])) == NULL)
+		b = session_buf(s, i, &cap);
+		if ((b->data = malloc(cap)) == NULL)
 			err(EXIT_FAIL, "malloc");
-		s->bufs[i].cap = cap[i];
+		b->cap = cap;
 	}
 	/* Keys in c, plaintext in in and out; the rest is ciphertext. */
 	lock_secrets(s, sizeof(*s));
-	lock_secrets(s->in.data, s->in.cap);
-	lock_secrets(s->out.data, s->out.cap);
-	s->c.net = -1;
+	lock_secrets(s->b.in.data, s->b.in.cap);
+	lock_secrets(s->b.out.data, s->b.out.cap);
+	s->net = -1;
+	s->cmd.from = s->cmd.to = -1;
 }
 
 /*
- * Whose the peer's lines are on the terminal: -n NAME, else the host as
- * given to a connector, else the peer's address.
+ * Who the peer is on the terminal, in front of its lines: -n NAME, else
+ * the host as given to a connector, else the peer's address.
  */
 static void
 view_begin(struct session *s)
 {
+	struct view *v = &s->chat.view;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST], port[NI_MAXSERV], *p;
@@ -3941,19 +4222,19 @@ view_begin(struct session *s)
 
 	if (name == NULL) {
 		strcpy(host, "peer");
-		if (getpeername(s->c.net, (struct sockaddr *)&ss, &len) == 0)
+		if (getpeername(s->net, (struct sockaddr *)&ss, &len) == 0)
 			addr_text((struct sockaddr *)&ss, len, host, port);
 		/* An IPv4 peer of a dual-stack socket, as people write it. */
 		name = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ?
 		    host + 7 : host;
 	}
-	memset(&s->view, 0, sizeof(s->view));
-	s->view.labels = 1;
+	memset(v, 0, sizeof(*v));
+	v->labels = 1;
 	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
-	s->view.ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
-	s->view.line_start = 1;
-	memcpy(s->view.peer, name, strnlen(name, NAME_MAX_W));
-	for (p = s->view.peer; *p != '\0'; p++)
+	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
+	v->line_start = 1;
+	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
+	for (p = v->peer; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 }
@@ -3961,55 +4242,70 @@ view_begin(struct session *s)
 static void
 chat_ready(struct session *s)
 {
-	chat_note(s, "chat with %s secured: type a line and Enter to send, "
-	    "^D to end", s->view.peer);
+	chat_note(&s->rep, "chat with %s secured: type a line and Enter to "
+	    "send, ^D to end", s->chat.view.peer);
 }
 
 static void
-chat_ended(struct session *s, int status)
+chat_ended(struct session *s, enum status status)
 {
 	if (status != EXIT_OK)
 		return;			/* the failure's line says what happened */
-	if (s->c.peer_ended)
-		chat_note(s, "%s ended the chat", s->view.peer);
+	if (s->chat.peer_ended)
+		chat_note(&s->rep, "%s ended the chat", s->chat.view.peer);
 	else
-		chat_note(s, "you ended the chat");
-}
-
-/* A new connection on socket net, with stdin, stdout and stderr. */
-static void
-conn_begin(struct session *s, int net)
-{
-	s->c.net = net;
-	s->c.in_fd = STDIN_FILENO;
-	s->c.out_fd = STDOUT_FILENO;
-	s->c.err_fd = STDERR_FILENO;
-	s->c.rk.due = 1;		/* KEY 0 is our first record */
-	view_begin(s);
-	editor_start(s);
+		chat_note(&s->rep, "you ended the chat");
 }
 
 /*
- * The connection is over: close it, and wipe its keys, its plaintext and
- * its state, so that nothing of it waits in memory for the next one.
+ * A new connection on socket net, with stdin, stdout and stderr.  The
+ * chat's editor starts here, before the handshake, so that keys typed
+ * meanwhile are its; conn_end stops it.
+ */
+static void
+conn_begin(struct session *s, int net)
+{
+	s->net = net;
+	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	report_begin(&s->rep, s->hex_tty);
+	view_begin(s);
+	s->chat.peer_ended = 0;
+	editor_start(&s->chat, STDIN_FILENO);
+	s->rep.chat = s->chat.edit;
+	if (s->chat.edit) {
+		s->rep.hide = editor_hide_hook;
+		s->rep.hide_arg = &s->chat;
+	}
+}
+
+/*
+ * The connection is over: the chat's terminal as it was, the socket
+ * closed, its keys, its plaintext and its state wiped, so that nothing of
+ * it waits in memory for the next one.
  */
 static void
 conn_end(struct session *s)
 {
 	size_t i;
 
-	editor_stop(s);
-	if (s->c.net != -1)
-		close(s->c.net);
+	if (editor_stop(&s->chat)) {
+		chat_note(&s->rep, "the line being typed was not sent");
+		flush_errq(&s->rep);
+	}
+	if (s->net != -1)
+		close(s->net);
+	s->net = -1;
 	direction_free(&s->c.tx);
 	direction_free(&s->c.rx);
 	recv_keys_free(&s->c.rk);
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
-	s->c.net = s->c.in_fd = s->c.out_fd = s->c.err_fd = -1;
-	OPENSSL_cleanse(s->in.data, s->in.cap);
-	OPENSSL_cleanse(s->out.data, s->out.cap);
+	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
+	memset(&s->cmd, 0, sizeof(s->cmd));
+	s->cmd.from = s->cmd.to = -1;
+	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
+	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
 	for (i = 0; i < NBUFS; i++)
-		s->bufs[i].pos = s->bufs[i].len = 0;
+		session_buf(s, i, NULL)->pos = session_buf(s, i, NULL)->len = 0;
 }
 
 static void
@@ -4019,49 +4315,74 @@ session_free(struct session *s)
 
 	conn_end(s);
 	for (i = 0; i < NBUFS; i++)
-		free(s->bufs[i].data);
+		free(session_buf(s, i, NULL)->data);
+}
+
+/* Key both directions with the handshake's first secrets, then wiped. */
+static void
+conn_keys(struct conn *c, int is_a, uint8_t c2s[SECRET_LEN],
+    uint8_t s2c[SECRET_LEN])
+{
+	direction_init(&c->tx, is_a ? c2s : s2c, 1);
+	direction_init(&c->rx, is_a ? s2c : c2s, 0);
+	OPENSSL_cleanse(c2s, SECRET_LEN);
+	OPENSSL_cleanse(s2c, SECRET_LEN);
+}
+
+/* What was authenticated before a failure still reaches stdout. */
+static void
+deliver_rest(struct session *s, enum status status)
+{
+	struct buf *out = &s->b.out;
+
+	if (s->out_tty && s->cmd.state == CMD_NONE)
+		end_terminal(&s->chat, out, io_deadline(s->opt));
+	else if (status != EXIT_OK && output_fd(s) != -1)
+		(void)write_full(output_fd(s), out->data + out->pos,
+		    buf_pending(out), s->cmd.state != CMD_NONE ?
+		    deadline_in(COMMAND_GRACE) : io_deadline(s->opt));
+}
+
+/* With -v, the session's figures. */
+static void
+session_figures(struct session *s)
+{
+	const struct conn *c = &s->c;
+
+	note(&s->rep, "sent %llu record%s (%llu byte%s), received %llu "
+	    "record%s (%llu byte%s), rekeys %llu sent, %llu received",
+	    (unsigned long long)c->sent_records, plural(c->sent_records),
+	    (unsigned long long)c->sent_bytes, plural(c->sent_bytes),
+	    (unsigned long long)c->recv_records, plural(c->recv_records),
+	    (unsigned long long)c->recv_bytes, plural(c->recv_bytes),
+	    (unsigned long long)c->rekeys_sent,
+	    (unsigned long long)c->rekeys_recv);
 }
 
 /* After the handshake: key both directions and move the data. */
-static int
+static enum status
 session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
     uint8_t s2c[SECRET_LEN])
 {
-	int status;
+	enum status status;
 
-	direction_init(&s->c.tx, is_a ? c2s : s2c, 1);
-	direction_init(&s->c.rx, is_a ? s2c : c2s, 0);
-	OPENSSL_cleanse(c2s, SECRET_LEN);
-	OPENSSL_cleanse(s2c, SECRET_LEN);
-	if ((status = spawn_command(s)) != GO_ON)
+	conn_keys(&s->c, is_a, c2s, s2c);
+	if (s->opt->command != NULL && (status = command_start(&s->cmd,
+	    &s->rep, s->opt->command, s->net, s->number)) != GO_ON)
 		return status;
 	/* A -m 1 -k listener is in its wider one already, or in none (-e). */
 	if (s->one_session)
-		sandbox_enter(s->opt, SANDBOX_SESSION, s->c.cmd_pid);
-	note(s, "handshake done");
-	editor_start(s);
+		sandbox_enter(s->opt, SANDBOX_SESSION, s->cmd.pid);
+	note(&s->rep, "handshake done");
 	chat_ready(s);
 	status = readwrite(s);
-	progress_show(s, 1);
-	editor_stop(s);
-	/* What was authenticated before a failure still reaches stdout. */
-	if (s->out_tty && s->c.out_fd == STDOUT_FILENO)
-		end_terminal(s, io_deadline(s->opt));
-	else if (status != EXIT_OK && s->c.out_fd != -1)
-		(void)write_full(s->c.out_fd, s->out.data + s->out.pos,
-		    buf_pending(&s->out), s->c.cmd_pid != 0 ?
-		    deadline_in(COMMAND_GRACE) : io_deadline(s->opt));
-	status = command_finish(s, status);
+	progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 1);
+	deliver_rest(s, status);
+	status = command_finish(&s->cmd, &s->rep,
+	    s->opt->vflag || s->opt->lflag, status);
 	chat_ended(s, status);
-	note(s, "sent %llu record%s (%llu byte%s), received %llu record%s "
-	    "(%llu byte%s), rekeys %llu sent, %llu received",
-	    (unsigned long long)s->c.sent_records, plural(s->c.sent_records),
-	    (unsigned long long)s->c.sent_bytes, plural(s->c.sent_bytes),
-	    (unsigned long long)s->c.recv_records, plural(s->c.recv_records),
-	    (unsigned long long)s->c.recv_bytes, plural(s->c.recv_bytes),
-	    (unsigned long long)s->c.rekeys_sent,
-	    (unsigned long long)s->c.rekeys_recv);
-	flush_errq(s);
+	session_figures(s);
+	flush_errq(&s->rep);
 	return status;
 }
 
@@ -4526,8 +4847,8 @@ serve_connection(struct session *s, struct pake *pk,
 	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
 	int status;
 
-	status = handshake_listener(s, pk, salt, s->opt->iterations,
-	    deadline_in(handshake_secs(s->opt)), c2s, s2c);
+	status = handshake_listener(&s->rep, s->net, pk, salt,
+	    s->opt->iterations, deadline_in(handshake_secs(s->opt)), c2s, s2c);
 	/*
 	 * "A": authenticated.  "P": a password checked and wrong, "F": any
 	 * other failure, told before the connection closes, so that the
@@ -5704,7 +6025,7 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 	}
 	session_alloc(&s, opt);
 	conn_begin(&s, fd);
-	status = handshake_connector(&s, pass, pass_len,
+	status = handshake_connector(&s.rep, s.net, opt, pass, pass_len,
 	    deadline_in(handshake_secs(opt)), c2s, s2c);
 	OPENSSL_cleanse(pass, pass_len);
 	if (status == GO_ON)

@@ -39,7 +39,7 @@
  * of wire bytes are built per input.
  *
  * Invariants, checked with abort():
- *   - the bytes process_rx puts in s.out, the exit status, the receiving
+ *   - the bytes process_rx puts in s.b.out, the exit status, the receiving
  *     state and epoch and the bytes left in rxb are those of a reference
  *     decoder written here from doc/PROTOCOL.md with libcrypto directly
  *     (both modes);
@@ -483,11 +483,11 @@ scrub(struct buf *b, size_t *used)
 static void
 note_use(void)
 {
-	if (s.rxb.len > rxb_used)
-		rxb_used = s.rxb.len;
+	if (s.b.rxb.len > rxb_used)
+		rxb_used = s.b.rxb.len;
 	/* open_record writes up to MAX_INNER bytes past out.len. */
-	if (s.out.len + MAX_INNER > out_used)
-		out_used = s.out.len + MAX_INNER;
+	if (s.b.out.len + MAX_INNER > out_used)
+		out_used = s.b.out.len + MAX_INNER;
 }
 
 int
@@ -499,11 +499,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	ref_keys[1] = key_from(vec_rl1);
 	session_alloc(&s, &fuzz_opt);
 	/* Whatever the fuzzer's own descriptors are: no terminal here. */
-	s.stdin_tty = s.edit = s.hex_tty = 0;
-	rxb_used = s.rxb.cap;
-	out_used = s.out.cap;
-	scrub(&s.rxb, &rxb_used);
-	scrub(&s.out, &out_used);
+	s.stdin_tty = s.chat.edit = s.hex_tty = 0;
+	rxb_used = s.b.rxb.cap;
+	out_used = s.b.out.cap;
+	scrub(&s.b.rxb, &rxb_used);
+	scrub(&s.b.out, &out_used);
 	if (atexit(free_session) != 0)
 		abort();
 	return 0;
@@ -548,7 +548,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.c.tx_state = TX_CLOSED;
 	/* Deliver the stream as read_net would, draining stdout each time. */
 	while (fed < wire_len) {
-		room = buf_room(&s.rxb, LEN_LEN + MAX_RECORD);
+		room = buf_room(&s.b.rxb, LEN_LEN + MAX_RECORD);
 		n = wire_len - fed;
 		if (n > chunk)
 			n = chunk;
@@ -556,22 +556,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			n = room;
 		if (n == 0)
 			FAIL("rxb full, process_rx stuck");
-		memcpy(s.rxb.data + s.rxb.len, wire + fed, n);
-		s.rxb.len += n;
+		memcpy(s.b.rxb.data + s.b.rxb.len, wire + fed, n);
+		s.b.rxb.len += n;
 		fed += n;
 		note_use();
-		status = process_rx(&s);
+		status = process_rx(&s.c, &s.b, &s.rep);
 		note_use();
-		bytes_add(&got, s.out.data + s.out.pos, buf_pending(&s.out));
-		s.out.pos = s.out.len;
+		bytes_add(&got, s.b.out.data + s.b.out.pos, buf_pending(&s.b.out));
+		s.b.out.pos = s.b.out.len;
 		if (status != GO_ON)
 			break;
 	}
 
 	if (status != GO_ON && status != EXIT_AUTH)
 		FAIL("process_rx returned %d", status);
-	if (s.out.len > s.out.cap || s.rxb.pos > s.rxb.len ||
-	    s.rxb.len > s.rxb.cap)
+	if (s.b.out.len > s.b.out.cap || s.b.rxb.pos > s.b.rxb.len ||
+	    s.b.rxb.len > s.b.rxb.cap)
 		FAIL("buffer indices out of range");
 
 	/* Against the reference receiver. */
@@ -586,9 +586,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (status == GO_ON && rx_ref_state(&s.c) != ref.end)
 		FAIL("receiving state %d, reference: %d", rx_ref_state(&s.c),
 		    ref.end);
-	if (status == GO_ON && buf_pending(&s.rxb) != wire_len - ref.consumed)
+	if (status == GO_ON && buf_pending(&s.b.rxb) != wire_len - ref.consumed)
 		FAIL("bytes left in rxb: %zu, reference: %zu",
-		    buf_pending(&s.rxb), wire_len - ref.consumed);
+		    buf_pending(&s.b.rxb), wire_len - ref.consumed);
 	/* At DONE the receiving keys, epoch and all, are already wiped. */
 	if (status == GO_ON && ref.end != REF_DONE && s.c.rx.epoch != ref.epoch)
 		FAIL("receive epoch is not the reference's");
@@ -618,8 +618,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	conn_end(&s);
-	scrub(&s.rxb, &rxb_used);
-	scrub(&s.out, &out_used);
+	scrub(&s.b.rxb, &rxb_used);
+	scrub(&s.b.out, &out_used);
 	free(m.wire.p);
 	free(m.out.p);
 	free(got.p);

@@ -328,7 +328,8 @@ kat_record(const struct block *b, const char *name, const char *desc,
 	uint8_t plain[MAX_INNER], dh[X25519_LEN], salt[SECRET_LEN];
 	const char *hex, *pad_at;
 	size_t len = 0, n;
-	int type, pad, got_type, got;
+	int type, pad, got_type;
+	size_t got;
 	uint64_t index = 0;
 
 	if (sscanf(desc, "%*s epoch %*u seq %*u %15s", type_name) != 1 ||
@@ -368,8 +369,9 @@ kat_record(const struct block *b, const char *name, const char *desc,
 	}
 	n = seal_record(&d->send, type, payload, len, pad, rec);
 	print_field(name, "wire", rec, n);
-	got = open_record(&d->recv, rec, n - LEN_LEN, plain, &got_type);
-	if (got != (int)len || got_type != type || memcmp(plain, payload, len))
+	if (open_record(&d->recv, rec, n - LEN_LEN, plain, &got_type,
+	    &got) != OPEN_OK || got != len || got_type != type ||
+	    memcmp(plain, payload, len))
 		fail("a sealed record does not open to its payload");
 	else
 		receive_control(d, type, plain, dh);
@@ -422,7 +424,7 @@ check_forgeries(const uint8_t c2s[SECRET_LEN])
 {
 	struct direction send, recv;
 	uint8_t rec[LEN_LEN + MAX_RECORD], plain[MAX_INNER];
-	size_t n, bit;
+	size_t n, bit, got;
 	int type;
 
 	for (bit = 0; bit < 8 * 25; bit += 7) {
@@ -432,7 +434,7 @@ check_forgeries(const uint8_t c2s[SECRET_LEN])
 		    0, rec);
 		rec[bit / 8] ^= 1 << (bit % 8);
 		if (n != 25 || (bit >= 16 &&
-		    open_record(&recv, rec, n - LEN_LEN, plain, &type) !=
+		    open_record(&recv, rec, n - LEN_LEN, plain, &type, &got) !=
 		    OPEN_BAD_TAG))
 			fail("a record with a flipped bit opened");
 		direction_free(&send);
@@ -444,7 +446,8 @@ check_forgeries(const uint8_t c2s[SECRET_LEN])
 	memset(plain, 'z', MAX_PAYLOAD);
 	n = seal_record(&send, TYPE_DATA, plain, MAX_PAYLOAD, 255, rec);
 	if (n != LEN_LEN + MAX_RECORD ||
-	    open_record(&recv, rec, n - LEN_LEN, plain, &type) != MAX_PAYLOAD ||
+	    open_record(&recv, rec, n - LEN_LEN, plain, &type, &got) !=
+	    OPEN_OK || got != MAX_PAYLOAD ||
 	    type != TYPE_DATA || plain[0] != 'z' || plain[MAX_PAYLOAD - 1] != 'z')
 		fail("a full padded record does not round-trip");
 	direction_free(&send);
@@ -452,8 +455,10 @@ check_forgeries(const uint8_t c2s[SECRET_LEN])
 	direction_init(&send, c2s, 1);
 	direction_init(&recv, c2s, 0);
 	n = seal_record(&send, TYPE_DATA, (const uint8_t *)"x", 1, 0, rec);
-	if (open_record(&recv, rec, n - LEN_LEN, plain, &type) != 1 ||
-	    open_record(&recv, rec, n - LEN_LEN, plain, &type) != OPEN_BAD_TAG)
+	if (open_record(&recv, rec, n - LEN_LEN, plain, &type, &got) !=
+	    OPEN_OK || got != 1 ||
+	    open_record(&recv, rec, n - LEN_LEN, plain, &type, &got) !=
+	    OPEN_BAD_TAG)
 		fail("a replayed record opened");
 	direction_free(&send);
 	direction_free(&recv);

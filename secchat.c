@@ -5,10 +5,51 @@
  * session keys, then exchange AES-256-GCM records.  The wire protocol,
  * secchat/2, is specified in doc/PROTOCOL.md.
  *
- * Layers, each with one error discipline:
+ * Map.  The sections, bottom-up: a section calls only the sections named
+ * in its last column, all of them above it, and the compiler sees to the
+ * order (there is no forward declaration).  "owns" is the state a
+ * section's functions take; the structs are defined together in §2.
+ * Nothing below the engine (§20) sees struct session: the handshake and
+ * the records take the report and the record state, the chat installs a
+ * hook in the report.  tests/layers.sh checks all of this in make check,
+ * and that no function is over 60 lines.
+ *
+ *   §   section                owns                      calls
+ *   §1  platform               (Linux, glibc)            -
+ *   §2  definitions            constants, structs        -
+ *   §3  sandbox                seccomp filter            -
+ *   §4  test hooks             -                         -
+ *   §5  small helpers          restore (tty, fd flags)   4
+ *   §6  key derivation         -                         5
+ *   §7  SPAKE2                 struct pake               5,6
+ *   §8  records                struct direction, keys    5,6
+ *   §9  buffers, blocking I/O  struct buf                5
+ *   §10 connection states      struct conn               8
+ *   §11 the view               struct view               -
+ *   §12 the line editor        struct editor             5,9,11
+ *   §13 the chat at a terminal struct chat               5,9,10,11,12
+ *   §14 progress               struct report (progress)  5,9
+ *   §15 the report             struct report             5,9,14
+ *   §16 the handshake          struct msg1..3            5,7,9,15
+ *   §17 sending                struct conn, bufs         5,8,9,10,15
+ *   §18 receiving              struct conn, bufs         4,8,9,10,15,17
+ *   §19 the -e command         struct command            1,5,9,10,15
+ *   §20 the engine             struct session            5,8,9,10,13,14,15,17,18,19
+ *   §21 sessions               struct session            1,3,5,8,9,13,14,15,19,20
+ *   §22 sockets                struct accepted           1,4,5,9
+ *   §23 the password           -                         5,9
+ *   §24 serving one connection struct session, pake      5,7,9,16,21
+ *   §25 serving many           struct server, kid        1,5,8,9,21,22,24
+ *   §26 the two roles          struct options            1,3,5,7,9,13,16,21,22,23,24,25
+ *   §27 options and main       struct options            1,4,5,13,23,26
+ *
+ * Forward declarations (0).
+ *
+ * Errors, one discipline a layer:
  *   setup (options, password, sockets): exit with a message (err/errx);
- *   session (handshake, records): print one line, return an exit status,
- *     so that a -k listener can go on to the next connection;
+ *   a session (handshake, records, -e): print one line and return an
+ *     exit status, so that a -k listener goes on to the next connection;
+ *     a serving listener's accept path logs a line and carries on;
  *   internal failures (libcrypto refusing valid input): die at once.
  */
 
@@ -63,13 +104,11 @@
 #define PROGRAM_VERSION	"2.0"
 
 /* ---------------------------------------------------------------------- */
+/* §1 Platform: the Linux and glibc calls */
 /*
- * Portability: the Linux- and glibc-specific calls that a function can
- * hold are here, and seccomp is the sandbox section below; a port starts
- * with these.  The rest, in place: pipe2 (-e, serving many),
- * SOCK_NONBLOCK and SOCK_CLOEXEC (sockets), accept4 and
- * prctl(PR_SET_PDEATHSIG) (serving many), program_invocation_short_name
- * (main), stpcpy (GNU, now POSIX) throughout.
+ * Portability: every Linux- and glibc-specific call is in a function of
+ * this section, and seccomp is §3; a port starts with these two (on
+ * OpenBSD, pledge(2) would take the sandbox's place).
  */
 
 #include <linux/audit.h>
@@ -115,6 +154,42 @@ os_reexec(char *argv[])
 {
 	execv("/proc/self/exe", argv);
 }
+
+/* pipe(2) with both ends close-on-exec. */
+static int
+os_pipe(int fds[2])
+{
+	return pipe2(fds, O_CLOEXEC);
+}
+
+/* socket(2), close-on-exec, and non-blocking if asked. */
+static int
+os_socket(const struct addrinfo *ai, int nonblock)
+{
+	return socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+	    (nonblock ? SOCK_NONBLOCK : 0), ai->ai_protocol);
+}
+
+/* Be sent SIGTERM when the parent dies (a serving listener's child). */
+static int
+os_die_with_parent(void)
+{
+	return prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+/* Messages say "secchat: " whatever the binary is called. */
+static void
+os_set_progname(void)
+{
+	program_invocation_short_name = "secchat";
+}
+
+/* ---------------------------------------------------------------------- */
+/* §2 Definitions */
+/*
+ * The protocol's constants and wire sizes, the limits, and the structs of
+ * every layer, in the order of the sections that own them (the map).
+ */
 
 /* secchat/2 constants and wire sizes (doc/PROTOCOL.md). */
 #define MAGIC		"SECCHAT\002"	/* "SECCHAT" || version 0x02 */
@@ -519,14 +594,9 @@ static struct {
 	volatile sig_atomic_t tty_changed;
 } restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
 
-/*
- * In the options section: declared here for the noreturn that their
- * definitions lack.
- */
-static void usage(void) __attribute__((noreturn));
-static void usage_error(const char *) __attribute__((noreturn));
 
 /* ---------------------------------------------------------------------- */
+/* §3 Sandbox: seccomp-bpf */
 /*
  * Sandbox: a seccomp-bpf allow-list, in the manner of OpenSSH's
  * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
@@ -704,6 +774,7 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §4 Test hooks */
 /*
  * Test hooks: compiled into tests/secchat-hooks only (-DSECCHAT_TEST_HOOKS),
  * where SECCHAT_TEST_HOOK=name makes test_hook(name) true.
@@ -722,6 +793,7 @@ test_hook(const char *name)
 #endif
 
 /* ---------------------------------------------------------------------- */
+/* §5 Small helpers */
 /* Small helpers. */
 
 static void __attribute__((noreturn))
@@ -729,6 +801,12 @@ crypto_fail(const char *what)
 {
 	errx(EXIT_FAIL, "libcrypto failure in %s", what);
 }
+
+/*
+ * Terminal modes: changed only by keys_raw (the chat) and keys_quiet (the
+ * password prompt), put back only by restore_tty, at the end of either, at
+ * exit and on a fatal signal.  The modes before are in restore.
+ */
 
 /* Remember fd's terminal modes, for restore_tty() to put back. */
 static int
@@ -754,11 +832,97 @@ restore_tty(void)
 	restore.tty_changed = 0;
 }
 
+static int
+term_cols(int fd)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == -1 || ws.ws_col < 8)
+		return 80;
+	return ws.ws_col;
+}
+
+/*
+ * The editor's terminal modes, from before the connection is made (once
+ * the password is read), so that keys typed ahead are shown once, by the
+ * editor, not echoed by the terminal as well.  0, or -1 if they could not
+ * be set.
+ */
+static int
+keys_raw(int fd)
+{
+	struct termios t;
+
+	if (restore.tty_changed)
+		return 0;		/* already */
+	if (save_tty(fd) == -1)
+		return -1;
+	t = restore.tty;
+	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
+	return tcsetattr(fd, TCSANOW, &t);
+}
+
+/* The password prompt's: typed keys are not echoed.  0, or -1. */
+static int
+keys_quiet(int fd)
+{
+	struct termios t;
+
+	if (save_tty(fd) == -1)		/* a signal may come mid-prompt */
+		return -1;
+	t = restore.tty;
+	t.c_lflag &= ~ECHO;
+	return tcsetattr(fd, TCSAFLUSH, &t);
+}
+
 /* "1 record", "2 records". */
 static const char *
 plural(uint64_t n)
 {
 	return n == 1 ? "" : "s";
+}
+
+/*
+ * The numeric address and port.  A link-local IPv6 scope is printed as its
+ * number: glibc would name the interface with a socket and an ioctl, which
+ * a -k listener's sandbox forbids.
+ */
+static void
+addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
+    char port[NI_MAXSERV])
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	uint32_t scope = 0;
+	size_t n;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
+	if (ss.ss_family == AF_INET6) {
+		scope = sin6->sin6_scope_id;
+		sin6->sin6_scope_id = 0;
+	}
+	if (getnameinfo((struct sockaddr *)&ss, len, host, NI_MAXHOST, port,
+	    NI_MAXSERV, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		strcpy(host, "?");
+		strcpy(port, "?");
+	} else if (scope != 0) {
+		n = strlen(host);
+		(void)snprintf(host + n, NI_MAXHOST - n, "%%%u", scope);
+	}
+}
+
+/* Close n pipes, both ends. */
+static void
+close_pipes(int (*fds)[2], int n)
+{
+	while (n-- > 0) {
+		close(fds[n][0]);
+		close(fds[n][1]);
+	}
 }
 
 static void
@@ -831,6 +995,7 @@ test_show(const char *what, const uint8_t *p, size_t n)
 #endif
 
 /* ---------------------------------------------------------------------- */
+/* §6 Key derivation */
 /* Key derivation: PBKDF2, HKDF, SHA-256, HMAC, all through libcrypto. */
 
 /*
@@ -904,6 +1069,7 @@ hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_t n,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §7 SPAKE2 */
 /* SPAKE2 over P-256 (RFC 9382), with the connector as A and listener as B. */
 
 static EC_POINT *
@@ -1214,6 +1380,7 @@ traffic_secrets(const struct handshake_keys *hk, uint8_t c2s[SECRET_LEN],
 }
 
 /* ---------------------------------------------------------------------- */
+/* §8 Records: sealing and opening */
 /* Records: AES-256-GCM, one reused cipher context per direction. */
 
 static void
@@ -1552,6 +1719,7 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §9 Buffers and blocking I/O */
 /* Buffers and blocking-style I/O for the handshake and for error paths. */
 
 #define UNCONFIRMED	"peer did not confirm receipt"
@@ -1655,6 +1823,7 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §10 Connection states */
 /* The connection's states (struct conn's diagram): tests and transitions. */
 
 /* May DATA still be sealed? */
@@ -1759,6 +1928,7 @@ rx_got_eof(struct conn *c)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §11 The view: the peer's text on a terminal */
 /*
  * Text on a terminal.  What the peer sends is shown so that it cannot
  * drive the terminal: printable UTF-8 as it is, tab and newline as usual,
@@ -1937,6 +2107,7 @@ view_flush(struct view *v, char *out)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §12 The line editor */
 /*
  * The chat line editor, when stdin and stdout are one terminal.  secchat
  * echoes and edits the line being typed itself, below the conversation:
@@ -1947,16 +2118,6 @@ view_flush(struct view *v, char *out)
  * readline interface was tried first: in callback mode it inserts unknown
  * sequences and ^L as text and does not redraw wrapped rows.)
  */
-
-static int
-term_cols(int fd)
-{
-	struct winsize ws;
-
-	if (ioctl(fd, TIOCGWINSZ, &ws) == -1 || ws.ws_col < 8)
-		return 80;
-	return ws.ws_col;
-}
 
 static void
 ed_put(struct editor *e, const void *p, size_t n)
@@ -2389,6 +2550,7 @@ ed_free(struct editor *e)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §13 The chat at a terminal */
 /*
  * The chat at a terminal: the editor's line below the conversation, the
  * peer's lines and ours labelled with the time and who said them.
@@ -2413,29 +2575,6 @@ chat_terminal(const struct options *opt)
 {
 	return isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !opt->bflag &&
 	    opt->command == NULL;
-}
-
-/*
- * The editor's terminal modes, from before the connection is made (once
- * the password is read), so that keys typed ahead are shown once, by the
- * editor, not echoed by the terminal as well.  0, or -1 if they could not
- * be set.
- */
-static int
-keys_raw(int fd)
-{
-	struct termios t;
-
-	if (restore.tty_changed)
-		return 0;		/* already */
-	if (save_tty(fd) == -1)
-		return -1;
-	t = restore.tty;
-	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
-	return tcsetattr(fd, TCSANOW, &t);
 }
 
 static void
@@ -2603,6 +2742,7 @@ end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §14 Progress */
 /*
  * The progress of a transfer (-v, stderr a terminal, not a chat): one
  * line on stderr, drawn again four times a second, taken off before any
@@ -2674,6 +2814,7 @@ progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §15 The report: what goes to stderr */
 /* Session messages: hex lines, notes and the one line that ends a session. */
 
 /* A new connection's report: no deadline yet, no progress, the width now. */
@@ -2858,6 +2999,7 @@ session_fail(struct report *r, enum status status, const char *fmt, ...)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §16 The handshake */
 /* The handshake (doc/PROTOCOL.md section 2), one function per role. */
 
 /* A handshake read or write failed with errno: say how, end the session. */
@@ -3041,6 +3183,7 @@ handshake_connector(struct report *r, int net, const struct options *opt,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §17 Sending */
 /* Sending: stdin bytes become DATA records; REKEY and CLOSE as due. */
 
 static void
@@ -3199,6 +3342,7 @@ fill_tx(struct conn *c, struct bufs *b, struct report *r,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §18 Receiving */
 /* Receiving: records are opened straight into the stdout buffer. */
 
 /*
@@ -3411,47 +3555,8 @@ rx_record_waiting(const struct buf *rxb)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §19 The -e command */
 /* -e: a command per session. */
-
-/*
- * The numeric address and port.  A link-local IPv6 scope is printed as its
- * number: glibc would name the interface with a socket and an ioctl, which
- * a -k listener's sandbox forbids.
- */
-static void
-addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
-    char port[NI_MAXSERV])
-{
-	struct sockaddr_storage ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	uint32_t scope = 0;
-	size_t n;
-
-	memset(&ss, 0, sizeof(ss));
-	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
-	if (ss.ss_family == AF_INET6) {
-		scope = sin6->sin6_scope_id;
-		sin6->sin6_scope_id = 0;
-	}
-	if (getnameinfo((struct sockaddr *)&ss, len, host, NI_MAXHOST, port,
-	    NI_MAXSERV, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		strcpy(host, "?");
-		strcpy(port, "?");
-	} else if (scope != 0) {
-		n = strlen(host);
-		(void)snprintf(host + n, NI_MAXHOST - n, "%%%u", scope);
-	}
-}
-
-/* Close n pipes, both ends. */
-static void
-close_pipes(int (*fds)[2], int n)
-{
-	while (n-- > 0) {
-		close(fds[n][0]);
-		close(fds[n][1]);
-	}
-}
 
 /* Is entry, "NAME=value", a value of name? */
 static int
@@ -3553,9 +3658,9 @@ command_start(struct command *cmd, struct report *r, const char *command,
 	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
 	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
 	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", number);
-	if (pipe2(to, O_CLOEXEC) == -1)
+	if (os_pipe(to) == -1)
 		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
-	if (pipe2(from, O_CLOEXEC) == -1) {
+	if (os_pipe(from) == -1) {
 		close_pipes(&to, 1);
 		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
@@ -3749,6 +3854,7 @@ command_finish(struct command *cmd, struct report *r, int say_zero,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §20 The engine */
 /* The I/O engine: one poll() over stdin, the socket and stdout. */
 
 /*
@@ -4125,6 +4231,7 @@ readwrite(struct session *s)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §21 Sessions */
 /* Sessions. */
 
 #define NBUFS	5
@@ -4387,6 +4494,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 }
 
 /* ---------------------------------------------------------------------- */
+/* §22 Sockets */
 /* Sockets. */
 
 /*
@@ -4416,8 +4524,7 @@ bind_one(const struct addrinfo *ai, int v6only)
 {
 	int fd, one = 1, saved;
 
-	if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-	    ai->ai_protocol)) == -1)
+	if ((fd = os_socket(ai, 0)) == -1)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
@@ -4541,8 +4648,7 @@ connect_one(const struct addrinfo *ai, int64_t deadline)
 	socklen_t len = sizeof(int);
 	int fd, e = 0;
 
-	if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, ai->ai_protocol)) == -1)
+	if ((fd = os_socket(ai, 1)) == -1)
 		return -1;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 		return fd;
@@ -4648,6 +4754,7 @@ connect_socket(const struct options *opt)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §23 The password */
 /* The password: from a file, or asked for on the terminal. */
 
 /* The length of p[0..n) without one trailing "\n" or "\r\n". */
@@ -4699,7 +4806,6 @@ read_passfile(const char *path, char *pass, size_t cap)
 static size_t
 read_tty_password(char *pass, size_t cap, const char *why, const char *prompt)
 {
-	struct termios quiet;
 	size_t len = 0;
 	ssize_t r;
 	int fd;
@@ -4707,11 +4813,7 @@ read_tty_password(char *pass, size_t cap, const char *why, const char *prompt)
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
 		errx(EXIT_FAIL, "no terminal to ask for the password; "
 		    "use -p passfile");
-	if (save_tty(fd) == -1)		/* a signal may come mid-prompt */
-		err(EXIT_FAIL, "/dev/tty");
-	quiet = restore.tty;
-	quiet.c_lflag &= ~ECHO;
-	if (tcsetattr(fd, TCSAFLUSH, &quiet) == -1)
+	if (keys_quiet(fd) == -1)
 		err(EXIT_FAIL, "/dev/tty");
 	if (why != NULL)
 		(void)write_full(fd, why, strlen(why), INT64_MAX);
@@ -4833,6 +4935,7 @@ read_password(const struct options *opt, char *pass, size_t cap,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §24 Serving one connection */
 /* One accepted connection, for a lone listener and a serving many's child. */
 
 /*
@@ -4868,6 +4971,7 @@ serve_connection(struct session *s, struct pake *pk,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §25 Serving many */
 /*
  * Serving many: -k with -m above 1, no -g.  The listener process accepts,
  * weighs the source address (penalties, its share of the handshake
@@ -5327,7 +5431,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
 	restore.flags[0] = restore.flags[1] = restore.flags[2] = -1;
 	/* The listener's end is ours; it may have come before the prctl. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != sv->pid)
+	if (os_die_with_parent() == -1 || getppid() != sv->pid)
 		_exit(EXIT_FAIL);
 	kid_isolate(sv, k);
 	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
@@ -5367,7 +5471,7 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 
 	memset(k, 0, sizeof(*k));
 	k->ctl = k->out.fd = k->err.fd = -1;
-	for (n = 0; n < 3 && pipe2(fds[n], O_CLOEXEC) == 0; n++)
+	for (n = 0; n < 3 && os_pipe(fds[n]) == 0; n++)
 		;
 	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
 	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
@@ -5918,6 +6022,7 @@ listener_many(const struct options *opt, struct pake *pk,
 }
 
 /* ---------------------------------------------------------------------- */
+/* §26 The two roles */
 /* The two roles. */
 
 /*
@@ -6035,6 +6140,7 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 }
 
 /* ---------------------------------------------------------------------- */
+/* §27 Options and main */
 /* Process setup. */
 
 static void
@@ -6166,14 +6272,14 @@ help(void)
 	    DEF_ITER, DEF_SESSIONS, DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
-static void
+static void __attribute__((noreturn))
 usage(void)
 {
 	usage_to(stderr);
 	exit(EXIT_USAGE);
 }
 
-static void
+static void __attribute__((noreturn))
 usage_error(const char *why)
 {
 	warnx("%s", why);
@@ -6383,8 +6489,7 @@ main(int argc, char *argv[])
 	char pass[MAX_PASSFILE + 2] = "";	/* set: mlock reads it */
 	size_t pass_len;
 
-	/* Messages say "secchat: " whatever the binary is called. */
-	program_invocation_short_name = "secchat";
+	os_set_progname();
 	clean_environment(argv);
 	/* No openssl.cnf, no OPENSSL_CONF: libcrypto as built, nothing else. */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)

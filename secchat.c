@@ -31,10 +31,10 @@
  *   §14 progress               struct report (progress)  5,9
  *   §15 the report             struct report             5,9,14
  *   §16 the handshake          struct msg1..3            5,7,9,15
- *   §17 sending                struct conn, bufs         5,8,9,10,15
- *   §18 receiving              struct conn, bufs         4,8,9,10,15,17
+ *   §17 sending                struct conn, stream, bufs 4,5,8,9,10,15
+ *   §18 receiving              struct conn, stream, bufs 4,5,8,9,10,15,17
  *   §19 the -e command         struct command            1,5,9,10,15
- *   §20 the engine             struct session            5,8,9,10,13,14,15,17,18,19
+ *   §20 the engine             struct session            1,5,8,9,10,13,14,15,17,18,19
  *   §21 sessions               struct session            1,3,5,8,9,13,14,15,19,20
  *   §22 sockets                struct accepted           1,4,5,9
  *   §23 the password           -                         5,9
@@ -177,6 +177,40 @@ os_die_with_parent(void)
 	return prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
+/*
+ * The signals that end a session are held while its engine runs and let
+ * in only while it waits in os_poll, so that the flag their handler sets
+ * is always seen before the engine sleeps again.
+ */
+static void
+os_signals_hold(sigset_t *before)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, before) == -1)
+		abort();		/* valid arguments */
+}
+
+static void
+os_signals_release(const sigset_t *before)
+{
+	if (sigprocmask(SIG_SETMASK, before, NULL) == -1)
+		abort();
+}
+
+/* poll(2) with the signal mask during set to during (ppoll). */
+static int
+os_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *during)
+{
+	struct timespec ts = { timeout_ms / 1000, timeout_ms % 1000 * 1000000L };
+
+	return ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, during);
+}
+
 /* Messages say "secchat: " whatever the binary is called. */
 static void
 os_set_progname(void)
@@ -217,6 +251,13 @@ os_set_progname(void)
 #define TYPE_CLOSE	3
 #define TYPE_KEY	4
 #define TYPE_DONE	5
+#define TYPE_ACK	6
+#define TYPE_PING	7
+#define TYPE_END	8
+#define ACK_LEN		8		/* u64 count */
+#define PING_LEN	2		/* u16 interval */
+#define END_HEAD	5		/* u8 reason || u32 value */
+#define END_TEXT_MAX	200
 #define X25519_LEN	32		/* X25519 public key, private key, DH */
 #define INDEX_LEN	4		/* u32 index of a receive key */
 #define REKEY_LEN	(INDEX_LEN + X25519_LEN)	/* REKEY payload */
@@ -283,6 +324,20 @@ enum status {
 #define MAX_PASSFILE	4096
 #define CODE_DIGITS	12		/* -g */
 #define CONNECT_RETRY_MS 200		/* -w: a refused connect, again */
+#define DEF_INTERVAL	15		/* -a: PING after this much silence */
+#define MAX_INTERVAL	3600
+#define DEF_LOSS	45		/* -L: lost after this much silence */
+#define MIN_LOSS	2
+#define MAX_LOSS	86400
+#define DEF_RETAIN_MIB	4		/* -B: unacknowledged MiB kept */
+#define MAX_RETAIN_MIB	1024
+#define ACK_BYTES	(256 * 1024)	/* W's growth that calls for an ACK */
+#define ACK_MS		1000		/* or W above the last ACK this long */
+#define QUIET_MS	20000		/* a chat says the peer is silent */
+#define END_FLUSH_MS	1000		/* END's wait to reach the kernel */
+#define LINE_WAIT_MS	20		/* a partial line goes after this */
+#define REKEY_BURST	1000		/* the peer's REKEYs opened at once, */
+#define REKEY_PER_SEC	1000		/* then this many a second at most */
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
@@ -348,6 +403,9 @@ struct options {
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
+	unsigned interval;		/* -a: keepalive, seconds */
+	unsigned loss;			/* -L: silence that loses, seconds */
+	size_t	 retain;		/* -B: unacknowledged bytes kept */
 	const char *name;		/* -n: the peer's name on the terminal */
 };
 
@@ -406,11 +464,13 @@ struct peer_keys {
 struct buf {
 	uint8_t	*data;
 	size_t	 cap, pos, len;		/* pending bytes are data[pos..len) */
+	size_t	 keep;			/* bytes before pos still held */
 };
 
 /*
- * A connection's life, one state per direction (doc/PROTOCOL.md sections
- * 4.1 and 7); each transition is made in one function, named after it.
+ * A connection's life, one state per direction (doc/PROTOCOL-3.md
+ * sections 4.1, 7 and 9); each transition is made in one function, named
+ * after it.
  *
  * Sending (our records to the peer):
  *
@@ -418,27 +478,43 @@ struct buf {
  *   TX_DRAINING --input all sealed; CLOSE sealed--> TX_CLOSED
  *   TX_CLOSED --the peer's CLOSE in, stdout written; DONE sealed--> TX_DONE
  *   TX_DONE --DONE on the wire; shutdown(SHUT_WR)--> TX_SHUT
+ *   TX_OPEN, TX_DRAINING, TX_CLOSED --END sealed--> TX_ENDED
  *   any --the socket refuses our data--> TX_FAILED (tx_errno says why)
  *
- * KEY 0 is the first record of all (recv_keys.due starts set); KEY and
- * REKEY records go out in TX_OPEN, TX_DRAINING and TX_CLOSED, DATA in the
- * first two.  At TX_DONE the sending keys are erased.
+ * KEY 0 is the first record of all (recv_keys.due starts set); KEY,
+ * REKEY, ACK and PING records go out in TX_OPEN, TX_DRAINING and
+ * TX_CLOSED, DATA in the first two.  At TX_DONE and TX_ENDED the sending
+ * keys are erased: nothing more is sealed.
  *
  * Receiving (the peer's records):
  *
  *   RX_KEY0 --KEY 0--> RX_OPEN --CLOSE--> RX_CLOSED --DONE--> RX_DONE
+ *   RX_OPEN, RX_CLOSED --END--> RX_ENDED
  *
- * At RX_DONE the receiving keys and our receive keys are erased.  Apart
- * from these, rx_eof says the peer's TCP stream has ended.
+ * At RX_DONE and RX_ENDED the receiving keys and our receive keys are
+ * erased, and whatever follows on the socket is ignored.  Apart from
+ * these, rx_eof says the peer's TCP stream has ended.
  *
  * The session succeeds once sending is TX_SHUT and receiving RX_DONE,
- * without waiting for the peer's FIN.  An end of stream with no whole
- * record left to open is a truncation before RX_CLOSED, an unconfirmed
- * stream in it; TX_FAILED is exit 1 naming the socket's error once the
- * peer's stream has said what it has to say.
+ * without waiting for the peer's FIN.  Any other end (the peer's END, an
+ * end of stream, a reset, silence past the loss limit) is reported by the
+ * engine from the streams' states (doc/PROTOCOL-3.md 9.3, 9.4).
  */
-enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_FAILED };
-enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE };
+enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_ENDED,
+    TX_FAILED };
+enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE, RX_ENDED };
+
+/* END reasons (doc/PROTOCOL-3.md 9.2). */
+enum end_reason { END_NONE, END_INTERRUPTED, END_TERMINATED,
+    END_INPUT_FAILED, END_OUTPUT_FAILED, END_COMMAND_KILLED,
+    END_COMMAND_UNREAD, END_TIMEOUT, END_REJECTED, END_OTHER };
+
+/* An END record's content, ours or the peer's. */
+struct end {
+	int	 reason;		/* END_NONE: none */
+	uint32_t value;
+	char	 text[END_TEXT_MAX + 1];
+};
 
 /*
  * The record layer's state of one connection: what sealing, opening and
@@ -449,11 +525,42 @@ struct conn {
 	enum rx_state rx_state;
 	int	 rx_eof;		/* the peer's TCP stream has ended */
 	int	 tx_errno;		/* why TX_FAILED */
+	int	 rx_errno;		/* a read's error: the connection is lost */
 	struct direction tx, rx;
 	struct recv_keys rk;		/* ours, for the peer's REKEYs */
 	struct peer_keys pk;		/* the peer's, for our REKEYs */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
+	int	 ping_due;		/* announce our interval after KEY 0 */
+	unsigned peer_interval;		/* the peer's PING promise, seconds */
+	int64_t	 last_sealed;		/* ms: our last record, for PING */
+	int64_t	 last_heard;		/* ms: the peer's last byte, for loss */
+	int	 quiet_said;		/* "no word from" said for this silence */
+	int64_t	 rekey_budget;		/* the peer's REKEYs we may open, x1000 */
+	int64_t	 rekey_budget_at;	/* ms: when it was last topped up */
+	struct end peer_end;		/* its END, at RX_ENDED */
+};
+
+/*
+ * A session's two byte streams (doc/PROTOCOL-3.md 7.1), apart from the
+ * connection that carries them, so that another connection could carry
+ * them on: our stream's offsets S and A, the written count W of the
+ * peer's, and when ACKs are due.  Our bytes from A to S, sealed but not
+ * acknowledged, are the retained buffer: they stay in bufs.in just before
+ * its pending bytes (in.keep of them) until an ACK lets them go.
+ */
+struct stream {
+	uint64_t sealed;		/* S: our DATA bytes sealed */
+	uint64_t acked;			/* A: of them, written by the peer */
+	uint64_t written;		/* W: the peer's DATA bytes written */
+	uint64_t ack_sent;		/* W as our last ACK said it */
+	int64_t	 ack_wait;		/* ms: W went above it then; 0: not */
+	size_t	 retain;		/* S - A at most (-B) */
+	int64_t	 input_at;		/* ms: input's last bytes, for a
+					   partial line (section 6) */
+	int	 closed;		/* our CLOSE sealed: S is our length */
+	int	 peer_closed;		/* its CLOSE opened */
+	int	 peer_done;		/* its DONE opened */
 };
 
 /* A session's buffers, allocated once (a -k listener reuses them). */
@@ -489,6 +596,7 @@ struct report {
 	off_t	 in_size;		/* stdin's size if a file, else -1 */
 	void	(*hide)(void *);	/* the chat's, or NULL */
 	void	*hide_arg;
+	char	 last[NOTE_MAX - 16];	/* the last line: an END's text */
 };
 
 /* The chat at a terminal (the editor and the view, below). */
@@ -583,16 +691,20 @@ struct command {
  * What the process changes about descriptors it shares with other
  * programs, put back at exit and on a fatal signal: the flags of stdin,
  * stdout and stderr before O_NONBLOCK, and a terminal's modes before the
- * password prompt or the chat line editor changed them.  A global,
- * because a signal handler needs it; the one other mutable global is
- * hkdf_method's cached HKDF, set once.
+ * password prompt or the chat line editor changed them; and, while a
+ * session's engine runs, the signal that asks it to end (SIGINT, SIGTERM,
+ * SIGHUP), which it answers with END.  A global, because a signal handler
+ * needs it; the one other mutable global is hkdf_method's cached HKDF,
+ * set once.
  */
 static struct {
 	int	 flags[3];
 	int	 tty_fd;		/* the terminal whose modes changed */
 	struct termios tty;
 	volatile sig_atomic_t tty_changed;
-} restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
+	volatile sig_atomic_t caught_by_engine;	/* see on_signal */
+	volatile sig_atomic_t signal;	/* caught, for the engine */
+} restore = { { -1, -1, -1 }, -1, { 0 }, 0, 0, 0 };
 
 
 /* ---------------------------------------------------------------------- */
@@ -830,6 +942,54 @@ restore_tty(void)
 	if (restore.tty_changed)
 		(void)tcsetattr(restore.tty_fd, TCSAFLUSH, &restore.tty);
 	restore.tty_changed = 0;
+}
+
+/* The terminal and the descriptors' flags as they were (a signal's too). */
+static void
+restore_fds(void)
+{
+	int fd;
+
+	restore_tty();
+	for (fd = 0; fd < 3; fd++)
+		if (restore.flags[fd] != -1)
+			(void)fcntl(fd, F_SETFL, restore.flags[fd]);
+}
+
+/* End the process by sig, as if it had not been caught. */
+static void __attribute__((noreturn))
+die_by_signal(int sig)
+{
+	restore_fds();
+	signal(sig, SIG_DFL);
+	raise(sig);
+	abort();		/* sig was not one that ends a process */
+}
+
+/* A signal's name ("SIGTERM") into out, for an END's text (32 bytes). */
+static void
+signal_name(char *out, int sig)
+{
+	static const struct {
+		int	 sig;
+		const char *name;
+	} names[] = {
+		{ SIGHUP, "SIGHUP" }, { SIGINT, "SIGINT" },
+		{ SIGQUIT, "SIGQUIT" }, { SIGILL, "SIGILL" },
+		{ SIGABRT, "SIGABRT" }, { SIGBUS, "SIGBUS" },
+		{ SIGFPE, "SIGFPE" }, { SIGKILL, "SIGKILL" },
+		{ SIGSEGV, "SIGSEGV" }, { SIGPIPE, "SIGPIPE" },
+		{ SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
+		{ SIGUSR1, "SIGUSR1" }, { SIGUSR2, "SIGUSR2" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].sig == sig) {
+			strcpy(out, names[i].name);
+			return;
+		}
+	(void)snprintf(out, 32, "signal %d", sig);
 }
 
 static int
@@ -1538,8 +1698,32 @@ x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
 	return 0;
 }
 
-/* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
-enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_LOW_ORDER };
+/*
+ * Is pub, a share from the peer, one of the four encodings of 9 and
+ * p + 9 (doc/PROTOCOL-3.md 5.6)?  DH with it would be our public key:
+ * the new secret would follow from public values.  Public data, so a
+ * plain comparison.
+ */
+static int
+x25519_public_equivalent(const uint8_t pub[X25519_LEN])
+{
+	static const uint8_t nine[X25519_LEN] = { 9 };
+	static const uint8_t p9[X25519_LEN] = {
+		0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+	};
+
+	/* Bit 255 is ignored by X25519: both forms of each. */
+	return (memcmp(pub, nine, X25519_LEN - 1) == 0 &&
+	    (pub[X25519_LEN - 1] & 0x7f) == 0) ||
+	    (memcmp(pub, p9, X25519_LEN - 1) == 0 &&
+	    (pub[X25519_LEN - 1] & 0x7f) == 0x7f);
+}
+
+/* REKEY checks, in the order of doc/PROTOCOL-3.md section 5.3. */
+enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_PUBLIC, RK_LOW_ORDER };
 
 /*
  * Make key number rk->announced from key (fresh, or fixed for the
@@ -1580,6 +1764,8 @@ recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
 		return RK_UNANNOUNCED;
 	if (*index < rk->oldest || rk->key[*index - rk->oldest] == NULL)
 		return RK_RETIRED;
+	if (x25519_public_equivalent(payload + INDEX_LEN))
+		return RK_PUBLIC;
 	if (x25519(rk->key[*index - rk->oldest], payload + INDEX_LEN, dh) == -1)
 		return RK_LOW_ORDER;
 	if (*index > rk->oldest) {	/* key index - 1 can never be used again */
@@ -1593,12 +1779,17 @@ recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
 	return RK_OK;
 }
 
-/* The peer announced its next receive key; -1 if it had no right to yet. */
+/*
+ * The peer announced its next receive key: -1 if it had no right to yet,
+ * -2 if the key is public-equivalent (section 5.6).
+ */
 static int
 peer_keys_add(struct peer_keys *pk, const uint8_t pub[X25519_LEN])
 {
 	if ((pk->count > 0 && !pk->used) || pk->count > MAX_KEY_INDEX)
 		return -1;
+	if (x25519_public_equivalent(pub))
+		return -2;
 	memcpy(pk->newest, pub, X25519_LEN);
 	pk->count++;
 	pk->used = 0;
@@ -1731,18 +1922,21 @@ buf_pending(const struct buf *b)
 }
 
 /*
- * Room at the tail of b.  Pending bytes move to the front only when the
- * tail has less than want, so a busy buffer is not copied every round.
+ * Room at the tail of b.  Pending bytes, and the kept ones before them,
+ * move to the front only when the tail has less than want, so a busy
+ * buffer is not copied every round.
  */
 static size_t
 buf_room(struct buf *b, size_t want)
 {
-	if (b->pos == b->len)
+	size_t start = b->pos - b->keep;
+
+	if (b->pos == b->len && b->keep == 0)
 		b->pos = b->len = 0;
-	else if (b->cap - b->len < want && b->pos > 0) {
-		memmove(b->data, b->data + b->pos, b->len - b->pos);
-		b->len -= b->pos;
-		b->pos = 0;
+	else if (b->cap - b->len < want && start > 0) {
+		memmove(b->data, b->data + start, b->len - start);
+		b->len -= start;
+		b->pos -= start;
 	}
 	return b->cap - b->len;
 }
@@ -1847,6 +2041,13 @@ tx_over(const struct conn *c)
 	return c->tx_state == TX_SHUT || c->tx_state == TX_FAILED;
 }
 
+/* Is the peer's direction over (DONE or END): nothing more is opened? */
+static int
+rx_over(const struct conn *c)
+{
+	return c->rx_state == RX_DONE || c->rx_state == RX_ENDED;
+}
+
 /* Has the peer sent its CLOSE (and so no more DATA)? */
 static int
 rx_closed(const struct conn *c)
@@ -1881,6 +2082,17 @@ tx_done_sealed(struct conn *c)
 }
 
 /*
+ * TX_OPEN, TX_DRAINING or TX_CLOSED -> TX_ENDED: END sealed, nothing more
+ * will be: the sending keys go.
+ */
+static void
+tx_end_sealed(struct conn *c)
+{
+	c->tx_state = TX_ENDED;
+	direction_free(&c->tx);
+}
+
+/*
  * TX_DONE -> TX_SHUT: DONE is in the kernel's hands, we send nothing
  * more.  The half-close is a courtesy (the peer must not need it), so
  * its failure changes nothing.
@@ -1909,12 +2121,24 @@ rx_got_close(struct conn *c)
 
 /*
  * The peer's DONE: RX_CLOSED -> RX_DONE.  No record can follow, so its
- * direction's keys and our receive keys are erased now.
+ * direction's keys and our receive keys are erased now.  A KEY that its
+ * REKEY made due still goes out before our DONE (section 5.1: what we
+ * send does not depend on how TCP cut the peer's bytes), but its private
+ * half is erased at once: it can never be used.
  */
 static void
 rx_got_done(struct conn *c)
 {
 	c->rx_state = RX_DONE;
+	direction_free(&c->rx);
+	recv_keys_free(&c->rk);
+}
+
+/* The peer's END: RX_OPEN or RX_CLOSED -> RX_ENDED, keys as for DONE. */
+static void
+rx_got_end(struct conn *c)
+{
+	c->rx_state = RX_ENDED;
 	direction_free(&c->rx);
 	recv_keys_free(&c->rk);
 	c->rk.due = 0;
@@ -2940,6 +3164,7 @@ queue_line(struct report *r, const char *fmt, va_list ap)
 	char msg[NOTE_MAX - 16];
 
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	memcpy(r->last, msg, sizeof(msg));
 	errq_make_room(r, NOTE_MAX);
 	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX,
 	    "secchat: %s\n", msg);
@@ -3184,7 +3409,10 @@ handshake_connector(struct report *r, int net, const struct options *opt,
 
 /* ---------------------------------------------------------------------- */
 /* §17 Sending */
-/* Sending: stdin bytes become DATA records; REKEY and CLOSE as due. */
+/*
+ * Sending: input bytes become DATA records, kept until the peer's ACK;
+ * KEY, REKEY, ACK, PING, CLOSE, DONE and END as they fall due.
+ */
 
 static void
 send_record(struct conn *c, struct report *r, struct buf *txb, int type,
@@ -3199,13 +3427,22 @@ send_record(struct conn *c, struct report *r, struct buf *txb, int type,
 	hex_line(r, '>', type, rec, n);
 }
 
-/* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
+/*
+ * Announce our next receive key (doc/PROTOCOL-3.md section 5.1).  Once
+ * the peer's DONE is in, the key can never be used: erased at once.
+ */
 static void
 send_key(struct conn *c, struct report *r, struct buf *txb)
 {
 	uint8_t pub[X25519_LEN];
 
 	recv_keys_add(&c->rk, x25519_keygen(pub));
+	if (rx_over(c))
+		recv_keys_free(&c->rk);
+	if (test_hook("key-nine")) {	/* a liar's share (5.6) */
+		memset(pub, 0, X25519_LEN);
+		pub[0] = 9;
+	}
 	send_record(c, r, txb, TYPE_KEY, pub, X25519_LEN, 0);
 	note(r, "announced receive key %llu",
 	    (unsigned long long)c->rk.announced - 1);
@@ -3218,7 +3455,13 @@ send_rekey(struct conn *c, struct report *r, struct buf *txb)
 	uint8_t payload[REKEY_LEN], dh[X25519_LEN];
 
 	if (rekey_payload(&c->pk, x25519_keygen(NULL), payload, dh) == -1)
-		return session_fail(r, EXIT_AUTH, "peer sent a bad receive key");
+		return session_fail(r, EXIT_AUTH,
+		    "peer sent a bad receive key (our REKEY's DH was zero)");
+	/* The test build's liar: a public-equivalent share (5.6). */
+	if (test_hook("rekey-nine")) {
+		memset(payload + INDEX_LEN, 0, X25519_LEN);
+		payload[INDEX_LEN] = 9;
+	}
 	send_record(c, r, txb, TYPE_REKEY, payload, REKEY_LEN, 0);
 	dh_ratchet(&c->tx, dh);
 	OPENSSL_cleanse(dh, sizeof(dh));
@@ -3228,7 +3471,33 @@ send_rekey(struct conn *c, struct report *r, struct buf *txb)
 	return GO_ON;
 }
 
-/* Is the current sending key due for retirement (doc/PROTOCOL.md section 5)? */
+/* An ACK of what we have written of the peer's stream (section 7.2). */
+static void
+send_ack(struct conn *c, struct report *r, struct buf *txb,
+    struct stream *st)
+{
+	uint8_t payload[ACK_LEN];
+	int i;
+
+	for (i = 0; i < ACK_LEN; i++)
+		payload[i] = st->written >> (8 * (ACK_LEN - 1 - i));
+	send_record(c, r, txb, TYPE_ACK, payload, ACK_LEN, 0);
+	st->ack_sent = st->written;
+	st->ack_wait = 0;
+}
+
+/* A PING: we stay silent no longer than interval seconds (section 7.3). */
+static void
+send_ping(struct conn *c, struct report *r, struct buf *txb,
+    unsigned interval)
+{
+	uint8_t payload[PING_LEN] = { interval >> 8, interval & 0xff };
+
+	send_record(c, r, txb, TYPE_PING, payload, PING_LEN, 0);
+	c->ping_due = 0;
+}
+
+/* Is the current sending key due for retirement (section 5.4)? */
 static int
 rekey_due(const struct conn *c, const struct options *opt, int64_t t)
 {
@@ -3244,20 +3513,51 @@ rekey_due(const struct conn *c, const struct options *opt, int64_t t)
 	    t - d->first_data >= secs_ms(opt->rekey_secs));
 }
 
-/* How many pending stdin bytes make the next DATA record; 0: none yet. */
+/*
+ * Is an ACK due: W above the last ACK's count by ACK_BYTES, or for
+ * ACK_MS?  The clock starts when W first goes above it.
+ */
+static int
+ack_due(struct stream *st, int64_t t)
+{
+	if (st->written == st->ack_sent)
+		return 0;
+	if (st->ack_wait == 0)
+		st->ack_wait = t;
+	return st->written - st->ack_sent >= ACK_BYTES ||
+	    t - st->ack_wait >= ACK_MS;
+}
+
+/* Has our side been silent for its interval (or not yet said it)? */
+static int
+ping_due(const struct conn *c, const struct options *opt, int64_t t)
+{
+	return c->ping_due || t - c->last_sealed >= secs_ms(opt->interval);
+}
+
+/*
+ * How many pending input bytes make the next DATA record; 0: none yet.
+ * A partial line waits for its newline, the end of input, or LINE_WAIT_MS
+ * without more input (a prompt, section 6).  Nothing goes that would take
+ * the retained bytes past the cap: an ACK must make room first.
+ */
 static size_t
-next_chunk(const struct conn *c, const struct buf *in, int bflag)
+next_chunk(const struct conn *c, const struct buf *in, const struct stream *st,
+    int bflag, int64_t t)
 {
 	size_t avail = buf_pending(in);
 	size_t max = avail < MAX_PAYLOAD ? avail : MAX_PAYLOAD;
 	const uint8_t *nl;
 
+	if (in->keep + max > st->retain)
+		return 0;
 	if (avail == 0 || bflag)
 		return max;
 	if ((nl = memchr(in->data + in->pos, '\n', max)) != NULL)
 		return nl - (in->data + in->pos) + 1;
 	/* A long line goes in full records; a last line at end of input. */
-	if (avail >= MAX_PAYLOAD || c->tx_state != TX_OPEN)
+	if (avail >= MAX_PAYLOAD || c->tx_state != TX_OPEN ||
+	    t - st->input_at >= LINE_WAIT_MS)
 		return max;
 	return 0;
 }
@@ -3283,10 +3583,13 @@ tx_room(struct report *r, struct bufs *b)
 	    errq_room(r, SEND_BATCH);
 }
 
-/* A DATA record of len pending stdin bytes, padded to pad (section 6). */
+/*
+ * A DATA record of len pending input bytes, padded to pad (section 6).
+ * The bytes stay in b->in, kept, until the peer acknowledges them.
+ */
 static void
-send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
-    size_t len, int64_t t)
+send_data(struct conn *c, struct report *r, struct bufs *b,
+    struct stream *st, size_t pad, size_t len, int64_t t)
 {
 	size_t inner = (len + 1 + pad - 1) / pad * pad;
 
@@ -3297,41 +3600,68 @@ send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
 	send_record(c, r, &b->txb, TYPE_DATA, b->in.data + b->in.pos, len,
 	    inner - len - 1);
 	b->in.pos += len;
+	b->in.keep += len;
+	st->sealed += len;
 	c->sent_bytes += len;
 }
 
 /*
+ * One record of what is due, in this order: our next receive key, the
+ * PING that announces our interval, a REKEY (which waits for the peer's
+ * KEY 0, and DATA with it), an ACK, DATA, an idle PING.  0 if nothing
+ * was due.
+ */
+static int
+fill_one(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r, const struct options *opt, size_t pad, int64_t t,
+    enum status *status)
+{
+	int rekey = rekey_due(c, opt, t);
+	size_t len;
+
+	if (c->rk.due && c->rk.announced <= MAX_KEY_INDEX)
+		send_key(c, r, &b->txb);
+	else if (c->ping_due)
+		send_ping(c, r, &b->txb, opt->interval);
+	else if (rekey && c->pk.count > 0)
+		*status = send_rekey(c, r, &b->txb);
+	else if (ack_due(st, t))
+		send_ack(c, r, &b->txb, st);
+	else if (!rekey && tx_sending(c) &&
+	    (len = next_chunk(c, &b->in, st, opt->bflag, t)) > 0)
+		send_data(c, r, b, st, pad, len, t);
+	else if (ping_due(c, opt, t))
+		send_ping(c, r, &b->txb, opt->interval);
+	else
+		return 0;
+	return 1;
+}
+
+/*
  * Seal what is due, one record per round while txb and stderr have room
- * for a batch: our next receive key first, then a due REKEY, then DATA;
- * then CLOSE and DONE when their time has come.  DONE confirms that the
- * peer's stream was written whole: not when dropped says it was not.
+ * for a batch; then CLOSE and DONE when their time has come.  DONE
+ * confirms that the peer's stream was written whole: not when dropped
+ * says it was not.
  */
 static enum status
-fill_tx(struct conn *c, struct bufs *b, struct report *r,
+fill_tx(struct conn *c, struct bufs *b, struct stream *st, struct report *r,
     const struct options *opt, size_t pad, int dropped)
 {
 	int64_t t = now_ms();
-	size_t len;
-	enum status status;
+	uint64_t sealed = c->sent_records;
+	enum status status = GO_ON;
 
-	while (tx_keying(c) && tx_room(r, b)) {
-		if (c->rk.due)
-			send_key(c, r, &b->txb);
-		else if (rekey_due(c, opt, t)) {
-			if (c->pk.count == 0)
-				break;	/* no REKEY, so no DATA, before KEY 0 */
-			if ((status = send_rekey(c, r, &b->txb)) != GO_ON)
-				return status;
-		} else if (tx_sending(c) &&
-		    (len = next_chunk(c, &b->in, opt->bflag)) > 0)
-			send_data(c, r, b, pad, len, t);
-		else
-			break;
-	}
+	while (tx_keying(c) && tx_room(r, b) &&
+	    fill_one(c, b, st, r, opt, pad, t, &status))
+		if (status != GO_ON)
+			return status;
+	if (c->sent_records != sealed)
+		c->last_sealed = t;	/* for PING: close enough */
 	if (c->tx_state == TX_DRAINING && buf_pending(&b->in) == 0 &&
 	    tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_CLOSE, NULL, 0, 0);
 		tx_close_sealed(c);
+		st->closed = 1;
 	}
 	if (c->tx_state == TX_CLOSED && rx_closed(c) &&
 	    buf_pending(&b->out) == 0 && !dropped && tx_room(r, b)) {
@@ -3339,6 +3669,29 @@ fill_tx(struct conn *c, struct bufs *b, struct report *r,
 		tx_done_sealed(c);
 	}
 	return GO_ON;
+}
+
+/*
+ * Seal END (section 9.2): an ACK first if W is above the last one's
+ * count, then the reason.  Nothing is sealed after it.  txb must have
+ * room for both records.
+ */
+static void
+send_end(struct conn *c, struct buf *txb, struct stream *st,
+    struct report *r, const struct end *e)
+{
+	uint8_t payload[END_HEAD + END_TEXT_MAX];
+	size_t n = strnlen(e->text, END_TEXT_MAX);
+
+	if (!tx_keying(c))
+		return;
+	if (st->written > st->ack_sent)
+		send_ack(c, r, txb, st);
+	payload[0] = e->reason;
+	put_u32(payload + 1, e->value);
+	memcpy(payload + END_HEAD, e->text, n);
+	send_record(c, r, txb, TYPE_END, payload, END_HEAD + n, 0);
+	tx_end_sealed(c);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -3363,88 +3716,20 @@ reject_record(struct report *r, struct buf *out, size_t n, const char *fmt,
 	return session_fail(r, EXIT_AUTH, "malformed record: %s", why);
 }
 
-/*
- * The handlers of the record types: the payload is the n bytes at the
- * end of out.
- */
-static enum status
-on_data(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n > MAX_PAYLOAD)
-		return reject_record(r, out, n, "DATA payload over %d bytes",
-		    MAX_PAYLOAD);
-	out->len += n;		/* authenticated: now it may be written */
-	c->recv_bytes += n;
-	return GO_ON;
-}
-
-/*
- * A REKEY (doc/PROTOCOL.md section 5.3): check it, compute its DH with
- * the receive key it names, step to the next secret.
- */
-static enum status
-on_rekey(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	uint8_t dh[X25519_LEN];
-	uint32_t index;
-
-	if (n != REKEY_LEN)
-		return reject_record(r, out, n, "REKEY payload of %zu bytes", n);
-	switch (recv_keys_use(&c->rk, out->data + out->len, dh, &index)) {
-	case RK_UNANNOUNCED:
-		return reject_record(r, out, n,
-		    "REKEY names unannounced key %u", index);
-	case RK_RETIRED:
-		return reject_record(r, out, n, "REKEY names retired key %u",
-		    index);
-	case RK_LOW_ORDER:
-		return reject_record(r, out, n, "REKEY with a low-order key");
-	case RK_OK:
-		break;
-	}
-	OPENSSL_cleanse(out->data + out->len, n);
-	dh_ratchet(&c->rx, dh);
-	OPENSSL_cleanse(dh, sizeof(dh));
-	c->rekeys_recv++;
-	note(r, "peer rekeyed (epoch %llu)", (unsigned long long)c->rx.epoch);
-	return GO_ON;
-}
-
-/* The peer's next receive key, for our REKEYs (section 5.1). */
-static enum status
-on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n != X25519_LEN)
-		return reject_record(r, out, n, "KEY payload of %zu bytes", n);
-	if (peer_keys_add(&c->pk, out->data + out->len) == -1)
-		return reject_record(r, out, n, "KEY announced before the last "
-		    "one was used");
-	OPENSSL_cleanse(out->data + out->len, n);
-	rx_got_key0(c);
-	/* The peer's KEY 0 read, the sandbox must kill us here. */
-	if (test_hook("forbidden"))
-		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-	return GO_ON;
-}
-
-/* The session hears of it from the state (see peer_closed). */
-static enum status
-on_close(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n != 0)
-		return reject_record(r, out, n, "CLOSE with a payload");
-	rx_got_close(c);
-	return GO_ON;
-}
-
-static enum status
-on_done(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n != 0)
-		return reject_record(r, out, n, "DONE with a payload");
-	rx_got_done(c);
-	return GO_ON;
-}
+/* The record types: names, and their payload sizes (section 4). */
+static const struct {
+	const char *name;
+	size_t	 min, max;
+} rec_types[TYPE_END + 1] = {
+	[TYPE_DATA] = { "DATA", 0, MAX_PAYLOAD },
+	[TYPE_REKEY] = { "REKEY", REKEY_LEN, REKEY_LEN },
+	[TYPE_CLOSE] = { "CLOSE", 0, 0 },
+	[TYPE_KEY] = { "KEY", X25519_LEN, X25519_LEN },
+	[TYPE_DONE] = { "DONE", 0, 0 },
+	[TYPE_ACK] = { "ACK", ACK_LEN, ACK_LEN },
+	[TYPE_PING] = { "PING", PING_LEN, PING_LEN },
+	[TYPE_END] = { "END", END_HEAD, END_HEAD + END_TEXT_MAX },
+};
 
 /* Why a record of this type may not come now (section 4.1); NULL: it may. */
 static const char *
@@ -3464,64 +3749,278 @@ rx_refuses(const struct conn *c, int type)
 			return "DONE before our CLOSE";
 		return NULL;
 	case RX_DONE:
+	case RX_ENDED:
 		break;
 	}
-	return "record after DONE";
+	abort();		/* nothing is opened after DONE or END */
+}
+
+/* Checks 5 to 7 of section 4: the type, the state, the payload's size. */
+static enum status
+check_record(const struct conn *c, struct buf *out, struct report *r,
+    int type, size_t n)
+{
+	const char *why;
+
+	if (type < TYPE_DATA || type > TYPE_END)
+		return reject_record(r, out, n, "unknown type %d", type);
+	if ((why = rx_refuses(c, type)) != NULL)
+		return reject_record(r, out, n, "%s", why);
+	if (n < rec_types[type].min || n > rec_types[type].max)
+		return reject_record(r, out, n, "%s payload of %zu bytes",
+		    rec_types[type].name, n);
+	return GO_ON;
+}
+
+/*
+ * The handlers of the record types: the payload is the n bytes at the
+ * end of out, its size checked.
+ */
+static void
+on_data(struct conn *c, struct buf *out, size_t n)
+{
+	out->len += n;		/* authenticated: now it may be written */
+	c->recv_bytes += n;
+}
+
+/*
+ * A REKEY (doc/PROTOCOL-3.md section 5.3): check it, compute its DH with
+ * the receive key it names, step to the next secret.
+ */
+static enum status
+on_rekey(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	uint8_t dh[X25519_LEN];
+	uint32_t index;
+
+	switch (recv_keys_use(&c->rk, out->data + out->len, dh, &index)) {
+	case RK_UNANNOUNCED:
+		return reject_record(r, out, n,
+		    "REKEY names unannounced key %u", index);
+	case RK_RETIRED:
+		return reject_record(r, out, n, "REKEY names retired key %u",
+		    index);
+	case RK_PUBLIC:
+		return reject_record(r, out, n,
+		    "REKEY with a public-equivalent key");
+	case RK_LOW_ORDER:
+		return reject_record(r, out, n, "REKEY with a low-order key");
+	case RK_OK:
+		break;
+	}
+	OPENSSL_cleanse(out->data + out->len, n);
+	dh_ratchet(&c->rx, dh);
+	OPENSSL_cleanse(dh, sizeof(dh));
+	c->rekeys_recv++;
+	note(r, "peer rekeyed (epoch %llu)", (unsigned long long)c->rx.epoch);
+	return GO_ON;
+}
+
+/* The peer's next receive key, for our REKEYs (section 5.1). */
+static enum status
+on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	int added = peer_keys_add(&c->pk, out->data + out->len);
+
+	if (added == -1)
+		return reject_record(r, out, n, "KEY announced before the last "
+		    "one was used");
+	if (added == -2)
+		return reject_record(r, out, n,
+		    "KEY with a public-equivalent key");
+	OPENSSL_cleanse(out->data + out->len, n);
+	rx_got_key0(c);
+	/* The peer's KEY 0 read, the sandbox must kill us here. */
+	if (test_hook("forbidden"))
+		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	return GO_ON;
+}
+
+/*
+ * An ACK (section 7.2): the peer has written count bytes of our stream,
+ * so the retained bytes below count go, wiped.
+ */
+static enum status
+on_ack(struct stream *st, struct buf *in, struct buf *out, struct report *r,
+    size_t n)
+{
+	const uint8_t *p = out->data + out->len;
+	uint64_t count = 0, gone;
+	int i;
+
+	for (i = 0; i < ACK_LEN; i++)
+		count = count << 8 | p[i];
+	if (count > st->sealed)
+		return reject_record(r, out, n, "ACK of %llu bytes, only %llu "
+		    "sent", (unsigned long long)count,
+		    (unsigned long long)st->sealed);
+	if (count <= st->acked)
+		return reject_record(r, out, n, "ACK of %llu bytes after ACK "
+		    "of %llu", (unsigned long long)count,
+		    (unsigned long long)st->acked);
+	gone = count - st->acked;
+	OPENSSL_cleanse(in->data + in->pos - in->keep, gone);
+	in->keep -= gone;
+	st->acked = count;
+	return GO_ON;
+}
+
+/* A PING: the peer's promise of its longest silence (section 7.3). */
+static enum status
+on_ping(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	const uint8_t *p = out->data + out->len;
+	unsigned interval = (unsigned)p[0] << 8 | p[1];
+
+	if (interval < 1 || interval > MAX_INTERVAL)
+		return reject_record(r, out, n, "PING interval of %u s",
+		    interval);
+	c->peer_interval = interval;
+	return GO_ON;
+}
+
+/*
+ * Is END's text clean: UTF-8, shortest forms, no surrogates, no C0 or C1
+ * control and no DEL (section 9.2)?  It is shown to people.
+ */
+static int
+end_text_clean(const uint8_t *p, size_t n)
+{
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			if (p[i] < 0x20 || p[i] == 0x7f)
+				return 0;
+			i++;
+			continue;
+		}
+		len = p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : p[i] >= 0xc0 ? 2 : 0;
+		if (len == 0 || p[i] > 0xf4 || i + len > n)
+			return 0;
+		cp = p[i] & (0x7f >> len);
+		for (k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < (len == 2 ? 0xa0 : len == 3 ? 0x800 : 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;	/* overlong, C1, surrogate, too big */
+		i += len;
+	}
+	return 1;
+}
+
+/* The peer stops, and says why (section 9.2). */
+static enum status
+on_end(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	const uint8_t *p = out->data + out->len;
+
+	if (!end_text_clean(p + END_HEAD, n - END_HEAD))
+		return reject_record(r, out, n, "END text is not clean UTF-8");
+	c->peer_end.reason = p[0];
+	c->peer_end.value = get_u32(p + 1);
+	memcpy(c->peer_end.text, p + END_HEAD, n - END_HEAD);
+	c->peer_end.text[n - END_HEAD] = '\0';
+	OPENSSL_cleanse(out->data + out->len, n);
+	rx_got_end(c);
+	return GO_ON;
+}
+
+/* Hand an opened record, its checks passed, to its type's handler. */
+static enum status
+on_record(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r, int type, size_t n)
+{
+	switch (type) {
+	case TYPE_DATA:
+		on_data(c, &b->out, n);
+		return GO_ON;
+	case TYPE_REKEY:
+		return on_rekey(c, &b->out, r, n);
+	case TYPE_CLOSE:
+		rx_got_close(c);
+		st->peer_closed = 1;
+		return GO_ON;
+	case TYPE_KEY:
+		return on_key(c, &b->out, r, n);
+	case TYPE_DONE:
+		rx_got_done(c);
+		st->peer_done = 1;
+		return GO_ON;
+	case TYPE_ACK:
+		return on_ack(st, &b->in, &b->out, r, n);
+	case TYPE_PING:
+		return on_ping(c, &b->out, r, n);
+	}
+	return on_end(c, &b->out, r, n);
 }
 
 /*
  * Authenticate the record rec (LEN_LEN + clen bytes, clen checked) into
- * the tail of out, and hand it to the handler of its type.
+ * the tail of b->out, check it in the order of section 4, and hand it to
+ * the handler of its type.
  */
 static enum status
-receive_record(struct conn *c, struct buf *out, struct report *r,
-    const uint8_t *rec, size_t clen)
+receive_record(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r, const uint8_t *rec, size_t clen)
 {
-	const char *why;
 	enum open_result opened;
+	enum status status;
 	size_t n;
 	int type;
 
 	if (c->rx.seq >= SEQ_LIMIT)
 		return session_fail(r, EXIT_AUTH,
 		    "malformed record: too many records under one key");
-	opened = open_record(&c->rx, rec, clen, out->data + out->len, &type,
-	    &n);
+	opened = open_record(&c->rx, rec, clen, b->out.data + b->out.len,
+	    &type, &n);
 	hex_line(r, '<', opened == OPEN_OK ? type : 0, rec, LEN_LEN + clen);
 	if (opened == OPEN_BAD_TAG)
 		return session_fail(r, EXIT_AUTH,
 		    "record failed authentication");
 	if (opened == OPEN_NO_TYPE)
 		return session_fail(r, EXIT_AUTH,
-		    "malformed record: no record type");
+		    "malformed record: only zero bytes");
 	c->recv_records++;
-	if (type < TYPE_DATA || type > TYPE_DONE)
-		return reject_record(r, out, n, "unknown type %d", type);
-	if ((why = rx_refuses(c, type)) != NULL)
-		return reject_record(r, out, n, "%s", why);
-	switch (type) {
-	case TYPE_DATA:
-		return on_data(c, out, r, n);
-	case TYPE_REKEY:
-		return on_rekey(c, out, r, n);
-	case TYPE_CLOSE:
-		return on_close(c, out, r, n);
-	case TYPE_KEY:
-		return on_key(c, out, r, n);
-	}
-	return on_done(c, out, r, n);
+	if ((status = check_record(c, &b->out, r, type, n)) != GO_ON)
+		return status;
+	return on_record(c, b, st, r, type, n);
 }
 
-/* Open every complete record in b->rxb that stdout has room for. */
+/*
+ * A password holder could send REKEYs that cost it little (one E, used
+ * again and again) and cost us a DH each: we open at most REKEY_BURST of
+ * them at once, then REKEY_PER_SEC a second, and leave the rest unread
+ * meanwhile (flow control, not an error).  The budget is in thousandths.
+ */
+static void
+rekey_budget(struct conn *c, int64_t t)
+{
+	c->rekey_budget += (t - c->rekey_budget_at) * REKEY_PER_SEC;
+	c->rekey_budget_at = t;
+	if (c->rekey_budget > REKEY_BURST * 1000)
+		c->rekey_budget = REKEY_BURST * 1000;
+}
+
+/*
+ * Open every complete record in b->rxb that stdout has room for.  After
+ * the peer's DONE or END nothing more is opened: what follows is dropped.
+ */
 static enum status
-process_rx(struct conn *c, struct bufs *b, struct report *r)
+process_rx(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r)
 {
 	const uint8_t *rec;
 	size_t avail, clen;
 	enum status status;
+	uint64_t rekeys;
 
-	while (c->rx_state != RX_DONE &&
-	    (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
+	rekey_budget(c, now_ms());
+	while (!rx_over(c) && (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
 		rec = b->rxb.data + b->rxb.pos;
 		clen = (size_t)rec[0] << 8 | rec[1];
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
@@ -3529,17 +4028,16 @@ process_rx(struct conn *c, struct bufs *b, struct report *r)
 			    "malformed record: bad length %zu", clen);
 		if (avail < LEN_LEN + clen || output_busy(r, &b->out) ||
 		    buf_room(&b->out, MAX_INNER) < MAX_INNER ||
-		    !errq_room(r, RECV_BATCH))
+		    !errq_room(r, RECV_BATCH) || c->rekey_budget < 1000)
 			break;
-		if ((status = receive_record(c, &b->out, r, rec, clen)) !=
-		    GO_ON)
+		rekeys = c->rekeys_recv;
+		if ((status = receive_record(c, b, st, r, rec, clen)) != GO_ON)
 			return status;
 		b->rxb.pos += LEN_LEN + clen;
+		c->rekey_budget -= (c->rekeys_recv - rekeys) * 1000;
 	}
-	/* After DONE the peer sends nothing, not even part of a record. */
-	if (c->rx_state == RX_DONE && buf_pending(&b->rxb) > 0)
-		return session_fail(r, EXIT_AUTH,
-		    "malformed record: data after DONE");
+	if (rx_over(c))
+		b->rxb.pos = b->rxb.len;
 	return GO_ON;
 }
 
@@ -3776,7 +4274,7 @@ command_undelivered(const struct command *cmd, const struct conn *c,
  */
 static enum status
 command_step(struct command *cmd, struct conn *c, struct bufs *b,
-    struct report *r)
+    struct report *r, struct end *e)
 {
 	if (cmd->state == CMD_NONE)
 		return GO_ON;
@@ -3786,17 +4284,25 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 	} else if (cmd->feed == FEED_OPEN && rx_closed(c) &&
 	    buf_pending(&b->out) == 0)
 		command_fed(cmd);
-	if (command_undelivered(cmd, c, &b->txb))
+	if (command_undelivered(cmd, c, &b->txb)) {
+		e->reason = END_COMMAND_UNREAD;
+		e->value = cmd->state == CMD_EXITED &&
+		    WIFEXITED(cmd->status) ? WEXITSTATUS(cmd->status) : 256;
 		return session_fail(r, EXIT_FAIL, "the command stopped reading: "
 		    "the peer's data was not all delivered");
+	}
 	if (cmd->state == CMD_RUNNING || c->tx_state != TX_OPEN)
 		return GO_ON;
 	(void)command_reap(cmd, WNOHANG);
 	if (command_exit_awaited(cmd, c))
 		return GO_ON;
-	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status))
+	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status)) {
+		e->reason = END_COMMAND_KILLED;
+		e->value = WTERMSIG(cmd->status);
+		signal_name(e->text, WTERMSIG(cmd->status));
 		return session_fail(r, EXIT_FAIL, "command killed by signal %d",
 		    WTERMSIG(cmd->status));
+	}
 	tx_input_ended(c);
 	return GO_ON;
 }
@@ -3859,10 +4365,11 @@ command_finish(struct command *cmd, struct report *r, int say_zero,
 
 /*
  * One session and what it joins: the connection (socket, record state),
- * the local ends, the report, the chat, the -e command and the buffers.
- * A -k listener keeps it for its next session: conn_begin and conn_end
- * make and wipe what is a connection's; the rest is fixed at
- * session_alloc (a serving child sets hex_tty and out_tty after it).
+ * the session's streams, the local ends, the report, the chat, the -e
+ * command and the buffers.  A -k listener keeps it for its next session:
+ * conn_begin and conn_end make and wipe what is a connection's (and, as
+ * long as a session has one connection, its streams); the rest is fixed
+ * at session_alloc (a serving child sets hex_tty and out_tty after it).
  */
 struct session {
 	const struct options *opt;
@@ -3874,12 +4381,15 @@ struct session {
 	size_t	 pad;			/* DATA inner lengths are multiples of it */
 	int	 net;			/* the connection's socket */
 	int	 in_fd, out_fd;		/* stdin, stdout, or the command's */
-	int64_t	 last_activity;		/* ms, last I/O progress; for -w */
+	int64_t	 last_activity;		/* ms, last DATA progress; for -w */
 	struct bufs b;
 	struct report rep;
 	struct chat chat;
 	struct command cmd;
 	struct conn c;
+	struct stream st;
+	struct end end;			/* ours, once we stop without DONE */
+	int	 die_signal;		/* end the process by it, at conn_end */
 };
 
 /* Hex lines before the plaintext they carry: stderr is served first. */
@@ -3906,6 +4416,65 @@ output_fd(const struct session *s)
 	return s->cmd.feed == FEED_OPEN ? s->cmd.to : -1;
 }
 
+/*
+ * Our END's reason, value and text, unless one is set already.  The text
+ * is kept to printable ASCII (our own lines and strerror's are), so that
+ * it is clean UTF-8 however it was cut.
+ */
+static void
+end_set(struct session *s, int reason, uint32_t value, const char *text)
+{
+	size_t i;
+
+	if (s->end.reason != END_NONE)
+		return;
+	s->end.reason = reason;
+	s->end.value = value;
+	for (i = 0; i < END_TEXT_MAX && text[i] != '\0'; i++)
+		s->end.text[i] = text[i] >= 0x20 && text[i] < 0x7f ?
+		    text[i] : '?';
+	s->end.text[i] = '\0';
+}
+
+/*
+ * We stop without a normal end (doc/PROTOCOL-3.md 9.2): seal END, with
+ * the reason set before or else one from status and the line just
+ * printed, behind what txb holds, and give it END_FLUSH_MS to reach the
+ * kernel.  A direction that cannot seal (DONE or END sealed, the socket
+ * failed) sends nothing.  Returns status.
+ */
+static enum status
+end_session(struct session *s, enum status status)
+{
+	int64_t until = now_ms() + END_FLUSH_MS;
+	struct buf *txb = &s->b.txb;
+	size_t need = 2 * (LEN_LEN + MAX_RECORD);
+
+	end_set(s, status == EXIT_AUTH ? END_REJECTED : END_OTHER, 0,
+	    s->rep.last);
+	if (!tx_keying(&s->c))
+		return status;
+	if (buf_room(txb, need) < need) {
+		if (write_full(s->net, txb->data + txb->pos, buf_pending(txb),
+		    until) == -1)
+			return status;
+		txb->pos = txb->len;
+	}
+	send_end(&s->c, txb, &s->st, &s->rep, &s->end);
+	(void)write_full(s->net, txb->data + txb->pos, buf_pending(txb),
+	    until);
+	txb->pos = txb->len;
+	return status;
+}
+
+/* Bytes of the peer's stream have left for good: W grows (7.1). */
+static void
+out_written(struct session *s, size_t n)
+{
+	s->st.written += n;
+	s->last_activity = now_ms();
+}
+
 static enum status
 read_stdin(struct session *s)
 {
@@ -3925,21 +4494,23 @@ read_stdin(struct session *s)
 	    room < READ_MAX ? room : READ_MAX)) > 0)
 		in->len += r;
 	if (r > 0)
-		s->last_activity = now_ms();
+		s->last_activity = s->st.input_at = now_ms();
 	else if (r == 0 && s->cmd.state != CMD_NONE)
 		command_output_ended(&s->cmd);
 	else if (r == 0)
 		tx_input_ended(&s->c);
-	else if (errno != EAGAIN && errno != EINTR)
+	else if (errno != EAGAIN && errno != EINTR) {
+		end_set(s, END_INPUT_FAILED, 0, strerror(errno));
 		return session_fail(&s->rep, EXIT_FAIL, "read from stdin: %s",
 		    strerror(errno));
+	}
 	return GO_ON;
 }
 
 /*
  * Any -> TX_FAILED: the connection no longer takes our data.  Our
- * direction is over; the peer's tells why (truncation, reset), so keep
- * reading it before failing.
+ * direction is over; the peer's may still say why (its END), so it is
+ * read on until it ends: then the connection is lost.
  */
 static void
 net_refused(struct session *s, int e)
@@ -3976,14 +4547,14 @@ write_net(struct session *s)
 		return;
 	}
 	r = write(s->net, txb->data + txb->pos, buf_pending(txb));
-	if (r > 0) {
+	if (r > 0)
 		txb->pos += r;
-		s->last_activity = now_ms();
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
+	else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		net_refused(s, errno);
 }
 
-static enum status
+/* The peer's bytes; an error loses the connection (section 7.3). */
+static void
 read_net(struct session *s)
 {
 	struct buf *rxb = &s->b.rxb;
@@ -3993,15 +4564,12 @@ read_net(struct session *s)
 	if ((r = read(s->net, rxb->data + rxb->len,
 	    room < READ_MAX ? room : READ_MAX)) > 0) {
 		rxb->len += r;
-		s->last_activity = now_ms();
+		s->c.last_heard = now_ms();
+		s->c.quiet_said = 0;
 	} else if (r == 0)
 		rx_got_eof(&s->c);
 	else if (errno != EAGAIN && errno != EINTR)
-		/* Even after CLOSE: a reset means our data went unread. */
-		return session_fail(&s->rep, EXIT_FAIL,
-		    "read from network: %s%s", strerror(errno),
-		    s->c.rx_state == RX_CLOSED ? "; " UNCONFIRMED : "");
-	return GO_ON;
+		s->c.rx_errno = errno;
 }
 
 /* Write what b holds to the terminal side (stdout or stderr) fd. */
@@ -4012,10 +4580,8 @@ write_local(struct session *s, int fd, struct buf *b)
 
 	editor_hide(&s->chat);
 	progress_hide(&s->rep);
-	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
+	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0)
 		b->pos += r;
-		s->last_activity = now_ms();
-	}
 	return r;
 }
 
@@ -4028,38 +4594,99 @@ write_stderr(struct session *s)
 		s->rep.q.pos = s->rep.q.len = 0;	/* stderr is for people */
 }
 
-/* A command that reads no more is the command layer's to handle. */
+/* Output failed with e: say so, and END says it to the peer. */
+static enum status
+output_failed(struct session *s, int e)
+{
+	end_set(s, END_OUTPUT_FAILED, 0, strerror(e));
+	return session_fail(&s->rep, EXIT_FAIL, "write to stdout: %s",
+	    strerror(e));
+}
+
+/*
+ * The peer's bytes to the output; what leaves counts as written (7.1).
+ * A command that reads no more is the command layer's to handle.
+ */
 static enum status
 write_stdout(struct session *s)
 {
+	size_t before = s->b.out.pos;
+	ssize_t r;
+
 	if (s->out_tty) {
 		if (write_terminal(&s->chat, &s->b.out,
 		    io_deadline(s->opt)) == -1)
-			return session_fail(&s->rep, EXIT_FAIL,
-			    "write to stdout: %s", strerror(errno));
-		s->last_activity = now_ms();
+			return output_failed(s, errno);
+		out_written(s, s->b.out.pos - before);
 		return GO_ON;
 	}
-	if (write_local(s, output_fd(s), &s->b.out) != -1 ||
-	    errno == EAGAIN || errno == EINTR)
+	if ((r = write_local(s, output_fd(s), &s->b.out)) > 0)
+		out_written(s, r);
+	if (r != -1 || errno == EAGAIN || errno == EINTR)
 		return GO_ON;
 	if (errno == EPIPE && s->cmd.state != CMD_NONE) {
 		command_refused(&s->cmd);
 		return GO_ON;
 	}
 	s->b.out.pos = s->b.out.len;	/* nowhere to go: dropped, wiped later */
-	return session_fail(&s->rep, EXIT_FAIL, "write to stdout: %s",
-	    strerror(errno));
+	return output_failed(s, errno);
 }
 
-/* Milliseconds until the idle limit or a time-driven rekey; -1: none. */
+/* Silence that loses the connection, ms: max(-L, 2 x the peer's interval). */
+static int64_t
+loss_ms(const struct session *s)
+{
+	unsigned limit = s->opt->loss;
+
+	if (limit < 2 * s->c.peer_interval)
+		limit = 2 * s->c.peer_interval;
+	return secs_ms(limit);
+}
+
+/* until, or t if sooner. */
+static int64_t
+sooner(int64_t until, int64_t t)
+{
+	return t < until ? t : until;
+}
+
+/* The next moment a timer of the connection falls due (ms; INT64_MAX). */
+static int64_t
+conn_timers(struct session *s, int64_t t)
+{
+	int64_t until = INT64_MAX;
+	const struct conn *c = &s->c;
+
+	if (tx_keying(c)) {
+		until = c->last_sealed + secs_ms(s->opt->interval);
+		if (s->st.written > s->st.ack_sent)
+			until = sooner(until, s->st.ack_wait == 0 ? t :
+			    s->st.ack_wait + ACK_MS);
+	}
+	if (!rx_over(c) && !c->rx_eof) {
+		until = sooner(until, c->last_heard + loss_ms(s));
+		if (s->rep.chat && !c->quiet_said)
+			until = sooner(until, c->last_heard + QUIET_MS);
+	}
+	/* A partial line waits LINE_WAIT_MS for more. */
+	if (c->tx_state == TX_OPEN && !s->opt->bflag &&
+	    buf_pending(&s->b.in) > 0)
+		until = sooner(until, s->st.input_at + LINE_WAIT_MS);
+	/* REKEYs opened too fast: the budget tops up a token a ms. */
+	if (c->rekey_budget < 1000 && rx_record_waiting(&s->b.rxb))
+		until = sooner(until, t + 1);
+	return until;
+}
+
+/* Milliseconds until the next timer (-w, rekey, liveness ...); -1: none. */
 static int
 poll_timeout(struct session *s, int64_t t)
 {
-	int64_t until = INT64_MAX, d;
+	int64_t until = conn_timers(s, t), d;
 
 	if (s->opt->timeout >= 0)
-		until = s->last_activity + secs_ms(s->opt->timeout);
+		until = sooner(until, s->last_activity +
+		    secs_ms(s->opt->timeout));
 	/*
 	 * A full txb or errq rekeys when it drains, and a REKEY waits for the
 	 * peer's KEY 0 (its arrival wakes poll): waiting is not a timer.
@@ -4068,17 +4695,16 @@ poll_timeout(struct session *s, int64_t t)
 	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 &&
 	    tx_room(&s->rep, &s->b)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
-		/* poll's timeout stops while the machine sleeps: look again. */
-		if (d > t + REKEY_CHECK_MS)
-			d = t + REKEY_CHECK_MS;
-		if (d < until)
-			until = d;
+		until = sooner(until, d);
 	}
 	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
-	if (s->rep.progress && t + PROGRESS_MS < until)
-		until = t + PROGRESS_MS;
+	if (s->rep.progress)
+		until = sooner(until, t + PROGRESS_MS);
+	/* poll's timeout stops while the machine sleeps: look again. */
+	if (until != INT64_MAX)
+		until = sooner(until, t + REKEY_CHECK_MS);
 	if (until == INT64_MAX)
 		return -1;
 	d = until - t;
@@ -4098,9 +4724,13 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_NETOUT].fd = buf_pending(&b->txb) > 0 ||
 	    (s->c.rx_eof && !tx_over(&s->c)) ? s->net : -1;
 	pfd[POLL_NETOUT].events = buf_pending(&b->txb) > 0 ? POLLOUT : 0;
-	pfd[POLL_NETIN].fd = !s->c.rx_eof &&
-	    buf_room(&s->b.rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
+	pfd[POLL_NETIN].fd = !s->c.rx_eof && s->c.rx_errno == 0 &&
+	    !rx_over(&s->c) && buf_room(&s->b.rxb, LEN_LEN + MAX_RECORD) > 0 ?
+	    s->net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
+	/* Time we are not ready to read is no silence of the peer's (7.3). */
+	if (pfd[POLL_NETIN].fd == -1)
+		s->c.last_heard = now_ms();
 	pfd[POLL_STDERR].fd = buf_pending(&s->rep.q) > 0 ? s->rep.fd : -1;
 	pfd[POLL_STDERR].events = POLLOUT;
 	/* In one file, a record's hex line goes before its plaintext. */
@@ -4110,31 +4740,229 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 }
 
 /*
- * Has the session ended, seen from the two directions' states
- * (doc/PROTOCOL.md section 7)?  EXIT_OK or a failure's status once it
- * has, GO_ON while it goes on.
+ * How the streams stand at an end (doc/PROTOCOL-3.md 9.1, 9.3): each
+ * complete, cut, or neither (nothing of it sealed or opened).
+ */
+static int
+ours_complete(const struct session *s)
+{
+	return s->st.closed &&
+	    (s->st.peer_done || s->st.acked == s->st.sealed);
+}
+
+static int
+ours_cut(const struct session *s)
+{
+	return s->st.sealed > 0 && !ours_complete(s);
+}
+
+static int
+peers_complete(const struct session *s)
+{
+	return s->st.peer_closed && s->st.written == s->c.recv_bytes;
+}
+
+static int
+peers_cut(const struct session *s)
+{
+	return s->c.recv_bytes > 0 && !s->st.peer_closed;
+}
+
+/* The unit of n bytes as put_size shows it: 0 for B, 1 for KiB ... */
+static int
+size_unit(uint64_t n)
+{
+	int u = 0;
+
+	for (; n >= 1024 && u < 4; n /= 1024)
+		u++;
+	return u;
+}
+
+/* "10.2 of 19.1 MiB", "312 B of 1.5 KiB"; "10.2 MiB" when total is -1. */
+static char *
+put_part(char *p, uint64_t part, int64_t total)
+{
+	char *end;
+
+	if (total < 0)
+		return put_size(p, part);
+	end = put_size(p, part);
+	if (size_unit(part) == size_unit(total))
+		end = strrchr(p, ' ');	/* the unit once, after total */
+	end = stpcpy(end, " of ");
+	return put_size(end, total);
+}
+
+/* Our stream's length: S once it has ended, else stdin's size, or -1. */
+static int64_t
+our_total(const struct session *s)
+{
+	if (s->st.closed)
+		return s->st.sealed;
+	return s->rep.in_size >= 0 && s->cmd.state == CMD_NONE ?
+	    s->rep.in_size : -1;
+}
+
+/*
+ * The session ends with the peer's END (section 9.3) or a lost
+ * connection (9.4): its line, by the streams' states.  what is the
+ * peer's phrase or the cause; lost says which table.
+ */
+static enum status
+report_end(struct session *s, const char *what, int lost)
+{
+	const char *name = s->chat.view.peer;
+	char c[64], r[32], sent[32];
+
+	put_part(c, s->st.acked, our_total(s));
+	put_size(r, s->st.written);
+	put_size(sent, s->st.sealed);
+	if (ours_complete(s) && peers_complete(s)) {
+		if (lost)
+			note_always(&s->rep, "connection lost after both "
+			    "streams were complete");
+		else
+			note_always(&s->rep, "%s %s after both streams were "
+			    "complete", name, what);
+		flush_errq(&s->rep);
+		return EXIT_OK;
+	}
+	if (lost && ours_cut(s) && peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s): "
+		    "%s sent, %s confirmed, %s received", what, sent, c, r);
+	if (lost && ours_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost while "
+		    "sending (%s): %s sent, %s confirmed", what, sent, c);
+	if (lost && peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost while "
+		    "receiving (%s): %s received", what, r);
+	if (lost)
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s)",
+		    what);
+	if (ours_cut(s) && peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "transfer cut: %s %s "
+		    "after %s confirmed and %s received", name, what, c, r);
+	if (ours_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "upload cut: the "
+		    "receiver %s after %s", what, c);
+	if (peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "download cut: the "
+		    "sender %s after %s", what, r);
+	return session_fail(&s->rep, EXIT_FAIL, "%s %s", name, what);
+}
+
+/* The peer's END text as shown: printable ASCII, anything else '?'. */
+static void
+end_text(const struct end *e, char *out)
+{
+	size_t i;
+
+	for (i = 0; e->text[i] != '\0'; i++)
+		out[i] = e->text[i] >= 0x20 && e->text[i] < 0x7f ?
+		    e->text[i] : '?';
+	out[i] = '\0';
+}
+
+/*
+ * The peer's END in words (section 9.3): in a chat, a line of its own;
+ * elsewhere the phrase in report_end's line.
+ */
+static enum status
+peer_stopped(struct session *s)
+{
+	static const char *const chat[] = { NULL, "interrupted the chat",
+	    "was terminated (%s)", "'s input failed (%s)",
+	    "'s output failed (%s)", "'s command was killed (%s)",
+	    "'s command stopped reading",
+	    "timed out after %u s without progress", "rejected our stream (%s)",
+	    "stopped (%s)" };
+	static const char *const phrase[] = { NULL, "was interrupted",
+	    "was terminated (%s)", "could not read its input (%s)",
+	    "could not write its output (%s)", "had its command killed (%s)",
+	    "had its command stop reading",
+	    "timed out after %u s without progress", "rejected our stream (%s)",
+	    "stopped (%s)" };
+	const struct end *e = &s->c.peer_end;
+	char text[END_TEXT_MAX + 1], what[2 * END_TEXT_MAX];
+	const char *fmt;
+
+	end_text(e, text);
+	if (e->reason < END_INTERRUPTED || e->reason > END_OTHER)
+		(void)snprintf(what, sizeof(what), "stopped (reason %d)",
+		    e->reason);
+	else {
+		fmt = s->rep.chat ? chat[e->reason] : phrase[e->reason];
+		if (e->reason == END_TIMEOUT)
+			(void)snprintf(what, sizeof(what), fmt, e->value);
+		else
+			(void)snprintf(what, sizeof(what), fmt, text);
+	}
+	if (!s->rep.chat)
+		return report_end(s, what, 0);
+	if (!ours_complete(s) || !peers_complete(s))
+		return session_fail(&s->rep, EXIT_FAIL, "%s%s%s",
+		    s->chat.view.peer, what[0] == '\'' ? "" : " ", what);
+	note_always(&s->rep, "%s%s%s", s->chat.view.peer,
+	    what[0] == '\'' ? "" : " ", what);
+	flush_errq(&s->rep);
+	return EXIT_OK;
+}
+
+/*
+ * Has the session ended, seen from the two directions' states?  EXIT_OK
+ * or a failure's status once it has, GO_ON while it goes on.  An end
+ * other than both DONEs is decided once the peer's opened bytes are
+ * written (or cannot be), so that the line tells what was.
  */
 static enum status
 session_over(struct session *s)
 {
+	const struct conn *c = &s->c;
+	char cause[64];
+
 	/* Both DONEs passed: no need to wait for the peer's FIN. */
-	if (s->c.tx_state == TX_SHUT && s->c.rx_state == RX_DONE &&
-	    buf_pending(&s->rep.q) == 0)
-		return EXIT_OK;
-	/* The peer's stream is complete, ours failed: say why. */
-	if (s->c.tx_state == TX_FAILED && s->c.rx_state == RX_DONE)
-		return session_fail(&s->rep, EXIT_FAIL, "write to network: %s",
-		    strerror(s->c.tx_errno));
-	/* The peer's TCP stream ended, no whole record left to open. */
-	if (!s->c.rx_eof || rx_record_waiting(&s->b.rxb))
+	if (c->tx_state == TX_SHUT && c->rx_state == RX_DONE)
+		return buf_pending(&s->rep.q) == 0 ? EXIT_OK : GO_ON;
+	if (c->rx_state == RX_DONE && c->tx_state != TX_FAILED)
+		return GO_ON;		/* our DONE is still on its way */
+	/* The peer's stream goes on, unless it ended, failed or was cut. */
+	if (!rx_over(c) && c->rx_errno == 0 &&
+	    (!c->rx_eof || rx_record_waiting(&s->b.rxb)))
 		return GO_ON;
-	if (s->c.rx_state == RX_CLOSED)
-		return session_fail(&s->rep, EXIT_FAIL,
-		    "connection closed before DONE: " UNCONFIRMED);
-	if (s->c.rx_state != RX_DONE)
-		return session_fail(&s->rep, EXIT_FAIL,
-		    "connection closed before CLOSE: stream truncated");
-	return GO_ON;		/* we still owe our DONE */
+	if (buf_pending(&s->b.out) > 0 && output_fd(s) != -1)
+		return GO_ON;
+	if (c->rx_state == RX_ENDED)
+		return peer_stopped(s);
+	if (c->rx_errno != 0 || c->rx_state == RX_DONE)
+		(void)snprintf(cause, sizeof(cause), "%s", strerror(c->rx_errno
+		    != 0 ? c->rx_errno : c->tx_errno));
+	else
+		(void)snprintf(cause, sizeof(cause), "closed by %s",
+		    s->chat.view.peer);
+	return report_end(s, cause, 1);
+}
+
+/* Silence past the loss limit loses the connection (section 7.3). */
+static enum status
+check_silence(struct session *s, int64_t t)
+{
+	char cause[64];
+
+	if (rx_over(&s->c) || s->c.rx_eof)
+		return GO_ON;
+	if (t - s->c.last_heard >= loss_ms(s)) {
+		(void)snprintf(cause, sizeof(cause), "no word from %s for %lld "
+		    "s", s->chat.view.peer, (long long)loss_ms(s) / 1000);
+		return report_end(s, cause, 1);
+	}
+	if (s->rep.chat && !s->c.quiet_said &&
+	    t - s->c.last_heard >= QUIET_MS) {
+		chat_note(&s->rep, "no word from %s for %d s",
+		    s->chat.view.peer, QUIET_MS / 1000);
+		s->c.quiet_said = 1;
+	}
+	return GO_ON;
 }
 
 /* Serve the descriptors poll found ready, in the slots' order. */
@@ -4147,8 +4975,8 @@ serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 		return status;
 	if (pfd[POLL_NETOUT].revents)
 		write_net(s);
-	if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
-		return status;
+	if (pfd[POLL_NETIN].revents)
+		read_net(s);
 	if (pfd[POLL_STDERR].revents)
 		write_stderr(s);
 	if (pfd[POLL_STDOUT].revents)
@@ -4175,59 +5003,125 @@ static enum status
 receive_step(struct session *s)
 {
 	int was_open = !rx_closed(&s->c);
-	enum status status = process_rx(&s->c, &s->b, &s->rep);
+	enum status status = process_rx(&s->c, &s->b, &s->st, &s->rep);
 
 	if (was_open && rx_closed(&s->c))
 		peer_closed(s);
 	return status;
 }
 
-/* One round's work before poll: receive, the command, send. */
+/*
+ * One round's work before poll: receive, the command, send.  A failure
+ * here ends the session with our END; session_over's ends need none.
+ */
 static enum status
 session_step(struct session *s)
 {
 	enum status status;
 
 	if ((status = receive_step(s)) != GO_ON ||
-	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON ||
-	    (status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
+	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep,
+	    &s->end)) != GO_ON ||
+	    (status = fill_tx(&s->c, &s->b, &s->st, &s->rep, s->opt, s->pad,
 	    s->cmd.feed == FEED_REFUSED)) != GO_ON)
-		return status;
+		return end_session(s, status);
 	if (s->c.tx_state == TX_DONE && buf_pending(&s->b.txb) == 0)
 		tx_done_sent(&s->c, s->net);
 	return session_over(s);
 }
 
+/*
+ * SIGINT, SIGTERM or SIGHUP came (section 9.2): END says so and the
+ * process ends by the signal, at conn_end.  A side that has sealed DONE
+ * sends nothing more; its DONE stands.
+ */
 static enum status
-readwrite(struct session *s)
+caught_signal(struct session *s, int sig)
+{
+	size_t rec = LEN_LEN + MAX_RECORD;
+	char name[32];
+
+	restore.signal = 0;
+	signal_name(name, sig);
+	if (sig == SIGINT)
+		chat_note(&s->rep, "you interrupted the chat");
+	end_set(s, sig == SIGINT ? END_INTERRUPTED : END_TERMINATED,
+	    sig == SIGINT ? 0 : sig, sig == SIGINT ? "" : name);
+	s->die_signal = sig;
+	/* DONE instead of END, if it may be sealed (fill_tx had no room). */
+	if (s->c.tx_state == TX_CLOSED && rx_closed(&s->c) &&
+	    buf_pending(&s->b.out) == 0 && s->cmd.feed != FEED_REFUSED &&
+	    buf_room(&s->b.txb, rec) >= rec) {
+		send_record(&s->c, &s->rep, &s->b.txb, TYPE_DONE, NULL, 0, 0);
+		tx_done_sealed(&s->c);
+	}
+	if (s->c.tx_state == TX_DONE)
+		(void)write_full(s->net, s->b.txb.data + s->b.txb.pos,
+		    buf_pending(&s->b.txb), now_ms() + END_FLUSH_MS);
+	flush_errq(&s->rep);
+	return end_session(s, EXIT_FAIL);
+}
+
+/* One wait in poll, and what it brings; GO_ON while the session goes on. */
+static enum status
+engine_round(struct session *s, const sigset_t *open)
 {
 	struct pollfd pfd[POLL_COUNT];
 	enum status status;
+	int64_t t;
 	int n;
 
-	s->last_activity = now_ms();
-	for (;;) {
-		if ((status = session_step(s)) != GO_ON)
-			return status;
-		editor_show(&s->chat, s->c.tx_state == TX_OPEN);
-		set_pollfds(s, pfd);
-		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()))) == -1) {
-			if (errno != EINTR)
-				return session_fail(&s->rep, EXIT_FAIL,
-				    "poll: %s", strerror(errno));
-			report_resized(&s->rep);	/* SIGWINCH */
-			continue;
-		}
-		/* Nothing moved for -w seconds. */
-		if (n == 0 && s->opt->timeout >= 0 &&
-		    now_ms() - s->last_activity >= secs_ms(s->opt->timeout))
-			return session_fail(&s->rep, EXIT_FAIL,
-			    "timed out: no progress for %d seconds",
-			    s->opt->timeout);
-		if ((status = serve_ready(s, pfd)) != GO_ON)
-			return status;
-		progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 0);
+	editor_show(&s->chat, s->c.tx_state == TX_OPEN);
+	set_pollfds(s, pfd);
+	n = os_poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()), open);
+	if (restore.signal != 0)
+		return caught_signal(s, restore.signal);
+	if (n == -1 && errno != EINTR)
+		return end_session(s, session_fail(&s->rep, EXIT_FAIL,
+		    "poll: %s", strerror(errno)));
+	if (n == -1) {
+		report_resized(&s->rep);	/* SIGWINCH */
+		return GO_ON;
 	}
+	t = now_ms();
+	/* No DATA moved for -w seconds: keepalives are not progress. */
+	if (s->opt->timeout >= 0 &&
+	    t - s->last_activity >= secs_ms(s->opt->timeout)) {
+		end_set(s, END_TIMEOUT, s->opt->timeout, "");
+		return end_session(s, session_fail(&s->rep, EXIT_FAIL,
+		    "timed out: no progress for %d seconds", s->opt->timeout));
+	}
+	/* A lost connection is closed at once: no END. */
+	if ((status = check_silence(s, t)) != GO_ON)
+		return status;
+	if ((status = serve_ready(s, pfd)) != GO_ON)
+		return end_session(s, status);
+	progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 0);
+	return GO_ON;
+}
+
+static enum status
+readwrite(struct session *s)
+{
+	sigset_t open;
+	enum status status;
+	uint64_t acked;
+
+	s->last_activity = now_ms();
+	os_signals_hold(&open);
+	restore.signal = 0;
+	restore.caught_by_engine = 1;
+	do {
+		acked = s->st.acked;
+		if ((status = session_step(s)) == GO_ON)
+			status = engine_round(s, &open);
+		/* The peer has written more of ours: progress for -w. */
+		if (s->st.acked != acked)
+			s->last_activity = now_ms();
+	} while (status == GO_ON);
+	restore.caught_by_engine = 0;
+	os_signals_release(&open);
+	return status;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -4245,12 +5139,15 @@ same_file(int fd1, int fd2)
 	    st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino;
 }
 
-/* The session's buffers, i of NBUFS, and each one's size. */
+/*
+ * The session's buffers, i of NBUFS, and each one's size: stdin's holds
+ * the retained bytes too (-B).
+ */
 static struct buf *
 session_buf(struct session *s, size_t i, size_t *cap)
 {
-	static const size_t caps[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
-	    ERRQ_CAP };
+	const size_t caps[NBUFS] = { s->opt->retain + IN_CAP, TX_CAP, RX_CAP,
+	    OUT_CAP, ERRQ_CAP };
 	struct buf *list[NBUFS] = { &s->b.in, &s->b.txb, &s->b.rxb, &s->b.out,
 	    &s->rep.q };
 
@@ -4374,6 +5271,13 @@ conn_begin(struct session *s, int net)
 {
 	s->net = net;
 	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	s->c.ping_due = s->opt->interval != DEF_INTERVAL;
+	s->c.peer_interval = DEF_INTERVAL;
+	s->c.last_sealed = s->c.last_heard = s->c.rekey_budget_at = now_ms();
+	s->c.rekey_budget = REKEY_BURST * 1000;
+	memset(&s->st, 0, sizeof(s->st));
+	s->st.retain = s->opt->retain;
+	memset(&s->end, 0, sizeof(s->end));
 	report_begin(&s->rep, s->hex_tty);
 	view_begin(s);
 	s->chat.peer_ended = 0;
@@ -4411,8 +5315,13 @@ conn_end(struct session *s)
 	s->cmd.from = s->cmd.to = -1;
 	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
 	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
-	for (i = 0; i < NBUFS; i++)
+	for (i = 0; i < NBUFS; i++) {
 		session_buf(s, i, NULL)->pos = session_buf(s, i, NULL)->len = 0;
+		session_buf(s, i, NULL)->keep = 0;
+	}
+	/* Ended by a signal (caught_signal): now that nothing is left. */
+	if (s->die_signal != 0)
+		die_by_signal(s->die_signal);
 }
 
 static void
@@ -6144,20 +7053,17 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 /* Process setup. */
 
 static void
-restore_fds(void)
-{
-	int fd;
-
-	restore_tty();
-	for (fd = 0; fd < 3; fd++)
-		if (restore.flags[fd] != -1)
-			(void)fcntl(fd, F_SETFL, restore.flags[fd]);
-}
-
-static void
 on_signal(int sig)
 {
-	/* Exit at once, without CLOSE: the peer sees a truncated stream. */
+	/*
+	 * In a session's poll (the only place these signals are let in),
+	 * the engine seals END and ends by the signal itself.  Elsewhere
+	 * (a prompt, a handshake, a serving parent): at once.
+	 */
+	if (restore.caught_by_engine && sig != SIGQUIT) {
+		restore.signal = sig;
+		return;
+	}
 	restore_fds();
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -6230,15 +7136,17 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bgqvx] [-e command] [-i iterations] "
-	    "[-n name] [-P size]\n"
-	    "               [-p passfile] [-r messages] [-R seconds] "
-	    "[-w timeout] host port\n"
-	    "       secchat -l [-46bgkqvx] [-e command] [-i iterations] "
-	    "[-m sessions]\n"
-	    "               [-n name] [-P size] [-p passfile] [-r messages] "
-	    "[-R seconds]\n"
-	    "               [-w timeout] [host] port\n"
+	fprintf(f, "usage: secchat [-46bgqvx] [-a interval] [-B MiB] "
+	    "[-e command] [-i iterations]\n"
+	    "               [-L limit] [-n name] [-P size] [-p passfile] "
+	    "[-r messages]\n"
+	    "               [-R seconds] [-w timeout] host port\n"
+	    "       secchat -l [-46bgkqvx] [-a interval] [-B MiB] "
+	    "[-e command] [-i iterations]\n"
+	    "               [-L limit] [-m sessions] [-n name] [-P size] "
+	    "[-p passfile]\n"
+	    "               [-r messages] [-R seconds] [-w timeout] "
+	    "[host] port\n"
 	    "       secchat -h | -V\n");
 }
 
@@ -6250,12 +7158,17 @@ help(void)
 	printf("\n"
 	    "  -4            IPv4 addresses only\n"
 	    "  -6            IPv6 addresses only\n"
+	    "  -a interval   keepalive after that many quiet seconds "
+	    "(default %d)\n"
+	    "  -B MiB        keep that much unacknowledged data (default %d)\n"
 	    "  -b            bulk mode: 16 KiB records, not one per line\n"
 	    "  -e command    connect the peer to command's stdin and stdout\n"
 	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
 	    "  -k            with -l: keep serving connections (see -m)\n"
+	    "  -L limit      connection lost after that many silent seconds "
+	    "(default %d)\n"
 	    "  -l            listen on port (and host's address) instead\n"
 	    "  -m sessions   with -k: that many at once (default %d)\n"
 	    "  -n name       the peer's name in the chat (default: host)\n"
@@ -6269,7 +7182,8 @@ help(void)
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
 	    "  -x            full hex of each record on a terminal too\n",
-	    DEF_ITER, DEF_SESSIONS, DEF_REKEY_SECS, DEF_REKEY_MSGS);
+	    DEF_INTERVAL, DEF_RETAIN_MIB, DEF_ITER, DEF_LOSS, DEF_SESSIONS,
+	    DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
 static void __attribute__((noreturn))
@@ -6304,11 +7218,21 @@ parse_number(const char *s, long long min, long long max, int option)
 	return v;
 }
 
-/* The numbers: -i, -m, -P, -r, -R and -w.  0 if ch is none of them. */
+/* The numbers: -a, -B, -i, -L, -m, -P, -r, -R, -w.  0 if ch is none. */
 static int
 option_number(struct options *opt, int ch, const char *arg)
 {
 	switch (ch) {
+	case 'a':
+		opt->interval = parse_number(arg, 1, MAX_INTERVAL, ch);
+		break;
+	case 'B':
+		opt->retain = (size_t)parse_number(arg, 1, MAX_RETAIN_MIB, ch) <<
+		    20;
+		break;
+	case 'L':
+		opt->loss = parse_number(arg, MIN_LOSS, MAX_LOSS, ch);
+		break;
 	case 'i':
 		opt->iterations = parse_number(arg, MIN_ITER, MAX_ITER, ch);
 		break;
@@ -6423,10 +7347,13 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
+	opt->interval = DEF_INTERVAL;
+	opt->loss = DEF_LOSS;
+	opt->retain = (size_t)DEF_RETAIN_MIB << 20;
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
+	while ((ch = getopt_long(argc, argv, ":46a:B:be:ghi:kL:lm:n:P:p:qr:R:Vvw:x",
 	    longopts, NULL)) != -1) {
 		option(opt, ch, argv);
 		mflag |= ch == 'm';

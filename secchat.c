@@ -3634,6 +3634,7 @@ fill_one(struct conn *c, struct bufs *b, struct stream *st,
 		send_ping(c, r, &b->txb, opt->interval);
 	else
 		return 0;
+	c->last_sealed = t;
 	return 1;
 }
 
@@ -3648,15 +3649,12 @@ fill_tx(struct conn *c, struct bufs *b, struct stream *st, struct report *r,
     const struct options *opt, size_t pad, int dropped)
 {
 	int64_t t = now_ms();
-	uint64_t sealed = c->sent_records;
 	enum status status = GO_ON;
 
 	while (tx_keying(c) && tx_room(r, b) &&
 	    fill_one(c, b, st, r, opt, pad, t, &status))
 		if (status != GO_ON)
 			return status;
-	if (c->sent_records != sealed)
-		c->last_sealed = t;	/* for PING: close enough */
 	if (c->tx_state == TX_DRAINING && buf_pending(&b->in) == 0 &&
 	    tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_CLOSE, NULL, 0, 0);
@@ -4437,6 +4435,27 @@ end_set(struct session *s, int reason, uint32_t value, const char *text)
 }
 
 /*
+ * END is in the kernel's hands: half-close, and read what the peer still
+ * sends until it closes too, for at most END_FLUSH_MS.  Closing with its
+ * bytes unread would reset the connection, and a reset can make the
+ * peer's kernel drop the END before the peer reads it.
+ */
+static void
+end_linger(struct session *s)
+{
+	int64_t until = now_ms() + END_FLUSH_MS;
+	uint8_t *p = s->b.rxb.data;
+	ssize_t r;
+
+	(void)shutdown(s->net, SHUT_WR);
+	do
+		r = read(s->net, p, s->b.rxb.cap);
+	while (r > 0 || (r == -1 && (errno == EINTR || (errno == EAGAIN &&
+	    wait_fd(s->net, POLLIN, until) == 0))));
+	s->b.rxb.pos = s->b.rxb.len = 0;
+}
+
+/*
  * We stop without a normal end (doc/PROTOCOL-3.md 9.2): seal END, with
  * the reason set before or else one from status and the line just
  * printed, behind what txb holds, and give it END_FLUSH_MS to reach the
@@ -4461,8 +4480,9 @@ end_session(struct session *s, enum status status)
 		txb->pos = txb->len;
 	}
 	send_end(&s->c, txb, &s->st, &s->rep, &s->end);
-	(void)write_full(s->net, txb->data + txb->pos, buf_pending(txb),
-	    until);
+	if (write_full(s->net, txb->data + txb->pos, buf_pending(txb),
+	    until) == 0)
+		end_linger(s);
 	txb->pos = txb->len;
 	return status;
 }
@@ -4815,7 +4835,11 @@ report_end(struct session *s, const char *what, int lost)
 	const char *name = s->chat.view.peer;
 	char c[64], r[32], sent[32];
 
-	put_part(c, s->st.acked, our_total(s));
+	/* "after C of T" for an END, "C confirmed" for a loss. */
+	if (lost)
+		put_size(c, s->st.acked);
+	else
+		put_part(c, s->st.acked, our_total(s));
 	put_size(r, s->st.written);
 	put_size(sent, s->st.sealed);
 	if (ours_complete(s) && peers_complete(s)) {

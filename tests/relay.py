@@ -40,6 +40,15 @@ forwarded unchanged from that point on.
   reflect:D:K       send record K back to its sender instead of forwarding it
                     (the half-close of the other direction waits for this)
   cut:D:K           shut down both connections instead of forwarding record K
+                    (each peer reads an end of stream: a FIN)
+  reset:D:K         reset both connections instead of forwarding record K
+                    (SO_LINGER 0, then close: each peer reads an RST)
+  freeze:D:K:SEC    from record K on (not forwarded), forward nothing either
+                    way and read nothing for SEC seconds, then forward what
+                    was held and go on; SEC 0: until the relay ends.  As a
+                    dead link: the peers' sockets fill, nothing arrives
+  batch:D:K:N       forward records K to K+N-1 in one write, so that a peer
+                    reads them at once
   cutmid:D:K        forward the first half of record K, then as cut
   inject:D:K:HEX    after record K, also send these bytes in D, in the same
                     write as record K (so a peer reads both at once)
@@ -56,6 +65,7 @@ import hashlib
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -133,7 +143,8 @@ def password_scalar(pw, salt, iterations):
 # ---- attacks ----
 REC_ATTACKS = {"flip": int, "drop": None, "dup": None, "swap": None,
                "reflect": None, "cut": None, "cutmid": None,
-               "inject": bytes.fromhex, "garbage": int}
+               "inject": bytes.fromhex, "garbage": int, "reset": None,
+               "freeze": float, "batch": int}
 POINT_MODES = {"pB": ("offcurve", "badprefix", "wn"),
                "pA": ("offcurve", "badprefix", "wm")}
 
@@ -147,7 +158,8 @@ def parse_attack(spec):
             if len(f) == 3 + (conv is not None) and f[1] in ("c2s", "s2c"):
                 a = SimpleNamespace(kind=kind, dir=f[1], k=int(f[2]),
                                     arg=conv(f[3]) if conv else None)
-                if a.k < 0 or (kind == "garbage" and a.arg < 0):
+                if a.k < 0 or (kind in ("garbage", "freeze") and a.arg < 0) or (
+                        kind == "batch" and a.arg < 1):
                     a = None
         elif kind == "iter" and len(f) == 2 and 0 <= int(f[1]) < 2**32:
             a = SimpleNamespace(kind=kind, dir="s2c", arg=int(f[1]))
@@ -188,6 +200,10 @@ class Cut(Exception):
     pass
 
 
+class Reset(Exception):
+    pass
+
+
 class Relay:
     def __init__(self, attack, log, password):
         self.attack, self.password = attack, password
@@ -195,6 +211,8 @@ class Relay:
         self.lock = threading.Lock()          # log file and state below
         self.done = threading.Event()
         self.reflected = threading.Event()    # set once a reflect attack is over
+        self.thawed = threading.Event()       # clear while a freeze lasts
+        self.thawed.set()
         self.finished, self.status, self.socks, self.msg1 = 0, 0, [], None
 
     def write_log(self, tag, data):
@@ -216,6 +234,26 @@ class Relay:
                 pass
         self.reflected.set()
         self.done.set()
+
+    def reset(self):
+        """Reset both connections: an RST each way, then end the relay."""
+        for s in self.socks:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RD)   # wakes the other pipe's recv
+                s.close()
+            except OSError:
+                pass
+        self.reflected.set()
+        self.done.set()
+
+    def freeze(self, secs):
+        self.thawed.clear()
+        if secs > 0:
+            t = threading.Timer(secs, self.thawed.set)
+            t.daemon = True
+            t.start()
 
     def pipe_done(self):
         with self.lock:
@@ -239,6 +277,8 @@ class Pipe(threading.Thread):
         self.hs = list(handshake_sizes)    # sizes of the handshake messages left
         self.hs_seen = self.count = 0      # handshake messages / records so far
         self.buf, self.raw, self.held, self.other = bytearray(), False, None, None
+        self.frozen = []                   # units held during a freeze
+        self.batch = []                    # records of a batch, to send at once
         self.wlock = threading.Lock()
         a = relay.attack
         self.attack = a if a is not None and a.dir == name else None
@@ -246,16 +286,29 @@ class Pipe(threading.Thread):
     def send(self, data, tag=""):
         """Write one unit to dst and log it (units from two threads never mix)."""
         with self.wlock:
+            if not self.relay.thawed.is_set():
+                self.frozen.append((data, tag))
+                return
             self.dst.sendall(data)
             self.relay.write_log(self.name + tag, data)
+
+    def thaw(self):
+        """Wait for the end of a freeze, then forward what it held."""
+        self.relay.thawed.wait()
+        held, self.frozen = self.frozen, []
+        for data, tag in held:
+            self.send(data, tag)
 
     def run(self):
         try:
             while data := self.src.recv(65536):
                 self.buf += data
                 self.process()
+                self.thaw()
             if self.held is not None:           # swap of the last record
                 self.send(self.held)
+            if self.batch:                      # a batch cut short by EOF
+                self.send_batch()
             if self.buf:                        # an incomplete unit at EOF
                 self.send(bytes(self.buf), "-raw")
             a = self.relay.attack
@@ -264,6 +317,8 @@ class Pipe(threading.Thread):
             with self.wlock:
                 self.dst.shutdown(socket.SHUT_WR)
             self.relay.pipe_done()
+        except Reset:
+            self.relay.reset()
         except (Cut, OSError):                  # an attack cut, or a reset peer
             self.relay.abort()
         except Exception:
@@ -321,6 +376,11 @@ class Pipe(threading.Thread):
             self.send(self.held)
             self.held = None
             return
+        if a is not None and a.kind == "batch" and a.k <= i < a.k + a.arg:
+            self.batch.append(rec)
+            if i == a.k + a.arg - 1:
+                self.send_batch()
+            return
         if a is None or a.kind not in REC_ATTACKS or i != a.k:
             self.send(rec)
             return
@@ -344,6 +404,11 @@ class Pipe(threading.Thread):
             raise Cut
         elif a.kind == "cut":
             raise Cut
+        elif a.kind == "reset":
+            raise Reset
+        elif a.kind == "freeze":
+            self.relay.freeze(a.arg)
+            self.send(rec)                  # held until the thaw
         elif a.kind == "inject":            # one write: read with its record
             with self.wlock:
                 self.dst.sendall(rec + a.arg)
@@ -353,6 +418,15 @@ class Pipe(threading.Thread):
             self.send(rec)
             self.send(os.urandom(a.arg), "-garbage")
         # drop: nothing
+
+
+    def send_batch(self):
+        """The records of a batch in one write (one read for the peer)."""
+        with self.wlock:
+            self.dst.sendall(b"".join(self.batch))
+            for rec in self.batch:
+                self.relay.write_log(self.name, rec)
+        self.batch = []
 
 
 def read_password(path):

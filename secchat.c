@@ -465,6 +465,7 @@ struct buf {
 	uint8_t	*data;
 	size_t	 cap, pos, len;		/* pending bytes are data[pos..len) */
 	size_t	 keep;			/* bytes before pos still held */
+	size_t	 used;			/* data[0..used) may hold plaintext */
 };
 
 /*
@@ -1922,9 +1923,12 @@ buf_pending(const struct buf *b)
 }
 
 /*
- * Room at the tail of b.  Pending bytes, and the kept ones before them,
- * move to the front only when the tail has less than want, so a busy
- * buffer is not copied every round.
+ * Room at the tail of b.  Pending bytes move to the front only when the
+ * tail has less than want, so a busy buffer is not copied every round.
+ * Kept bytes (the retained buffer, up to megabytes) move with them only
+ * when they are no more than the bytes done with before them, so that
+ * each byte moves at most once per byte consumed: until then there is no
+ * room, and the ACKs that free the front make it.
  */
 static size_t
 buf_room(struct buf *b, size_t want)
@@ -1933,11 +1937,19 @@ buf_room(struct buf *b, size_t want)
 
 	if (b->pos == b->len && b->keep == 0)
 		b->pos = b->len = 0;
-	else if (b->cap - b->len < want && start > 0) {
+	else if (start > 0 && b->cap - b->len < want &&
+	    (b->keep == 0 || b->len - start <= start)) {
 		memmove(b->data, b->data + start, b->len - start);
 		b->len -= start;
 		b->pos -= start;
 	}
+	/*
+	 * The writers of plaintext (into in and out) ask for room first,
+	 * for as much as they write: all of it is in used, which conn_end
+	 * wipes, and no more.
+	 */
+	if (b->len + want > b->used)
+		b->used = b->len + want < b->cap ? b->len + want : b->cap;
 	return b->cap - b->len;
 }
 
@@ -3836,7 +3848,9 @@ on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
 
 /*
  * An ACK (section 7.2): the peer has written count bytes of our stream,
- * so the retained bytes below count go, wiped.
+ * so the retained bytes below count go.  They are wiped with the buffer
+ * at the session's end (section 9.5), or written over before: wiping
+ * every byte here would cost a sender more than its cipher.
  */
 static enum status
 on_ack(struct stream *st, struct buf *in, struct buf *out, struct report *r,
@@ -3857,7 +3871,6 @@ on_ack(struct stream *st, struct buf *in, struct buf *out, struct report *r,
 		    "of %llu", (unsigned long long)count,
 		    (unsigned long long)st->acked);
 	gone = count - st->acked;
-	OPENSSL_cleanse(in->data + in->pos - in->keep, gone);
 	in->keep -= gone;
 	st->acked = count;
 	return GO_ON;
@@ -5337,11 +5350,12 @@ conn_end(struct session *s)
 	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
 	memset(&s->cmd, 0, sizeof(s->cmd));
 	s->cmd.from = s->cmd.to = -1;
-	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
-	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
+	/* The retained plaintext too (9.5): the ACKs did not wipe it. */
+	OPENSSL_cleanse(s->b.in.data, s->b.in.used);
+	OPENSSL_cleanse(s->b.out.data, s->b.out.used);
 	for (i = 0; i < NBUFS; i++) {
 		session_buf(s, i, NULL)->pos = session_buf(s, i, NULL)->len = 0;
-		session_buf(s, i, NULL)->keep = 0;
+		session_buf(s, i, NULL)->keep = session_buf(s, i, NULL)->used = 0;
 	}
 	/* Ended by a signal (caught_signal): now that nothing is left. */
 	if (s->die_signal != 0)

@@ -4554,6 +4554,18 @@ net_refused(struct session *s, int e)
 	direction_free(&s->c.tx);
 }
 
+/* The socket's pending error (SO_ERROR), 0 if none. */
+static int
+net_error(int net)
+{
+	socklen_t len = sizeof(int);
+	int e = 0;
+
+	if (getsockopt(net, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		return 0;
+	return e;
+}
+
 /*
  * Nothing to send, yet poll reported the socket: only an error or a hangup
  * does while events is 0 (set_pollfds), so the peer is gone.
@@ -4561,12 +4573,9 @@ net_refused(struct session *s, int e)
 static void
 net_gone(struct session *s)
 {
-	socklen_t len = sizeof(int);
-	int e = 0;
+	int e = net_error(s->net);
 
-	if (getsockopt(s->net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
-		e = ECONNRESET;
-	net_refused(s, e);
+	net_refused(s, e != 0 ? e : ECONNRESET);
 }
 
 static void
@@ -4599,9 +4608,9 @@ read_net(struct session *s)
 		rxb->len += r;
 		s->c.last_heard = now_ms();
 		s->c.quiet_said = 0;
-	} else if (r == 0)
-		rx_got_eof(&s->c);
-	else if (errno != EAGAIN && errno != EINTR)
+	} else if (r == 0 && (s->c.rx_errno = net_error(s->net)) == 0)
+		rx_got_eof(&s->c);	/* a reset can read as an end first */
+	else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		s->c.rx_errno = errno;
 }
 
@@ -4779,8 +4788,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 static int
 ours_complete(const struct session *s)
 {
-	return s->st.closed &&
-	    (s->st.peer_done || s->st.acked == s->st.sealed);
+	/* No ACK says 0 bytes: only DONE confirms an empty stream. */
+	return s->st.closed && (s->st.peer_done ||
+	    (s->st.sealed > 0 && s->st.acked == s->st.sealed));
 }
 
 static int

@@ -42,7 +42,9 @@ forwarded unchanged from that point on.
   cut:D:K           shut down both connections instead of forwarding record K
                     (each peer reads an end of stream: a FIN)
   reset:D:K         reset both connections instead of forwarding record K
-                    (SO_LINGER 0, then close: each peer reads an RST)
+                    (SO_LINGER 0, then close: each peer reads an RST), 0.5 s
+                    later: a reset makes the kernel drop what its socket
+                    still held, and the records before K are to be read
   freeze:D:K:SEC    from record K on (not forwarded), forward nothing either
                     way and read nothing for SEC seconds, then forward what
                     was held and go on; SEC 0: until the relay ends.  As a
@@ -211,6 +213,7 @@ class Relay:
         self.lock = threading.Lock()          # log file and state below
         self.done = threading.Event()
         self.reflected = threading.Event()    # set once a reflect attack is over
+        self.resetting = False                # a reset attack under way
         self.thawed = threading.Event()       # clear while a freeze lasts
         self.thawed.set()
         self.finished, self.status, self.socks, self.msg1 = 0, 0, [], None
@@ -223,6 +226,8 @@ class Relay:
 
     def abort(self, status=0, why=None):
         """Shut down both connections (waking both pipes) and end the relay."""
+        if self.resetting:                    # no FIN before the RST
+            return
         with self.lock:
             self.status = max(self.status, status)
             if why:
@@ -237,10 +242,13 @@ class Relay:
 
     def reset(self):
         """Reset both connections: an RST each way, then end the relay."""
+        self.resetting = True
+        time.sleep(0.5)
+        for s in self.socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
         for s in self.socks:
             try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                             struct.pack("ii", 1, 0))
                 s.shutdown(socket.SHUT_RD)   # wakes the other pipe's recv
                 s.close()
             except OSError:

@@ -5102,9 +5102,15 @@ caught_signal(struct session *s, int sig)
 		send_record(&s->c, &s->rep, &s->b.txb, TYPE_DONE, NULL, 0, 0);
 		tx_done_sealed(&s->c);
 	}
-	if (s->c.tx_state == TX_DONE)
-		(void)write_full(s->net, s->b.txb.data + s->b.txb.pos,
-		    buf_pending(&s->b.txb), now_ms() + END_FLUSH_MS);
+	if (s->c.tx_state == TX_DONE && write_full(s->net, s->b.txb.data +
+	    s->b.txb.pos, buf_pending(&s->b.txb), now_ms() + END_FLUSH_MS) == 0) {
+		s->b.txb.pos = s->b.txb.len;
+		tx_done_sent(&s->c, s->net);
+		if (s->c.rx_state == RX_DONE) {	/* the session is complete */
+			s->die_signal = 0;
+			return EXIT_OK;
+		}
+	}
 	flush_errq(&s->rep);
 	return end_session(s, EXIT_FAIL);
 }
@@ -6382,6 +6388,7 @@ static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 {
 	struct session s;
+	struct options opt = *sv->opt;
 	int fd, status, wrong, hex_tty = isatty(STDERR_FILENO);
 	int out_tty = isatty(STDOUT_FILENO);	/* the listener's, before ours */
 
@@ -6400,7 +6407,10 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	close(fd);
 	close(out);
 	close(err);
-	session_alloc(&s, sv->opt);
+	/* Without -e our input is /dev/null: nothing to retain (-B). */
+	if (opt.command == NULL)
+		opt.retain = 0;
+	session_alloc(&s, &opt);
 	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
 	s.out_tty = out_tty;		/* its stdout: the peer's text inert */
 	s.number = k->number;
@@ -6416,6 +6426,8 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	direction_free(&s.c.tx);
 	direction_free(&s.c.rx);
 	OPENSSL_cleanse(&s.c, sizeof(s.c));
+	if (s.die_signal != 0)		/* its END sent (caught_signal) */
+		die_by_signal(s.die_signal);
 	_exit(status);
 }
 

@@ -4608,8 +4608,10 @@ read_net(struct session *s)
 		rxb->len += r;
 		s->c.last_heard = now_ms();
 		s->c.quiet_said = 0;
-	} else if (r == 0 && (s->c.rx_errno = net_error(s->net)) == 0)
-		rx_got_eof(&s->c);	/* a reset can read as an end first */
+	} else if (r == 0 && net_error(s->net) == ECONNRESET)
+		s->c.rx_errno = ECONNRESET;	/* a reset can read as an end */
+	else if (r == 0)
+		rx_got_eof(&s->c);
 	else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		s->c.rx_errno = errno;
 }

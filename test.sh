@@ -74,6 +74,33 @@ wait_number() {
 	return 1
 }
 
+# wait_until [-p PID] [-e EVERY] SECONDS COMMAND...: until COMMAND
+# succeeds, every EVERY seconds (0.05), at most SECONDS, or PID is gone.
+# (As tests/lib.sh's, for the suites in tests/suites/ read below.)
+wait_until() {
+	local pid='' every=0.05 n
+	while :; do
+		case $1 in
+		-p) pid=$2; shift 2 ;;
+		-e) every=$2; shift 2 ;;
+		*) break ;;
+		esac
+	done
+	n=$(awk -v s="$1" -v e="$every" \
+	    'BEGIN { n = s / e; print (n > int(n)) ? int(n) + 1 : n }')
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$n" -gt 0 ] || return 1
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			"$@"
+			return
+		fi
+		n=$((n - 1))
+		sleep "$every"
+	done
+}
+
 # wait_port FILE PID: set PORT from the -v line in FILE.
 wait_port() {
 	wait_number PORT "$1" "$2" 'secchat: listening on .* port \([0-9]*\)'
@@ -2432,6 +2459,10 @@ run "DATA after CLOSE: exit 3, never written" t_data_after_close
 run "python peer against itself: data, rekeys, rotations, DONE" t_peer_selfplay
 run "python peer against itself: each misbehaviour is caught" t_peer_selfplay_modes
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
+
+# Records and ends (secchat/3), in the format of the suites to come.
+# shellcheck source=tests/suites/ends.sh
+. tests/suites/ends.sh
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -127,7 +127,7 @@ class Fail(Exception):
 def fatal(msg):
     """A fatal condition of sections 4, 5, 7, 8 found in the peer's stream:
     status 3, and an END REJECTED goes out first (9.2)."""
-    return Fail(3, msg, end=(8, 0, msg))
+    return Fail(3, msg, end=(8, 0, msg.encode()))
 
 
 class Lost(Exception):
@@ -423,8 +423,11 @@ class Conn:
         s = self.sess
         if new:
             assert s.S - s.A + len(payload) <= s.cap or not payload
+            assert self.resend_left() == 0
             s.retained += payload
             s.S += len(payload)
+            if self.resend is not None:
+                self.resend = s.S
         else:
             self.resend += len(payload)
         if self.rekey_data == 0:
@@ -554,6 +557,7 @@ class Conn:
             del s.retained[:count - s.A]
             s.A = count
             if first:
+                self.notes('resume point %d (A %d, S %d)' % (count, s.A, s.S))
                 self.rx_state = 'OPEN'
                 self.got_first_ack, self.resend = True, count
         elif typ == PING:

@@ -1607,6 +1607,686 @@ class Peer:
         self.finish(1, 'still open')
 
 
+# ---------------------------------------------------------------- vectors (section 12, Appendix A)
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+V_FILES = ('secchat3-session.txt', 'secchat3-refusals.txt', 'secchat3-end.txt',
+           'x25519-refused.txt', 'secchat3-resume-bad.txt')
+
+def dflt(label, n=32):
+    """A fixed input: the first N bytes of SHA-256("secchat/3 vector " || LABEL)."""
+    return hashlib.sha256(b'secchat/3 vector ' + label.encode()).digest()[:n].hex()
+
+
+class VFile:
+    """Appendix A's "name = value" text.  Inputs come from SRC (a parsed file)
+    when given, else from their defaults; everything else is computed."""
+    def __init__(self, src):
+        self.src, self.lines, self.names = src, [], set()
+
+    def c(self, text):
+        self.lines += ['# ' + l if l else '#' for l in text.strip('\n').split('\n')]
+
+    def blank(self):
+        self.lines.append('')
+
+    def put(self, name, v):
+        assert name not in self.names, 'duplicate name ' + name
+        self.names.add(name)
+        if isinstance(v, (bytes, bytearray)):
+            v = bytes(v).hex() or '-'
+        self.lines.append(('%s = %s' % (name, v)).rstrip() if v != '' else '%s = ' % name)
+
+    def inp(self, name, default):
+        v = self.src.get(name, default) if self.src is not None else default
+        self.put(name, v)
+        return v
+
+    def inb(self, name, default):
+        v = self.inp(name, default)
+        return b'' if v == '-' else bytes.fromhex(v)
+
+    def text(self):
+        return '\n'.join(self.lines) + '\n'
+
+
+def parse_vfile(text):
+    d = {}
+    for line in text.split('\n'):
+        if line.startswith('#') or '=' not in line:
+            continue
+        k, v = line.split('=', 1)
+        d[k.strip()] = v.strip()
+    return d
+
+
+class VSession:
+    """Two sides of one session in memory, every record sealed by one and
+    opened by the other, printed as Appendix A says."""
+    def __init__(self, f):
+        self.f, self.n, self.conn, self.cut = f, 0, None, False
+
+    def start(self, name, c, l):
+        self.conn, self.cut, self.side = name, False, {'c2s': c, 's2c': l}
+
+    def rec(self, dr, typ, payload=None, pad=0, write=True, private=None, ephemeral=None):
+        f, snd = self.f, self.side[dr]
+        rcv = self.side['s2c' if dr == 'c2s' else 'c2s']
+        n = 'record%d' % self.n
+        self.n += 1
+        ep, sq = snd.tx.epoch, snd.tx.seq
+        idx = ''
+        if typ == KEY:
+            idx = ' index=%d' % (snd.keys.newest + 1)
+        elif typ == REKEY:
+            idx = ' index=%d' % (len(snd.peer_keys) - 1)
+        if typ == DATA:
+            pad = int(self.f.src.get(n, 'x padding=%d' % pad).split('padding=')[1]) \
+                if self.f.src is not None else pad
+        f.put(n, '%s %s epoch %d seq %d %s%s padding=%d' % (self.conn, dr, ep, sq, NAMES[typ],
+                                                            idx, pad))
+        if typ == KEY:
+            priv = f.inb(n + '.private', private)
+            index, wire = snd.seal_key(x25519_priv(priv))
+            payload = x25519_pub(x25519_priv(priv))
+            f.put(n + '.payload', payload)
+        elif typ == REKEY:
+            e = f.inb(n + '.ephemeral', ephemeral)
+            wire = snd.seal_rekey(x25519_priv(e))
+            payload = struct.pack('>I', len(snd.peer_keys) - 1) + x25519_pub(x25519_priv(e))
+            f.put(n + '.payload', payload)
+            f.put(n + '.dh', snd.last_rekey[0])
+            f.put(n + '.salt', snd.last_rekey[1])
+        else:
+            if typ == DATA:
+                payload = f.inb(n + '.payload', payload.hex())
+                resend = snd.resend is not None and snd.resend_left() > 0
+                wire = snd.seal_data(payload, pad, new=not resend)
+            else:
+                payload = f.inb(n + '.payload', (payload or b'').hex() or '-')
+                wire = {CLOSE: snd.seal_close, DONE: snd.seal_done}.get(typ, None)
+                if typ == CLOSE or typ == DONE:
+                    wire = wire()
+                elif typ == ACK:
+                    wire = snd.seal_ack()
+                    assert wire and payload == struct.pack('>Q', snd.sess.last_ack)
+                elif typ == PING:
+                    wire = snd.seal_ping(struct.unpack('>H', payload)[0])
+                else:
+                    wire = snd.seal_end(payload[0], struct.unpack('>I', payload[1:5])[0],
+                                        payload[5:])
+        f.put(n + '.wire', wire)
+        if typ == REKEY:
+            new = '%s.%s%d' % (self.conn, dr, snd.tx.epoch)
+            f.put(new, snd.tx.secret)
+            f.put(new + '.key', snd.tx.key)
+            f.put(new + '.iv', snd.tx.iv)
+        if self.cut:
+            return
+        got = rcv.open(wire[:2], wire[2:])
+        assert got == (typ, payload), n + ': round trip'
+        if typ == REKEY:
+            assert rcv.last_rekey == snd.last_rekey and rcv.rx.secret == snd.tx.secret
+        if typ == DATA and write:
+            rcv.sess.W += len(payload)
+        if typ == DATA and payload:
+            rcv.sess.opened_data = True
+        if rcv.sess.role == 'l' and rcv.resumed:
+            rcv.sess.rs_prev = None
+
+    def counters(self, sc, sl):
+        f, r = self.f, 'record%d.' % (self.n - 1)
+        f.put(r + 'W.c2s', sl.W), f.put(r + 'W.s2c', sc.W)
+        f.put(r + 'A.c2s', sc.A), f.put(r + 'A.s2c', sl.A)
+        f.put(r + 'S.c2s', sc.S), f.put(r + 'S.s2c', sl.S)
+
+
+def key_lines(f, conn, c2s0, s2c0):
+    for dr, sec in (('c2s0', c2s0), ('s2c0', s2c0)):
+        ch = Chain(sec)
+        f.put('%s.%s.key' % (conn, dr), ch.key)
+        f.put('%s.%s.iv' % (conn, dr), ch.iv)
+
+
+SECCHAT2_X = '5237290200d7c71962dcec81fd591a2df9ec5997e27e6ba2d3e744d510444832'
+SECCHAT2_Y = '39257b9db49fcba01feabdb90ac462dc2fb330f7603e77d5975c8bb6447e0e4c'
+
+def session_handshake(f):
+    pw = f.inp('password', 'correct horse battery staple').encode()
+    salt = f.inb('salt', '000102030405060708090a0b0c0d0e0f')
+    iters = int(f.inp('iterations', '1000'))
+    flags = int(f.inp('flags', '0'))
+    wait = int(f.inp('wait', '60'))
+    wl = int(f.inp('window.listener', '300'))
+    wc = int(f.inp('window.connector', '300'))
+    nonce1 = f.inb('nonce1', dflt('nonce1', 16))
+    x = int(f.inp('x', SECCHAT2_X), 16)
+    y = int(f.inp('y', SECCHAT2_Y), 16)
+    w = password_scalar(pw, salt, iters)
+    pb = encode(add(mul(y, G), mul(w, N)))
+    pa = encode(add(mul(x, G), mul(w, M)))
+    k = shared_k(x, valid_share(pb), w, N)
+    assert k == shared_k(y, valid_share(pa), w, M), 'K differs'
+    greeting = make_greeting(flags, wait, wl, iters, salt, nonce1, pb)
+    aad = greeting[:49] + struct.pack('>H', wc)
+    d = spake(ID_A, ID_B, pa, pb, k, w, aad)
+    hello = header(HELLO) + struct.pack('>H', wc) + pa + d['cA']
+    f.put('w', '%064x' % w)
+    f.put('pB', pb), f.put('pA', pa), f.put('K', k)
+    f.put('greeting1', greeting), f.put('hello', hello), f.put('confirm', header(CONFIRM) + d['cB'])
+    f.put('AAD', aad)
+    for name in ('TT', 'H', 'Ke', 'Ka', 'KcA', 'KcB', 'PRK0', 'sid'):
+        f.put(name, d[name])
+    f.put('conn1.c2s0', d['c2s0']), f.put('conn1.s2c0', d['s2c0']), f.put('rs0', d['rs0'])
+    key_lines(f, 'conn1', d['c2s0'], d['s2c0'])
+    return d, min(wl, wc), (iters, salt)
+
+
+def vector_resume(f, n, conn, sc, sl, greeting_flags, hs, lost=False, rs_name=None):
+    """A resume on connection CONN: GREETING, RESUME (the connector's g), RESUMED,
+    the keys; the listener commits (8.4); the connector too unless LOST."""
+    iters, salt = hs
+    nonce = f.inb('nonce%d' % n, dflt('nonce%d' % n, 16))
+    greeting = make_greeting(greeting_flags, 60, sl.window, iters, salt, nonce, bytes(65))
+    f.put('greeting%d' % n, greeting)
+    e_c = x25519_priv(f.inb('resume%d.eC' % n, dflt('resume%d.eC' % n)))
+    gen = sc.g
+    resume = make_resume(greeting, sc.sid, gen, e_c, sc.rs)
+    f.put('resume%d' % n, resume)
+    # the listener's checks (8.3)
+    assert resume[9:25] == sl.sid
+    rs_l = sl.rs if gen == sl.g else (sl.rs_prev if gen == sl.g - 1 else None)
+    assert rs_l is not None and rs_l == sc.rs, 'generation'
+    mkc, mkl = resume_keys(rs_l)
+    assert hmac256(mkc, greeting + resume[:61]) == resume[61:]
+    e_l = x25519_priv(f.inb('resume%d.eL' % n, dflt('resume%d.eL' % n)))
+    resumed = make_resumed(greeting, resume, e_l, rs_l)
+    f.put('resumed%d' % n, resumed)
+    if lost:
+        f.put('resumed%d.lost' % n, 'yes')
+    dh = x25519(e_l, resume[29:61])
+    assert dh == x25519(e_c, resumed[9:41]) and dh is not None
+    th, prk = resume_prk(rs_l, dh, greeting, resume, resumed)
+    f.put('resume%d.mkC' % n, mkc), f.put('resume%d.mkL' % n, mkl)
+    f.put('resume%d.dh' % n, dh), f.put('resume%d.th' % n, th), f.put('resume%d.PRK' % n, prk)
+    c2s0, s2c0, rs_new = key_set(prk)
+    if gen == sl.g:
+        sl.rs_prev, sl.rs, sl.g = sl.rs, rs_new, sl.g + 1
+    else:
+        sl.rs = rs_new
+    f.put('%s.c2s0' % conn, c2s0), f.put('%s.s2c0' % conn, s2c0)
+    f.put(rs_name or 'rs%d' % (gen + 1), rs_new)
+    key_lines(f, conn, c2s0, s2c0)
+    if not lost:
+        assert hmac256(mkl, greeting + resume + resumed[:41]) == resumed[41:]
+        sc.rs, sc.g = rs_new, gen + 1
+    return c2s0, s2c0, greeting, resume
+
+
+SESSION_HEAD = """secchat/3: one session over three connections, with fixed inputs
+(doc/PROTOCOL-3.md section 12 item 2; the format is its Appendix A).
+Made by tests/peer3.py --make-vectors (the independent peer, written from
+doc/PROTOCOL-3.md alone); tests/peer3.py --selftest recomputes every value
+from the inputs and compares the whole file.  Inputs: password, salt,
+iterations, flags, wait, window.listener, window.connector, nonceN, x, y,
+every recordN.private, recordN.ephemeral, every payload of a DATA, ACK, PING,
+CLOSE or DONE record and the padding of each DATA record, resumeN.eC,
+resumeN.eL.  Default inputs not taken from secchat2-session.txt are the
+first bytes of SHA-256("secchat/3 vector " || name).
+Counters after DATA, named after the last record sealed (recordN.W.c2s ...:
+Appendix A's W.c2s etc. would repeat): S.DIR, A.DIR are the sender's sealed
+and acknowledged counts of that direction's stream, W.DIR the receiver's
+written count.
+Connection 1 ends with a cut; record after cut1 was sealed by the connector
+but never received.  The listener opened the connector's "more from alice"
+but had not written it (W.c2s stays 6), so its resume ACK drops it and the
+connector re-sends it on connection 3, with the lost record, as one DATA.
+Connection 2: RESUME with gen 0; the listener commits (g = 1, rs0 kept) but
+the RESUMED is lost; its key set is printed with the names conn2.c2s0,
+conn2.s2c0 and conn2.rs1 (the rs1 that the redo replaces).  Connection 3:
+RESUME with gen 0 again (8.4's redo): the new secret replaces conn2.rs1,
+g stays 1; the listener erases rs0 when it opens the connector's KEY 0.
+Greetings 2 and 3 are a lone listener's while it waits: NO_NEW, pB zero,
+wait 60, the listener's window; ACK payloads are the sender's W."""
+
+def gen_session(src):
+    f = VFile(src)
+    f.c(SESSION_HEAD)
+    f.blank()
+    d, window, hs = session_handshake(f)
+    clock = lambda: 0.0
+    sc = Session('c', d['sid'], d['rs0'], window)
+    sl = Session('l', d['sid'], d['rs0'], window)
+    c = Conn(sc, d['c2s0'], d['s2c0'], False, clock, interval=30)
+    l = Conn(sl, d['s2c0'], d['c2s0'], False, clock)
+    v = VSession(f)
+    f.blank()
+    v.start('conn1', c, l)
+    ack = lambda n: struct.pack('>Q', n)
+    v.rec('c2s', KEY, private=dflt('c.conn1.key0'))
+    v.rec('s2c', KEY, private=dflt('l.conn1.key0'))
+    v.rec('c2s', PING, struct.pack('>H', 30))
+    v.rec('c2s', DATA, b'hello\n')
+    v.rec('s2c', DATA, b'hi Alice\n', pad=padding(9, 64))
+    v.rec('s2c', ACK, ack(sl.W))
+    v.rec('c2s', ACK, ack(sc.W))
+    v.rec('c2s', REKEY, ephemeral=dflt('c.conn1.rekey1'))
+    v.rec('s2c', KEY, private=dflt('l.conn1.key1'))
+    v.rec('s2c', REKEY, ephemeral=dflt('l.conn1.rekey1'))
+    v.rec('c2s', KEY, private=dflt('c.conn1.key1'))
+    v.rec('c2s', DATA, b'more from alice\n', write=False)
+    v.rec('s2c', DATA, b'more from bob\n')
+    v.counters(sc, sl)
+    f.put('cut1', 'conn1')
+    v.cut = True
+    v.rec('c2s', DATA, b'lost on the way\n')
+    v.counters(sc, sl)
+    f.blank()
+    vector_resume(f, 2, 'conn2', sc, sl, F_NO_NEW, hs, lost=True, rs_name='conn2.rs1')
+    f.put('cut2', 'conn2')
+    f.blank()
+    c2s0, s2c0, _, _ = vector_resume(f, 3, 'conn3', sc, sl, F_NO_NEW, hs)
+    assert sc.rs == sl.rs and sc.g == sl.g == 1
+    c = Conn(sc, c2s0, s2c0, True, clock, interval=30)
+    l = Conn(sl, s2c0, c2s0, True, clock)
+    v.start('conn3', c, l)
+    v.rec('c2s', KEY, private=dflt('c.conn3.key0'))
+    assert sl.rs_prev is None
+    v.rec('s2c', KEY, private=dflt('l.conn3.key0'))
+    v.rec('c2s', ACK, ack(sc.W))
+    v.rec('s2c', ACK, ack(sl.W))
+    v.rec('c2s', PING, struct.pack('>H', 30))
+    assert c.resend == 6 and c.resend_left() == 32
+    v.rec('c2s', DATA, bytes(sc.retained))
+    v.counters(sc, sl)
+    v.rec('c2s', CLOSE)
+    v.rec('s2c', CLOSE)
+    v.rec('s2c', DONE)
+    v.rec('c2s', DONE)
+    assert sc.peer_done and sl.peer_done and sc.both_complete() and sl.both_complete()
+    return f.text(), (d, sc, sl, hs)
+
+
+REFUSAL_HEAD = """secchat/3 REFUSAL messages and special GREETINGs (doc/PROTOCOL-3.md
+section 12 item 3).  Made by tests/peer3.py --make-vectors; --selftest
+recomputes them.  refusalR: the 12 bytes for reason R with the seconds given
+(8 for PENALTY, 1 for BUSY, 30 for GUESS_LIMIT, 0 otherwise); refusalR.line:
+the connector's line after "secchat: " for HOST bob.example (a password
+greeting; refusal6.line.code for a CODE greeting); refusalR.status its exit
+status.  NO_SESSION (8) has no line of its own in 2.5 (section 8.6 and 9.4
+word it); the line given is 9.4's END part without its "; ".  Then a GREETING
+with CODE set for the code 1234-5678-9012 (password 123456789012) and a
+GREETING with NO_NEW (pB zero).  Inputs: code, salt, iterations, wait,
+window, nonce, y (and the seconds)."""
+
+def gen_refusals(src):
+    f = VFile(src)
+    f.c(REFUSAL_HEAD)
+    f.blank()
+    for r in list(range(1, 10)) + [200]:
+        secs = int(f.inp('refusal%d.seconds' % r, str({1: 8, 2: 1, 3: 30}.get(r, 0))))
+        f.put('refusal%d' % r, make_refusal(r, secs))
+        line, code = refusal_line(r, secs, 'bob.example')
+        f.put('refusal%d.line' % r, line)
+        if r == WRONG_SECRET:
+            f.put('refusal%d.line.code' % r, refusal_line(r, secs, 'bob.example', True)[0])
+        f.put('refusal%d.status' % r, code)
+        f.blank()
+    code = f.inp('code', '1234-5678-9012')
+    salt = f.inb('salt', dflt('refusals.salt', 16))
+    iters = int(f.inp('iterations', '1000'))
+    wait = int(f.inp('wait', '60'))
+    window = int(f.inp('window', '300'))
+    nonce = f.inb('nonce', dflt('refusals.nonce', 16))
+    y = int(f.inp('y', SECCHAT2_Y), 16)
+    pw = re.sub('[^0-9]', '', code).encode()
+    f.put('password', pw.decode())
+    w = password_scalar(pw, salt, iters)
+    f.put('w', '%064x' % w)
+    pb = encode(add(mul(y, G), mul(w, N)))
+    f.put('greeting.code', make_greeting(F_CODE, wait, window, iters, salt, nonce, pb))
+    f.put('greeting.no_new', make_greeting(F_NO_NEW, wait, window, iters, salt, nonce, bytes(65)))
+    return f.text()
+
+
+END_HEAD = """secchat/3 END records and the lines they give (doc/PROTOCOL-3.md section
+12 item 4, sections 9.2 to 9.4).  Made by tests/peer3.py --make-vectors;
+--selftest recomputes them.  Input: secret (a direction's secret; key and IV
+as section 3 derives them).  endR: an END with reason R, value and text as
+9.2's table, sealed at seq R - 1 under that secret (padding 0); endR.chat:
+the receiver's line in a chat, NAME bob; endR.phrase: 9.3's PHRASE.
+Then stateN blocks: the receiver's stream state (S our sealed count, A our
+confirmed count, T our stream's length or "-" when unknown, R the peer's
+bytes we have written, and flags: ours_complete, peer_data (we opened DATA of
+the peer), peer_close (we opened its CLOSE), peers_complete); stateN.endR.line
+and .status: 9.3's line in a pipe for the END of reason R; stateN.lost.*:
+9.4's line for a lost connection with the given CAUSE and END part."""
+
+def gen_end(src):
+    f = VFile(src)
+    f.c(END_HEAD)
+    f.blank()
+    secret = f.inb('secret', dflt('end.secret'))
+    ch = Chain(secret)
+    f.put('key', ch.key), f.put('iv', ch.iv)
+    f.blank()
+    table = {1: (0, b''), 2: (15, b'SIGTERM'), 3: (0, b'Input/output error'),
+             4: (0, b'No space left on device'), 5: (9, b'SIGKILL'), 6: (256, b''),
+             7: (30, b''), 8: (0, b'malformed record: ACK of 10 bytes, only 5 sent'),
+             9: (0, b'out of memory')}
+    for r in range(1, 10):
+        value = int(f.inp('end%d.value' % r, str(table[r][0])))
+        text = f.inb('end%d.text' % r, table[r][1].hex() or '-')
+        payload = struct.pack('>BI', r, value) + text
+        f.put('end%d.payload' % r, payload)
+        f.put('end%d.wire' % r, ch.seal(END, payload))
+        f.put('end%d.chat' % r, end_chat_line('bob', r, value, text))
+        f.put('end%d.phrase' % r, end_phrase(r, value, text))
+        f.blank()
+    f.put('end200.chat', end_chat_line('bob', 200, 0, b''))
+    f.put('end200.phrase', end_phrase(200, 0, b''))
+    f.blank()
+    states = [  # S, A, T, R, ours_complete, peer_data, peer_close, peers_complete: which row
+        (20027801, 10695475, 20027801, 0, 0, 0, 0, 0),   # ours cut, T known
+        (20027801, 10695475, None, 0, 0, 0, 0, 0),       # ours cut, T unknown
+        (312, 100, 1536, 0, 0, 0, 0, 0),                 # units differ
+        (0, 0, None, 5000000, 0, 1, 0, 0),               # the peer's cut
+        (1048576, 524288, 2097152, 1023, 0, 1, 0, 0),    # both cut
+        (100, 100, 100, 200, 1, 1, 1, 1),                # both complete
+        (0, 0, None, 0, 0, 0, 0, 0),                     # nothing sent or received
+        (100, 100, 100, 0, 1, 0, 0, 0),                  # ours complete, peer sent nothing
+    ]
+    for i, st in enumerate(states, 1):
+        n = 'state%d' % i
+        S, A, T, R, oc, pd, pc, pcomp = st
+        S, A = int(f.inp(n + '.S', str(S))), int(f.inp(n + '.A', str(A)))
+        T = f.inp(n + '.T', '-' if T is None else str(T))
+        T = None if T == '-' else int(T)
+        R = int(f.inp(n + '.R', str(R)))
+        flags = f.inp(n + '.flags', ' '.join(k for k, b in zip(
+            ('ours_complete', 'peer_data', 'peer_close', 'peers_complete'), (oc, pd, pc, pcomp)) if b) or '-')
+        state = {'S': S, 'A': A, 'T': T, 'R': R, 'R_opened': 'peer_data' in flags,
+                 'peers_closed': 'peer_close' in flags,
+                 'ours_complete': 'ours_complete' in flags,
+                 'both_complete': 'ours_complete' in flags and 'peers_complete' in flags}
+        for r in (1, 2, 7):
+            line, code = end_pipe_line('bob', r, table[r][0], table[r][1], state)
+            f.put('%s.end%d.line' % (n, r), line), f.put('%s.end%d.status' % (n, r), code)
+        for k, (cause, end) in enumerate((('no word from bob for 45 s', '; not resumed within 5 min'),
+                                          ('closed by bob', '; bob no longer holds the session'),
+                                          ('Connection reset by peer', ''),
+                                          ('no word from bob for 90 s', '; not resumed within 90 s')), 1):
+            line, code = lost_line(cause, end, state)
+            f.put('%s.lost%d.line' % (n, k), line), f.put('%s.lost%d.status' % (n, k), code)
+        f.blank()
+    f.c('amounts (9.3): N B below 1024, else one decimal in KiB, MiB, GiB, TiB')
+    for k, x in enumerate((0, 1023, 1024, 1075, 1048575, 1048576, 10695475, 1 << 40, 5 << 50), 1):
+        x = int(f.inp('amount%d' % k, str(x)))
+        f.put('amount%d.text' % k, amount(x))
+    return f.text()
+
+
+X25519_HEAD = """X25519 shares a secchat/3 side refuses (doc/PROTOCOL-3.md sections 5.6 and 12
+item 5).  Made by tests/peer3.py --make-vectors; --selftest recomputes them.
+Input: private (a receive key, unclamped as stored) and each uN (32 bytes as
+received).  uN.result: "refused: public-equivalent" (one of the four
+encodings of 9 and p + 9, refused before any DH), "refused: DH zero"
+(X25519(private, uN) is 32 zero bytes), or "accepted" with uN.dh."""
+
+def gen_x25519(src):
+    f = VFile(src)
+    f.c(X25519_HEAD)
+    f.blank()
+    priv = x25519_priv(f.inb('private', dflt('x25519.private')))
+    f.put('public', x25519_pub(priv))
+    f.blank()
+    order8 = (325606250916557431795983626356110631294008115727848805560023387167927233504,
+              39382357235489614581723060781553021112529911719440698176882885853963445705823)
+    values = [9, 9 + 2**255, P25519 + 9, P25519 + 9 + 2**255 - 2**255]
+    us = [bytes.fromhex(h) for h in (
+        '0900000000000000000000000000000000000000000000000000000000000000',
+        '0900000000000000000000000000000000000000000000000000000000000080',
+        'f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+        'f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff')]
+    for u in (0, 1, order8[0], order8[1], P25519 - 1, P25519, P25519 + 1):
+        us.append(u.to_bytes(32, 'little'))
+        us.append((u + 2**255).to_bytes(32, 'little'))
+    us.append(x25519_pub(x25519_priv(bytes.fromhex(dflt('x25519.other1')))))
+    us.append(x25519_pub(x25519_priv(bytes.fromhex(dflt('x25519.other2')))))
+    for i, u in enumerate(us, 1):
+        u = f.inb('u%d' % i, u.hex())
+        if public_equivalent(u):
+            f.put('u%d.result' % i, 'refused: public-equivalent')
+        else:
+            dh = x25519(priv, u)
+            if dh is None:
+                f.put('u%d.result' % i, 'refused: DH zero')
+            else:
+                f.put('u%d.result' % i, 'accepted')
+                f.put('u%d.dh' % i, dh)
+    return f.text()
+
+
+RESUME_BAD_HEAD = """secchat/3 RESUMEs the listener refuses (doc/PROTOCOL-3.md sections 8.3 and 12
+item 6), from the session of secchat3-session.txt (its inputs are repeated
+here and the session is recomputed from them).  Made by tests/peer3.py
+--make-vectors; --selftest recomputes them.  Inputs: the session's, nonceN,
+resumeN.eC, bad3.sid.
+bad1: connection 3's RESUME (resume3) presented on a new connection (greeting4)
+right after the listener committed connection 3 and before it opened any record
+on it (g = 1, rs0 still kept as rs(g - 1), so check 2 passes): check 3, mac_C,
+fails: RESUME_FAILED.  bad2: a RESUME with gen 0 and a correct mac_C under rs0
+over greeting5, after the listener opened the connector's first record on
+connection 3 (rs0 erased): check 2 fails: RESUME_FAILED.  bad3: a RESUME with
+an unknown sid (gen 1, mac under rs1 over greeting6): check 1: NO_SESSION.
+badN.check is the number of the failed check of 8.3, badN.refusal the answer."""
+
+def gen_resume_bad(src):
+    sess_src = src
+    f = VFile(src)
+    f.c(RESUME_BAD_HEAD)
+    f.blank()
+    for name in ('password', 'salt', 'iterations', 'flags', 'wait', 'window.listener',
+                 'window.connector', 'nonce1', 'x', 'y'):
+        pass
+    # recompute the session from its own file's inputs (or the defaults)
+    ss_src = None
+    if src is not None:
+        ss_src = parse_vfile(open(os.path.join(DATA_DIR, 'secchat3-session.txt')).read())
+    _, (d, sc, sl, hs) = gen_session(ss_src)
+    f.put('sid', sl.sid), f.put('rs0', d['rs0']), f.put('rs1', sl.rs)
+    f.blank()
+    # state right after the commit of connection 3: rebuild it
+    _, (d2, sc2, sl2, _) = gen_session(ss_src)
+    iters, salt = hs
+    # bad1: resume3 after greeting4, with the listener as it stood after the commit
+    g_resume3 = parse_vfile(gen_session(ss_src)[0])
+    resume3 = bytes.fromhex(g_resume3['resume3'])
+    nonce = f.inb('nonce4', dflt('nonce4', 16))
+    greeting = make_greeting(F_NO_NEW, 60, sl.window, iters, salt, nonce, bytes(65))
+    f.put('greeting4', greeting)
+    f.put('bad1.resume', resume3)
+    gen = struct.unpack('>I', resume3[25:29])[0]
+    assert gen == 0 and resume3[9:25] == sl.sid
+    mkc = resume_keys(d['rs0'])[0]
+    assert hmac256(mkc, greeting + resume3[:61]) != resume3[61:]
+    f.put('bad1.check', 3)
+    f.put('bad1.refusal', make_refusal(RESUME_FAILED, 0))
+    f.blank()
+    nonce = f.inb('nonce5', dflt('nonce5', 16))
+    greeting = make_greeting(F_NO_NEW, 60, sl.window, iters, salt, nonce, bytes(65))
+    f.put('greeting5', greeting)
+    e_c = x25519_priv(f.inb('resume5.eC', dflt('resume5.eC')))
+    msg = make_resume(greeting, sl.sid, 0, e_c, d['rs0'])
+    f.put('bad2.resume', msg)
+    assert sl.g == 1 and sl.rs_prev is None
+    f.put('bad2.check', 2)
+    f.put('bad2.refusal', make_refusal(RESUME_FAILED, 0))
+    f.blank()
+    nonce = f.inb('nonce6', dflt('nonce6', 16))
+    greeting = make_greeting(F_NO_NEW, 60, sl.window, iters, salt, nonce, bytes(65))
+    f.put('greeting6', greeting)
+    sid = f.inb('bad3.sid', dflt('bad3.sid', 16))
+    assert sid != sl.sid
+    e_c = x25519_priv(f.inb('resume6.eC', dflt('resume6.eC')))
+    msg = make_resume(greeting, sid, 1, e_c, sl.rs)
+    f.put('bad3.resume', msg)
+    f.put('bad3.check', 1)
+    f.put('bad3.refusal', make_refusal(NO_SESSION, 0))
+    return f.text()
+
+
+GENERATORS = {'secchat3-session.txt': lambda src: gen_session(src)[0],
+              'secchat3-refusals.txt': gen_refusals, 'secchat3-end.txt': gen_end,
+              'x25519-refused.txt': gen_x25519, 'secchat3-resume-bad.txt': gen_resume_bad}
+
+def make_vectors():
+    for name in V_FILES:
+        with open(os.path.join(DATA_DIR, name), 'w') as fh:
+            fh.write(GENERATORS[name](None))
+        print('wrote tests/data/' + name)
+    return 0
+
+
+def rfc9382_selftest():
+    text = open(os.path.join(DATA_DIR, 'rfc9382-p256.txt')).read()
+    blocks = [v for v in (parse_vfile(b) for b in text.split('\n\n')) if 'w' in v]
+    for i, v in enumerate(blocks):
+        w, x, y = (int(v[k], 16) for k in ('w', 'x', 'y'))
+        pa, pb = encode(add(mul(x, G), mul(w, M))), encode(add(mul(y, G), mul(w, N)))
+        k = shared_k(x, valid_share(pb), w, N)
+        assert k == shared_k(y, valid_share(pa), w, M)
+        d = spake(v['idA'].encode(), v['idB'].encode(), pa, pb, k, w, b'')
+        got = {'pA': pa.hex(), 'pB': pb.hex()}
+        got.update((n, d[n].hex()) for n in ('Ke', 'Ka', 'KcA', 'KcB', 'cA', 'cB'))
+        for n, val in got.items():
+            assert v[n] == val, 'rfc9382 vector %d: %s' % (i, n)
+
+
+def selftest():
+    rfc9382_selftest()
+    for name in V_FILES:
+        path = os.path.join(DATA_DIR, name)
+        text = open(path).read()
+        got = GENERATORS[name](parse_vfile(text))
+        if got != text:
+            a, b = text.split('\n'), got.split('\n')
+            i = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+            raise AssertionError('%s line %d: file has %r, computed %r' % (
+                name, i + 1, a[i] if i < len(a) else None, b[i] if i < len(b) else None))
+    rules_selftest()
+    print('peer3 selftest ok')
+    return 0
+
+
+def rules_selftest():
+    """A few rules of sections 4, 5 and 7 in memory: each fatal line."""
+    secret_a, secret_b = bytes(32), bytes([1]) * 32
+    def pair(resumed=False, keys=True):
+        sc, sl = Session('c', bytes(16), bytes(32), 300), Session('l', bytes(16), bytes(32), 300)
+        c = Conn(sc, secret_a, secret_b, resumed)
+        l = Conn(sl, secret_b, secret_a, resumed)
+        if keys:
+            w1, w2 = c.seal_key()[1], l.seal_key()[1]
+            l.open(w1[:2], w1[2:]), c.open(w2[:2], w2[2:])
+        return c, l
+    def fails(msg, fn):
+        try:
+            fn()
+        except Fail as e:
+            assert (e.code, str(e)) == (3, msg), 'rules: %r, wanted %r' % (str(e), msg)
+            return
+        raise AssertionError('rules: no failure, wanted %r' % msg)
+    def deliver(w, rcv):
+        return rcv.open(w[:2], w[2:])
+    c, l = pair(keys=False)
+    fails('malformed record: first record is not KEY', lambda: deliver(c.tx.seal(DATA, b'x'), l))
+    c, l = pair()
+    for typ, payload, msg in (
+            (9, b'', 'malformed record: unknown type 9'),
+            (0, b'', 'malformed record: only zero bytes'),
+            (DONE, b'', 'malformed record: DONE before CLOSE'),
+            (ACK, bytes(7), 'malformed record: ACK payload of 7 bytes'),
+            (ACK, struct.pack('>Q', 1), 'malformed record: ACK of 1 bytes, only 0 sent'),
+            (PING, b'\0\0', 'malformed record: PING interval of 0 s'),
+            (PING, struct.pack('>H', 3601), 'malformed record: PING interval of 3601 s'),
+            (END, bytes(4), 'malformed record: END payload of 4 bytes'),
+            (END, bytes(5) + b'\n', 'malformed record: END text is not clean UTF-8'),
+            (END, bytes(5) + b'\xc2\x85', 'malformed record: END text is not clean UTF-8'),
+            (KEY, bytes([9]) + bytes(31), 'malformed record: KEY announced before the last one was used'),
+            (REKEY, struct.pack('>I', 1) + bytes(32), 'malformed record: REKEY names unannounced key 1'),
+            (REKEY, bytes(4) + bytes([9]) + bytes(31), 'malformed record: REKEY with a public-equivalent key'),
+            (REKEY, bytes(36), 'malformed record: REKEY with a low-order key')):
+        c, l = pair()
+        fails(msg, lambda: deliver(c.tx.seal(typ, payload) if typ else c.tx.seal_inner(bytes(3)), l))
+    sc = Session('c', bytes(16), bytes(32), 300)
+    c = Conn(sc, secret_a, secret_b, False)
+    l = Conn(Session('l', bytes(16), bytes(32), 300), secret_b, secret_a, False)
+    l.keys.announce()
+    fails('malformed record: KEY with a public-equivalent key',
+          lambda: deliver(c.tx.seal(KEY, bytes.fromhex('f6' + 'ff' * 30 + 'ff')), l))
+    c, l = pair(resumed=True)
+    fails('malformed record: second record after a resume is not ACK',
+          lambda: deliver(c.tx.seal(PING, b'\0\x0f'), l))
+    c, l = pair()
+    deliver(c.seal_close(), l)
+    fails('malformed record: DONE before our CLOSE', lambda: deliver(c.tx.seal(DONE), l))
+    for typ, msg in ((DATA, 'malformed record: DATA after CLOSE'),
+                     (CLOSE, 'malformed record: CLOSE after CLOSE')):
+        c, l = pair()
+        deliver(c.seal_close(), l)
+        fails(msg, lambda: deliver(c.tx.seal(typ), l))
+    c, l = pair()
+    l.rx.seq = SEQ_LIMIT
+    fails('malformed record: too many records under one key', lambda: deliver(c.tx.seal(DATA), l))
+    c, l = pair()
+    w = bytearray(c.seal_data(b'x'))
+    w[-1] ^= 1
+    fails('record failed authentication', lambda: deliver(bytes(w), l))
+    fails('malformed record: bad length 16', lambda: check_length(16))
+    fails('malformed record: bad length 16657', lambda: check_length(16657))
+    # retired key: two REKEYs (0, then 1 after KEY 1), then one naming 0
+    c, l = pair()
+    deliver(c.seal_rekey(), l)
+    deliver(l.due_keys(), c)
+    deliver(c.seal_rekey(), l)
+    fails('malformed record: REKEY names retired key 0', lambda: deliver(c.seal_rekey(index=0), l))
+    # a low-order receive key: our REKEY's DH is zero
+    c, l = pair(keys=False)
+    deliver(c.seal_key()[1], l)
+    l.keys.announce()
+    deliver(l.tx.seal(KEY, bytes(32)), c)
+    fails('peer sent a bad receive key', c.seal_rekey)
+    # ACK going back; DATA past an earlier CLOSE; CLOSE elsewhere
+    c, l = pair()
+    deliver(c.seal_data(b'abc'), l)
+    deliver(l.tx.seal(ACK, struct.pack('>Q', 2)), c)
+    fails('malformed record: ACK of 2 bytes after ACK of 2',
+          lambda: deliver(l.tx.seal(ACK, struct.pack('>Q', 2)), c))
+    sl = Session('l', bytes(16), bytes(32), 300)
+    sl.W, sl.peer_close = 3, 3
+    sc = Session('c', bytes(16), bytes(32), 300)
+    sc.S = sc.A = 3
+    c2, l2 = Conn(sc, secret_a, secret_b, True), Conn(sl, secret_b, secret_a, True)
+    deliver(c2.seal_key()[1], l2), deliver(l2.seal_key()[1], c2)
+    deliver(l2.seal_ack(), c2), deliver(c2.seal_ack(), l2)
+    fails('malformed record: DATA past the end of the stream at byte 3',
+          lambda: deliver(c2.tx.seal(DATA, b'x'), l2))
+    sl = Session('l', bytes(16), bytes(32), 300)
+    sl.W, sl.peer_close = 2, 3      # opened up to 3 and its CLOSE, wrote 2
+    sc = Session('c', bytes(16), bytes(32), 300)
+    sc.S, sc.A = 3, 2
+    c2, l2 = Conn(sc, secret_a, secret_b, True), Conn(sl, secret_b, secret_a, True)
+    deliver(c2.seal_key()[1], l2), deliver(l2.seal_key()[1], c2)
+    deliver(l2.seal_ack(), c2), deliver(c2.seal_ack(), l2)
+    fails('malformed record: CLOSE at byte 2, the stream ended at byte 3',
+          lambda: deliver(c2.tx.seal(CLOSE), l2))
+    # bytes after DONE are never opened
+    c, l = pair()
+    deliver(c.seal_close(), l), deliver(l.seal_close(), c)
+    deliver(c.seal_done(), l)
+    assert not l.receiving()
+
+
 # ---------------------------------------------------------------- command line
 def int_list(text):
     return [int(x) for x in text.split(',')]

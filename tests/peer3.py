@@ -1200,8 +1200,11 @@ class Peer:
         self.out += c.seal_key()[1]
         if resumed:
             self.out += c.seal_ack()
+        if o.bad_key:
+            self.fault = True
         if o.bad_ping is not None:
             self.out += c.seal_ping(o.bad_ping)
+            self.fault = True
         elif o.interval != DEFAULT_PEER_INTERVAL:
             self.out += c.seal_ping()
 
@@ -1318,13 +1321,22 @@ class Peer:
                     pass
                 continue
             rekey = c.rekey_due(o.r, o.R, now)
+            bad = o.bad_rekey and 'bad_rekey' not in self.mode_done
+            if bad and self.in_eof and not self.inbuf and c.tx_state == 'OPEN':
+                rekey = True            # the mode always takes effect
             if rekey and c.peer_keys:
-                if o.bad_rekey and 'bad_rekey' not in self.mode_done and self.bad_rekey(c):
+                if not bad:
+                    self.out += c.seal_rekey()
+                    continue
+                r = self.bad_rekey(c)
+                if r == 'bad':
                     return
-                self.out += c.seal_rekey()
-                continue
-            if c.ack_due(now):
+                if r == 'good':
+                    continue
+            if (o.ack_back or o.ack_beyond) and s.W > 0 and c.tx_state in ('OPEN', 'CLOSED'):
                 self.ack_modes(c)
+                return
+            if c.ack_due(now):
                 self.out += c.seal_ack()
                 continue
             if o.end is not None and self.end_mode(c, False):
@@ -1332,9 +1344,13 @@ class Peer:
             if c.can_data() and not rekey:
                 if c.resend_left() > 0:
                     left = c.resend_left()
-                    if o.close_elsewhere and c.resumed and left == 1 and s.input_ended:
-                        c.resend += 1       # the last byte is skipped: CLOSE one early
-                        continue
+                    if o.close_elsewhere and c.resumed and s.input_ended:
+                        if left == 1:
+                            c.resend += 1   # the last byte is skipped: CLOSE one early
+                            self.fault = True
+                            self.out += c.seal_close()
+                            return
+                        left -= 1
                     start = c.resend - s.A
                     chunk = bytes(s.retained[start:start + min(MAXPAY, left)])
                     self.out += c.seal_data(chunk, padding(len(chunk), o.P), new=False)
@@ -1354,11 +1370,6 @@ class Peer:
                     self.fault = True
                     self.out += c.seal_close()
                     return
-                if o.bad_rekey and 'bad_rekey' not in self.mode_done:
-                    if c.peer_keys and self.bad_rekey(c, at_eof=True):
-                        return
-                    if not c.peer_keys:
-                        break
                 self.out += c.seal_close()
                 if o.cut_after_close and self.conn_no == 1:
                     self.cut_pending = True
@@ -1386,14 +1397,12 @@ class Peer:
 
     def ack_modes(self, c):
         o, s = self.o, self.sess
-        if o.ack_back and s.last_ack > 0 and 'ack' not in self.mode_done:
-            self.mode_done.add('ack')
+        if o.ack_back:
+            self.out += c.seal_ack()
             self.out += c.seal_ack(s.last_ack - 1)
-            self.fault = True
-        elif o.ack_beyond and 'ack' not in self.mode_done:
-            self.mode_done.add('ack')
+        else:
             self.out += c.seal_ack(s.W + (1 << 40))
-            self.fault = True
+        self.fault = True
 
     def end_mode(self, c, at_eof):
         """--end R[@N]: END R (value and text as 9.2's table) after N bytes sealed,
@@ -1424,8 +1433,8 @@ class Peer:
             if c.used < 1:
                 if newest > c.used:
                     self.out += c.seal_rekey()
-                    return False
-                return at_eof     # wait for the peer's next KEY
+                    return 'good'
+                return 'wait'       # for the peer's KEY 1
             wire = c.seal_rekey(index=0)
         elif kind == 'unannounced':
             wire = c.seal_rekey(index=newest + 1)
@@ -1438,7 +1447,7 @@ class Peer:
         self.mode_done.add('bad_rekey')
         self.out += wire
         self.fault = True
-        return True
+        return 'bad'
 
     # ------------------------------------------------------------ receiving
     def receive(self):
@@ -1447,7 +1456,11 @@ class Peer:
         except BlockingIOError:
             return
         except OSError as e:
+            if self.fault:
+                self.finish(0)
             raise Lost(e.strerror or str(e))
+        if not data and self.fault:
+            self.finish(0)
         if not data:
             c = self.conn
             if c.receiving():

@@ -101,17 +101,53 @@ run_test() {
 # ---------------------------------------------------------------------------
 # Waiting.
 
+# wait_until [-p PID] [-e EVERY] SECONDS COMMAND...: run COMMAND at once
+# and then every EVERY seconds (0.05) until it succeeds; give up when it
+# has slept SECONDS between tries (so slow tries on a loaded machine only
+# lengthen the wait), or when PID is gone and one last try fails.
+wait_until() {
+	local _wu_pid='' _wu_every=0.05 _wu_n
+	while :; do
+		case $1 in
+		-p) _wu_pid=$2; shift 2 ;;
+		-e) _wu_every=$2; shift 2 ;;
+		*) break ;;
+		esac
+	done
+	_wu_n=$(awk -v s="$1" -v e="$_wu_every" \
+	    'BEGIN { n = s / e; print (n > int(n)) ? int(n) + 1 : n }')
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$_wu_n" -gt 0 ] || return 1
+		if [ -n "$_wu_pid" ] && ! kill -0 "$_wu_pid" 2>/dev/null; then
+			"$@"	# what it wrote before it went
+			return
+		fi
+		_wu_n=$((_wu_n - 1))
+		sleep "$_wu_every"
+	done
+}
+
+# Conditions to wait for.
+at_least() {	# at_least N RE FILE: N lines of FILE match RE
+	[ "$(grep -c -- "$2" "$3")" -ge "$1" ]
+}
+
+number_in() {	# number_in FILE RE: NUMBER is what RE's group caught
+	NUMBER=$(sed -n "s/^$2\$/\\1/p" "$1")
+	[ -n "$NUMBER" ]
+}
+
 # wait_number VAR FILE PID RE: once a line of FILE matches RE, a sed
 # expression with one group, set VAR to what the group caught; give up
 # after 10 s or when PID is gone.
 wait_number() {
-	local var=$1 file=$2 pid=$3 re=$4 i v
-	for i in $(seq 200); do
-		v=$(sed -n "s/^$re\$/\\1/p" "$file")
-		[ -n "$v" ] && { eval "$var=\$v"; return 0; }
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
+	local var=$1 file=$2 pid=$3 re=$4
+	if wait_until -p "$pid" 10 number_in "$file" "$re"; then
+		eval "$var=\$NUMBER"
+		return 0
+	fi
 	echo "no line like '$re' in $(basename "$file")"
 	return 1
 }
@@ -123,8 +159,7 @@ wait_port() {
 
 # wait_file FILE: until FILE is not empty (10 s).
 wait_file() {
-	local i
-	for i in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done
+	wait_until 10 test -s "$1" && return 0
 	echo "no $(basename "$1")"
 	return 1
 }
@@ -258,27 +293,29 @@ chat_pane() {
 	    $TM pipe-pane -O "cat > $T/w/$1.raw"
 }
 
+# screen_shows RE [PANE [OPTION]]: a line of the screen (of PANE, captured
+# with OPTION, e.g. -J) matches RE.
+screen_shows() {
+	$TM capture-pane -p ${3:-} ${2:+-t "$2"} | grep -qE -- "$1"
+}
+
 # wait_screen RE: until a line of the screen matches RE (10 s).
 wait_screen() {
-	local i
-	for i in $(seq 200); do
-		$TM capture-pane -p | grep -qE -- "$1" && return 0
-		sleep 0.05
-	done
+	wait_until 10 screen_shows "$1" && return 0
 	echo "the screen never showed: $1"
 	$TM capture-pane -p
 	return 1
 }
 
+# cols_are TTY N: the terminal TTY is N columns wide.
+cols_are() { [ "$(stty -F "$1" size | cut -d' ' -f2)" = "$2" ]; }
+
 # wait_cols PANE N: until the terminal of PANE is N columns wide (10 s):
 # keys typed before the resize reaches the terminal meet a stale width.
 wait_cols() {
-	local tty i
+	local tty
 	tty=$($TM display -p -t "$1" '#{pane_tty}')
-	for i in $(seq 200); do
-		[ "$(stty -F "$tty" size | cut -d' ' -f2)" = "$2" ] && return 0
-		sleep 0.05
-	done
+	wait_until 10 cols_are "$tty" "$2" && return 0
 	echo "$tty never became $2 columns wide"
 	return 1
 }
@@ -318,13 +355,9 @@ pane_listener() {
 # say PANE TEXT WHO RE: type TEXT (tmux keys) and Enter in PANE, then wait
 # until the other pane shows RE as WHO's line.
 say() {
-	local pane=$1 keys=$2 who=$3 re=$4 other=$(( 1 - $1 )) i
+	local pane=$1 keys=$2 who=$3 re=$4 other=$(( 1 - $1 ))
 	eval "$TM send-keys -t $pane $keys Enter"
-	for i in $(seq 200); do
-		$TM capture-pane -p -J -t "$other" | grep -qE -- "^$HHMM $who> $re\$" &&
-		    return 0
-		sleep 0.05
-	done
+	wait_until 10 screen_shows "^$HHMM $who> $re\$" "$other" -J && return 0
 	echo "pane $other never showed $who> $re"
 	$TM capture-pane -p -t "$other"
 	return 1

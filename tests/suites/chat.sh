@@ -2,7 +2,6 @@
 # The chat at a terminal (tmux, UTF-8): what the screen shows, what is sent.
 
 t_terminal_chat() {	# a person at a terminal (tmux) and a script
-	local i
 	TM="tmux -L secchat-test-$$"
 	$TM new-session -d -x 80 -y 20 "exec bash --norc --noprofile" || return 1
 	$TM send-keys "clear; $SECCHAT -l -v -q $SC 127.0.0.1 0 2> $T/w/l.err; echo status \$? > $T/w/l.rc" Enter
@@ -17,7 +16,7 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	$TM capture-pane -p > "$T/w/screen1"
 	$TM send-keys " done" Enter
 	wait "$cpid"; CRC=$?
-	for i in $(seq 100); do [ -s "$T/w/l.rc" ] && break; sleep 0.05; done
+	wait_file "$T/w/l.rc"
 	$TM capture-pane -p > "$T/w/screen2"
 	$TM kill-server
 	cat "$T/w/screen1"
@@ -179,16 +178,18 @@ t_chat_typed_ahead() {	# keys typed before the handshake ends: shown once
 }
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
 
+pane_port() {	# PORT from the listener's -v line in pane 0
+	PORT=$($TM capture-pane -p -t 0 | sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p')
+	[ -n "$PORT" ]
+}
+
 t_chat_conversation() {	# two people, two panes, twenty exchanges
 	TM="tmux -L secchat-test-$$-conv"
-	local sh="exec env LANG=C.UTF-8 TZ=UTC PS1='\$ ' bash --norc --noprofile" i
+	local sh="exec env LANG=C.UTF-8 TZ=UTC PS1='\$ ' bash --norc --noprofile"
 	$TM new-session -d -x 161 -y 40 "$sh" || return 1
 	$TM split-window -h "$sh" || { $TM kill-server; return 1; }
 	$TM send-keys -t 0 "$SECCHAT -l -v -q -n alice $SC 127.0.0.1 0; echo bob status \$? > $T/w/b.rc" Enter
-	for i in $(seq 200); do
-		PORT=$($TM capture-pane -p -t 0 | sed -n 's/^secchat: listening on .* port \([0-9]*\)$/\1/p')
-		[ -n "$PORT" ] && break; sleep 0.05
-	done
+	wait_until 10 pane_port
 	$TM send-keys -t 1 "$SECCHAT -q -n bob $SC 127.0.0.1 $PORT; echo alice status \$? > $T/w/a.rc" Enter
 	local long="this is a long line, longer than the pane is wide, to see that it wraps over several rows and that nothing stale is left behind when bob answers"
 	{
@@ -224,9 +225,7 @@ t_chat_conversation() {	# two people, two panes, twenty exchanges
 	    say 0 "'bye alice 👋'" bob "bye alice 👋"
 	} || { $TM kill-server; return 1; }
 	$TM send-keys -t 1 "not finished" C-u C-d
-	for i in $(seq 200); do
-		[ -s "$T/w/a.rc" ] && [ -s "$T/w/b.rc" ] && break; sleep 0.05
-	done
+	wait_until 10 test -s "$T/w/a.rc" -a -s "$T/w/b.rc"
 	{ echo "--- bob (pane 0, listener)"; $TM capture-pane -p -t 0
 	  echo "--- alice (pane 1, connector)"; $TM capture-pane -p -t 1; } > "$T/w/panes"
 	local title

@@ -26,8 +26,7 @@ fake_server() {
 	c.recv(1)
 	EOF
 	PIDS="$PIDS $!"
-	local i
-	for i in $(seq 100); do [ -s "$T/w/port" ] && break; sleep 0.05; done
+	wait_file "$T/w/port"
 	dial c /dev/null $SC "${@:2}" 127.0.0.1 "$(cat "$T/w/port")"
 }
 
@@ -127,10 +126,7 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > /dev/null 2>&1 &
 	local cpid=$!
 	PIDS="$PIDS $cpid"
-	local i
-	for i in $(seq 100); do
-		grep -q partial "$T/w/l.out" && break; sleep 0.05
-	done
+	wait_until 5 grep -q partial "$T/w/l.out"
 	kill -TERM "$cpid"
 	reap
 	expect "listener status" "$LRC" 1 &&

@@ -13,11 +13,7 @@ t_exec_files() {	# -k -e: one file per session, each whole
 		dial c$i "$T/w/in$i" $SC -q -b 127.0.0.1 "$PORT"
 		expect "connector $i" "$CRC" 0 || return 1
 	done
-	for i in $(seq 100); do
-		[ "$(grep -c 'command exited with status 0$' "$T/w/l.err")" = 3 ] &&
-		    break
-		sleep 0.05
-	done
+	wait_until 5 at_least 3 'command exited with status 0$' "$T/w/l.err"
 	for i in 1 2 3; do same "$T/w/in$i" "$T/w/upload.$i" || return 1; done
 	expect "exits logged" "$(grep -c "^secchat: 127.0.0.1 port [0-9]*: command exited with status 0$" "$T/w/l.err")" 3
 }
@@ -98,8 +94,7 @@ t_exec_tunnel() {	# the README's tunnel: -b -e 'nc HOST PORT' to a local service
 	c.close()
 	EOF
 	PIDS="$PIDS $!"
-	local i
-	for i in $(seq 100); do [ -s "$T/w/eport" ] && break; sleep 0.05; done
+	wait_file "$T/w/eport"
 	listen l /dev/null $SC -q -k -b -e "nc -N 127.0.0.1 $(cat "$T/w/eport")" \
 	    127.0.0.1 0 || return 1
 	head -c 300000 /dev/urandom > "$T/w/a"

@@ -152,17 +152,18 @@ t_stdout_closed() {
 }
 run "stdout is closed" t_stdout_closed
 
+# bigger_than BYTES FILE: FILE has more than BYTES bytes.
+bigger_than() { [ "$(stat -c %s "$2")" -gt "$1" ]; }
+
 t_interrupted_sender() {	# SIGINT mid-file: no CLOSE, receiver says so
 	head -c 100000000 /dev/urandom > "$T/w/big"
 	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
 	timeout 60 $SECCHAT $SC -q -b 127.0.0.1 "$PORT" < "$T/w/big" \
 	    > /dev/null 2> "$T/w/c.err" &
-	local cpid=$! spid i
+	local cpid=$! spid
 	PIDS="$PIDS $cpid"
-	for i in $(seq 100); do
-		[ "$(stat -c %s "$T/w/l.out")" -gt 1000000 ] && break
-		sleep 0.02
-	done
+	# Polled often: at 200 MB/s, 0.05 s is a tenth of the file.
+	wait_until -e 0.02 2 bigger_than 1000000 "$T/w/l.out"
 	spid=$(child "$cpid")
 	kill -STOP "$LPID" 2>/dev/null	# keep the transfer from finishing
 	kill -INT "$spid"

@@ -87,6 +87,14 @@ t_no_done() {
 }
 run "a peer that closes without DONE: exit 1, not confirmed" t_no_done
 
+# key0_sent: the Python peer has sent its KEY 0; until then, ticks is the
+# CPU time of t_rekey_waits_for_key0's listener pid.
+key0_sent() {
+	grep -q '^peer: sending KEY 0$' "$T/w/c.err" && return 0
+	t=$(cpu_ticks "$pid" 2>/dev/null) && ticks=$t
+	return 1
+}
+
 # A REKEY due (-R 1) before the peer's KEY 0 waits for it in poll: the
 # listener's CPU time, read until the peer sends KEY 0 after 3 s, stays
 # under 0.3 s (a loop that polls with a zero timeout spends 2 s).
@@ -95,14 +103,10 @@ t_rekey_waits_for_key0() {
 	listen l "$T/w/a" $SC -R 1 127.0.0.1 0 || return 1
 	timeout 60 $PEER $SC --key0-delay 3 127.0.0.1 "$PORT" < /dev/null \
 	    > "$T/w/c.out" 2> "$T/w/c.err" &
-	local cpid=$! pid ticks t i
+	local cpid=$! pid ticks t
 	PIDS="$PIDS $cpid"
 	pid=$(child "$LPID") ticks=
-	for i in $(seq 200); do	# the last reading before KEY 0 goes out
-		grep -q '^peer: sending KEY 0$' "$T/w/c.err" && break
-		t=$(cpu_ticks "$pid" 2>/dev/null) && ticks=$t
-		sleep 0.05
-	done
+	wait_until 10 key0_sent	# the last reading before KEY 0 goes out
 	reap
 	wait "$cpid"
 	CRC=$?

@@ -71,12 +71,9 @@ t_password_prompt() {	# no -p: asked on the terminal, echo off, then back
 	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
 	tty_session p "$SECCHAT -i 1000 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc; stty -a > $T/w/stty" ||
 	    return 1
-	local i
-	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05
-	done
+	wait_screen '^Password:'
 	$TM send-keys "correct horse battery staple" Enter
-	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
+	wait_file "$T/w/stty"
 	$TM capture-pane -p > "$T/w/screen"
 	$TM kill-server
 	reap
@@ -91,12 +88,9 @@ run "password prompt on the terminal, without echo" t_password_prompt
 t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	# The shell ignores SIGINT and cannot repair the terminal: secchat must.
 	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 1; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
-	local i
-	for i in $(seq 100); do
-		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05
-	done
+	wait_screen '^Password:'
 	$TM send-keys C-c
-	for i in $(seq 100); do [ -s "$T/w/stty" ] && break; sleep 0.05; done
+	wait_file "$T/w/stty"
 	$TM kill-server
 	expect "status" "$(cat "$T/w/c.rc")" "status 130" &&
 	    grep -qE '(^| )echo( |$)' "$T/w/stty"
@@ -148,6 +142,11 @@ t_code_typed() {	# -g: the listener shows a code, the connector types it
 }
 run "-g: a one-time code shown, typed, accepted" t_code_typed
 
+second_code() {	# the second one-time code shown in l.err, in code
+	code=$(sed -n 's/^secchat: one-time code \([-0-9]*\): .*/\1/p' "$T/w/l.err" | sed -n 2p)
+	[ -n "$code" ]
+}
+
 t_code_burnt() {	# a wrong -g code burns it: exit 3, or with -k a new code
 	timeout 60 $SECCHAT -l -v -g -i 1000 127.0.0.1 0 < /dev/null \
 	    > "$T/w/l.out" 2> "$T/w/l.err" &
@@ -170,11 +169,8 @@ t_code_burnt() {	# a wrong -g code burns it: exit 3, or with -k a new code
 	wait_port "$T/w/l.err" "$LPID" || return 1
 	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
 	expect "wrong code" "$CRC" 3 || return 1
-	local i code
-	for i in $(seq 200); do
-		code=$(sed -n 's/^secchat: one-time code \([-0-9]*\): .*/\1/p' "$T/w/l.err" | sed -n 2p)
-		[ -n "$code" ] && break; sleep 0.05
-	done
+	local code
+	wait_until 10 second_code
 	echo "$code" > "$T/w/code"
 	dial c /dev/null -g -p "$T/w/code" 127.0.0.1 "$PORT"
 	expect "new code" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&

@@ -45,11 +45,8 @@ t_mem_idle_k_listener() {	# after a session: no plaintext, no key left
 	SECCHAT=$SECRETS listen l "$T/w/a" $SC -k -m 1 -r 1 127.0.0.1 0 || return 1
 	dial c "$T/w/b" $SC -r 1 127.0.0.1 "$PORT"
 	expect "connector status" "$CRC" 0 && same "$T/w/b" "$T/w/l.out" || return 1
-	local i
-	for i in $(seq 100); do	# the listener is back at accept()
-		[ "$(grep -c '^secchat: test: accepting$' "$T/w/l.err")" -ge 2 ] && break
-		sleep 0.05
-	done
+	# The listener is back at accept().
+	wait_until 5 at_least 2 '^secchat: test: accepting$' "$T/w/l.err"
 	expect "secrets shown" "$(shown l secret | wc -l)" 4 || return 1
 	# w stays for the next handshake: the scan must find it.
 	python3 tests/memscan.py "$(child "$LPID")" --present "$(shown l w)" \
@@ -73,6 +70,13 @@ t_mem_no_w_after_handshake() {	# a listener without -k: w goes at once
 }
 run "secrets: a listener without -k forgets w after its handshake" t_mem_no_w_after_handshake
 
+# sending_keys_gone: process p (of t_mem_direction_done) holds none of tx,
+# but still the peer's secret; memscan's report in scan.
+sending_keys_gone() {
+	python3 tests/memscan.py "$p" $tx \
+	    --present "$(shown l secret | sed -n 2p)" > "$T/w/scan"
+}
+
 t_mem_direction_done() {	# our DONE sealed: the sending keys go at once
 	can_read_memory || return 0
 	seq -f 'line %g of what the listener sends' 1 4000 > "$T/w/a"
@@ -88,16 +92,11 @@ t_mem_direction_done() {	# our DONE sealed: the sending keys go at once
 	wait_number X "$T/w/l.err" "$LPID" 'secchat: \(handshake\) done' || return 1
 	# Secrets shown: ours (sending) first, then the peer's; no rekey.
 	expect "secrets shown" "$(shown l secret | wc -l)" 2 || return 1
-	local i p tx
+	local p tx
 	tx=$(as_absent "$(shown l secret | head -n 1)" "$(shown l key | head -n 1)" \
 	    "$(shown l iv | head -n 1)")
 	p=$(child "$LPID")
-	for i in $(seq 20); do	# until the DONE is sealed
-		python3 tests/memscan.py "$p" $tx \
-		    --present "$(shown l secret | sed -n 2p)" > "$T/w/scan" &&
-		    return 0
-		sleep 0.1
-	done
+	wait_until -e 0.1 2 sending_keys_gone && return 0	# until the DONE is sealed
 	cat "$T/w/scan"
 	return 1
 }

@@ -24,10 +24,7 @@ t_many_lockout() {	# 50 idle + 5 dribbling sockets, 55 addresses: no lock-out
 	kill "$fpid"
 	wait "$fpid"
 	cat "$T/w/flood"
-	for i in $(seq 100); do
-		[ "$(grep -c '^legit ' "$T/w/l.out")" -ge 10 ] && break
-		sleep 0.05
-	done
+	wait_until 5 at_least 10 '^legit ' "$T/w/l.out"
 	expect "attackers" "$HELD" 55 && expect "connectors in" "$in" 10 &&
 	    expect "connectors slower than 3 s" "$slow" 0 &&
 	    grep -q ' port [0-9]*: dropped: 32 handshakes at once$' "$T/w/l.err" &&
@@ -68,10 +65,7 @@ t_many_burst() {	# 20 at once from one address: 4 handshakes, the rest wait
 	done
 	PIDS="$PIDS $pids"
 	for i in $pids; do wait "$i" && ok=$((ok + 1)); done
-	for i in $(seq 100); do
-		[ "$(grep -c '^burst ' "$T/w/l.out")" -ge 20 ] && break
-		sleep 0.05
-	done
+	wait_until 5 at_least 20 '^burst ' "$T/w/l.out"
 	expect "connectors in" "$ok" 20 &&
 	    for i in $(seq 20); do has_line "$T/w/l.out" "burst $i" || return 1; done
 }
@@ -87,10 +81,7 @@ t_many_hex() {	# hex lines of two sessions at once, each whole on stderr
 		    > /dev/null 2> "$T/w/$n.err" &
 		PIDS="$PIDS $!"
 	done
-	for n in $(seq 200); do
-		[ "$(grep -c '^short' "$T/w/l.out")" -ge 120 ] && break
-		sleep 0.05
-	done
+	wait_until 10 at_least 120 '^short' "$T/w/l.out"
 	python3 - "$T/w/l.err" <<-'EOF'
 	import re, sys
 	bad = n = 0
@@ -120,10 +111,7 @@ t_many_shippers() {	# two endless shippers and a short one: every line whole
 	python3 tests/lines.py gen C 500 |
 	    timeout 20 $SECCHAT $SC -q 127.0.0.1 "$PORT" > /dev/null 2> "$T/w/C.err"
 	expect "short shipper" "$?" 0 || return 1
-	for n in $(seq 200); do
-		[ "$(grep -c '^[AB] ' "$T/w/l.out")" -ge 6000 ] && break
-		sleep 0.1
-	done
+	wait_until -e 0.1 20 at_least 6000 '^[AB] ' "$T/w/l.out"
 	python3 tests/lines.py check "$T/w/l.out" A:3000 B:3000 C:500
 }
 run "serving many: two endless shippers and a short one, lines whole" t_many_shippers

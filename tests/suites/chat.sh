@@ -1,6 +1,14 @@
 # shellcheck shell=bash
 # The chat at a terminal (tmux, UTF-8): what the screen shows, what is sent.
 
+# incoming_above_half: the screen, kept in screen1, shows the arriving
+# line, labelled, above the half-typed one.
+incoming_above_half() {
+	$TM capture-pane -p > "$T/w/screen1"
+	grep -A1 -xE "$HHMM 127\\.0\\.0\\.1> incoming" "$T/w/screen1" |
+	    tail -n 1 | grep -qx '> half'
+}
+
 t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	TM="tmux -L secchat-test-$$"
 	$TM new-session -d -x 80 -y 20 "exec bash --norc --noprofile" || return 1
@@ -12,8 +20,8 @@ t_terminal_chat() {	# a person at a terminal (tmux) and a script
 	    2> "$T/w/c.err" &
 	local cpid=$!
 	PIDS="$PIDS $cpid"
-	sleep 1
-	$TM capture-pane -p > "$T/w/screen1"
+	# The rest is typed before the connector's input ends, 2 s in.
+	wait_until 1.5 incoming_above_half
 	$TM send-keys " done" Enter
 	wait "$cpid"; CRC=$?
 	wait_file "$T/w/l.rc"

@@ -15,6 +15,8 @@ t_stalled_reader() {	# the sender waits in poll, in constant memory
 	    > /dev/null 2> "$T/w/c.err" &
 	local cpid=$! spid t0 t1 rss
 	PIDS="$PIDS $cpid"
+	# Measured from 1 s to 2.5 s, within the reader's 3 s of sleep: time
+	# to fill the buffers, not an event to wait for.
 	sleep 1
 	spid=$(child "$cpid")
 	t0=$(cpu_ticks "$spid"); sleep 1.5; t1=$(cpu_ticks "$spid")

@@ -7,7 +7,8 @@ t_silent_then_good() {
 	listen l "$T/w/a" $SC -k -m 1 -w 1 127.0.0.1 0 || return 1
 	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 4" &
 	PIDS="$PIDS $!"
-	sleep 0.2
+	# The silent one first: the good one waits behind it.
+	wait_until -p "$LPID" 10 grep -q '^secchat: connection from ' "$T/w/l.err"
 	dial c /dev/null $SC 127.0.0.1 "$PORT"
 	expect "good connector" "$CRC" 0 &&
 	    has_line "$T/w/l.err" "secchat: timed out during handshake" &&

@@ -9,15 +9,20 @@
 # tests/lib.sh; each runs with a temporary directory of its own.  Knobs:
 # SECCHAT, KAT, HOOKS, LEAK, VALGRIND ("none" skips the memcheck test),
 # RSS_LIMIT_KB, PEER (tests/lib.sh); TAIL (lines of a failed test's log,
-# 20) and VERBOSE (every test's log).
+# 20), VERBOSE (every test's log); JOBS (suites at once, below).
 set -u
 cd "$(dirname "$0")" || exit 2
 # shellcheck source=tests/lib.sh
 . tests/lib.sh
 
-# In this order.
+# In this order.  The suites of ALONE come last, each with no other suite
+# beside it: they read CPU time, RSS or wall time, or drive terminals
+# against deadlines (and install's make may rebuild ./secchat).  The others
+# may run JOBS at once.
 SUITES="kat errors password attacks exec sandbox secrets"
-SUITES="$SUITES install e2e hostile serving faults chat interop"
+ALONE="install e2e hostile serving faults chat interop"
+SUITES="$SUITES $ALONE"
+JOBS=${JOBS:-2}
 
 for SUITE in $SUITES; do
 	# shellcheck source=/dev/null
@@ -74,15 +79,22 @@ print_done() {
 }
 
 all_suites() {
-	local s
+	local s running=0
 	trap 'for p in $(jobs -p); do kill "$p" 2>/dev/null; done' EXIT
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
 	for s in "${ORDER[@]}"; do
-		start_suite "$s"
-		wait
+		case " $ALONE " in
+		*" $s "*) wait; running=0 ;;
+		*) [ "$running" -lt "$JOBS" ] || { wait -n; running=$((running - 1)); } ;;
+		esac
 		print_done
+		start_suite "$s"
+		running=$((running + 1))
+		case " $ALONE " in *" $s "*) wait; running=0 ;; esac
 	done
+	wait
+	print_done
 }
 
 # Number the tests in the order printed, count them, and say if some never

@@ -40,8 +40,8 @@ registered() {	# registered FUNCTION: some suite registered it
 	return 1
 }
 
-# suite_start: the running suite's own directory T, the password files,
-# and the cleanup of what it started.
+# suite_start: the running suite's own directory T (suites may run at
+# once), the password files, and the cleanup of what it started.
 suite_start() {
 	T=$(mktemp -d /tmp/secchat-test.XXXXXX) || exit 1
 	PIDS="" TM=
@@ -274,11 +274,15 @@ kat() {		# kat KIND FILE: the program's output must equal the file
 }
 
 # ---------------------------------------------------------------------------
-# Terminals: tmux servers of our own, one per test.
+# Terminals: tmux servers of our own, one per test, named after the
+# suite's directory so that suites running at once never share one.
+
+# tmux_server NAME: TM runs tmux on the server NAME.
+tmux_server() { TM="tmux -L ${T##*/}-$1"; }
 
 # tty_session NAME COMMAND: run COMMAND in a fresh tmux terminal.
 tty_session() {
-	TM="tmux -L secchat-test-$$-$1"
+	tmux_server "$1"
 	$TM new-session -d -x 80 -y 20 "exec bash --norc --noprofile" &&
 	    $TM send-keys "clear; $2" Enter
 }
@@ -286,7 +290,7 @@ tty_session() {
 # chat_pane NAME COLS: a fresh UTF-8 tmux terminal, COLS x 12, its raw
 # output recorded in $T/w/NAME.raw; TM names it.
 chat_pane() {
-	TM="tmux -L secchat-test-$$-$1"
+	tmux_server "$1"
 	# Not the fifo_listener's fd 7: its EOF must reach the listener.
 	$TM new-session -d -x "$2" -y 12 \
 	    "exec env LANG=C.UTF-8 TZ=UTC bash --norc --noprofile" 7>&- &&

@@ -10,7 +10,7 @@ incoming_above_half() {
 }
 
 t_terminal_chat() {	# a person at a terminal (tmux) and a script
-	TM="tmux -L secchat-test-$$"
+	tmux_server chat
 	$TM new-session -d -x 80 -y 20 "exec bash --norc --noprofile" || return 1
 	$TM send-keys "clear; $SECCHAT -l -v -q $SC 127.0.0.1 0 2> $T/w/l.err; echo status \$? > $T/w/l.rc" Enter
 	wait_port "$T/w/l.err" $$ || { $TM kill-server; return 1; }
@@ -192,7 +192,7 @@ pane_port() {	# PORT from the listener's -v line in pane 0
 }
 
 t_chat_conversation() {	# two people, two panes, twenty exchanges
-	TM="tmux -L secchat-test-$$-conv"
+	tmux_server conv
 	local sh="exec env LANG=C.UTF-8 TZ=UTC PS1='\$ ' bash --norc --noprofile"
 	$TM new-session -d -x 161 -y 40 "$sh" || return 1
 	$TM split-window -h "$sh" || { $TM kill-server; return 1; }

@@ -93,3 +93,9 @@ t_hardened() {	# the default build: PIE, full RELRO, no executable stack
 	    readelf --dyn-syms -W "$bin" | grep -q ' __vsnprintf_chk@'
 }
 run "hardened build: PIE, BIND_NOW, RELRO, stack protector, FORTIFY" t_hardened
+
+# tests/layers.sh checks secchat.c against the map at its top: sections
+# call only downward, no forward declaration the map does not list, no
+# function over 60 lines (issue 16).
+t_layers() { sh tests/layers.sh secchat.c; }
+run "secchat.c: layers, forward declarations and function lengths as the map says" t_layers

@@ -16,11 +16,11 @@ cd "$(dirname "$0")" || exit 2
 . tests/lib.sh
 
 # In this order.  The suites of ALONE come last, each with no other suite
-# beside it: they read CPU time, RSS or wall time, or drive terminals
-# against deadlines (and install's make may rebuild ./secchat).  The others
-# may run JOBS at once.
-SUITES="kat errors password attacks exec sandbox secrets"
-ALONE="install e2e hostile serving faults chat interop"
+# beside it: they read CPU time, RSS, locked memory or wall time, or drive
+# terminals against deadlines (and install's make may rebuild ./secchat).
+# The others may run JOBS at once.
+SUITES="kat errors password attacks exec sandbox"
+ALONE="secrets install e2e hostile serving faults chat interop"
 SUITES="$SUITES $ALONE"
 JOBS=${JOBS:-2}
 

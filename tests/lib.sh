@@ -61,12 +61,15 @@ suite_end() {
 }
 
 # stop_started: kill, by PID, what the last test started, and close its
-# tmux terminal if it did not.
+# tmux terminal if it did not; the server's socket stays behind it.
 stop_started() {
 	local p
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	PIDS=""
-	[ -z "${TM:-}" ] || $TM kill-server 2>/dev/null
+	if [ -n "${TM:-}" ]; then
+		$TM kill-server 2>/dev/null
+		rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/${TM##* }"
+	fi
 	TM=
 }
 

@@ -23,7 +23,7 @@
  *   §6  key derivation         -                         5
  *   §7  SPAKE2                 struct pake               5,6
  *   §8  records                struct direction, keys    5,6
- *   §9  buffers, blocking I/O  struct buf                5
+ *   §9  buffers, blocking I/O  struct buf, written       1,5
  *   §10 connection states      struct conn               8
  *   §11 the view               struct view               -
  *   §12 the line editor        struct editor             5,9,11
@@ -160,6 +160,24 @@ static int
 os_pipe(int fds[2])
 {
 	return pipe2(fds, O_CLOEXEC);
+}
+
+/* A pair of connected local sockets of type, both close-on-exec. */
+static int
+os_socketpair(int type, int fds[2])
+{
+	return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds);
+}
+
+/* Bytes written into the pipe fd (either end) and not yet read from it. */
+static size_t
+os_unread(int fd)
+{
+	int n;
+
+	if (ioctl(fd, FIONREAD, &n) == -1 || n < 0)
+		abort();		/* our own pipe */
+	return (size_t)n;
 }
 
 /* socket(2), close-on-exec, and non-blocking if asked. */
@@ -456,12 +474,32 @@ struct conn {
 	uint64_t rekeys_sent, rekeys_recv;
 };
 
+/*
+ * The peer's bytes on their way out, and how many are written for good
+ * (W, doc/PROTOCOL-3.md section 7.1): what write(2) to stdout took; with
+ * -e, less what the command has not yet read from its pipe; in a serving
+ * listener's child, what the listener has written to its own stdout and
+ * acknowledged.  DONE waits for W to reach the peer's whole stream.
+ */
+struct written {
+	uint64_t payload;		/* the peer's bytes taken out of out */
+	uint64_t raw;			/* bytes write(2) took: the same, or
+					   more once rendered for a terminal */
+	uint64_t acked;			/* of raw, what the listener wrote */
+	uint64_t caught;		/* payload when acked last caught up */
+	int	 acks;			/* W is what the listener acknowledges */
+	int	 ack_fd;		/* its acknowledgements; -1: none, gone */
+	int	 ended;			/* it was told that no more comes */
+	int	 pipe_fd;		/* the command's stdin, or -1 */
+};
+
 /* A session's buffers, allocated once (a -k listener reuses them). */
 struct bufs {
 	struct buf in;			/* stdin's plaintext, to be sealed */
 	struct buf txb;			/* records to the socket */
 	struct buf rxb;			/* records from the socket */
 	struct buf out;			/* plaintext for stdout */
+	struct written wr;		/* out's bytes, written (W) */
 };
 
 /*
@@ -718,6 +756,7 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
+		SB_ALLOW_ARG(__NR_ioctl, 1, FIONREAD),	/* -e: read yet? */
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
 		/* Signals: the fatal ones re-raised at ourselves, abort(). */
@@ -1822,6 +1861,92 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 	return 0;
 }
 
+/*
+ * The written count (struct written): one place counts what leaves for
+ * the output, one place says what is written for good (W).
+ */
+
+/* A new session's count; acks: a serving listener acknowledges on fd. */
+static void
+written_begin(struct written *w, int acks, int fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->acks = acks;
+	w->ack_fd = acks ? fd : -1;
+	w->pipe_fd = -1;
+}
+
+/* write(2) took raw bytes, payload bytes of the peer's as rendered. */
+static void
+written_add(struct written *w, size_t payload, size_t raw)
+{
+	w->payload += payload;
+	w->raw += raw;
+}
+
+/*
+ * W: the peer's bytes written for good.  A listener's acknowledgement
+ * counts what it wrote of ours; where we rendered, it says the whole
+ * of payload only once it has caught up with raw.
+ */
+static uint64_t
+written_count(const struct written *w)
+{
+	size_t unread;
+
+	if (w->acks)
+		return w->caught;
+	if (w->pipe_fd == -1)
+		return w->payload;
+	unread = os_unread(w->pipe_fd);
+	return unread < w->payload ? w->payload - unread : 0;
+}
+
+/* The listener's acknowledgement: raw bytes written, a u64, big-endian. */
+static void
+written_acked(struct written *w, const uint8_t v[8])
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		n = n << 8 | v[i];
+	if (n > w->raw || n < w->acked)
+		abort();		/* our listener's bug */
+	w->acked = n;
+	if (n == w->raw)
+		w->caught = w->payload;
+	else if (w->raw == w->payload)
+		w->caught = n;
+}
+
+/* Read what acknowledgements came; the listener gone, no more come. */
+static void
+written_read_acks(struct written *w)
+{
+	uint8_t v[8];
+	ssize_t r;
+
+	while ((r = read(w->ack_fd, v, sizeof(v))) == sizeof(v))
+		written_acked(w, v);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR))
+		w->ack_fd = -1;		/* it is gone: we will be too */
+}
+
+/*
+ * The command's stdin is closed: what it had not read is not written,
+ * and never will be.
+ */
+static void
+written_pipe_closed(struct written *w)
+{
+	size_t unread = os_unread(w->pipe_fd);
+
+	w->payload -= unread < w->payload ? unread : w->payload;
+	w->raw = w->payload;
+	w->pipe_fd = -1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* §10 Connection states */
 /* The connection's states (struct conn's diagram): tests and transitions. */
@@ -2710,9 +2835,10 @@ editor_stop(struct chat *t)
 
 /*
  * The peer's text to the terminal, rendered inert.  The terminal blocks
- * (set_nonblocking leaves it), so each piece is written whole.
+ * (set_nonblocking leaves it), so each piece is written whole.  Returns
+ * the bytes written, as rendered, or -1.
  */
-static int
+static ssize_t
 write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 {
 	char shown[VIEW_CHUNK];
@@ -2725,7 +2851,7 @@ write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	out->pos += n;
 	r = write_full(t->fd, shown, used, deadline);
 	OPENSSL_cleanse(shown, used);
-	return r;
+	return r == -1 ? -1 : (ssize_t)used;
 }
 
 /* Once the peer's text is over: what was left of a cut character. */
@@ -2735,7 +2861,7 @@ end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	char shown[VIEW_MIN];
 	size_t n;
 
-	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) == 0)
+	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) != -1)
 		;
 	n = view_flush(&t->view, shown);
 	(void)write_full(t->fd, shown, n, deadline);
@@ -3304,7 +3430,8 @@ send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
  * Seal what is due, one record per round while txb and stderr have room
  * for a batch: our next receive key first, then a due REKEY, then DATA;
  * then CLOSE and DONE when their time has come.  DONE confirms that the
- * peer's stream was written whole: not when dropped says it was not.
+ * peer's stream was written whole (W, struct written, is all of it): not
+ * when dropped says it was not.
  */
 static enum status
 fill_tx(struct conn *c, struct bufs *b, struct report *r,
@@ -3334,7 +3461,8 @@ fill_tx(struct conn *c, struct bufs *b, struct report *r,
 		tx_close_sealed(c);
 	}
 	if (c->tx_state == TX_CLOSED && rx_closed(c) &&
-	    buf_pending(&b->out) == 0 && !dropped && tx_room(r, b)) {
+	    buf_pending(&b->out) == 0 && !dropped &&
+	    written_count(&b->wr) == c->recv_bytes && tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_DONE, NULL, 0, 0);
 		tx_done_sealed(c);
 	}
@@ -3641,8 +3769,8 @@ command_run(const char *command, int in, int out, char *const vars[],
  * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
  */
 static enum status
-command_start(struct command *cmd, struct report *r, const char *command,
-    int net, unsigned long number)
+command_start(struct command *cmd, struct written *w, struct report *r,
+    const char *command, int net, unsigned long number)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -3681,6 +3809,7 @@ command_start(struct command *cmd, struct report *r, const char *command,
 	cmd->to = to[1];
 	cmd->state = CMD_RUNNING;
 	cmd->feed = FEED_OPEN;
+	w->pipe_fd = cmd->to;		/* written: once the command reads it */
 	return GO_ON;
 }
 
@@ -3724,8 +3853,9 @@ command_reap(struct command *cmd, int wait)
 
 /* FEED_OPEN -> FEED_DONE: the peer's data is all in its stdin. */
 static void
-command_fed(struct command *cmd)
+command_fed(struct command *cmd, struct written *w)
 {
+	written_pipe_closed(w);
 	close(cmd->to);
 	cmd->to = -1;
 	cmd->feed = FEED_DONE;
@@ -3733,11 +3863,13 @@ command_fed(struct command *cmd)
 
 /*
  * FEED_OPEN -> FEED_REFUSED: it stopped reading.  What comes after is
- * wiped and dropped, and since it was not delivered, no DONE confirms it.
+ * wiped and dropped, and since it was not delivered, no DONE confirms it;
+ * nor what it left unread in its pipe.
  */
 static void
-command_refused(struct command *cmd)
+command_refused(struct command *cmd, struct written *w)
 {
+	written_pipe_closed(w);
 	close(cmd->to);
 	cmd->to = -1;
 	cmd->feed = FEED_REFUSED;
@@ -3767,9 +3899,26 @@ command_undelivered(const struct command *cmd, const struct conn *c,
 }
 
 /*
+ * The peer's data is all in the command's stdin (its CLOSE came, the
+ * output buffer is empty): once the command has read it all, its stdin
+ * ends, so that a command reading to the end can finish; if it stops
+ * reading first (no reader left: POLLERR), it has refused the rest.
+ * Until either, the data is not written, and no DONE goes.
+ */
+static void
+command_feed_end(struct command *cmd, struct written *w)
+{
+	struct pollfd pfd = { .fd = cmd->to, .events = POLLOUT };
+
+	if (os_unread(cmd->to) == 0)
+		command_fed(cmd, w);
+	else if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+		command_refused(cmd, w);
+}
+
+/*
  * Each round of the loop, with -e.  The command's stdin ends once the
- * peer's data is all in it (the peer's CLOSE came and the output buffer
- * is empty), so that a command reading to the end can finish.  Once the
+ * peer's data is all in it and read (command_feed_end).  Once the
  * command's stdout has ended and it has exited, our CLOSE may go; killed
  * by a signal, it ends the session without CLOSE, so the peer sees a
  * truncated stream.
@@ -3785,7 +3934,7 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 		b->out.pos = b->out.len;
 	} else if (cmd->feed == FEED_OPEN && rx_closed(c) &&
 	    buf_pending(&b->out) == 0)
-		command_fed(cmd);
+		command_feed_end(cmd, &b->wr);
 	if (command_undelivered(cmd, c, &b->txb))
 		return session_fail(r, EXIT_FAIL, "the command stopped reading: "
 		    "the peer's data was not all delivered");
@@ -3802,13 +3951,15 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 }
 
 /*
- * Waiting for the command's exit after its stdout ended, or for the
- * peer's CLOSE after it stopped reading: poll often.
+ * Waiting for the command's exit after its stdout ended, for it to read
+ * the last of the peer's data, or for the peer's CLOSE after it stopped
+ * reading: poll often.
  */
 static int
 command_waiting(const struct command *cmd, const struct conn *c)
 {
-	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED;
+	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED ||
+	    (cmd->feed == FEED_OPEN && rx_closed(c));
 }
 
 /*
@@ -3817,8 +3968,8 @@ command_waiting(const struct command *cmd, const struct conn *c)
  * exit status of 0 too if say_zero).
  */
 static enum status
-command_finish(struct command *cmd, struct report *r, int say_zero,
-    enum status status)
+command_finish(struct command *cmd, struct written *w, struct report *r,
+    int say_zero, enum status status)
 {
 	int64_t until = deadline_in(COMMAND_GRACE);
 	int said = cmd->state == CMD_EXITED;	/* by command_step */
@@ -3826,7 +3977,7 @@ command_finish(struct command *cmd, struct report *r, int say_zero,
 	if (cmd->state == CMD_NONE)
 		return status;
 	if (cmd->feed == FEED_OPEN)
-		command_fed(cmd);
+		command_fed(cmd, w);
 	if (cmd->state == CMD_RUNNING)
 		command_output_ended(cmd);
 	for (;;) {
@@ -3885,7 +4036,7 @@ struct session {
 /* Hex lines before the plaintext they carry: stderr is served first. */
 enum {
 	POLL_STDIN, POLL_NETOUT, POLL_NETIN, POLL_STDERR, POLL_STDOUT,
-	POLL_COUNT
+	POLL_ACKS, POLL_COUNT
 };
 
 /* The input: stdin, or the command's stdout until it ends; -1: none. */
@@ -4028,23 +4179,31 @@ write_stderr(struct session *s)
 		s->rep.q.pos = s->rep.q.len = 0;	/* stderr is for people */
 }
 
-/* A command that reads no more is the command layer's to handle. */
+/*
+ * What write(2) took is counted (written_add).  A command that reads no
+ * more is the command layer's to handle.
+ */
 static enum status
 write_stdout(struct session *s)
 {
+	size_t pos = s->b.out.pos;
+	ssize_t r;
+
 	if (s->out_tty) {
-		if (write_terminal(&s->chat, &s->b.out,
-		    io_deadline(s->opt)) == -1)
+		if ((r = write_terminal(&s->chat, &s->b.out,
+		    io_deadline(s->opt))) == -1)
 			return session_fail(&s->rep, EXIT_FAIL,
 			    "write to stdout: %s", strerror(errno));
+		written_add(&s->b.wr, s->b.out.pos - pos, r);
 		s->last_activity = now_ms();
 		return GO_ON;
 	}
-	if (write_local(s, output_fd(s), &s->b.out) != -1 ||
-	    errno == EAGAIN || errno == EINTR)
+	if ((r = write_local(s, output_fd(s), &s->b.out)) > 0)
+		written_add(&s->b.wr, r, r);
+	if (r != -1 || errno == EAGAIN || errno == EINTR)
 		return GO_ON;
 	if (errno == EPIPE && s->cmd.state != CMD_NONE) {
-		command_refused(&s->cmd);
+		command_refused(&s->cmd, &s->b.wr);
 		return GO_ON;
 	}
 	s->b.out.pos = s->b.out.len;	/* nowhere to go: dropped, wiped later */
@@ -4107,6 +4266,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_STDOUT].fd = buf_pending(&b->out) > 0 &&
 	    !(s->rep.shared && buf_pending(&s->rep.q) > 0) ? output_fd(s) : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
+	/* A serving listener's word that it wrote what we gave it. */
+	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw ? b->wr.ack_fd : -1;
+	pfd[POLL_ACKS].events = POLLIN;
 }
 
 /*
@@ -4151,6 +4313,8 @@ serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 		return status;
 	if (pfd[POLL_STDERR].revents)
 		write_stderr(s);
+	if (pfd[POLL_ACKS].revents)
+		written_read_acks(&s->b.wr);
 	if (pfd[POLL_STDOUT].revents)
 		return write_stdout(s);
 	return GO_ON;
@@ -4182,6 +4346,23 @@ receive_step(struct session *s)
 	return status;
 }
 
+/*
+ * A serving listener holds a last line without its newline until our
+ * stdout ends: once the peer's stream is all handed to it, ours ends, so
+ * that it writes that line and acknowledges it, and DONE can go.
+ */
+static void
+output_over(struct session *s)
+{
+	struct written *w = &s->b.wr;
+
+	if (w->acks && !w->ended && rx_closed(&s->c) &&
+	    buf_pending(&s->b.out) == 0) {
+		(void)shutdown(output_fd(s), SHUT_WR);
+		w->ended = 1;
+	}
+}
+
 /* One round's work before poll: receive, the command, send. */
 static enum status
 session_step(struct session *s)
@@ -4189,8 +4370,10 @@ session_step(struct session *s)
 	enum status status;
 
 	if ((status = receive_step(s)) != GO_ON ||
-	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON ||
-	    (status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
+	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON)
+		return status;
+	output_over(s);
+	if ((status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
 	    s->cmd.feed == FEED_REFUSED)) != GO_ON)
 		return status;
 	if (s->c.tx_state == TX_DONE && buf_pending(&s->b.txb) == 0)
@@ -4374,6 +4557,7 @@ conn_begin(struct session *s, int net)
 {
 	s->net = net;
 	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	written_begin(&s->b.wr, 0, -1);
 	report_begin(&s->rep, s->hex_tty);
 	view_begin(s);
 	s->chat.peer_ended = 0;
@@ -4475,7 +4659,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 
 	conn_keys(&s->c, is_a, c2s, s2c);
 	if (s->opt->command != NULL && (status = command_start(&s->cmd,
-	    &s->rep, s->opt->command, s->net, s->number)) != GO_ON)
+	    &s->b.wr, &s->rep, s->opt->command, s->net, s->number)) != GO_ON)
 		return status;
 	/* A -m 1 -k listener is in its wider one already, or in none (-e). */
 	if (s->one_session)
@@ -4485,7 +4669,7 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 	status = readwrite(s);
 	progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 1);
 	deliver_rest(s, status);
-	status = command_finish(&s->cmd, &s->rep,
+	status = command_finish(&s->cmd, &s->b.wr, &s->rep,
 	    s->opt->vflag || s->opt->lflag, status);
 	chat_ended(s, status);
 	session_figures(s);
@@ -5035,12 +5219,26 @@ struct source {
 	char	 host[INET6_ADDRSTRLEN];
 };
 
+/*
+ * Its stdout's bytes, on their way through outq (see kid_queued): two
+ * marks, so that an acknowledgement is never put off by newer lines.
+ */
+struct ack_mark {
+	uint64_t end;			/* outq's offset at the line's end */
+	uint64_t taken;			/* the child's bytes up to there */
+};
+
 struct kid {
 	enum kid_state state;
 	pid_t	 pid;
-	int	 ctl;			/* "A", "P" or "F", then EOF at exit */
+	int	 ctl;			/* "A", "P" or "F", then EOF at exit;
+					   to it, what stdout took of its bytes */
 	int	 reaped, wstatus;	/* exited, and how */
 	struct lines out, err;
+	uint64_t taken;			/* its stdout's bytes moved into outq */
+	struct ack_mark mark[2];
+	int	 marks;
+	uint64_t acked, ack_sent;	/* its bytes written; and told */
 	struct source *src;
 	int64_t	 started;		/* ms */
 	unsigned long number;		/* the session number */
@@ -5072,6 +5270,7 @@ struct server {
 	struct rate log;		/* lines about peers, everywhere */
 	struct rate fails;		/* checked passwords failed (shown) */
 	struct buf outq, errq;		/* whole lines for stdout, stderr */
+	uint64_t out_written;		/* bytes of outq stdout took, ever */
 	struct waiting wait[WAITING_MAX];	/* oldest first */
 	size_t	 nwait;
 	struct pollfd *pfd;
@@ -5449,6 +5648,10 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	s.number = k->number;
 	s.one_session = 1;
 	conn_begin(&s, net);
+	/* Written is what the listener wrote of our stdout (kids_acked). */
+	if (fcntl(ctl, F_SETFL, O_NONBLOCK) == -1)
+		_exit(EXIT_FAIL);
+	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl, &wrong);
 	/*
 	 * The keys go now; the buffers, with the process, to the kernel,
@@ -5467,11 +5670,18 @@ static void
 kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
     const char *port, int64_t t)
 {
-	int fds[3][2], n, i;		/* ctl, out, err: read end, write end */
+	/* ctl, out, err: our end, the child's end */
+	int fds[3][2], n, i;
 
 	memset(k, 0, sizeof(*k));
 	k->ctl = k->out.fd = k->err.fd = -1;
-	for (n = 0; n < 3 && os_pipe(fds[n]) == 0; n++)
+	/*
+	 * ctl carries messages both ways; out is a socket that the child can
+	 * shut down (see output_over) and still hold as stdout.
+	 */
+	for (n = 0; n < 3 && (n == 0 ? os_socketpair(SOCK_SEQPACKET, fds[n]) :
+	    n == 1 ? os_socketpair(SOCK_STREAM, fds[n]) :
+	    os_pipe(fds[n])) == 0; n++)
 		;
 	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
 	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
@@ -5733,6 +5943,49 @@ accept_many(struct server *sv)
 }
 
 /*
+ * DONE means written (doc/PROTOCOL-3.md section 7.1): a child may confirm
+ * its peer's stream only once stdout has taken it, so the listener tells
+ * each child, over ctl, how many of its stdout's bytes stdout has taken.
+ * n more of them are in outq now, ending at outq's offset out_written +
+ * pending; the second mark moves with each line until the first is due.
+ */
+static void
+kid_queued(struct server *sv, struct kid *k, size_t n)
+{
+	int i = k->marks < 2 ? k->marks++ : 1;
+
+	k->taken += n;
+	k->mark[i].end = sv->out_written + buf_pending(&sv->outq);
+	k->mark[i].taken = k->taken;
+}
+
+/* What stdout has taken, told to each child whose bytes those were. */
+static void
+kids_acked(struct server *sv)
+{
+	struct kid *k;
+	uint8_t v[8];
+	size_t i;
+	int j;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		while (k->marks > 0 && k->mark[0].end <= sv->out_written) {
+			k->acked = k->mark[0].taken;
+			k->mark[0] = k->mark[1];
+			k->marks--;
+		}
+		if (k->acked == k->ack_sent || k->ctl == -1)
+			continue;
+		for (j = 0; j < 8; j++)
+			v[j] = k->acked >> (56 - 8 * j);
+		/* Not now (its socket full): the next round says it. */
+		if (write(k->ctl, v, sizeof(v)) == sizeof(v))
+			k->ack_sent = k->acked;
+	}
+}
+
+/*
  * Move what a child's pipe gave into a queue, whole lines only.  A line
  * longer than l->max goes in pieces, each ended with a newline and none
  * ending inside a UTF-8 character, and so does a last line without one:
@@ -5775,6 +6028,8 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 		(void)queue_put(q, pre, m);
 		(void)queue_put(q, p + skip, n - skip);
 		(void)queue_put(q, "\n", add);
+		if (!is_err)
+			kid_queued(sv, k, n);
  next:
 		OPENSSL_cleanse(p, n);
 		l->b.pos += n;
@@ -5861,8 +6116,12 @@ reap_kids(struct server *sv, int64_t t)
 	}
 }
 
-/* Write a queue's head to fd.  stdout's failure ends the listener. */
-static void
+/*
+ * Write a queue's head to fd; the bytes written.  stdout's failure ends
+ * the listener (and so its children, none of which has confirmed what
+ * stdout did not take).
+ */
+static size_t
 queue_write(struct buf *q, int fd, int fatal)
 {
 	ssize_t r;
@@ -5870,11 +6129,14 @@ queue_write(struct buf *q, int fd, int fatal)
 	if ((r = write(fd, q->data + q->pos, buf_pending(q))) > 0) {
 		OPENSSL_cleanse(q->data + q->pos, r);	/* plaintext, written */
 		q->pos += r;
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+		return r;
+	}
+	if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		if (fatal)
 			err(EXIT_FAIL, "write to stdout");
 		q->pos = q->len = 0;		/* stderr is for people */
 	}
+	return 0;
 }
 
 /* Kill the handshakes past their deadline: the child's own clock failed. */
@@ -5934,6 +6196,7 @@ serve_many(struct server *sv)
 	for (;;) {
 		t = now_ms();
 		reap_kids(sv, t);
+		kids_acked(sv);
 		start_waiting(sv, t);
 		if (t >= sweep) {
 			log_summaries(sv, t);
@@ -5948,9 +6211,10 @@ serve_many(struct server *sv)
 		}
 		p = sv->pfd;
 		if (p[1].revents)
-			queue_write(&sv->outq, STDOUT_FILENO, 1);
+			sv->out_written += queue_write(&sv->outq,
+			    STDOUT_FILENO, 1);
 		if (p[2].revents)
-			queue_write(&sv->errq, STDERR_FILENO, 0);
+			(void)queue_write(&sv->errq, STDERR_FILENO, 0);
 		/* Children first: a failure they tell of meets the next try. */
 		for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
 			k = &sv->kids[i];

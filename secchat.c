@@ -35,13 +35,13 @@
  *   §18 receiving              struct conn, bufs         4,8,9,10,15,17
  *   §19 the -e command         struct command            1,5,9,10,15
  *   §20 the engine             struct session            5,8,9,10,13,14,15,17,18,19
- *   §21 sessions               struct session            1,3,5,8,9,13,14,15,19,20
+ *   §21 sessions               struct session            1,3,4,5,8,9,13,14,15,19,20
  *   §22 sockets                struct accepted           1,4,5,9
  *   §23 the password           -                         5,9
  *   §24 serving one connection struct session, pake      5,7,9,16,21
- *   §25 serving many           struct server, kid        1,5,8,9,21,22,24
+ *   §25 serving many           struct server, kid        1,3,4,5,8,9,21,22,24
  *   §26 the two roles          struct options            1,3,5,7,9,13,16,21,22,23,24,25
- *   §27 options and main       struct options            1,4,5,13,23,26
+ *   §27 options and main       struct options            1,4,5,13,19,23,26
  *
  * Forward declarations (0).
  *
@@ -111,6 +111,8 @@
  * OpenBSD, pledge(2) would take the sandbox's place).
  */
 
+#include <sched.h>		/* CLONE_NEW*, for the serving filter */
+
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -178,6 +180,67 @@ os_unread(int fd)
 	if (ioctl(fd, FIONREAD, &n) == -1 || n < 0)
 		abort();		/* our own pipe */
 	return (size_t)n;
+}
+
+/* Send the message p[0..n) on a local socket with nfds descriptors. */
+static ssize_t
+os_send_fds(int sock, const void *p, size_t n, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr h;
+		char	 space[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > 4)
+		abort();
+	memset(&u, 0, sizeof(u));
+	m.msg_control = u.space;
+	m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	u.h.cmsg_level = SOL_SOCKET;
+	u.h.cmsg_type = SCM_RIGHTS;
+	u.h.cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(&u.h), fds, nfds * sizeof(int));
+	return sendmsg(sock, &m, MSG_NOSIGNAL);
+}
+
+/*
+ * Receive a message into p[0..n) and up to 4 descriptors, close-on-exec,
+ * into fds[0..*nfds); the message's length, or -1.
+ */
+static ssize_t
+os_recv_fds(int sock, void *p, size_t n, int fds[4], size_t *nfds)
+{
+	union {
+		struct cmsghdr h;
+		char	 space[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = u.space, .msg_controllen = sizeof(u.space) };
+	struct cmsghdr *c;
+	ssize_t r;
+
+	*nfds = 0;
+	if ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) == -1)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    *nfds == 0) {
+			*nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(c), *nfds * sizeof(int));
+		}
+	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		errno = EMSGSIZE;
+	return m.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -1 : r;
+}
+
+/* poll(2) with the signals not in mask let through only meanwhile. */
+static int
+os_poll_signals(struct pollfd *pfd, nfds_t n, const sigset_t *mask)
+{
+	return ppoll(pfd, n, NULL, mask);
 }
 
 /* socket(2), close-on-exec, and non-blocking if asked. */
@@ -366,6 +429,7 @@ struct options {
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
+	int	 launcher;		/* -e: the launcher's socket (§19), or -1 */
 	const char *name;		/* -n: the peer's name on the terminal */
 };
 
@@ -611,10 +675,38 @@ struct command {
 	enum cmd_state state;
 	enum cmd_feed feed;
 	pid_t	 pid;
+	int	 chan;			/* to the launcher, about it; -1: none */
 	int	 from, to;		/* its stdout, its stdin; -1: closed */
 	int	 status;		/* its wait status, at CMD_EXITED */
 	int64_t	 output_end;		/* ms: when its stdout ended */
 	int64_t	 refused;		/* ms: when it stopped reading */
+};
+
+/*
+ * -e's launcher (§19), and what it and a session say to each other: a
+ * request on the launcher's socket, with the descriptors of a channel for
+ * the replies and the command's stdin, stdout and stderr; then words on
+ * the channel.  Every string of a request ends in a NUL.
+ */
+#define LAUNCH_MAX	(4 * MAX_SESSIONS)	/* commands running at once */
+
+struct launch_req {
+	char	 number[24];		/* SECCHAT_SESSION */
+	char	 addr[NI_MAXHOST];	/* SECCHAT_PEER_ADDR */
+	char	 port[NI_MAXSERV];	/* SECCHAT_PEER_PORT */
+};
+
+struct launch_word {
+	int32_t	 v;
+	char	 what;			/* launcher: 'R' running (v: pid), 'E'
+					   not started (v: errno), 'X' exited
+					   (v: wait status); session: 'K' kill */
+};
+
+/* A command the launcher runs, and the channel of its session. */
+struct launched {
+	pid_t	 pid;			/* 0: a free slot */
+	int	 chan;			/* -1 once the session has gone */
 };
 
 /*
@@ -705,9 +797,15 @@ static struct {
 	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (bits), 1, 0), \
 	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
 
-#define SANDBOX_SESSION		0	/* one session, this process */
-#define SANDBOX_LISTENER	1	/* a -k listener: sessions, accept */
-#define SANDBOX_MAX		160	/* instructions */
+/*
+ * The filters, each on top of those a process has already: a process
+ * enters the next when it needs less, and the kernel applies them all.
+ */
+#define SANDBOX_SESSION		0	/* after the handshake: one session */
+#define SANDBOX_PREAUTH		1	/* before a connection's first byte */
+#define SANDBOX_LISTENER	2	/* the same, and accept: -l, -k -m 1 */
+#define SANDBOX_SERVER		3	/* serving many's listener process */
+#define SANDBOX_MAX		256	/* instructions */
 
 static size_t
 sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
@@ -774,21 +872,63 @@ sb_session(struct sock_filter *f)
 }
 
 /*
- * Kill the process on any call that kind does not need; command, if not
- * 0, is the -e command's pid, which the session waits for and may kill.
+ * What a serving listener does besides what its children do: accept
+ * connections and fork a child for each, collect them, kill those that
+ * take too long.  A child starts under this filter: it puts its pipes in
+ * place of its stdio, dies with the listener, reads its descriptors'
+ * kinds, and then enters its own.  clone only without new namespaces;
+ * clone3, whose flags a filter cannot see, fails as unknown to glibc,
+ * which falls back to clone.
+ */
+static size_t
+sb_server(struct sock_filter *f, size_t n)
+{
+	const struct sock_filter server[] = {
+		SB_ALLOW_NOT(__NR_clone, 0, CLONE_NEWNS | CLONE_NEWUTS |
+		    CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+		    CLONE_NEWCGROUP),
+		SB_IF(__NR_clone3, 1), SB_RET(SECCOMP_RET_ERRNO | ENOSYS),
+		SB_ALLOW(__NR_set_robust_list),	/* glibc, in a new child */
+		SB_ALLOW(__NR_wait4),
+		SB_ALLOW_ARG(__NR_kill, 1, SIGKILL),
+		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+#ifdef __NR_dup2
+		SB_ALLOW(__NR_dup2),
+#endif
+		SB_ALLOW(__NR_dup3), SB_ALLOW(__NR_getppid),
+		SB_ALLOW(__NR_tgkill),		/* a child's raise(), abort() */
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_PDEATHSIG),
+		SB_ALLOW_ARG(__NR_newfstatat, 3, AT_EMPTY_PATH),
+#ifdef __NR_fstat
+		SB_ALLOW(__NR_fstat),
+#endif
+	};
+
+	return sb_append(f, n, server, sizeof(server) / sizeof(server[0]));
+}
+
+/*
+ * Kill the process on any call that kind does not need.  Before the
+ * handshake is done, a session may still stack the session's filter, and
+ * with -e ask the launcher (§19) for its command: two pipes and a channel,
+ * sent over a local socket.
  */
 static void
-sandbox_enter(const struct options *opt, int kind, pid_t command)
+sandbox_enter(const struct options *opt, int kind)
 {
+	const struct sock_filter preauth[] = {
+		SB_ALLOW(__NR_getpeername),
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_NO_NEW_PRIVS),
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_SECCOMP),
+	};
+	const struct sock_filter launch[] = {
+		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+		SB_ALLOW(__NR_sendmsg),
+	};
 	const struct sock_filter listener[] = {
-		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_getpeername),
-		SB_ALLOW(__NR_setsockopt),
+		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_setsockopt),
 		SB_ALLOW(__NR_mlock),		/* -g -k: a new code's buffer */
 		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
-	};
-	const struct sock_filter child[] = {
-		SB_ALLOW_ARG(__NR_wait4, 0, (uint32_t)command),
-		SB_ALLOW_ARG(__NR_kill, 0, (uint32_t)command),
 	};
 	const struct sock_filter tail[] = { SB_KILL };
 	struct sock_filter f[SANDBOX_MAX];
@@ -798,11 +938,15 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 	if (!opt->sandbox || SB_NONE)
 		return;
 	n = sb_session(f);
-	if (kind == SANDBOX_LISTENER)
+	if (kind != SANDBOX_SESSION)
+		n = sb_append(f, n, preauth, sizeof(preauth) / sizeof(preauth[0]));
+	if (kind != SANDBOX_SESSION && opt->command != NULL)
+		n = sb_append(f, n, launch, sizeof(launch) / sizeof(launch[0]));
+	if (kind == SANDBOX_LISTENER || kind == SANDBOX_SERVER)
 		n = sb_append(f, n, listener,
 		    sizeof(listener) / sizeof(listener[0]));
-	if (command != 0)
-		n = sb_append(f, n, child, sizeof(child) / sizeof(child[0]));
+	if (kind == SANDBOX_SERVER)
+		n = sb_server(f, n);
 	n = sb_append(f, n, tail, 1);
 	prog.len = n;
 	prog.filter = f;
@@ -827,8 +971,25 @@ test_hook(const char *name)
 	return h != NULL && strcmp(h, name) == 0;
 }
 
+/*
+ * test_stop(name): where a process has entered its filter and not yet
+ * read a network byte, it says so, waits 2 s for a test to look at
+ * /proc/PID/status, and then makes a call that the filter must kill.
+ */
+static void
+test_stop(const char *name)
+{
+	if (!test_hook(name))
+		return;
+	warnx("test: %s: filtered", name);
+	(void)poll(NULL, 0, 2000);
+	(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	warnx("test: %s: not killed", name);
+}
+
 #else
 #define test_hook(name)		0
+#define test_stop(name)		((void)0)
 #endif
 
 /* ---------------------------------------------------------------------- */
@@ -3719,13 +3880,12 @@ command_env(char *const vars[])
 }
 
 /*
- * Run /bin/sh -c command with stdin in and stdout out.  posix_spawn, not
- * fork: the session's keys are never copied into another process, not
- * even for the moment before exec.  SIGPIPE, which we ignore, is the
- * default again for the command.
+ * Run /bin/sh -c command with stdin, stdout and stderr fds[0..3).  In the
+ * launcher, for a session.  SIGPIPE, which we ignore, is the default
+ * again for the command.
  */
 static int
-command_run(const char *command, int in, int out, char *const vars[],
+command_run(const char *command, const int fds[3], char *const vars[],
     pid_t *pid)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
@@ -3733,23 +3893,22 @@ command_run(const char *command, int in, int out, char *const vars[],
 	posix_spawnattr_t at;
 	sigset_t def, none;
 	char **env;
-	int e;
+	int e, i;
 
 	if ((env = command_env(vars)) == NULL)
 		return ENOMEM;
 	sigemptyset(&none);
 	sigemptyset(&def);
 	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGCHLD);
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		free(env);
 		return e;
 	}
-	if ((e = posix_spawnattr_init(&at)) == 0) {
-		if ((e = posix_spawn_file_actions_adddup2(&fa, in,
-		    STDIN_FILENO)) == 0 &&
-		    (e = posix_spawn_file_actions_adddup2(&fa, out,
-		    STDOUT_FILENO)) == 0 &&
-		    (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
+	for (i = 0; i < 3 && e == 0; i++)
+		e = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+	if (e == 0 && (e = posix_spawnattr_init(&at)) == 0) {
+		if ((e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
 		    POSIX_SPAWN_SETSIGMASK)) == 0 &&
 		    (e = posix_spawnattr_setsigdefault(&at, &def)) == 0 &&
 		    (e = posix_spawnattr_setsigmask(&at, &none)) == 0)
@@ -3762,51 +3921,282 @@ command_run(const char *command, int in, int out, char *const vars[],
 }
 
 /*
+ * -e's launcher.  A session is in a seccomp filter with no exec from
+ * before its first network byte, so it cannot start its command itself:
+ * the launcher does, a process forked at the start of the program, before
+ * the password is read or any key made, which holds nothing secret.  It
+ * does nothing until a session whose handshake has succeeded asks
+ * (command_start), and a session whose handshake fails never asks, so no
+ * command runs for it.  It answers on the request's channel: the pid, then
+ * the wait status at the command's exit; a 'K' there kills the command.
+ * (A session taken over before its handshake succeeds can ask too; the
+ * filter keeps it from doing anything else.)
+ */
+
+/* Answer on a session's channel; it may be gone, which is its business. */
+static void
+launcher_say(int chan, char what, int32_t v)
+{
+	struct launch_word word = { .v = v, .what = what };
+
+	(void)send(chan, &word, sizeof(word), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Is the request whole, every string ended? */
+static int
+launch_req_valid(const struct launch_req *q)
+{
+	return memchr(q->number, '\0', sizeof(q->number)) != NULL &&
+	    memchr(q->addr, '\0', sizeof(q->addr)) != NULL &&
+	    memchr(q->port, '\0', sizeof(q->port)) != NULL;
+}
+
+/* One request: run the command for it, in a free slot of tab. */
+static void
+launcher_request(const char *command, struct launched *tab, int sock)
+{
+	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
+	char *vars[] = { addr_var, port_var, num_var, NULL };
+	struct launch_req q;
+	size_t nfds, i, slot;
+	int fds[4], e = EAGAIN;	/* chan, stdin, stdout, stderr */
+	pid_t pid;
+
+	if (os_recv_fds(sock, &q, sizeof(q), fds, &nfds) != sizeof(q) ||
+	    nfds != 4 || !launch_req_valid(&q)) {
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return;
+	}
+	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", q.addr);
+	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", q.port);
+	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%s", q.number);
+	for (slot = 0; slot < LAUNCH_MAX && tab[slot].pid != 0; slot++)
+		;
+	if (slot < LAUNCH_MAX)
+		e = command_run(command, fds + 1, vars, &pid);
+	for (i = 1; i < 4; i++)
+		close(fds[i]);
+	if (e != 0) {
+		launcher_say(fds[0], 'E', e);
+		close(fds[0]);
+		return;
+	}
+	launcher_say(fds[0], 'R', pid);
+	tab[slot].pid = pid;
+	tab[slot].chan = fds[0];
+}
+
+/* SIGCHLD only interrupts the launcher's poll. */
+static void
+launcher_on_child(int sig)
+{
+	(void)sig;
+}
+
+/* Commands that exited: their sessions learn how. */
+static void
+launcher_reap(struct launched *tab)
+{
+	pid_t pid;
+	size_t i;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (i = 0; i < LAUNCH_MAX; i++)
+			if (tab[i].pid == pid) {
+				if (tab[i].chan != -1) {
+					launcher_say(tab[i].chan, 'X', st);
+					close(tab[i].chan);
+				}
+				tab[i].pid = 0;
+				tab[i].chan = -1;
+			}
+}
+
+/* A session's word: 'K' kills its command; its end, nothing. */
+static void
+launcher_heard(struct launched *l)
+{
+	struct launch_word word;
+	ssize_t r = recv(l->chan, &word, sizeof(word), MSG_DONTWAIT);
+
+	if (r == sizeof(word) && word.what == 'K')
+		(void)kill(l->pid, SIGKILL);
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		close(l->chan);
+		l->chan = -1;		/* the command runs on, as it may */
+	}
+}
+
+/* The poll set: the launcher's socket, then each session's channel. */
+static nfds_t
+launcher_pollfds(struct pollfd *pfd, int sock, const struct launched *tab)
+{
+	size_t i;
+
+	pfd[0].fd = sock;
+	pfd[0].events = POLLIN;
+	for (i = 0; i < LAUNCH_MAX; i++) {
+		pfd[1 + i].fd = tab[i].pid != 0 ? tab[i].chan : -1;
+		pfd[1 + i].events = POLLIN;
+	}
+	return 1 + LAUNCH_MAX;
+}
+
+/*
+ * The launcher's process: the program's signal handlers and descriptors
+ * are not its own; it dies with the program.  SIGCHLD interrupts only its
+ * poll.  Its socket's end (no session left to ask) ends it.
+ */
+static void __attribute__((noreturn))
+launcher_main(const char *command, int sock, pid_t parent)
+{
+	static struct launched tab[LAUNCH_MAX];
+	static struct pollfd pfd[1 + LAUNCH_MAX];
+	struct sigaction sa;
+	sigset_t chld, none;
+	size_t i;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGQUIT, &sa, NULL) == -1 ||
+	    (sa.sa_handler = launcher_on_child,
+	    sigaction(SIGCHLD, &sa, NULL)) == -1 ||
+	    os_die_with_parent() == -1 || getppid() != parent ||
+	    (fd = open("/dev/null", O_RDWR)) == -1 ||
+	    dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1)
+		_exit(EXIT_FAIL);
+	close(fd);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	(void)sigprocmask(SIG_BLOCK, &chld, &none);
+	sigdelset(&none, SIGCHLD);
+	for (i = 0; i < LAUNCH_MAX; i++)
+		tab[i].chan = -1;
+	for (;;) {
+		if (os_poll_signals(pfd, launcher_pollfds(pfd, sock, tab),
+		    &none) == -1 && errno != EINTR)
+			_exit(EXIT_FAIL);
+		launcher_reap(tab);
+		if (pfd[0].revents & (POLLHUP | POLLERR))
+			_exit(EXIT_OK);
+		if (pfd[0].revents & POLLIN)
+			launcher_request(command, tab, sock);
+		for (i = 0; i < LAUNCH_MAX; i++)
+			if (tab[i].pid != 0 && tab[i].chan != -1 &&
+			    pfd[1 + i].revents)
+				launcher_heard(&tab[i]);
+	}
+}
+
+/*
+ * Fork the launcher, at the start, before anything secret exists; the
+ * socket that sessions ask it on.  The program's own end of it is
+ * close-on-exec and goes to each serving child.
+ */
+static int
+launcher_start(const char *command)
+{
+	pid_t parent = getpid(), pid;
+	int sv[2];
+
+	if (os_socketpair(SOCK_SEQPACKET, sv) == -1)
+		err(EXIT_FAIL, "-e: socketpair");
+	if ((pid = fork()) == -1)
+		err(EXIT_FAIL, "-e: fork");
+	if (pid == 0) {
+		close(sv[0]);
+		launcher_main(command, sv[1], parent);
+	}
+	close(sv[1]);
+	return sv[0];
+}
+
+/*
+ * Ask the launcher for the command, fds[1..4) its stdin, stdout and
+ * stderr, fds[0] the channel for the answer; -1 with errno if it cannot
+ * be asked.
+ */
+static int
+command_ask(int launcher, int net, unsigned long number, const int fds[4])
+{
+	struct launch_req q;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+
+	memset(&q, 0, sizeof(q));
+	if (getpeername(net, (struct sockaddr *)&ss, &len) == 0)
+		addr_text((struct sockaddr *)&ss, len, host, port);
+	snprintf(q.number, sizeof(q.number), "%lu", number);
+	snprintf(q.addr, sizeof(q.addr), "%s", host);
+	snprintf(q.port, sizeof(q.port), "%s", port);
+	return os_send_fds(launcher, &q, sizeof(q), fds, 4) == sizeof(q) ?
+	    0 : -1;
+}
+
+/* The launcher's answer to a request: the pid, or -1 with errno. */
+static pid_t
+command_started(int chan)
+{
+	struct launch_word word;
+	ssize_t r = read_full(chan, &word, sizeof(word),
+	    deadline_in(COMMAND_GRACE));
+
+	if (r == sizeof(word) && word.what == 'R' && word.v > 0)
+		return word.v;
+	errno = r == sizeof(word) && word.what == 'E' ? word.v :
+	    r == -1 ? errno : EPIPE;
+	return -1;
+}
+
+/*
  * Start the -e command for this connection, once its handshake has
  * succeeded and never before: its stdout becomes the connection's input
  * and its stdin the connection's output; its stderr is ours.  Anything
- * that confines the session further (a sandbox) goes after this call.
+ * that confines the session further (the session's filter) goes after.
  * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
  */
 static enum status
 command_start(struct command *cmd, struct written *w, struct report *r,
-    const char *command, int net, unsigned long number)
+    int launcher, int net, unsigned long number)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
-	char *vars[] = { addr_var, port_var, num_var, NULL };
-	int to[2], from[2];		/* its stdin, its stdout */
+	int p[3][2], n, fds[4];	/* its stdin, its stdout, the answer's */
 	pid_t pid;
-	int e;
 
-	if (getpeername(net, (struct sockaddr *)&ss, &len) == 0)
-		addr_text((struct sockaddr *)&ss, len, host, port);
-	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
-	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
-	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", number);
-	if (os_pipe(to) == -1)
-		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
-	if (os_pipe(from) == -1) {
-		close_pipes(&to, 1);
+	for (n = 0; n < 3 && (n < 2 ? os_pipe(p[n]) :
+	    os_socketpair(SOCK_SEQPACKET, p[n])) == 0; n++)
+		;
+	if (n < 3) {
+		close_pipes(p, n);
 		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
-	e = command_run(command, to[0], from[1], vars, &pid);
-	close(to[0]);
-	close(from[1]);
-	if (e != 0) {
-		close(to[1]);
-		close(from[0]);
+	fds[0] = p[2][1], fds[1] = p[0][0], fds[2] = p[1][1];
+	fds[3] = STDERR_FILENO;
+	pid = command_ask(launcher, net, number, fds) == -1 ? -1 :
+	    command_started(p[2][0]);
+	for (n = 0; n < 3; n++)		/* theirs: the launcher has them */
+		close(fds[n]);
+	if (pid == -1) {
+		close(p[0][1]);
+		close(p[1][0]);
+		close(p[2][0]);
 		return session_fail(r, EXIT_FAIL, "-e: /bin/sh: %s",
-		    strerror(e));
+		    strerror(errno));
 	}
-	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
-		abort();		/* our own new pipes */
+	if (fcntl(p[0][1], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(p[1][0], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(p[2][0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new descriptors */
 	cmd->pid = pid;
-	cmd->from = from[0];
-	cmd->to = to[1];
+	cmd->chan = p[2][0];
+	cmd->from = p[1][0];
+	cmd->to = p[0][1];
 	cmd->state = CMD_RUNNING;
 	cmd->feed = FEED_OPEN;
 	w->pipe_fd = cmd->to;		/* written: once the command reads it */
@@ -3837,18 +4227,35 @@ command_exited(struct command *cmd, int status)
 	cmd->state = CMD_EXITED;
 }
 
-/* Reap the command if it has exited (wait: WNOHANG or 0); -1: error. */
-static int
-command_reap(struct command *cmd, int wait)
+/*
+ * Has the command exited?  The launcher says so on the channel; wait for
+ * its word until deadline (ms), or not at all if 0.  The launcher gone,
+ * the command is as good as killed.
+ */
+static void
+command_reap(struct command *cmd, int64_t deadline)
 {
-	pid_t r;
-	int status;
+	struct launch_word word;
+	ssize_t r;
 
 	if (cmd->state == CMD_EXITED)
-		return 0;
-	if ((r = waitpid(cmd->pid, &status, wait)) == cmd->pid)
-		command_exited(cmd, status);
-	return r == -1 ? -1 : 0;
+		return;
+	r = deadline ? read_full(cmd->chan, &word, sizeof(word), deadline) :
+	    read(cmd->chan, &word, sizeof(word));
+	if (r == sizeof(word) && word.what == 'X')
+		command_exited(cmd, word.v);
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR &&
+	    errno != ETIMEDOUT))
+		command_exited(cmd, SIGKILL);	/* a wait status: killed */
+}
+
+/* Kill the command: the launcher does it. */
+static void
+command_kill(struct command *cmd)
+{
+	struct launch_word word = { .v = 0, .what = 'K' };
+
+	(void)send(cmd->chan, &word, sizeof(word), MSG_NOSIGNAL);
 }
 
 /* FEED_OPEN -> FEED_DONE: the peer's data is all in its stdin. */
@@ -3940,7 +4347,7 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 		    "the peer's data was not all delivered");
 	if (cmd->state == CMD_RUNNING || c->tx_state != TX_OPEN)
 		return GO_ON;
-	(void)command_reap(cmd, WNOHANG);
+	command_reap(cmd, 0);
 	if (command_exit_awaited(cmd, c))
 		return GO_ON;
 	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status))
@@ -3971,7 +4378,6 @@ static enum status
 command_finish(struct command *cmd, struct written *w, struct report *r,
     int say_zero, enum status status)
 {
-	int64_t until = deadline_in(COMMAND_GRACE);
 	int said = cmd->state == CMD_EXITED;	/* by command_step */
 
 	if (cmd->state == CMD_NONE)
@@ -3980,18 +4386,15 @@ command_finish(struct command *cmd, struct written *w, struct report *r,
 		command_fed(cmd, w);
 	if (cmd->state == CMD_RUNNING)
 		command_output_ended(cmd);
-	for (;;) {
-		if (command_reap(cmd, WNOHANG) == -1)
-			return status;
-		if (cmd->state == CMD_EXITED || now_ms() >= until)
-			break;
-		(void)poll(NULL, 0, 10);
-	}
+	command_reap(cmd, deadline_in(COMMAND_GRACE));
 	if (cmd->state != CMD_EXITED) {
-		(void)kill(cmd->pid, SIGKILL);
-		if (command_reap(cmd, 0) == -1 || cmd->state != CMD_EXITED)
-			return status;
+		command_kill(cmd);
+		command_reap(cmd, deadline_in(COMMAND_GRACE));
 	}
+	close(cmd->chan);
+	cmd->chan = -1;
+	if (cmd->state != CMD_EXITED)
+		return status;
 	if (WIFSIGNALED(cmd->status)) {
 		if (status == EXIT_OK || !said)
 			note_always(r, "command killed by signal %d",
@@ -4493,7 +4896,7 @@ session_alloc(struct session *s, const struct options *opt)
 	lock_secrets(s->b.in.data, s->b.in.cap);
 	lock_secrets(s->b.out.data, s->b.out.cap);
 	s->net = -1;
-	s->cmd.from = s->cmd.to = -1;
+	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
 }
 
 /*
@@ -4592,7 +4995,7 @@ conn_end(struct session *s)
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
 	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
 	memset(&s->cmd, 0, sizeof(s->cmd));
-	s->cmd.from = s->cmd.to = -1;
+	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
 	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
 	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
 	for (i = 0; i < NBUFS; i++)
@@ -4650,6 +5053,17 @@ session_figures(struct session *s)
 	    (unsigned long long)c->rekeys_recv);
 }
 
+/*
+ * Before the first byte from the network: the pre-auth filter (kind
+ * SANDBOX_PREAUTH or SANDBOX_LISTENER), then the test hook that shows it.
+ */
+static void
+sandbox_preauth(const struct options *opt, int kind)
+{
+	sandbox_enter(opt, kind);
+	test_stop("preauth");
+}
+
 /* After the handshake: key both directions and move the data. */
 static enum status
 session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
@@ -4659,11 +5073,11 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 
 	conn_keys(&s->c, is_a, c2s, s2c);
 	if (s->opt->command != NULL && (status = command_start(&s->cmd,
-	    &s->b.wr, &s->rep, s->opt->command, s->net, s->number)) != GO_ON)
+	    &s->b.wr, &s->rep, s->opt->launcher, s->net, s->number)) != GO_ON)
 		return status;
-	/* A -m 1 -k listener is in its wider one already, or in none (-e). */
+	/* On top of the pre-auth one; a -k -m 1 listener's stays as it is. */
 	if (s->one_session)
-		sandbox_enter(s->opt, SANDBOX_SESSION, s->cmd.pid);
+		sandbox_enter(s->opt, SANDBOX_SESSION);
 	note(&s->rep, "handshake done");
 	chat_ready(s);
 	status = readwrite(s);
@@ -5258,6 +5672,7 @@ struct server {
 	struct pake *pk;		/* w: a child clears its copy */
 	const uint8_t *salt;
 	int	 lfd;
+	int	 devnull;		/* a child's stdin */
 	int	 one_file;		/* stdout and stderr are one file */
 	int	 wiped;			/* children get zeros for our buffers */
 	pid_t	 pid;			/* the listener's, for its children */
@@ -5624,7 +6039,7 @@ static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 {
 	struct session s;
-	int fd, status, wrong, hex_tty = isatty(STDERR_FILENO);
+	int status, wrong, hex_tty = isatty(STDERR_FILENO);
 	int out_tty = isatty(STDOUT_FILENO);	/* the listener's, before ours */
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
@@ -5633,13 +6048,13 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	if (os_die_with_parent() == -1 || getppid() != sv->pid)
 		_exit(EXIT_FAIL);
 	kid_isolate(sv, k);
-	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
-	    dup2(fd, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
-	    dup2(err, STDERR_FILENO) == -1 ||
+	/* The listener's filter forbids open: its /dev/null is ours. */
+	if (dup2(sv->devnull, STDIN_FILENO) == -1 ||
+	    dup2(out, STDOUT_FILENO) == -1 || dup2(err, STDERR_FILENO) == -1 ||
 	    fcntl(STDOUT_FILENO, F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(STDERR_FILENO, F_SETFL, O_NONBLOCK) == -1)
 		_exit(EXIT_FAIL);
-	close(fd);
+	close(sv->devnull);
 	close(out);
 	close(err);
 	session_alloc(&s, sv->opt);
@@ -5652,6 +6067,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	if (fcntl(ctl, F_SETFL, O_NONBLOCK) == -1)
 		_exit(EXIT_FAIL);
 	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
+	sandbox_preauth(sv->opt, SANDBOX_PREAUTH);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl, &wrong);
 	/*
 	 * The keys go now; the buffers, with the process, to the kernel,
@@ -6282,6 +6698,11 @@ listener_many(const struct options *opt, struct pake *pk,
 	if (isatty(STDIN_FILENO) && opt->command == NULL)
 		warnx("stdin is not read: with -m above 1, sessions send "
 		    "nothing (-m 1 to chat)");
+	if ((sv.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		err(EXIT_FAIL, "/dev/null");
+	/* No exec, no open from here; the children start under it too. */
+	sandbox_enter(opt, SANDBOX_SERVER);
+	test_stop("server");
 	serve_many(&sv);
 }
 
@@ -6349,9 +6770,11 @@ listener(const struct options *opt)
 	if (chat_terminal(opt))
 		(void)keys_raw(STDIN_FILENO);
 	session_alloc(&s, opt);
-	/* Sessions one at a time: one wider sandbox over all of them. */
-	if (opt->kflag && opt->command == NULL)
-		sandbox_enter(opt, SANDBOX_LISTENER, 0);
+	/*
+	 * Before the first connection, one filter for all of them (-k); a
+	 * lone session enters its own on top after its handshake.
+	 */
+	sandbox_preauth(opt, SANDBOX_LISTENER);
 	for (s.number = 1;; s.number++) {
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = serve_connection(&s, &pk, salt, -1, &burnt);
@@ -6394,6 +6817,7 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 	}
 	session_alloc(&s, opt);
 	conn_begin(&s, fd);
+	sandbox_preauth(opt, SANDBOX_PREAUTH);
 	status = handshake_connector(&s.rep, s.net, opt, pass, pass_len,
 	    deadline_in(handshake_secs(opt)), c2s, s2c);
 	OPENSSL_cleanse(pass, pass_len);
@@ -6687,7 +7111,12 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
+#ifdef SECCHAT_DEBUG	/* a debugging build (make tests/secchat-debug) */
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
+#else
+	opt->sandbox = 1;
+#endif
+	opt->launcher = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
@@ -6773,6 +7202,9 @@ main(int argc, char *argv[])
 		    "(for debugging only)");
 	setup_process();
 	tzset();	/* the zone file is read now, not under the sandbox */
+	/* -e's launcher, before the password and any key exist. */
+	if (opt.command != NULL)
+		opt.launcher = launcher_start(opt.command);
 	if (isatty(STDOUT_FILENO))
 		terminal_locale();
 	if (opt.lflag)

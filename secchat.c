@@ -5955,7 +5955,8 @@ penalise(struct source *src, int64_t t)
  * Memory for other sessions' plaintext in transit: a child forked later
  * gets zeros there from the kernel (MADV_WIPEONFORK), without copying or
  * wiping a page; on a kernel without it, sv->wiped is 0 and the child
- * wipes.
+ * wipes.  Locked, as a session's own buffers are, as far as
+ * RLIMIT_MEMLOCK allows.
  */
 static void *
 wiped_alloc(struct server *sv, size_t n)
@@ -5967,6 +5968,7 @@ wiped_alloc(struct server *sv, size_t n)
 		return NULL;
 	if (madvise(p, n, MADV_WIPEONFORK) == -1)
 		sv->wiped = 0;
+	lock_secrets(p, n);
 	return p;
 }
 
@@ -6662,13 +6664,45 @@ queue_alloc(struct server *sv, struct buf *q)
 		err(EXIT_FAIL, "mmap");
 }
 
+/* Children at most: sessions, handshakes, and those dying. */
+static size_t
+kids_max(const struct options *opt)
+{
+	return opt->max_sessions + 2 * HS_SLOTS;
+}
+
+/*
+ * Three descriptors a child, the connections that wait, and our own: the
+ * open-files limit is raised to what -m needs, or the listener says what
+ * it must be (poll would refuse the set, EINVAL).
+ */
+static void
+files_limit(const struct options *opt)
+{
+	unsigned long long need = 3 * kids_max(opt) + WAITING_MAX + 64;
+	struct rlimit nofile;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "getrlimit");
+	if (nofile.rlim_cur >= need)
+		return;
+	if (nofile.rlim_max != RLIM_INFINITY && nofile.rlim_max < need)
+		errx(EXIT_FAIL, "-m %u needs an open-files limit of %llu, and "
+		    "it is %llu: raise it (ulimit -n %llu) or lower -m",
+		    opt->max_sessions, need,
+		    (unsigned long long)nofile.rlim_max, need);
+	nofile.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "setting the open-files limit to %llu for -m %u",
+		    need, opt->max_sessions);
+}
+
 /* -k with -m above 1 (and no -g): serve until killed. */
 static void __attribute__((noreturn))
 listener_many(const struct options *opt, struct pake *pk,
     const uint8_t salt[SALT_LEN], int lfd)
 {
 	struct server sv;
-	struct rlimit nofile;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.opt = opt;
@@ -6677,17 +6711,10 @@ listener_many(const struct options *opt, struct pake *pk,
 	sv.lfd = lfd;
 	sv.pid = getpid();
 	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
-	sv.nkids = opt->max_sessions + 2 * HS_SLOTS;	/* + those dying */
+	sv.nkids = kids_max(opt);
 	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */
 	    listen(lfd, BACKLOG_MANY) == -1)
 		err(EXIT_FAIL, "listen");
-	/* Three pipes a child, and the connections that wait. */
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
-	    nofile.rlim_cur < 3 * sv.nkids + WAITING_MAX + 64 &&
-	    nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &nofile);
-	}
 	if ((sv.kids = calloc(sv.nkids, sizeof(*sv.kids))) == NULL ||
 	    (sv.src = calloc(SOURCES, sizeof(*sv.src))) == NULL ||
 	    (sv.pfd = calloc(3 + 3 * sv.nkids, sizeof(*sv.pfd))) == NULL)
@@ -6763,6 +6790,8 @@ listener(const struct options *opt)
 	int lfd, status, burnt;
 
 	lfd = listen_socket(opt, port);
+	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
+		files_limit(opt);	/* before the password is asked for */
 	listener_key(opt, port, &pk, salt);
 	/* A code is guessed once at a time: -g serves one by one. */
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)

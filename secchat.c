@@ -4029,19 +4029,26 @@ launcher_heard(struct launched *l)
 	}
 }
 
-/* The poll set: the launcher's socket, then each session's channel. */
+/*
+ * The poll set: the launcher's socket, then the channels it holds, no
+ * more (poll refuses a set larger than the open-files limit); which[i]
+ * is the slot of pfd[1 + i].
+ */
 static nfds_t
-launcher_pollfds(struct pollfd *pfd, int sock, const struct launched *tab)
+launcher_pollfds(struct pollfd *pfd, size_t *which, int sock,
+    const struct launched *tab)
 {
-	size_t i;
+	size_t i, n = 0;
 
 	pfd[0].fd = sock;
 	pfd[0].events = POLLIN;
-	for (i = 0; i < LAUNCH_MAX; i++) {
-		pfd[1 + i].fd = tab[i].pid != 0 ? tab[i].chan : -1;
-		pfd[1 + i].events = POLLIN;
-	}
-	return 1 + LAUNCH_MAX;
+	for (i = 0; i < LAUNCH_MAX; i++)
+		if (tab[i].pid != 0 && tab[i].chan != -1) {
+			which[n] = i;
+			pfd[1 + n].fd = tab[i].chan;
+			pfd[1 + n++].events = POLLIN;
+		}
+	return 1 + n;
 }
 
 /*
@@ -4054,9 +4061,10 @@ launcher_main(const char *command, int sock, pid_t parent)
 {
 	static struct launched tab[LAUNCH_MAX];
 	static struct pollfd pfd[1 + LAUNCH_MAX];
+	static size_t which[LAUNCH_MAX];
 	struct sigaction sa;
 	sigset_t chld, none;
-	size_t i;
+	nfds_t i, n;
 	int fd;
 
 	memset(&sa, 0, sizeof(sa));
@@ -4079,18 +4087,22 @@ launcher_main(const char *command, int sock, pid_t parent)
 	for (i = 0; i < LAUNCH_MAX; i++)
 		tab[i].chan = -1;
 	for (;;) {
-		if (os_poll_signals(pfd, launcher_pollfds(pfd, sock, tab),
-		    &none) == -1 && errno != EINTR)
-			_exit(EXIT_FAIL);
+		n = launcher_pollfds(pfd, which, sock, tab);
+		if (os_poll_signals(pfd, n, &none) == -1) {
+			if (errno != EINTR)
+				_exit(EXIT_FAIL);
+			for (i = 0; i < n; i++)
+				pfd[i].revents = 0;
+		}
+		/* Before a reaped slot is taken again: words, then exits. */
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents && tab[which[i - 1]].chan != -1)
+				launcher_heard(&tab[which[i - 1]]);
 		launcher_reap(tab);
 		if (pfd[0].revents & (POLLHUP | POLLERR))
 			_exit(EXIT_OK);
 		if (pfd[0].revents & POLLIN)
 			launcher_request(command, tab, sock);
-		for (i = 0; i < LAUNCH_MAX; i++)
-			if (tab[i].pid != 0 && tab[i].chan != -1 &&
-			    pfd[1 + i].revents)
-				launcher_heard(&tab[i]);
 	}
 }
 
@@ -4176,6 +4188,8 @@ command_start(struct command *cmd, struct written *w, struct report *r,
 		close_pipes(p, n);
 		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
+	if (fcntl(p[2][0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new socket */
 	fds[0] = p[2][1], fds[1] = p[0][0], fds[2] = p[1][1];
 	fds[3] = STDERR_FILENO;
 	pid = command_ask(launcher, net, number, fds) == -1 ? -1 :
@@ -4190,9 +4204,8 @@ command_start(struct command *cmd, struct written *w, struct report *r,
 		    strerror(errno));
 	}
 	if (fcntl(p[0][1], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(p[1][0], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(p[2][0], F_SETFL, O_NONBLOCK) == -1)
-		abort();		/* our own new descriptors */
+	    fcntl(p[1][0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new pipes */
 	cmd->pid = pid;
 	cmd->chan = p[2][0];
 	cmd->from = p[1][0];

@@ -729,10 +729,13 @@ static struct {
 /* §3 Sandbox: seccomp-bpf */
 /*
  * Sandbox: a seccomp-bpf allow-list, in the manner of OpenSSH's
- * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
- * listener, from before its first accept) a bug in the code that handles
- * what the peer sends cannot open a file, start a program or make a
- * connection: any system call not listed kills the process.  strace -f
+ * sandbox-seccomp-filter.c.  From before the first byte read from the
+ * network (a listener: before its first accept), a bug in the code that
+ * parses the handshake or handles what the peer sends cannot open a
+ * file, start a program or make a connection: any system call not listed
+ * kills the process.  A second, narrower filter follows the handshake; a
+ * serving listener's own filter lets it accept and fork (sb_server), and
+ * -e's command is started by a launcher outside them all (§19).  strace -f
  * of sessions (bulk, line mode, rekeys every record, a chat at a terminal,
  * a -k listener) shows read, write, poll, shutdown, close, munmap, futex,
  * fcntl (F_SETFL at exit), ioctl (TCGETS, TCSETS), exit_group, and for -k
@@ -5593,9 +5596,11 @@ serve_connection(struct session *s, struct pake *pk,
  * its stdout and stderr to the parent through pipes, and the parent,
  * their one writer, moves whole lines only into its queues for stdout and
  * stderr, so that no line of one session is cut by another's.  A third
- * pipe, ctl, carries one byte that says how the handshake went: until it
- * comes the child holds one of HS_SLOTS handshake slots, and may be
- * dropped to make room.
+ * channel, ctl, a socket pair, carries one byte that says how the
+ * handshake went: until it comes the child holds one of HS_SLOTS
+ * handshake slots, and may be dropped to make room.  The other way, ctl
+ * carries what stdout has taken of the child's output (kids_acked), so
+ * that the child confirms only what was written.
  */
 
 /*

@@ -10,6 +10,7 @@ cd "$(dirname "$0")"
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
 HOOKS=${HOOKS:-tests/secchat-hooks}	# the program with test hooks, sandbox on
+DEBUG=${DEBUG:-tests/secchat-debug}	# a debugging build: SECCHAT_NO_SANDBOX heeded
 LEAK=${LEAK:-tests/secchat-leak}	# a build that leaks its secrets (make)
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
@@ -813,14 +814,24 @@ t_sandbox_session_child() {	# serving many: each session's child is filtered
 	    grep -qx 'NoNewPrivs:	1' "/proc/$k/status"
 }
 
-t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: the same attempt succeeds
+t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: heeded by a debugging build only
 	seq 1 5 > "$T/w/a"
 	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
-	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $HOOKS" \
+	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $DEBUG" \
 	    dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
-	    has_line "$T/w/c.err" "secchat: warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox (for debugging only)"
+	    has_line "$T/w/c.err" "secchat: warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox (for debugging only)" ||
+	    return 1
+	# A build without -DSECCHAT_DEBUG ignores it: the attempt is killed.
+	quiet_fifo lq 3
+	quiet_fifo cq 3
+	listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $HOOKS" \
+	    dial c "$T/w/cq" $SC 127.0.0.1 "$PORT"
+	reap
+	expect "connector status" "$CRC" 159 &&
+	    ! grep -q SECCHAT_NO_SANDBOX "$T/w/c.err"
 }
 
 t_sandbox_status() {	# the kernel's view: filter mode, no new privileges
@@ -1301,11 +1312,11 @@ t_hardened() {	# the default build: PIE, full RELRO, no executable stack
 t_valgrind() {	# one whole session, both sides under memcheck
 	# Valgrind translates code into memory it makes executable, which the
 	# sandbox forbids (and it unlinks its FIFOs, polls signals): memcheck
-	# runs the program without it.
+	# runs the debugging build, the one that heeds SECCHAT_NO_SANDBOX.
 	local SECCHAT="env SECCHAT_NO_SANDBOX=1 $VALGRIND -q --error-exitcode=99 --leak-check=full
 	    --show-leak-kinds=definite,indirect,possible
 	    --errors-for-leak-kinds=definite,indirect,possible
-	    --log-file=$T/w/vg.%p $SECCHAT"
+	    --log-file=$T/w/vg.%p $DEBUG"
 	seq 1 40 | sed 's/^/valgrind /' > "$T/w/a"
 	seq 1 30 > "$T/w/b"
 	clean_session "$T/w/a" "$T/w/b" -r 5 || return 1
@@ -2374,7 +2385,7 @@ run "sandbox: a forbidden call kills the listener" t_sandbox_kills_listener
 run "sandbox: a forbidden call kills a -k -m 1 listener" t_sandbox_kills_k_listener
 run "sandbox: each session's child of a -k listener is filtered" t_sandbox_session_child
 run "sandbox: a forbidden call kills the session's child, not the listener" t_sandbox_kills_session_child
-run "sandbox: SECCHAT_NO_SANDBOX turns it off, with a warning" t_sandbox_debug_switch
+run "sandbox: SECCHAT_NO_SANDBOX turns it off in a debugging build only" t_sandbox_debug_switch
 run "OPENSSL_* and resolver variables are gone before libcrypto starts" t_env_cleared
 run "secrets: an idle -k -m 1 listener holds no plaintext and no key" t_mem_idle_k_listener
 run "secrets: a listener serving many holds no session's plaintext or key" t_mem_serving_many
@@ -2426,6 +2437,218 @@ run "DATA after CLOSE: exit 3, never written" t_data_after_close
 run "python peer against itself: data, rekeys, rotations, DONE" t_peer_selfplay
 run "python peer against itself: each misbehaviour is caught" t_peer_selfplay_modes
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
+
+# ---------------------------------------------------------------------------
+# Issue 19 (sb19): DONE means written, the filters before the first network
+# byte.  (To move into tests/suites/ with tests/lib.sh's wait_until.)
+
+declare -F wait_until > /dev/null ||
+wait_until() {	# wait_until [-p PID] SECONDS COMMAND...: until COMMAND succeeds
+	local pid='' n
+	[ "$1" = -p ] && { pid=$2; shift 2; }
+	n=$(( $1 * 20 ))
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$n" -gt 0 ] || return 1
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			"$@"
+			return
+		fi
+		n=$((n - 1))
+		sleep 0.05
+	done
+}
+declare -F at_least > /dev/null ||
+at_least() { [ "$(grep -c -- "$2" "$3")" -ge "$1" ]; }	# N RE FILE
+
+# --- sb19: DONE means written (issue 19 item 2) ---
+
+# unconfirmed FILE: the sender's line for a DONE that never came, after an
+# end of stream or a reset (the receiver died with data unread).
+unconfirmed() {
+	grep -Eqx 'secchat: (connection closed before DONE:|read from network: Connection reset by peer;) peer did not confirm receipt' "$1" &&
+	    return 0
+	echo "$(basename "$1") lacks the line: ... peer did not confirm receipt"
+	return 1
+}
+
+t_many_done_full() {	# stdout on /dev/full: no session confirms
+	timeout 60 $SECCHAT -l -v -k $SC 127.0.0.1 0 < /dev/null > /dev/full \
+	    2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	# A few lines: the child would have confirmed them long before the
+	# listener's write failed.
+	seq 1 3 > "$T/w/a"
+	dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+	reap
+	expect "sender status" "$CRC" 1 &&
+	    unconfirmed "$T/w/c.err" &&
+	    expect "listener status" "$LRC" 1 &&
+	    has_line "$T/w/l.err" "secchat: write to stdout: No space left on device"
+}
+run "serving many: stdout on /dev/full, the sender exits 1" t_many_done_full
+
+sender_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+t_many_done_stalled() {	# stdout stalled, then the listener killed: exit 1
+	local spid
+	mkfifo "$T/w/stall"
+	sleep 30 < "$T/w/stall" &	# a reader that never reads
+	PIDS="$PIDS $!"
+	timeout 60 $SECCHAT -l -v -k $SC 127.0.0.1 0 < /dev/null \
+	    > "$T/w/stall" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	# 303,000 bytes: less than the pipes and queues between hold.
+	awk 'BEGIN { for (i = 1; i <= 3030; i++) printf "%099d\n", i }' > "$T/w/a"
+	timeout 30 $SECCHAT $SC 127.0.0.1 "$PORT" < "$T/w/a" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	spid=$!
+	PIDS="$PIDS $spid"
+	# The child has opened it all: KEY 0, 3030 lines, CLOSE.
+	wait_until -p "$spid" 10 at_least 3032 '^< ' "$T/w/l.err" ||
+	    { echo "the child did not receive it all"; return 1; }
+	if wait_until 1 sender_gone "$spid"; then
+		wait "$spid"
+		echo "the sender ended ($?) while stdout was stalled"
+		return 1
+	fi
+	kill "$(child "$LPID")"
+	wait "$spid"
+	expect "sender status" "$?" 1 &&
+	    unconfirmed "$T/w/c.err"
+}
+run "serving many: stdout stalled, the listener killed, the sender exits 1" t_many_done_stalled
+
+t_many_files_limit() {	# an open-files limit below -m's needs: named, or raised
+	local p
+	(ulimit -n 200; exec timeout 10 $SECCHAT -l -k $SC 127.0.0.1 0) \
+	    < /dev/null > /dev/null 2> "$T/w/l.err"
+	expect "status" "$?" 1 &&
+	    has_line "$T/w/l.err" "secchat: -m 64 needs an open-files limit of 704, and it is 200: raise it (ulimit -n 704) or lower -m" ||
+	    return 1
+	p=$(ulimit -Hn)
+	[ "$p" = unlimited ] || [ "$p" -ge 704 ] ||
+	    { echo "hard limit $p: the rest skipped"; return 0; }
+	# A soft limit below, the hard one above: raised to what -m needs.
+	(ulimit -Sn 200; exec timeout 60 $SECCHAT -l -v -k $SC 127.0.0.1 0) \
+	    < /dev/null > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	seq 1 10 > "$T/w/a"
+	dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 &&
+	    grep -Eq '^Max open files +704 ' "/proc/$(child "$LPID")/limits"
+}
+run "serving many: an open-files limit too low is raised, or named" t_many_files_limit
+
+t_many_locked() {	# the merged output is in locked memory
+	local lim kb
+	lim=$(ulimit -l)
+	[ "$lim" = unlimited ] || [ "$lim" -ge 2048 ] ||
+	    { echo "skipped: ulimit -l is $lim"; return 0; }
+	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	kb=$(awk '$1 == "VmLck:" { print $2 }' "/proc/$(child "$LPID")/status")
+	[ "$kb" -ge 512 ] || { echo "VmLck: $kb kB"; return 1; }
+}
+run "serving many: the queues of the sessions' output are locked" t_many_locked
+
+# --- sb19 ---
+t_exec_unread() {	# -e 'head -n 1': what it never read is not confirmed
+	local n
+	for n in 1000 10000; do	# 40 KB: more than head reads at once
+		awk -v n=$n 'BEGIN { for (i = 1; i <= n; i++) printf "line %034d\n", i }' \
+		    > "$T/w/a"
+		listen l /dev/null $SC -q -e 'head -n 1' 127.0.0.1 0 || return 1
+		dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+		reap
+		expect "$n lines: listener status" "$LRC" 1 &&
+		    expect "$n lines: sender status" "$CRC" 1 &&
+		    has_line "$T/w/l.err" "secchat: $UNREAD" &&
+		    unconfirmed "$T/w/c.err" &&
+		    has_line "$T/w/c.out" "$(head -n 1 "$T/w/a")" || return 1
+	done
+}
+run "-e: a command that exits with input unread (head -n 1): exit 1" t_exec_unread
+
+# --- sb19: the filters before the first network byte (issue 19) ---
+
+# filtered_before PID FILE HOOK: PID (run by timeout) says in FILE that it
+# is filtered before its first network byte (SECCHAT_TEST_HOOK=HOOK); its
+# process shows the filter then; the forbidden call it makes next kills it.
+filtered_before() {
+	local pid=$1 file=$2 hook=$3 p
+	wait_until -p "$pid" 10 grep -q "test: $hook: filtered\$" "$file" ||
+	    { echo "no line 'test: $hook: filtered' in $(basename "$file")"; return 1; }
+	p=$(child "$pid")
+	grep -qx 'Seccomp:	2' "/proc/$p/status" ||
+	    { echo "$hook: not filtered before the first network byte"; return 1; }
+}
+
+t_sandbox_preauth_connector() {	# filtered before it reads the greeting
+	local pid
+	quiet_fifo lq 5
+	listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	SECCHAT_TEST_HOOK=preauth timeout 20 $HOOKS $SC -v 127.0.0.1 "$PORT" \
+	    < /dev/null > "$T/w/c.out" 2> "$T/w/c.err" &
+	pid=$!
+	PIDS="$PIDS $pid"
+	filtered_before "$pid" "$T/w/c.err" preauth || return 1
+	wait "$pid"
+	expect "connector status" "$?" 159 &&	# 128 + SIGSYS
+	    ! grep -q 'not killed' "$T/w/c.err"
+}
+run "sandbox: the connector is filtered before its first network byte" t_sandbox_preauth_connector
+
+t_sandbox_preauth_listener() {	# a lone listener, and -k -m 1 -e, before accepting
+	local args
+	for args in "" "-k -m 1 -e cat"; do
+		# shellcheck disable=SC2086
+		SECCHAT="env SECCHAT_TEST_HOOK=preauth $HOOKS" \
+		    listen l /dev/null $SC $args 127.0.0.1 0 || return 1
+		filtered_before "$LPID" "$T/w/l.err" preauth || return 1
+		reap
+		expect "listener ($args) status" "$LRC" 159 || return 1
+	done
+}
+run "sandbox: a listener is filtered before its first connection, -k -m 1 -e too" t_sandbox_preauth_listener
+
+t_sandbox_preauth_child() {	# a serving child, before its connection's first byte
+	local cpid p k
+	SECCHAT="env SECCHAT_TEST_HOOK=preauth $HOOKS" \
+	    listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT $SC 127.0.0.1 "$PORT" < /dev/null \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until -p "$LPID" 10 grep -q \
+	    '^secchat: 127\.0\.0\.1 port [0-9]*: test: preauth: filtered$' \
+	    "$T/w/l.err" || { echo "no child said it is filtered"; return 1; }
+	p=$(child "$LPID")
+	k=$(pgrep -P "$p" | head -n 1)
+	# Its own filter on the listener's.
+	grep -qx 'Seccomp_filters:	2' "/proc/$k/status" ||
+	    { echo "the child: $(grep Seccomp "/proc/$k/status")"; return 1; }
+	wait "$cpid"
+	expect "connector status" "$?" 1 &&
+	    wait_until 5 grep -q '^secchat: 127\.0\.0\.1 port [0-9]*: handshake ended by signal 31$' "$T/w/l.err" &&
+	    kill -0 "$p"
+}
+run "sandbox: a serving child is filtered before its first network byte" t_sandbox_preauth_child
+
+t_sandbox_server() {	# the serving listener process: no open, no exec
+	SECCHAT="env SECCHAT_TEST_HOOK=server $HOOKS" \
+	    listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	filtered_before "$LPID" "$T/w/l.err" server || return 1
+	reap
+	expect "listener status" "$LRC" 159
+}
+run "sandbox: the serving listener process has a filter of its own" t_sandbox_server
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

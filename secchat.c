@@ -25,7 +25,7 @@
  *   §8  records                struct direction, keys    5,6
  *   §9  buffers, blocking I/O  struct buf                5
  *   §10 connection states      struct conn               8
- *   §11 the view               struct view               -
+ *   §11 the view               struct view               5
  *   §12 the line editor        struct editor             5,9,11
  *   §13 the chat at a terminal struct chat               5,9,10,11,12
  *   §14 progress               struct report (progress)  5,9
@@ -484,18 +484,31 @@ struct report {
 	int	 secs;			/* flushes wait this long in all */
 	int64_t	 deadline;		/* ms, set at the first flush; 0: none */
 	int	 progress;		/* the -v progress line is drawn */
-	int	 progress_shown;	/* it is on the terminal now */
 	int64_t	 progress_start, progress_last;	/* ms */
 	off_t	 in_size;		/* stdin's size if a file, else -1 */
 	void	(*hide)(void *);	/* the chat's, or NULL */
-	void	*hide_arg;
+	/* The chat's: shows a DATA record with its text; 1: no hex line. */
+	int	(*row)(void *, int dir, int type, const uint8_t *plain,
+		    size_t plen, const uint8_t *rec, size_t n);
+	void	*hide_arg;		/* the chat, for both */
+	int	 live;			/* DATA as one row drawn in place */
+	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
+	int	 live_new;		/* live_row not drawn yet */
+	int	 live_rows;		/* rows of the live area on the screen */
+	int64_t	 live_last;		/* ms: last drawn */
 };
 
 /* The chat at a terminal (the editor and the view, below). */
 #define MARK_MAX	32		/* a marker, with its video attributes */
 #define NAME_MAX_W	24		/* bytes of a display name */
 #define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
-#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per character */
+#define ANNOT_HEX	32		/* record bytes an annotation may show */
+#define ANNOT_MAX	(2 * ANNOT_HEX + 48)	/* "   ‹82 B 0050…›", dim */
+#define ANNOTS		8		/* records whose text is not yet shown */
+#define WRAP_MAX	(LABEL_MAX + 16)	/* a continuation row's start */
+#define TAB_W		8
+/* Per character: a label, a wrap, an annotation and a wrap, a marker. */
+#define RENDER_MAX	(LABEL_MAX + 2 * WRAP_MAX + ANNOT_MAX + 2 * MARK_MAX)
 #define VIEW_MIN	(4 * RENDER_MAX)	/* view_render's least room */
 #define VIEW_CHUNK	8192		/* the peer's text, rendered at once */
 _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
@@ -512,15 +525,37 @@ enum key_state { KEY_TEXT, KEY_ESC, KEY_CSI, KEY_SS3, KEY_STRING,
 /* What a key asks of the session. */
 enum { ED_NONE, ED_LINE, ED_EOF };
 
-/* The peer's text on our terminal: who says it, and what may be shown. */
+/*
+ * A record's ciphertext, shown at the end of the row where its text ends:
+ * its size, its first bytes, and where its text ends in the view's input.
+ */
+struct annot {
+	uint64_t end;			/* v->taken when its text is all shown */
+	size_t	 size;			/* the record's bytes on the wire */
+	uint8_t	 rec[ANNOT_HEX];	/* its first bytes */
+};
+
+/*
+ * Text on our terminal (the peer's, or our own lines): who says it, and
+ * what may be shown.  The view wraps the rows itself, so that a row it
+ * continues starts with a marker, never with the peer's text.
+ */
 struct view {
 	int	 labels;		/* "HH:MM NAME> " before each line */
 	int	 ascii;			/* not a UTF-8 terminal: only ASCII as is */
-	char	 peer[NAME_MAX_W + 1];	/* the peer's display name */
+	char	 peer[NAME_MAX_W + 1];	/* the display name */
 	int	 line_start;		/* the next character begins a line */
 	int	 cr;			/* a CR waits: dropped before LF */
 	uint8_t	 part[4];		/* a character cut between records */
 	size_t	 part_len;
+	int	 cols;			/* the terminal's width */
+	int	 col;			/* the cursor's column on its row */
+	int	 label_w;		/* the label's columns: text starts there */
+	uint64_t taken;			/* input bytes rendered so far */
+	struct annot annot[ANNOTS];	/* oldest first */
+	int	 nannot;
+	int	 annot_due;		/* annot[0]'s text is shown: at row end */
+	uint32_t prev;			/* the last character, for joiners */
 };
 
 struct editor {
@@ -551,7 +586,9 @@ struct chat {
 	int	 fd;			/* stdout, when it is a terminal */
 	int	 edit;			/* the line editor is on */
 	int	 peer_ended;		/* the peer's CLOSE came before ours */
-	struct view view;
+	int	 annotate;		/* records' ciphertext on their text's row */
+	struct view view;		/* the peer's text */
+	struct view mine;		/* our lines, as they are sealed */
 	struct editor ed;
 };
 
@@ -886,9 +923,10 @@ plural(uint64_t n)
 }
 
 /*
- * The numeric address and port.  A link-local IPv6 scope is printed as its
- * number: glibc would name the interface with a socket and an ioctl, which
- * a -k listener's sandbox forbids.
+ * The numeric address and port, as people write them: an IPv4 peer of a
+ * dual-stack socket (::ffff:192.0.2.7) as IPv4.  A link-local IPv6 scope
+ * is printed as its number: glibc would name the interface with a socket
+ * and an ioctl, which a -k listener's sandbox forbids.
  */
 static void
 addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
@@ -896,12 +934,21 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in sin;
 	uint32_t scope = 0;
 	size_t n;
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
-	if (ss.ss_family == AF_INET6) {
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = sin6->sin6_port;
+		memcpy(&sin.sin_addr, sin6->sin6_addr.s6_addr + 12, 4);
+		memcpy(&ss, &sin, sizeof(sin));
+		len = sizeof(sin);
+	} else if (ss.ss_family == AF_INET6) {
 		scope = sin6->sin6_scope_id;
 		sin6->sin6_scope_id = 0;
 	}
@@ -1994,12 +2041,89 @@ char_width(uint32_t c)
 	return wcwidth((wchar_t)c);
 }
 
+/* A pictograph, as emoji sequences join them (an approximation). */
+static int
+pictograph(uint32_t c)
+{
+	return (c >= 0x1f000 && c <= 0x1faff) || (c >= 0x2600 && c <= 0x27bf);
+}
+
+/*
+ * Characters that show nothing, so that text with them looks like other
+ * text: zero-width spaces and joiners, the word joiner, the byte order
+ * mark, tags and the Hangul fillers.  A joiner after a pictograph joins an
+ * emoji sequence (👨‍👩‍👧) and is shown as it is.
+ */
+static int
+invisible(uint32_t c, uint32_t prev)
+{
+	if (c == 0x200d)
+		return !pictograph(prev) && !(prev >= 0x1f3fb && prev <= 0x1f3ff) &&
+		    prev != 0xfe0f;
+	return c == 0x200b || c == 0x200c || c == 0x2060 || c == 0xfeff ||
+	    (c >= 0xe0000 && c <= 0xe007f) || c == 0x115f || c == 0x1160 ||
+	    c == 0x3164 || c == 0xffa0;
+}
+
+/* Columns of UTF-8 text that we wrote ourselves (a name). */
+static int
+text_cols(const char *s)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t n = strlen(s);
+	uint32_t cp;
+	int cols = 0, len, w;
+
+	while (n > 0) {
+		if ((len = utf8_decode(p, n, &cp)) <= 0)
+			len = 1, cp = '?';
+		if ((w = char_width(cp)) > 0)
+			cols += w;
+		p += len;
+		n -= len;
+	}
+	return cols;
+}
+
+/*
+ * A row that continues the one above: indented under the text and marked,
+ * so that no text of the peer's ever starts a row, where it could pass for
+ * a line of ours ("12:01 you> ...", "secchat: ...").
+ */
+static char *
+view_wrap(struct view *v, char *p)
+{
+	int indent = v->label_w - 2 > v->cols / 2 ? 0 : v->label_w - 2;
+
+	if (indent < 0)
+		indent = 0;
+	p = stpcpy(p, "\r\n");
+	memset(p, ' ', indent);
+	p = stpcpy(p + indent, "\033[2m\u21b3\033[22m ");	/* "↳ " */
+	v->col = indent + 2;
+	return p;
+}
+
+/* Make room for w columns on the row: past its end, a continuation row. */
+static char *
+view_fit(struct view *v, char *p, int w)
+{
+	if (v->col > 0 && v->col + w > v->cols)
+		p = view_wrap(v, p);
+	v->col += w;
+	return p;
+}
+
 /* Append a marker for what may not be shown as it is. */
 static char *
-mark(char *p, const char *fmt, unsigned v)
+mark(struct view *v, char *p, const char *fmt, unsigned val)
 {
+	char text[MARK_MAX - 12];
+	int n = snprintf(text, sizeof(text), fmt, val);
+
+	p = view_fit(v, p, n);
 	p = stpcpy(p, "\033[7m");
-	p += snprintf(p, MARK_MAX - 9, fmt, v);
+	p = stpcpy(p, text);
 	return stpcpy(p, "\033[27m");
 }
 
@@ -2019,30 +2143,129 @@ label(char *p, const char *who)
 	    tm.tm_min, who);
 }
 
+/*
+ * The oldest record's ciphertext, dim, after the row's text: its size and
+ * as much of its hex as the row has room for ("   ‹82 B 00503c34f2…›").
+ */
+static char *
+view_annot(struct view *v, char *p)
+{
+	const struct annot *a = &v->annot[0];
+	char size[32];
+	int sn = snprintf(size, sizeof(size), "\u2039%zu B ", a->size);
+	int cols = sn - 2, room = v->cols - v->col - 3, digits;
+
+	if (room < cols + 4 + 2) {	/* not even 4 digits: a row of its own */
+		p = view_wrap(v, p);
+		room = v->cols - v->col - 1;
+	} else {
+		p = stpcpy(p, "   ");
+		v->col += 3;
+	}
+	digits = (room - cols - 2) / 2 * 2;
+	if (digits < 4)
+		digits = 4;
+	if ((size_t)digits > 2 * sizeof(a->rec))
+		digits = 2 * sizeof(a->rec);
+	p = stpcpy(stpcpy(p, "\033[2m"), size);
+	p = hex_encode(p, a->rec, digits / 2);
+	p = stpcpy(p, "\u2026\u203a\033[22m");	/* "…›" */
+	v->col += cols + digits + 2;
+	memmove(v->annot, v->annot + 1, --v->nannot * sizeof(v->annot[0]));
+	v->annot_due = 0;
+	return p;
+}
+
+/* Show a record's ciphertext where its next plen bytes of text end. */
+static void
+view_annotate(struct view *v, const uint8_t *rec, size_t n, size_t plen)
+{
+	struct annot *a;
+
+	if (v->nannot == ANNOTS) {	/* too far behind: the oldest goes */
+		memmove(v->annot, v->annot + 1, --v->nannot * sizeof(*a));
+		v->annot_due = 0;
+	}
+	a = &v->annot[v->nannot++];
+	a->end = v->taken + plen;
+	a->size = n;
+	memset(a->rec, 0, sizeof(a->rec));
+	memcpy(a->rec, rec, n < sizeof(a->rec) ? n : sizeof(a->rec));
+	if (v->nannot == 1 && plen == 0)
+		v->annot_due = 1;
+}
+
+/* n more input bytes taken: has the oldest record's text all been shown? */
+static void
+view_take(struct view *v, size_t n)
+{
+	v->taken += n;
+	if (v->nannot > 0 && v->taken >= v->annot[0].end)
+		v->annot_due = 1;
+}
+
+/* The end of a row: the ciphertext of the record that ended on it. */
+static char *
+view_row_end(struct view *v, char *p)
+{
+	if (v->annot_due)
+		p = view_annot(v, p);
+	v->col = 0;
+	return stpcpy(p, "\n");
+}
+
+/* A tab: spaces to the next stop, counted from where the text starts. */
+static char *
+view_tab(struct view *v, char *p)
+{
+	int from = v->col > v->label_w ? v->col - v->label_w : 0;
+	int n = TAB_W - from % TAB_W;
+
+	if (v->col + n > v->cols) {
+		p = view_wrap(v, p);
+		return p;
+	}
+	memset(p, ' ', n);
+	v->col += n;
+	return p + n;
+}
+
 /* Render one character c[0..n) (n = 1 unless UTF-8) into p. */
 static char *
 render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
 {
+	uint32_t prev = v->prev;
+	int w;
+
 	if (v->cr && cp != '\n')
-		p = mark(p, "^M", 0);
+		p = mark(v, p, "^M", 0);
 	v->cr = 0;
+	v->prev = n == UTF8_BAD ? 0 : cp;
 	if (cp == '\r') {
 		v->cr = 1;
 		return p;
 	}
-	if (v->line_start && v->labels)
+	if (v->line_start && v->labels) {
 		p = label(p, v->peer);
+		v->col = v->label_w;
+	}
 	v->line_start = cp == '\n';
 	if (n == UTF8_BAD)
-		return mark(p, "\\x%02x", c[0]);
-	if (cp == '\n' || cp == '\t' ||
-	    (char_width(cp) >= 0 && !(v->ascii && cp >= 0x80))) {
+		return mark(v, p, "\\x%02x", c[0]);
+	if (cp == '\n')
+		return view_row_end(v, p);
+	if (cp == '\t')
+		return view_tab(v, p);
+	w = char_width(cp);
+	if (w >= 0 && !(v->ascii && cp >= 0x80) && !invisible(cp, prev)) {
+		/* VS16 may make the terminal draw the one before wider. */
+		p = view_fit(v, p, w + (cp == 0xfe0f));
 		memcpy(p, c, n);
 		return p + n;
 	}
 	if (cp < 0x20 || cp == 0x7f)
-		return mark(p, "^%c", cp ^ 0x40);
-	return mark(p, "<U+%04X>", cp);
+		return mark(v, p, "^%c", cp ^ 0x40);
+	return mark(v, p, "<U+%04X>", cp);
 }
 
 /*
@@ -2062,6 +2285,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 	while (i < n && (size_t)(p - out) <= cap - VIEW_MIN) {
 		if (v->part_len > 0) {	/* complete the cut character */
 			v->part[v->part_len++] = in[i++];
+			view_take(v, 1);
 			len = utf8_decode(v->part, v->part_len, &cp);
 			if (len == UTF8_SHORT)
 				continue;
@@ -2072,6 +2296,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 					p = render_char(v, v->part + j,
 					    UTF8_BAD, 0, p);
 				i--;
+				v->taken--;
 			}
 			v->part_len = 0;
 			continue;
@@ -2080,14 +2305,31 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 		if (len == UTF8_SHORT) {
 			memcpy(v->part, in + i, n - i);
 			v->part_len = n - i;
+			view_take(v, n - i);
 			i = n;
 			break;
 		}
+		view_take(v, len == UTF8_BAD ? 1 : len);
 		p = render_char(v, in + i, len, cp, p);
 		i += len == UTF8_BAD ? 1 : len;
 	}
 	*used = p - out;
 	return i;
+}
+
+/*
+ * The row being written ends here (a line of ours follows, or the text is
+ * over): its ciphertext, and the newline.  The length written to out.
+ */
+static size_t
+view_end_row(struct view *v, char *out)
+{
+	char *p = out;
+
+	if (v->line_start)
+		return 0;
+	v->line_start = 1;
+	return view_row_end(v, p) - out;
 }
 
 /* At the end of the peer's text: show what is left of a cut character. */
@@ -2101,8 +2343,10 @@ view_flush(struct view *v, char *out)
 		p = render_char(v, v->part + i, UTF8_BAD, 0, p);
 	v->part_len = 0;
 	if (v->cr)
-		p = mark(p, "^M", 0);
+		p = mark(v, p, "^M", 0);
 	v->cr = 0;
+	if (v->nannot > 0)
+		v->annot_due = 1;
 	return p - out;
 }
 
@@ -2622,10 +2866,9 @@ editor_hide_hook(void *t)
 static void
 chat_new_row(struct chat *t)
 {
-	if (!t->view.line_start) {
-		echo(t, "\n", 1);
-		t->view.line_start = 1;
-	}
+	char end[ANNOT_MAX + WRAP_MAX + 1];
+
+	echo(t, end, view_end_row(&t->view, end));
 }
 
 /* Put the line back after other output, while there is input to edit. */
@@ -2641,27 +2884,72 @@ editor_show(struct chat *t, int open)
 	ed_show(&t->ed);
 }
 
-/* An entered line: shown as ours, with the time, and queued to be sent. */
+/*
+ * An entered line: queued to be sent.  It is shown as ours, with the time,
+ * once it is sealed (chat_row), with its ciphertext.
+ */
 static void
 own_line(struct chat *t, struct buf *in)
 {
 	struct editor *e = &t->ed;
-	char who[LABEL_MAX];
 
 	/* Up and Enter repeat a long line fast: past the room, keep it. */
 	if (buf_room(in, e->len + 1) < e->len + 1) {
 		ed_put(e, "\a", 1);
 		return;
 	}
-	ed_hide(e);
-	chat_new_row(t);
-	echo(t, who, label(who, "you") - who);
-	echo(t, (char *)e->line, e->len);
-	echo(t, "\n", 1);
 	memcpy(in->data + in->len, e->line, e->len);
 	in->len += e->len;
 	in->data[in->len++] = '\n';
 	ed_done(e);
+}
+
+/* A line of ours, sealed as rec[0..n): shown with its time (and hex). */
+static void
+own_row(struct chat *t, const uint8_t *line, size_t len, const uint8_t *rec,
+    size_t n)
+{
+	char shown[VIEW_CHUNK];
+	size_t used, i = 0;
+
+	editor_hide(t);
+	chat_new_row(t);
+	t->mine.cols = term_cols(t->fd);
+	t->mine.line_start = 1;
+	if (t->annotate)
+		view_annotate(&t->mine, rec, n, len);
+	while (i < len) {
+		i += view_render(&t->mine, line + i, len - i, shown,
+		    sizeof(shown), &used);
+		echo(t, shown, used);
+	}
+	echo(t, shown, view_end_row(&t->mine, shown));
+	OPENSSL_cleanse(shown, sizeof(shown));
+}
+
+/*
+ * The report's hook for each record sealed (dir '>') or opened ('<'): our
+ * DATA, when the editor made it, is shown as our line; with annotate, a
+ * DATA record's ciphertext goes on the row of its text, and 1 says that
+ * it needs no hex line of its own.
+ */
+static int
+chat_row(void *arg, int dir, int type, const uint8_t *plain, size_t plen,
+    const uint8_t *rec, size_t n)
+{
+	struct chat *t = arg;
+
+	if (type != TYPE_DATA)
+		return 0;
+	if (dir == '>' && t->edit) {
+		own_row(t, plain, plen, rec, n);
+		return t->annotate;
+	}
+	if (dir == '<' && t->annotate) {
+		view_annotate(&t->view, rec, n, plen);
+		return 1;
+	}
+	return 0;
 }
 
 /* Typed keys: Enter sends the line, ^D on an empty line ends input. */
@@ -2720,6 +3008,7 @@ write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	int r;
 
 	editor_hide(t);
+	t->view.cols = term_cols(t->fd);
 	n = view_render(&t->view, out->data + out->pos, buf_pending(out),
 	    shown, sizeof(shown), &used);
 	out->pos += n;
@@ -2738,15 +3027,61 @@ end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) == 0)
 		;
 	n = view_flush(&t->view, shown);
+	n += view_end_row(&t->view, shown + n);
 	(void)write_full(t->fd, shown, n, deadline);
+}
+
+/*
+ * Who says the lines: the peer's name, shown with its lines, and "you".
+ * Bytes a terminal would take as controls become "?".
+ */
+static void
+chat_begin(struct chat *t, const char *name)
+{
+	struct view *v = &t->view;
+	char *p;
+
+	memset(v, 0, sizeof(*v));
+	v->labels = 1;
+	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
+	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
+	v->line_start = 1;
+	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
+	for (p = v->peer; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	v->label_w = 8 + text_cols(v->peer);	/* "HH:MM NAME> " */
+	v->cols = term_cols(t->fd);
+	t->mine = *v;
+	strcpy(t->mine.peer, "you");
+	t->mine.label_w = 11;
+}
+
+/*
+ * The chat's hooks in the report: its line off the screen before other
+ * output, and our lines shown as they are sealed.  A record's ciphertext
+ * goes on the row of its text when its hex would go to the same terminal
+ * as one row (not -x, not -q).
+ */
+static void
+chat_report(struct chat *t, struct report *r, int out_tty)
+{
+	t->annotate = out_tty && r->hex && r->tty && !r->all_hex;
+	if (t->edit)
+		r->hide = editor_hide_hook;
+	if (t->edit || t->annotate)
+		r->row = chat_row;
+	r->hide_arg = t;
 }
 
 /* ---------------------------------------------------------------------- */
 /* §14 Progress */
 /*
- * The progress of a transfer (-v, stderr a terminal, not a chat): one
- * line on stderr, drawn again four times a second, taken off before any
- * other output there and left with the final figures at the end.
+ * The live rows at the bottom of stderr, when it is a terminal: the latest
+ * DATA record's row (a bulk transfer shows one row that changes, not one
+ * per record), and the progress of a transfer (-v, not a chat).  They are
+ * drawn again four times a second, taken off before any other output
+ * there, and at the end the progress line stays with the final figures.
  */
 
 #define PROGRESS_MS	250
@@ -2766,51 +3101,102 @@ put_size(char *p, double n)
 static void
 progress_hide(struct report *r)
 {
-	if (r->progress_shown)
+	if (r->live_rows > 0 && r->live_row[0] != '\0')
+		r->live_new = 1;	/* drawn again in a while */
+	if (r->live_rows == 2)
+		(void)write_full(r->fd, "\r\033[K\033[A\033[K", 10, INT64_MAX);
+	else if (r->live_rows == 1)
 		(void)write_full(r->fd, "\r\033[K", 4, INT64_MAX);
-	r->progress_shown = 0;
+	r->live_rows = 0;
 }
 
-/*
- * Draw the line for sent and received bytes, if it is due (or final: then
- * for good, with \n).
- */
-static void
-progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
+/* " (1.2 MiB/s, 45%, 0:03 left)": a rate, and for a file its share. */
+static char *
+put_rate(const struct report *r, char *p, uint64_t n, double secs, int file,
+    int final)
 {
-	char line[256], *p = line;
-	int64_t t = now_ms(), ms;
-	double secs;
+	double done = r->in_size > 0 ? (double)n / r->in_size : 0;
+	double left = done > 0 ? secs / done - secs : 0;
 
-	if (!r->progress || (!final && t - r->progress_last < PROGRESS_MS))
-		return;
-	if (r->progress_start == 0)
-		r->progress_start = t;
-	r->progress_last = t;
-	ms = t - r->progress_start;
-	secs = ms > 0 ? ms / 1000.0 : 0.001;
-	p = stpcpy(p, "\r\033[Ksecchat: sent ");
-	p = put_size(p, sent);
 	p = stpcpy(p, " (");
-	p = put_size(p, sent / secs);
+	p = put_size(p, n / secs);
 	p = stpcpy(p, "/s");
-	if (r->in_size > 0) {
-		double done = (double)sent / r->in_size;
-		double left = done > 0 ? secs / done - secs : 0;
-
+	if (file && r->in_size > 0) {
 		p += sprintf(p, ", %.0f%%", done > 1 ? 100.0 : 100 * done);
 		if (!final && done > 0 && done < 1)
 			p += sprintf(p, ", %d:%02d left", (int)left / 60,
 			    (int)left % 60);
 	}
-	p = stpcpy(p, "), received ");
-	p = put_size(p, received);
-	p = stpcpy(p, " (");
-	p = put_size(p, received / secs);
-	p += sprintf(p, "/s), %d:%02d%s", (int)(ms / 60000),
-	    (int)(ms / 1000 % 60), final ? "\n" : "");
+	return stpcpy(p, ")");
+}
+
+/*
+ * The progress line, cut to the terminal's width unless final (a row that
+ * wrapped would be left behind by the next drawing): the rates go first,
+ * then what does not fit.
+ */
+static size_t
+progress_text(const struct report *r, char *line, uint64_t sent,
+    uint64_t received, int final)
+{
+	int64_t ms = r->progress_last - r->progress_start;
+	double secs = ms > 0 ? ms / 1000.0 : 0.001;
+	size_t len;
+	char *p;
+	int brief;
+
+	for (brief = 0; brief < 2; brief++) {
+		p = stpcpy(line, brief ? "sent " : "secchat: sent ");
+		p = put_size(p, sent);
+		if (!brief)
+			p = put_rate(r, p, sent, secs, 1, final);
+		p = stpcpy(p, ", received ");
+		p = put_size(p, received);
+		if (!brief)
+			p = put_rate(r, p, received, secs, 0, final);
+		p += sprintf(p, ", %d:%02d", (int)(ms / 60000),
+		    (int)(ms / 1000 % 60));
+		len = p - line;
+		if (final || len < (size_t)r->cols)
+			return len;
+	}
+	return (size_t)r->cols - 1;	/* ASCII: a byte a column */
+}
+
+/*
+ * Draw the live rows if they are due (or the progress line for good, with
+ * its final figures: then the record's row goes).
+ */
+static void
+progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
+{
+	char line[2 * NOTE_MAX + 16], *p = line;
+	int64_t t = now_ms();
+	int rows = 0;
+
+	if (!r->progress && !r->live_new && !(final && r->live_rows > 0))
+		return;
+	if (!final && t - r->progress_last < PROGRESS_MS)
+		return;
+	if (r->progress_start == 0)
+		r->progress_start = t;
+	r->progress_last = t;
+	progress_hide(r);
+	if (!final && r->live_row[0] != '\0') {
+		p = stpcpy(p, r->live_row);
+		rows++;
+	}
+	if (r->progress) {
+		if (rows > 0)
+			p = stpcpy(p, "\r\n");
+		p += progress_text(r, p, sent, received, final);
+		rows++;
+	}
+	if (final && r->progress)
+		*p++ = '\n';
 	(void)write_full(r->fd, line, p - line, INT64_MAX);
-	r->progress_shown = !final;
+	r->live_rows = final ? 0 : rows;
+	r->live_new = 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2823,11 +3209,22 @@ report_begin(struct report *r, int tty)
 {
 	r->tty = tty;
 	r->deadline = 0;
-	r->progress_shown = 0;
+	r->live_rows = r->live_new = 0;
+	r->live_row[0] = '\0';
+	/* A serving child's stderr is merged by lines: no live row there. */
+	r->live = tty && isatty(r->fd);
 	r->progress_start = r->progress_last = 0;
 	r->cols = tty ? term_cols(r->fd) : 80;
 	r->hide = NULL;
+	r->row = NULL;
 	r->hide_arg = NULL;
+}
+
+/* Does the report want a look at the clock while nothing happens? */
+static int
+report_ticks(const struct report *r)
+{
+	return r->progress || r->live_new;
 }
 
 /* The terminal may have been resized (a signal interrupted poll). */
@@ -2881,52 +3278,88 @@ errq_make_room(struct report *r, size_t n)
 }
 
 /*
- * On a terminal, one row per record (unless -x): the start of its hex, its
- * size, and what it is when that is not DATA.  A bulk transfer to a
- * terminal then scrolls by, instead of flooding it with 32 KB lines.
+ * A record's row on a terminal, dim, cut to the width, with a marker that
+ * no prompt or text looks like: "‹sent KEY 49 B 0031b2…›".
  */
 static char *
-hex_row(const struct report *r, char *p, int type, const uint8_t *rec,
-    size_t n)
+record_row(const struct report *r, char *p, int dir, int type,
+    const uint8_t *rec, size_t n)
 {
 	const char *what = type == TYPE_REKEY ? "REKEY " :
 	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
 	    type == TYPE_DONE ? "DONE " : "";
-	char size[32];
-	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
-	long room = r->cols - 2 - (long)strlen(what) - len - 1;
-	size_t fit = room < 8 ? 4 : (size_t)room / 2;
+	char head[64];
+	int hn = snprintf(head, sizeof(head), "\u2039%s %s%zu B ",
+	    dir == '>' ? "sent" : "received", what, n);
+	long digits = (r->cols - 1 - (hn - 2) - 2) / 2 * 2;
 
-	p = stpcpy(p, what);
-	if (fit >= n)
-		return hex_encode(p, rec, n);
-	p = hex_encode(p, rec, fit);
-	p = stpcpy(p, "\u2026");		/* "…" in UTF-8 */
-	return stpcpy(p, size);
+	if (digits < 0)
+		digits = 0;
+	if (digits > 160)		/* fits live_row */
+		digits = 160;
+	if ((size_t)digits > 2 * n)
+		digits = 2 * n;
+	p = stpcpy(stpcpy(p, "\033[2m"), head);
+	p = hex_encode(p, rec, digits / 2);
+	if ((size_t)digits < 2 * n)
+		p = stpcpy(p, "\u2026");		/* "…" */
+	return stpcpy(p, "\u203a\033[22m");	/* "›" */
 }
 
 /*
- * Queue "> " or "< " and the record's hex for stderr: every wire byte
- * (doc/PROTOCOL.md section 8) into a file or pipe, or with -x; type is
- * the record's, 0 if it did not open.
+ * At a terminal (not -x): DATA on the live row, or with the text (the
+ * chat's), or with -v in a serving child; KEY, REKEY and DONE with -v;
+ * CLOSE and what failed to open always, on rows of their own.
  */
 static void
-hex_line(struct report *r, char dir, int type, const uint8_t *rec, size_t n)
+tty_record(struct report *r, int dir, int type, const uint8_t *rec,
+    size_t n)
 {
 	char *p;
 
+	if (type == TYPE_DATA && r->live) {
+		*record_row(r, r->live_row, dir, type, rec, n) = '\0';
+		r->live_new = 1;
+		return;
+	}
+	if ((type == TYPE_DATA || type == TYPE_KEY || type == TYPE_REKEY ||
+	    type == TYPE_DONE) && !r->verbose)
+		return;
+	errq_make_room(r, HEX_LINE_MAX);
+	p = record_row(r, (char *)r->q.data + r->q.len, dir, type, rec, n);
+	*p++ = '\n';
+	r->q.len = (uint8_t *)p - r->q.data;
+}
+
+/*
+ * A record sealed (dir '>') or opened ('<'), rec[0..n) on the wire, with
+ * its plaintext (type 0: it did not open).  The chat shows ours, and may
+ * take the record onto its text's row; else at a terminal tty_record, and
+ * into a file or pipe, or with -x, every wire byte (doc/PROTOCOL.md
+ * section 8) as "> " or "< " and the hex.
+ */
+static void
+hex_line(struct report *r, int dir, int type, const uint8_t *plain,
+    size_t plen, const uint8_t *rec, size_t n)
+{
+	char *p;
+
+	if (r->row != NULL && r->row(r->hide_arg, dir, type, plain, plen, rec,
+	    n))
+		return;
 	if (!r->hex)
 		return;
+	if (r->tty && !r->all_hex) {
+		tty_record(r, dir, type, rec, n);
+		return;
+	}
 	errq_make_room(r, HEX_LINE_MAX);
 	p = (char *)r->q.data + r->q.len;
 	*p++ = dir;
 	*p++ = ' ';
 	if (r->tty)			/* dim, apart from the plaintext */
 		p = stpcpy(p, "\033[2m");
-	if (r->tty && !r->all_hex)
-		p = hex_row(r, p, type, rec, n);
-	else
-		p = hex_encode(p, rec, n);
+	p = hex_encode(p, rec, n);
 	if (r->tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
@@ -3196,7 +3629,7 @@ send_record(struct conn *c, struct report *r, struct buf *txb, int type,
 	n = seal_record(&c->tx, type, payload, len, pad, rec);
 	txb->len += n;
 	c->sent_records++;
-	hex_line(r, '>', type, rec, n);
+	hex_line(r, '>', type, payload, len, rec, n);
 }
 
 /* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
@@ -3487,7 +3920,8 @@ receive_record(struct conn *c, struct buf *out, struct report *r,
 		    "malformed record: too many records under one key");
 	opened = open_record(&c->rx, rec, clen, out->data + out->len, &type,
 	    &n);
-	hex_line(r, '<', opened == OPEN_OK ? type : 0, rec, LEN_LEN + clen);
+	hex_line(r, '<', opened == OPEN_OK ? type : 0, out->data + out->len,
+	    opened == OPEN_OK ? n : 0, rec, LEN_LEN + clen);
 	if (opened == OPEN_BAD_TAG)
 		return session_fail(r, EXIT_AUTH,
 		    "record failed authentication");
@@ -4033,6 +4467,7 @@ static enum status
 write_stdout(struct session *s)
 {
 	if (s->out_tty) {
+		progress_hide(&s->rep);
 		if (write_terminal(&s->chat, &s->b.out,
 		    io_deadline(s->opt)) == -1)
 			return session_fail(&s->rep, EXIT_FAIL,
@@ -4077,7 +4512,7 @@ poll_timeout(struct session *s, int64_t t)
 	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
-	if (s->rep.progress && t + PROGRESS_MS < until)
+	if (report_ticks(&s->rep) && t + PROGRESS_MS < until)
 		until = t + PROGRESS_MS;
 	if (until == INT64_MAX)
 		return -1;
@@ -4320,10 +4755,9 @@ session_alloc(struct session *s, const struct options *opt)
 static void
 view_begin(struct session *s)
 {
-	struct view *v = &s->chat.view;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV], *p;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
 	const char *name = s->opt->name ? s->opt->name :
 	    s->opt->lflag ? NULL : s->opt->host;
 
@@ -4331,19 +4765,9 @@ view_begin(struct session *s)
 		strcpy(host, "peer");
 		if (getpeername(s->net, (struct sockaddr *)&ss, &len) == 0)
 			addr_text((struct sockaddr *)&ss, len, host, port);
-		/* An IPv4 peer of a dual-stack socket, as people write it. */
-		name = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ?
-		    host + 7 : host;
+		name = host;
 	}
-	memset(v, 0, sizeof(*v));
-	v->labels = 1;
-	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
-	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
-	v->line_start = 1;
-	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
-	for (p = v->peer; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	chat_begin(&s->chat, name);
 }
 
 static void
@@ -4379,10 +4803,7 @@ conn_begin(struct session *s, int net)
 	s->chat.peer_ended = 0;
 	editor_start(&s->chat, STDIN_FILENO);
 	s->rep.chat = s->chat.edit;
-	if (s->chat.edit) {
-		s->rep.hide = editor_hide_hook;
-		s->rep.hide_arg = &s->chat;
-	}
+	chat_report(&s->chat, &s->rep, s->out_tty);
 }
 
 /*

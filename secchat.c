@@ -516,14 +516,14 @@ _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
 #define HISTORY_MAX	100		/* lines sent, for Up and Down */
 #define PROMPT		"> "
 #define PROMPT_W	2
-#define DRAW_MAX	(EDIT_MAX + 64)
+#define DRAW_MAX	(2 * EDIT_MAX * TAB_W + 256)	/* tabs, rows, moves */
 #define KEYS_MAX	256		/* typed bytes read at once */
 
 enum key_state { KEY_TEXT, KEY_ESC, KEY_CSI, KEY_SS3, KEY_STRING,
     KEY_STRING_ESC };
 
 /* What a key asks of the session. */
-enum { ED_NONE, ED_LINE, ED_EOF };
+enum { ED_NONE, ED_LINE, ED_EOF, ED_INTR };
 
 /*
  * A record's ciphertext, shown at the end of the row where its text ends:
@@ -560,7 +560,7 @@ struct view {
 
 struct editor {
 	int	 fd;			/* the terminal */
-	cc_t	 erase, werase, kill, eof;	/* the terminal's keys */
+	cc_t	 erase, werase, kill, eof, intr;	/* the terminal's keys */
 	uint8_t	 line[EDIT_MAX];
 	size_t	 len, cur;		/* bytes; cur is on a character */
 	int	 cols;			/* the terminal's width */
@@ -577,7 +577,7 @@ struct editor {
 	int	 nhist, hpos;		/* hpos == nhist: the typed line */
 	uint8_t	 draft[EDIT_MAX];	/* that line, while Up shows others */
 	size_t	 draft_len;
-	char	 draw[DRAW_MAX * 2];	/* the screen update being built */
+	char	 draw[DRAW_MAX];	/* the screen update being built */
 	size_t	 draw_len;
 };
 
@@ -587,6 +587,7 @@ struct chat {
 	int	 edit;			/* the line editor is on */
 	int	 peer_ended;		/* the peer's CLOSE came before ours */
 	int	 annotate;		/* records' ciphertext on their text's row */
+	int	 interrupted;		/* ^C: the chat is over for the editor */
 	struct view view;		/* the peer's text */
 	struct view mine;		/* our lines, as they are sealed */
 	struct editor ed;
@@ -882,20 +883,21 @@ term_cols(int fd)
 /*
  * The editor's terminal modes, from before the connection is made (once
  * the password is read), so that keys typed ahead are shown once, by the
- * editor, not echoed by the terminal as well.  0, or -1 if they could not
- * be set.
+ * editor, not echoed by the terminal as well.  Until the chat starts, ^C
+ * interrupts; in it (signals 0) ^C is the editor's key, which takes the
+ * line off the screen first.  0, or -1 if they could not be set.
  */
 static int
-keys_raw(int fd)
+keys_raw(int fd, int signals)
 {
 	struct termios t;
 
-	if (restore.tty_changed)
-		return 0;		/* already */
-	if (save_tty(fd) == -1)
+	if (!restore.tty_changed && save_tty(fd) == -1)
 		return -1;
 	t = restore.tty;
 	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
+	if (!signals)
+		t.c_lflag &= ~ISIG;
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
@@ -2380,7 +2382,10 @@ ed_flush(struct editor *e)
 	e->draw_len = 0;
 }
 
-/* Width of line[i..) 's character at i, and its length in bytes. */
+/*
+ * Width of line[i..) 's character at i, and its length in bytes; a tab's
+ * width is where it is (ed_tab).
+ */
 static int
 ed_char(const struct editor *e, size_t i, int *w)
 {
@@ -2388,8 +2393,15 @@ ed_char(const struct editor *e, size_t i, int *w)
 	int n = utf8_decode(e->line + i, e->len - i, &cp);
 
 	/* The line holds only what ed_insert let in: valid and printable. */
-	*w = char_width(cp);
+	*w = cp == '\t' ? 1 : char_width(cp);
 	return n;
+}
+
+/* The spaces a tab at text column x stands for, as the view shows it. */
+static int
+ed_tab(int x)
+{
+	return TAB_W - x % TAB_W;
 }
 
 /* Row and column of line[upto], the prompt taking the first columns. */
@@ -2397,13 +2409,20 @@ static void
 ed_pos(const struct editor *e, size_t upto, int *row, int *col)
 {
 	size_t i = 0;
-	int r = 0, c = PROMPT_W, w;
+	int r = 0, c = PROMPT_W, w, x = 0, k;
 
 	while (i < upto) {
+		if (e->line[i] == '\t') {	/* spaces, each may wrap */
+			for (k = ed_tab(x), x += k, i++; k > 0; k--, c++)
+				if (c + 1 > e->cols)
+					r++, c = 0;
+			continue;
+		}
 		i += ed_char(e, i, &w);
 		if (c + w > e->cols)		/* the terminal wraps it */
 			r++, c = 0;
 		c += w;
+		x += w;
 	}
 	if (c >= e->cols)
 		r++, c = 0;
@@ -2468,6 +2487,28 @@ ed_hide(struct editor *e)
 	ed_flush(e);
 }
 
+/* The line as it is drawn: tabs as spaces to the next stop. */
+static void
+ed_put_line(struct editor *e)
+{
+	static const char spaces[TAB_W + 1] = "        ";
+	size_t i = 0, from = 0;
+	int x = 0, w;
+
+	while (i < e->len) {
+		if (e->line[i] == '\t') {
+			ed_put(e, e->line + from, i - from);
+			ed_put(e, spaces, ed_tab(x));
+			x += ed_tab(x);
+			from = ++i;
+			continue;
+		}
+		i += ed_char(e, i, &w);
+		x += w;
+	}
+	ed_put(e, e->line + from, e->len - from);
+}
+
 /* Draw the prompt and the whole line, then put the cursor in place. */
 static void
 ed_show(struct editor *e)
@@ -2478,7 +2519,7 @@ ed_show(struct editor *e)
 		return;
 	e->cols = term_cols(e->fd);
 	ed_put(e, PROMPT, PROMPT_W);
-	ed_put(e, e->line, e->len);
+	ed_put_line(e);
 	ed_pos(e, e->len, &er, &ec);
 	if (ec == 0)		/* out of the last column's pending wrap */
 		ed_put(e, "\r\n", 2);
@@ -2490,6 +2531,21 @@ ed_show(struct editor *e)
 	e->row = cr;
 	e->rows = er + 1;
 	e->shown = 1;
+}
+
+/* The line stays on the screen as it is (not sent), the cursor below. */
+static void
+ed_leave(struct editor *e)
+{
+	int row, col;
+
+	e->cur = e->len;
+	ed_show(e);
+	ed_pos(e, e->len, &row, &col);
+	if (col != 0)
+		ed_put(e, "\r\n", 2);
+	ed_flush(e);
+	e->shown = 0;
 }
 
 /* In one write, so that the line does not flicker as keys come. */
@@ -2518,21 +2574,67 @@ ed_set(struct editor *e, const void *p, size_t n)
 	e->len = e->cur = n;
 }
 
-/* The start of the character before i, with its combining marks. */
+/* The start of the character before i. */
 static size_t
-ed_left(const struct editor *e, size_t i)
+ed_back(const struct editor *e, size_t i)
 {
-	int w;
-
-	while (i > 0) {
-		while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
-			;
-		if (ed_char(e, i, &w) > 0 && w > 0)
-			break;
-	}
+	while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
+		;
 	return i;
 }
 
+static uint32_t
+ed_cp(const struct editor *e, size_t i)
+{
+	uint32_t cp = 0;
+
+	(void)utf8_decode(e->line + i, e->len - i, &cp);
+	return cp;
+}
+
+static int
+regional(uint32_t c)
+{
+	return c >= 0x1f1e6 && c <= 0x1f1ff;
+}
+
+/*
+ * Does the character at i (i > 0) belong to the grapheme cluster of the
+ * one before it (UAX #29's extended clusters, in short)?  Marks, joiners
+ * and variation selectors (zero width), emoji modifiers (👍🏽), whatever
+ * follows a zero-width joiner (👨‍👩‍👧), and the second of each pair of
+ * regional indicators (🇫🇷).
+ */
+static int
+ed_joins(const struct editor *e, size_t i)
+{
+	uint32_t cp = ed_cp(e, i), prev = ed_cp(e, ed_back(e, i));
+	size_t j = i;
+	int w, ri = 0;
+
+	if (cp == '\t' || prev == '\t')
+		return 0;
+	if ((ed_char(e, i, &w) > 0 && w == 0) || prev == 0x200d ||
+	    (cp >= 0x1f3fb && cp <= 0x1f3ff))
+		return 1;
+	if (!regional(cp))
+		return 0;
+	while (j > 0 && regional(ed_cp(e, j = ed_back(e, j))))
+		ri++;
+	return ri % 2 == 1;
+}
+
+/* The start of the grapheme cluster before i. */
+static size_t
+ed_left(const struct editor *e, size_t i)
+{
+	i = ed_back(e, i);
+	while (i > 0 && ed_joins(e, i))
+		i = ed_back(e, i);
+	return i;
+}
+
+/* The end of the grapheme cluster at i. */
 static size_t
 ed_right(const struct editor *e, size_t i)
 {
@@ -2540,7 +2642,7 @@ ed_right(const struct editor *e, size_t i)
 
 	if (i < e->len)
 		i += ed_char(e, i, &w);
-	while (i < e->len && ed_char(e, i, &w) > 0 && w == 0)
+	while (i < e->len && ed_joins(e, i))
 		i += ed_char(e, i, &w);
 	return i;
 }
@@ -2694,6 +2796,12 @@ ed_control(struct editor *e, uint8_t c)
 {
 	if (c == '\r' || c == '\n')
 		return ED_LINE;
+	if (c == e->intr || c == 0x03)
+		return ED_INTR;
+	if (c == '\t') {
+		ed_insert(e, &c, 1);	/* sent as typed, shown as spaces */
+		return ED_NONE;
+	}
 	if (c == e->eof || c == 0x04) {
 		if (e->len == 0)
 			return ED_EOF;
@@ -2778,6 +2886,7 @@ ed_init(struct editor *e, int fd, const struct termios *t)
 	e->werase = cc_or(t, VWERASE, 0x17);
 	e->kill = cc_or(t, VKILL, 0x15);
 	e->eof = cc_or(t, VEOF, 0x04);
+	e->intr = cc_or(t, VINTR, 0x03);
 	e->cols = term_cols(fd);
 }
 
@@ -2839,7 +2948,7 @@ winch_handler(void (*handler)(int))
 static void
 editor_start(struct chat *t, int in_fd)
 {
-	if (!t->edit || keys_raw(in_fd) == -1) {
+	if (!t->edit || keys_raw(in_fd, 0) == -1) {
 		t->edit = 0;
 		return;
 	}
@@ -2875,7 +2984,7 @@ chat_new_row(struct chat *t)
 static void
 editor_show(struct chat *t, int open)
 {
-	if (!t->edit || !open)
+	if (!t->edit || !open || t->interrupted)
 		return;
 	ed_resize(&t->ed);
 	if (t->ed.shown)
@@ -2952,6 +3061,24 @@ chat_row(void *arg, int dir, int type, const uint8_t *plain, size_t plen,
 	return 0;
 }
 
+/*
+ * ^C in the chat, read as a key (keys_raw): the line being typed leaves
+ * the screen, unsent, the chat says so, and SIGINT does the rest, as it
+ * would have done outside the chat.
+ */
+static void
+chat_interrupt(struct chat *t)
+{
+	static const char said[] = "secchat: you interrupted the chat\n";
+
+	t->interrupted = 1;
+	editor_hide(t);
+	ed_cut(&t->ed, 0, t->ed.len);
+	chat_new_row(t);
+	echo(t, said, sizeof(said) - 1);
+	(void)raise(SIGINT);
+}
+
 /* Typed keys: Enter sends the line, ^D on an empty line ends input. */
 static void
 editor_input(struct chat *t, struct conn *c, struct buf *in,
@@ -2960,11 +3087,13 @@ editor_input(struct chat *t, struct conn *c, struct buf *in,
 	size_t i;
 	int r;
 
-	for (i = 0; i < n && c->tx_state == TX_OPEN; i++) {
+	for (i = 0; i < n && c->tx_state == TX_OPEN && !t->interrupted; i++) {
 		if ((r = ed_key(&t->ed, p[i])) == ED_EOF)
 			tx_input_ended(c);
 		else if (r == ED_LINE)
 			own_line(t, in);
+		else if (r == ED_INTR)
+			chat_interrupt(t);
 	}
 	if (t->ed.shown)
 		ed_redraw(&t->ed);
@@ -2988,8 +3117,12 @@ editor_stop(struct chat *t)
 
 	if (!t->edit || restore.tty_changed == 0)
 		return 0;
-	ed_hide(&t->ed);
 	typed = t->ed.len > 0;
+	ed_hide(&t->ed);
+	if (typed) {		/* it stays, as it was, the note below it */
+		chat_new_row(t);
+		ed_leave(&t->ed);
+	}
 	ed_free(&t->ed);
 	restore_tty();
 	winch_handler(SIG_DFL);
@@ -3053,6 +3186,7 @@ chat_begin(struct chat *t, const char *name)
 	v->label_w = 8 + text_cols(v->peer);	/* "HH:MM NAME> " */
 	v->cols = term_cols(t->fd);
 	t->mine = *v;
+	t->interrupted = 0;
 	strcpy(t->mine.peer, "you");
 	t->mine.label_w = 11;
 }
@@ -3366,16 +3500,47 @@ hex_line(struct report *r, int dir, int type, const uint8_t *plain,
 	r->q.len = (uint8_t *)p - r->q.data;
 }
 
+/*
+ * At a terminal, a line wider than it breaks at the spaces, the rows after
+ * the first indented: the terminal would cut words.  msg has room for one
+ * more byte a row.
+ */
+static void
+wrap_words(const struct report *r, char *msg)
+{
+	size_t n = strlen(msg), row = 0, i, space = 0;
+	size_t width = r->cols > 20 ? r->cols - 1 : 19, indent = 2;
+
+	for (i = 0; i < n; i++) {
+		if (msg[i] == ' ')
+			space = i;
+		if ((msg[i] & 0xc0) == 0x80 || i - row < width || space <= row)
+			continue;
+		if (n + indent + 1 >= NOTE_MAX - 16)
+			return;			/* no room: the terminal cuts */
+		memmove(msg + space + 1 + indent, msg + space + 1,
+		    n - space);
+		msg[space] = '\n';
+		memset(msg + space + 1, ' ', indent);
+		n += indent;
+		row = space + 1;
+		i = row + indent - 1;	/* the row's text, again */
+	}
+}
+
 /* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
 static void __attribute__((format(printf, 2, 0)))
 queue_line(struct report *r, const char *fmt, va_list ap)
 {
 	char msg[NOTE_MAX - 16];
+	int n = snprintf(msg, sizeof(msg), "secchat: ");
 
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	(void)vsnprintf(msg + n, sizeof(msg) - n - 2 * 16, fmt, ap);
+	if (r->tty)
+		wrap_words(r, msg);
 	errq_make_room(r, NOTE_MAX);
-	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX,
-	    "secchat: %s\n", msg);
+	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX, "%s\n",
+	    msg);
 }
 
 /* A line for stderr whatever -v says. */
@@ -6504,7 +6669,7 @@ listener(const struct options *opt)
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
 		listener_many(opt, &pk, salt, lfd);
 	if (chat_terminal(opt))
-		(void)keys_raw(STDIN_FILENO);
+		(void)keys_raw(STDIN_FILENO, 1);
 	session_alloc(&s, opt);
 	/* Sessions one at a time: one wider sandbox over all of them. */
 	if (opt->kflag && opt->command == NULL)
@@ -6519,7 +6684,7 @@ listener(const struct options *opt)
 		 * once, as for the first.
 		 */
 		if (opt->kflag && chat_terminal(opt))
-			(void)keys_raw(STDIN_FILENO);
+			(void)keys_raw(STDIN_FILENO, 1);
 		/* A guess was tested: the confirmation failed. */
 		if (opt->gflag && burnt) {
 			warnx("the one-time code is burnt%s",
@@ -6936,7 +7101,7 @@ main(int argc, char *argv[])
 		return listener(&opt);
 	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
 	if (chat_terminal(&opt))
-		(void)keys_raw(STDIN_FILENO);
+		(void)keys_raw(STDIN_FILENO, 1);
 	return connector(&opt, pass, pass_len);
 }
 #endif

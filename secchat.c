@@ -756,6 +756,8 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
+		/* A -k listener between chats: ^D or keys (chat_wait_next). */
+		SB_ALLOW_ARG(__NR_ioctl, 1, FIONREAD),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
 		/* Signals: the fatal ones re-raised at ourselves, abort(). */
@@ -883,12 +885,17 @@ term_cols(int fd)
 /*
  * The editor's terminal modes, from before the connection is made (once
  * the password is read), so that keys typed ahead are shown once, by the
- * editor, not echoed by the terminal as well.  Until the chat starts, ^C
- * interrupts; in it (signals 0) ^C is the editor's key, which takes the
- * line off the screen first.  0, or -1 if they could not be set.
+ * editor, not echoed by the terminal as well.  KEYS_AHEAD until the chat
+ * starts (^C interrupts); KEYS_CHAT in it (^C is the editor's key, which
+ * takes the line off the screen first); KEYS_LINE between the chats of a
+ * -k listener, where the terminal keeps the keys in its line until Enter
+ * and ^D on an empty one reads as the end.  0, or -1 if they could not be
+ * set.
  */
+enum { KEYS_AHEAD, KEYS_CHAT, KEYS_LINE };
+
 static int
-keys_raw(int fd, int signals)
+keys_raw(int fd, int mode)
 {
 	struct termios t;
 
@@ -896,8 +903,10 @@ keys_raw(int fd, int signals)
 		return -1;
 	t = restore.tty;
 	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
-	if (!signals)
+	if (mode == KEYS_CHAT)
 		t.c_lflag &= ~ISIG;
+	if (mode == KEYS_LINE)
+		t.c_lflag |= ICANON;
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
@@ -2948,7 +2957,7 @@ winch_handler(void (*handler)(int))
 static void
 editor_start(struct chat *t, int in_fd)
 {
-	if (!t->edit || keys_raw(in_fd, 0) == -1) {
+	if (!t->edit || keys_raw(in_fd, KEYS_CHAT) == -1) {
 		t->edit = 0;
 		return;
 	}
@@ -3127,6 +3136,35 @@ editor_stop(struct chat *t)
 	restore_tty();
 	winch_handler(SIG_DFL);
 	return typed;
+}
+
+/*
+ * A -k listener at a terminal between chats: wait for the next connection
+ * (0), or ^D, which ends the listener (-1).  Keys typed meanwhile stay
+ * queued for the next chat, and so does a line entered.
+ */
+static int
+chat_wait_next(int lfd, int in_fd)
+{
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+	    { .fd = in_fd, .events = POLLIN } };
+	int queued;
+	char c;
+
+	if (keys_raw(in_fd, KEYS_LINE) == -1)
+		return 0;
+	while (p[0].revents == 0) {
+		if (poll(p, 2, -1) == -1 && errno != EINTR)
+			break;
+		if (p[1].revents == 0)
+			continue;
+		/* Readable with nothing queued: ^D on an empty line. */
+		if (ioctl(in_fd, FIONREAD, &queued) == 0 && queued == 0 &&
+		    read(in_fd, &c, 1) <= 0)
+			return -1;
+		p[1].fd = -1;		/* a line: the next chat's */
+	}
+	return 0;
 }
 
 /*
@@ -5164,7 +5202,8 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getsockname");
 	addr_text((struct sockaddr *)&ss, len, host, port);
-	if (opt->vflag)
+	/* At a terminal, always: a port picked with 0 is known only here. */
+	if (opt->vflag || isatty(STDERR_FILENO))
 		warnx("listening on %s port %s", host, port);
 	return fd;
 }
@@ -6661,7 +6700,7 @@ listener(const struct options *opt)
 	struct pake pk;
 	uint8_t salt[SALT_LEN];
 	char port[NI_MAXSERV];
-	int lfd, status, burnt;
+	int lfd, status = EXIT_OK, burnt;
 
 	lfd = listen_socket(opt, port);
 	listener_key(opt, port, &pk, salt);
@@ -6669,12 +6708,20 @@ listener(const struct options *opt)
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
 		listener_many(opt, &pk, salt, lfd);
 	if (chat_terminal(opt))
-		(void)keys_raw(STDIN_FILENO, 1);
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	session_alloc(&s, opt);
 	/* Sessions one at a time: one wider sandbox over all of them. */
 	if (opt->kflag && opt->command == NULL)
 		sandbox_enter(opt, SANDBOX_LISTENER, 0);
 	for (s.number = 1;; s.number++) {
+		if (s.number > 1 && opt->kflag && chat_terminal(opt)) {
+			warnx("waiting for the next chat on port %s; ^D ends "
+			    "the listener", port);
+			if (chat_wait_next(lfd, STDIN_FILENO) == -1) {
+				status = EXIT_OK;	/* the user's end */
+				break;
+			}
+		}
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = serve_connection(&s, &pk, salt, -1, &burnt);
 		conn_end(&s);
@@ -6684,7 +6731,7 @@ listener(const struct options *opt)
 		 * once, as for the first.
 		 */
 		if (opt->kflag && chat_terminal(opt))
-			(void)keys_raw(STDIN_FILENO, 1);
+			(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 		/* A guess was tested: the confirmation failed. */
 		if (opt->gflag && burnt) {
 			warnx("the one-time code is burnt%s",
@@ -6851,7 +6898,7 @@ help(void)
 	    "  -R seconds    rekey that long after a key's first data "
 	    "(default %d)\n"
 	    "  -r messages   rekey after that many data records (default %d)\n"
-	    "  -V            print the version and exit\n"
+	    "  -V            print the version and exit (also --version)\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
 	    "  -x            full hex of each record on a terminal too\n",
@@ -6971,26 +7018,103 @@ options_check(const struct options *opt, int mflag)
 		usage_error("a listener's -g makes the password: no -p");
 }
 
+/* A usage error that names its operand: "port abc: unknown service". */
+static void __attribute__((noreturn))
+operand_error(const char *what, const char *arg, const char *why)
+{
+	warnx("%s%s%s: %s", what, *what != '\0' ? " " : "", arg, why);
+	usage();
+}
+
+/*
+ * "host:8080", "[::1]:8080": one operand that should have been two (an
+ * IPv6 address has more than one colon, and no brackets with a port).
+ */
+static int
+host_and_port(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+
+	if (colon == NULL || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return 0;
+	return s[0] == '[' ? colon > s && colon[-1] == ']' :
+	    strchr(s, ':') == colon;
+}
+
+/*
+ * A port: 1 to 65535 (0 with -l: the system picks one), or a TCP service
+ * name.  getaddrinfo would take 70000 as 4464.
+ */
+static void
+check_port(const char *port, int lflag)
+{
+	long v;
+
+	if (*port != '\0' && strspn(port, "0123456789") == strlen(port)) {
+		errno = 0;
+		v = strtol(port, NULL, 10);
+		if (errno == ERANGE || v > 65535 || v < (lflag ? 0 : 1))
+			operand_error("port", port, lflag ? "out of range "
+			    "(0 to 65535)" : "out of range (1 to 65535)");
+		return;
+	}
+	if (getservbyname(port, "tcp") != NULL)
+		return;
+	if (host_and_port(port))
+		operand_error("", port, "give host and port as two arguments");
+	if (strpbrk(port, ".:") != NULL)	/* an address */
+		usage_error("missing port");
+	operand_error("port", port, "unknown service");
+}
+
 /* The operands: host and port, or with -l [host] port. */
 static void
 options_operands(struct options *opt, int argc, char *argv[])
 {
 	size_t len;
 
+	if (argc == 1 && host_and_port(argv[0]))
+		operand_error("", argv[0], "give host and port as two "
+		    "arguments");
+	if (argc == 0 || (argc == 1 && !opt->lflag))
+		usage_error(argc == 0 && !opt->lflag ? "missing host and port" :
+		    "missing port");
+	if (argc > 2)
+		usage_error("too many arguments");
 	/* "[::1]", as in URLs, is the address ::1. */
 	if (argc == 2 && argv[0][0] == '[' &&
 	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
 		argv[0][len - 1] = '\0';
 		argv[0]++;
 	}
-	if (opt->lflag && (argc == 1 || argc == 2)) {
-		opt->host = argc == 2 ? argv[0] : NULL;
-		opt->port = argv[argc - 1];
-	} else if (!opt->lflag && argc == 2) {
-		opt->host = argv[0];
-		opt->port = argv[1];
-	} else
-		usage();
+	opt->host = argc == 2 ? argv[0] : NULL;
+	opt->port = argv[argc - 1];
+	check_port(opt->port, opt->lflag);
+}
+
+/*
+ * The peer's name in the chat has NAME_MAX_W bytes at most: a longer one
+ * is cut at a character's start, and we say so when it would be shown.
+ */
+static void
+options_name(struct options *opt)
+{
+	static char cut[NAME_MAX_W + 1];
+	const char *name = opt->name ? opt->name :
+	    opt->lflag ? NULL : opt->host;
+	size_t n;
+
+	if (name == NULL || strlen(name) <= NAME_MAX_W)
+		return;
+	for (n = NAME_MAX_W; n > 0 && (name[n] & 0xc0) == 0x80; n--)
+		;
+	memcpy(cut, name, n);
+	cut[n] = '\0';
+	if (opt->name != NULL || isatty(STDOUT_FILENO))
+		warnx("the name \"%s\" is over %d bytes: the chat shows \"%s\"",
+		    name, NAME_MAX_W, cut);
+	opt->name = cut;
 }
 
 static void
@@ -6998,6 +7122,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, mflag = 0;
@@ -7019,6 +7144,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	}
 	options_check(opt, mflag);
 	options_operands(opt, argc - optind, argv + optind);
+	options_name(opt);
 }
 
 /*
@@ -7101,7 +7227,7 @@ main(int argc, char *argv[])
 		return listener(&opt);
 	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
 	if (chat_terminal(&opt))
-		(void)keys_raw(STDIN_FILENO, 1);
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	return connector(&opt, pass, pass_len);
 }
 #endif

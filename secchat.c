@@ -3330,9 +3330,18 @@ progress_text(const struct report *r, char *line, uint64_t sent,
 		    (int)(ms / 1000 % 60));
 		len = p - line;
 		if (final || len < (size_t)r->cols)
-			return len;
+			break;
 	}
-	return (size_t)r->cols - 1;	/* ASCII: a byte a column */
+	if (brief == 2)
+		return (size_t)r->cols - 1;	/* ASCII: a byte a column */
+	/* The last figures stay: in two rows, not cut mid-word. */
+	if (final && len >= (size_t)r->cols &&
+	    (p = strstr(line, ", received")) != NULL) {
+		memmove(p + 5, p + 2, len - (p + 2 - line));
+		memcpy(p + 1, "\r\n  ", 4);
+		len += 3;
+	}
+	return len;
 }
 
 /*

@@ -101,6 +101,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <utf8proc.h>
+
 #define PROGRAM_VERSION	"2.0"
 
 /* ---------------------------------------------------------------------- */
@@ -2583,77 +2585,59 @@ ed_set(struct editor *e, const void *p, size_t n)
 	e->len = e->cur = n;
 }
 
-/* The start of the character before i. */
-static size_t
-ed_back(const struct editor *e, size_t i)
-{
-	while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
-		;
-	return i;
-}
-
-static uint32_t
-ed_cp(const struct editor *e, size_t i)
-{
-	uint32_t cp = 0;
-
-	(void)utf8_decode(e->line + i, e->len - i, &cp);
-	return cp;
-}
-
-static int
-regional(uint32_t c)
-{
-	return c >= 0x1f1e6 && c <= 0x1f1ff;
-}
-
 /*
- * Does the character at i (i > 0) belong to the grapheme cluster of the
- * one before it (UAX #29's extended clusters, in short)?  Marks, joiners
- * and variation selectors (zero width), emoji modifiers (👍🏽), whatever
- * follows a zero-width joiner (👨‍👩‍👧), and the second of each pair of
- * regional indicators (🇫🇷).
+ * Grapheme clusters, as people see characters: a letter with its marks, an
+ * emoji with its skin tone (👍🏽), a flag (🇫🇷), an emoji sequence joined
+ * with U+200D (👨‍👩‍👧).  The boundaries are UAX #29's extended ones, by
+ * utf8proc (a maintained table: hand-written rules missed the spacing
+ * marks of Indic scripts and the rules for joiners); from the start of the
+ * line, as a boundary depends on what came before (a flag's pair).
+ * *next is where the cluster at or after i ends; the return value is
+ * where the cluster that ends at or before i starts.
  */
-static int
-ed_joins(const struct editor *e, size_t i)
+static size_t
+ed_clusters(const struct editor *e, size_t i, size_t *next)
 {
-	uint32_t cp = ed_cp(e, i), prev = ed_cp(e, ed_back(e, i));
-	size_t j = i;
-	int w, ri = 0;
+	utf8proc_int32_t state = 0, prev = -1, cp;
+	size_t at = 0, start = 0;
+	int n;
 
-	if (cp == '\t' || prev == '\t')
-		return 0;
-	if ((ed_char(e, i, &w) > 0 && w == 0) || prev == 0x200d ||
-	    (cp >= 0x1f3fb && cp <= 0x1f3ff))
-		return 1;
-	if (!regional(cp))
-		return 0;
-	while (j > 0 && regional(ed_cp(e, j = ed_back(e, j))))
-		ri++;
-	return ri % 2 == 1;
+	*next = e->len;
+	while (at < e->len) {
+		/* The line holds only what ed_insert let in: valid. */
+		n = utf8_decode(e->line + at, e->len - at, (uint32_t *)&cp);
+		if (prev != -1 && utf8proc_grapheme_break_stateful(prev, cp,
+		    &state)) {
+			if (at < i)
+				start = at;
+			else if (at > i) {
+				*next = at;
+				break;
+			}
+		}
+		prev = cp;
+		at += n;
+	}
+	return start;
 }
 
 /* The start of the grapheme cluster before i. */
 static size_t
 ed_left(const struct editor *e, size_t i)
 {
-	i = ed_back(e, i);
-	while (i > 0 && ed_joins(e, i))
-		i = ed_back(e, i);
-	return i;
+	size_t next;
+
+	return ed_clusters(e, i, &next);
 }
 
 /* The end of the grapheme cluster at i. */
 static size_t
 ed_right(const struct editor *e, size_t i)
 {
-	int w;
+	size_t next;
 
-	if (i < e->len)
-		i += ed_char(e, i, &w);
-	while (i < e->len && ed_joins(e, i))
-		i += ed_char(e, i, &w);
-	return i;
+	(void)ed_clusters(e, i, &next);
+	return i < e->len ? next : i;
 }
 
 /* Remove line[from..to). */

@@ -975,6 +975,50 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 	}
 }
 
+/*
+ * At a terminal cols wide, a line wider than it breaks at the spaces, the
+ * rows after the first indented: the terminal would cut words.  msg (cap
+ * bytes) is left as it is if it has no room for the indents.
+ */
+static void
+wrap_words(char *msg, size_t cap, int cols)
+{
+	size_t n = strlen(msg), row = 0, i, space = 0;
+	size_t width = cols > 20 ? cols - 1 : 19, indent = 2;
+
+	for (i = 0; i < n; i++) {
+		if (msg[i] == ' ')
+			space = i;
+		if ((msg[i] & 0xc0) == 0x80 || i - row < width || space <= row)
+			continue;
+		if (n + indent + 1 >= cap)
+			return;			/* the terminal cuts, then */
+		memmove(msg + space + 1 + indent, msg + space + 1,
+		    n - space);
+		msg[space] = '\n';
+		memset(msg + space + 1, ' ', indent);
+		n += indent;
+		row = space + 1;
+		i = row + indent - 1;	/* the row's text, again */
+	}
+}
+
+/* A "secchat: " line on stderr, broken at spaces if it is a terminal. */
+static void __attribute__((format(printf, 1, 2)))
+say(const char *fmt, ...)
+{
+	char msg[NOTE_MAX];
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "secchat: ");
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg + n, sizeof(msg) - n - 32, fmt, ap);
+	va_end(ap);
+	if (isatty(STDERR_FILENO))
+		wrap_words(msg, sizeof(msg), term_cols(STDERR_FILENO));
+	fprintf(stderr, "%s\n", msg);
+}
+
 /* Close n pipes, both ends. */
 static void
 close_pipes(int (*fds)[2], int n)
@@ -3531,34 +3575,6 @@ hex_line(struct report *r, int dir, int type, const uint8_t *plain,
 	r->q.len = (uint8_t *)p - r->q.data;
 }
 
-/*
- * At a terminal, a line wider than it breaks at the spaces, the rows after
- * the first indented: the terminal would cut words.  msg has room for one
- * more byte a row.
- */
-static void
-wrap_words(const struct report *r, char *msg)
-{
-	size_t n = strlen(msg), row = 0, i, space = 0;
-	size_t width = r->cols > 20 ? r->cols - 1 : 19, indent = 2;
-
-	for (i = 0; i < n; i++) {
-		if (msg[i] == ' ')
-			space = i;
-		if ((msg[i] & 0xc0) == 0x80 || i - row < width || space <= row)
-			continue;
-		if (n + indent + 1 >= NOTE_MAX - 16)
-			return;			/* no room: the terminal cuts */
-		memmove(msg + space + 1 + indent, msg + space + 1,
-		    n - space);
-		msg[space] = '\n';
-		memset(msg + space + 1, ' ', indent);
-		n += indent;
-		row = space + 1;
-		i = row + indent - 1;	/* the row's text, again */
-	}
-}
-
 /* Queue a "secchat: " line after the hex lines, so that stderr keeps order. */
 static void __attribute__((format(printf, 2, 0)))
 queue_line(struct report *r, const char *fmt, va_list ap)
@@ -3568,7 +3584,7 @@ queue_line(struct report *r, const char *fmt, va_list ap)
 
 	(void)vsnprintf(msg + n, sizeof(msg) - n - 2 * 16, fmt, ap);
 	if (r->tty)
-		wrap_words(r, msg);
+		wrap_words(msg, sizeof(msg), r->cols);
 	errq_make_room(r, NOTE_MAX);
 	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX, "%s\n",
 	    msg);
@@ -5197,7 +5213,7 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	addr_text((struct sockaddr *)&ss, len, host, port);
 	/* At a terminal, always: a port picked with 0 is known only here. */
 	if (opt->vflag || isatty(STDERR_FILENO))
-		warnx("listening on %s port %s", host, port);
+		say("listening on %s port %s", host, port);
 	return fd;
 }
 
@@ -6708,7 +6724,7 @@ listener(const struct options *opt)
 		sandbox_enter(opt, SANDBOX_LISTENER, 0);
 	for (s.number = 1;; s.number++) {
 		if (s.number > 1 && opt->kflag && chat_terminal(opt)) {
-			warnx("waiting for the next chat on port %s; ^D ends "
+			say("waiting for the next chat on port %s; ^D ends "
 			    "the listener", port);
 			if (chat_wait_next(lfd, STDIN_FILENO) == -1) {
 				status = EXIT_OK;	/* the user's end */

@@ -497,7 +497,6 @@ struct report {
 	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
 	int	 live_new;		/* live_row not drawn yet */
 	int	 live_rows;		/* rows of the live area on the screen */
-	int64_t	 live_last;		/* ms: last drawn */
 };
 
 /* The chat at a terminal (the editor and the view, below). */

@@ -1951,7 +1951,7 @@ t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
 	$TM send-keys C-d
 	chat_over
-	printf 'Awide 日Z本語B\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
+	printf 'Awide 日Z本語B\t\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
 	same "$T/w/want" "$T/w/l.out" &&
 	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
 	    expect "listener status" "$LRC" 0 &&
@@ -2000,30 +2000,29 @@ t_chat_wrapped() {	# a wrapped line: redrawn whole, no stale rows, resize
 	    [ ! -s "$T/w/l.out" ]
 }
 
-t_hex_tty() {	# on a terminal: one row per record, REKEY and CLOSE named
+t_hex_tty() {	# on a terminal with -v: ‹ › rows for KEY, REKEY, CLOSE, DONE
 	{ head -c 20000 /dev/zero | tr '\0' x; echo; seq 1 3; } > "$T/w/a"
 	echo "from the listener" > "$T/w/b"
 	listen l "$T/w/b" $SC 127.0.0.1 0 || return 1
 	chat_pane h 60 || return 1
-	$TM send-keys "$SECCHAT $SC -r 2 127.0.0.1 $PORT < $T/w/a > $T/w/c.out; echo status \$? > $T/w/c.rc" Enter
+	$TM send-keys "$SECCHAT $SC -v -r 2 127.0.0.1 $PORT < $T/w/a > $T/w/c.out; echo status \$? > $T/w/c.rc" Enter
 	wait_file "$T/w/c.rc"
 	reap
 	$TM capture-pane -p -J -S -100 > "$T/w/screen"
 	$TM kill-server
 	cat "$T/w/screen"
-	local rows long
-	rows=$(grep -c '^[<>] ' "$T/w/screen")
-	long=$(grep '^[<>] ' "$T/w/screen" | sed 's/…/./' | awk 'length($0) > 60' | wc -l)
-	# One row for each record the listener received or sent.
-	local n
-	n=$(sed -n 's/^secchat: sent \([0-9]*\) records .*, received \([0-9]*\) records .*/\1 + \2/p' "$T/w/l.err")
-	expect "hex rows" "$rows" "$(( n ))" && expect "rows over 60 columns" "$long" 0 &&
-	    expect "REKEY rows" "$(grep -c '^> REKEY 0035' "$T/w/screen")" 2 &&
-	    grep -q '^> CLOSE 0011' "$T/w/screen" &&
-	    grep -q '^< CLOSE 0011' "$T/w/screen" &&
-	    grep -q '^> DONE 0011' "$T/w/screen" &&
-	    grep -q '^< KEY 0031' "$T/w/screen" &&
-	    grep -qx '> 4011[0-9a-f]*… (16403 bytes)' "$T/w/screen" &&
+	local long
+	long=$(grep '^‹' "$T/w/screen" | sed 's/[‹›…]/./g' | awk 'length($0) > 60' | wc -l)
+	# Every row fits, none looks like the prompt; DATA went on the live
+	# row, gone at the end.
+	expect "rows over 60 columns" "$long" 0 &&
+	    expect "rows like the prompt" "$(grep -c '^[<>] ' "$T/w/screen")" 0 &&
+	    expect "REKEY rows" "$(grep -c '^‹sent REKEY 55 B 0035[0-9a-f]*…›$' "$T/w/screen")" 2 &&
+	    grep -q '^‹sent CLOSE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹received CLOSE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹sent DONE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹received KEY 51 B 0031' "$T/w/screen" &&
+	    ! grep -q '^‹sent [0-9]* B' "$T/w/screen" &&
 	    same "$T/w/a" "$T/w/l.out" && expect "connector" "$(cat "$T/w/c.rc")" "status 0"
 }
 
@@ -2151,13 +2150,24 @@ t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
 	    ! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
 }
 
+# rows_joined [PANE]: the screen with each chat line on one line: the
+# terminal's own wraps joined (-J), and the rows that secchat continued
+# itself (indented, "↳ ") joined to the row above; trailing blanks go.
+rows_joined() {
+	$TM capture-pane -p -J -N ${1:+-t "$1"} | awk '
+	    /^ *\xe2\x86\xb3 / { sub(/^ *\xe2\x86\xb3 /, ""); row = row $0; next }
+	    NR > 1 { print row }
+	    { row = $0 }
+	    END { print row }' | sed 's/ *$//'
+}
+
 # say PANE TEXT WHO RE: type TEXT (tmux keys) and Enter in PANE, then wait
 # until the other pane shows RE as WHO's line.
 say() {
 	local pane=$1 keys=$2 who=$3 re=$4 other=$(( 1 - $1 )) i
 	eval "$TM send-keys -t $pane $keys Enter"
 	for i in $(seq 200); do
-		$TM capture-pane -p -J -t "$other" | grep -qE -- "^$HHMM $who> $re\$" &&
+		rows_joined "$other" | grep -qE -- "^$HHMM $who> $re\$" &&
 		    return 0
 		sleep 0.05
 	done
@@ -2393,7 +2403,7 @@ run "chat: arrows, Home/End, ^W, ^U, ^L, history; other keys never sent" t_chat_
 run "chat: a wrapped line redraws whole, after a resize too" t_chat_wrapped
 run "chat: keys typed during the handshake are shown once" t_chat_typed_ahead
 run "chat: two people, twenty exchanges in two panes" t_chat_conversation
-run "hex display on a terminal: one row per record, KEY, REKEY, CLOSE, DONE named" t_hex_tty
+run "hex display on a terminal: ‹ › rows, KEY, REKEY, CLOSE, DONE with -v" t_hex_tty
 run "the listener listens before it derives the key" t_listen_first
 run "-w: a connector started before the listener waits for it" t_connect_wait
 run "-g: a one-time code shown, typed, accepted" t_code_typed
@@ -2426,6 +2436,315 @@ run "DATA after CLOSE: exit 3, never written" t_data_after_close
 run "python peer against itself: data, rekeys, rotations, DONE" t_peer_selfplay
 run "python peer against itself: each misbehaviour is caught" t_peer_selfplay_modes
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
+
+# ---------------------------------------------------------------------------
+# Issue 18 and issue 19 item 7: the chat, the display, the command line.
+
+# wait_until SECONDS COMMAND...: run COMMAND every 0.05 s until it succeeds,
+# for at most SECONDS.
+wait_until() {
+	local n
+	n=$(awk -v s="$1" 'BEGIN { print int(s / 0.05) + 1 }')
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$n" -gt 0 ] || return 1
+		n=$((n - 1))
+		sleep 0.05
+	done
+}
+
+# chat_with_bob [ARGS]: a listener reading $T/w/to_l (fd 7) with its hex
+# lines in l.err, and a connector (with ARGS) chatting with it in a pane
+# COLS (60) wide as "bob", its status in c.rc, once the chat is secured.
+chat_with_bob() {
+	local cols=${COLS:-60}
+	mkfifo "$T/w/to_l"
+	timeout 60 $SECCHAT -l -v $SC 127.0.0.1 0 < "$T/w/to_l" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	exec 7> "$T/w/to_l"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	chat_pane b "$cols" || return 1
+	$TM send-keys "clear; $SECCHAT $SC -n bob $* 127.0.0.1 $PORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+}
+
+t_hex_on_row() {	# the ciphertext on the message's own row, no KEY rows
+	chat_with_bob || return 1
+	$TM send-keys "Hi Bob!" Enter
+	wait_screen "^$HHMM you> Hi Bob!   ‹82 B 0050[0-9a-f]{4,}…›\$" ||
+	    { $TM kill-server; return 1; }
+	echo "hello" >&7
+	wait_screen "^$HHMM bob> hello   ‹25 B 0017[0-9a-f]{4,}…›\$" ||
+	    { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	local mine theirs
+	# The hex shown is the start of the records the listener logged.
+	mine=$(sed -n "s/^$HHMM you> Hi Bob!   ‹82 B \\([0-9a-f]*\\)…›\$/\\1/p" "$T/w/screen")
+	theirs=$(sed -n "s/^$HHMM bob> hello   ‹25 B \\([0-9a-f]*\\)…›\$/\\1/p" "$T/w/screen")
+	grep -q "^< $mine" "$T/w/l.err" && grep -q "^> $theirs" "$T/w/l.err" &&
+	    expect "rows of KEY, REKEY, DONE" "$(grep -cE '(KEY|DONE) ' "$T/w/screen")" 0 &&
+	    expect "rows like the prompt" "$(grep -cE '^[<>] [0-9a-f]' "$T/w/screen")" 0 &&
+	    grep -q '^‹sent CLOSE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹received CLOSE 19 B 0011' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "sent" "$(cat "$T/w/l.out")" "Hi Bob!" || return 1
+	# With -v, KEY and DONE have rows of their own; with -q, no hex.
+	rm -f "$T/w/l.err" "$T/w/to_l" "$T/w/c.rc"
+	chat_with_bob -v || return 1
+	$TM send-keys "again" Enter
+	wait_screen "^$HHMM you> again   ‹82 B 0050" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	grep -q '^‹sent KEY 51 B 0031' "$T/w/screen" &&
+	    grep -q '^‹received KEY 51 B 0031' "$T/w/screen" || return 1
+	rm -f "$T/w/l.err" "$T/w/to_l" "$T/w/c.rc"
+	chat_with_bob -q || return 1
+	$TM send-keys "quiet" Enter
+	wait_screen "^$HHMM you> quiet\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	! grep -q '‹' "$T/w/screen"
+}
+run "hex display in a chat: the ciphertext on the message's row" t_hex_on_row
+
+t_hex_bulk_row() {	# a bulk transfer at a terminal: one row, drawn in place
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -b 127.0.0.1 0 || return 1
+	chat_pane r 80 || return 1
+	$TM send-keys "clear; (head -c 1000000 $T/w/big; sleep 1; tail -c +1000001 $T/w/big) | $SECCHAT -b $SC 127.0.0.1 $PORT > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -S -1000 > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	local draws
+	draws=$(grep -ao '‹sent 16403 B 4011[0-9a-f]*…›' "$T/w/r.raw" | wc -l)
+	# Drawn again as records go, never a row each; gone at the end.
+	[ "$draws" -ge 2 ] && [ "$draws" -lt 100 ] &&
+	    expect "rows of hex" "$(grep -c '‹' "$T/w/screen")" 2 &&
+	    grep -q '^‹sent CLOSE 19 B' "$T/w/screen" &&
+	    grep -q '^‹received CLOSE 19 B' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/big" "$T/w/l.out" || { echo "draws: $draws"; return 1; }
+}
+run "hex display of a bulk transfer at a terminal: one row, in place" t_hex_bulk_row
+
+t_no_forged_rows() {	# the peer pads to the width: a marked continuation
+	local pad
+	pad=$(printf '%*s' 89 '' | tr ' ' x)	# 100 - "12:00 bob> "
+	COLS=100 chat_with_bob -q || return 1
+	printf '%s12:00 you> I owe bob $100\n' "$pad" >&7
+	printf '%ssecchat: alice ended the chat\n' "$pad" >&7
+	printf 'a\342\200\213b\342\201\240c\357\273\277d\363\240\201\201e\343\205\244f \360\237\221\250\342\200\215\360\237\221\251\n' >&7
+	wait_screen 'f 👨' || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	! grep -q '^12:00 you>' "$T/w/screen" &&
+	    ! grep -q '^secchat: alice' "$T/w/screen" &&
+	    grep -qx ' *↳ 12:00 you> I owe bob \$100' "$T/w/screen" &&
+	    grep -qx ' *↳ secchat: alice ended the chat' "$T/w/screen" &&
+	    grep -qxF "$(printf 'a<U+200B>b<U+2060>c<U+FEFF>d<U+E0041>e<U+3164>f \360\237\221\250\342\200\215\360\237\221\251')" \
+	    <(sed "s/^[0-9:]* bob> //" "$T/w/screen") &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0"
+}
+run "chat: no forged rows; invisible characters shown as markers" t_no_forged_rows
+
+t_chat_tabs() {		# tabs sent as typed, shown as spaces to the stop
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "col1" Tab "col2" Tab "x" Enter
+	printf 'a\tbb\tccc\n' >&7
+	wait_screen "^$HHMM bob> a       bb      ccc\$" || { $TM kill-server; return 1; }
+	wait_screen "^$HHMM you> col1    col2    x\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf 'col1\tcol2\tx\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out"
+}
+run "chat: tabs sent as typed, shown expanded" t_chat_tabs
+
+t_chat_clusters() {	# erase and move by grapheme cluster
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "a👍🏽" BSpace "b🇫🇷" BSpace "c👨‍👩‍👧" BSpace "d" "$(printf 'e\314\201')" BSpace Enter
+	$TM send-keys "x🇫🇷🇩🇪y" Left Left Z Left Left W Enter
+	wait_screen "^$HHMM you> xW🇫🇷Z🇩🇪y\$" || { $TM kill-server; return 1; }
+	# A spacing mark (Tamil நி, Devanagari षि) and a joiner before a
+	# letter: Unicode's rules, not guesses.
+	$TM send-keys "pநி" BSpace "qषि" BSpace "r$(printf 'x\342\200\215y')" BSpace Enter
+	wait_screen "^$HHMM you> pqrx" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf 'abcd\nxW🇫🇷Z🇩🇪y\npqrx\342\200\215\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out"
+}
+run "chat: 👍🏽 🇫🇷 👨‍👩‍👧 é erased whole, moved over whole" t_chat_clusters
+
+t_chat_interrupt() {	# ^C: the line goes, the chat says so
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "half a line"
+	wait_screen '^> half a line$' || { $TM kill-server; return 1; }
+	$TM send-keys C-c
+	wait_screen '^secchat: you interrupted the chat$' || { $TM kill-server; return 1; }
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	! grep -q 'half' "$T/w/screen" && [ ! -s "$T/w/l.out" ]
+}
+run "chat: ^C takes the line off the screen and says so" t_chat_interrupt
+
+t_chat_not_sent() {	# the peer ends: the half-typed line stays, as such
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "typed, not sent"
+	wait_screen '^> typed, not sent$' || { $TM kill-server; return 1; }
+	chat_over
+	grep -A1 -x '> typed, not sent' "$T/w/screen" | tail -n 1 |
+	    grep -qx 'secchat: the line being typed was not sent' &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" && [ ! -s "$T/w/l.out" ]
+}
+run "chat: a line not sent stays on the screen as such" t_chat_not_sent
+
+t_status_words() {	# status lines break at spaces on a narrow terminal
+	COLS=40 chat_with_bob -q || return 1
+	$TM send-keys C-d
+	chat_over
+	grep -qx 'secchat: chat with bob secured: type a' "$T/w/screen" &&
+	    grep -qx '  line and Enter to send, \^D to end' "$T/w/screen"
+}
+run "chat: status lines wrap at word boundaries" t_status_words
+
+t_progress_narrow() {	# -v at 40 columns: the progress line keeps to a row
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	chat_pane p 40 || return 1
+	$TM send-keys "clear; (head -c 1000000 $T/w/big; sleep 1.5; tail -c +1000001 $T/w/big) | $SECCHAT -v -q -b $SC 127.0.0.1 $PORT > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -S -100 > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	local draws
+	draws=$(grep -ao 'sent [0-9.]* [KM]i*B, received' "$T/w/p.raw" | wc -l)
+	# Drawn short, and again, with no stale copy: the final figures only.
+	[ "$draws" -ge 2 ] &&
+	    expect "progress rows" "$(grep -cE '^(secchat: )?sent [0-9.]+ [KMG]?i?B' "$T/w/screen")" 1 &&
+	    grep -q '^secchat: sent 2.9 MiB' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/big" "$T/w/l.out" || { echo "draws: $draws"; return 1; }
+}
+run "-v progress line at 40 columns: no stale rows" t_progress_narrow
+
+# port_on_screen: PORT from the listener's line on the screen.
+port_on_screen() {
+	PORT=$($TM capture-pane -p | sed -n 's/^secchat: listening on 127\.0\.0\.1 port \([0-9]*\)$/\1/p')
+	[ -n "$PORT" ]
+}
+
+t_listener_says() {	# at a terminal: its port without -v; -k between chats
+	chat_pane k 100 || return 1
+	$TM send-keys "$SECCHAT -l -k -m 1 -q $SC 127.0.0.1 0; echo status \$? > $T/w/l.rc" Enter
+	wait_until 10 port_on_screen || { echo "no port"; $TM kill-server; return 1; }
+	echo first > "$T/w/a"
+	dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 || { $TM kill-server; return 1; }
+	wait_screen "^secchat: waiting for the next chat on port $PORT; \\^D ends the listener\$" ||
+	    { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	wait_file "$T/w/l.rc"
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	grep -qx "$HHMM 127.0.0.1> first" "$T/w/screen" &&
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0"
+}
+run "a listener at a terminal says its port; -k -m 1 waits, ^D ends it" t_listener_says
+
+t_usage_named() {	# each usage error says what is wrong, in one line
+	local args why
+	while IFS='|' read -r args why; do
+		eval "set -- $args"
+		$SECCHAT "$@" > "$T/w/out" 2> "$T/w/err" < /dev/null
+		expect "status of 'secchat $args'" "$?" 2 &&
+		    expect "first line of 'secchat $args'" "$(head -n 1 "$T/w/err")" "secchat: $why" &&
+		    expect "second line" "$(sed -n 2p "$T/w/err" | cut -c1-14)" "usage: secchat" ||
+		    return 1
+	done <<-'LIST'
+	|missing host and port
+	localhost|missing port
+	-l -p /dev/null|missing port
+	-l 127.0.0.1|missing port
+	host:8080|host:8080: give host and port as two arguments
+	[::1]:8080|[::1]:8080: give host and port as two arguments
+	-l 8080 8081 8082|too many arguments
+	a b c|too many arguments
+	-l 127.0.0.1 70000|port 70000: out of range (0 to 65535)
+	h 0|port 0: out of range (1 to 65535)
+	h 65536|port 65536: out of range (1 to 65535)
+	-l abc|port abc: unknown service
+	h 80x|port 80x: unknown service
+	LIST
+	$SECCHAT --version > "$T/w/out" 2>&1
+	expect "--version status" "$?" 0 && grep -qx 'secchat [0-9][0-9.]*' "$T/w/out"
+}
+run "usage errors name what is wrong; --version" t_usage_named
+
+t_port_service() {	# a port by its service name, or its number
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dial c /dev/null $SC 127.0.0.1 discard
+	expect status "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port discard: Connection refused" ||
+	    return 1
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	echo by-name > "$T/w/a"
+	dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
+	reap
+	expect status "$CRC" 0 && same "$T/w/a" "$T/w/l.out"
+}
+run "a port by number or by service name" t_port_service
+
+t_name_cut() {		# a -n name over 24 bytes is cut at a character, and said
+	dial c /dev/null $SC -n "aaaaaaaaaaaaaaaaaaaaaaéé-more" 127.0.0.1 1
+	has_line "$T/w/c.err" 'secchat: the name "aaaaaaaaaaaaaaaaaaaaaaéé-more" is over 24 bytes: the chat shows "aaaaaaaaaaaaaaaaaaaaaaé"'
+}
+run "-n: a name over 24 bytes is cut, and said" t_name_cut
+
+t_ipv4_mapped() {	# a dual-stack listener names an IPv4 peer as IPv4
+	listen l /dev/null $SC -e 'echo "$SECCHAT_PEER_ADDR"' 0 || return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	reap
+	expect "connector" "$CRC" 0 && expect "listener" "$LRC" 0 &&
+	    grep -q '^secchat: listening on :: port' "$T/w/l.err" &&
+	    grep -q '^secchat: connection from 127\.0\.0\.1 port [0-9]*$' "$T/w/l.err" &&
+	    ! grep -q 'ffff' "$T/w/l.err" &&
+	    expect "SECCHAT_PEER_ADDR" "$(cat "$T/w/c.out")" 127.0.0.1
+}
+run "an IPv4 peer of a dual-stack listener shown as IPv4" t_ipv4_mapped
+
+t_exec_never_overwrites() {	# the README's recipe, across a restart
+	local recipe='exec cat > "$(mktemp upload.XXXXXX)"' i sc=$SECCHAT
+	case $sc in /*) ;; *) sc=$PWD/$sc ;; esac
+	head -c 100000 /dev/urandom > "$T/w/a"
+	echo second > "$T/w/b"
+	mkdir "$T/w/up"
+	for i in a b; do
+		rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+		(cd "$T/w/up" && exec timeout 60 $sc -l -v -b $SC -e "$recipe" 127.0.0.1 0 \
+		    < /dev/null > "$T/w/l.out" 2> "$T/w/l.err") &
+		LPID=$!
+		PIDS="$PIDS $LPID"
+		wait_port "$T/w/l.err" "$LPID" || return 1
+		dial c "$T/w/$i" $SC -b 127.0.0.1 "$PORT"
+		reap
+		expect "upload $i" "$CRC $LRC" "0 0" || return 1
+	done
+	expect "files" "$(ls "$T/w/up" | wc -l)" 2 &&
+	    cat "$T/w/up"/upload.* | cmp -s - <(cat "$T/w/a" "$T/w/b") ||
+	    cat "$T/w/up"/upload.* | cmp -s - <(cat "$T/w/b" "$T/w/a")
+}
+run "-e: the README's upload recipe never overwrites, across restarts" t_exec_never_overwrites
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -49,9 +49,16 @@ tests/secchat-leak: secchat.c | libcrypto-check
 	$(CC) $(WARN) -DSECCHAT_TEST_LEAK $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
 	    secchat.c $(LDFLAGS) $(CRYPTO_LIBS)
 
+# A debugging build, with the test hooks: only a -DSECCHAT_DEBUG build
+# heeds SECCHAT_NO_SANDBOX (valgrind cannot run under the filters).
+tests/secchat-debug: secchat.c | libcrypto-check
+	$(CC) $(WARN) -g -O1 -DSECCHAT_DEBUG -DSECCHAT_TEST_HOOKS \
+	    $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
+
 asan/secchat: secchat.c | libcrypto-check
 	@mkdir -p asan
-	$(CC) $(WARN) $(SAN) $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
+	$(CC) $(WARN) $(SAN) -DSECCHAT_DEBUG $(CRYPTO_CFLAGS) -o $@ secchat.c \
+	    $(CRYPTO_LIBS)
 
 tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(SAN) $(CRYPTO_CFLAGS) -o $@ \
@@ -66,14 +73,14 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 check:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/kat tests/secchat-hooks \
-	    tests/secchat-leak
+	    tests/secchat-leak tests/secchat-debug
 	./test.sh
 
 check-asan:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/secchat-hooks asan/secchat \
 	    tests/kat-asan \
-	    tests/secchat-leak
+	    tests/secchat-leak tests/secchat-debug
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
@@ -111,7 +118,7 @@ deb:
 
 clean:
 	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
-	    tests/secchat-leak fuzz/*_fuzz
+	    tests/secchat-leak tests/secchat-debug fuzz/*_fuzz
 	rm -rf dist
 
 install: secchat

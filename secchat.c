@@ -23,7 +23,7 @@
  *   §6  key derivation         -                         5
  *   §7  SPAKE2                 struct pake               5,6
  *   §8  records                struct direction, keys    5,6
- *   §9  buffers, blocking I/O  struct buf                5
+ *   §9  buffers, blocking I/O  struct buf, written       1,5
  *   §10 connection states      struct conn               8
  *   §11 the view               struct view               5
  *   §12 the line editor        struct editor             5,9,11
@@ -35,13 +35,13 @@
  *   §18 receiving              struct conn, bufs         4,8,9,10,15,17
  *   §19 the -e command         struct command            1,5,9,10,15
  *   §20 the engine             struct session            5,8,9,10,13,14,15,17,18,19
- *   §21 sessions               struct session            1,3,5,8,9,13,14,15,19,20
+ *   §21 sessions               struct session            1,3,4,5,8,9,13,14,15,19,20
  *   §22 sockets                struct accepted           1,4,5,9
  *   §23 the password           -                         5,9
  *   §24 serving one connection struct session, pake      5,7,9,16,21
- *   §25 serving many           struct server, kid        1,5,8,9,21,22,24
+ *   §25 serving many           struct server, kid        1,3,4,5,8,9,21,22,24
  *   §26 the two roles          struct options            1,3,5,7,9,13,16,21,22,23,24,25
- *   §27 options and main       struct options            1,4,5,13,23,26
+ *   §27 options and main       struct options            1,4,5,13,19,23,26
  *
  * Forward declarations (0).
  *
@@ -113,6 +113,8 @@
  * OpenBSD, pledge(2) would take the sandbox's place).
  */
 
+#include <sched.h>		/* CLONE_NEW*, for the serving filter */
+
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -162,6 +164,85 @@ static int
 os_pipe(int fds[2])
 {
 	return pipe2(fds, O_CLOEXEC);
+}
+
+/* A pair of connected local sockets of type, both close-on-exec. */
+static int
+os_socketpair(int type, int fds[2])
+{
+	return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds);
+}
+
+/* Bytes written into the pipe fd (either end) and not yet read from it. */
+static size_t
+os_unread(int fd)
+{
+	int n;
+
+	if (ioctl(fd, FIONREAD, &n) == -1 || n < 0)
+		abort();		/* our own pipe */
+	return (size_t)n;
+}
+
+/* Send the message p[0..n) on a local socket with nfds descriptors. */
+static ssize_t
+os_send_fds(int sock, const void *p, size_t n, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr h;
+		char	 space[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > 4)
+		abort();
+	memset(&u, 0, sizeof(u));
+	m.msg_control = u.space;
+	m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	u.h.cmsg_level = SOL_SOCKET;
+	u.h.cmsg_type = SCM_RIGHTS;
+	u.h.cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(&u.h), fds, nfds * sizeof(int));
+	return sendmsg(sock, &m, MSG_NOSIGNAL);
+}
+
+/*
+ * Receive a message into p[0..n) and up to 4 descriptors, close-on-exec,
+ * into fds[0..*nfds); the message's length, or -1.
+ */
+static ssize_t
+os_recv_fds(int sock, void *p, size_t n, int fds[4], size_t *nfds)
+{
+	union {
+		struct cmsghdr h;
+		char	 space[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = u.space, .msg_controllen = sizeof(u.space) };
+	struct cmsghdr *c;
+	ssize_t r;
+
+	*nfds = 0;
+	if ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) == -1)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    *nfds == 0) {
+			*nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(c), *nfds * sizeof(int));
+		}
+	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		errno = EMSGSIZE;
+	return m.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -1 : r;
+}
+
+/* poll(2) with the signals not in mask let through only meanwhile. */
+static int
+os_poll_signals(struct pollfd *pfd, nfds_t n, const sigset_t *mask)
+{
+	return ppoll(pfd, n, NULL, mask);
 }
 
 /* socket(2), close-on-exec, and non-blocking if asked. */
@@ -350,6 +431,7 @@ struct options {
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
+	int	 launcher;		/* -e: the launcher's socket (§19), or -1 */
 	const char *name;		/* -n: the peer's name on the terminal */
 };
 
@@ -458,12 +540,32 @@ struct conn {
 	uint64_t rekeys_sent, rekeys_recv;
 };
 
+/*
+ * The peer's bytes on their way out, and how many are written for good
+ * (W, doc/PROTOCOL-3.md section 7.1): what write(2) to stdout took; with
+ * -e, less what the command has not yet read from its pipe; in a serving
+ * listener's child, what the listener has written to its own stdout and
+ * acknowledged.  DONE waits for W to reach the peer's whole stream.
+ */
+struct written {
+	uint64_t payload;		/* the peer's bytes taken out of out */
+	uint64_t raw;			/* bytes write(2) took: the same, or
+					   more once rendered for a terminal */
+	uint64_t acked;			/* of raw, what the listener wrote */
+	uint64_t caught;		/* payload when acked last caught up */
+	int	 acks;			/* W is what the listener acknowledges */
+	int	 ack_fd;		/* its acknowledgements; -1: none, gone */
+	int	 ended;			/* it was told that no more comes */
+	int	 pipe_fd;		/* the command's stdin, or -1 */
+};
+
 /* A session's buffers, allocated once (a -k listener reuses them). */
 struct bufs {
 	struct buf in;			/* stdin's plaintext, to be sealed */
 	struct buf txb;			/* records to the socket */
 	struct buf rxb;			/* records from the socket */
 	struct buf out;			/* plaintext for stdout */
+	struct written wr;		/* out's bytes, written (W) */
 };
 
 /*
@@ -612,10 +714,38 @@ struct command {
 	enum cmd_state state;
 	enum cmd_feed feed;
 	pid_t	 pid;
+	int	 chan;			/* to the launcher, about it; -1: none */
 	int	 from, to;		/* its stdout, its stdin; -1: closed */
 	int	 status;		/* its wait status, at CMD_EXITED */
 	int64_t	 output_end;		/* ms: when its stdout ended */
 	int64_t	 refused;		/* ms: when it stopped reading */
+};
+
+/*
+ * -e's launcher (§19), and what it and a session say to each other: a
+ * request on the launcher's socket, with the descriptors of a channel for
+ * the replies and the command's stdin, stdout and stderr; then words on
+ * the channel.  Every string of a request ends in a NUL.
+ */
+#define LAUNCH_MAX	(4 * MAX_SESSIONS)	/* commands running at once */
+
+struct launch_req {
+	char	 number[24];		/* SECCHAT_SESSION */
+	char	 addr[NI_MAXHOST];	/* SECCHAT_PEER_ADDR */
+	char	 port[NI_MAXSERV];	/* SECCHAT_PEER_PORT */
+};
+
+struct launch_word {
+	int32_t	 v;
+	char	 what;			/* launcher: 'R' running (v: pid), 'E'
+					   not started (v: errno), 'X' exited
+					   (v: wait status); session: 'K' kill */
+};
+
+/* A command the launcher runs, and the channel of its session. */
+struct launched {
+	pid_t	 pid;			/* 0: a free slot */
+	int	 chan;			/* -1 once the session has gone */
 };
 
 /*
@@ -638,10 +768,13 @@ static struct {
 /* §3 Sandbox: seccomp-bpf */
 /*
  * Sandbox: a seccomp-bpf allow-list, in the manner of OpenSSH's
- * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
- * listener, from before its first accept) a bug in the code that handles
- * what the peer sends cannot open a file, start a program or make a
- * connection: any system call not listed kills the process.  strace -f
+ * sandbox-seccomp-filter.c.  From before the first byte read from the
+ * network (a listener: before its first accept), a bug in the code that
+ * parses the handshake or handles what the peer sends cannot open a
+ * file, start a program or make a connection: any system call not listed
+ * kills the process.  A second, narrower filter follows the handshake; a
+ * serving listener's own filter lets it accept and fork (sb_server), and
+ * -e's command is started by a launcher outside them all (§19).  strace -f
  * of sessions (bulk, line mode, rekeys every record, a chat at a terminal,
  * a -k listener) shows read, write, poll, shutdown, close, munmap, futex,
  * fcntl (F_SETFL at exit), ioctl (TCGETS, TCSETS), exit_group, and for -k
@@ -706,9 +839,15 @@ static struct {
 	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (bits), 1, 0), \
 	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
 
-#define SANDBOX_SESSION		0	/* one session, this process */
-#define SANDBOX_LISTENER	1	/* a -k listener: sessions, accept */
-#define SANDBOX_MAX		160	/* instructions */
+/*
+ * The filters, each on top of those a process has already: a process
+ * enters the next when it needs less, and the kernel applies them all.
+ */
+#define SANDBOX_SESSION		0	/* after the handshake: one session */
+#define SANDBOX_PREAUTH		1	/* before a connection's first byte */
+#define SANDBOX_LISTENER	2	/* the same, and accept: -l, -k -m 1 */
+#define SANDBOX_SERVER		3	/* serving many's listener process */
+#define SANDBOX_MAX		256	/* instructions */
 
 static size_t
 sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
@@ -757,7 +896,7 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
-		/* A -k listener between chats: ^D or keys (chat_wait_next). */
+		/* -e: read yet?  A -k listener between chats: ^D or keys? */
 		SB_ALLOW_ARG(__NR_ioctl, 1, FIONREAD),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
@@ -776,21 +915,63 @@ sb_session(struct sock_filter *f)
 }
 
 /*
- * Kill the process on any call that kind does not need; command, if not
- * 0, is the -e command's pid, which the session waits for and may kill.
+ * What a serving listener does besides what its children do: accept
+ * connections and fork a child for each, collect them, kill those that
+ * take too long.  A child starts under this filter: it puts its pipes in
+ * place of its stdio, dies with the listener, reads its descriptors'
+ * kinds, and then enters its own.  clone only without new namespaces;
+ * clone3, whose flags a filter cannot see, fails as unknown to glibc,
+ * which falls back to clone.
+ */
+static size_t
+sb_server(struct sock_filter *f, size_t n)
+{
+	const struct sock_filter server[] = {
+		SB_ALLOW_NOT(__NR_clone, 0, CLONE_NEWNS | CLONE_NEWUTS |
+		    CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+		    CLONE_NEWCGROUP),
+		SB_IF(__NR_clone3, 1), SB_RET(SECCOMP_RET_ERRNO | ENOSYS),
+		SB_ALLOW(__NR_set_robust_list),	/* glibc, in a new child */
+		SB_ALLOW(__NR_wait4),
+		SB_ALLOW_ARG(__NR_kill, 1, SIGKILL),
+		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+#ifdef __NR_dup2
+		SB_ALLOW(__NR_dup2),
+#endif
+		SB_ALLOW(__NR_dup3), SB_ALLOW(__NR_getppid),
+		SB_ALLOW(__NR_tgkill),		/* a child's raise(), abort() */
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_PDEATHSIG),
+		SB_ALLOW_ARG(__NR_newfstatat, 3, AT_EMPTY_PATH),
+#ifdef __NR_fstat
+		SB_ALLOW(__NR_fstat),
+#endif
+	};
+
+	return sb_append(f, n, server, sizeof(server) / sizeof(server[0]));
+}
+
+/*
+ * Kill the process on any call that kind does not need.  Before the
+ * handshake is done, a session may still stack the session's filter, and
+ * with -e ask the launcher (§19) for its command: two pipes and a channel,
+ * sent over a local socket.
  */
 static void
-sandbox_enter(const struct options *opt, int kind, pid_t command)
+sandbox_enter(const struct options *opt, int kind)
 {
+	const struct sock_filter preauth[] = {
+		SB_ALLOW(__NR_getpeername),
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_NO_NEW_PRIVS),
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_SECCOMP),
+	};
+	const struct sock_filter launch[] = {
+		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+		SB_ALLOW(__NR_sendmsg),
+	};
 	const struct sock_filter listener[] = {
-		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_getpeername),
-		SB_ALLOW(__NR_setsockopt),
+		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_setsockopt),
 		SB_ALLOW(__NR_mlock),		/* -g -k: a new code's buffer */
 		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
-	};
-	const struct sock_filter child[] = {
-		SB_ALLOW_ARG(__NR_wait4, 0, (uint32_t)command),
-		SB_ALLOW_ARG(__NR_kill, 0, (uint32_t)command),
 	};
 	const struct sock_filter tail[] = { SB_KILL };
 	struct sock_filter f[SANDBOX_MAX];
@@ -800,11 +981,15 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 	if (!opt->sandbox || SB_NONE)
 		return;
 	n = sb_session(f);
-	if (kind == SANDBOX_LISTENER)
+	if (kind != SANDBOX_SESSION)
+		n = sb_append(f, n, preauth, sizeof(preauth) / sizeof(preauth[0]));
+	if (kind != SANDBOX_SESSION && opt->command != NULL)
+		n = sb_append(f, n, launch, sizeof(launch) / sizeof(launch[0]));
+	if (kind == SANDBOX_LISTENER || kind == SANDBOX_SERVER)
 		n = sb_append(f, n, listener,
 		    sizeof(listener) / sizeof(listener[0]));
-	if (command != 0)
-		n = sb_append(f, n, child, sizeof(child) / sizeof(child[0]));
+	if (kind == SANDBOX_SERVER)
+		n = sb_server(f, n);
 	n = sb_append(f, n, tail, 1);
 	prog.len = n;
 	prog.filter = f;
@@ -829,8 +1014,25 @@ test_hook(const char *name)
 	return h != NULL && strcmp(h, name) == 0;
 }
 
+/*
+ * test_stop(name): where a process has entered its filter and not yet
+ * read a network byte, it says so, waits 2 s for a test to look at
+ * /proc/PID/status, and then makes a call that the filter must kill.
+ */
+static void
+test_stop(const char *name)
+{
+	if (!test_hook(name))
+		return;
+	warnx("test: %s: filtered", name);
+	(void)poll(NULL, 0, 2000);
+	(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	warnx("test: %s: not killed", name);
+}
+
 #else
 #define test_hook(name)		0
+#define test_stop(name)		((void)0)
 #endif
 
 /* ---------------------------------------------------------------------- */
@@ -1923,6 +2125,92 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * The written count (struct written): one place counts what leaves for
+ * the output, one place says what is written for good (W).
+ */
+
+/* A new session's count; acks: a serving listener acknowledges on fd. */
+static void
+written_begin(struct written *w, int acks, int fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->acks = acks;
+	w->ack_fd = acks ? fd : -1;
+	w->pipe_fd = -1;
+}
+
+/* write(2) took raw bytes, payload bytes of the peer's as rendered. */
+static void
+written_add(struct written *w, size_t payload, size_t raw)
+{
+	w->payload += payload;
+	w->raw += raw;
+}
+
+/*
+ * W: the peer's bytes written for good.  A listener's acknowledgement
+ * counts what it wrote of ours; where we rendered, it says the whole
+ * of payload only once it has caught up with raw.
+ */
+static uint64_t
+written_count(const struct written *w)
+{
+	size_t unread;
+
+	if (w->acks)
+		return w->caught;
+	if (w->pipe_fd == -1)
+		return w->payload;
+	unread = os_unread(w->pipe_fd);
+	return unread < w->payload ? w->payload - unread : 0;
+}
+
+/* The listener's acknowledgement: raw bytes written, a u64, big-endian. */
+static void
+written_acked(struct written *w, const uint8_t v[8])
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		n = n << 8 | v[i];
+	if (n > w->raw || n < w->acked)
+		abort();		/* our listener's bug */
+	w->acked = n;
+	if (n == w->raw)
+		w->caught = w->payload;
+	else if (w->raw == w->payload)
+		w->caught = n;
+}
+
+/* Read what acknowledgements came; the listener gone, no more come. */
+static void
+written_read_acks(struct written *w)
+{
+	uint8_t v[8];
+	ssize_t r;
+
+	while ((r = read(w->ack_fd, v, sizeof(v))) == sizeof(v))
+		written_acked(w, v);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR))
+		w->ack_fd = -1;		/* it is gone: we will be too */
+}
+
+/*
+ * The command's stdin is closed: what it had not read is not written,
+ * and never will be.
+ */
+static void
+written_pipe_closed(struct written *w)
+{
+	size_t unread = os_unread(w->pipe_fd);
+
+	w->payload -= unread < w->payload ? unread : w->payload;
+	w->raw = w->payload;
+	w->pipe_fd = -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -3196,9 +3484,10 @@ chat_wait_next(int lfd, int in_fd)
 
 /*
  * The peer's text to the terminal, rendered inert.  The terminal blocks
- * (set_nonblocking leaves it), so each piece is written whole.
+ * (set_nonblocking leaves it), so each piece is written whole.  Returns
+ * the bytes written, as rendered, or -1.
  */
-static int
+static ssize_t
 write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 {
 	char shown[VIEW_CHUNK];
@@ -3212,7 +3501,7 @@ write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	out->pos += n;
 	r = write_full(t->fd, shown, used, deadline);
 	OPENSSL_cleanse(shown, used);
-	return r;
+	return r == -1 ? -1 : (ssize_t)used;
 }
 
 /* Once the peer's text is over: what was left of a cut character. */
@@ -3222,7 +3511,7 @@ end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	char shown[VIEW_MIN];
 	size_t n;
 
-	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) == 0)
+	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) != -1)
 		;
 	n = view_flush(&t->view, shown);
 	n += view_end_row(&t->view, shown + n);
@@ -3948,7 +4237,8 @@ send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
  * Seal what is due, one record per round while txb and stderr have room
  * for a batch: our next receive key first, then a due REKEY, then DATA;
  * then CLOSE and DONE when their time has come.  DONE confirms that the
- * peer's stream was written whole: not when dropped says it was not.
+ * peer's stream was written whole (W, struct written, is all of it): not
+ * when dropped says it was not.
  */
 static enum status
 fill_tx(struct conn *c, struct bufs *b, struct report *r,
@@ -3978,7 +4268,8 @@ fill_tx(struct conn *c, struct bufs *b, struct report *r,
 		tx_close_sealed(c);
 	}
 	if (c->tx_state == TX_CLOSED && rx_closed(c) &&
-	    buf_pending(&b->out) == 0 && !dropped && tx_room(r, b)) {
+	    buf_pending(&b->out) == 0 && !dropped &&
+	    written_count(&b->wr) == c->recv_bytes && tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_DONE, NULL, 0, 0);
 		tx_done_sealed(c);
 	}
@@ -4236,13 +4527,12 @@ command_env(char *const vars[])
 }
 
 /*
- * Run /bin/sh -c command with stdin in and stdout out.  posix_spawn, not
- * fork: the session's keys are never copied into another process, not
- * even for the moment before exec.  SIGPIPE, which we ignore, is the
- * default again for the command.
+ * Run /bin/sh -c command with stdin, stdout and stderr fds[0..3).  In the
+ * launcher, for a session.  SIGPIPE, which we ignore, is the default
+ * again for the command.
  */
 static int
-command_run(const char *command, int in, int out, char *const vars[],
+command_run(const char *command, const int fds[3], char *const vars[],
     pid_t *pid)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
@@ -4250,23 +4540,22 @@ command_run(const char *command, int in, int out, char *const vars[],
 	posix_spawnattr_t at;
 	sigset_t def, none;
 	char **env;
-	int e;
+	int e, i;
 
 	if ((env = command_env(vars)) == NULL)
 		return ENOMEM;
 	sigemptyset(&none);
 	sigemptyset(&def);
 	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGCHLD);
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		free(env);
 		return e;
 	}
-	if ((e = posix_spawnattr_init(&at)) == 0) {
-		if ((e = posix_spawn_file_actions_adddup2(&fa, in,
-		    STDIN_FILENO)) == 0 &&
-		    (e = posix_spawn_file_actions_adddup2(&fa, out,
-		    STDOUT_FILENO)) == 0 &&
-		    (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
+	for (i = 0; i < 3 && e == 0; i++)
+		e = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+	if (e == 0 && (e = posix_spawnattr_init(&at)) == 0) {
+		if ((e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
 		    POSIX_SPAWN_SETSIGMASK)) == 0 &&
 		    (e = posix_spawnattr_setsigdefault(&at, &def)) == 0 &&
 		    (e = posix_spawnattr_setsigmask(&at, &none)) == 0)
@@ -4279,53 +4568,298 @@ command_run(const char *command, int in, int out, char *const vars[],
 }
 
 /*
- * Start the -e command for this connection, once its handshake has
- * succeeded and never before: its stdout becomes the connection's input
- * and its stdin the connection's output; its stderr is ours.  Anything
- * that confines the session further (a sandbox) goes after this call.
- * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
+ * -e's launcher.  A session is in a seccomp filter with no exec from
+ * before its first network byte, so it cannot start its command itself:
+ * the launcher does, a process forked at the start of the program, before
+ * the password is read or any key made, which holds nothing secret.  It
+ * does nothing until a session whose handshake has succeeded asks
+ * (command_start), and a session whose handshake fails never asks, so no
+ * command runs for it.  It answers on the request's channel: the pid, then
+ * the wait status at the command's exit; a 'K' there kills the command.
+ * (A session taken over before its handshake succeeds can ask too; the
+ * filter keeps it from doing anything else.)
  */
-static enum status
-command_start(struct command *cmd, struct report *r, const char *command,
-    int net, unsigned long number)
+
+/* Answer on a session's channel; it may be gone, which is its business. */
+static void
+launcher_say(int chan, char what, int32_t v)
 {
+	struct launch_word word = { .v = v, .what = what };
+
+	(void)send(chan, &word, sizeof(word), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Is the request whole, every string ended? */
+static int
+launch_req_valid(const struct launch_req *q)
+{
+	return memchr(q->number, '\0', sizeof(q->number)) != NULL &&
+	    memchr(q->addr, '\0', sizeof(q->addr)) != NULL &&
+	    memchr(q->port, '\0', sizeof(q->port)) != NULL;
+}
+
+/* One request: run the command for it, in a free slot of tab. */
+static void
+launcher_request(const char *command, struct launched *tab, int sock)
+{
+	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
+	char *vars[] = { addr_var, port_var, num_var, NULL };
+	struct launch_req q;
+	size_t nfds, i, slot;
+	int fds[4], e = EAGAIN;	/* chan, stdin, stdout, stderr */
+	pid_t pid;
+
+	if (os_recv_fds(sock, &q, sizeof(q), fds, &nfds) != sizeof(q) ||
+	    nfds != 4 || !launch_req_valid(&q)) {
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return;
+	}
+	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", q.addr);
+	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", q.port);
+	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%s", q.number);
+	for (slot = 0; slot < LAUNCH_MAX && tab[slot].pid != 0; slot++)
+		;
+	if (slot < LAUNCH_MAX)
+		e = command_run(command, fds + 1, vars, &pid);
+	for (i = 1; i < 4; i++)
+		close(fds[i]);
+	if (e != 0) {
+		launcher_say(fds[0], 'E', e);
+		close(fds[0]);
+		return;
+	}
+	launcher_say(fds[0], 'R', pid);
+	tab[slot].pid = pid;
+	tab[slot].chan = fds[0];
+}
+
+/* SIGCHLD only interrupts the launcher's poll. */
+static void
+launcher_on_child(int sig)
+{
+	(void)sig;
+}
+
+/* Commands that exited: their sessions learn how. */
+static void
+launcher_reap(struct launched *tab)
+{
+	pid_t pid;
+	size_t i;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (i = 0; i < LAUNCH_MAX; i++)
+			if (tab[i].pid == pid) {
+				if (tab[i].chan != -1) {
+					launcher_say(tab[i].chan, 'X', st);
+					close(tab[i].chan);
+				}
+				tab[i].pid = 0;
+				tab[i].chan = -1;
+			}
+}
+
+/* A session's word: 'K' kills its command; its end, nothing. */
+static void
+launcher_heard(struct launched *l)
+{
+	struct launch_word word;
+	ssize_t r = recv(l->chan, &word, sizeof(word), MSG_DONTWAIT);
+
+	if (r == sizeof(word) && word.what == 'K')
+		(void)kill(l->pid, SIGKILL);
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		close(l->chan);
+		l->chan = -1;		/* the command runs on, as it may */
+	}
+}
+
+/*
+ * The poll set: the launcher's socket, then the channels it holds, no
+ * more (poll refuses a set larger than the open-files limit); which[i]
+ * is the slot of pfd[1 + i].
+ */
+static nfds_t
+launcher_pollfds(struct pollfd *pfd, size_t *which, int sock,
+    const struct launched *tab)
+{
+	size_t i, n = 0;
+
+	pfd[0].fd = sock;
+	pfd[0].events = POLLIN;
+	for (i = 0; i < LAUNCH_MAX; i++)
+		if (tab[i].pid != 0 && tab[i].chan != -1) {
+			which[n] = i;
+			pfd[1 + n].fd = tab[i].chan;
+			pfd[1 + n++].events = POLLIN;
+		}
+	return 1 + n;
+}
+
+/*
+ * The launcher's process: the program's signal handlers and descriptors
+ * are not its own; it dies with the program.  SIGCHLD interrupts only its
+ * poll.  Its socket's end (no session left to ask) ends it.
+ */
+static void __attribute__((noreturn))
+launcher_main(const char *command, int sock, pid_t parent)
+{
+	static struct launched tab[LAUNCH_MAX];
+	static struct pollfd pfd[1 + LAUNCH_MAX];
+	static size_t which[LAUNCH_MAX];
+	struct sigaction sa;
+	sigset_t chld, none;
+	nfds_t i, n;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGQUIT, &sa, NULL) == -1 ||
+	    (sa.sa_handler = launcher_on_child,
+	    sigaction(SIGCHLD, &sa, NULL)) == -1 ||
+	    os_die_with_parent() == -1 || getppid() != parent ||
+	    (fd = open("/dev/null", O_RDWR)) == -1 ||
+	    dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1)
+		_exit(EXIT_FAIL);
+	close(fd);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	(void)sigprocmask(SIG_BLOCK, &chld, &none);
+	sigdelset(&none, SIGCHLD);
+	for (i = 0; i < LAUNCH_MAX; i++)
+		tab[i].chan = -1;
+	for (;;) {
+		n = launcher_pollfds(pfd, which, sock, tab);
+		if (os_poll_signals(pfd, n, &none) == -1) {
+			if (errno != EINTR)
+				_exit(EXIT_FAIL);
+			for (i = 0; i < n; i++)
+				pfd[i].revents = 0;
+		}
+		/* Before a reaped slot is taken again: words, then exits. */
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents && tab[which[i - 1]].chan != -1)
+				launcher_heard(&tab[which[i - 1]]);
+		launcher_reap(tab);
+		if (pfd[0].revents & (POLLHUP | POLLERR))
+			_exit(EXIT_OK);
+		if (pfd[0].revents & POLLIN)
+			launcher_request(command, tab, sock);
+	}
+}
+
+/*
+ * Fork the launcher, at the start, before anything secret exists; the
+ * socket that sessions ask it on.  The program's own end of it is
+ * close-on-exec and goes to each serving child.
+ */
+static int
+launcher_start(const char *command)
+{
+	pid_t parent = getpid(), pid;
+	int sv[2];
+
+	if (os_socketpair(SOCK_SEQPACKET, sv) == -1)
+		err(EXIT_FAIL, "-e: socketpair");
+	if ((pid = fork()) == -1)
+		err(EXIT_FAIL, "-e: fork");
+	if (pid == 0) {
+		close(sv[0]);
+		launcher_main(command, sv[1], parent);
+	}
+	close(sv[1]);
+	return sv[0];
+}
+
+/*
+ * Ask the launcher for the command, fds[1..4) its stdin, stdout and
+ * stderr, fds[0] the channel for the answer; -1 with errno if it cannot
+ * be asked.
+ */
+static int
+command_ask(int launcher, int net, unsigned long number, const int fds[4])
+{
+	struct launch_req q;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
-	char *vars[] = { addr_var, port_var, num_var, NULL };
-	int to[2], from[2];		/* its stdin, its stdout */
-	pid_t pid;
-	int e;
 
+	memset(&q, 0, sizeof(q));
 	if (getpeername(net, (struct sockaddr *)&ss, &len) == 0)
 		addr_text((struct sockaddr *)&ss, len, host, port);
-	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
-	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
-	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", number);
-	if (os_pipe(to) == -1)
-		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
-	if (os_pipe(from) == -1) {
-		close_pipes(&to, 1);
+	snprintf(q.number, sizeof(q.number), "%lu", number);
+	snprintf(q.addr, sizeof(q.addr), "%s", host);
+	snprintf(q.port, sizeof(q.port), "%s", port);
+	return os_send_fds(launcher, &q, sizeof(q), fds, 4) == sizeof(q) ?
+	    0 : -1;
+}
+
+/* The launcher's answer to a request: the pid, or -1 with errno. */
+static pid_t
+command_started(int chan)
+{
+	struct launch_word word;
+	ssize_t r = read_full(chan, &word, sizeof(word),
+	    deadline_in(COMMAND_GRACE));
+
+	if (r == sizeof(word) && word.what == 'R' && word.v > 0)
+		return word.v;
+	errno = r == sizeof(word) && word.what == 'E' ? word.v :
+	    r == -1 ? errno : EPIPE;
+	return -1;
+}
+
+/*
+ * Start the -e command for this connection, once its handshake has
+ * succeeded and never before: its stdout becomes the connection's input
+ * and its stdin the connection's output; its stderr is ours.  Anything
+ * that confines the session further (the session's filter) goes after.
+ * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
+ */
+static enum status
+command_start(struct command *cmd, struct written *w, struct report *r,
+    int launcher, int net, unsigned long number)
+{
+	int p[3][2], n, fds[4];	/* its stdin, its stdout, the answer's */
+	pid_t pid;
+
+	for (n = 0; n < 3 && (n < 2 ? os_pipe(p[n]) :
+	    os_socketpair(SOCK_SEQPACKET, p[n])) == 0; n++)
+		;
+	if (n < 3) {
+		close_pipes(p, n);
 		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
-	e = command_run(command, to[0], from[1], vars, &pid);
-	close(to[0]);
-	close(from[1]);
-	if (e != 0) {
-		close(to[1]);
-		close(from[0]);
+	if (fcntl(p[2][0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new socket */
+	fds[0] = p[2][1], fds[1] = p[0][0], fds[2] = p[1][1];
+	fds[3] = STDERR_FILENO;
+	pid = command_ask(launcher, net, number, fds) == -1 ? -1 :
+	    command_started(p[2][0]);
+	for (n = 0; n < 3; n++)		/* theirs: the launcher has them */
+		close(fds[n]);
+	if (pid == -1) {
+		close(p[0][1]);
+		close(p[1][0]);
+		close(p[2][0]);
 		return session_fail(r, EXIT_FAIL, "-e: /bin/sh: %s",
-		    strerror(e));
+		    strerror(errno));
 	}
-	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
+	if (fcntl(p[0][1], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(p[1][0], F_SETFL, O_NONBLOCK) == -1)
 		abort();		/* our own new pipes */
 	cmd->pid = pid;
-	cmd->from = from[0];
-	cmd->to = to[1];
+	cmd->chan = p[2][0];
+	cmd->from = p[1][0];
+	cmd->to = p[0][1];
 	cmd->state = CMD_RUNNING;
 	cmd->feed = FEED_OPEN;
+	w->pipe_fd = cmd->to;		/* written: once the command reads it */
 	return GO_ON;
 }
 
@@ -4353,24 +4887,42 @@ command_exited(struct command *cmd, int status)
 	cmd->state = CMD_EXITED;
 }
 
-/* Reap the command if it has exited (wait: WNOHANG or 0); -1: error. */
-static int
-command_reap(struct command *cmd, int wait)
+/*
+ * Has the command exited?  The launcher says so on the channel; wait for
+ * its word until deadline (ms), or not at all if 0.  The launcher gone,
+ * the command is as good as killed.
+ */
+static void
+command_reap(struct command *cmd, int64_t deadline)
 {
-	pid_t r;
-	int status;
+	struct launch_word word;
+	ssize_t r;
 
 	if (cmd->state == CMD_EXITED)
-		return 0;
-	if ((r = waitpid(cmd->pid, &status, wait)) == cmd->pid)
-		command_exited(cmd, status);
-	return r == -1 ? -1 : 0;
+		return;
+	r = deadline ? read_full(cmd->chan, &word, sizeof(word), deadline) :
+	    read(cmd->chan, &word, sizeof(word));
+	if (r == sizeof(word) && word.what == 'X')
+		command_exited(cmd, word.v);
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR &&
+	    errno != ETIMEDOUT))
+		command_exited(cmd, SIGKILL);	/* a wait status: killed */
+}
+
+/* Kill the command: the launcher does it. */
+static void
+command_kill(struct command *cmd)
+{
+	struct launch_word word = { .v = 0, .what = 'K' };
+
+	(void)send(cmd->chan, &word, sizeof(word), MSG_NOSIGNAL);
 }
 
 /* FEED_OPEN -> FEED_DONE: the peer's data is all in its stdin. */
 static void
-command_fed(struct command *cmd)
+command_fed(struct command *cmd, struct written *w)
 {
+	written_pipe_closed(w);
 	close(cmd->to);
 	cmd->to = -1;
 	cmd->feed = FEED_DONE;
@@ -4378,11 +4930,13 @@ command_fed(struct command *cmd)
 
 /*
  * FEED_OPEN -> FEED_REFUSED: it stopped reading.  What comes after is
- * wiped and dropped, and since it was not delivered, no DONE confirms it.
+ * wiped and dropped, and since it was not delivered, no DONE confirms it;
+ * nor what it left unread in its pipe.
  */
 static void
-command_refused(struct command *cmd)
+command_refused(struct command *cmd, struct written *w)
 {
+	written_pipe_closed(w);
 	close(cmd->to);
 	cmd->to = -1;
 	cmd->feed = FEED_REFUSED;
@@ -4412,9 +4966,26 @@ command_undelivered(const struct command *cmd, const struct conn *c,
 }
 
 /*
+ * The peer's data is all in the command's stdin (its CLOSE came, the
+ * output buffer is empty): once the command has read it all, its stdin
+ * ends, so that a command reading to the end can finish; if it stops
+ * reading first (no reader left: POLLERR), it has refused the rest.
+ * Until either, the data is not written, and no DONE goes.
+ */
+static void
+command_feed_end(struct command *cmd, struct written *w)
+{
+	struct pollfd pfd = { .fd = cmd->to, .events = POLLOUT };
+
+	if (os_unread(cmd->to) == 0)
+		command_fed(cmd, w);
+	else if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+		command_refused(cmd, w);
+}
+
+/*
  * Each round of the loop, with -e.  The command's stdin ends once the
- * peer's data is all in it (the peer's CLOSE came and the output buffer
- * is empty), so that a command reading to the end can finish.  Once the
+ * peer's data is all in it and read (command_feed_end).  Once the
  * command's stdout has ended and it has exited, our CLOSE may go; killed
  * by a signal, it ends the session without CLOSE, so the peer sees a
  * truncated stream.
@@ -4430,13 +5001,13 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 		b->out.pos = b->out.len;
 	} else if (cmd->feed == FEED_OPEN && rx_closed(c) &&
 	    buf_pending(&b->out) == 0)
-		command_fed(cmd);
+		command_feed_end(cmd, &b->wr);
 	if (command_undelivered(cmd, c, &b->txb))
 		return session_fail(r, EXIT_FAIL, "the command stopped reading: "
 		    "the peer's data was not all delivered");
 	if (cmd->state == CMD_RUNNING || c->tx_state != TX_OPEN)
 		return GO_ON;
-	(void)command_reap(cmd, WNOHANG);
+	command_reap(cmd, 0);
 	if (command_exit_awaited(cmd, c))
 		return GO_ON;
 	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status))
@@ -4447,13 +5018,15 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 }
 
 /*
- * Waiting for the command's exit after its stdout ended, or for the
- * peer's CLOSE after it stopped reading: poll often.
+ * Waiting for the command's exit after its stdout ended, for it to read
+ * the last of the peer's data, or for the peer's CLOSE after it stopped
+ * reading: poll often.
  */
 static int
 command_waiting(const struct command *cmd, const struct conn *c)
 {
-	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED;
+	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED ||
+	    (cmd->feed == FEED_OPEN && rx_closed(c));
 }
 
 /*
@@ -4462,30 +5035,26 @@ command_waiting(const struct command *cmd, const struct conn *c)
  * exit status of 0 too if say_zero).
  */
 static enum status
-command_finish(struct command *cmd, struct report *r, int say_zero,
-    enum status status)
+command_finish(struct command *cmd, struct written *w, struct report *r,
+    int say_zero, enum status status)
 {
-	int64_t until = deadline_in(COMMAND_GRACE);
 	int said = cmd->state == CMD_EXITED;	/* by command_step */
 
 	if (cmd->state == CMD_NONE)
 		return status;
 	if (cmd->feed == FEED_OPEN)
-		command_fed(cmd);
+		command_fed(cmd, w);
 	if (cmd->state == CMD_RUNNING)
 		command_output_ended(cmd);
-	for (;;) {
-		if (command_reap(cmd, WNOHANG) == -1)
-			return status;
-		if (cmd->state == CMD_EXITED || now_ms() >= until)
-			break;
-		(void)poll(NULL, 0, 10);
-	}
+	command_reap(cmd, deadline_in(COMMAND_GRACE));
 	if (cmd->state != CMD_EXITED) {
-		(void)kill(cmd->pid, SIGKILL);
-		if (command_reap(cmd, 0) == -1 || cmd->state != CMD_EXITED)
-			return status;
+		command_kill(cmd);
+		command_reap(cmd, deadline_in(COMMAND_GRACE));
 	}
+	close(cmd->chan);
+	cmd->chan = -1;
+	if (cmd->state != CMD_EXITED)
+		return status;
 	if (WIFSIGNALED(cmd->status)) {
 		if (status == EXIT_OK || !said)
 			note_always(r, "command killed by signal %d",
@@ -4530,7 +5099,7 @@ struct session {
 /* Hex lines before the plaintext they carry: stderr is served first. */
 enum {
 	POLL_STDIN, POLL_NETOUT, POLL_NETIN, POLL_STDERR, POLL_STDOUT,
-	POLL_COUNT
+	POLL_ACKS, POLL_COUNT
 };
 
 /* The input: stdin, or the command's stdout until it ends; -1: none. */
@@ -4673,24 +5242,32 @@ write_stderr(struct session *s)
 		s->rep.q.pos = s->rep.q.len = 0;	/* stderr is for people */
 }
 
-/* A command that reads no more is the command layer's to handle. */
+/*
+ * What write(2) took is counted (written_add).  A command that reads no
+ * more is the command layer's to handle.
+ */
 static enum status
 write_stdout(struct session *s)
 {
+	size_t pos = s->b.out.pos;
+	ssize_t r;
+
 	if (s->out_tty) {
 		progress_hide(&s->rep);
-		if (write_terminal(&s->chat, &s->b.out,
-		    io_deadline(s->opt)) == -1)
+		if ((r = write_terminal(&s->chat, &s->b.out,
+		    io_deadline(s->opt))) == -1)
 			return session_fail(&s->rep, EXIT_FAIL,
 			    "write to stdout: %s", strerror(errno));
+		written_add(&s->b.wr, s->b.out.pos - pos, r);
 		s->last_activity = now_ms();
 		return GO_ON;
 	}
-	if (write_local(s, output_fd(s), &s->b.out) != -1 ||
-	    errno == EAGAIN || errno == EINTR)
+	if ((r = write_local(s, output_fd(s), &s->b.out)) > 0)
+		written_add(&s->b.wr, r, r);
+	if (r != -1 || errno == EAGAIN || errno == EINTR)
 		return GO_ON;
 	if (errno == EPIPE && s->cmd.state != CMD_NONE) {
-		command_refused(&s->cmd);
+		command_refused(&s->cmd, &s->b.wr);
 		return GO_ON;
 	}
 	s->b.out.pos = s->b.out.len;	/* nowhere to go: dropped, wiped later */
@@ -4753,6 +5330,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_STDOUT].fd = buf_pending(&b->out) > 0 &&
 	    !(s->rep.shared && buf_pending(&s->rep.q) > 0) ? output_fd(s) : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
+	/* A serving listener's word that it wrote what we gave it. */
+	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw ? b->wr.ack_fd : -1;
+	pfd[POLL_ACKS].events = POLLIN;
 }
 
 /*
@@ -4797,6 +5377,8 @@ serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 		return status;
 	if (pfd[POLL_STDERR].revents)
 		write_stderr(s);
+	if (pfd[POLL_ACKS].revents)
+		written_read_acks(&s->b.wr);
 	if (pfd[POLL_STDOUT].revents)
 		return write_stdout(s);
 	return GO_ON;
@@ -4828,6 +5410,23 @@ receive_step(struct session *s)
 	return status;
 }
 
+/*
+ * A serving listener holds a last line without its newline until our
+ * stdout ends: once the peer's stream is all handed to it, ours ends, so
+ * that it writes that line and acknowledges it, and DONE can go.
+ */
+static void
+output_over(struct session *s)
+{
+	struct written *w = &s->b.wr;
+
+	if (w->acks && !w->ended && rx_closed(&s->c) &&
+	    buf_pending(&s->b.out) == 0) {
+		(void)shutdown(output_fd(s), SHUT_WR);
+		w->ended = 1;
+	}
+}
+
 /* One round's work before poll: receive, the command, send. */
 static enum status
 session_step(struct session *s)
@@ -4835,8 +5434,10 @@ session_step(struct session *s)
 	enum status status;
 
 	if ((status = receive_step(s)) != GO_ON ||
-	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON ||
-	    (status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
+	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON)
+		return status;
+	output_over(s);
+	if ((status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
 	    s->cmd.feed == FEED_REFUSED)) != GO_ON)
 		return status;
 	if (s->c.tx_state == TX_DONE && buf_pending(&s->b.txb) == 0)
@@ -4956,7 +5557,7 @@ session_alloc(struct session *s, const struct options *opt)
 	lock_secrets(s->b.in.data, s->b.in.cap);
 	lock_secrets(s->b.out.data, s->b.out.cap);
 	s->net = -1;
-	s->cmd.from = s->cmd.to = -1;
+	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
 }
 
 /*
@@ -5009,6 +5610,7 @@ conn_begin(struct session *s, int net)
 {
 	s->net = net;
 	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	written_begin(&s->b.wr, 0, -1);
 	report_begin(&s->rep, s->hex_tty);
 	view_begin(s);
 	s->chat.peer_ended = 0;
@@ -5040,7 +5642,7 @@ conn_end(struct session *s)
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
 	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
 	memset(&s->cmd, 0, sizeof(s->cmd));
-	s->cmd.from = s->cmd.to = -1;
+	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
 	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
 	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
 	for (i = 0; i < NBUFS; i++)
@@ -5098,6 +5700,17 @@ session_figures(struct session *s)
 	    (unsigned long long)c->rekeys_recv);
 }
 
+/*
+ * Before the first byte from the network: the pre-auth filter (kind
+ * SANDBOX_PREAUTH or SANDBOX_LISTENER), then the test hook that shows it.
+ */
+static void
+sandbox_preauth(const struct options *opt, int kind)
+{
+	sandbox_enter(opt, kind);
+	test_stop("preauth");
+}
+
 /* After the handshake: key both directions and move the data. */
 static enum status
 session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
@@ -5107,17 +5720,17 @@ session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
 
 	conn_keys(&s->c, is_a, c2s, s2c);
 	if (s->opt->command != NULL && (status = command_start(&s->cmd,
-	    &s->rep, s->opt->command, s->net, s->number)) != GO_ON)
+	    &s->b.wr, &s->rep, s->opt->launcher, s->net, s->number)) != GO_ON)
 		return status;
-	/* A -m 1 -k listener is in its wider one already, or in none (-e). */
+	/* On top of the pre-auth one; a -k -m 1 listener's stays as it is. */
 	if (s->one_session)
-		sandbox_enter(s->opt, SANDBOX_SESSION, s->cmd.pid);
+		sandbox_enter(s->opt, SANDBOX_SESSION);
 	note(&s->rep, "handshake done");
 	chat_ready(s);
 	status = readwrite(s);
 	progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 1);
 	deliver_rest(s, status);
-	status = command_finish(&s->cmd, &s->rep,
+	status = command_finish(&s->cmd, &s->b.wr, &s->rep,
 	    s->opt->vflag || s->opt->lflag, status);
 	chat_ended(s, status);
 	session_figures(s);
@@ -5615,9 +6228,11 @@ serve_connection(struct session *s, struct pake *pk,
  * its stdout and stderr to the parent through pipes, and the parent,
  * their one writer, moves whole lines only into its queues for stdout and
  * stderr, so that no line of one session is cut by another's.  A third
- * pipe, ctl, carries one byte that says how the handshake went: until it
- * comes the child holds one of HS_SLOTS handshake slots, and may be
- * dropped to make room.
+ * channel, ctl, a socket pair, carries one byte that says how the
+ * handshake went: until it comes the child holds one of HS_SLOTS
+ * handshake slots, and may be dropped to make room.  The other way, ctl
+ * carries what stdout has taken of the child's output (kids_acked), so
+ * that the child confirms only what was written.
  */
 
 /*
@@ -5668,12 +6283,26 @@ struct source {
 	char	 host[INET6_ADDRSTRLEN];
 };
 
+/*
+ * Its stdout's bytes, on their way through outq (see kid_queued): two
+ * marks, so that an acknowledgement is never put off by newer lines.
+ */
+struct ack_mark {
+	uint64_t end;			/* outq's offset at the line's end */
+	uint64_t taken;			/* the child's bytes up to there */
+};
+
 struct kid {
 	enum kid_state state;
 	pid_t	 pid;
-	int	 ctl;			/* "A", "P" or "F", then EOF at exit */
+	int	 ctl;			/* "A", "P" or "F", then EOF at exit;
+					   to it, what stdout took of its bytes */
 	int	 reaped, wstatus;	/* exited, and how */
 	struct lines out, err;
+	uint64_t taken;			/* its stdout's bytes moved into outq */
+	struct ack_mark mark[2];
+	int	 marks;
+	uint64_t acked, ack_sent;	/* its bytes written; and told */
 	struct source *src;
 	int64_t	 started;		/* ms */
 	unsigned long number;		/* the session number */
@@ -5693,6 +6322,7 @@ struct server {
 	struct pake *pk;		/* w: a child clears its copy */
 	const uint8_t *salt;
 	int	 lfd;
+	int	 devnull;		/* a child's stdin */
 	int	 one_file;		/* stdout and stderr are one file */
 	int	 wiped;			/* children get zeros for our buffers */
 	pid_t	 pid;			/* the listener's, for its children */
@@ -5705,6 +6335,7 @@ struct server {
 	struct rate log;		/* lines about peers, everywhere */
 	struct rate fails;		/* checked passwords failed (shown) */
 	struct buf outq, errq;		/* whole lines for stdout, stderr */
+	uint64_t out_written;		/* bytes of outq stdout took, ever */
 	struct waiting wait[WAITING_MAX];	/* oldest first */
 	size_t	 nwait;
 	struct pollfd *pfd;
@@ -5974,7 +6605,8 @@ penalise(struct source *src, int64_t t)
  * Memory for other sessions' plaintext in transit: a child forked later
  * gets zeros there from the kernel (MADV_WIPEONFORK), without copying or
  * wiping a page; on a kernel without it, sv->wiped is 0 and the child
- * wipes.
+ * wipes.  Locked, as a session's own buffers are, as far as
+ * RLIMIT_MEMLOCK allows.
  */
 static void *
 wiped_alloc(struct server *sv, size_t n)
@@ -5986,6 +6618,7 @@ wiped_alloc(struct server *sv, size_t n)
 		return NULL;
 	if (madvise(p, n, MADV_WIPEONFORK) == -1)
 		sv->wiped = 0;
+	lock_secrets(p, n);
 	return p;
 }
 
@@ -6058,7 +6691,7 @@ static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 {
 	struct session s;
-	int fd, status, wrong, hex_tty = isatty(STDERR_FILENO);
+	int status, wrong, hex_tty = isatty(STDERR_FILENO);
 	int out_tty = isatty(STDOUT_FILENO);	/* the listener's, before ours */
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
@@ -6067,13 +6700,13 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	if (os_die_with_parent() == -1 || getppid() != sv->pid)
 		_exit(EXIT_FAIL);
 	kid_isolate(sv, k);
-	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
-	    dup2(fd, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
-	    dup2(err, STDERR_FILENO) == -1 ||
+	/* The listener's filter forbids open: its /dev/null is ours. */
+	if (dup2(sv->devnull, STDIN_FILENO) == -1 ||
+	    dup2(out, STDOUT_FILENO) == -1 || dup2(err, STDERR_FILENO) == -1 ||
 	    fcntl(STDOUT_FILENO, F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(STDERR_FILENO, F_SETFL, O_NONBLOCK) == -1)
 		_exit(EXIT_FAIL);
-	close(fd);
+	close(sv->devnull);
 	close(out);
 	close(err);
 	session_alloc(&s, sv->opt);
@@ -6082,6 +6715,11 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	s.number = k->number;
 	s.one_session = 1;
 	conn_begin(&s, net);
+	/* Written is what the listener wrote of our stdout (kids_acked). */
+	if (fcntl(ctl, F_SETFL, O_NONBLOCK) == -1)
+		_exit(EXIT_FAIL);
+	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
+	sandbox_preauth(sv->opt, SANDBOX_PREAUTH);
 	status = serve_connection(&s, sv->pk, sv->salt, ctl, &wrong);
 	/*
 	 * The keys go now; the buffers, with the process, to the kernel,
@@ -6100,11 +6738,18 @@ static void
 kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
     const char *port, int64_t t)
 {
-	int fds[3][2], n, i;		/* ctl, out, err: read end, write end */
+	/* ctl, out, err: our end, the child's end */
+	int fds[3][2], n, i;
 
 	memset(k, 0, sizeof(*k));
 	k->ctl = k->out.fd = k->err.fd = -1;
-	for (n = 0; n < 3 && os_pipe(fds[n]) == 0; n++)
+	/*
+	 * ctl carries messages both ways; out is a socket that the child can
+	 * shut down (see output_over) and still hold as stdout.
+	 */
+	for (n = 0; n < 3 && (n == 0 ? os_socketpair(SOCK_SEQPACKET, fds[n]) :
+	    n == 1 ? os_socketpair(SOCK_STREAM, fds[n]) :
+	    os_pipe(fds[n])) == 0; n++)
 		;
 	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
 	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
@@ -6366,6 +7011,49 @@ accept_many(struct server *sv)
 }
 
 /*
+ * DONE means written (doc/PROTOCOL-3.md section 7.1): a child may confirm
+ * its peer's stream only once stdout has taken it, so the listener tells
+ * each child, over ctl, how many of its stdout's bytes stdout has taken.
+ * n more of them are in outq now, ending at outq's offset out_written +
+ * pending; the second mark moves with each line until the first is due.
+ */
+static void
+kid_queued(struct server *sv, struct kid *k, size_t n)
+{
+	int i = k->marks < 2 ? k->marks++ : 1;
+
+	k->taken += n;
+	k->mark[i].end = sv->out_written + buf_pending(&sv->outq);
+	k->mark[i].taken = k->taken;
+}
+
+/* What stdout has taken, told to each child whose bytes those were. */
+static void
+kids_acked(struct server *sv)
+{
+	struct kid *k;
+	uint8_t v[8];
+	size_t i;
+	int j;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		while (k->marks > 0 && k->mark[0].end <= sv->out_written) {
+			k->acked = k->mark[0].taken;
+			k->mark[0] = k->mark[1];
+			k->marks--;
+		}
+		if (k->acked == k->ack_sent || k->ctl == -1)
+			continue;
+		for (j = 0; j < 8; j++)
+			v[j] = k->acked >> (56 - 8 * j);
+		/* Not now (its socket full): the next round says it. */
+		if (write(k->ctl, v, sizeof(v)) == sizeof(v))
+			k->ack_sent = k->acked;
+	}
+}
+
+/*
  * Move what a child's pipe gave into a queue, whole lines only.  A line
  * longer than l->max goes in pieces, each ended with a newline and none
  * ending inside a UTF-8 character, and so does a last line without one:
@@ -6408,6 +7096,8 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 		(void)queue_put(q, pre, m);
 		(void)queue_put(q, p + skip, n - skip);
 		(void)queue_put(q, "\n", add);
+		if (!is_err)
+			kid_queued(sv, k, n);
  next:
 		OPENSSL_cleanse(p, n);
 		l->b.pos += n;
@@ -6494,8 +7184,12 @@ reap_kids(struct server *sv, int64_t t)
 	}
 }
 
-/* Write a queue's head to fd.  stdout's failure ends the listener. */
-static void
+/*
+ * Write a queue's head to fd; the bytes written.  stdout's failure ends
+ * the listener (and so its children, none of which has confirmed what
+ * stdout did not take).
+ */
+static size_t
 queue_write(struct buf *q, int fd, int fatal)
 {
 	ssize_t r;
@@ -6503,11 +7197,14 @@ queue_write(struct buf *q, int fd, int fatal)
 	if ((r = write(fd, q->data + q->pos, buf_pending(q))) > 0) {
 		OPENSSL_cleanse(q->data + q->pos, r);	/* plaintext, written */
 		q->pos += r;
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+		return r;
+	}
+	if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		if (fatal)
 			err(EXIT_FAIL, "write to stdout");
 		q->pos = q->len = 0;		/* stderr is for people */
 	}
+	return 0;
 }
 
 /* Kill the handshakes past their deadline: the child's own clock failed. */
@@ -6567,6 +7264,7 @@ serve_many(struct server *sv)
 	for (;;) {
 		t = now_ms();
 		reap_kids(sv, t);
+		kids_acked(sv);
 		start_waiting(sv, t);
 		if (t >= sweep) {
 			log_summaries(sv, t);
@@ -6581,9 +7279,10 @@ serve_many(struct server *sv)
 		}
 		p = sv->pfd;
 		if (p[1].revents)
-			queue_write(&sv->outq, STDOUT_FILENO, 1);
+			sv->out_written += queue_write(&sv->outq,
+			    STDOUT_FILENO, 1);
 		if (p[2].revents)
-			queue_write(&sv->errq, STDERR_FILENO, 0);
+			(void)queue_write(&sv->errq, STDERR_FILENO, 0);
 		/* Children first: a failure they tell of meets the next try. */
 		for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
 			k = &sv->kids[i];
@@ -6615,13 +7314,45 @@ queue_alloc(struct server *sv, struct buf *q)
 		err(EXIT_FAIL, "mmap");
 }
 
+/* Children at most: sessions, handshakes, and those dying. */
+static size_t
+kids_max(const struct options *opt)
+{
+	return opt->max_sessions + 2 * HS_SLOTS;
+}
+
+/*
+ * Three descriptors a child, the connections that wait, and our own: the
+ * open-files limit is raised to what -m needs, or the listener says what
+ * it must be (poll would refuse the set, EINVAL).
+ */
+static void
+files_limit(const struct options *opt)
+{
+	unsigned long long need = 3 * kids_max(opt) + WAITING_MAX + 64;
+	struct rlimit nofile;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "getrlimit");
+	if (nofile.rlim_cur >= need)
+		return;
+	if (nofile.rlim_max != RLIM_INFINITY && nofile.rlim_max < need)
+		errx(EXIT_FAIL, "-m %u needs an open-files limit of %llu, and "
+		    "it is %llu: raise it (ulimit -n %llu) or lower -m",
+		    opt->max_sessions, need,
+		    (unsigned long long)nofile.rlim_max, need);
+	nofile.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "setting the open-files limit to %llu for -m %u",
+		    need, opt->max_sessions);
+}
+
 /* -k with -m above 1 (and no -g): serve until killed. */
 static void __attribute__((noreturn))
 listener_many(const struct options *opt, struct pake *pk,
     const uint8_t salt[SALT_LEN], int lfd)
 {
 	struct server sv;
-	struct rlimit nofile;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.opt = opt;
@@ -6630,17 +7361,10 @@ listener_many(const struct options *opt, struct pake *pk,
 	sv.lfd = lfd;
 	sv.pid = getpid();
 	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
-	sv.nkids = opt->max_sessions + 2 * HS_SLOTS;	/* + those dying */
+	sv.nkids = kids_max(opt);
 	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */
 	    listen(lfd, BACKLOG_MANY) == -1)
 		err(EXIT_FAIL, "listen");
-	/* Three pipes a child, and the connections that wait. */
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
-	    nofile.rlim_cur < 3 * sv.nkids + WAITING_MAX + 64 &&
-	    nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &nofile);
-	}
 	if ((sv.kids = calloc(sv.nkids, sizeof(*sv.kids))) == NULL ||
 	    (sv.src = calloc(SOURCES, sizeof(*sv.src))) == NULL ||
 	    (sv.pfd = calloc(3 + 3 * sv.nkids, sizeof(*sv.pfd))) == NULL)
@@ -6651,6 +7375,11 @@ listener_many(const struct options *opt, struct pake *pk,
 	if (isatty(STDIN_FILENO) && opt->command == NULL)
 		warnx("stdin is not read: with -m above 1, sessions send "
 		    "nothing (-m 1 to chat)");
+	if ((sv.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		err(EXIT_FAIL, "/dev/null");
+	/* No exec, no open from here; the children start under it too. */
+	sandbox_enter(opt, SANDBOX_SERVER);
+	test_stop("server");
 	serve_many(&sv);
 }
 
@@ -6711,6 +7440,8 @@ listener(const struct options *opt)
 	int lfd, status = EXIT_OK, burnt;
 
 	lfd = listen_socket(opt, port);
+	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
+		files_limit(opt);	/* before the password is asked for */
 	listener_key(opt, port, &pk, salt);
 	/* A code is guessed once at a time: -g serves one by one. */
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
@@ -6718,9 +7449,11 @@ listener(const struct options *opt)
 	if (chat_terminal(opt))
 		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	session_alloc(&s, opt);
-	/* Sessions one at a time: one wider sandbox over all of them. */
-	if (opt->kflag && opt->command == NULL)
-		sandbox_enter(opt, SANDBOX_LISTENER, 0);
+	/*
+	 * Before the first connection, one filter for all of them (-k); a
+	 * lone session enters its own on top after its handshake.
+	 */
+	sandbox_preauth(opt, SANDBOX_LISTENER);
 	for (s.number = 1;; s.number++) {
 		if (s.number > 1 && opt->kflag && chat_terminal(opt)) {
 			say("waiting for the next chat on port %s; ^D ends "
@@ -6771,6 +7504,7 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 	}
 	session_alloc(&s, opt);
 	conn_begin(&s, fd);
+	sandbox_preauth(opt, SANDBOX_PREAUTH);
 	status = handshake_connector(&s.rep, s.net, opt, pass, pass_len,
 	    deadline_in(handshake_secs(opt)), c2s, s2c);
 	OPENSSL_cleanse(pass, pass_len);
@@ -7142,7 +7876,12 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
+#ifdef SECCHAT_DEBUG	/* a debugging build (make tests/secchat-debug) */
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
+#else
+	opt->sandbox = 1;
+#endif
+	opt->launcher = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
@@ -7229,6 +7968,9 @@ main(int argc, char *argv[])
 		    "(for debugging only)");
 	setup_process();
 	tzset();	/* the zone file is read now, not under the sandbox */
+	/* -e's launcher, before the password and any key exist. */
+	if (opt.command != NULL)
+		opt.launcher = launcher_start(opt.command);
 	if (isatty(STDOUT_FILENO))
 		terminal_locale();
 	if (opt.lflag)

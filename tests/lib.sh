@@ -8,6 +8,7 @@
 SECCHAT=${SECCHAT:-./secchat}
 KAT=${KAT:-tests/kat}
 HOOKS=${HOOKS:-tests/secchat-hooks}	# the program with test hooks, sandbox on
+DEBUG=${DEBUG:-tests/secchat-debug}	# a debugging build: SECCHAT_NO_SANDBOX heeded
 LEAK=${LEAK:-tests/secchat-leak}	# a build that leaks its secrets (make)
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session

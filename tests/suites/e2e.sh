@@ -197,11 +197,11 @@ run "-w: a connector started before the listener waits for it" t_connect_wait
 t_valgrind() {	# one whole session, both sides under memcheck
 	# Valgrind translates code into memory it makes executable, which the
 	# sandbox forbids (and it unlinks its FIFOs, polls signals): memcheck
-	# runs the program without it.
+	# runs the debugging build, the one that heeds SECCHAT_NO_SANDBOX.
 	local SECCHAT="env SECCHAT_NO_SANDBOX=1 $VALGRIND -q --error-exitcode=99 --leak-check=full
 	    --show-leak-kinds=definite,indirect,possible
 	    --errors-for-leak-kinds=definite,indirect,possible
-	    --log-file=$T/w/vg.%p $SECCHAT"
+	    --log-file=$T/w/vg.%p $DEBUG"
 	seq 1 40 | sed 's/^/valgrind /' > "$T/w/a"
 	seq 1 30 > "$T/w/b"
 	clean_session "$T/w/a" "$T/w/b" -r 5 || return 1

@@ -61,16 +61,26 @@ t_sandbox_session_child() {	# serving many: each session's child is filtered
 }
 run "sandbox: each session's child of a -k listener is filtered" t_sandbox_session_child
 
-t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: the same attempt succeeds
+t_sandbox_debug_switch() {	# SECCHAT_NO_SANDBOX: heeded by a debugging build only
 	seq 1 5 > "$T/w/a"
 	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
-	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $HOOKS" \
+	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $DEBUG" \
 	    dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
-	    has_line "$T/w/c.err" "secchat: warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox (for debugging only)"
+	    has_line "$T/w/c.err" "secchat: warning: SECCHAT_NO_SANDBOX is set: no syscall sandbox (for debugging only)" ||
+	    return 1
+	# A build without -DSECCHAT_DEBUG ignores it: the attempt is killed.
+	quiet_fifo lq 3
+	quiet_fifo cq 3
+	listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	SECCHAT="env SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_HOOK=forbidden $HOOKS" \
+	    dial c "$T/w/cq" $SC 127.0.0.1 "$PORT"
+	reap
+	expect "connector status" "$CRC" 159 &&
+	    ! grep -q SECCHAT_NO_SANDBOX "$T/w/c.err"
 }
-run "sandbox: SECCHAT_NO_SANDBOX turns it off, with a warning" t_sandbox_debug_switch
+run "sandbox: SECCHAT_NO_SANDBOX turns it off in a debugging build only" t_sandbox_debug_switch
 
 t_sandbox_status() {	# the kernel's view: filter mode, no new privileges
 	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p cpid
@@ -112,3 +122,77 @@ t_no_core() {
 	grep -Eq '^Max core file size +0 +0 ' "/proc/$(child "$LPID")/limits"
 }
 run "core dumps are off" t_no_core
+
+
+# filtered_before PID FILE HOOK: PID (run by timeout) says in FILE that it
+# is filtered before its first network byte (SECCHAT_TEST_HOOK=HOOK); its
+# process shows the filter then; the forbidden call it makes next kills it.
+filtered_before() {
+	local pid=$1 file=$2 hook=$3 p
+	wait_until -p "$pid" 10 grep -q "test: $hook: filtered\$" "$file" ||
+	    { echo "no line 'test: $hook: filtered' in $(basename "$file")"; return 1; }
+	p=$(child "$pid")
+	grep -qx 'Seccomp:	2' "/proc/$p/status" ||
+	    { echo "$hook: not filtered before the first network byte"; return 1; }
+}
+
+t_sandbox_preauth_connector() {	# filtered before it reads the greeting
+	local pid
+	quiet_fifo lq 5
+	listen l "$T/w/lq" $SC 127.0.0.1 0 || return 1
+	SECCHAT_TEST_HOOK=preauth timeout 20 $HOOKS $SC -v 127.0.0.1 "$PORT" \
+	    < /dev/null > "$T/w/c.out" 2> "$T/w/c.err" &
+	pid=$!
+	PIDS="$PIDS $pid"
+	filtered_before "$pid" "$T/w/c.err" preauth || return 1
+	wait "$pid"
+	expect "connector status" "$?" 159 &&	# 128 + SIGSYS
+	    ! grep -q 'not killed' "$T/w/c.err"
+}
+run "sandbox: the connector is filtered before its first network byte" t_sandbox_preauth_connector
+
+t_sandbox_preauth_listener() {	# a lone listener, and -k -m 1 -e, before accepting
+	local args
+	for args in "" "-k -m 1 -e cat"; do
+		# shellcheck disable=SC2086
+		SECCHAT="env SECCHAT_TEST_HOOK=preauth $HOOKS" \
+		    listen l /dev/null $SC $args 127.0.0.1 0 || return 1
+		filtered_before "$LPID" "$T/w/l.err" preauth || return 1
+		reap
+		expect "listener ($args) status" "$LRC" 159 || return 1
+	done
+}
+run "sandbox: a listener is filtered before its first connection, -k -m 1 -e too" t_sandbox_preauth_listener
+
+t_sandbox_preauth_child() {	# a serving child, before its connection's first byte
+	local cpid p k
+	SECCHAT="env SECCHAT_TEST_HOOK=preauth $HOOKS" \
+	    listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	timeout 20 $SECCHAT $SC 127.0.0.1 "$PORT" < /dev/null \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until -p "$LPID" 10 grep -q \
+	    '^secchat: 127\.0\.0\.1 port [0-9]*: test: preauth: filtered$' \
+	    "$T/w/l.err" || { echo "no child said it is filtered"; return 1; }
+	p=$(child "$LPID")
+	k=$(pgrep -P "$p" | head -n 1)
+	# Its own filter on the listener's.
+	grep -qx 'Seccomp_filters:	2' "/proc/$k/status" ||
+	    { echo "the child: $(grep Seccomp "/proc/$k/status")"; return 1; }
+	wait "$cpid"
+	expect "connector status" "$?" 1 &&
+	    wait_until 5 grep -q '^secchat: 127\.0\.0\.1 port [0-9]*: handshake ended by signal 31$' "$T/w/l.err" &&
+	    kill -0 "$p"
+}
+run "sandbox: a serving child is filtered before its first network byte" t_sandbox_preauth_child
+
+t_sandbox_server() {	# the serving listener process: no open, no exec
+	SECCHAT="env SECCHAT_TEST_HOOK=server $HOOKS" \
+	    listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	filtered_before "$LPID" "$T/w/l.err" server || return 1
+	reap
+	expect "listener status" "$LRC" 159
+}
+run "sandbox: the serving listener process has a filter of its own" t_sandbox_server
+

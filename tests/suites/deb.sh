@@ -1,5 +1,6 @@
-# Tests for the Debian package and the bash completion, sourced by the test
-# driver: they run from the top of the tree and use its T ($T/w, a fresh
+# shellcheck shell=bash
+# The Debian package and the bash completion (a suite of test.sh):
+# they run from the top of the tree and use its T ($T/w, a fresh
 # scratch directory per test), SECCHAT, expect and has_line.  Each returns
 # non-zero on failure after saying why.  deps.sh test installs what they
 # need (dpkg-dev, debhelper, lintian, bash-completion).
@@ -169,3 +170,6 @@ t_completion() {	# bash completion: options, -p's file, -e's command, host
 	    [ ! -e "$stage/usr/share/bash-completion/completions/secchat" ] ||
 	    { echo "make uninstall left the completion"; return 1; }
 }
+
+run "make deb: lintian clean, dpkg-deb -c, the packaged secchat runs" t_deb
+run "bash completion: options, -p's file, -e's command, the host" t_completion

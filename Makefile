@@ -14,18 +14,19 @@ HARDEN	:= -fPIE -fstack-protector-strong -U_FORTIFY_SOURCE \
 	   -D_FORTIFY_SOURCE=2 $(call cc_has,-fstack-clash-protection) \
 	   $(call cc_has,-fcf-protection)
 HARDEN_LD = -pie -Wl,-z,relro,-z,now,-z,noexecstack
-CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
-CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto 2>/dev/null)
+# libcrypto, and utf8proc for the chat editor's grapheme clusters.
+CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto libutf8proc 2>/dev/null)
+CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto libutf8proc 2>/dev/null)
 SAN	 = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	   -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
-NEEDS	 = secchat needs pkg-config and libssl-dev (OpenSSL 3 libcrypto): \
-	   apt-get install pkg-config libssl-dev
+NEEDS	 = secchat needs pkg-config, libssl-dev (OpenSSL 3 libcrypto) and \
+	   libutf8proc-dev: apt-get install pkg-config libssl-dev libutf8proc-dev
 
 all: secchat
 
 libcrypto-check:
-	@pkg-config --exists 'libcrypto >= 3.0' 2>/dev/null || \
+	@pkg-config --exists 'libcrypto >= 3.0' libutf8proc 2>/dev/null || \
 	    { echo "$(NEEDS)" >&2; exit 1; }
 
 secchat: secchat.c | libcrypto-check

@@ -25,7 +25,7 @@
  *   §8  records                struct direction, keys    5,6
  *   §9  buffers, blocking I/O  struct buf, written       1,5
  *   §10 connection states      struct conn               8
- *   §11 the view               struct view               -
+ *   §11 the view               struct view               5
  *   §12 the line editor        struct editor             5,9,11
  *   §13 the chat at a terminal struct chat               5,9,10,11,12
  *   §14 progress               struct report (progress)  5,9
@@ -100,6 +100,8 @@
 #include <openssl/obj_mac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+#include <utf8proc.h>
 
 #define PROGRAM_VERSION	"2.0"
 
@@ -693,11 +695,17 @@ struct report {
 	int	 secs;			/* flushes wait this long in all */
 	int64_t	 deadline;		/* ms, set at the first flush; 0: none */
 	int	 progress;		/* the -v progress line is drawn */
-	int	 progress_shown;	/* it is on the terminal now */
 	int64_t	 progress_start, progress_last;	/* ms */
 	off_t	 in_size;		/* stdin's size if a file, else -1 */
 	void	(*hide)(void *);	/* the chat's, or NULL */
-	void	*hide_arg;
+	/* The chat's: shows a DATA record with its text; 1: no hex line. */
+	int	(*row)(void *, int dir, int type, const uint8_t *plain,
+		    size_t plen, const uint8_t *rec, size_t n);
+	void	*hide_arg;		/* the chat, for both */
+	int	 live;			/* DATA as one row drawn in place */
+	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
+	int	 live_new;		/* live_row not drawn yet */
+	int	 live_rows;		/* rows of the live area on the screen */
 	char	 last[NOTE_MAX - 16];	/* the last line: an END's text */
 };
 
@@ -705,7 +713,13 @@ struct report {
 #define MARK_MAX	32		/* a marker, with its video attributes */
 #define NAME_MAX_W	24		/* bytes of a display name */
 #define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
-#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per character */
+#define ANNOT_HEX	32		/* record bytes an annotation may show */
+#define ANNOT_MAX	(2 * ANNOT_HEX + 48)	/* "   ‹82 B 0050…›", dim */
+#define ANNOTS		8		/* records whose text is not yet shown */
+#define WRAP_MAX	(LABEL_MAX + 16)	/* a continuation row's start */
+#define TAB_W		8
+/* Per character: a label, a wrap, an annotation and a wrap, a marker. */
+#define RENDER_MAX	(LABEL_MAX + 2 * WRAP_MAX + ANNOT_MAX + 2 * MARK_MAX)
 #define VIEW_MIN	(4 * RENDER_MAX)	/* view_render's least room */
 #define VIEW_CHUNK	8192		/* the peer's text, rendered at once */
 _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
@@ -713,29 +727,51 @@ _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
 #define HISTORY_MAX	100		/* lines sent, for Up and Down */
 #define PROMPT		"> "
 #define PROMPT_W	2
-#define DRAW_MAX	(EDIT_MAX + 64)
+#define DRAW_MAX	(2 * EDIT_MAX * TAB_W + 256)	/* tabs, rows, moves */
 #define KEYS_MAX	256		/* typed bytes read at once */
 
 enum key_state { KEY_TEXT, KEY_ESC, KEY_CSI, KEY_SS3, KEY_STRING,
     KEY_STRING_ESC };
 
 /* What a key asks of the session. */
-enum { ED_NONE, ED_LINE, ED_EOF };
+enum { ED_NONE, ED_LINE, ED_EOF, ED_INTR };
 
-/* The peer's text on our terminal: who says it, and what may be shown. */
+/*
+ * A record's ciphertext, shown at the end of the row where its text ends:
+ * its size, its first bytes, and where its text ends in the view's input.
+ */
+struct annot {
+	uint64_t end;			/* v->taken when its text is all shown */
+	size_t	 size;			/* the record's bytes on the wire */
+	uint8_t	 rec[ANNOT_HEX];	/* its first bytes */
+};
+
+/*
+ * Text on our terminal (the peer's, or our own lines): who says it, and
+ * what may be shown.  The view wraps the rows itself, so that a row it
+ * continues starts with a marker, never with the peer's text.
+ */
 struct view {
 	int	 labels;		/* "HH:MM NAME> " before each line */
 	int	 ascii;			/* not a UTF-8 terminal: only ASCII as is */
-	char	 peer[NAME_MAX_W + 1];	/* the peer's display name */
+	char	 peer[NAME_MAX_W + 1];	/* the display name */
 	int	 line_start;		/* the next character begins a line */
 	int	 cr;			/* a CR waits: dropped before LF */
 	uint8_t	 part[4];		/* a character cut between records */
 	size_t	 part_len;
+	int	 cols;			/* the terminal's width */
+	int	 col;			/* the cursor's column on its row */
+	int	 label_w;		/* the label's columns: text starts there */
+	uint64_t taken;			/* input bytes rendered so far */
+	struct annot annot[ANNOTS];	/* oldest first */
+	int	 nannot;
+	int	 annot_due;		/* annot[0]'s text is shown: at row end */
+	uint32_t prev;			/* the last character, for joiners */
 };
 
 struct editor {
 	int	 fd;			/* the terminal */
-	cc_t	 erase, werase, kill, eof;	/* the terminal's keys */
+	cc_t	 erase, werase, kill, eof, intr;	/* the terminal's keys */
 	uint8_t	 line[EDIT_MAX];
 	size_t	 len, cur;		/* bytes; cur is on a character */
 	int	 cols;			/* the terminal's width */
@@ -752,7 +788,7 @@ struct editor {
 	int	 nhist, hpos;		/* hpos == nhist: the typed line */
 	uint8_t	 draft[EDIT_MAX];	/* that line, while Up shows others */
 	size_t	 draft_len;
-	char	 draw[DRAW_MAX * 2];	/* the screen update being built */
+	char	 draw[DRAW_MAX];	/* the screen update being built */
 	size_t	 draw_len;
 };
 
@@ -761,7 +797,10 @@ struct chat {
 	int	 fd;			/* stdout, when it is a terminal */
 	int	 edit;			/* the line editor is on */
 	int	 peer_ended;		/* the peer's CLOSE came before ours */
-	struct view view;
+	int	 annotate;		/* records' ciphertext on their text's row */
+	int	 interrupted;		/* ^C: the chat is over for the editor */
+	struct view view;		/* the peer's text */
+	struct view mine;		/* our lines, as they are sealed */
 	struct editor ed;
 };
 
@@ -969,7 +1008,8 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
-		SB_ALLOW_ARG(__NR_ioctl, 1, FIONREAD),	/* -e: read yet? */
+		/* -e: read yet?  A -k listener between chats: ^D or keys? */
+		SB_ALLOW_ARG(__NR_ioctl, 1, FIONREAD),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
 		/* Signals: the fatal ones re-raised at ourselves, abort(). */
@@ -1208,20 +1248,28 @@ term_cols(int fd)
 /*
  * The editor's terminal modes, from before the connection is made (once
  * the password is read), so that keys typed ahead are shown once, by the
- * editor, not echoed by the terminal as well.  0, or -1 if they could not
- * be set.
+ * editor, not echoed by the terminal as well.  KEYS_AHEAD until the chat
+ * starts (^C interrupts); KEYS_CHAT in it (^C is the editor's key, which
+ * takes the line off the screen first); KEYS_LINE between the chats of a
+ * -k listener, where the terminal keeps the keys in its line until Enter
+ * and ^D on an empty one reads as the end.  0, or -1 if they could not be
+ * set.
  */
+enum { KEYS_AHEAD, KEYS_CHAT, KEYS_LINE };
+
 static int
-keys_raw(int fd)
+keys_raw(int fd, int mode)
 {
 	struct termios t;
 
-	if (restore.tty_changed)
-		return 0;		/* already */
-	if (save_tty(fd) == -1)
+	if (!restore.tty_changed && save_tty(fd) == -1)
 		return -1;
 	t = restore.tty;
 	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
+	if (mode == KEYS_CHAT)
+		t.c_lflag &= ~ISIG;
+	if (mode == KEYS_LINE)
+		t.c_lflag |= ICANON;
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
@@ -1249,9 +1297,10 @@ plural(uint64_t n)
 }
 
 /*
- * The numeric address and port.  A link-local IPv6 scope is printed as its
- * number: glibc would name the interface with a socket and an ioctl, which
- * a -k listener's sandbox forbids.
+ * The numeric address and port, as people write them: an IPv4 peer of a
+ * dual-stack socket (::ffff:192.0.2.7) as IPv4.  A link-local IPv6 scope
+ * is printed as its number: glibc would name the interface with a socket
+ * and an ioctl, which a -k listener's sandbox forbids.
  */
 static void
 addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
@@ -1259,12 +1308,21 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in sin;
 	uint32_t scope = 0;
 	size_t n;
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
-	if (ss.ss_family == AF_INET6) {
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = sin6->sin6_port;
+		memcpy(&sin.sin_addr, sin6->sin6_addr.s6_addr + 12, 4);
+		memcpy(&ss, &sin, sizeof(sin));
+		len = sizeof(sin);
+	} else if (ss.ss_family == AF_INET6) {
 		scope = sin6->sin6_scope_id;
 		sin6->sin6_scope_id = 0;
 	}
@@ -1276,6 +1334,50 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 		n = strlen(host);
 		(void)snprintf(host + n, NI_MAXHOST - n, "%%%u", scope);
 	}
+}
+
+/*
+ * At a terminal cols wide, a line wider than it breaks at the spaces, the
+ * rows after the first indented: the terminal would cut words.  msg (cap
+ * bytes) is left as it is if it has no room for the indents.
+ */
+static void
+wrap_words(char *msg, size_t cap, int cols)
+{
+	size_t n = strlen(msg), row = 0, i, space = 0;
+	size_t width = cols > 20 ? cols - 1 : 19, indent = 2;
+
+	for (i = 0; i < n; i++) {
+		if (msg[i] == ' ')
+			space = i;
+		if ((msg[i] & 0xc0) == 0x80 || i - row < width || space <= row)
+			continue;
+		if (n + indent + 1 >= cap)
+			return;			/* the terminal cuts, then */
+		memmove(msg + space + 1 + indent, msg + space + 1,
+		    n - space);
+		msg[space] = '\n';
+		memset(msg + space + 1, ' ', indent);
+		n += indent;
+		row = space + 1;
+		i = row + indent - 1;	/* the row's text, again */
+	}
+}
+
+/* A "secchat: " line on stderr, broken at spaces if it is a terminal. */
+static void __attribute__((format(printf, 1, 2)))
+say(const char *fmt, ...)
+{
+	char msg[NOTE_MAX];
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "secchat: ");
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg + n, sizeof(msg) - n - 32, fmt, ap);
+	va_end(ap);
+	if (isatty(STDERR_FILENO))
+		wrap_words(msg, sizeof(msg), term_cols(STDERR_FILENO));
+	fprintf(stderr, "%s\n", msg);
 }
 
 /* Close n pipes, both ends. */
@@ -2518,12 +2620,89 @@ char_width(uint32_t c)
 	return wcwidth((wchar_t)c);
 }
 
+/* A pictograph, as emoji sequences join them (an approximation). */
+static int
+pictograph(uint32_t c)
+{
+	return (c >= 0x1f000 && c <= 0x1faff) || (c >= 0x2600 && c <= 0x27bf);
+}
+
+/*
+ * Characters that show nothing, so that text with them looks like other
+ * text: zero-width spaces and joiners, the word joiner, the byte order
+ * mark, tags and the Hangul fillers.  A joiner after a pictograph joins an
+ * emoji sequence (👨‍👩‍👧) and is shown as it is.
+ */
+static int
+invisible(uint32_t c, uint32_t prev)
+{
+	if (c == 0x200d)
+		return !pictograph(prev) && !(prev >= 0x1f3fb && prev <= 0x1f3ff) &&
+		    prev != 0xfe0f;
+	return c == 0x200b || c == 0x200c || c == 0x2060 || c == 0xfeff ||
+	    (c >= 0xe0000 && c <= 0xe007f) || c == 0x115f || c == 0x1160 ||
+	    c == 0x3164 || c == 0xffa0;
+}
+
+/* Columns of UTF-8 text that we wrote ourselves (a name). */
+static int
+text_cols(const char *s)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t n = strlen(s);
+	uint32_t cp;
+	int cols = 0, len, w;
+
+	while (n > 0) {
+		if ((len = utf8_decode(p, n, &cp)) <= 0)
+			len = 1, cp = '?';
+		if ((w = char_width(cp)) > 0)
+			cols += w;
+		p += len;
+		n -= len;
+	}
+	return cols;
+}
+
+/*
+ * A row that continues the one above: indented under the text and marked,
+ * so that no text of the peer's ever starts a row, where it could pass for
+ * a line of ours ("12:01 you> ...", "secchat: ...").
+ */
+static char *
+view_wrap(struct view *v, char *p)
+{
+	int indent = v->label_w - 2 > v->cols / 2 ? 0 : v->label_w - 2;
+
+	if (indent < 0)
+		indent = 0;
+	p = stpcpy(p, "\r\n");
+	memset(p, ' ', indent);
+	p = stpcpy(p + indent, "\033[2m\u21b3\033[22m ");	/* "↳ " */
+	v->col = indent + 2;
+	return p;
+}
+
+/* Make room for w columns on the row: past its end, a continuation row. */
+static char *
+view_fit(struct view *v, char *p, int w)
+{
+	if (v->col > 0 && v->col + w > v->cols)
+		p = view_wrap(v, p);
+	v->col += w;
+	return p;
+}
+
 /* Append a marker for what may not be shown as it is. */
 static char *
-mark(char *p, const char *fmt, unsigned v)
+mark(struct view *v, char *p, const char *fmt, unsigned val)
 {
+	char text[MARK_MAX - 12];
+	int n = snprintf(text, sizeof(text), fmt, val);
+
+	p = view_fit(v, p, n);
 	p = stpcpy(p, "\033[7m");
-	p += snprintf(p, MARK_MAX - 9, fmt, v);
+	p = stpcpy(p, text);
 	return stpcpy(p, "\033[27m");
 }
 
@@ -2543,30 +2722,129 @@ label(char *p, const char *who)
 	    tm.tm_min, who);
 }
 
+/*
+ * The oldest record's ciphertext, dim, after the row's text: its size and
+ * as much of its hex as the row has room for ("   ‹82 B 00503c34f2…›").
+ */
+static char *
+view_annot(struct view *v, char *p)
+{
+	const struct annot *a = &v->annot[0];
+	char size[32];
+	int sn = snprintf(size, sizeof(size), "\u2039%zu B ", a->size);
+	int cols = sn - 2, room = v->cols - v->col - 3, digits;
+
+	if (room < cols + 4 + 2) {	/* not even 4 digits: a row of its own */
+		p = view_wrap(v, p);
+		room = v->cols - v->col - 1;
+	} else {
+		p = stpcpy(p, "   ");
+		v->col += 3;
+	}
+	digits = (room - cols - 2) / 2 * 2;
+	if (digits < 4)
+		digits = 4;
+	if ((size_t)digits > 2 * sizeof(a->rec))
+		digits = 2 * sizeof(a->rec);
+	p = stpcpy(stpcpy(p, "\033[2m"), size);
+	p = hex_encode(p, a->rec, digits / 2);
+	p = stpcpy(p, "\u2026\u203a\033[22m");	/* "…›" */
+	v->col += cols + digits + 2;
+	memmove(v->annot, v->annot + 1, --v->nannot * sizeof(v->annot[0]));
+	v->annot_due = 0;
+	return p;
+}
+
+/* Show a record's ciphertext where its next plen bytes of text end. */
+static void
+view_annotate(struct view *v, const uint8_t *rec, size_t n, size_t plen)
+{
+	struct annot *a;
+
+	if (v->nannot == ANNOTS) {	/* too far behind: the oldest goes */
+		memmove(v->annot, v->annot + 1, --v->nannot * sizeof(*a));
+		v->annot_due = 0;
+	}
+	a = &v->annot[v->nannot++];
+	a->end = v->taken + plen;
+	a->size = n;
+	memset(a->rec, 0, sizeof(a->rec));
+	memcpy(a->rec, rec, n < sizeof(a->rec) ? n : sizeof(a->rec));
+	if (v->nannot == 1 && plen == 0)
+		v->annot_due = 1;
+}
+
+/* n more input bytes taken: has the oldest record's text all been shown? */
+static void
+view_take(struct view *v, size_t n)
+{
+	v->taken += n;
+	if (v->nannot > 0 && v->taken >= v->annot[0].end)
+		v->annot_due = 1;
+}
+
+/* The end of a row: the ciphertext of the record that ended on it. */
+static char *
+view_row_end(struct view *v, char *p)
+{
+	if (v->annot_due)
+		p = view_annot(v, p);
+	v->col = 0;
+	return stpcpy(p, "\n");
+}
+
+/* A tab: spaces to the next stop, counted from where the text starts. */
+static char *
+view_tab(struct view *v, char *p)
+{
+	int from = v->col > v->label_w ? v->col - v->label_w : 0;
+	int n = TAB_W - from % TAB_W;
+
+	if (v->col + n > v->cols) {
+		p = view_wrap(v, p);
+		return p;
+	}
+	memset(p, ' ', n);
+	v->col += n;
+	return p + n;
+}
+
 /* Render one character c[0..n) (n = 1 unless UTF-8) into p. */
 static char *
 render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
 {
+	uint32_t prev = v->prev;
+	int w;
+
 	if (v->cr && cp != '\n')
-		p = mark(p, "^M", 0);
+		p = mark(v, p, "^M", 0);
 	v->cr = 0;
+	v->prev = n == UTF8_BAD ? 0 : cp;
 	if (cp == '\r') {
 		v->cr = 1;
 		return p;
 	}
-	if (v->line_start && v->labels)
+	if (v->line_start && v->labels) {
 		p = label(p, v->peer);
+		v->col = v->label_w;
+	}
 	v->line_start = cp == '\n';
 	if (n == UTF8_BAD)
-		return mark(p, "\\x%02x", c[0]);
-	if (cp == '\n' || cp == '\t' ||
-	    (char_width(cp) >= 0 && !(v->ascii && cp >= 0x80))) {
+		return mark(v, p, "\\x%02x", c[0]);
+	if (cp == '\n')
+		return view_row_end(v, p);
+	if (cp == '\t')
+		return view_tab(v, p);
+	w = char_width(cp);
+	if (w >= 0 && !(v->ascii && cp >= 0x80) && !invisible(cp, prev)) {
+		/* VS16 may make the terminal draw the one before wider. */
+		p = view_fit(v, p, w + (cp == 0xfe0f));
 		memcpy(p, c, n);
 		return p + n;
 	}
 	if (cp < 0x20 || cp == 0x7f)
-		return mark(p, "^%c", cp ^ 0x40);
-	return mark(p, "<U+%04X>", cp);
+		return mark(v, p, "^%c", cp ^ 0x40);
+	return mark(v, p, "<U+%04X>", cp);
 }
 
 /*
@@ -2586,6 +2864,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 	while (i < n && (size_t)(p - out) <= cap - VIEW_MIN) {
 		if (v->part_len > 0) {	/* complete the cut character */
 			v->part[v->part_len++] = in[i++];
+			view_take(v, 1);
 			len = utf8_decode(v->part, v->part_len, &cp);
 			if (len == UTF8_SHORT)
 				continue;
@@ -2596,6 +2875,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 					p = render_char(v, v->part + j,
 					    UTF8_BAD, 0, p);
 				i--;
+				v->taken--;
 			}
 			v->part_len = 0;
 			continue;
@@ -2604,14 +2884,31 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 		if (len == UTF8_SHORT) {
 			memcpy(v->part, in + i, n - i);
 			v->part_len = n - i;
+			view_take(v, n - i);
 			i = n;
 			break;
 		}
+		view_take(v, len == UTF8_BAD ? 1 : len);
 		p = render_char(v, in + i, len, cp, p);
 		i += len == UTF8_BAD ? 1 : len;
 	}
 	*used = p - out;
 	return i;
+}
+
+/*
+ * The row being written ends here (a line of ours follows, or the text is
+ * over): its ciphertext, and the newline.  The length written to out.
+ */
+static size_t
+view_end_row(struct view *v, char *out)
+{
+	char *p = out;
+
+	if (v->line_start)
+		return 0;
+	v->line_start = 1;
+	return view_row_end(v, p) - out;
 }
 
 /* At the end of the peer's text: show what is left of a cut character. */
@@ -2625,8 +2922,10 @@ view_flush(struct view *v, char *out)
 		p = render_char(v, v->part + i, UTF8_BAD, 0, p);
 	v->part_len = 0;
 	if (v->cr)
-		p = mark(p, "^M", 0);
+		p = mark(v, p, "^M", 0);
 	v->cr = 0;
+	if (v->nannot > 0)
+		v->annot_due = 1;
 	return p - out;
 }
 
@@ -2660,7 +2959,10 @@ ed_flush(struct editor *e)
 	e->draw_len = 0;
 }
 
-/* Width of line[i..) 's character at i, and its length in bytes. */
+/*
+ * Width of line[i..) 's character at i, and its length in bytes; a tab's
+ * width is where it is (ed_tab).
+ */
 static int
 ed_char(const struct editor *e, size_t i, int *w)
 {
@@ -2668,8 +2970,15 @@ ed_char(const struct editor *e, size_t i, int *w)
 	int n = utf8_decode(e->line + i, e->len - i, &cp);
 
 	/* The line holds only what ed_insert let in: valid and printable. */
-	*w = char_width(cp);
+	*w = cp == '\t' ? 1 : char_width(cp);
 	return n;
+}
+
+/* The spaces a tab at text column x stands for, as the view shows it. */
+static int
+ed_tab(int x)
+{
+	return TAB_W - x % TAB_W;
 }
 
 /* Row and column of line[upto], the prompt taking the first columns. */
@@ -2677,13 +2986,20 @@ static void
 ed_pos(const struct editor *e, size_t upto, int *row, int *col)
 {
 	size_t i = 0;
-	int r = 0, c = PROMPT_W, w;
+	int r = 0, c = PROMPT_W, w, x = 0, k;
 
 	while (i < upto) {
+		if (e->line[i] == '\t') {	/* spaces, each may wrap */
+			for (k = ed_tab(x), x += k, i++; k > 0; k--, c++)
+				if (c + 1 > e->cols)
+					r++, c = 0;
+			continue;
+		}
 		i += ed_char(e, i, &w);
 		if (c + w > e->cols)		/* the terminal wraps it */
 			r++, c = 0;
 		c += w;
+		x += w;
 	}
 	if (c >= e->cols)
 		r++, c = 0;
@@ -2748,6 +3064,28 @@ ed_hide(struct editor *e)
 	ed_flush(e);
 }
 
+/* The line as it is drawn: tabs as spaces to the next stop. */
+static void
+ed_put_line(struct editor *e)
+{
+	static const char spaces[TAB_W + 1] = "        ";
+	size_t i = 0, from = 0;
+	int x = 0, w;
+
+	while (i < e->len) {
+		if (e->line[i] == '\t') {
+			ed_put(e, e->line + from, i - from);
+			ed_put(e, spaces, ed_tab(x));
+			x += ed_tab(x);
+			from = ++i;
+			continue;
+		}
+		i += ed_char(e, i, &w);
+		x += w;
+	}
+	ed_put(e, e->line + from, e->len - from);
+}
+
 /* Draw the prompt and the whole line, then put the cursor in place. */
 static void
 ed_show(struct editor *e)
@@ -2758,7 +3096,7 @@ ed_show(struct editor *e)
 		return;
 	e->cols = term_cols(e->fd);
 	ed_put(e, PROMPT, PROMPT_W);
-	ed_put(e, e->line, e->len);
+	ed_put_line(e);
 	ed_pos(e, e->len, &er, &ec);
 	if (ec == 0)		/* out of the last column's pending wrap */
 		ed_put(e, "\r\n", 2);
@@ -2770,6 +3108,21 @@ ed_show(struct editor *e)
 	e->row = cr;
 	e->rows = er + 1;
 	e->shown = 1;
+}
+
+/* The line stays on the screen as it is (not sent), the cursor below. */
+static void
+ed_leave(struct editor *e)
+{
+	int row, col;
+
+	e->cur = e->len;
+	ed_show(e);
+	ed_pos(e, e->len, &row, &col);
+	if (col != 0)
+		ed_put(e, "\r\n", 2);
+	ed_flush(e);
+	e->shown = 0;
 }
 
 /* In one write, so that the line does not flicker as keys come. */
@@ -2798,31 +3151,59 @@ ed_set(struct editor *e, const void *p, size_t n)
 	e->len = e->cur = n;
 }
 
-/* The start of the character before i, with its combining marks. */
+/*
+ * Grapheme clusters, as people see characters: a letter with its marks, an
+ * emoji with its skin tone (👍🏽), a flag (🇫🇷), an emoji sequence joined
+ * with U+200D (👨‍👩‍👧).  The boundaries are UAX #29's extended ones, by
+ * utf8proc (a maintained table: hand-written rules missed the spacing
+ * marks of Indic scripts and the rules for joiners); from the start of the
+ * line, as a boundary depends on what came before (a flag's pair).
+ * *next is where the cluster at or after i ends; the return value is
+ * where the cluster that ends at or before i starts.
+ */
+static size_t
+ed_clusters(const struct editor *e, size_t i, size_t *next)
+{
+	utf8proc_int32_t state = 0, prev = -1, cp;
+	size_t at = 0, start = 0;
+	int n;
+
+	*next = e->len;
+	while (at < e->len) {
+		/* The line holds only what ed_insert let in: valid. */
+		n = utf8_decode(e->line + at, e->len - at, (uint32_t *)&cp);
+		if (prev != -1 && utf8proc_grapheme_break_stateful(prev, cp,
+		    &state)) {
+			if (at < i)
+				start = at;
+			else if (at > i) {
+				*next = at;
+				break;
+			}
+		}
+		prev = cp;
+		at += n;
+	}
+	return start;
+}
+
+/* The start of the grapheme cluster before i. */
 static size_t
 ed_left(const struct editor *e, size_t i)
 {
-	int w;
+	size_t next;
 
-	while (i > 0) {
-		while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
-			;
-		if (ed_char(e, i, &w) > 0 && w > 0)
-			break;
-	}
-	return i;
+	return ed_clusters(e, i, &next);
 }
 
+/* The end of the grapheme cluster at i. */
 static size_t
 ed_right(const struct editor *e, size_t i)
 {
-	int w;
+	size_t next;
 
-	if (i < e->len)
-		i += ed_char(e, i, &w);
-	while (i < e->len && ed_char(e, i, &w) > 0 && w == 0)
-		i += ed_char(e, i, &w);
-	return i;
+	(void)ed_clusters(e, i, &next);
+	return i < e->len ? next : i;
 }
 
 /* Remove line[from..to). */
@@ -2974,6 +3355,12 @@ ed_control(struct editor *e, uint8_t c)
 {
 	if (c == '\r' || c == '\n')
 		return ED_LINE;
+	if (c == e->intr || c == 0x03)
+		return ED_INTR;
+	if (c == '\t') {
+		ed_insert(e, &c, 1);	/* sent as typed, shown as spaces */
+		return ED_NONE;
+	}
 	if (c == e->eof || c == 0x04) {
 		if (e->len == 0)
 			return ED_EOF;
@@ -3058,6 +3445,7 @@ ed_init(struct editor *e, int fd, const struct termios *t)
 	e->werase = cc_or(t, VWERASE, 0x17);
 	e->kill = cc_or(t, VKILL, 0x15);
 	e->eof = cc_or(t, VEOF, 0x04);
+	e->intr = cc_or(t, VINTR, 0x03);
 	e->cols = term_cols(fd);
 }
 
@@ -3119,7 +3507,7 @@ winch_handler(void (*handler)(int))
 static void
 editor_start(struct chat *t, int in_fd)
 {
-	if (!t->edit || keys_raw(in_fd) == -1) {
+	if (!t->edit || keys_raw(in_fd, KEYS_CHAT) == -1) {
 		t->edit = 0;
 		return;
 	}
@@ -3146,17 +3534,16 @@ editor_hide_hook(void *t)
 static void
 chat_new_row(struct chat *t)
 {
-	if (!t->view.line_start) {
-		echo(t, "\n", 1);
-		t->view.line_start = 1;
-	}
+	char end[ANNOT_MAX + WRAP_MAX + 1];
+
+	echo(t, end, view_end_row(&t->view, end));
 }
 
 /* Put the line back after other output, while there is input to edit. */
 static void
 editor_show(struct chat *t, int open)
 {
-	if (!t->edit || !open)
+	if (!t->edit || !open || t->interrupted)
 		return;
 	ed_resize(&t->ed);
 	if (t->ed.shown)
@@ -3165,27 +3552,90 @@ editor_show(struct chat *t, int open)
 	ed_show(&t->ed);
 }
 
-/* An entered line: shown as ours, with the time, and queued to be sent. */
+/*
+ * An entered line: queued to be sent.  It is shown as ours, with the time,
+ * once it is sealed (chat_row), with its ciphertext.
+ */
 static void
 own_line(struct chat *t, struct buf *in)
 {
 	struct editor *e = &t->ed;
-	char who[LABEL_MAX];
 
 	/* Up and Enter repeat a long line fast: past the room, keep it. */
 	if (buf_room(in, e->len + 1) < e->len + 1) {
 		ed_put(e, "\a", 1);
 		return;
 	}
-	ed_hide(e);
-	chat_new_row(t);
-	echo(t, who, label(who, "you") - who);
-	echo(t, (char *)e->line, e->len);
-	echo(t, "\n", 1);
 	memcpy(in->data + in->len, e->line, e->len);
 	in->len += e->len;
 	in->data[in->len++] = '\n';
 	ed_done(e);
+}
+
+/* A line of ours, sealed as rec[0..n): shown with its time (and hex). */
+static void
+own_row(struct chat *t, const uint8_t *line, size_t len, const uint8_t *rec,
+    size_t n)
+{
+	char shown[VIEW_CHUNK];
+	size_t used, i = 0;
+
+	editor_hide(t);
+	chat_new_row(t);
+	t->mine.cols = term_cols(t->fd);
+	t->mine.line_start = 1;
+	if (t->annotate)
+		view_annotate(&t->mine, rec, n, len);
+	while (i < len) {
+		i += view_render(&t->mine, line + i, len - i, shown,
+		    sizeof(shown), &used);
+		echo(t, shown, used);
+	}
+	echo(t, shown, view_end_row(&t->mine, shown));
+	OPENSSL_cleanse(shown, sizeof(shown));
+}
+
+/*
+ * The report's hook for each record sealed (dir '>') or opened ('<'): our
+ * DATA, when the editor made it, is shown as our line; with annotate, a
+ * DATA record's ciphertext goes on the row of its text, and 1 says that
+ * it needs no hex line of its own.
+ */
+static int
+chat_row(void *arg, int dir, int type, const uint8_t *plain, size_t plen,
+    const uint8_t *rec, size_t n)
+{
+	struct chat *t = arg;
+
+	if (type != TYPE_DATA)
+		return 0;
+	if (dir == '>' && t->edit) {
+		own_row(t, plain, plen, rec, n);
+		return t->annotate;
+	}
+	if (dir == '<' && t->annotate) {
+		view_annotate(&t->view, rec, n, plen);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * ^C in the chat, read as a key (keys_raw): the line being typed leaves
+ * the screen, unsent, the chat says so, and SIGINT does the rest, as it
+ * would have done outside the chat.
+ */
+static void
+chat_interrupt(struct chat *t)
+{
+	static const char said[] = "secchat: you interrupted the chat\n";
+
+	t->interrupted = 1;
+	editor_hide(t);
+	ed_cut(&t->ed, 0, t->ed.len);
+	chat_new_row(t);
+	echo(t, said, sizeof(said) - 1);
+	(void)raise(SIGINT);
 }
 
 /* Typed keys: Enter sends the line, ^D on an empty line ends input. */
@@ -3196,11 +3646,13 @@ editor_input(struct chat *t, struct conn *c, struct buf *in,
 	size_t i;
 	int r;
 
-	for (i = 0; i < n && c->tx_state == TX_OPEN; i++) {
+	for (i = 0; i < n && c->tx_state == TX_OPEN && !t->interrupted; i++) {
 		if ((r = ed_key(&t->ed, p[i])) == ED_EOF)
 			tx_input_ended(c);
 		else if (r == ED_LINE)
 			own_line(t, in);
+		else if (r == ED_INTR)
+			chat_interrupt(t);
 	}
 	if (t->ed.shown)
 		ed_redraw(&t->ed);
@@ -3224,12 +3676,45 @@ editor_stop(struct chat *t)
 
 	if (!t->edit || restore.tty_changed == 0)
 		return 0;
-	ed_hide(&t->ed);
 	typed = t->ed.len > 0;
+	ed_hide(&t->ed);
+	if (typed) {		/* it stays, as it was, the note below it */
+		chat_new_row(t);
+		ed_leave(&t->ed);
+	}
 	ed_free(&t->ed);
 	restore_tty();
 	winch_handler(SIG_DFL);
 	return typed;
+}
+
+/*
+ * A -k listener at a terminal between chats: wait for the next connection
+ * (0), or ^D, which ends the listener (-1).  Keys typed meanwhile stay
+ * queued for the next chat, and so does a line entered.
+ */
+static int
+chat_wait_next(int lfd, int in_fd)
+{
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+	    { .fd = in_fd, .events = POLLIN } };
+	int queued;
+	char c;
+
+	if (keys_raw(in_fd, KEYS_LINE) == -1)
+		return 0;
+	while (p[0].revents == 0) {
+		if (poll(p, 2, -1) == -1 && errno != EINTR)
+			break;
+		if (p[1].revents == 0)
+			continue;
+		/* Readable with nothing queued: ^D on an empty line. */
+		if (ioctl(in_fd, FIONREAD, &queued) == 0 && queued == 0 &&
+		    read(in_fd, &c, 1) <= 0)
+			return -1;
+		p[1].fd = -1;		/* a line: the next chat's */
+	}
+	return 0;
 }
 
 /*
@@ -3245,6 +3730,7 @@ write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	int r;
 
 	editor_hide(t);
+	t->view.cols = term_cols(t->fd);
 	n = view_render(&t->view, out->data + out->pos, buf_pending(out),
 	    shown, sizeof(shown), &used);
 	out->pos += n;
@@ -3263,15 +3749,62 @@ end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) != -1)
 		;
 	n = view_flush(&t->view, shown);
+	n += view_end_row(&t->view, shown + n);
 	(void)write_full(t->fd, shown, n, deadline);
+}
+
+/*
+ * Who says the lines: the peer's name, shown with its lines, and "you".
+ * Bytes a terminal would take as controls become "?".
+ */
+static void
+chat_begin(struct chat *t, const char *name)
+{
+	struct view *v = &t->view;
+	char *p;
+
+	memset(v, 0, sizeof(*v));
+	v->labels = 1;
+	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
+	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
+	v->line_start = 1;
+	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
+	for (p = v->peer; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	v->label_w = 8 + text_cols(v->peer);	/* "HH:MM NAME> " */
+	v->cols = term_cols(t->fd);
+	t->mine = *v;
+	t->interrupted = 0;
+	strcpy(t->mine.peer, "you");
+	t->mine.label_w = 11;
+}
+
+/*
+ * The chat's hooks in the report: its line off the screen before other
+ * output, and our lines shown as they are sealed.  A record's ciphertext
+ * goes on the row of its text when its hex would go to the same terminal
+ * as one row (not -x, not -q).
+ */
+static void
+chat_report(struct chat *t, struct report *r, int out_tty)
+{
+	t->annotate = out_tty && r->hex && r->tty && !r->all_hex;
+	if (t->edit)
+		r->hide = editor_hide_hook;
+	if (t->edit || t->annotate)
+		r->row = chat_row;
+	r->hide_arg = t;
 }
 
 /* ---------------------------------------------------------------------- */
 /* §14 Progress */
 /*
- * The progress of a transfer (-v, stderr a terminal, not a chat): one
- * line on stderr, drawn again four times a second, taken off before any
- * other output there and left with the final figures at the end.
+ * The live rows at the bottom of stderr, when it is a terminal: the latest
+ * DATA record's row (a bulk transfer shows one row that changes, not one
+ * per record), and the progress of a transfer (-v, not a chat).  They are
+ * drawn again four times a second, taken off before any other output
+ * there, and at the end the progress line stays with the final figures.
  */
 
 #define PROGRESS_MS	250
@@ -3291,51 +3824,111 @@ put_size(char *p, double n)
 static void
 progress_hide(struct report *r)
 {
-	if (r->progress_shown)
+	if (r->live_rows > 0 && r->live_row[0] != '\0')
+		r->live_new = 1;	/* drawn again in a while */
+	if (r->live_rows == 2)
+		(void)write_full(r->fd, "\r\033[K\033[A\033[K", 10, INT64_MAX);
+	else if (r->live_rows == 1)
 		(void)write_full(r->fd, "\r\033[K", 4, INT64_MAX);
-	r->progress_shown = 0;
+	r->live_rows = 0;
 }
 
-/*
- * Draw the line for sent and received bytes, if it is due (or final: then
- * for good, with \n).
- */
-static void
-progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
+/* " (1.2 MiB/s, 45%, 0:03 left)": a rate, and for a file its share. */
+static char *
+put_rate(const struct report *r, char *p, uint64_t n, double secs, int file,
+    int final)
 {
-	char line[256], *p = line;
-	int64_t t = now_ms(), ms;
-	double secs;
+	double done = r->in_size > 0 ? (double)n / r->in_size : 0;
+	double left = done > 0 ? secs / done - secs : 0;
 
-	if (!r->progress || (!final && t - r->progress_last < PROGRESS_MS))
-		return;
-	if (r->progress_start == 0)
-		r->progress_start = t;
-	r->progress_last = t;
-	ms = t - r->progress_start;
-	secs = ms > 0 ? ms / 1000.0 : 0.001;
-	p = stpcpy(p, "\r\033[Ksecchat: sent ");
-	p = put_size(p, sent);
 	p = stpcpy(p, " (");
-	p = put_size(p, sent / secs);
+	p = put_size(p, n / secs);
 	p = stpcpy(p, "/s");
-	if (r->in_size > 0) {
-		double done = (double)sent / r->in_size;
-		double left = done > 0 ? secs / done - secs : 0;
-
+	if (file && r->in_size > 0) {
 		p += sprintf(p, ", %.0f%%", done > 1 ? 100.0 : 100 * done);
 		if (!final && done > 0 && done < 1)
 			p += sprintf(p, ", %d:%02d left", (int)left / 60,
 			    (int)left % 60);
 	}
-	p = stpcpy(p, "), received ");
-	p = put_size(p, received);
-	p = stpcpy(p, " (");
-	p = put_size(p, received / secs);
-	p += sprintf(p, "/s), %d:%02d%s", (int)(ms / 60000),
-	    (int)(ms / 1000 % 60), final ? "\n" : "");
+	return stpcpy(p, ")");
+}
+
+/*
+ * The progress line, cut to the terminal's width unless final (a row that
+ * wrapped would be left behind by the next drawing): the rates go first,
+ * then what does not fit.
+ */
+static size_t
+progress_text(const struct report *r, char *line, uint64_t sent,
+    uint64_t received, int final)
+{
+	int64_t ms = r->progress_last - r->progress_start;
+	double secs = ms > 0 ? ms / 1000.0 : 0.001;
+	size_t len;
+	char *p;
+	int brief;
+
+	for (brief = 0; brief < 2; brief++) {
+		p = stpcpy(line, brief ? "sent " : "secchat: sent ");
+		p = put_size(p, sent);
+		if (!brief)
+			p = put_rate(r, p, sent, secs, 1, final);
+		p = stpcpy(p, ", received ");
+		p = put_size(p, received);
+		if (!brief)
+			p = put_rate(r, p, received, secs, 0, final);
+		p += sprintf(p, ", %d:%02d", (int)(ms / 60000),
+		    (int)(ms / 1000 % 60));
+		len = p - line;
+		if (final || len < (size_t)r->cols)
+			break;
+	}
+	if (brief == 2)
+		return (size_t)r->cols - 1;	/* ASCII: a byte a column */
+	/* The last figures stay: in two rows, not cut mid-word. */
+	if (final && len >= (size_t)r->cols &&
+	    (p = strstr(line, ", received")) != NULL) {
+		memmove(p + 5, p + 2, len - (p + 2 - line));
+		memcpy(p + 1, "\r\n  ", 4);
+		len += 3;
+	}
+	return len;
+}
+
+/*
+ * Draw the live rows if they are due (or the progress line for good, with
+ * its final figures: then the record's row goes).
+ */
+static void
+progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
+{
+	char line[2 * NOTE_MAX + 16], *p = line;
+	int64_t t = now_ms();
+	int rows = 0;
+
+	if (!r->progress && !r->live_new && !(final && r->live_rows > 0))
+		return;
+	if (!final && t - r->progress_last < PROGRESS_MS)
+		return;
+	if (r->progress_start == 0)
+		r->progress_start = t;
+	r->progress_last = t;
+	progress_hide(r);
+	if (!final && r->live_row[0] != '\0') {
+		p = stpcpy(p, r->live_row);
+		rows++;
+	}
+	if (r->progress) {
+		if (rows > 0)
+			p = stpcpy(p, "\r\n");
+		p += progress_text(r, p, sent, received, final);
+		rows++;
+	}
+	if (final && r->progress)
+		*p++ = '\n';
 	(void)write_full(r->fd, line, p - line, INT64_MAX);
-	r->progress_shown = !final;
+	r->live_rows = final ? 0 : rows;
+	r->live_new = 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -3348,11 +3941,22 @@ report_begin(struct report *r, int tty)
 {
 	r->tty = tty;
 	r->deadline = 0;
-	r->progress_shown = 0;
+	r->live_rows = r->live_new = 0;
+	r->live_row[0] = '\0';
+	/* A serving child's stderr is merged by lines: no live row there. */
+	r->live = tty && isatty(r->fd);
 	r->progress_start = r->progress_last = 0;
 	r->cols = tty ? term_cols(r->fd) : 80;
 	r->hide = NULL;
+	r->row = NULL;
 	r->hide_arg = NULL;
+}
+
+/* Does the report want a look at the clock while nothing happens? */
+static int
+report_ticks(const struct report *r)
+{
+	return r->progress || r->live_new;
 }
 
 /* The terminal may have been resized (a signal interrupted poll). */
@@ -3406,52 +4010,88 @@ errq_make_room(struct report *r, size_t n)
 }
 
 /*
- * On a terminal, one row per record (unless -x): the start of its hex, its
- * size, and what it is when that is not DATA.  A bulk transfer to a
- * terminal then scrolls by, instead of flooding it with 32 KB lines.
+ * A record's row on a terminal, dim, cut to the width, with a marker that
+ * no prompt or text looks like: "‹sent KEY 49 B 0031b2…›".
  */
 static char *
-hex_row(const struct report *r, char *p, int type, const uint8_t *rec,
-    size_t n)
+record_row(const struct report *r, char *p, int dir, int type,
+    const uint8_t *rec, size_t n)
 {
 	const char *what = type == TYPE_REKEY ? "REKEY " :
 	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
 	    type == TYPE_DONE ? "DONE " : "";
-	char size[32];
-	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
-	long room = r->cols - 2 - (long)strlen(what) - len - 1;
-	size_t fit = room < 8 ? 4 : (size_t)room / 2;
+	char head[64];
+	int hn = snprintf(head, sizeof(head), "\u2039%s %s%zu B ",
+	    dir == '>' ? "sent" : "received", what, n);
+	long digits = (r->cols - 1 - (hn - 2) - 2) / 2 * 2;
 
-	p = stpcpy(p, what);
-	if (fit >= n)
-		return hex_encode(p, rec, n);
-	p = hex_encode(p, rec, fit);
-	p = stpcpy(p, "\u2026");		/* "…" in UTF-8 */
-	return stpcpy(p, size);
+	if (digits < 0)
+		digits = 0;
+	if (digits > 160)		/* fits live_row */
+		digits = 160;
+	if ((size_t)digits > 2 * n)
+		digits = 2 * n;
+	p = stpcpy(stpcpy(p, "\033[2m"), head);
+	p = hex_encode(p, rec, digits / 2);
+	if ((size_t)digits < 2 * n)
+		p = stpcpy(p, "\u2026");		/* "…" */
+	return stpcpy(p, "\u203a\033[22m");	/* "›" */
 }
 
 /*
- * Queue "> " or "< " and the record's hex for stderr: every wire byte
- * (doc/PROTOCOL.md section 8) into a file or pipe, or with -x; type is
- * the record's, 0 if it did not open.
+ * At a terminal (not -x): DATA on the live row, or with the text (the
+ * chat's), or with -v in a serving child; KEY, REKEY and DONE with -v;
+ * CLOSE and what failed to open always, on rows of their own.
  */
 static void
-hex_line(struct report *r, char dir, int type, const uint8_t *rec, size_t n)
+tty_record(struct report *r, int dir, int type, const uint8_t *rec,
+    size_t n)
 {
 	char *p;
 
+	if (type == TYPE_DATA && r->live) {
+		*record_row(r, r->live_row, dir, type, rec, n) = '\0';
+		r->live_new = 1;
+		return;
+	}
+	if ((type == TYPE_DATA || type == TYPE_KEY || type == TYPE_REKEY ||
+	    type == TYPE_DONE) && !r->verbose)
+		return;
+	errq_make_room(r, HEX_LINE_MAX);
+	p = record_row(r, (char *)r->q.data + r->q.len, dir, type, rec, n);
+	*p++ = '\n';
+	r->q.len = (uint8_t *)p - r->q.data;
+}
+
+/*
+ * A record sealed (dir '>') or opened ('<'), rec[0..n) on the wire, with
+ * its plaintext (type 0: it did not open).  The chat shows ours, and may
+ * take the record onto its text's row; else at a terminal tty_record, and
+ * into a file or pipe, or with -x, every wire byte (doc/PROTOCOL.md
+ * section 8) as "> " or "< " and the hex.
+ */
+static void
+hex_line(struct report *r, int dir, int type, const uint8_t *plain,
+    size_t plen, const uint8_t *rec, size_t n)
+{
+	char *p;
+
+	if (r->row != NULL && r->row(r->hide_arg, dir, type, plain, plen, rec,
+	    n))
+		return;
 	if (!r->hex)
 		return;
+	if (r->tty && !r->all_hex) {
+		tty_record(r, dir, type, rec, n);
+		return;
+	}
 	errq_make_room(r, HEX_LINE_MAX);
 	p = (char *)r->q.data + r->q.len;
 	*p++ = dir;
 	*p++ = ' ';
 	if (r->tty)			/* dim, apart from the plaintext */
 		p = stpcpy(p, "\033[2m");
-	if (r->tty && !r->all_hex)
-		p = hex_row(r, p, type, rec, n);
-	else
-		p = hex_encode(p, rec, n);
+	p = hex_encode(p, rec, n);
 	if (r->tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
@@ -3463,12 +4103,15 @@ static void __attribute__((format(printf, 2, 0)))
 queue_line(struct report *r, const char *fmt, va_list ap)
 {
 	char msg[NOTE_MAX - 16];
+	int n = snprintf(msg, sizeof(msg), "secchat: ");
 
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	memcpy(r->last, msg, sizeof(msg));
+	(void)vsnprintf(msg + n, sizeof(msg) - n - 2 * 16, fmt, ap);
+	(void)snprintf(r->last, sizeof(r->last), "%s", msg + n);
+	if (r->tty)
+		wrap_words(msg, sizeof(msg), r->cols);
 	errq_make_room(r, NOTE_MAX);
-	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX,
-	    "secchat: %s\n", msg);
+	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX, "%s\n",
+	    msg);
 }
 
 /* A line for stderr whatever -v says. */
@@ -3725,7 +4368,7 @@ send_record(struct conn *c, struct report *r, struct buf *txb, int type,
 	n = seal_record(&c->tx, type, payload, len, pad, rec);
 	txb->len += n;
 	c->sent_records++;
-	hex_line(r, '>', type, rec, n);
+	hex_line(r, '>', type, payload, len, rec, n);
 }
 
 /*
@@ -4280,7 +4923,8 @@ receive_record(struct conn *c, struct bufs *b, struct stream *st,
 		    "malformed record: too many records under one key");
 	opened = open_record(&c->rx, rec, clen, b->out.data + b->out.len,
 	    &type, &n);
-	hex_line(r, '<', opened == OPEN_OK ? type : 0, rec, LEN_LEN + clen);
+	hex_line(r, '<', opened == OPEN_OK ? type : 0, b->out.data + b->out.len,
+	    opened == OPEN_OK ? n : 0, rec, LEN_LEN + clen);
 	if (opened == OPEN_BAD_TAG)
 		return session_fail(r, EXIT_AUTH,
 		    "record failed authentication");
@@ -5221,6 +5865,7 @@ write_stdout(struct session *s)
 	ssize_t r;
 
 	if (s->out_tty) {
+		progress_hide(&s->rep);
 		if ((r = write_terminal(&s->chat, &s->b.out,
 		    io_deadline(s->opt))) == -1)
 			return output_failed(s, errno);
@@ -5310,7 +5955,7 @@ poll_timeout(struct session *s, int64_t t)
 	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
-	if (s->rep.progress)
+	if (report_ticks(&s->rep))
 		until = sooner(until, t + PROGRESS_MS);
 	/* poll's timeout stops while the machine sleeps: look again. */
 	if (until != INT64_MAX)
@@ -5683,7 +6328,7 @@ caught_signal(struct session *s, int sig)
 
 	restore.signal = 0;
 	signal_name(name, sig);
-	if (sig == SIGINT)
+	if (sig == SIGINT && !s->chat.interrupted)	/* ^C typed: said */
 		chat_note(&s->rep, "you interrupted the chat");
 	end_set(s, sig == SIGINT ? END_INTERRUPTED : END_TERMINATED,
 	    sig == SIGINT ? 0 : sig, sig == SIGINT ? "" : name);
@@ -5864,10 +6509,9 @@ session_alloc(struct session *s, const struct options *opt)
 static void
 view_begin(struct session *s)
 {
-	struct view *v = &s->chat.view;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV], *p;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
 	const char *name = s->opt->name ? s->opt->name :
 	    s->opt->lflag ? NULL : s->opt->host;
 
@@ -5875,19 +6519,9 @@ view_begin(struct session *s)
 		strcpy(host, "peer");
 		if (getpeername(s->net, (struct sockaddr *)&ss, &len) == 0)
 			addr_text((struct sockaddr *)&ss, len, host, port);
-		/* An IPv4 peer of a dual-stack socket, as people write it. */
-		name = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ?
-		    host + 7 : host;
+		name = host;
 	}
-	memset(v, 0, sizeof(*v));
-	v->labels = 1;
-	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
-	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
-	v->line_start = 1;
-	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
-	for (p = v->peer; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	chat_begin(&s->chat, name);
 }
 
 static void
@@ -5931,10 +6565,7 @@ conn_begin(struct session *s, int net)
 	s->chat.peer_ended = 0;
 	editor_start(&s->chat, STDIN_FILENO);
 	s->rep.chat = s->chat.edit;
-	if (s->chat.edit) {
-		s->rep.hide = editor_hide_hook;
-		s->rep.hide_arg = &s->chat;
-	}
+	chat_report(&s->chat, &s->rep, s->out_tty);
 }
 
 /*
@@ -6147,8 +6778,9 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getsockname");
 	addr_text((struct sockaddr *)&ss, len, host, port);
-	if (opt->vflag)
-		warnx("listening on %s port %s", host, port);
+	/* At a terminal, always: a port picked with 0 is known only here. */
+	if (opt->vflag || isatty(STDERR_FILENO))
+		say("listening on %s port %s", host, port);
 	return fd;
 }
 
@@ -7766,7 +8398,7 @@ listener(const struct options *opt)
 	struct pake pk;
 	uint8_t salt[SALT_LEN];
 	char port[NI_MAXSERV];
-	int lfd, status, burnt;
+	int lfd, status = EXIT_OK, burnt;
 
 	lfd = listen_socket(opt, port);
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
@@ -7776,7 +8408,7 @@ listener(const struct options *opt)
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
 		listener_many(opt, &pk, salt, lfd);
 	if (chat_terminal(opt))
-		(void)keys_raw(STDIN_FILENO);
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	session_alloc(&s, opt);
 	/*
 	 * Before the first connection, one filter for all of them (-k); a
@@ -7784,6 +8416,14 @@ listener(const struct options *opt)
 	 */
 	sandbox_preauth(opt, SANDBOX_LISTENER);
 	for (s.number = 1;; s.number++) {
+		if (s.number > 1 && opt->kflag && chat_terminal(opt)) {
+			say("waiting for the next chat on port %s; ^D ends "
+			    "the listener", port);
+			if (chat_wait_next(lfd, STDIN_FILENO) == -1) {
+				status = EXIT_OK;	/* the user's end */
+				break;
+			}
+		}
 		conn_begin(&s, accept_connection(lfd, opt));
 		status = serve_connection(&s, &pk, salt, -1, &burnt);
 		conn_end(&s);
@@ -7793,7 +8433,7 @@ listener(const struct options *opt)
 		 * once, as for the first.
 		 */
 		if (opt->kflag && chat_terminal(opt))
-			(void)keys_raw(STDIN_FILENO);
+			(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 		/* A guess was tested: the confirmation failed. */
 		if (opt->gflag && burnt) {
 			warnx("the one-time code is burnt%s",
@@ -7965,7 +8605,7 @@ help(void)
 	    "  -R seconds    rekey that long after a key's first data "
 	    "(default %d)\n"
 	    "  -r messages   rekey after that many data records (default %d)\n"
-	    "  -V            print the version and exit\n"
+	    "  -V            print the version and exit (also --version)\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
 	    "  -x            full hex of each record on a terminal too\n",
@@ -8096,26 +8736,103 @@ options_check(const struct options *opt, int mflag)
 		usage_error("a listener's -g makes the password: no -p");
 }
 
+/* A usage error that names its operand: "port abc: unknown service". */
+static void __attribute__((noreturn))
+operand_error(const char *what, const char *arg, const char *why)
+{
+	warnx("%s%s%s: %s", what, *what != '\0' ? " " : "", arg, why);
+	usage();
+}
+
+/*
+ * "host:8080", "[::1]:8080": one operand that should have been two (an
+ * IPv6 address has more than one colon, and no brackets with a port).
+ */
+static int
+host_and_port(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+
+	if (colon == NULL || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return 0;
+	return s[0] == '[' ? colon > s && colon[-1] == ']' :
+	    strchr(s, ':') == colon;
+}
+
+/*
+ * A port: 1 to 65535 (0 with -l: the system picks one), or a TCP service
+ * name.  getaddrinfo would take 70000 as 4464.
+ */
+static void
+check_port(const char *port, int lflag)
+{
+	long v;
+
+	if (*port != '\0' && strspn(port, "0123456789") == strlen(port)) {
+		errno = 0;
+		v = strtol(port, NULL, 10);
+		if (errno == ERANGE || v > 65535 || v < (lflag ? 0 : 1))
+			operand_error("port", port, lflag ? "out of range "
+			    "(0 to 65535)" : "out of range (1 to 65535)");
+		return;
+	}
+	if (getservbyname(port, "tcp") != NULL)
+		return;
+	if (host_and_port(port))
+		operand_error("", port, "give host and port as two arguments");
+	if (strpbrk(port, ".:") != NULL)	/* an address */
+		usage_error("missing port");
+	operand_error("port", port, "unknown service");
+}
+
 /* The operands: host and port, or with -l [host] port. */
 static void
 options_operands(struct options *opt, int argc, char *argv[])
 {
 	size_t len;
 
+	if (argc == 1 && host_and_port(argv[0]))
+		operand_error("", argv[0], "give host and port as two "
+		    "arguments");
+	if (argc == 0 || (argc == 1 && !opt->lflag))
+		usage_error(argc == 0 && !opt->lflag ? "missing host and port" :
+		    "missing port");
+	if (argc > 2)
+		usage_error("too many arguments");
 	/* "[::1]", as in URLs, is the address ::1. */
 	if (argc == 2 && argv[0][0] == '[' &&
 	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
 		argv[0][len - 1] = '\0';
 		argv[0]++;
 	}
-	if (opt->lflag && (argc == 1 || argc == 2)) {
-		opt->host = argc == 2 ? argv[0] : NULL;
-		opt->port = argv[argc - 1];
-	} else if (!opt->lflag && argc == 2) {
-		opt->host = argv[0];
-		opt->port = argv[1];
-	} else
-		usage();
+	opt->host = argc == 2 ? argv[0] : NULL;
+	opt->port = argv[argc - 1];
+	check_port(opt->port, opt->lflag);
+}
+
+/*
+ * The peer's name in the chat has NAME_MAX_W bytes at most: a longer one
+ * is cut at a character's start, and we say so when it would be shown.
+ */
+static void
+options_name(struct options *opt)
+{
+	static char cut[NAME_MAX_W + 1];
+	const char *name = opt->name ? opt->name :
+	    opt->lflag ? NULL : opt->host;
+	size_t n;
+
+	if (name == NULL || strlen(name) <= NAME_MAX_W)
+		return;
+	for (n = NAME_MAX_W; n > 0 && (name[n] & 0xc0) == 0x80; n--)
+		;
+	memcpy(cut, name, n);
+	cut[n] = '\0';
+	if (opt->name != NULL || isatty(STDOUT_FILENO))
+		warnx("the name \"%s\" is over %d bytes: the chat shows \"%s\"",
+		    name, NAME_MAX_W, cut);
+	opt->name = cut;
 }
 
 static void
@@ -8123,6 +8840,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, mflag = 0;
@@ -8152,6 +8870,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	}
 	options_check(opt, mflag);
 	options_operands(opt, argc - optind, argv + optind);
+	options_name(opt);
 }
 
 /*
@@ -8237,7 +8956,7 @@ main(int argc, char *argv[])
 		return listener(&opt);
 	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
 	if (chat_terminal(&opt))
-		(void)keys_raw(STDIN_FILENO);
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	return connector(&opt, pass, pass_len);
 }
 #endif

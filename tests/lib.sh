@@ -360,12 +360,28 @@ pane_listener() {
 	wait_port "$T/w/l.err" "$$" || { $TM kill-server; return 1; }
 }
 
+# rows_joined [PANE]: the screen with each chat line on one line: the
+# terminal's own wraps joined (-J), and the rows that secchat continued
+# itself (indented, "↳ ") joined to the row above; trailing blanks go.
+rows_joined() {
+	$TM capture-pane -p -J -N ${1:+-t "$1"} | awk '
+	    /^ *\xe2\x86\xb3 / { sub(/^ *\xe2\x86\xb3 /, ""); row = row $0; next }
+	    NR > 1 { print row }
+	    { row = $0 }
+	    END { print row }' | sed 's/ *$//'
+}
+
+# joined_shows RE [PANE]: a chat line of the screen (rows_joined) matches RE.
+joined_shows() {
+	rows_joined "${2:-}" | grep -qE -- "$1"
+}
+
 # say PANE TEXT WHO RE: type TEXT (tmux keys) and Enter in PANE, then wait
 # until the other pane shows RE as WHO's line.
 say() {
 	local pane=$1 keys=$2 who=$3 re=$4 other=$(( 1 - $1 ))
 	eval "$TM send-keys -t $pane $keys Enter"
-	wait_until 10 screen_shows "^$HHMM $who> $re\$" "$other" -J && return 0
+	wait_until 10 joined_shows "^$HHMM $who> $re\$" "$other" && return 0
 	echo "pane $other never showed $who> $re"
 	$TM capture-pane -p -t "$other"
 	return 1

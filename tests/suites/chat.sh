@@ -119,7 +119,7 @@ t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
 	$TM send-keys C-d
 	chat_over
-	printf 'Awide 日Z本語B\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
+	printf 'Awide 日Z本語B\t\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
 	same "$T/w/want" "$T/w/l.out" &&
 	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
 	    expect "listener status" "$LRC" 0 &&
@@ -252,33 +252,32 @@ t_chat_conversation() {	# two people, two panes, twenty exchanges
 }
 run "chat: two people, twenty exchanges in two panes" t_chat_conversation
 
-t_hex_tty() {	# on a terminal: one row per record, REKEY and CLOSE named
+t_hex_tty() {	# on a terminal with -v: ‹ › rows for KEY, REKEY, CLOSE, DONE
 	{ head -c 20000 /dev/zero | tr '\0' x; echo; seq 1 3; } > "$T/w/a"
 	echo "from the listener" > "$T/w/b"
 	listen l "$T/w/b" $SC 127.0.0.1 0 || return 1
 	chat_pane h 60 || return 1
-	$TM send-keys "$SECCHAT $SC -r 2 127.0.0.1 $PORT < $T/w/a > $T/w/c.out; echo status \$? > $T/w/c.rc" Enter
+	$TM send-keys "$SECCHAT $SC -v -r 2 127.0.0.1 $PORT < $T/w/a > $T/w/c.out; echo status \$? > $T/w/c.rc" Enter
 	wait_file "$T/w/c.rc"
 	reap
 	$TM capture-pane -p -J -S -100 > "$T/w/screen"
 	$TM kill-server
 	cat "$T/w/screen"
-	local rows long
-	rows=$(grep -c '^[<>] ' "$T/w/screen")
-	long=$(grep '^[<>] ' "$T/w/screen" | sed 's/…/./' | awk 'length($0) > 60' | wc -l)
-	# One row for each record the listener received or sent.
-	local n
-	n=$(sed -n 's/^secchat: sent \([0-9]*\) records .*, received \([0-9]*\) records .*/\1 + \2/p' "$T/w/l.err")
-	expect "hex rows" "$rows" "$(( n ))" && expect "rows over 60 columns" "$long" 0 &&
-	    expect "REKEY rows" "$(grep -c '^> REKEY 0035' "$T/w/screen")" 2 &&
-	    grep -q '^> CLOSE 0011' "$T/w/screen" &&
-	    grep -q '^< CLOSE 0011' "$T/w/screen" &&
-	    grep -q '^> DONE 0011' "$T/w/screen" &&
-	    grep -q '^< KEY 0031' "$T/w/screen" &&
-	    grep -qx '> 4011[0-9a-f]*… (16403 bytes)' "$T/w/screen" &&
+	local long
+	long=$(grep '^‹' "$T/w/screen" | sed 's/[‹›…]/./g' | awk 'length($0) > 60' | wc -l)
+	# Every row fits, none looks like the prompt; DATA went on the live
+	# row, gone at the end.
+	expect "rows over 60 columns" "$long" 0 &&
+	    expect "rows like the prompt" "$(grep -c '^[<>] ' "$T/w/screen")" 0 &&
+	    expect "REKEY rows" "$(grep -c '^‹sent REKEY 55 B 0035[0-9a-f]*…›$' "$T/w/screen")" 2 &&
+	    grep -q '^‹sent CLOSE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹received CLOSE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹sent DONE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹received KEY 51 B 0031' "$T/w/screen" &&
+	    ! grep -q '^‹sent [0-9]* B' "$T/w/screen" &&
 	    same "$T/w/a" "$T/w/l.out" && expect "connector" "$(cat "$T/w/c.rc")" "status 0"
 }
-run "hex display on a terminal: one row per record, KEY, REKEY, CLOSE, DONE named" t_hex_tty
+run "hex display on a terminal: ‹ › rows, KEY, REKEY, CLOSE, DONE with -v" t_hex_tty
 
 t_hex_tty_full() {	# -x: every byte on a terminal too
 	{ head -c 100 /dev/zero | tr '\0' x; echo; } > "$T/w/a"
@@ -337,3 +336,210 @@ t_progress() {	# -v, stderr a terminal: one self-updating line, final figures
 	    ! grep -q 'secchat: sent [0-9.]* [KM]' "$T/w/c.err"
 }
 run "-v on a terminal: a progress line for a transfer" t_progress
+
+# chat_with_bob [ARGS]: a listener reading $T/w/to_l (fd 7) with its hex
+# lines in l.err, and a connector (with ARGS) chatting with it in a pane
+# COLS (60) wide as "bob", its status in c.rc, once the chat is secured.
+chat_with_bob() {
+	local cols=${COLS:-60}
+	mkfifo "$T/w/to_l"
+	timeout 60 $SECCHAT -l -v $SC 127.0.0.1 0 < "$T/w/to_l" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	exec 7> "$T/w/to_l"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	chat_pane b "$cols" || return 1
+	$TM send-keys "clear; $SECCHAT $SC -n bob $* 127.0.0.1 $PORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+}
+
+t_hex_on_row() {	# the ciphertext on the message's own row, no KEY rows
+	chat_with_bob || return 1
+	$TM send-keys "Hi Bob!" Enter
+	wait_screen "^$HHMM you> Hi Bob!   ‹82 B 0050[0-9a-f]{4,}…›\$" ||
+	    { $TM kill-server; return 1; }
+	echo "hello" >&7
+	wait_screen "^$HHMM bob> hello   ‹25 B 0017[0-9a-f]{4,}…›\$" ||
+	    { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	local mine theirs
+	# The hex shown is the start of the records the listener logged.
+	mine=$(sed -n "s/^$HHMM you> Hi Bob!   ‹82 B \\([0-9a-f]*\\)…›\$/\\1/p" "$T/w/screen")
+	theirs=$(sed -n "s/^$HHMM bob> hello   ‹25 B \\([0-9a-f]*\\)…›\$/\\1/p" "$T/w/screen")
+	grep -q "^< $mine" "$T/w/l.err" && grep -q "^> $theirs" "$T/w/l.err" &&
+	    expect "rows of KEY, REKEY, DONE" "$(grep -cE '(KEY|DONE) ' "$T/w/screen")" 0 &&
+	    expect "rows like the prompt" "$(grep -cE '^[<>] [0-9a-f]' "$T/w/screen")" 0 &&
+	    grep -q '^‹sent CLOSE 19 B 0011' "$T/w/screen" &&
+	    grep -q '^‹received CLOSE 19 B 0011' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "sent" "$(cat "$T/w/l.out")" "Hi Bob!" || return 1
+	# With -v, KEY and DONE have rows of their own; with -q, no hex.
+	rm -f "$T/w/l.err" "$T/w/to_l" "$T/w/c.rc"
+	chat_with_bob -v || return 1
+	$TM send-keys "again" Enter
+	wait_screen "^$HHMM you> again   ‹82 B 0050" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	grep -q '^‹sent KEY 51 B 0031' "$T/w/screen" &&
+	    grep -q '^‹received KEY 51 B 0031' "$T/w/screen" || return 1
+	rm -f "$T/w/l.err" "$T/w/to_l" "$T/w/c.rc"
+	chat_with_bob -q || return 1
+	$TM send-keys "quiet" Enter
+	wait_screen "^$HHMM you> quiet\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	! grep -q '‹' "$T/w/screen"
+}
+run "hex display in a chat: the ciphertext on the message's row" t_hex_on_row
+
+t_hex_bulk_row() {	# a bulk transfer at a terminal: one row, drawn in place
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -b 127.0.0.1 0 || return 1
+	chat_pane r 80 || return 1
+	$TM send-keys "clear; (head -c 1000000 $T/w/big; sleep 1; tail -c +1000001 $T/w/big) | $SECCHAT -b $SC 127.0.0.1 $PORT > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -S -1000 > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	local draws
+	draws=$(grep -ao '‹sent [0-9]* B [0-9a-f]*…›' "$T/w/r.raw" | wc -l)
+	# Drawn again as records go, never a row each; gone at the end.
+	[ "$draws" -ge 2 ] && [ "$draws" -lt 100 ] &&
+	    expect "rows of hex" "$(grep -c '‹' "$T/w/screen")" 2 &&
+	    grep -q '^‹sent CLOSE 19 B' "$T/w/screen" &&
+	    grep -q '^‹received CLOSE 19 B' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/big" "$T/w/l.out" || { echo "draws: $draws"; return 1; }
+}
+run "hex display of a bulk transfer at a terminal: one row, in place" t_hex_bulk_row
+
+t_no_forged_rows() {	# the peer pads to the width: a marked continuation
+	local pad
+	pad=$(printf '%*s' 89 '' | tr ' ' x)	# 100 - "12:00 bob> "
+	COLS=100 chat_with_bob -q || return 1
+	printf '%s12:00 you> I owe bob $100\n' "$pad" >&7
+	printf '%ssecchat: alice ended the chat\n' "$pad" >&7
+	printf 'a\342\200\213b\342\201\240c\357\273\277d\363\240\201\201e\343\205\244f \360\237\221\250\342\200\215\360\237\221\251\n' >&7
+	wait_screen 'f 👨' || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	! grep -q '^12:00 you>' "$T/w/screen" &&
+	    ! grep -q '^secchat: alice' "$T/w/screen" &&
+	    grep -qx ' *↳ 12:00 you> I owe bob \$100' "$T/w/screen" &&
+	    grep -qx ' *↳ secchat: alice ended the chat' "$T/w/screen" &&
+	    grep -qxF "$(printf 'a<U+200B>b<U+2060>c<U+FEFF>d<U+E0041>e<U+3164>f \360\237\221\250\342\200\215\360\237\221\251')" \
+	    <(sed "s/^[0-9:]* bob> //" "$T/w/screen") &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0"
+}
+run "chat: no forged rows; invisible characters shown as markers" t_no_forged_rows
+
+t_chat_tabs() {		# tabs sent as typed, shown as spaces to the stop
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "col1" Tab "col2" Tab "x" Enter
+	printf 'a\tbb\tccc\n' >&7
+	wait_screen "^$HHMM bob> a       bb      ccc\$" || { $TM kill-server; return 1; }
+	wait_screen "^$HHMM you> col1    col2    x\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf 'col1\tcol2\tx\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out"
+}
+run "chat: tabs sent as typed, shown expanded" t_chat_tabs
+
+t_chat_clusters() {	# erase and move by grapheme cluster
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "a👍🏽" BSpace "b🇫🇷" BSpace "c👨‍👩‍👧" BSpace "d" "$(printf 'e\314\201')" BSpace Enter
+	$TM send-keys "x🇫🇷🇩🇪y" Left Left Z Left Left W Enter
+	wait_screen "^$HHMM you> xW🇫🇷Z🇩🇪y\$" || { $TM kill-server; return 1; }
+	# A spacing mark (Tamil நி, Devanagari षि) and a joiner before a
+	# letter: Unicode's rules, not guesses.
+	$TM send-keys "pநி" BSpace "qषि" BSpace "r$(printf 'x\342\200\215y')" BSpace Enter
+	wait_screen "^$HHMM you> pqrx" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf 'abcd\nxW🇫🇷Z🇩🇪y\npqrx\342\200\215\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out"
+}
+run "chat: 👍🏽 🇫🇷 👨‍👩‍👧 é erased whole, moved over whole" t_chat_clusters
+
+t_chat_interrupt() {	# ^C: the line goes, the chat says so
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "half a line"
+	wait_screen '^> half a line$' || { $TM kill-server; return 1; }
+	$TM send-keys C-c
+	wait_screen '^secchat: you interrupted the chat$' || { $TM kill-server; return 1; }
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	! grep -q 'half' "$T/w/screen" && [ ! -s "$T/w/l.out" ]
+}
+run "chat: ^C takes the line off the screen and says so" t_chat_interrupt
+
+t_chat_not_sent() {	# the peer ends: the half-typed line stays, as such
+	COLS=60 chat_with_bob -q || return 1
+	$TM send-keys "typed, not sent"
+	wait_screen '^> typed, not sent$' || { $TM kill-server; return 1; }
+	chat_over
+	grep -A1 -x '> typed, not sent' "$T/w/screen" | tail -n 1 |
+	    grep -qx 'secchat: the line being typed was not sent' &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" && [ ! -s "$T/w/l.out" ]
+}
+run "chat: a line not sent stays on the screen as such" t_chat_not_sent
+
+t_status_words() {	# status lines break at spaces on a narrow terminal
+	COLS=40 chat_with_bob -q || return 1
+	$TM send-keys C-d
+	chat_over
+	grep -qx 'secchat: chat with bob secured: type a' "$T/w/screen" &&
+	    grep -qx '  line and Enter to send, \^D to end' "$T/w/screen"
+}
+run "chat: status lines wrap at word boundaries" t_status_words
+
+t_progress_narrow() {	# -v at 40 columns: the progress line keeps to a row
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	chat_pane p 40 || return 1
+	$TM send-keys "clear; (head -c 1000000 $T/w/big; sleep 1.5; tail -c +1000001 $T/w/big) | $SECCHAT -v -q -b $SC 127.0.0.1 $PORT > /dev/null; echo status \$? > $T/w/c.rc" Enter
+	wait_file "$T/w/c.rc"
+	reap
+	$TM capture-pane -p -S -100 > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	local draws
+	draws=$(grep -ao 'sent [0-9.]* [KM]i*B, received' "$T/w/p.raw" | wc -l)
+	# Drawn short, and again, with no stale copy: the final figures only.
+	[ "$draws" -ge 2 ] &&
+	    expect "progress rows" "$(grep -cE '^(secchat: )?sent [0-9.]+ [KMG]?i?B' "$T/w/screen")" 1 &&
+	    grep -q '^secchat: sent 2.9 MiB' "$T/w/screen" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    same "$T/w/big" "$T/w/l.out" || { echo "draws: $draws"; return 1; }
+}
+run "-v progress line at 40 columns: no stale rows" t_progress_narrow
+
+# port_on_screen: PORT from the listener's line on the screen.
+port_on_screen() {
+	PORT=$($TM capture-pane -p | sed -n 's/^secchat: listening on 127\.0\.0\.1 port \([0-9]*\)$/\1/p')
+	[ -n "$PORT" ]
+}
+
+t_listener_says() {	# at a terminal: its port without -v; -k between chats
+	chat_pane k 100 || return 1
+	$TM send-keys "$SECCHAT -l -k -m 1 -q $SC 127.0.0.1 0; echo status \$? > $T/w/l.rc" Enter
+	wait_until 10 port_on_screen || { echo "no port"; $TM kill-server; return 1; }
+	echo first > "$T/w/a"
+	dial c "$T/w/a" $SC -q 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 0 || { $TM kill-server; return 1; }
+	wait_screen "^secchat: waiting for the next chat on port $PORT; \\^D ends the listener\$" ||
+	    { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	wait_file "$T/w/l.rc"
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	cat "$T/w/screen"
+	grep -qx "$HHMM 127.0.0.1> first" "$T/w/screen" &&
+	    expect "listener" "$(cat "$T/w/l.rc")" "status 0"
+}
+run "a listener at a terminal says its port; -k -m 1 waits, ^D ends it" t_listener_says

@@ -16,7 +16,10 @@ t_deb() {	# make deb: lintian finds nothing, the files, the binary runs
 	[ -f "$deb" ] && [ -f "$changes" ] ||
 	    { echo "not one .deb and one .changes in dist:"; ls -A dist; return 1; }
 	# dpkg-buildpackage writes beside the tree it builds: not beside ours.
-	f=$(find .. -maxdepth 1 -name 'secchat[_-]*' -newer "$T/w/stamp")
+	# (Only its names: a tree cloned into /tmp has the suites' own
+	# temporary directories, secchat-test.*, beside it.)
+	f=$(find .. -maxdepth 1 \( -name 'secchat_*' -o -name 'secchat-dbgsym_*' \) \
+	    -newer "$T/w/stamp")
 	expect "files left beside the tree" "$f" "" &&
 	    expect "build leftovers" "$(find dist/build debian \
 		-newer "$T/w/stamp" 2>/dev/null)" "" || return 1

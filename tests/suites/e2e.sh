@@ -209,3 +209,15 @@ t_valgrind() {	# one whole session, both sides under memcheck
 	    expect "valgrind reports" "$(cat "$T"/w/vg.* | wc -c)" 0
 }
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
+
+t_ipv4_mapped() {	# a dual-stack listener names an IPv4 peer as IPv4
+	listen l /dev/null $SC -e 'echo "$SECCHAT_PEER_ADDR"' 0 || return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
+	reap
+	expect "connector" "$CRC" 0 && expect "listener" "$LRC" 0 &&
+	    grep -q '^secchat: listening on :: port' "$T/w/l.err" &&
+	    grep -q '^secchat: connection from 127\.0\.0\.1 port [0-9]*$' "$T/w/l.err" &&
+	    ! grep -q 'ffff' "$T/w/l.err" &&
+	    expect "SECCHAT_PEER_ADDR" "$(cat "$T/w/c.out")" 127.0.0.1
+}
+run "an IPv4 peer of a dual-stack listener shown as IPv4" t_ipv4_mapped

@@ -134,3 +134,53 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 	    has_line "$T/w/l.out" "partial"
 }
 run "sender killed: the receiver hears why (END)" t_truncated
+
+t_usage_named() {	# each usage error says what is wrong, in one line
+	local args why
+	while IFS='|' read -r args why; do
+		eval "set -- $args"
+		$SECCHAT "$@" > "$T/w/out" 2> "$T/w/err" < /dev/null
+		expect "status of 'secchat $args'" "$?" 2 &&
+		    expect "first line of 'secchat $args'" "$(head -n 1 "$T/w/err")" "secchat: $why" &&
+		    expect "second line" "$(sed -n 2p "$T/w/err" | cut -c1-14)" "usage: secchat" ||
+		    return 1
+	done <<-'LIST'
+	|missing host and port
+	localhost|missing port
+	-l -p /dev/null|missing port
+	-l 127.0.0.1|missing port
+	host:8080|host:8080: give host and port as two arguments
+	[::1]:8080|[::1]:8080: give host and port as two arguments
+	-l 8080 8081 8082|too many arguments
+	a b c|too many arguments
+	-l 127.0.0.1 70000|port 70000: out of range (0 to 65535)
+	h 0|port 0: out of range (1 to 65535)
+	h 65536|port 65536: out of range (1 to 65535)
+	-l abc|port abc: unknown service
+	h 80x|port 80x: unknown service
+	LIST
+	$SECCHAT --version > "$T/w/out" 2>&1
+	expect "--version status" "$?" 0 && grep -qx 'secchat [0-9][0-9.]*' "$T/w/out"
+}
+run "usage errors name what is wrong; --version" t_usage_named
+
+t_port_service() {	# a port by its service name, or its number
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dial c /dev/null $SC 127.0.0.1 discard
+	expect status "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port discard: Connection refused" ||
+	    return 1
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	echo by-name > "$T/w/a"
+	dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
+	reap
+	expect status "$CRC" 0 && same "$T/w/a" "$T/w/l.out"
+}
+run "a port by number or by service name" t_port_service
+
+t_name_cut() {		# a -n name over 24 bytes is cut at a character, and said
+	dial c /dev/null $SC -n "aaaaaaaaaaaaaaaaaaaaaaéé-more" 127.0.0.1 1
+	has_line "$T/w/c.err" 'secchat: the name "aaaaaaaaaaaaaaaaaaaaaaéé-more" is over 24 bytes: the chat shows "aaaaaaaaaaaaaaaaaaaaaaé"'
+}
+run "-n: a name over 24 bytes is cut, and said" t_name_cut

@@ -114,3 +114,26 @@ t_exec_wrong_password() {	# the command never starts before the handshake
 	    [ ! -e "$T/w/started.1" ]
 }
 run "-e: no command before the handshake succeeds" t_exec_wrong_password
+
+t_exec_never_overwrites() {	# the README's recipe, across a restart
+	local recipe='exec cat > "$(mktemp upload.XXXXXX)"' i sc=$SECCHAT
+	case $sc in /*) ;; *) sc=$PWD/$sc ;; esac
+	head -c 100000 /dev/urandom > "$T/w/a"
+	echo second > "$T/w/b"
+	mkdir "$T/w/up"
+	for i in a b; do
+		rm -f "$T/w/l.err"	# or wait_port may read the last listener's
+		(cd "$T/w/up" && exec timeout 60 $sc -l -v -b $SC -e "$recipe" 127.0.0.1 0 \
+		    < /dev/null > "$T/w/l.out" 2> "$T/w/l.err") &
+		LPID=$!
+		PIDS="$PIDS $LPID"
+		wait_port "$T/w/l.err" "$LPID" || return 1
+		dial c "$T/w/$i" $SC -b 127.0.0.1 "$PORT"
+		reap
+		expect "upload $i" "$CRC $LRC" "0 0" || return 1
+	done
+	expect "files" "$(ls "$T/w/up" | wc -l)" 2 &&
+	    cat "$T/w/up"/upload.* | cmp -s - <(cat "$T/w/a" "$T/w/b") ||
+	    cat "$T/w/up"/upload.* | cmp -s - <(cat "$T/w/b" "$T/w/a")
+}
+run "-e: the README's upload recipe never overwrites, across restarts" t_exec_never_overwrites

@@ -94,9 +94,15 @@ t_many_locked() {	# the merged output is in locked memory
 	lim=$(ulimit -l)
 	[ "$lim" = unlimited ] || [ "$lim" -ge 2048 ] ||
 	    { echo "skipped: ulimit -l is $lim"; return 0; }
-	listen l /dev/null $SC -k 127.0.0.1 0 || return 1
-	kb=$(awk '$1 == "VmLck:" { print $2 }' "/proc/$(child "$LPID")/status")
-	[ "$kb" -ge 512 ] || { echo "VmLck: $kb kB"; return 1; }
+	# Sanitizers turn mlock into a no-op: this looks at the real build.
+	SECCHAT=$HOOKS listen l /dev/null $SC -k 127.0.0.1 0 || return 1
+	# Locked once the key is derived, a little after "listening on".
+	locked() {
+		kb=$(awk '$1 == "VmLck:" { print $2 }' \
+		    "/proc/$(child "$LPID")/status")
+		[ "${kb:-0}" -ge 512 ]
+	}
+	wait_until 10 locked || { echo "VmLck: $kb kB"; return 1; }
 }
 run "serving many: the queues of the sessions' output are locked" t_many_locked
 

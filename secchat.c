@@ -4017,9 +4017,12 @@ static char *
 record_row(const struct report *r, char *p, int dir, int type,
     const uint8_t *rec, size_t n)
 {
-	const char *what = type == TYPE_REKEY ? "REKEY " :
-	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
-	    type == TYPE_DONE ? "DONE " : "";
+	static const char *const names[] = { [TYPE_REKEY] = "REKEY ",
+	    [TYPE_CLOSE] = "CLOSE ", [TYPE_KEY] = "KEY ",
+	    [TYPE_DONE] = "DONE ", [TYPE_ACK] = "ACK ", [TYPE_PING] = "PING ",
+	    [TYPE_END] = "END " };
+	const char *what = type > 0 && type <= TYPE_END &&
+	    names[type] != NULL ? names[type] : "";
 	char head[64];
 	int hn = snprintf(head, sizeof(head), "\u2039%s %s%zu B ",
 	    dir == '>' ? "sent" : "received", what, n);
@@ -4054,8 +4057,10 @@ tty_record(struct report *r, int dir, int type, const uint8_t *rec,
 		r->live_new = 1;
 		return;
 	}
+	/* Keys, confirmations and keepalives: only with -v. */
 	if ((type == TYPE_DATA || type == TYPE_KEY || type == TYPE_REKEY ||
-	    type == TYPE_DONE) && !r->verbose)
+	    type == TYPE_DONE || type == TYPE_ACK || type == TYPE_PING) &&
+	    !r->verbose)
 		return;
 	errq_make_room(r, HEX_LINE_MAX);
 	p = record_row(r, (char *)r->q.data + r->q.len, dir, type, rec, n);

@@ -6136,6 +6136,8 @@ reap_kids(struct server *sv, int64_t t)
 	pid_t pid;
 	int st;
 
+	if (sv->nkids == 0)	/* a lone listener: a -e command is the session's */
+		return;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 		for (i = 0; i < sv->nkids; i++)
 			if (sv->kids[i].state != KID_FREE &&

@@ -1369,6 +1369,23 @@ spake2_key(const struct pake *pk, int is_a, const BIGNUM *s,
 }
 
 /*
+ * Is p a valid share: an uncompressed point of P-256, on the curve?  The
+ * connector's check of pB, before it asks for the password.
+ */
+static int
+share_valid(const uint8_t p[POINT_LEN])
+{
+	struct pake pk;
+	EC_POINT *pt;
+
+	pake_curve(&pk);
+	pt = p[0] == 0x04 ? decode_point(pk.group, p, POINT_LEN, pk.bn) : NULL;
+	EC_POINT_free(pt);
+	pake_free(&pk);
+	return pt != NULL;
+}
+
+/*
  * The listener's check of pA without its scalar: a valid share, and not
  * w*M, the one share that makes K the point at infinity.  Serving many's
  * listener process makes it before it forks a child for a HELLO.
@@ -3381,6 +3398,8 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 		return session_fail(r, EXIT_FAIL, "listener asks for %u "
 		    "PBKDF2 iterations (allowed %d to %d)", iterations,
 		    MIN_ITER, MAX_ITER);
+	if (!share_valid(g->pB))	/* no password typed for it */
+		return session_fail(r, EXIT_AUTH, BAD_POINT_MSG);
 	return GO_ON;
 }
 
@@ -7104,7 +7123,7 @@ usage_to(FILE *f)
 	    "[-m sessions]\n"
 	    "               [-n name] [-P size] [-p passfile] [-r messages] "
 	    "[-R seconds]\n"
-	    "               [-w timeout] [host] port\n"
+	    "               [-w timeout] [-X list] [host] port\n"
 	    "       secchat -h | -V\n");
 }
 
@@ -7134,7 +7153,8 @@ help(void)
 	    "  -V            print the version and exit\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
-	    "  -x            full hex of each record on a terminal too\n",
+	    "  -x            full hex of each record on a terminal too\n"
+	    "  -X list       with -l: addresses/networks spared by penalties\n",
 	    DEF_ITER, DEF_SESSIONS, DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 

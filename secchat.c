@@ -3362,12 +3362,13 @@ listener_answer(int net, const struct pake *pk, const struct greeted *in,
 
 /*
  * The connector's first message on a connection (section 2.6, steps 1 to
- * 3): a greeting it can answer, or the line that says why not.  *code:
- * the greeting wants a one-time code.
+ * 3): a greeting it can answer, or the line that says why not.  A refusal
+ * BUSY that there is time to wait out by the deadline is not said: *busy
+ * gets its seconds (at least 1), for the caller to try again.
  */
 static enum status
 connector_greeting(struct report *r, const struct options *opt, int net,
-    struct greeting *g, int64_t deadline)
+    struct greeting *g, int64_t deadline, unsigned *busy)
 {
 	uint8_t m[HS_MAX];
 	char line[NOTE_MAX];
@@ -3381,6 +3382,14 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 	if ((st = read_message(r, net, KIND_BIT(KIND_GREETING) |
 	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
 		return st;
+	*busy = 0;
+	if (m[HDR_LEN - 1] == KIND_REFUSAL && m[HDR_LEN] == REF_BUSY) {
+		*busy = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*busy = *busy > 0 ? *busy : 1;
+		if (now_ms() + secs_ms(*busy) < deadline)
+			return EXIT_FAIL;
+		*busy = 0;
+	}
 	if (m[HDR_LEN - 1] == KIND_REFUSAL) {
 		st = refusal_line(line, sizeof(line), opt->host, m,
 		    opt->gflag, REFUSE_GREETING);
@@ -6924,6 +6933,32 @@ connector_secret(const struct options *opt, const struct greeting *g,
 }
 
 /*
+ * Connect, and read the greeting (section 2.6, step 1); a listener that
+ * is busy for now is waited for, within the handshake's deadline.
+ */
+static enum status
+connector_greeted(struct report *r, const struct options *opt, int *fd,
+    struct greeting *g)
+{
+	int64_t deadline = deadline_in(handshake_secs(opt));
+	unsigned busy;
+	enum status st;
+
+	for (;;) {
+		if ((*fd = connect_socket(opt)) == -1)
+			return EXIT_FAIL;
+		st = connector_greeting(r, opt, *fd, g, deadline, &busy);
+		if (busy == 0)
+			return st;
+		close(*fd);
+		*fd = -1;
+		note(r, "%s is busy; trying again in %u s", opt->host, busy);
+		flush_errq(r);
+		(void)poll(NULL, 0, secs_ms(busy));
+	}
+}
+
+/*
  * A new connection whose greeting comes after w is ready (section 2.6,
  * step 5): its HELLO goes at once.  With a new salt or count, w again
  * from the kept password; a new code's greeting is an old code's end.
@@ -6937,10 +6972,7 @@ connector_again(struct report *r, const struct options *opt, int *fd,
 
 	if (*fd != -1)
 		close(*fd);
-	if ((*fd = connect_socket(opt)) == -1)
-		return EXIT_FAIL;
-	if ((st = connector_greeting(r, opt, *fd, g,
-	    deadline_in(handshake_secs(opt)))) != GO_ON)
+	if ((st = connector_greeted(r, opt, fd, g)) != GO_ON)
 		return st;
 	if (memcmp(old.salt, g->salt, SALT_LEN) == 0 &&
 	    memcmp(old.iterations, g->iterations, 4) == 0)
@@ -6964,14 +6996,11 @@ connector_handshake(struct report *r, const struct options *opt, char *pass,
 {
 	struct greeting g;
 	struct pake pk;
-	int fd, tries = 0;
+	int fd = -1, tries = 0;
 	int64_t greeted;
 	enum status st;
 
-	if ((fd = connect_socket(opt)) == -1)
-		return EXIT_FAIL;
-	if ((st = connector_greeting(r, opt, fd, &g,
-	    deadline_in(handshake_secs(opt)))) != GO_ON)
+	if ((st = connector_greeted(r, opt, &fd, &g)) != GO_ON)
 		goto fail;
 	greeted = now_ms();
 	if (g.wait < WAIT_TYPED) {	/* it would be closed before w is ready */

@@ -3375,6 +3375,7 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 	uint32_t iterations;
 	enum status st;
 
+	*busy = 0;
 	if (wait_fd(net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
 		return session_fail(r, EXIT_FAIL, "no secchat greeting from %s "
 		    "port %s within %d s: listener busy, or not secchat",
@@ -3382,7 +3383,6 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 	if ((st = read_message(r, net, KIND_BIT(KIND_GREETING) |
 	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
 		return st;
-	*busy = 0;
 	if (m[HDR_LEN - 1] == KIND_REFUSAL && m[HDR_LEN] == REF_BUSY) {
 		*busy = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
 		*busy = *busy > 0 ? *busy : 1;

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A crowd without the password: silent connections from rotating addresses.
 
-usage: crowd.py [--rate R] [--addresses K] [--first ADDR] [--seconds S]
-                [--invalid] HOST PORT
+usage: crowd.py [--rate R] [--addresses K] [--first ADDR] [--per64]
+                [--seconds S] [--hold N] [--invalid] HOST PORT
 
 Opens R connections a second, each from the next of K source addresses
 counting up from --first (default 127.16.0.1; an IPv6 --first gives IPv6
@@ -10,7 +10,9 @@ sources, which need IPV6_FREEBIND and a prefix routed to lo), and holds
 each one silent until the listener closes it.  With --invalid, each
 connection instead answers the listener's GREETING at once with a HELLO
 whose point is not on the curve (secchat/3, doc/PROTOCOL-3.md; no
-computation for us).  Prints "crowd: started" once
+computation for us).  --per64 steps IPv6 sources by a /64 (one address per
+/64, as a listener counts them).  --hold N prints "crowd: holding N" once N
+connections are open at once.  Prints "crowd: started" once
 the first connection is up, then one line of counts at the end.  Ends
 after --seconds (default 20) or on SIGTERM; an alarm ends it even if the
 loop sticks.
@@ -30,6 +32,8 @@ def main():
     ap.add_argument('--first', default='127.16.0.1')
     ap.add_argument('--seconds', type=float, default=20)
     ap.add_argument('--invalid', action='store_true')
+    ap.add_argument('--per64', action='store_true')
+    ap.add_argument('--hold', type=int, default=0)
     ap.add_argument('host')
     ap.add_argument('port', type=int)
     a = ap.parse_args()
@@ -50,12 +54,12 @@ def main():
         if now >= start + a.seconds:
             break
         while n < (now - start) * a.rate and n < hard - 100:
-            src = str(first + (n % a.addresses))
+            src = str(first + (n % a.addresses << (64 if a.per64 else 0)))
             n += 1
             s = socket.socket(fam, socket.SOCK_STREAM)
             try:
                 if fam == socket.AF_INET6:
-                    s.setsockopt(socket.SOL_IPV6, 76, 1)   # IPV6_FREEBIND
+                    s.setsockopt(socket.IPPROTO_IPV6, 78, 1)   # IPV6_FREEBIND
                 s.bind((src, 0))
                 s.setblocking(False)
                 s.connect_ex((a.host, a.port))
@@ -67,6 +71,9 @@ def main():
             if st['opened'] == 1:
                 print('crowd: started', flush=True)
             sel.register(s, selectors.EVENT_READ, [0])
+        if a.hold and len(sel.get_map()) >= a.hold:
+            print('crowd: holding %d' % a.hold, flush=True)
+            a.hold = 0
         for key, _ in sel.select(timeout=0.002):
             s, got = key.fileobj, key.data
             try:

@@ -5654,7 +5654,7 @@ source_lookup(struct server *sv, const struct sockaddr *sa)
  * while a stranger's entry can go.
  */
 static struct source *
-source_victim(struct server *sv)
+source_victim(struct server *sv, int64_t t)
 {
 	struct source *s, *best = NULL;
 	size_t i;
@@ -5666,7 +5666,7 @@ source_victim(struct server *sv)
 			return s;
 		if (s->kids > 0 || s->pending > 0)
 			continue;
-		rank = s->good ? 2 : s->until > s->seen ? 1 : 0;
+		rank = s->good ? 2 : s->until > t ? 1 : 0;
 		if (rank < best_rank || (rank == best_rank &&
 		    s->seen < best->seen)) {
 			best = s;
@@ -5684,7 +5684,7 @@ source_new(struct server *sv, const struct sockaddr *sa, const char *host,
 	struct source *s;
 	size_t n;
 
-	if ((s = source_victim(sv)) == NULL)
+	if ((s = source_victim(sv, t)) == NULL)
 		return NULL;
 	memset(s, 0, sizeof(*s));
 	s->used = 1;
@@ -5757,6 +5757,8 @@ check_refused(struct server *sv, struct source *src, int64_t t,
 		sv->code_checks++;
 		sv->code_refill += CODE_REFILL_MS;
 	}
+	if (sv->code_checks == CODE_CHECKS)	/* full: no credit saved up */
+		sv->code_refill = t + CODE_REFILL_MS;
 	if (sv->opt->gflag && sv->code_checks == 0) {
 		*secs = secs_until(sv->code_refill, t);
 		return REF_GUESS_LIMIT;
@@ -6750,6 +6752,24 @@ server_init(struct server *sv, const struct options *opt, struct pake *pk,
 	queue_alloc(sv, &sv->errq);
 }
 
+/* A lone listener is done: its pending connections and memory go. */
+static void
+server_free(struct server *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->npend; i++)
+		if (sv->pend[i].fd != -1)
+			pending_free(sv, &sv->pend[i], 1);
+	free(sv->pend);
+	free(sv->src);
+	free(sv->pfd);
+	free(sv->kids);
+	free(sv->exempt);
+	(void)munmap(sv->outq.data, sv->outq.cap);
+	(void)munmap(sv->errq.data, sv->errq.cap);
+}
+
 /* -k with -m above 1 (and no -g): serve until killed. */
 static void __attribute__((noreturn))
 listener_many(const struct options *opt, struct pake *pk,
@@ -6907,6 +6927,7 @@ listener(const struct options *opt)
 		}
 	}
 	session_free(&s);
+	server_free(&sv);
 	pake_free(&pk);
 	close(lfd);
 	return status;

@@ -2007,7 +2007,9 @@ t_password_prompt() {	# no -p: asked on the terminal, echo off, then back
 
 t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	# The shell ignores SIGINT and cannot repair the terminal: secchat must.
-	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 1; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
+	# The prompt comes after the listener's greeting.
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 $PORT; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
 	local i
 	for i in $(seq 100); do
 		$TM capture-pane -p | grep -q '^Password:' && break; sleep 0.05

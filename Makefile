@@ -14,18 +14,19 @@ HARDEN	:= -fPIE -fstack-protector-strong -U_FORTIFY_SOURCE \
 	   -D_FORTIFY_SOURCE=2 $(call cc_has,-fstack-clash-protection) \
 	   $(call cc_has,-fcf-protection)
 HARDEN_LD = -pie -Wl,-z,relro,-z,now,-z,noexecstack
-CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto 2>/dev/null)
-CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto 2>/dev/null)
+# libcrypto, and utf8proc for the chat editor's grapheme clusters.
+CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto libutf8proc 2>/dev/null)
+CRYPTO_LIBS   := $(shell pkg-config --libs libcrypto libutf8proc 2>/dev/null)
 SAN	 = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	   -fno-sanitize-recover=undefined
 FUZZ_SECONDS ?= 60
-NEEDS	 = secchat needs pkg-config and libssl-dev (OpenSSL 3 libcrypto): \
-	   apt-get install pkg-config libssl-dev
+NEEDS	 = secchat needs pkg-config, libssl-dev (OpenSSL 3 libcrypto) and \
+	   libutf8proc-dev: apt-get install pkg-config libssl-dev libutf8proc-dev
 
 all: secchat
 
 libcrypto-check:
-	@pkg-config --exists 'libcrypto >= 3.0' 2>/dev/null || \
+	@pkg-config --exists 'libcrypto >= 3.0' libutf8proc 2>/dev/null || \
 	    { echo "$(NEEDS)" >&2; exit 1; }
 
 secchat: secchat.c | libcrypto-check
@@ -52,9 +53,16 @@ tests/secchat-leak: secchat.c | libcrypto-check
 	$(CC) $(WARN) -DSECCHAT_TEST_LEAK $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
 	    secchat.c $(LDFLAGS) $(CRYPTO_LIBS)
 
+# A debugging build, with the test hooks: only a -DSECCHAT_DEBUG build
+# heeds SECCHAT_NO_SANDBOX (valgrind cannot run under the filters).
+tests/secchat-debug: secchat.c | libcrypto-check
+	$(CC) $(WARN) -g -O1 -DSECCHAT_DEBUG -DSECCHAT_TEST_HOOKS \
+	    $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
+
 asan/secchat: secchat.c | libcrypto-check
 	@mkdir -p asan
-	$(CC) $(WARN) $(SAN) $(CRYPTO_CFLAGS) -o $@ secchat.c $(CRYPTO_LIBS)
+	$(CC) $(WARN) $(SAN) -DSECCHAT_DEBUG $(CRYPTO_CFLAGS) -o $@ secchat.c \
+	    $(CRYPTO_LIBS)
 
 tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(SAN) $(CRYPTO_CFLAGS) -o $@ \
@@ -69,14 +77,14 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 check:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/kat tests/secchat-hooks \
-	    tests/secchat-leak tests/srcaddr.so
+	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so
 	./test.sh
 
 check-asan:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/secchat-hooks asan/secchat \
 	    tests/kat-asan \
-	    tests/secchat-leak tests/srcaddr.so
+	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
@@ -114,7 +122,7 @@ deb:
 
 clean:
 	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
-	    tests/secchat-leak tests/srcaddr.so fuzz/*_fuzz
+	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so fuzz/*_fuzz
 	rm -rf dist
 
 install: secchat

@@ -22,6 +22,7 @@ build_deps() {
 	need build-essential have cc
 	need pkg-config have pkg-config
 	need libssl-dev pkg-config --exists 'libcrypto >= 3.0'
+	need libutf8proc-dev pkg-config --exists libutf8proc
 }
 
 # make deb: dpkg-buildpackage insists on the Build-Depends and on the

@@ -23,9 +23,9 @@
  *   §6  key derivation         -                         5
  *   §7  SPAKE2                 struct pake               5,6
  *   §8  records                struct direction, keys    5,6
- *   §9  buffers, blocking I/O  struct buf                5
+ *   §9  buffers, blocking I/O  struct buf, written       1,5
  *   §10 connection states      struct conn               8
- *   §11 the view               struct view               -
+ *   §11 the view               struct view               5
  *   §12 the line editor        struct editor             5,9,11
  *   §13 the chat at a terminal struct chat               5,9,10,11,12
  *   §14 progress               struct report (progress)  5,9
@@ -35,13 +35,13 @@
  *   §18 receiving              struct conn, bufs         4,8,9,10,15,17
  *   §19 the -e command         struct command            1,5,9,10,15
  *   §20 the engine             struct session            5,8,9,10,13,14,15,17,18,19
- *   §21 sessions               struct session            1,3,5,8,9,13,14,15,19,20
+ *   §21 sessions               struct session            1,3,4,5,8,9,13,14,15,19,20
  *   §22 sockets                struct accepted           1,4,5,9
  *   §23 the password           -                         5,9
  *   §24 serving one connection struct session, pake      5,7,9,15,16,21
- *   §25 serving many           struct server, pending    1,5,7,8,9,16,21,22,24
+ *   §25 serving many           struct server, pending    1,3,4,5,7,8,9,16,21,22,24
  *   §26 the two roles          struct options            1,3,4,5,7,9,13,15,16,21,22,23,24,25
- *   §27 options and main       struct options            1,4,5,13,23,26
+ *   §27 options and main       struct options            1,4,5,13,19,23,26
  *
  * Forward declarations (0).
  *
@@ -102,6 +102,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <utf8proc.h>
+
 #define PROGRAM_VERSION	"2.0"
 
 /* ---------------------------------------------------------------------- */
@@ -111,6 +113,8 @@
  * this section, and seccomp is §3; a port starts with these two (on
  * OpenBSD, pledge(2) would take the sandbox's place).
  */
+
+#include <sched.h>		/* CLONE_NEW*, for the serving filter */
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -161,6 +165,85 @@ static int
 os_pipe(int fds[2])
 {
 	return pipe2(fds, O_CLOEXEC);
+}
+
+/* A pair of connected local sockets of type, both close-on-exec. */
+static int
+os_socketpair(int type, int fds[2])
+{
+	return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds);
+}
+
+/* Bytes written into the pipe fd (either end) and not yet read from it. */
+static size_t
+os_unread(int fd)
+{
+	int n;
+
+	if (ioctl(fd, FIONREAD, &n) == -1 || n < 0)
+		abort();		/* our own pipe */
+	return (size_t)n;
+}
+
+/* Send the message p[0..n) on a local socket with nfds descriptors. */
+static ssize_t
+os_send_fds(int sock, const void *p, size_t n, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr h;
+		char	 space[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > 4)
+		abort();
+	memset(&u, 0, sizeof(u));
+	m.msg_control = u.space;
+	m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	u.h.cmsg_level = SOL_SOCKET;
+	u.h.cmsg_type = SCM_RIGHTS;
+	u.h.cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(&u.h), fds, nfds * sizeof(int));
+	return sendmsg(sock, &m, MSG_NOSIGNAL);
+}
+
+/*
+ * Receive a message into p[0..n) and up to 4 descriptors, close-on-exec,
+ * into fds[0..*nfds); the message's length, or -1.
+ */
+static ssize_t
+os_recv_fds(int sock, void *p, size_t n, int fds[4], size_t *nfds)
+{
+	union {
+		struct cmsghdr h;
+		char	 space[CMSG_SPACE(4 * sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = p, .iov_len = n };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = u.space, .msg_controllen = sizeof(u.space) };
+	struct cmsghdr *c;
+	ssize_t r;
+
+	*nfds = 0;
+	if ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) == -1)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    *nfds == 0) {
+			*nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(c), *nfds * sizeof(int));
+		}
+	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		errno = EMSGSIZE;
+	return m.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -1 : r;
+}
+
+/* poll(2) with the signals not in mask let through only meanwhile. */
+static int
+os_poll_signals(struct pollfd *pfd, nfds_t n, const sigset_t *mask)
+{
+	return ppoll(pfd, n, NULL, mask);
 }
 
 /* socket(2), close-on-exec, and non-blocking if asked. */
@@ -343,7 +426,7 @@ enum status {
 
 /* Listeners (doc/PROTOCOL-3.md section 2.7): limits and penalties. */
 #define PENDING_MAX	1024		/* greeted connections held at once */
-#define PENDING_MIN	16		/* ... or as the open-files limit allows */
+#define PENDING_MIN	256		/* ... or as the open-files limit allows */
 #define PENDING_PER_SOURCE 8		/* of them from one address */
 #define WAIT_REST	60		/* s a greeting waits for the HELLO */
 #define WAIT_LOAD	2		/* ... with the table over half full */
@@ -411,6 +494,7 @@ struct options {
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
+	int	 launcher;		/* -e: the launcher's socket (§19), or -1 */
 	const char *name;		/* -n: the peer's name on the terminal */
 	const char *exempt;		/* -X: spared by penalties and limits */
 };
@@ -520,12 +604,32 @@ struct conn {
 	uint64_t rekeys_sent, rekeys_recv;
 };
 
+/*
+ * The peer's bytes on their way out, and how many are written for good
+ * (W, doc/PROTOCOL-3.md section 7.1): what write(2) to stdout took; with
+ * -e, less what the command has not yet read from its pipe; in a serving
+ * listener's child, what the listener has written to its own stdout and
+ * acknowledged.  DONE waits for W to reach the peer's whole stream.
+ */
+struct written {
+	uint64_t payload;		/* the peer's bytes taken out of out */
+	uint64_t raw;			/* bytes write(2) took: the same, or
+					   more once rendered for a terminal */
+	uint64_t acked;			/* of raw, what the listener wrote */
+	uint64_t caught;		/* payload when acked last caught up */
+	int	 acks;			/* W is what the listener acknowledges */
+	int	 ack_fd;		/* its acknowledgements; -1: none, gone */
+	int	 ended;			/* it was told that no more comes */
+	int	 pipe_fd;		/* the command's stdin, or -1 */
+};
+
 /* A session's buffers, allocated once (a -k listener reuses them). */
 struct bufs {
 	struct buf in;			/* stdin's plaintext, to be sealed */
 	struct buf txb;			/* records to the socket */
 	struct buf rxb;			/* records from the socket */
 	struct buf out;			/* plaintext for stdout */
+	struct written wr;		/* out's bytes, written (W) */
 };
 
 /*
@@ -548,18 +652,30 @@ struct report {
 	int	 secs;			/* flushes wait this long in all */
 	int64_t	 deadline;		/* ms, set at the first flush; 0: none */
 	int	 progress;		/* the -v progress line is drawn */
-	int	 progress_shown;	/* it is on the terminal now */
 	int64_t	 progress_start, progress_last;	/* ms */
 	off_t	 in_size;		/* stdin's size if a file, else -1 */
 	void	(*hide)(void *);	/* the chat's, or NULL */
-	void	*hide_arg;
+	/* The chat's: shows a DATA record with its text; 1: no hex line. */
+	int	(*row)(void *, int dir, int type, const uint8_t *plain,
+		    size_t plen, const uint8_t *rec, size_t n);
+	void	*hide_arg;		/* the chat, for both */
+	int	 live;			/* DATA as one row drawn in place */
+	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
+	int	 live_new;		/* live_row not drawn yet */
+	int	 live_rows;		/* rows of the live area on the screen */
 };
 
 /* The chat at a terminal (the editor and the view, below). */
 #define MARK_MAX	32		/* a marker, with its video attributes */
 #define NAME_MAX_W	24		/* bytes of a display name */
 #define LABEL_MAX	(8 + NAME_MAX_W + 2)	/* "HH:MM NAME> " */
-#define RENDER_MAX	(LABEL_MAX + 2 * MARK_MAX)	/* per character */
+#define ANNOT_HEX	32		/* record bytes an annotation may show */
+#define ANNOT_MAX	(2 * ANNOT_HEX + 48)	/* "   ‹82 B 0050…›", dim */
+#define ANNOTS		8		/* records whose text is not yet shown */
+#define WRAP_MAX	(LABEL_MAX + 16)	/* a continuation row's start */
+#define TAB_W		8
+/* Per character: a label, a wrap, an annotation and a wrap, a marker. */
+#define RENDER_MAX	(LABEL_MAX + 2 * WRAP_MAX + ANNOT_MAX + 2 * MARK_MAX)
 #define VIEW_MIN	(4 * RENDER_MAX)	/* view_render's least room */
 #define VIEW_CHUNK	8192		/* the peer's text, rendered at once */
 _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
@@ -567,29 +683,51 @@ _Static_assert(VIEW_CHUNK >= VIEW_MIN, "room for view_render");
 #define HISTORY_MAX	100		/* lines sent, for Up and Down */
 #define PROMPT		"> "
 #define PROMPT_W	2
-#define DRAW_MAX	(EDIT_MAX + 64)
+#define DRAW_MAX	(2 * EDIT_MAX * TAB_W + 256)	/* tabs, rows, moves */
 #define KEYS_MAX	256		/* typed bytes read at once */
 
 enum key_state { KEY_TEXT, KEY_ESC, KEY_CSI, KEY_SS3, KEY_STRING,
     KEY_STRING_ESC };
 
 /* What a key asks of the session. */
-enum { ED_NONE, ED_LINE, ED_EOF };
+enum { ED_NONE, ED_LINE, ED_EOF, ED_INTR };
 
-/* The peer's text on our terminal: who says it, and what may be shown. */
+/*
+ * A record's ciphertext, shown at the end of the row where its text ends:
+ * its size, its first bytes, and where its text ends in the view's input.
+ */
+struct annot {
+	uint64_t end;			/* v->taken when its text is all shown */
+	size_t	 size;			/* the record's bytes on the wire */
+	uint8_t	 rec[ANNOT_HEX];	/* its first bytes */
+};
+
+/*
+ * Text on our terminal (the peer's, or our own lines): who says it, and
+ * what may be shown.  The view wraps the rows itself, so that a row it
+ * continues starts with a marker, never with the peer's text.
+ */
 struct view {
 	int	 labels;		/* "HH:MM NAME> " before each line */
 	int	 ascii;			/* not a UTF-8 terminal: only ASCII as is */
-	char	 peer[NAME_MAX_W + 1];	/* the peer's display name */
+	char	 peer[NAME_MAX_W + 1];	/* the display name */
 	int	 line_start;		/* the next character begins a line */
 	int	 cr;			/* a CR waits: dropped before LF */
 	uint8_t	 part[4];		/* a character cut between records */
 	size_t	 part_len;
+	int	 cols;			/* the terminal's width */
+	int	 col;			/* the cursor's column on its row */
+	int	 label_w;		/* the label's columns: text starts there */
+	uint64_t taken;			/* input bytes rendered so far */
+	struct annot annot[ANNOTS];	/* oldest first */
+	int	 nannot;
+	int	 annot_due;		/* annot[0]'s text is shown: at row end */
+	uint32_t prev;			/* the last character, for joiners */
 };
 
 struct editor {
 	int	 fd;			/* the terminal */
-	cc_t	 erase, werase, kill, eof;	/* the terminal's keys */
+	cc_t	 erase, werase, kill, eof, intr;	/* the terminal's keys */
 	uint8_t	 line[EDIT_MAX];
 	size_t	 len, cur;		/* bytes; cur is on a character */
 	int	 cols;			/* the terminal's width */
@@ -606,7 +744,7 @@ struct editor {
 	int	 nhist, hpos;		/* hpos == nhist: the typed line */
 	uint8_t	 draft[EDIT_MAX];	/* that line, while Up shows others */
 	size_t	 draft_len;
-	char	 draw[DRAW_MAX * 2];	/* the screen update being built */
+	char	 draw[DRAW_MAX];	/* the screen update being built */
 	size_t	 draw_len;
 };
 
@@ -615,7 +753,10 @@ struct chat {
 	int	 fd;			/* stdout, when it is a terminal */
 	int	 edit;			/* the line editor is on */
 	int	 peer_ended;		/* the peer's CLOSE came before ours */
-	struct view view;
+	int	 annotate;		/* records' ciphertext on their text's row */
+	int	 interrupted;		/* ^C: the chat is over for the editor */
+	struct view view;		/* the peer's text */
+	struct view mine;		/* our lines, as they are sealed */
 	struct editor ed;
 };
 
@@ -637,10 +778,38 @@ struct command {
 	enum cmd_state state;
 	enum cmd_feed feed;
 	pid_t	 pid;
+	int	 chan;			/* to the launcher, about it; -1: none */
 	int	 from, to;		/* its stdout, its stdin; -1: closed */
 	int	 status;		/* its wait status, at CMD_EXITED */
 	int64_t	 output_end;		/* ms: when its stdout ended */
 	int64_t	 refused;		/* ms: when it stopped reading */
+};
+
+/*
+ * -e's launcher (§19), and what it and a session say to each other: a
+ * request on the launcher's socket, with the descriptors of a channel for
+ * the replies and the command's stdin, stdout and stderr; then words on
+ * the channel.  Every string of a request ends in a NUL.
+ */
+#define LAUNCH_MAX	(4 * MAX_SESSIONS)	/* commands running at once */
+
+struct launch_req {
+	char	 number[24];		/* SECCHAT_SESSION */
+	char	 addr[NI_MAXHOST];	/* SECCHAT_PEER_ADDR */
+	char	 port[NI_MAXSERV];	/* SECCHAT_PEER_PORT */
+};
+
+struct launch_word {
+	int32_t	 v;
+	char	 what;			/* launcher: 'R' running (v: pid), 'E'
+					   not started (v: errno), 'X' exited
+					   (v: wait status); session: 'K' kill */
+};
+
+/* A command the launcher runs, and the channel of its session. */
+struct launched {
+	pid_t	 pid;			/* 0: a free slot */
+	int	 chan;			/* -1 once the session has gone */
 };
 
 /*
@@ -663,10 +832,13 @@ static struct {
 /* §3 Sandbox: seccomp-bpf */
 /*
  * Sandbox: a seccomp-bpf allow-list, in the manner of OpenSSH's
- * sandbox-seccomp-filter.c.  From the end of the handshake (for a -k
- * listener, from before its first accept) a bug in the code that handles
- * what the peer sends cannot open a file, start a program or make a
- * connection: any system call not listed kills the process.  strace -f
+ * sandbox-seccomp-filter.c.  From before the first byte read from the
+ * network (a listener: before its first accept), a bug in the code that
+ * parses the handshake or handles what the peer sends cannot open a
+ * file, start a program or make a connection: any system call not listed
+ * kills the process.  A second, narrower filter follows the handshake; a
+ * serving listener's own filter lets it accept and fork (sb_server), and
+ * -e's command is started by a launcher outside them all (§19).  strace -f
  * of sessions (bulk, line mode, rekeys every record, a chat at a terminal,
  * a -k listener) shows read, write, poll, shutdown, close, munmap, futex,
  * fcntl (F_SETFL at exit), ioctl (TCGETS, TCSETS), exit_group, and for -k
@@ -731,9 +903,16 @@ static struct {
 	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (bits), 1, 0), \
 	SB_RET(SECCOMP_RET_ALLOW), SB_LD(SB_NR)
 
-#define SANDBOX_SESSION		0	/* one session, this process */
-#define SANDBOX_LISTENER	1	/* a -k listener: sessions, accept */
-#define SANDBOX_MAX		160	/* instructions */
+/*
+ * The filters, each on top of those a process has already: a process
+ * enters the next when it needs less, and the kernel applies them all.
+ */
+#define SANDBOX_SESSION		0	/* after the handshake: one session */
+#define SANDBOX_PREAUTH		1	/* before a connection's first byte */
+#define SANDBOX_LISTENER	2	/* the same, and accept: -l, -k -m 1 */
+#define SANDBOX_SERVER		3	/* serving many's listener process */
+#define SANDBOX_CONNECTOR	4	/* PREAUTH, and new connections (2.6) */
+#define SANDBOX_MAX		256	/* instructions */
 
 static size_t
 sb_append(struct sock_filter *f, size_t n, const struct sock_filter *more,
@@ -782,6 +961,8 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSW),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TCSETSF),
 		SB_ALLOW_ARG(__NR_ioctl, 1, TIOCGWINSZ),
+		/* -e: read yet?  A -k listener between chats: ^D or keys? */
+		SB_ALLOW_ARG(__NR_ioctl, 1, FIONREAD),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_GETFL),
 		SB_ALLOW_ARG(__NR_fcntl, 1, F_SETFL),
 		/* Signals: the fatal ones re-raised at ourselves, abort(). */
@@ -799,21 +980,69 @@ sb_session(struct sock_filter *f)
 }
 
 /*
- * Kill the process on any call that kind does not need; command, if not
- * 0, is the -e command's pid, which the session waits for and may kill.
+ * What a serving listener does besides what its children do: accept
+ * connections and fork a child for each, collect them, kill those that
+ * take too long.  A child starts under this filter: it puts its pipes in
+ * place of its stdio, dies with the listener, reads its descriptors'
+ * kinds, and then enters its own.  clone only without new namespaces;
+ * clone3, whose flags a filter cannot see, fails as unknown to glibc,
+ * which falls back to clone.
+ */
+static size_t
+sb_server(struct sock_filter *f, size_t n)
+{
+	const struct sock_filter server[] = {
+		SB_ALLOW_NOT(__NR_clone, 0, CLONE_NEWNS | CLONE_NEWUTS |
+		    CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+		    CLONE_NEWCGROUP),
+		SB_IF(__NR_clone3, 1), SB_RET(SECCOMP_RET_ERRNO | ENOSYS),
+		SB_ALLOW(__NR_set_robust_list),	/* glibc, in a new child */
+		SB_ALLOW(__NR_wait4),
+		SB_ALLOW_ARG(__NR_kill, 1, SIGKILL),
+		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+#ifdef __NR_dup2
+		SB_ALLOW(__NR_dup2),
+#endif
+		SB_ALLOW(__NR_dup3), SB_ALLOW(__NR_getppid),
+		SB_ALLOW(__NR_tgkill),		/* a child's raise(), abort() */
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_PDEATHSIG),
+		SB_ALLOW_ARG(__NR_newfstatat, 3, AT_EMPTY_PATH),
+#ifdef __NR_fstat
+		SB_ALLOW(__NR_fstat),
+#endif
+	};
+
+	return sb_append(f, n, server, sizeof(server) / sizeof(server[0]));
+}
+
+/*
+ * Kill the process on any call that kind does not need.  Before the
+ * handshake is done, a session may still stack the session's filter, and
+ * with -e ask the launcher (§19) for its command: two pipes and a channel,
+ * sent over a local socket.
  */
 static void
-sandbox_enter(const struct options *opt, int kind, pid_t command)
+sandbox_enter(const struct options *opt, int kind)
 {
+	const struct sock_filter preauth[] = {
+		SB_ALLOW(__NR_getpeername),
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_NO_NEW_PRIVS),
+		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_SECCOMP),
+	};
+	const struct sock_filter launch[] = {
+		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+		SB_ALLOW(__NR_sendmsg),
+	};
 	const struct sock_filter listener[] = {
-		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_getpeername),
-		SB_ALLOW(__NR_setsockopt),
+		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_setsockopt),
 		SB_ALLOW(__NR_mlock),		/* -g -k: a new code's buffer */
 		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
 	};
-	const struct sock_filter child[] = {
-		SB_ALLOW_ARG(__NR_wait4, 0, (uint32_t)command),
-		SB_ALLOW_ARG(__NR_kill, 0, (uint32_t)command),
+	/* A connector's new connections, to addresses resolved before. */
+	const struct sock_filter connector[] = {
+		SB_ALLOW_ARG(__NR_socket, 0, AF_INET),
+		SB_ALLOW_ARG(__NR_socket, 0, AF_INET6),
+		SB_ALLOW(__NR_connect), SB_ALLOW(__NR_setsockopt),
 	};
 	const struct sock_filter tail[] = { SB_KILL };
 	struct sock_filter f[SANDBOX_MAX];
@@ -823,11 +1052,18 @@ sandbox_enter(const struct options *opt, int kind, pid_t command)
 	if (!opt->sandbox || SB_NONE)
 		return;
 	n = sb_session(f);
-	if (kind == SANDBOX_LISTENER)
+	if (kind != SANDBOX_SESSION)
+		n = sb_append(f, n, preauth, sizeof(preauth) / sizeof(preauth[0]));
+	if (kind != SANDBOX_SESSION && opt->command != NULL)
+		n = sb_append(f, n, launch, sizeof(launch) / sizeof(launch[0]));
+	if (kind == SANDBOX_LISTENER || kind == SANDBOX_SERVER)
 		n = sb_append(f, n, listener,
 		    sizeof(listener) / sizeof(listener[0]));
-	if (command != 0)
-		n = sb_append(f, n, child, sizeof(child) / sizeof(child[0]));
+	if (kind == SANDBOX_SERVER)
+		n = sb_server(f, n);
+	if (kind == SANDBOX_CONNECTOR)
+		n = sb_append(f, n, connector,
+		    sizeof(connector) / sizeof(connector[0]));
 	n = sb_append(f, n, tail, 1);
 	prog.len = n;
 	prog.filter = f;
@@ -852,8 +1088,25 @@ test_hook(const char *name)
 	return h != NULL && strcmp(h, name) == 0;
 }
 
+/*
+ * test_stop(name): where a process has entered its filter and not yet
+ * read a network byte, it says so, waits 2 s for a test to look at
+ * /proc/PID/status, and then makes a call that the filter must kill.
+ */
+static void
+test_stop(const char *name)
+{
+	if (!test_hook(name))
+		return;
+	warnx("test: %s: filtered", name);
+	(void)poll(NULL, 0, 2000);
+	(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	warnx("test: %s: not killed", name);
+}
+
 #else
 #define test_hook(name)		0
+#define test_stop(name)		((void)0)
 #endif
 
 /* ---------------------------------------------------------------------- */
@@ -909,20 +1162,28 @@ term_cols(int fd)
 /*
  * The editor's terminal modes, from before the connection is made (once
  * the password is read), so that keys typed ahead are shown once, by the
- * editor, not echoed by the terminal as well.  0, or -1 if they could not
- * be set.
+ * editor, not echoed by the terminal as well.  KEYS_AHEAD until the chat
+ * starts (^C interrupts); KEYS_CHAT in it (^C is the editor's key, which
+ * takes the line off the screen first); KEYS_LINE between the chats of a
+ * -k listener, where the terminal keeps the keys in its line until Enter
+ * and ^D on an empty one reads as the end.  0, or -1 if they could not be
+ * set.
  */
+enum { KEYS_AHEAD, KEYS_CHAT, KEYS_LINE };
+
 static int
-keys_raw(int fd)
+keys_raw(int fd, int mode)
 {
 	struct termios t;
 
-	if (restore.tty_changed)
-		return 0;		/* already */
-	if (save_tty(fd) == -1)
+	if (!restore.tty_changed && save_tty(fd) == -1)
 		return -1;
 	t = restore.tty;
 	t.c_lflag &= ~(ICANON | ECHO | IEXTEN);	/* ^V and ^O are keys too */
+	if (mode == KEYS_CHAT)
+		t.c_lflag &= ~ISIG;
+	if (mode == KEYS_LINE)
+		t.c_lflag |= ICANON;
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	t.c_cc[VSUSP] = _POSIX_VDISABLE;	/* a stopped chat stays raw */
@@ -950,9 +1211,10 @@ plural(uint64_t n)
 }
 
 /*
- * The numeric address and port.  A link-local IPv6 scope is printed as its
- * number: glibc would name the interface with a socket and an ioctl, which
- * a -k listener's sandbox forbids.
+ * The numeric address and port, as people write them: an IPv4 peer of a
+ * dual-stack socket (::ffff:192.0.2.7) as IPv4.  A link-local IPv6 scope
+ * is printed as its number: glibc would name the interface with a socket
+ * and an ioctl, which a -k listener's sandbox forbids.
  */
 static void
 addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
@@ -960,12 +1222,21 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in sin;
 	uint32_t scope = 0;
 	size_t n;
 
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, sa, len < sizeof(ss) ? len : sizeof(ss));
-	if (ss.ss_family == AF_INET6) {
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = sin6->sin6_port;
+		memcpy(&sin.sin_addr, sin6->sin6_addr.s6_addr + 12, 4);
+		memcpy(&ss, &sin, sizeof(sin));
+		len = sizeof(sin);
+	} else if (ss.ss_family == AF_INET6) {
 		scope = sin6->sin6_scope_id;
 		sin6->sin6_scope_id = 0;
 	}
@@ -977,6 +1248,50 @@ addr_text(const struct sockaddr *sa, socklen_t len, char host[NI_MAXHOST],
 		n = strlen(host);
 		(void)snprintf(host + n, NI_MAXHOST - n, "%%%u", scope);
 	}
+}
+
+/*
+ * At a terminal cols wide, a line wider than it breaks at the spaces, the
+ * rows after the first indented: the terminal would cut words.  msg (cap
+ * bytes) is left as it is if it has no room for the indents.
+ */
+static void
+wrap_words(char *msg, size_t cap, int cols)
+{
+	size_t n = strlen(msg), row = 0, i, space = 0;
+	size_t width = cols > 20 ? cols - 1 : 19, indent = 2;
+
+	for (i = 0; i < n; i++) {
+		if (msg[i] == ' ')
+			space = i;
+		if ((msg[i] & 0xc0) == 0x80 || i - row < width || space <= row)
+			continue;
+		if (n + indent + 1 >= cap)
+			return;			/* the terminal cuts, then */
+		memmove(msg + space + 1 + indent, msg + space + 1,
+		    n - space);
+		msg[space] = '\n';
+		memset(msg + space + 1, ' ', indent);
+		n += indent;
+		row = space + 1;
+		i = row + indent - 1;	/* the row's text, again */
+	}
+}
+
+/* A "secchat: " line on stderr, broken at spaces if it is a terminal. */
+static void __attribute__((format(printf, 1, 2)))
+say(const char *fmt, ...)
+{
+	char msg[NOTE_MAX];
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "secchat: ");
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg + n, sizeof(msg) - n - 32, fmt, ap);
+	va_end(ap);
+	if (isatty(STDERR_FILENO))
+		wrap_words(msg, sizeof(msg), term_cols(STDERR_FILENO));
+	fprintf(stderr, "%s\n", msg);
 }
 
 /* Close n pipes, both ends. */
@@ -1948,6 +2263,92 @@ write_full(int fd, const void *buf, size_t n, int64_t deadline)
 	return 0;
 }
 
+/*
+ * The written count (struct written): one place counts what leaves for
+ * the output, one place says what is written for good (W).
+ */
+
+/* A new session's count; acks: a serving listener acknowledges on fd. */
+static void
+written_begin(struct written *w, int acks, int fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->acks = acks;
+	w->ack_fd = acks ? fd : -1;
+	w->pipe_fd = -1;
+}
+
+/* write(2) took raw bytes, payload bytes of the peer's as rendered. */
+static void
+written_add(struct written *w, size_t payload, size_t raw)
+{
+	w->payload += payload;
+	w->raw += raw;
+}
+
+/*
+ * W: the peer's bytes written for good.  A listener's acknowledgement
+ * counts what it wrote of ours; where we rendered, it says the whole
+ * of payload only once it has caught up with raw.
+ */
+static uint64_t
+written_count(const struct written *w)
+{
+	size_t unread;
+
+	if (w->acks)
+		return w->caught;
+	if (w->pipe_fd == -1)
+		return w->payload;
+	unread = os_unread(w->pipe_fd);
+	return unread < w->payload ? w->payload - unread : 0;
+}
+
+/* The listener's acknowledgement: raw bytes written, a u64, big-endian. */
+static void
+written_acked(struct written *w, const uint8_t v[8])
+{
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		n = n << 8 | v[i];
+	if (n > w->raw || n < w->acked)
+		abort();		/* our listener's bug */
+	w->acked = n;
+	if (n == w->raw)
+		w->caught = w->payload;
+	else if (w->raw == w->payload)
+		w->caught = n;
+}
+
+/* Read what acknowledgements came; the listener gone, no more come. */
+static void
+written_read_acks(struct written *w)
+{
+	uint8_t v[8];
+	ssize_t r;
+
+	while ((r = read(w->ack_fd, v, sizeof(v))) == sizeof(v))
+		written_acked(w, v);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR))
+		w->ack_fd = -1;		/* it is gone: we will be too */
+}
+
+/*
+ * The command's stdin is closed: what it had not read is not written,
+ * and never will be.
+ */
+static void
+written_pipe_closed(struct written *w)
+{
+	size_t unread = os_unread(w->pipe_fd);
+
+	w->payload -= unread < w->payload ? unread : w->payload;
+	w->raw = w->payload;
+	w->pipe_fd = -1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* §10 Connection states */
 /* The connection's states (struct conn's diagram): tests and transitions. */
@@ -2120,12 +2521,89 @@ char_width(uint32_t c)
 	return wcwidth((wchar_t)c);
 }
 
+/* A pictograph, as emoji sequences join them (an approximation). */
+static int
+pictograph(uint32_t c)
+{
+	return (c >= 0x1f000 && c <= 0x1faff) || (c >= 0x2600 && c <= 0x27bf);
+}
+
+/*
+ * Characters that show nothing, so that text with them looks like other
+ * text: zero-width spaces and joiners, the word joiner, the byte order
+ * mark, tags and the Hangul fillers.  A joiner after a pictograph joins an
+ * emoji sequence (👨‍👩‍👧) and is shown as it is.
+ */
+static int
+invisible(uint32_t c, uint32_t prev)
+{
+	if (c == 0x200d)
+		return !pictograph(prev) && !(prev >= 0x1f3fb && prev <= 0x1f3ff) &&
+		    prev != 0xfe0f;
+	return c == 0x200b || c == 0x200c || c == 0x2060 || c == 0xfeff ||
+	    (c >= 0xe0000 && c <= 0xe007f) || c == 0x115f || c == 0x1160 ||
+	    c == 0x3164 || c == 0xffa0;
+}
+
+/* Columns of UTF-8 text that we wrote ourselves (a name). */
+static int
+text_cols(const char *s)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t n = strlen(s);
+	uint32_t cp;
+	int cols = 0, len, w;
+
+	while (n > 0) {
+		if ((len = utf8_decode(p, n, &cp)) <= 0)
+			len = 1, cp = '?';
+		if ((w = char_width(cp)) > 0)
+			cols += w;
+		p += len;
+		n -= len;
+	}
+	return cols;
+}
+
+/*
+ * A row that continues the one above: indented under the text and marked,
+ * so that no text of the peer's ever starts a row, where it could pass for
+ * a line of ours ("12:01 you> ...", "secchat: ...").
+ */
+static char *
+view_wrap(struct view *v, char *p)
+{
+	int indent = v->label_w - 2 > v->cols / 2 ? 0 : v->label_w - 2;
+
+	if (indent < 0)
+		indent = 0;
+	p = stpcpy(p, "\r\n");
+	memset(p, ' ', indent);
+	p = stpcpy(p + indent, "\033[2m\u21b3\033[22m ");	/* "↳ " */
+	v->col = indent + 2;
+	return p;
+}
+
+/* Make room for w columns on the row: past its end, a continuation row. */
+static char *
+view_fit(struct view *v, char *p, int w)
+{
+	if (v->col > 0 && v->col + w > v->cols)
+		p = view_wrap(v, p);
+	v->col += w;
+	return p;
+}
+
 /* Append a marker for what may not be shown as it is. */
 static char *
-mark(char *p, const char *fmt, unsigned v)
+mark(struct view *v, char *p, const char *fmt, unsigned val)
 {
+	char text[MARK_MAX - 12];
+	int n = snprintf(text, sizeof(text), fmt, val);
+
+	p = view_fit(v, p, n);
 	p = stpcpy(p, "\033[7m");
-	p += snprintf(p, MARK_MAX - 9, fmt, v);
+	p = stpcpy(p, text);
 	return stpcpy(p, "\033[27m");
 }
 
@@ -2145,30 +2623,129 @@ label(char *p, const char *who)
 	    tm.tm_min, who);
 }
 
+/*
+ * The oldest record's ciphertext, dim, after the row's text: its size and
+ * as much of its hex as the row has room for ("   ‹82 B 00503c34f2…›").
+ */
+static char *
+view_annot(struct view *v, char *p)
+{
+	const struct annot *a = &v->annot[0];
+	char size[32];
+	int sn = snprintf(size, sizeof(size), "\u2039%zu B ", a->size);
+	int cols = sn - 2, room = v->cols - v->col - 3, digits;
+
+	if (room < cols + 4 + 2) {	/* not even 4 digits: a row of its own */
+		p = view_wrap(v, p);
+		room = v->cols - v->col - 1;
+	} else {
+		p = stpcpy(p, "   ");
+		v->col += 3;
+	}
+	digits = (room - cols - 2) / 2 * 2;
+	if (digits < 4)
+		digits = 4;
+	if ((size_t)digits > 2 * sizeof(a->rec))
+		digits = 2 * sizeof(a->rec);
+	p = stpcpy(stpcpy(p, "\033[2m"), size);
+	p = hex_encode(p, a->rec, digits / 2);
+	p = stpcpy(p, "\u2026\u203a\033[22m");	/* "…›" */
+	v->col += cols + digits + 2;
+	memmove(v->annot, v->annot + 1, --v->nannot * sizeof(v->annot[0]));
+	v->annot_due = 0;
+	return p;
+}
+
+/* Show a record's ciphertext where its next plen bytes of text end. */
+static void
+view_annotate(struct view *v, const uint8_t *rec, size_t n, size_t plen)
+{
+	struct annot *a;
+
+	if (v->nannot == ANNOTS) {	/* too far behind: the oldest goes */
+		memmove(v->annot, v->annot + 1, --v->nannot * sizeof(*a));
+		v->annot_due = 0;
+	}
+	a = &v->annot[v->nannot++];
+	a->end = v->taken + plen;
+	a->size = n;
+	memset(a->rec, 0, sizeof(a->rec));
+	memcpy(a->rec, rec, n < sizeof(a->rec) ? n : sizeof(a->rec));
+	if (v->nannot == 1 && plen == 0)
+		v->annot_due = 1;
+}
+
+/* n more input bytes taken: has the oldest record's text all been shown? */
+static void
+view_take(struct view *v, size_t n)
+{
+	v->taken += n;
+	if (v->nannot > 0 && v->taken >= v->annot[0].end)
+		v->annot_due = 1;
+}
+
+/* The end of a row: the ciphertext of the record that ended on it. */
+static char *
+view_row_end(struct view *v, char *p)
+{
+	if (v->annot_due)
+		p = view_annot(v, p);
+	v->col = 0;
+	return stpcpy(p, "\n");
+}
+
+/* A tab: spaces to the next stop, counted from where the text starts. */
+static char *
+view_tab(struct view *v, char *p)
+{
+	int from = v->col > v->label_w ? v->col - v->label_w : 0;
+	int n = TAB_W - from % TAB_W;
+
+	if (v->col + n > v->cols) {
+		p = view_wrap(v, p);
+		return p;
+	}
+	memset(p, ' ', n);
+	v->col += n;
+	return p + n;
+}
+
 /* Render one character c[0..n) (n = 1 unless UTF-8) into p. */
 static char *
 render_char(struct view *v, const uint8_t *c, int n, uint32_t cp, char *p)
 {
+	uint32_t prev = v->prev;
+	int w;
+
 	if (v->cr && cp != '\n')
-		p = mark(p, "^M", 0);
+		p = mark(v, p, "^M", 0);
 	v->cr = 0;
+	v->prev = n == UTF8_BAD ? 0 : cp;
 	if (cp == '\r') {
 		v->cr = 1;
 		return p;
 	}
-	if (v->line_start && v->labels)
+	if (v->line_start && v->labels) {
 		p = label(p, v->peer);
+		v->col = v->label_w;
+	}
 	v->line_start = cp == '\n';
 	if (n == UTF8_BAD)
-		return mark(p, "\\x%02x", c[0]);
-	if (cp == '\n' || cp == '\t' ||
-	    (char_width(cp) >= 0 && !(v->ascii && cp >= 0x80))) {
+		return mark(v, p, "\\x%02x", c[0]);
+	if (cp == '\n')
+		return view_row_end(v, p);
+	if (cp == '\t')
+		return view_tab(v, p);
+	w = char_width(cp);
+	if (w >= 0 && !(v->ascii && cp >= 0x80) && !invisible(cp, prev)) {
+		/* VS16 may make the terminal draw the one before wider. */
+		p = view_fit(v, p, w + (cp == 0xfe0f));
 		memcpy(p, c, n);
 		return p + n;
 	}
 	if (cp < 0x20 || cp == 0x7f)
-		return mark(p, "^%c", cp ^ 0x40);
-	return mark(p, "<U+%04X>", cp);
+		return mark(v, p, "^%c", cp ^ 0x40);
+	return mark(v, p, "<U+%04X>", cp);
 }
 
 /*
@@ -2188,6 +2765,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 	while (i < n && (size_t)(p - out) <= cap - VIEW_MIN) {
 		if (v->part_len > 0) {	/* complete the cut character */
 			v->part[v->part_len++] = in[i++];
+			view_take(v, 1);
 			len = utf8_decode(v->part, v->part_len, &cp);
 			if (len == UTF8_SHORT)
 				continue;
@@ -2198,6 +2776,7 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 					p = render_char(v, v->part + j,
 					    UTF8_BAD, 0, p);
 				i--;
+				v->taken--;
 			}
 			v->part_len = 0;
 			continue;
@@ -2206,14 +2785,31 @@ view_render(struct view *v, const uint8_t *in, size_t n, char *out,
 		if (len == UTF8_SHORT) {
 			memcpy(v->part, in + i, n - i);
 			v->part_len = n - i;
+			view_take(v, n - i);
 			i = n;
 			break;
 		}
+		view_take(v, len == UTF8_BAD ? 1 : len);
 		p = render_char(v, in + i, len, cp, p);
 		i += len == UTF8_BAD ? 1 : len;
 	}
 	*used = p - out;
 	return i;
+}
+
+/*
+ * The row being written ends here (a line of ours follows, or the text is
+ * over): its ciphertext, and the newline.  The length written to out.
+ */
+static size_t
+view_end_row(struct view *v, char *out)
+{
+	char *p = out;
+
+	if (v->line_start)
+		return 0;
+	v->line_start = 1;
+	return view_row_end(v, p) - out;
 }
 
 /* At the end of the peer's text: show what is left of a cut character. */
@@ -2227,8 +2823,10 @@ view_flush(struct view *v, char *out)
 		p = render_char(v, v->part + i, UTF8_BAD, 0, p);
 	v->part_len = 0;
 	if (v->cr)
-		p = mark(p, "^M", 0);
+		p = mark(v, p, "^M", 0);
 	v->cr = 0;
+	if (v->nannot > 0)
+		v->annot_due = 1;
 	return p - out;
 }
 
@@ -2262,7 +2860,10 @@ ed_flush(struct editor *e)
 	e->draw_len = 0;
 }
 
-/* Width of line[i..) 's character at i, and its length in bytes. */
+/*
+ * Width of line[i..) 's character at i, and its length in bytes; a tab's
+ * width is where it is (ed_tab).
+ */
 static int
 ed_char(const struct editor *e, size_t i, int *w)
 {
@@ -2270,8 +2871,15 @@ ed_char(const struct editor *e, size_t i, int *w)
 	int n = utf8_decode(e->line + i, e->len - i, &cp);
 
 	/* The line holds only what ed_insert let in: valid and printable. */
-	*w = char_width(cp);
+	*w = cp == '\t' ? 1 : char_width(cp);
 	return n;
+}
+
+/* The spaces a tab at text column x stands for, as the view shows it. */
+static int
+ed_tab(int x)
+{
+	return TAB_W - x % TAB_W;
 }
 
 /* Row and column of line[upto], the prompt taking the first columns. */
@@ -2279,13 +2887,20 @@ static void
 ed_pos(const struct editor *e, size_t upto, int *row, int *col)
 {
 	size_t i = 0;
-	int r = 0, c = PROMPT_W, w;
+	int r = 0, c = PROMPT_W, w, x = 0, k;
 
 	while (i < upto) {
+		if (e->line[i] == '\t') {	/* spaces, each may wrap */
+			for (k = ed_tab(x), x += k, i++; k > 0; k--, c++)
+				if (c + 1 > e->cols)
+					r++, c = 0;
+			continue;
+		}
 		i += ed_char(e, i, &w);
 		if (c + w > e->cols)		/* the terminal wraps it */
 			r++, c = 0;
 		c += w;
+		x += w;
 	}
 	if (c >= e->cols)
 		r++, c = 0;
@@ -2350,6 +2965,28 @@ ed_hide(struct editor *e)
 	ed_flush(e);
 }
 
+/* The line as it is drawn: tabs as spaces to the next stop. */
+static void
+ed_put_line(struct editor *e)
+{
+	static const char spaces[TAB_W + 1] = "        ";
+	size_t i = 0, from = 0;
+	int x = 0, w;
+
+	while (i < e->len) {
+		if (e->line[i] == '\t') {
+			ed_put(e, e->line + from, i - from);
+			ed_put(e, spaces, ed_tab(x));
+			x += ed_tab(x);
+			from = ++i;
+			continue;
+		}
+		i += ed_char(e, i, &w);
+		x += w;
+	}
+	ed_put(e, e->line + from, e->len - from);
+}
+
 /* Draw the prompt and the whole line, then put the cursor in place. */
 static void
 ed_show(struct editor *e)
@@ -2360,7 +2997,7 @@ ed_show(struct editor *e)
 		return;
 	e->cols = term_cols(e->fd);
 	ed_put(e, PROMPT, PROMPT_W);
-	ed_put(e, e->line, e->len);
+	ed_put_line(e);
 	ed_pos(e, e->len, &er, &ec);
 	if (ec == 0)		/* out of the last column's pending wrap */
 		ed_put(e, "\r\n", 2);
@@ -2372,6 +3009,21 @@ ed_show(struct editor *e)
 	e->row = cr;
 	e->rows = er + 1;
 	e->shown = 1;
+}
+
+/* The line stays on the screen as it is (not sent), the cursor below. */
+static void
+ed_leave(struct editor *e)
+{
+	int row, col;
+
+	e->cur = e->len;
+	ed_show(e);
+	ed_pos(e, e->len, &row, &col);
+	if (col != 0)
+		ed_put(e, "\r\n", 2);
+	ed_flush(e);
+	e->shown = 0;
 }
 
 /* In one write, so that the line does not flicker as keys come. */
@@ -2400,31 +3052,59 @@ ed_set(struct editor *e, const void *p, size_t n)
 	e->len = e->cur = n;
 }
 
-/* The start of the character before i, with its combining marks. */
+/*
+ * Grapheme clusters, as people see characters: a letter with its marks, an
+ * emoji with its skin tone (👍🏽), a flag (🇫🇷), an emoji sequence joined
+ * with U+200D (👨‍👩‍👧).  The boundaries are UAX #29's extended ones, by
+ * utf8proc (a maintained table: hand-written rules missed the spacing
+ * marks of Indic scripts and the rules for joiners); from the start of the
+ * line, as a boundary depends on what came before (a flag's pair).
+ * *next is where the cluster at or after i ends; the return value is
+ * where the cluster that ends at or before i starts.
+ */
+static size_t
+ed_clusters(const struct editor *e, size_t i, size_t *next)
+{
+	utf8proc_int32_t state = 0, prev = -1, cp;
+	size_t at = 0, start = 0;
+	int n;
+
+	*next = e->len;
+	while (at < e->len) {
+		/* The line holds only what ed_insert let in: valid. */
+		n = utf8_decode(e->line + at, e->len - at, (uint32_t *)&cp);
+		if (prev != -1 && utf8proc_grapheme_break_stateful(prev, cp,
+		    &state)) {
+			if (at < i)
+				start = at;
+			else if (at > i) {
+				*next = at;
+				break;
+			}
+		}
+		prev = cp;
+		at += n;
+	}
+	return start;
+}
+
+/* The start of the grapheme cluster before i. */
 static size_t
 ed_left(const struct editor *e, size_t i)
 {
-	int w;
+	size_t next;
 
-	while (i > 0) {
-		while (i > 0 && (e->line[--i] & 0xc0) == 0x80)
-			;
-		if (ed_char(e, i, &w) > 0 && w > 0)
-			break;
-	}
-	return i;
+	return ed_clusters(e, i, &next);
 }
 
+/* The end of the grapheme cluster at i. */
 static size_t
 ed_right(const struct editor *e, size_t i)
 {
-	int w;
+	size_t next;
 
-	if (i < e->len)
-		i += ed_char(e, i, &w);
-	while (i < e->len && ed_char(e, i, &w) > 0 && w == 0)
-		i += ed_char(e, i, &w);
-	return i;
+	(void)ed_clusters(e, i, &next);
+	return i < e->len ? next : i;
 }
 
 /* Remove line[from..to). */
@@ -2576,6 +3256,12 @@ ed_control(struct editor *e, uint8_t c)
 {
 	if (c == '\r' || c == '\n')
 		return ED_LINE;
+	if (c == e->intr || c == 0x03)
+		return ED_INTR;
+	if (c == '\t') {
+		ed_insert(e, &c, 1);	/* sent as typed, shown as spaces */
+		return ED_NONE;
+	}
 	if (c == e->eof || c == 0x04) {
 		if (e->len == 0)
 			return ED_EOF;
@@ -2660,6 +3346,7 @@ ed_init(struct editor *e, int fd, const struct termios *t)
 	e->werase = cc_or(t, VWERASE, 0x17);
 	e->kill = cc_or(t, VKILL, 0x15);
 	e->eof = cc_or(t, VEOF, 0x04);
+	e->intr = cc_or(t, VINTR, 0x03);
 	e->cols = term_cols(fd);
 }
 
@@ -2721,7 +3408,7 @@ winch_handler(void (*handler)(int))
 static void
 editor_start(struct chat *t, int in_fd)
 {
-	if (!t->edit || keys_raw(in_fd) == -1) {
+	if (!t->edit || keys_raw(in_fd, KEYS_CHAT) == -1) {
 		t->edit = 0;
 		return;
 	}
@@ -2748,17 +3435,16 @@ editor_hide_hook(void *t)
 static void
 chat_new_row(struct chat *t)
 {
-	if (!t->view.line_start) {
-		echo(t, "\n", 1);
-		t->view.line_start = 1;
-	}
+	char end[ANNOT_MAX + WRAP_MAX + 1];
+
+	echo(t, end, view_end_row(&t->view, end));
 }
 
 /* Put the line back after other output, while there is input to edit. */
 static void
 editor_show(struct chat *t, int open)
 {
-	if (!t->edit || !open)
+	if (!t->edit || !open || t->interrupted)
 		return;
 	ed_resize(&t->ed);
 	if (t->ed.shown)
@@ -2767,27 +3453,90 @@ editor_show(struct chat *t, int open)
 	ed_show(&t->ed);
 }
 
-/* An entered line: shown as ours, with the time, and queued to be sent. */
+/*
+ * An entered line: queued to be sent.  It is shown as ours, with the time,
+ * once it is sealed (chat_row), with its ciphertext.
+ */
 static void
 own_line(struct chat *t, struct buf *in)
 {
 	struct editor *e = &t->ed;
-	char who[LABEL_MAX];
 
 	/* Up and Enter repeat a long line fast: past the room, keep it. */
 	if (buf_room(in, e->len + 1) < e->len + 1) {
 		ed_put(e, "\a", 1);
 		return;
 	}
-	ed_hide(e);
-	chat_new_row(t);
-	echo(t, who, label(who, "you") - who);
-	echo(t, (char *)e->line, e->len);
-	echo(t, "\n", 1);
 	memcpy(in->data + in->len, e->line, e->len);
 	in->len += e->len;
 	in->data[in->len++] = '\n';
 	ed_done(e);
+}
+
+/* A line of ours, sealed as rec[0..n): shown with its time (and hex). */
+static void
+own_row(struct chat *t, const uint8_t *line, size_t len, const uint8_t *rec,
+    size_t n)
+{
+	char shown[VIEW_CHUNK];
+	size_t used, i = 0;
+
+	editor_hide(t);
+	chat_new_row(t);
+	t->mine.cols = term_cols(t->fd);
+	t->mine.line_start = 1;
+	if (t->annotate)
+		view_annotate(&t->mine, rec, n, len);
+	while (i < len) {
+		i += view_render(&t->mine, line + i, len - i, shown,
+		    sizeof(shown), &used);
+		echo(t, shown, used);
+	}
+	echo(t, shown, view_end_row(&t->mine, shown));
+	OPENSSL_cleanse(shown, sizeof(shown));
+}
+
+/*
+ * The report's hook for each record sealed (dir '>') or opened ('<'): our
+ * DATA, when the editor made it, is shown as our line; with annotate, a
+ * DATA record's ciphertext goes on the row of its text, and 1 says that
+ * it needs no hex line of its own.
+ */
+static int
+chat_row(void *arg, int dir, int type, const uint8_t *plain, size_t plen,
+    const uint8_t *rec, size_t n)
+{
+	struct chat *t = arg;
+
+	if (type != TYPE_DATA)
+		return 0;
+	if (dir == '>' && t->edit) {
+		own_row(t, plain, plen, rec, n);
+		return t->annotate;
+	}
+	if (dir == '<' && t->annotate) {
+		view_annotate(&t->view, rec, n, plen);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * ^C in the chat, read as a key (keys_raw): the line being typed leaves
+ * the screen, unsent, the chat says so, and SIGINT does the rest, as it
+ * would have done outside the chat.
+ */
+static void
+chat_interrupt(struct chat *t)
+{
+	static const char said[] = "secchat: you interrupted the chat\n";
+
+	t->interrupted = 1;
+	editor_hide(t);
+	ed_cut(&t->ed, 0, t->ed.len);
+	chat_new_row(t);
+	echo(t, said, sizeof(said) - 1);
+	(void)raise(SIGINT);
 }
 
 /* Typed keys: Enter sends the line, ^D on an empty line ends input. */
@@ -2798,11 +3547,13 @@ editor_input(struct chat *t, struct conn *c, struct buf *in,
 	size_t i;
 	int r;
 
-	for (i = 0; i < n && c->tx_state == TX_OPEN; i++) {
+	for (i = 0; i < n && c->tx_state == TX_OPEN && !t->interrupted; i++) {
 		if ((r = ed_key(&t->ed, p[i])) == ED_EOF)
 			tx_input_ended(c);
 		else if (r == ED_LINE)
 			own_line(t, in);
+		else if (r == ED_INTR)
+			chat_interrupt(t);
 	}
 	if (t->ed.shown)
 		ed_redraw(&t->ed);
@@ -2826,8 +3577,12 @@ editor_stop(struct chat *t)
 
 	if (!t->edit || restore.tty_changed == 0)
 		return 0;
-	ed_hide(&t->ed);
 	typed = t->ed.len > 0;
+	ed_hide(&t->ed);
+	if (typed) {		/* it stays, as it was, the note below it */
+		chat_new_row(t);
+		ed_leave(&t->ed);
+	}
 	ed_free(&t->ed);
 	restore_tty();
 	winch_handler(SIG_DFL);
@@ -2835,10 +3590,40 @@ editor_stop(struct chat *t)
 }
 
 /*
- * The peer's text to the terminal, rendered inert.  The terminal blocks
- * (set_nonblocking leaves it), so each piece is written whole.
+ * A -k listener at a terminal between chats: wait for the next connection
+ * (0), or ^D, which ends the listener (-1).  Keys typed meanwhile stay
+ * queued for the next chat, and so does a line entered.
  */
 static int
+chat_wait_next(int lfd, int in_fd)
+{
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+	    { .fd = in_fd, .events = POLLIN } };
+	int queued;
+	char c;
+
+	if (keys_raw(in_fd, KEYS_LINE) == -1)
+		return 0;
+	while (p[0].revents == 0) {
+		if (poll(p, 2, -1) == -1 && errno != EINTR)
+			break;
+		if (p[1].revents == 0)
+			continue;
+		/* Readable with nothing queued: ^D on an empty line. */
+		if (ioctl(in_fd, FIONREAD, &queued) == 0 && queued == 0 &&
+		    read(in_fd, &c, 1) <= 0)
+			return -1;
+		p[1].fd = -1;		/* a line: the next chat's */
+	}
+	return 0;
+}
+
+/*
+ * The peer's text to the terminal, rendered inert.  The terminal blocks
+ * (set_nonblocking leaves it), so each piece is written whole.  Returns
+ * the bytes written, as rendered, or -1.
+ */
+static ssize_t
 write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 {
 	char shown[VIEW_CHUNK];
@@ -2846,12 +3631,13 @@ write_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	int r;
 
 	editor_hide(t);
+	t->view.cols = term_cols(t->fd);
 	n = view_render(&t->view, out->data + out->pos, buf_pending(out),
 	    shown, sizeof(shown), &used);
 	out->pos += n;
 	r = write_full(t->fd, shown, used, deadline);
 	OPENSSL_cleanse(shown, used);
-	return r;
+	return r == -1 ? -1 : (ssize_t)used;
 }
 
 /* Once the peer's text is over: what was left of a cut character. */
@@ -2861,18 +3647,65 @@ end_terminal(struct chat *t, struct buf *out, int64_t deadline)
 	char shown[VIEW_MIN];
 	size_t n;
 
-	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) == 0)
+	while (buf_pending(out) > 0 && write_terminal(t, out, deadline) != -1)
 		;
 	n = view_flush(&t->view, shown);
+	n += view_end_row(&t->view, shown + n);
 	(void)write_full(t->fd, shown, n, deadline);
+}
+
+/*
+ * Who says the lines: the peer's name, shown with its lines, and "you".
+ * Bytes a terminal would take as controls become "?".
+ */
+static void
+chat_begin(struct chat *t, const char *name)
+{
+	struct view *v = &t->view;
+	char *p;
+
+	memset(v, 0, sizeof(*v));
+	v->labels = 1;
+	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
+	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
+	v->line_start = 1;
+	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
+	for (p = v->peer; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	v->label_w = 8 + text_cols(v->peer);	/* "HH:MM NAME> " */
+	v->cols = term_cols(t->fd);
+	t->mine = *v;
+	t->interrupted = 0;
+	strcpy(t->mine.peer, "you");
+	t->mine.label_w = 11;
+}
+
+/*
+ * The chat's hooks in the report: its line off the screen before other
+ * output, and our lines shown as they are sealed.  A record's ciphertext
+ * goes on the row of its text when its hex would go to the same terminal
+ * as one row (not -x, not -q).
+ */
+static void
+chat_report(struct chat *t, struct report *r, int out_tty)
+{
+	t->annotate = out_tty && r->hex && r->tty && !r->all_hex;
+	if (t->edit)
+		r->hide = editor_hide_hook;
+	if (t->edit || t->annotate)
+		r->row = chat_row;
+	r->hide_arg = t;
 }
 
 /* ---------------------------------------------------------------------- */
 /* §14 Progress */
 /*
- * The progress of a transfer (-v, stderr a terminal, not a chat): one
- * line on stderr, drawn again four times a second, taken off before any
- * other output there and left with the final figures at the end.
+ * The live rows at the bottom of stderr, when it is a terminal: the latest
+ * DATA record's row (a bulk transfer shows one row that changes, not one
+ * per record), and the progress of a transfer (-v, not a chat).  They are
+ * drawn again four times a second, taken off before any other output
+ * there, and at the end the progress line stays with the final figures.
  */
 
 #define PROGRESS_MS	250
@@ -2892,51 +3725,111 @@ put_size(char *p, double n)
 static void
 progress_hide(struct report *r)
 {
-	if (r->progress_shown)
+	if (r->live_rows > 0 && r->live_row[0] != '\0')
+		r->live_new = 1;	/* drawn again in a while */
+	if (r->live_rows == 2)
+		(void)write_full(r->fd, "\r\033[K\033[A\033[K", 10, INT64_MAX);
+	else if (r->live_rows == 1)
 		(void)write_full(r->fd, "\r\033[K", 4, INT64_MAX);
-	r->progress_shown = 0;
+	r->live_rows = 0;
 }
 
-/*
- * Draw the line for sent and received bytes, if it is due (or final: then
- * for good, with \n).
- */
-static void
-progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
+/* " (1.2 MiB/s, 45%, 0:03 left)": a rate, and for a file its share. */
+static char *
+put_rate(const struct report *r, char *p, uint64_t n, double secs, int file,
+    int final)
 {
-	char line[256], *p = line;
-	int64_t t = now_ms(), ms;
-	double secs;
+	double done = r->in_size > 0 ? (double)n / r->in_size : 0;
+	double left = done > 0 ? secs / done - secs : 0;
 
-	if (!r->progress || (!final && t - r->progress_last < PROGRESS_MS))
-		return;
-	if (r->progress_start == 0)
-		r->progress_start = t;
-	r->progress_last = t;
-	ms = t - r->progress_start;
-	secs = ms > 0 ? ms / 1000.0 : 0.001;
-	p = stpcpy(p, "\r\033[Ksecchat: sent ");
-	p = put_size(p, sent);
 	p = stpcpy(p, " (");
-	p = put_size(p, sent / secs);
+	p = put_size(p, n / secs);
 	p = stpcpy(p, "/s");
-	if (r->in_size > 0) {
-		double done = (double)sent / r->in_size;
-		double left = done > 0 ? secs / done - secs : 0;
-
+	if (file && r->in_size > 0) {
 		p += sprintf(p, ", %.0f%%", done > 1 ? 100.0 : 100 * done);
 		if (!final && done > 0 && done < 1)
 			p += sprintf(p, ", %d:%02d left", (int)left / 60,
 			    (int)left % 60);
 	}
-	p = stpcpy(p, "), received ");
-	p = put_size(p, received);
-	p = stpcpy(p, " (");
-	p = put_size(p, received / secs);
-	p += sprintf(p, "/s), %d:%02d%s", (int)(ms / 60000),
-	    (int)(ms / 1000 % 60), final ? "\n" : "");
+	return stpcpy(p, ")");
+}
+
+/*
+ * The progress line, cut to the terminal's width unless final (a row that
+ * wrapped would be left behind by the next drawing): the rates go first,
+ * then what does not fit.
+ */
+static size_t
+progress_text(const struct report *r, char *line, uint64_t sent,
+    uint64_t received, int final)
+{
+	int64_t ms = r->progress_last - r->progress_start;
+	double secs = ms > 0 ? ms / 1000.0 : 0.001;
+	size_t len;
+	char *p;
+	int brief;
+
+	for (brief = 0; brief < 2; brief++) {
+		p = stpcpy(line, brief ? "sent " : "secchat: sent ");
+		p = put_size(p, sent);
+		if (!brief)
+			p = put_rate(r, p, sent, secs, 1, final);
+		p = stpcpy(p, ", received ");
+		p = put_size(p, received);
+		if (!brief)
+			p = put_rate(r, p, received, secs, 0, final);
+		p += sprintf(p, ", %d:%02d", (int)(ms / 60000),
+		    (int)(ms / 1000 % 60));
+		len = p - line;
+		if (final || len < (size_t)r->cols)
+			break;
+	}
+	if (brief == 2)
+		return (size_t)r->cols - 1;	/* ASCII: a byte a column */
+	/* The last figures stay: in two rows, not cut mid-word. */
+	if (final && len >= (size_t)r->cols &&
+	    (p = strstr(line, ", received")) != NULL) {
+		memmove(p + 5, p + 2, len - (p + 2 - line));
+		memcpy(p + 1, "\r\n  ", 4);
+		len += 3;
+	}
+	return len;
+}
+
+/*
+ * Draw the live rows if they are due (or the progress line for good, with
+ * its final figures: then the record's row goes).
+ */
+static void
+progress_show(struct report *r, uint64_t sent, uint64_t received, int final)
+{
+	char line[2 * NOTE_MAX + 16], *p = line;
+	int64_t t = now_ms();
+	int rows = 0;
+
+	if (!r->progress && !r->live_new && !(final && r->live_rows > 0))
+		return;
+	if (!final && t - r->progress_last < PROGRESS_MS)
+		return;
+	if (r->progress_start == 0)
+		r->progress_start = t;
+	r->progress_last = t;
+	progress_hide(r);
+	if (!final && r->live_row[0] != '\0') {
+		p = stpcpy(p, r->live_row);
+		rows++;
+	}
+	if (r->progress) {
+		if (rows > 0)
+			p = stpcpy(p, "\r\n");
+		p += progress_text(r, p, sent, received, final);
+		rows++;
+	}
+	if (final && r->progress)
+		*p++ = '\n';
 	(void)write_full(r->fd, line, p - line, INT64_MAX);
-	r->progress_shown = !final;
+	r->live_rows = final ? 0 : rows;
+	r->live_new = 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2949,11 +3842,22 @@ report_begin(struct report *r, int tty)
 {
 	r->tty = tty;
 	r->deadline = 0;
-	r->progress_shown = 0;
+	r->live_rows = r->live_new = 0;
+	r->live_row[0] = '\0';
+	/* A serving child's stderr is merged by lines: no live row there. */
+	r->live = tty && isatty(r->fd);
 	r->progress_start = r->progress_last = 0;
 	r->cols = tty ? term_cols(r->fd) : 80;
 	r->hide = NULL;
+	r->row = NULL;
 	r->hide_arg = NULL;
+}
+
+/* Does the report want a look at the clock while nothing happens? */
+static int
+report_ticks(const struct report *r)
+{
+	return r->progress || r->live_new;
 }
 
 /* The terminal may have been resized (a signal interrupted poll). */
@@ -3007,52 +3911,88 @@ errq_make_room(struct report *r, size_t n)
 }
 
 /*
- * On a terminal, one row per record (unless -x): the start of its hex, its
- * size, and what it is when that is not DATA.  A bulk transfer to a
- * terminal then scrolls by, instead of flooding it with 32 KB lines.
+ * A record's row on a terminal, dim, cut to the width, with a marker that
+ * no prompt or text looks like: "‹sent KEY 49 B 0031b2…›".
  */
 static char *
-hex_row(const struct report *r, char *p, int type, const uint8_t *rec,
-    size_t n)
+record_row(const struct report *r, char *p, int dir, int type,
+    const uint8_t *rec, size_t n)
 {
 	const char *what = type == TYPE_REKEY ? "REKEY " :
 	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
 	    type == TYPE_DONE ? "DONE " : "";
-	char size[32];
-	int len = snprintf(size, sizeof(size), " (%zu bytes)", n);
-	long room = r->cols - 2 - (long)strlen(what) - len - 1;
-	size_t fit = room < 8 ? 4 : (size_t)room / 2;
+	char head[64];
+	int hn = snprintf(head, sizeof(head), "\u2039%s %s%zu B ",
+	    dir == '>' ? "sent" : "received", what, n);
+	long digits = (r->cols - 1 - (hn - 2) - 2) / 2 * 2;
 
-	p = stpcpy(p, what);
-	if (fit >= n)
-		return hex_encode(p, rec, n);
-	p = hex_encode(p, rec, fit);
-	p = stpcpy(p, "\u2026");		/* "…" in UTF-8 */
-	return stpcpy(p, size);
+	if (digits < 0)
+		digits = 0;
+	if (digits > 160)		/* fits live_row */
+		digits = 160;
+	if ((size_t)digits > 2 * n)
+		digits = 2 * n;
+	p = stpcpy(stpcpy(p, "\033[2m"), head);
+	p = hex_encode(p, rec, digits / 2);
+	if ((size_t)digits < 2 * n)
+		p = stpcpy(p, "\u2026");		/* "…" */
+	return stpcpy(p, "\u203a\033[22m");	/* "›" */
 }
 
 /*
- * Queue "> " or "< " and the record's hex for stderr: every wire byte
- * (doc/PROTOCOL.md section 8) into a file or pipe, or with -x; type is
- * the record's, 0 if it did not open.
+ * At a terminal (not -x): DATA on the live row, or with the text (the
+ * chat's), or with -v in a serving child; KEY, REKEY and DONE with -v;
+ * CLOSE and what failed to open always, on rows of their own.
  */
 static void
-hex_line(struct report *r, char dir, int type, const uint8_t *rec, size_t n)
+tty_record(struct report *r, int dir, int type, const uint8_t *rec,
+    size_t n)
 {
 	char *p;
 
+	if (type == TYPE_DATA && r->live) {
+		*record_row(r, r->live_row, dir, type, rec, n) = '\0';
+		r->live_new = 1;
+		return;
+	}
+	if ((type == TYPE_DATA || type == TYPE_KEY || type == TYPE_REKEY ||
+	    type == TYPE_DONE) && !r->verbose)
+		return;
+	errq_make_room(r, HEX_LINE_MAX);
+	p = record_row(r, (char *)r->q.data + r->q.len, dir, type, rec, n);
+	*p++ = '\n';
+	r->q.len = (uint8_t *)p - r->q.data;
+}
+
+/*
+ * A record sealed (dir '>') or opened ('<'), rec[0..n) on the wire, with
+ * its plaintext (type 0: it did not open).  The chat shows ours, and may
+ * take the record onto its text's row; else at a terminal tty_record, and
+ * into a file or pipe, or with -x, every wire byte (doc/PROTOCOL.md
+ * section 8) as "> " or "< " and the hex.
+ */
+static void
+hex_line(struct report *r, int dir, int type, const uint8_t *plain,
+    size_t plen, const uint8_t *rec, size_t n)
+{
+	char *p;
+
+	if (r->row != NULL && r->row(r->hide_arg, dir, type, plain, plen, rec,
+	    n))
+		return;
 	if (!r->hex)
 		return;
+	if (r->tty && !r->all_hex) {
+		tty_record(r, dir, type, rec, n);
+		return;
+	}
 	errq_make_room(r, HEX_LINE_MAX);
 	p = (char *)r->q.data + r->q.len;
 	*p++ = dir;
 	*p++ = ' ';
 	if (r->tty)			/* dim, apart from the plaintext */
 		p = stpcpy(p, "\033[2m");
-	if (r->tty && !r->all_hex)
-		p = hex_row(r, p, type, rec, n);
-	else
-		p = hex_encode(p, rec, n);
+	p = hex_encode(p, rec, n);
 	if (r->tty)
 		p = stpcpy(p, "\033[0m");
 	*p++ = '\n';
@@ -3064,11 +4004,14 @@ static void __attribute__((format(printf, 2, 0)))
 queue_line(struct report *r, const char *fmt, va_list ap)
 {
 	char msg[NOTE_MAX - 16];
+	int n = snprintf(msg, sizeof(msg), "secchat: ");
 
-	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	(void)vsnprintf(msg + n, sizeof(msg) - n - 2 * 16, fmt, ap);
+	if (r->tty)
+		wrap_words(msg, sizeof(msg), r->cols);
 	errq_make_room(r, NOTE_MAX);
-	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX,
-	    "secchat: %s\n", msg);
+	r->q.len += snprintf((char *)r->q.data + r->q.len, NOTE_MAX, "%s\n",
+	    msg);
 }
 
 /* A line for stderr whatever -v says. */
@@ -3488,7 +4431,7 @@ send_record(struct conn *c, struct report *r, struct buf *txb, int type,
 	n = seal_record(&c->tx, type, payload, len, pad, rec);
 	txb->len += n;
 	c->sent_records++;
-	hex_line(r, '>', type, rec, n);
+	hex_line(r, '>', type, payload, len, rec, n);
 }
 
 /* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
@@ -3596,7 +4539,8 @@ send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
  * Seal what is due, one record per round while txb and stderr have room
  * for a batch: our next receive key first, then a due REKEY, then DATA;
  * then CLOSE and DONE when their time has come.  DONE confirms that the
- * peer's stream was written whole: not when dropped says it was not.
+ * peer's stream was written whole (W, struct written, is all of it): not
+ * when dropped says it was not.
  */
 static enum status
 fill_tx(struct conn *c, struct bufs *b, struct report *r,
@@ -3626,7 +4570,8 @@ fill_tx(struct conn *c, struct bufs *b, struct report *r,
 		tx_close_sealed(c);
 	}
 	if (c->tx_state == TX_CLOSED && rx_closed(c) &&
-	    buf_pending(&b->out) == 0 && !dropped && tx_room(r, b)) {
+	    buf_pending(&b->out) == 0 && !dropped &&
+	    written_count(&b->wr) == c->recv_bytes && tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_DONE, NULL, 0, 0);
 		tx_done_sealed(c);
 	}
@@ -3779,7 +4724,8 @@ receive_record(struct conn *c, struct buf *out, struct report *r,
 		    "malformed record: too many records under one key");
 	opened = open_record(&c->rx, rec, clen, out->data + out->len, &type,
 	    &n);
-	hex_line(r, '<', opened == OPEN_OK ? type : 0, rec, LEN_LEN + clen);
+	hex_line(r, '<', opened == OPEN_OK ? type : 0, out->data + out->len,
+	    opened == OPEN_OK ? n : 0, rec, LEN_LEN + clen);
 	if (opened == OPEN_BAD_TAG)
 		return session_fail(r, EXIT_AUTH,
 		    "record failed authentication");
@@ -3883,13 +4829,12 @@ command_env(char *const vars[])
 }
 
 /*
- * Run /bin/sh -c command with stdin in and stdout out.  posix_spawn, not
- * fork: the session's keys are never copied into another process, not
- * even for the moment before exec.  SIGPIPE, which we ignore, is the
- * default again for the command.
+ * Run /bin/sh -c command with stdin, stdout and stderr fds[0..3).  In the
+ * launcher, for a session.  SIGPIPE, which we ignore, is the default
+ * again for the command.
  */
 static int
-command_run(const char *command, int in, int out, char *const vars[],
+command_run(const char *command, const int fds[3], char *const vars[],
     pid_t *pid)
 {
 	char *argv[] = { "sh", "-c", (char *)command, NULL };
@@ -3897,23 +4842,22 @@ command_run(const char *command, int in, int out, char *const vars[],
 	posix_spawnattr_t at;
 	sigset_t def, none;
 	char **env;
-	int e;
+	int e, i;
 
 	if ((env = command_env(vars)) == NULL)
 		return ENOMEM;
 	sigemptyset(&none);
 	sigemptyset(&def);
 	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGCHLD);
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		free(env);
 		return e;
 	}
-	if ((e = posix_spawnattr_init(&at)) == 0) {
-		if ((e = posix_spawn_file_actions_adddup2(&fa, in,
-		    STDIN_FILENO)) == 0 &&
-		    (e = posix_spawn_file_actions_adddup2(&fa, out,
-		    STDOUT_FILENO)) == 0 &&
-		    (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
+	for (i = 0; i < 3 && e == 0; i++)
+		e = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+	if (e == 0 && (e = posix_spawnattr_init(&at)) == 0) {
+		if ((e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF |
 		    POSIX_SPAWN_SETSIGMASK)) == 0 &&
 		    (e = posix_spawnattr_setsigdefault(&at, &def)) == 0 &&
 		    (e = posix_spawnattr_setsigmask(&at, &none)) == 0)
@@ -3926,53 +4870,298 @@ command_run(const char *command, int in, int out, char *const vars[],
 }
 
 /*
- * Start the -e command for this connection, once its handshake has
- * succeeded and never before: its stdout becomes the connection's input
- * and its stdin the connection's output; its stderr is ours.  Anything
- * that confines the session further (a sandbox) goes after this call.
- * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
+ * -e's launcher.  A session is in a seccomp filter with no exec from
+ * before its first network byte, so it cannot start its command itself:
+ * the launcher does, a process forked at the start of the program, before
+ * the password is read or any key made, which holds nothing secret.  It
+ * does nothing until a session whose handshake has succeeded asks
+ * (command_start), and a session whose handshake fails never asks, so no
+ * command runs for it.  It answers on the request's channel: the pid, then
+ * the wait status at the command's exit; a 'K' there kills the command.
+ * (A session taken over before its handshake succeeds can ask too; the
+ * filter keeps it from doing anything else.)
  */
-static enum status
-command_start(struct command *cmd, struct report *r, const char *command,
-    int net, unsigned long number)
+
+/* Answer on a session's channel; it may be gone, which is its business. */
+static void
+launcher_say(int chan, char what, int32_t v)
 {
+	struct launch_word word = { .v = v, .what = what };
+
+	(void)send(chan, &word, sizeof(word), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Is the request whole, every string ended? */
+static int
+launch_req_valid(const struct launch_req *q)
+{
+	return memchr(q->number, '\0', sizeof(q->number)) != NULL &&
+	    memchr(q->addr, '\0', sizeof(q->addr)) != NULL &&
+	    memchr(q->port, '\0', sizeof(q->port)) != NULL;
+}
+
+/* One request: run the command for it, in a free slot of tab. */
+static void
+launcher_request(const char *command, struct launched *tab, int sock)
+{
+	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
+	char *vars[] = { addr_var, port_var, num_var, NULL };
+	struct launch_req q;
+	size_t nfds, i, slot;
+	int fds[4], e = EAGAIN;	/* chan, stdin, stdout, stderr */
+	pid_t pid;
+
+	if (os_recv_fds(sock, &q, sizeof(q), fds, &nfds) != sizeof(q) ||
+	    nfds != 4 || !launch_req_valid(&q)) {
+		for (i = 0; i < nfds; i++)
+			close(fds[i]);
+		return;
+	}
+	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", q.addr);
+	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", q.port);
+	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%s", q.number);
+	for (slot = 0; slot < LAUNCH_MAX && tab[slot].pid != 0; slot++)
+		;
+	if (slot < LAUNCH_MAX)
+		e = command_run(command, fds + 1, vars, &pid);
+	for (i = 1; i < 4; i++)
+		close(fds[i]);
+	if (e != 0) {
+		launcher_say(fds[0], 'E', e);
+		close(fds[0]);
+		return;
+	}
+	launcher_say(fds[0], 'R', pid);
+	tab[slot].pid = pid;
+	tab[slot].chan = fds[0];
+}
+
+/* SIGCHLD only interrupts the launcher's poll. */
+static void
+launcher_on_child(int sig)
+{
+	(void)sig;
+}
+
+/* Commands that exited: their sessions learn how. */
+static void
+launcher_reap(struct launched *tab)
+{
+	pid_t pid;
+	size_t i;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (i = 0; i < LAUNCH_MAX; i++)
+			if (tab[i].pid == pid) {
+				if (tab[i].chan != -1) {
+					launcher_say(tab[i].chan, 'X', st);
+					close(tab[i].chan);
+				}
+				tab[i].pid = 0;
+				tab[i].chan = -1;
+			}
+}
+
+/* A session's word: 'K' kills its command; its end, nothing. */
+static void
+launcher_heard(struct launched *l)
+{
+	struct launch_word word;
+	ssize_t r = recv(l->chan, &word, sizeof(word), MSG_DONTWAIT);
+
+	if (r == sizeof(word) && word.what == 'K')
+		(void)kill(l->pid, SIGKILL);
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+		close(l->chan);
+		l->chan = -1;		/* the command runs on, as it may */
+	}
+}
+
+/*
+ * The poll set: the launcher's socket, then the channels it holds, no
+ * more (poll refuses a set larger than the open-files limit); which[i]
+ * is the slot of pfd[1 + i].
+ */
+static nfds_t
+launcher_pollfds(struct pollfd *pfd, size_t *which, int sock,
+    const struct launched *tab)
+{
+	size_t i, n = 0;
+
+	pfd[0].fd = sock;
+	pfd[0].events = POLLIN;
+	for (i = 0; i < LAUNCH_MAX; i++)
+		if (tab[i].pid != 0 && tab[i].chan != -1) {
+			which[n] = i;
+			pfd[1 + n].fd = tab[i].chan;
+			pfd[1 + n++].events = POLLIN;
+		}
+	return 1 + n;
+}
+
+/*
+ * The launcher's process: the program's signal handlers and descriptors
+ * are not its own; it dies with the program.  SIGCHLD interrupts only its
+ * poll.  Its socket's end (no session left to ask) ends it.
+ */
+static void __attribute__((noreturn))
+launcher_main(const char *command, int sock, pid_t parent)
+{
+	static struct launched tab[LAUNCH_MAX];
+	static struct pollfd pfd[1 + LAUNCH_MAX];
+	static size_t which[LAUNCH_MAX];
+	struct sigaction sa;
+	sigset_t chld, none;
+	nfds_t i, n;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGQUIT, &sa, NULL) == -1 ||
+	    (sa.sa_handler = launcher_on_child,
+	    sigaction(SIGCHLD, &sa, NULL)) == -1 ||
+	    os_die_with_parent() == -1 || getppid() != parent ||
+	    (fd = open("/dev/null", O_RDWR)) == -1 ||
+	    dup2(fd, STDIN_FILENO) == -1 || dup2(fd, STDOUT_FILENO) == -1)
+		_exit(EXIT_FAIL);
+	close(fd);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	(void)sigprocmask(SIG_BLOCK, &chld, &none);
+	sigdelset(&none, SIGCHLD);
+	for (i = 0; i < LAUNCH_MAX; i++)
+		tab[i].chan = -1;
+	for (;;) {
+		n = launcher_pollfds(pfd, which, sock, tab);
+		if (os_poll_signals(pfd, n, &none) == -1) {
+			if (errno != EINTR)
+				_exit(EXIT_FAIL);
+			for (i = 0; i < n; i++)
+				pfd[i].revents = 0;
+		}
+		/* Before a reaped slot is taken again: words, then exits. */
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents && tab[which[i - 1]].chan != -1)
+				launcher_heard(&tab[which[i - 1]]);
+		launcher_reap(tab);
+		if (pfd[0].revents & (POLLHUP | POLLERR))
+			_exit(EXIT_OK);
+		if (pfd[0].revents & POLLIN)
+			launcher_request(command, tab, sock);
+	}
+}
+
+/*
+ * Fork the launcher, at the start, before anything secret exists; the
+ * socket that sessions ask it on.  The program's own end of it is
+ * close-on-exec and goes to each serving child.
+ */
+static int
+launcher_start(const char *command)
+{
+	pid_t parent = getpid(), pid;
+	int sv[2];
+
+	if (os_socketpair(SOCK_SEQPACKET, sv) == -1)
+		err(EXIT_FAIL, "-e: socketpair");
+	if ((pid = fork()) == -1)
+		err(EXIT_FAIL, "-e: fork");
+	if (pid == 0) {
+		close(sv[0]);
+		launcher_main(command, sv[1], parent);
+	}
+	close(sv[1]);
+	return sv[0];
+}
+
+/*
+ * Ask the launcher for the command, fds[1..4) its stdin, stdout and
+ * stderr, fds[0] the channel for the answer; -1 with errno if it cannot
+ * be asked.
+ */
+static int
+command_ask(int launcher, int net, unsigned long number, const int fds[4])
+{
+	struct launch_req q;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-	char addr_var[NI_MAXHOST + 24], port_var[NI_MAXSERV + 24], num_var[48];
-	char *vars[] = { addr_var, port_var, num_var, NULL };
-	int to[2], from[2];		/* its stdin, its stdout */
-	pid_t pid;
-	int e;
 
+	memset(&q, 0, sizeof(q));
 	if (getpeername(net, (struct sockaddr *)&ss, &len) == 0)
 		addr_text((struct sockaddr *)&ss, len, host, port);
-	snprintf(addr_var, sizeof(addr_var), "SECCHAT_PEER_ADDR=%s", host);
-	snprintf(port_var, sizeof(port_var), "SECCHAT_PEER_PORT=%s", port);
-	snprintf(num_var, sizeof(num_var), "SECCHAT_SESSION=%lu", number);
-	if (os_pipe(to) == -1)
-		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
-	if (os_pipe(from) == -1) {
-		close_pipes(&to, 1);
+	snprintf(q.number, sizeof(q.number), "%lu", number);
+	snprintf(q.addr, sizeof(q.addr), "%s", host);
+	snprintf(q.port, sizeof(q.port), "%s", port);
+	return os_send_fds(launcher, &q, sizeof(q), fds, 4) == sizeof(q) ?
+	    0 : -1;
+}
+
+/* The launcher's answer to a request: the pid, or -1 with errno. */
+static pid_t
+command_started(int chan)
+{
+	struct launch_word word;
+	ssize_t r = read_full(chan, &word, sizeof(word),
+	    deadline_in(COMMAND_GRACE));
+
+	if (r == sizeof(word) && word.what == 'R' && word.v > 0)
+		return word.v;
+	errno = r == sizeof(word) && word.what == 'E' ? word.v :
+	    r == -1 ? errno : EPIPE;
+	return -1;
+}
+
+/*
+ * Start the -e command for this connection, once its handshake has
+ * succeeded and never before: its stdout becomes the connection's input
+ * and its stdin the connection's output; its stderr is ours.  Anything
+ * that confines the session further (the session's filter) goes after.
+ * CMD_NONE -> CMD_RUNNING; SECCHAT_SESSION is number.
+ */
+static enum status
+command_start(struct command *cmd, struct written *w, struct report *r,
+    int launcher, int net, unsigned long number)
+{
+	int p[3][2], n, fds[4];	/* its stdin, its stdout, the answer's */
+	pid_t pid;
+
+	for (n = 0; n < 3 && (n < 2 ? os_pipe(p[n]) :
+	    os_socketpair(SOCK_SEQPACKET, p[n])) == 0; n++)
+		;
+	if (n < 3) {
+		close_pipes(p, n);
 		return session_fail(r, EXIT_FAIL, "-e: %s", strerror(errno));
 	}
-	e = command_run(command, to[0], from[1], vars, &pid);
-	close(to[0]);
-	close(from[1]);
-	if (e != 0) {
-		close(to[1]);
-		close(from[0]);
+	if (fcntl(p[2][0], F_SETFL, O_NONBLOCK) == -1)
+		abort();		/* our own new socket */
+	fds[0] = p[2][1], fds[1] = p[0][0], fds[2] = p[1][1];
+	fds[3] = STDERR_FILENO;
+	pid = command_ask(launcher, net, number, fds) == -1 ? -1 :
+	    command_started(p[2][0]);
+	for (n = 0; n < 3; n++)		/* theirs: the launcher has them */
+		close(fds[n]);
+	if (pid == -1) {
+		close(p[0][1]);
+		close(p[1][0]);
+		close(p[2][0]);
 		return session_fail(r, EXIT_FAIL, "-e: /bin/sh: %s",
-		    strerror(e));
+		    strerror(errno));
 	}
-	if (fcntl(to[1], F_SETFL, O_NONBLOCK) == -1 ||
-	    fcntl(from[0], F_SETFL, O_NONBLOCK) == -1)
+	if (fcntl(p[0][1], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(p[1][0], F_SETFL, O_NONBLOCK) == -1)
 		abort();		/* our own new pipes */
 	cmd->pid = pid;
-	cmd->from = from[0];
-	cmd->to = to[1];
+	cmd->chan = p[2][0];
+	cmd->from = p[1][0];
+	cmd->to = p[0][1];
 	cmd->state = CMD_RUNNING;
 	cmd->feed = FEED_OPEN;
+	w->pipe_fd = cmd->to;		/* written: once the command reads it */
 	return GO_ON;
 }
 
@@ -4000,24 +5189,42 @@ command_exited(struct command *cmd, int status)
 	cmd->state = CMD_EXITED;
 }
 
-/* Reap the command if it has exited (wait: WNOHANG or 0); -1: error. */
-static int
-command_reap(struct command *cmd, int wait)
+/*
+ * Has the command exited?  The launcher says so on the channel; wait for
+ * its word until deadline (ms), or not at all if 0.  The launcher gone,
+ * the command is as good as killed.
+ */
+static void
+command_reap(struct command *cmd, int64_t deadline)
 {
-	pid_t r;
-	int status;
+	struct launch_word word;
+	ssize_t r;
 
 	if (cmd->state == CMD_EXITED)
-		return 0;
-	if ((r = waitpid(cmd->pid, &status, wait)) == cmd->pid)
-		command_exited(cmd, status);
-	return r == -1 ? -1 : 0;
+		return;
+	r = deadline ? read_full(cmd->chan, &word, sizeof(word), deadline) :
+	    read(cmd->chan, &word, sizeof(word));
+	if (r == sizeof(word) && word.what == 'X')
+		command_exited(cmd, word.v);
+	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR &&
+	    errno != ETIMEDOUT))
+		command_exited(cmd, SIGKILL);	/* a wait status: killed */
+}
+
+/* Kill the command: the launcher does it. */
+static void
+command_kill(struct command *cmd)
+{
+	struct launch_word word = { .v = 0, .what = 'K' };
+
+	(void)send(cmd->chan, &word, sizeof(word), MSG_NOSIGNAL);
 }
 
 /* FEED_OPEN -> FEED_DONE: the peer's data is all in its stdin. */
 static void
-command_fed(struct command *cmd)
+command_fed(struct command *cmd, struct written *w)
 {
+	written_pipe_closed(w);
 	close(cmd->to);
 	cmd->to = -1;
 	cmd->feed = FEED_DONE;
@@ -4025,11 +5232,13 @@ command_fed(struct command *cmd)
 
 /*
  * FEED_OPEN -> FEED_REFUSED: it stopped reading.  What comes after is
- * wiped and dropped, and since it was not delivered, no DONE confirms it.
+ * wiped and dropped, and since it was not delivered, no DONE confirms it;
+ * nor what it left unread in its pipe.
  */
 static void
-command_refused(struct command *cmd)
+command_refused(struct command *cmd, struct written *w)
 {
+	written_pipe_closed(w);
 	close(cmd->to);
 	cmd->to = -1;
 	cmd->feed = FEED_REFUSED;
@@ -4059,9 +5268,26 @@ command_undelivered(const struct command *cmd, const struct conn *c,
 }
 
 /*
+ * The peer's data is all in the command's stdin (its CLOSE came, the
+ * output buffer is empty): once the command has read it all, its stdin
+ * ends, so that a command reading to the end can finish; if it stops
+ * reading first (no reader left: POLLERR), it has refused the rest.
+ * Until either, the data is not written, and no DONE goes.
+ */
+static void
+command_feed_end(struct command *cmd, struct written *w)
+{
+	struct pollfd pfd = { .fd = cmd->to, .events = POLLOUT };
+
+	if (os_unread(cmd->to) == 0)
+		command_fed(cmd, w);
+	else if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+		command_refused(cmd, w);
+}
+
+/*
  * Each round of the loop, with -e.  The command's stdin ends once the
- * peer's data is all in it (the peer's CLOSE came and the output buffer
- * is empty), so that a command reading to the end can finish.  Once the
+ * peer's data is all in it and read (command_feed_end).  Once the
  * command's stdout has ended and it has exited, our CLOSE may go; killed
  * by a signal, it ends the session without CLOSE, so the peer sees a
  * truncated stream.
@@ -4077,13 +5303,13 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 		b->out.pos = b->out.len;
 	} else if (cmd->feed == FEED_OPEN && rx_closed(c) &&
 	    buf_pending(&b->out) == 0)
-		command_fed(cmd);
+		command_feed_end(cmd, &b->wr);
 	if (command_undelivered(cmd, c, &b->txb))
 		return session_fail(r, EXIT_FAIL, "the command stopped reading: "
 		    "the peer's data was not all delivered");
 	if (cmd->state == CMD_RUNNING || c->tx_state != TX_OPEN)
 		return GO_ON;
-	(void)command_reap(cmd, WNOHANG);
+	command_reap(cmd, 0);
 	if (command_exit_awaited(cmd, c))
 		return GO_ON;
 	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status))
@@ -4094,13 +5320,15 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 }
 
 /*
- * Waiting for the command's exit after its stdout ended, or for the
- * peer's CLOSE after it stopped reading: poll often.
+ * Waiting for the command's exit after its stdout ended, for it to read
+ * the last of the peer's data, or for the peer's CLOSE after it stopped
+ * reading: poll often.
  */
 static int
 command_waiting(const struct command *cmd, const struct conn *c)
 {
-	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED;
+	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED ||
+	    (cmd->feed == FEED_OPEN && rx_closed(c));
 }
 
 /*
@@ -4109,30 +5337,26 @@ command_waiting(const struct command *cmd, const struct conn *c)
  * exit status of 0 too if say_zero).
  */
 static enum status
-command_finish(struct command *cmd, struct report *r, int say_zero,
-    enum status status)
+command_finish(struct command *cmd, struct written *w, struct report *r,
+    int say_zero, enum status status)
 {
-	int64_t until = deadline_in(COMMAND_GRACE);
 	int said = cmd->state == CMD_EXITED;	/* by command_step */
 
 	if (cmd->state == CMD_NONE)
 		return status;
 	if (cmd->feed == FEED_OPEN)
-		command_fed(cmd);
+		command_fed(cmd, w);
 	if (cmd->state == CMD_RUNNING)
 		command_output_ended(cmd);
-	for (;;) {
-		if (command_reap(cmd, WNOHANG) == -1)
-			return status;
-		if (cmd->state == CMD_EXITED || now_ms() >= until)
-			break;
-		(void)poll(NULL, 0, 10);
-	}
+	command_reap(cmd, deadline_in(COMMAND_GRACE));
 	if (cmd->state != CMD_EXITED) {
-		(void)kill(cmd->pid, SIGKILL);
-		if (command_reap(cmd, 0) == -1 || cmd->state != CMD_EXITED)
-			return status;
+		command_kill(cmd);
+		command_reap(cmd, deadline_in(COMMAND_GRACE));
 	}
+	close(cmd->chan);
+	cmd->chan = -1;
+	if (cmd->state != CMD_EXITED)
+		return status;
 	if (WIFSIGNALED(cmd->status)) {
 		if (status == EXIT_OK || !said)
 			note_always(r, "command killed by signal %d",
@@ -4179,7 +5403,7 @@ struct session {
 /* Hex lines before the plaintext they carry: stderr is served first. */
 enum {
 	POLL_STDIN, POLL_NETOUT, POLL_NETIN, POLL_STDERR, POLL_STDOUT,
-	POLL_COUNT
+	POLL_ACKS, POLL_COUNT
 };
 
 /* The input: stdin, or the command's stdout until it ends; -1: none. */
@@ -4322,23 +5546,32 @@ write_stderr(struct session *s)
 		s->rep.q.pos = s->rep.q.len = 0;	/* stderr is for people */
 }
 
-/* A command that reads no more is the command layer's to handle. */
+/*
+ * What write(2) took is counted (written_add).  A command that reads no
+ * more is the command layer's to handle.
+ */
 static enum status
 write_stdout(struct session *s)
 {
+	size_t pos = s->b.out.pos;
+	ssize_t r;
+
 	if (s->out_tty) {
-		if (write_terminal(&s->chat, &s->b.out,
-		    io_deadline(s->opt)) == -1)
+		progress_hide(&s->rep);
+		if ((r = write_terminal(&s->chat, &s->b.out,
+		    io_deadline(s->opt))) == -1)
 			return session_fail(&s->rep, EXIT_FAIL,
 			    "write to stdout: %s", strerror(errno));
+		written_add(&s->b.wr, s->b.out.pos - pos, r);
 		s->last_activity = now_ms();
 		return GO_ON;
 	}
-	if (write_local(s, output_fd(s), &s->b.out) != -1 ||
-	    errno == EAGAIN || errno == EINTR)
+	if ((r = write_local(s, output_fd(s), &s->b.out)) > 0)
+		written_add(&s->b.wr, r, r);
+	if (r != -1 || errno == EAGAIN || errno == EINTR)
 		return GO_ON;
 	if (errno == EPIPE && s->cmd.state != CMD_NONE) {
-		command_refused(&s->cmd);
+		command_refused(&s->cmd, &s->b.wr);
 		return GO_ON;
 	}
 	s->b.out.pos = s->b.out.len;	/* nowhere to go: dropped, wiped later */
@@ -4371,7 +5604,7 @@ poll_timeout(struct session *s, int64_t t)
 	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
-	if (s->rep.progress && t + PROGRESS_MS < until)
+	if (report_ticks(&s->rep) && t + PROGRESS_MS < until)
 		until = t + PROGRESS_MS;
 	if (until == INT64_MAX)
 		return -1;
@@ -4401,6 +5634,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_STDOUT].fd = buf_pending(&b->out) > 0 &&
 	    !(s->rep.shared && buf_pending(&s->rep.q) > 0) ? output_fd(s) : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
+	/* A serving listener's word that it wrote what we gave it. */
+	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw ? b->wr.ack_fd : -1;
+	pfd[POLL_ACKS].events = POLLIN;
 }
 
 /*
@@ -4445,6 +5681,8 @@ serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 		return status;
 	if (pfd[POLL_STDERR].revents)
 		write_stderr(s);
+	if (pfd[POLL_ACKS].revents)
+		written_read_acks(&s->b.wr);
 	if (pfd[POLL_STDOUT].revents)
 		return write_stdout(s);
 	return GO_ON;
@@ -4476,6 +5714,23 @@ receive_step(struct session *s)
 	return status;
 }
 
+/*
+ * A serving listener holds a last line without its newline until our
+ * stdout ends: once the peer's stream is all handed to it, ours ends, so
+ * that it writes that line and acknowledges it, and DONE can go.
+ */
+static void
+output_over(struct session *s)
+{
+	struct written *w = &s->b.wr;
+
+	if (w->acks && !w->ended && rx_closed(&s->c) &&
+	    buf_pending(&s->b.out) == 0) {
+		(void)shutdown(output_fd(s), SHUT_WR);
+		w->ended = 1;
+	}
+}
+
 /* One round's work before poll: receive, the command, send. */
 static enum status
 session_step(struct session *s)
@@ -4483,8 +5738,10 @@ session_step(struct session *s)
 	enum status status;
 
 	if ((status = receive_step(s)) != GO_ON ||
-	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON ||
-	    (status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
+	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON)
+		return status;
+	output_over(s);
+	if ((status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
 	    s->cmd.feed == FEED_REFUSED)) != GO_ON)
 		return status;
 	if (s->c.tx_state == TX_DONE && buf_pending(&s->b.txb) == 0)
@@ -4604,7 +5861,7 @@ session_alloc(struct session *s, const struct options *opt)
 	lock_secrets(s->b.in.data, s->b.in.cap);
 	lock_secrets(s->b.out.data, s->b.out.cap);
 	s->net = -1;
-	s->cmd.from = s->cmd.to = -1;
+	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
 }
 
 /*
@@ -4614,10 +5871,9 @@ session_alloc(struct session *s, const struct options *opt)
 static void
 view_begin(struct session *s)
 {
-	struct view *v = &s->chat.view;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV], *p;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
 	const char *name = s->opt->name ? s->opt->name :
 	    s->opt->lflag ? NULL : s->opt->host;
 
@@ -4625,19 +5881,9 @@ view_begin(struct session *s)
 		strcpy(host, "peer");
 		if (getpeername(s->net, (struct sockaddr *)&ss, &len) == 0)
 			addr_text((struct sockaddr *)&ss, len, host, port);
-		/* An IPv4 peer of a dual-stack socket, as people write it. */
-		name = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ?
-		    host + 7 : host;
+		name = host;
 	}
-	memset(v, 0, sizeof(*v));
-	v->labels = 1;
-	/* In another charset, UTF-8 bytes could be C1 controls (0x9b: CSI). */
-	v->ascii = strcmp(nl_langinfo(CODESET), "UTF-8") != 0;
-	v->line_start = 1;
-	memcpy(v->peer, name, strnlen(name, NAME_MAX_W));
-	for (p = v->peer; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	chat_begin(&s->chat, name);
 }
 
 static void
@@ -4668,15 +5914,13 @@ conn_begin(struct session *s, int net)
 {
 	s->net = net;
 	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	written_begin(&s->b.wr, 0, -1);
 	report_begin(&s->rep, s->hex_tty);
 	view_begin(s);
 	s->chat.peer_ended = 0;
 	editor_start(&s->chat, STDIN_FILENO);
 	s->rep.chat = s->chat.edit;
-	if (s->chat.edit) {
-		s->rep.hide = editor_hide_hook;
-		s->rep.hide_arg = &s->chat;
-	}
+	chat_report(&s->chat, &s->rep, s->out_tty);
 }
 
 /*
@@ -4705,7 +5949,7 @@ conn_end(struct session *s)
 	OPENSSL_cleanse(s->rs, sizeof(s->rs));
 	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
 	memset(&s->cmd, 0, sizeof(s->cmd));
-	s->cmd.from = s->cmd.to = -1;
+	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
 	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
 	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
 	for (i = 0; i < NBUFS; i++)
@@ -4766,6 +6010,17 @@ session_figures(struct session *s)
 	    (unsigned long long)c->rekeys_recv);
 }
 
+/*
+ * Before the first byte from the network: the pre-auth filter (kind
+ * SANDBOX_PREAUTH or SANDBOX_LISTENER), then the test hook that shows it.
+ */
+static void
+sandbox_preauth(const struct options *opt, int kind)
+{
+	sandbox_enter(opt, kind);
+	test_stop("preauth");
+}
+
 /* After the handshake: key both directions and move the data. */
 static enum status
 session_traffic(struct session *s, int is_a, struct keyset *ks)
@@ -4774,17 +6029,17 @@ session_traffic(struct session *s, int is_a, struct keyset *ks)
 
 	conn_keys(s, is_a, ks);
 	if (s->opt->command != NULL && (status = command_start(&s->cmd,
-	    &s->rep, s->opt->command, s->net, s->number)) != GO_ON)
+	    &s->b.wr, &s->rep, s->opt->launcher, s->net, s->number)) != GO_ON)
 		return status;
-	/* A -m 1 -k listener is in its wider one already, or in none (-e). */
+	/* On top of the pre-auth one; a -k -m 1 listener's stays as it is. */
 	if (s->one_session)
-		sandbox_enter(s->opt, SANDBOX_SESSION, s->cmd.pid);
+		sandbox_enter(s->opt, SANDBOX_SESSION);
 	note(&s->rep, "handshake done");
 	chat_ready(s);
 	status = readwrite(s);
 	progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 1);
 	deliver_rest(s, status);
-	status = command_finish(&s->cmd, &s->rep,
+	status = command_finish(&s->cmd, &s->b.wr, &s->rep,
 	    s->opt->vflag || s->opt->lflag, status);
 	chat_ended(s, status);
 	session_figures(s);
@@ -4877,8 +6132,9 @@ listen_socket(const struct options *opt, char port[NI_MAXSERV])
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		err(EXIT_FAIL, "getsockname");
 	addr_text((struct sockaddr *)&ss, len, host, port);
-	if (opt->vflag)
-		warnx("listening on %s port %s", host, port);
+	/* At a terminal, always: a port picked with 0 is known only here. */
+	if (opt->vflag || isatty(STDERR_FILENO))
+		say("listening on %s port %s", host, port);
 	return fd;
 }
 
@@ -4920,17 +6176,21 @@ accept_one(int lfd, struct accepted *a)
 }
 
 /*
- * Has the peer closed or reset the connection fd (non-blocking)?  Bytes
- * waiting to be read are not a close.
+ * Has the peer closed or reset the connection fd?  Bytes waiting to be
+ * read are not a close.  (poll and FIONREAD: a connector's filter has no
+ * recv.)
  */
 static int
 socket_closed(int fd)
 {
-	char c;
-	ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n = 0;
 
-	return r == 0 || (r == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
-	    errno != EINTR);
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+		return 1;
+	return ioctl(fd, FIONREAD, &n) == -1 || n == 0;
 }
 
 /* Connect to one address by the deadline; -1 with errno set on failure. */
@@ -5012,26 +6272,37 @@ connect_failed(const struct options *opt, char *tried, int e)
 		    opt->port);
 }
 
-/* Connect to host and port; on failure say why and return -1. */
-static int
-connect_socket(const struct options *opt)
+/*
+ * The host's addresses, once: a connector may connect again under its
+ * filter, which has no resolver.  NULL, said, if there are none.
+ */
+static struct addrinfo *
+connect_resolve(const struct options *opt)
 {
 	struct addrinfo hints, *res;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
-	int fd, e;
+	int e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
 	hints.ai_socktype = SOCK_STREAM;
 	if ((e = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0) {
 		warnx("%s port %s: %s", opt->host, opt->port, gai_strerror(e));
-		return -1;
+		return NULL;
 	}
+	return res;
+}
+
+/* Connect to one of res's addresses; on failure say why and return -1. */
+static int
+connect_socket(const struct options *opt, const struct addrinfo *res)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
+	int fd, e;
+
 	fd = connect_any(opt, res, tried, sizeof(tried));
 	e = errno;
-	freeaddrinfo(res);
 	if (fd == -1) {
 		connect_failed(opt, tried, e);
 		return -1;
@@ -5095,21 +6366,32 @@ read_passfile(const char *path, char *pass, size_t cap)
 	return len;
 }
 
-/*
- * Ask on the terminal.  A one-time code is shown as typed (echo): one
- * typo spends it, and it is worthless once used.
- */
-static size_t
-read_tty_password(char *pass, size_t cap, const char *why, const char *prompt,
-    int echo)
+/* The terminal to ask on, opened before a filter forbids open. */
+static int
+tty_open(int code)
 {
-	size_t len = 0;
-	ssize_t r;
 	int fd;
 
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
 		errx(EXIT_FAIL, "no terminal to ask for the %s; use -p passfile",
-		    echo ? "code" : "password");
+		    code ? "code" : "password");
+	return fd;
+}
+
+/*
+ * Ask on the terminal fd (-1: open it; closed here either way).  A
+ * one-time code is shown as typed (echo): one typo spends it, and it is
+ * worthless once used.
+ */
+static size_t
+read_tty_password(int fd, char *pass, size_t cap, const char *why,
+    const char *prompt, int echo)
+{
+	size_t len = 0;
+	ssize_t r;
+
+	if (fd == -1)
+		fd = tty_open(echo);
 	if (!echo && keys_quiet(fd) == -1)
 		err(EXIT_FAIL, "/dev/tty");
 	if (why != NULL)
@@ -5208,18 +6490,18 @@ password_parse(char *pass, size_t *len, int code)
 /*
  * Fill pass (cap > MAX_PASSFILE) and return the password's length, or
  * with code a one-time code's digits.  why, if not NULL, is said on the
- * terminal before the prompt.
+ * terminal before the prompt; tty is the terminal if open, else -1.
  */
 static size_t
 read_password(const struct options *opt, char *pass, size_t cap,
-    const char *why, int code)
+    const char *why, int code, int tty)
 {
 	size_t len;
 
 	if (opt->passfile != NULL)
 		len = read_passfile(opt->passfile, pass, cap);
 	else
-		len = read_tty_password(pass, cap, why,
+		len = read_tty_password(tty, pass, cap, why,
 		    code ? "Code: " : "Password: ", code);
 	switch (password_parse(pass, &len, code)) {
 	case PW_OK:
@@ -5314,8 +6596,10 @@ serve_connection(struct session *s, struct pake *pk, struct greeted *in,
  * it), never a session key.  Each child hands its stdout and stderr to
  * the parent through pipes, and the parent, their one writer, moves whole
  * lines only into its queues for stdout and stderr, so that no line of
- * one session is cut by another's.  A third pipe, ctl, carries one byte
- * that says how the check went.
+ * one session is cut by another's.  A third channel, ctl, a socket pair,
+ * carries one byte that says how the check went; the other way, it
+ * carries what stdout has taken of the child's output (kids_acked), so
+ * that the child confirms only what was written.
  */
 
 /*
@@ -5381,13 +6665,27 @@ struct pending {
 	char	 port[NI_MAXSERV];
 };
 
+/*
+ * Its stdout's bytes, on their way through outq (see kid_queued): two
+ * marks, so that an acknowledgement is never put off by newer lines.
+ */
+struct ack_mark {
+	uint64_t end;			/* outq's offset at the line's end */
+	uint64_t taken;			/* the child's bytes up to there */
+};
+
 struct kid {
 	enum kid_state state;
 	pid_t	 pid;
-	int	 ctl;			/* "A", "P", "M" or "F", then EOF */
+	int	 ctl;			/* "A", "P", "M" or "F", then EOF at exit;
+					   to it, what stdout took of its bytes */
 	int	 checked;		/* "P": its lines are a checked failure's */
 	int	 reaped, wstatus;	/* exited, and how */
 	struct lines out, err;
+	uint64_t taken;			/* its stdout's bytes moved into outq */
+	struct ack_mark mark[2];
+	int	 marks;
+	uint64_t acked, ack_sent;	/* its bytes written; and told */
 	struct source *src;
 	int64_t	 started;		/* ms */
 	unsigned long number;		/* the session number */
@@ -5409,6 +6707,7 @@ struct server {
 	int64_t	 code_refill;		/* ... and when one more is, ms */
 	int	 lfd;
 	int	 accepting;		/* lfd is polled */
+	int	 devnull;		/* a child's stdin */
 	int	 one_file;		/* stdout and stderr are one file */
 	int	 wiped;			/* children get zeros for our buffers */
 	pid_t	 pid;			/* the listener's, for its children */
@@ -5427,6 +6726,7 @@ struct server {
 	struct rate fails;		/* checked passwords failed (shown) */
 	struct buf outq, errq;		/* whole lines for stdout, stderr */
 	int64_t	 sweep;			/* ms: the next once-a-second round */
+	uint64_t out_written;		/* bytes of outq stdout took, ever */
 	struct pollfd *pfd;
 };
 
@@ -5794,7 +7094,8 @@ check_result(struct server *sv, struct source *src, enum hs_result res,
  * Memory for other sessions' plaintext in transit: a child forked later
  * gets zeros there from the kernel (MADV_WIPEONFORK), without copying or
  * wiping a page; on a kernel without it, sv->wiped is 0 and the child
- * wipes.
+ * wipes.  Locked, as a session's own buffers are, as far as
+ * RLIMIT_MEMLOCK allows.
  */
 static void *
 wiped_alloc(struct server *sv, size_t n)
@@ -5806,6 +7107,7 @@ wiped_alloc(struct server *sv, size_t n)
 		return NULL;
 	if (madvise(p, n, MADV_WIPEONFORK) == -1)
 		sv->wiped = 0;
+	lock_secrets(p, n);
 	return p;
 }
 
@@ -5910,7 +7212,7 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 	struct session s;
 	struct greeted in = p->in;	/* y is ours now, not the entry's */
 	enum hs_result res;
-	int net = p->fd, fd, status, hex_tty = isatty(STDERR_FILENO);
+	int net = p->fd, status, hex_tty = isatty(STDERR_FILENO);
 	int out_tty = isatty(STDOUT_FILENO);	/* the listener's, before ours */
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
@@ -5921,13 +7223,13 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 	p->fd = -1;
 	p->in.y = NULL;
 	kid_isolate(sv, k);
-	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
-	    dup2(fd, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
-	    dup2(err, STDERR_FILENO) == -1 ||
+	/* The listener's filter forbids open: its /dev/null is ours. */
+	if (dup2(sv->devnull, STDIN_FILENO) == -1 ||
+	    dup2(out, STDOUT_FILENO) == -1 || dup2(err, STDERR_FILENO) == -1 ||
 	    fcntl(STDOUT_FILENO, F_SETFL, O_NONBLOCK) == -1 ||
 	    fcntl(STDERR_FILENO, F_SETFL, O_NONBLOCK) == -1)
 		_exit(EXIT_FAIL);
-	close(fd);
+	close(sv->devnull);
 	close(out);
 	close(err);
 	session_alloc(&s, sv->opt);
@@ -5936,6 +7238,11 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 	s.number = k->number;
 	s.one_session = 1;
 	conn_begin(&s, net);
+	/* Written is what the listener wrote of our stdout (kids_acked). */
+	if (fcntl(ctl, F_SETFL, O_NONBLOCK) == -1)
+		_exit(EXIT_FAIL);
+	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
+	sandbox_preauth(sv->opt, SANDBOX_PREAUTH);
 	status = serve_connection(&s, sv->pk, &in, "", ctl, &res);
 	/*
 	 * The keys go now; the buffers, with the process, to the kernel,
@@ -5957,11 +7264,18 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 static void
 kid_spawn(struct server *sv, struct kid *k, struct pending *p, int64_t t)
 {
-	int fds[3][2], n, i;		/* ctl, out, err: read end, write end */
+	/* ctl, out, err: our end, the child's end */
+	int fds[3][2], n, i;
 
 	memset(k, 0, sizeof(*k));
 	k->ctl = k->out.fd = k->err.fd = -1;
-	for (n = 0; n < 3 && os_pipe(fds[n]) == 0; n++)
+	/*
+	 * ctl carries messages both ways; out is a socket that the child can
+	 * shut down (see output_over) and still hold as stdout.
+	 */
+	for (n = 0; n < 3 && (n == 0 ? os_socketpair(SOCK_SEQPACKET, fds[n]) :
+	    n == 1 ? os_socketpair(SOCK_STREAM, fds[n]) :
+	    os_pipe(fds[n])) == 0; n++)
 		;
 	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
 	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
@@ -6061,6 +7375,49 @@ free_kid(struct server *sv)
 }
 
 /*
+ * DONE means written (doc/PROTOCOL-3.md section 7.1): a child may confirm
+ * its peer's stream only once stdout has taken it, so the listener tells
+ * each child, over ctl, how many of its stdout's bytes stdout has taken.
+ * n more of them are in outq now, ending at outq's offset out_written +
+ * pending; the second mark moves with each line until the first is due.
+ */
+static void
+kid_queued(struct server *sv, struct kid *k, size_t n)
+{
+	int i = k->marks < 2 ? k->marks++ : 1;
+
+	k->taken += n;
+	k->mark[i].end = sv->out_written + buf_pending(&sv->outq);
+	k->mark[i].taken = k->taken;
+}
+
+/* What stdout has taken, told to each child whose bytes those were. */
+static void
+kids_acked(struct server *sv)
+{
+	struct kid *k;
+	uint8_t v[8];
+	size_t i;
+	int j;
+
+	for (i = 0; i < sv->nkids; i++) {
+		k = &sv->kids[i];
+		while (k->marks > 0 && k->mark[0].end <= sv->out_written) {
+			k->acked = k->mark[0].taken;
+			k->mark[0] = k->mark[1];
+			k->marks--;
+		}
+		if (k->acked == k->ack_sent || k->ctl == -1)
+			continue;
+		for (j = 0; j < 8; j++)
+			v[j] = k->acked >> (56 - 8 * j);
+		/* Not now (its socket full): the next round says it. */
+		if (write(k->ctl, v, sizeof(v)) == sizeof(v))
+			k->ack_sent = k->acked;
+	}
+}
+
+/*
  * Move what a child's pipe gave into a queue, whole lines only.  A line
  * longer than l->max goes in pieces, each ended with a newline and none
  * ending inside a UTF-8 character, and so does a last line without one:
@@ -6104,6 +7461,8 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 		(void)queue_put(q, pre, m);
 		(void)queue_put(q, p + skip, n - skip);
 		(void)queue_put(q, "\n", add);
+		if (!is_err)
+			kid_queued(sv, k, n);
  next:
 		OPENSSL_cleanse(p, n);
 		l->b.pos += n;
@@ -6193,8 +7552,12 @@ reap_kids(struct server *sv, int64_t t)
 	}
 }
 
-/* Write a queue's head to fd.  stdout's failure ends the listener. */
-static void
+/*
+ * Write a queue's head to fd; the bytes written.  stdout's failure ends
+ * the listener (and so its children, none of which has confirmed what
+ * stdout did not take).
+ */
+static size_t
 queue_write(struct buf *q, int fd, int fatal)
 {
 	ssize_t r;
@@ -6202,11 +7565,14 @@ queue_write(struct buf *q, int fd, int fatal)
 	if ((r = write(fd, q->data + q->pos, buf_pending(q))) > 0) {
 		OPENSSL_cleanse(q->data + q->pos, r);	/* plaintext, written */
 		q->pos += r;
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR) {
+		return r;
+	}
+	if (r == -1 && errno != EAGAIN && errno != EINTR) {
 		if (fatal)
 			err(EXIT_FAIL, "write to stdout");
 		q->pos = q->len = 0;		/* stderr is for people */
 	}
+	return 0;
 }
 
 /* Kill the checks past their deadline: the child's own clock failed. */
@@ -6550,9 +7916,9 @@ serve_events(struct server *sv, int64_t t)
 	size_t i;
 
 	if (p[1].revents)
-		queue_write(&sv->outq, STDOUT_FILENO, 1);
+		sv->out_written += queue_write(&sv->outq, STDOUT_FILENO, 1);
 	if (p[2].revents)
-		queue_write(&sv->errq, STDERR_FILENO, 0);
+		(void)queue_write(&sv->errq, STDERR_FILENO, 0);
 	/* Children first: a failure they tell of meets the next try. */
 	for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
 		k = &sv->kids[i];
@@ -6583,6 +7949,7 @@ serve_round(struct server *sv)
 	int timeout;
 
 	reap_kids(sv, t);
+	kids_acked(sv);
 	pending_start(sv, t);
 	pending_expire(sv, t);
 	if (t >= sv->sweep) {
@@ -6687,28 +8054,57 @@ exempt_parse(struct server *sv, const char *list)
 	}
 }
 
+/* Children at most: sessions, checks, and those dying (0: -g or -m 1). */
+static size_t
+kids_max(const struct options *opt)
+{
+	return opt->kflag && opt->max_sessions > 1 && !opt->gflag ?
+	    opt->max_sessions + 2 * CHECKS_MAX : 0;
+}
+
 /*
- * How many connections may be pending: PENDING_MAX, or fewer if the
- * open-files limit requires (three pipes a child, and a few more).
+ * Three descriptors a child, the pending connections, and our own: the
+ * open-files limit is raised to what that needs, as far as the hard limit
+ * allows, or the listener says what it must be (poll would refuse the
+ * set, EINVAL).  At least PENDING_MIN pending connections.
  */
+static void
+files_limit(const struct options *opt)
+{
+	unsigned long long least = 3 * kids_max(opt) + 64 + PENDING_MIN;
+	unsigned long long want = least - PENDING_MIN + PENDING_MAX;
+	struct rlimit nofile;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "getrlimit");
+	if (nofile.rlim_cur >= want)
+		return;
+	if (nofile.rlim_max != RLIM_INFINITY && nofile.rlim_max < least)
+		errx(EXIT_FAIL, "-m %u needs an open-files limit of %llu, and "
+		    "it is %llu: raise it (ulimit -n %llu) or lower -m",
+		    opt->max_sessions, least,
+		    (unsigned long long)nofile.rlim_max, least);
+	if (nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > want)
+		nofile.rlim_cur = want;
+	else
+		nofile.rlim_cur = nofile.rlim_max;
+	if (nofile.rlim_cur < least || setrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "setting the open-files limit to %llu for -m %u",
+		    (unsigned long long)nofile.rlim_cur, opt->max_sessions);
+}
+
+/* How many connections may be pending, within the open-files limit. */
 static size_t
 pending_room(size_t nkids)
 {
 	struct rlimit nofile;
-	rlim_t need = 3 * nkids + PENDING_MAX + 64, other = 3 * nkids + 64;
+	rlim_t other = 3 * nkids + 64;
 
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
 		err(EXIT_FAIL, "getrlimit");
-	if (nofile.rlim_cur < need && nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max < need ? nofile.rlim_max :
-		    need;
-		(void)setrlimit(RLIMIT_NOFILE, &nofile);
-		(void)getrlimit(RLIMIT_NOFILE, &nofile);
-	}
 	if (nofile.rlim_cur < other + PENDING_MIN)
-		errx(EXIT_FAIL, "the open-files limit (%llu) is too low for "
-		    "-m %zu: %llu needed (ulimit -n)",
-		    (unsigned long long)nofile.rlim_cur, nkids,
+		errx(EXIT_FAIL, "an open-files limit of %llu is too low: %llu "
+		    "needed (ulimit -n)", (unsigned long long)nofile.rlim_cur,
 		    (unsigned long long)(other + PENDING_MIN));
 	return nofile.rlim_cur - other < PENDING_MAX ?
 	    nofile.rlim_cur - other : PENDING_MAX;
@@ -6777,11 +8173,15 @@ listener_many(const struct options *opt, struct pake *pk,
 {
 	struct server sv;
 
-	/* Sessions, and those dying or checking meanwhile. */
-	server_init(&sv, opt, pk, salt, lfd, opt->max_sessions + 2 * CHECKS_MAX);
+	server_init(&sv, opt, pk, salt, lfd, kids_max(opt));
 	if (isatty(STDIN_FILENO) && opt->command == NULL)
 		warnx("stdin is not read: with -m above 1, sessions send "
 		    "nothing (-m 1 to chat)");
+	if ((sv.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		err(EXIT_FAIL, "/dev/null");
+	/* No exec, no open from here; the children start under it too. */
+	sandbox_enter(opt, SANDBOX_SERVER);
+	test_stop("server");
 	sv.accepting = 1;
 	for (;;)
 		serve_round(&sv);
@@ -6813,7 +8213,7 @@ listener_key(const struct options *opt, const char *port, struct pake *pk,
 	} else {
 		(void)snprintf(why, sizeof(why), "secchat: listening on port "
 		    "%s; connections wait for the password.\n", port);
-		len = read_password(opt, pass, sizeof(pass), why, 0);
+		len = read_password(opt, pass, sizeof(pass), why, 0, -1);
 	}
 	if (RAND_bytes(salt, SALT_LEN) != 1)
 		crypto_fail("RAND_bytes");
@@ -6870,6 +8270,13 @@ listener_one(struct server *sv, struct session *s, enum hs_result *res)
 	conn_begin(s, fd);
 	status = serve_connection(s, sv->pk, &in, NULL, -1, res);
 	conn_end(s);
+	/*
+	 * The last chat's queued keys are gone (restore_tty); those typed
+	 * while the next one is set up are kept for it, shown once, as for
+	 * the first.
+	 */
+	if (sv->opt->kflag && chat_terminal(sv->opt))
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	/* No connection was accepted meanwhile: src is still its record. */
 	check_result(sv, src, *res, now_ms());
 	listener_checked(sv, src, port, *res);
@@ -6892,31 +8299,36 @@ listener(const struct options *opt)
 	uint8_t salt[SALT_LEN];
 	char port[NI_MAXSERV];
 	enum hs_result res;
-	int lfd, status;
+	int lfd, status = EXIT_OK;
 
 	lfd = listen_socket(opt, port);
+	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
+		files_limit(opt);	/* before the password is asked for */
 	listener_key(opt, port, &pk, salt);
 	/* A code is guessed once at a time: -g serves one by one. */
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
 		listener_many(opt, &pk, salt, lfd);
 	if (chat_terminal(opt))
-		(void)keys_raw(STDIN_FILENO);
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	server_init(&sv, opt, &pk, salt, lfd, 0);
 	session_alloc(&s, opt);
-	/* Sessions one at a time: one wider sandbox over all of them. */
-	if (opt->kflag && opt->command == NULL)
-		sandbox_enter(opt, SANDBOX_LISTENER, 0);
+	/*
+	 * Before the first connection, one filter for all of them (-k); a
+	 * lone session enters its own on top after its handshake.
+	 */
+	sandbox_preauth(opt, SANDBOX_LISTENER);
 	for (s.number = 1;; s.number++) {
+		if (s.number > 1 && opt->kflag && chat_terminal(opt)) {
+			say("waiting for the next chat on port %s; ^D ends "
+			    "the listener", port);
+			if (chat_wait_next(lfd, STDIN_FILENO) == -1) {
+				status = EXIT_OK;	/* the user's end */
+				break;
+			}
+		}
 		if (test_hook("secrets"))	/* the last one is wiped by now */
 			warnx("test: accepting");
 		status = listener_one(&sv, &s, &res);
-		/*
-		 * The last chat's queued keys are gone (restore_tty); those
-		 * typed while the next one is set up are kept for it, shown
-		 * once, as for the first.
-		 */
-		if (opt->kflag && chat_terminal(opt))
-			(void)keys_raw(STDIN_FILENO);
 		if (res != HS_OK && res != HS_WRONG)
 			continue;		/* no password was checked */
 		if (!opt->kflag)
@@ -6940,16 +8352,16 @@ listener(const struct options *opt)
  */
 static size_t
 connector_secret(const struct options *opt, const struct greeting *g,
-    char *pass, size_t cap, size_t len)
+    char *pass, size_t cap, size_t len, int tty)
 {
 	int code = g->flags & FLAG_CODE;
 
 	if (len == 0)
-		len = read_password(opt, pass, cap, NULL, code);
+		len = read_password(opt, pass, cap, NULL, code, tty);
 	else if (code && !opt->gflag)
 		len = password_as_code(pass, len);
 	if (chat_terminal(opt))
-		(void)keys_raw(STDIN_FILENO);
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
 	return len;
 }
 
@@ -6958,15 +8370,15 @@ connector_secret(const struct options *opt, const struct greeting *g,
  * is busy for now is waited for, within the handshake's deadline.
  */
 static enum status
-connector_greeted(struct report *r, const struct options *opt, int *fd,
-    struct greeting *g)
+connector_greeted(struct report *r, const struct options *opt,
+    const struct addrinfo *res, int *fd, struct greeting *g)
 {
 	int64_t deadline = deadline_in(handshake_secs(opt));
 	unsigned busy;
 	enum status st;
 
 	for (;;) {
-		if ((*fd = connect_socket(opt)) == -1)
+		if ((*fd = connect_socket(opt, res)) == -1)
 			return EXIT_FAIL;
 		st = connector_greeting(r, opt, *fd, g, deadline, &busy);
 		if (busy == 0)
@@ -6985,15 +8397,16 @@ connector_greeted(struct report *r, const struct options *opt, int *fd,
  * from the kept password; a new code's greeting is an old code's end.
  */
 static enum status
-connector_again(struct report *r, const struct options *opt, int *fd,
-    struct greeting *g, const char *pass, size_t len, struct pake *pk)
+connector_again(struct report *r, const struct options *opt,
+    const struct addrinfo *res, int *fd, struct greeting *g, const char *pass,
+    size_t len, struct pake *pk)
 {
 	struct greeting old = *g;
 	enum status st;
 
 	if (*fd != -1)
 		close(*fd);
-	if ((st = connector_greeted(r, opt, fd, g)) != GO_ON)
+	if ((st = connector_greeted(r, opt, res, fd, g)) != GO_ON)
 		return st;
 	if (memcmp(old.salt, g->salt, SALT_LEN) == 0 &&
 	    memcmp(old.iterations, g->iterations, 4) == 0)
@@ -7012,8 +8425,9 @@ connector_again(struct report *r, const struct options *opt, int *fd,
  * answered at once.  *fdp: the connection, if the handshake succeeded.
  */
 static enum status
-connector_handshake(struct report *r, const struct options *opt, char *pass,
-    size_t cap, size_t len, int *fdp, struct keyset *ks)
+connector_handshake(struct report *r, const struct options *opt,
+    const struct addrinfo *res, char *pass, size_t cap, size_t len, int tty,
+    int *fdp, struct keyset *ks)
 {
 	struct greeting g;
 	struct pake pk;
@@ -7021,14 +8435,14 @@ connector_handshake(struct report *r, const struct options *opt, char *pass,
 	int64_t greeted;
 	enum status st;
 
-	if ((st = connector_greeted(r, opt, &fd, &g)) != GO_ON)
+	if ((st = connector_greeted(r, opt, res, &fd, &g)) != GO_ON)
 		goto fail;
 	greeted = now_ms();
 	if (g.wait < WAIT_TYPED) {	/* it would be closed before w is ready */
 		close(fd);
 		fd = -1;
 	}
-	len = connector_secret(opt, &g, pass, cap, len);
+	len = connector_secret(opt, &g, pass, cap, len, tty);
 	if ((st = connector_pake(r, pass, len, &g, &pk)) != GO_ON)
 		goto fail;
 	while (fd == -1 || socket_closed(fd) ||
@@ -7039,8 +8453,8 @@ connector_handshake(struct report *r, const struct options *opt, char *pass,
 			    HELLO_TRIES);
 			break;
 		}
-		if ((st = connector_again(r, opt, &fd, &g, pass, len, &pk)) !=
-		    GO_ON)
+		if ((st = connector_again(r, opt, res, &fd, &g, pass, len,
+		    &pk)) != GO_ON)
 			break;
 		greeted = now_ms();
 	}
@@ -7056,16 +8470,31 @@ connector_handshake(struct report *r, const struct options *opt, char *pass,
 	return st;
 }
 
-/* pass[0..cap): the password read from a file already (len), or to ask. */
+/*
+ * pass[0..cap): the password read from a file already (len), or to ask
+ * for on the terminal, opened now.  The filter comes before the first
+ * network byte: the host is resolved first, and connections made under
+ * it (section 2.6, step 5).
+ */
 static int
 connector(const struct options *opt, char *pass, size_t cap, size_t len)
 {
+	struct addrinfo *res;
 	struct session s;
 	struct keyset ks;
-	int fd, status;
+	int fd, status, tty = -1;
 
+	if ((res = connect_resolve(opt)) == NULL) {
+		OPENSSL_cleanse(pass, cap);
+		return EXIT_FAIL;
+	}
+	if (len == 0 && opt->passfile == NULL)
+		tty = tty_open(opt->gflag);
 	session_alloc(&s, opt);
-	status = connector_handshake(&s.rep, opt, pass, cap, len, &fd, &ks);
+	sandbox_preauth(opt, SANDBOX_CONNECTOR);
+	status = connector_handshake(&s.rep, opt, res, pass, cap, len, tty,
+	    &fd, &ks);
+	freeaddrinfo(res);
 	if (status == GO_ON) {
 		conn_begin(&s, fd);
 		status = session_traffic(&s, 1, &ks);
@@ -7200,7 +8629,7 @@ help(void)
 	    "  -R seconds    rekey that long after a key's first data "
 	    "(default %d)\n"
 	    "  -r messages   rekey after that many data records (default %d)\n"
-	    "  -V            print the version and exit\n"
+	    "  -V            print the version and exit (also --version)\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
 	    "  -x            full hex of each record on a terminal too\n"
@@ -7322,26 +8751,103 @@ options_check(const struct options *opt, int mflag)
 		usage_error("a listener's -g makes the password: no -p");
 }
 
+/* A usage error that names its operand: "port abc: unknown service". */
+static void __attribute__((noreturn))
+operand_error(const char *what, const char *arg, const char *why)
+{
+	warnx("%s%s%s: %s", what, *what != '\0' ? " " : "", arg, why);
+	usage();
+}
+
+/*
+ * "host:8080", "[::1]:8080": one operand that should have been two (an
+ * IPv6 address has more than one colon, and no brackets with a port).
+ */
+static int
+host_and_port(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+
+	if (colon == NULL || colon[1] == '\0' ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return 0;
+	return s[0] == '[' ? colon > s && colon[-1] == ']' :
+	    strchr(s, ':') == colon;
+}
+
+/*
+ * A port: 1 to 65535 (0 with -l: the system picks one), or a TCP service
+ * name.  getaddrinfo would take 70000 as 4464.
+ */
+static void
+check_port(const char *port, int lflag)
+{
+	long v;
+
+	if (*port != '\0' && strspn(port, "0123456789") == strlen(port)) {
+		errno = 0;
+		v = strtol(port, NULL, 10);
+		if (errno == ERANGE || v > 65535 || v < (lflag ? 0 : 1))
+			operand_error("port", port, lflag ? "out of range "
+			    "(0 to 65535)" : "out of range (1 to 65535)");
+		return;
+	}
+	if (getservbyname(port, "tcp") != NULL)
+		return;
+	if (host_and_port(port))
+		operand_error("", port, "give host and port as two arguments");
+	if (strpbrk(port, ".:") != NULL)	/* an address */
+		usage_error("missing port");
+	operand_error("port", port, "unknown service");
+}
+
 /* The operands: host and port, or with -l [host] port. */
 static void
 options_operands(struct options *opt, int argc, char *argv[])
 {
 	size_t len;
 
+	if (argc == 1 && host_and_port(argv[0]))
+		operand_error("", argv[0], "give host and port as two "
+		    "arguments");
+	if (argc == 0 || (argc == 1 && !opt->lflag))
+		usage_error(argc == 0 && !opt->lflag ? "missing host and port" :
+		    "missing port");
+	if (argc > 2)
+		usage_error("too many arguments");
 	/* "[::1]", as in URLs, is the address ::1. */
 	if (argc == 2 && argv[0][0] == '[' &&
 	    (len = strlen(argv[0])) > 2 && argv[0][len - 1] == ']') {
 		argv[0][len - 1] = '\0';
 		argv[0]++;
 	}
-	if (opt->lflag && (argc == 1 || argc == 2)) {
-		opt->host = argc == 2 ? argv[0] : NULL;
-		opt->port = argv[argc - 1];
-	} else if (!opt->lflag && argc == 2) {
-		opt->host = argv[0];
-		opt->port = argv[1];
-	} else
-		usage();
+	opt->host = argc == 2 ? argv[0] : NULL;
+	opt->port = argv[argc - 1];
+	check_port(opt->port, opt->lflag);
+}
+
+/*
+ * The peer's name in the chat has NAME_MAX_W bytes at most: a longer one
+ * is cut at a character's start, and we say so when it would be shown.
+ */
+static void
+options_name(struct options *opt)
+{
+	static char cut[NAME_MAX_W + 1];
+	const char *name = opt->name ? opt->name :
+	    opt->lflag ? NULL : opt->host;
+	size_t n;
+
+	if (name == NULL || strlen(name) <= NAME_MAX_W)
+		return;
+	for (n = NAME_MAX_W; n > 0 && (name[n] & 0xc0) == 0x80; n--)
+		;
+	memcpy(cut, name, n);
+	cut[n] = '\0';
+	if (opt->name != NULL || isatty(STDOUT_FILENO))
+		warnx("the name \"%s\" is over %d bytes: the chat shows \"%s\"",
+		    name, NAME_MAX_W, cut);
+	opt->name = cut;
 }
 
 static void
@@ -7349,6 +8855,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, mflag = 0;
@@ -7360,7 +8867,12 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
+#ifdef SECCHAT_DEBUG	/* a debugging build (make tests/secchat-debug) */
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
+#else
+	opt->sandbox = 1;
+#endif
+	opt->launcher = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:xX:",
@@ -7370,6 +8882,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	}
 	options_check(opt, mflag);
 	options_operands(opt, argc - optind, argv + optind);
+	options_name(opt);
 }
 
 /*
@@ -7446,13 +8959,16 @@ main(int argc, char *argv[])
 		    "(for debugging only)");
 	setup_process();
 	tzset();	/* the zone file is read now, not under the sandbox */
+	/* -e's launcher, before the password and any key exist. */
+	if (opt.command != NULL)
+		opt.launcher = launcher_start(opt.command);
 	if (isatty(STDOUT_FILENO))
 		terminal_locale();
 	if (opt.lflag)
 		return listener(&opt);
 	/* A file is read now, a person asked once the listener has greeted. */
 	pass_len = opt.passfile == NULL ? 0 :
-	    read_password(&opt, pass, sizeof(pass), NULL, opt.gflag);
+	    read_password(&opt, pass, sizeof(pass), NULL, opt.gflag, -1);
 	return connector(&opt, pass, sizeof(pass), pass_len);
 }
 #endif

@@ -20,7 +20,7 @@ _secchat()
 
 	# secchat -h's options; getopt_long permutes, so they go anywhere.
 	local opts='-4 -6 -b -e -g -h -i -k -l -m -n -P -p -q -R -r -V -v -w
-	    -x --help'
+	    -x --help --version'
 	local takes_arg=eimnPprRw
 
 	# Walk the words before this one: arg is the option whose argument

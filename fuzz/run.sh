@@ -37,8 +37,8 @@ for t in "$@"; do
 		exit 2
 	fi
 done
-if ! crypto=$(pkg-config --cflags --libs libcrypto); then
-	echo "run.sh: pkg-config does not know libcrypto" >&2
+if ! crypto=$(pkg-config --cflags --libs libcrypto libutf8proc); then
+	echo "run.sh: pkg-config does not know libcrypto or libutf8proc" >&2
 	exit 2
 fi
 

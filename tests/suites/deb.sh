@@ -1,5 +1,6 @@
-# Tests for the Debian package and the bash completion, sourced by the test
-# driver: they run from the top of the tree and use its T ($T/w, a fresh
+# shellcheck shell=bash
+# The Debian package and the bash completion (a suite of test.sh):
+# they run from the top of the tree and use its T ($T/w, a fresh
 # scratch directory per test), SECCHAT, expect and has_line.  Each returns
 # non-zero on failure after saying why.  deps.sh test installs what they
 # need (dpkg-dev, debhelper, lintian, bash-completion).
@@ -15,7 +16,10 @@ t_deb() {	# make deb: lintian finds nothing, the files, the binary runs
 	[ -f "$deb" ] && [ -f "$changes" ] ||
 	    { echo "not one .deb and one .changes in dist:"; ls -A dist; return 1; }
 	# dpkg-buildpackage writes beside the tree it builds: not beside ours.
-	f=$(find .. -maxdepth 1 -name 'secchat[_-]*' -newer "$T/w/stamp")
+	# (Only its names: a tree cloned into /tmp has the suites' own
+	# temporary directories, secchat-test.*, beside it.)
+	f=$(find .. -maxdepth 1 \( -name 'secchat_*' -o -name 'secchat-dbgsym_*' \) \
+	    -newer "$T/w/stamp")
 	expect "files left beside the tree" "$f" "" &&
 	    expect "build leftovers" "$(find dist/build debian \
 		-newer "$T/w/stamp" 2>/dev/null)" "" || return 1
@@ -169,3 +173,6 @@ t_completion() {	# bash completion: options, -p's file, -e's command, host
 	    [ ! -e "$stage/usr/share/bash-completion/completions/secchat" ] ||
 	    { echo "make uninstall left the completion"; return 1; }
 }
+
+run "make deb: lintian clean, dpkg-deb -c, the packaged secchat runs" t_deb
+run "bash completion: options, -p's file, -e's command, the host" t_completion

@@ -18,11 +18,12 @@ exit 0.  A bad --attack argument (flip offset beyond the record) exits 2.
   relay.py --log log 127.0.0.1 L    # stdout: "relay port R"
   secchat -p pf 127.0.0.1 R
 
-"s2c" is TARGET (listener) -> client (connector): msg1 (93 bytes), msg3 (32),
-then records; "c2s" is the other way: msg2 (105), then records.  A record is
-u16 length || length bytes.  Each stream is cut into these units; a stream that
-does not parse (no "SECCHAT\\x02", record length outside [17, 16656]) is
-forwarded unchanged from that point on.
+"s2c" is TARGET (listener) -> client (connector): GREETING (114 bytes), CONFIRM
+(41), then records; "c2s" is the other way: HELLO (108), then records (secchat/3,
+doc/PROTOCOL-3.md).  A record is u16 length || length bytes.  Each stream is cut
+into these units; a stream that does not parse (no "SECCHAT\\x03", record length
+outside [17, 16656]) is forwarded unchanged from that point on; so is one that
+brings a REFUSAL (12 bytes) in place of a message.
 
 --log FILE appends one line per unit put on the wire, flushed, in send order:
   c2s HEX / s2c HEX             a record (length bytes + body) as sent, also
@@ -55,9 +56,9 @@ forwarded unchanged from that point on.
   inject:D:K:HEX    after record K, also send these bytes in D, in the same
                     write as record K (so a peer reads both at once)
   garbage:D:K:N     after record K, also send N random bytes in D
-  iter:N            set msg1's u32 iteration count to N
-  salt              flip bit 0 of msg1's first salt byte
-  pB:MODE  pA:MODE  replace pB in msg1 / pA in msg2; MODE is offcurve (last
+  iter:N            set the GREETING's u32 iteration count to N
+  salt              flip bit 0 of the GREETING's first salt byte
+  pB:MODE  pA:MODE  replace pB in the GREETING / pA in the HELLO; MODE is offcurve (last
                     byte changed so it is off the curve), badprefix (first
                     byte 0x05), wn (pB := w*N) or wm (pA := w*M); wn and wm
                     make the peer's K infinity and need --password-file.
@@ -74,7 +75,9 @@ import time
 import traceback
 from types import SimpleNamespace
 
-MAGIC = b"SECCHAT\x02"
+MAGIC = b"SECCHAT\x03"
+GREETING, HELLO, CONFIRM = 114, 108, 41
+AT_ITER, AT_SALT, AT_PB, AT_PA = 13, 17, 49, 11
 MIN_REC, MAX_REC = 17, 16656
 
 # ---- P-256, affine coordinates; None is the point at infinity ----
@@ -177,14 +180,14 @@ def parse_attack(spec):
 
 
 def tamper_handshake(a, msg, msg1, pw):
-    """Return msg1 (s2c) or msg2 (c2s) changed by handshake attack a."""
+    """Return the GREETING (s2c) or the HELLO (c2s) changed by attack a."""
     m = bytearray(msg)
     if a.kind == "iter":
-        m[8:12] = a.arg.to_bytes(4, "big")
+        m[AT_ITER:AT_ITER + 4] = a.arg.to_bytes(4, "big")
     elif a.kind == "salt":
-        m[12] ^= 1
+        m[AT_SALT] ^= 1
     else:
-        at = 28 if a.kind == "pB" else 8
+        at = AT_PB if a.kind == "pB" else AT_PA
         if a.arg == "badprefix":
             m[at] = 5
         elif a.arg == "offcurve":
@@ -192,7 +195,8 @@ def tamper_handshake(a, msg, msg1, pw):
             if on_curve(decode(m[at:at + 65])):  # y ^ 1 happened to be P - y
                 m[at + 64] ^= 3
         else:  # wn / wm
-            w = password_scalar(pw, msg1[12:28], int.from_bytes(msg1[8:12], "big"))
+            w = password_scalar(pw, msg1[AT_SALT:AT_SALT + 16],
+                                int.from_bytes(msg1[AT_ITER:AT_ITER + 4], "big"))
             m[at:at + 65] = encode(mul(w, decompress(N_HEX if a.kind == "pB" else M_HEX)))
     return bytes(m)
 
@@ -343,6 +347,8 @@ class Pipe(threading.Thread):
                 size = self.hs[0]
                 if self.hs_seen == 0 and not MAGIC.startswith(bytes(self.buf[:8])):
                     self.raw = True
+                elif len(self.buf) >= 9 and self.buf[8] == 0:   # a REFUSAL
+                    self.raw = True
             elif len(self.buf) < 2:
                 return None
             else:
@@ -467,15 +473,18 @@ def selftest():
     assert encode(K).hex() == (
         "043b49aa9e974994179f104332a5af0b93c7ba78549927b408af6511e943f81fa9"
         "53838b400fe0e19867b0964c947dadc3925ef8bfc6b4aa373411448175b8a6f5")
-    msg1 = MAGIC + (1000).to_bytes(4, "big") + salt + encode(pB)
-    msg2 = MAGIC + encode(pA) + bytes(32)
-    for kind, at, msg, mode, base in (("pB", 28, msg1, "wn", Np), ("pA", 8, msg2, "wm", Mp)):
+    msg1 = (MAGIC + b"\x01\x00\x3c\x00\x00" + (1000).to_bytes(4, "big") + salt +
+            bytes(16) + encode(pB))
+    msg2 = MAGIC + b"\x02\x00\x00" + encode(pA) + bytes(32)
+    assert len(msg1) == GREETING and len(msg2) == HELLO
+    for kind, at, msg, mode, base in (("pB", AT_PB, msg1, "wn", Np),
+                                      ("pA", AT_PA, msg2, "wm", Mp)):
         t = lambda m: tamper_handshake(parse_attack(f"{kind}:{m}"), msg, msg1, pw)
         assert not on_curve(decode(t("offcurve")[at:at + 65]))
         assert t("badprefix")[at:] == b"\x05" + msg[at + 1:]
         bad = decode(t(mode)[at:at + 65])
         assert on_curve(bad) and add(bad, neg(mul(w, base))) is None
-    assert tamper_handshake(parse_attack("iter:7"), msg1, msg1, pw)[8:12] == bytes([0, 0, 0, 7])
+    assert tamper_handshake(parse_attack("iter:7"), msg1, msg1, pw)[13:17] == bytes([0, 0, 0, 7])
     print("relay selftest ok")
     return 0
 
@@ -526,8 +535,8 @@ def main():
     relay.socks.append(server)
     for s in relay.socks:
         s.settimeout(None)
-    c2s = Pipe(relay, "c2s", client, server, [105])
-    s2c = Pipe(relay, "s2c", server, client, [93, 32])
+    c2s = Pipe(relay, "c2s", client, server, [HELLO])
+    s2c = Pipe(relay, "s2c", server, client, [GREETING, CONFIRM])
     c2s.other, s2c.other = s2c, c2s
     c2s.start()
     s2c.start()

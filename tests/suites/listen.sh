@@ -9,8 +9,10 @@
 # "NAME" to the listener at $PORT; 0 if it got in within 5 s.  ADDR: the
 # listener's address (127.0.0.1).
 legit() {
-	echo "$1" | SECCHAT_TEST_SOURCE=$2 LD_PRELOAD=$SRCADDR ${NS_EXEC:-} \
-	    timeout 5 $SECCHAT -q -p "$PF" "${ADDR:-127.0.0.1}" "$PORT" \
+	# The shim's bind(2) is not in the connector's filter: the debugging
+	# build, without it, stands for a connector on another host.
+	echo "$1" | SECCHAT_NO_SANDBOX=1 SECCHAT_TEST_SOURCE=$2 \
+	    LD_PRELOAD=$SRCADDR ${NS_EXEC:-} timeout 5 $DEBUG -q -p "$PF" "${ADDR:-127.0.0.1}" "$PORT" \
 	    > /dev/null 2> "$T/w/$1.err"
 }
 
@@ -105,7 +107,8 @@ t_refusal_told() {
 	listen l /dev/null $SC -q -k -m 1 127.0.0.1 0 || return 1
 	python3 tests/guess.py --source 127.0.0.9 --attempts 4 --seconds 5 \
 	    127.0.0.1 "$PORT" || return 1
-	SECCHAT_TEST_SOURCE=127.0.0.9 LD_PRELOAD=$SRCADDR \
+	SECCHAT=$DEBUG SECCHAT_NO_SANDBOX=1 \
+	    SECCHAT_TEST_SOURCE=127.0.0.9 LD_PRELOAD=$SRCADDR \
 	    dial c /dev/null $SC 127.0.0.1 "$PORT"
 	expect "connector status" "$CRC" 1 &&
 	    grep -qx 'secchat: 127.0.0.1 refused the connection: too many failed attempts from your address; try again in [0-9]* s' "$T/w/c.err"

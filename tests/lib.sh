@@ -222,7 +222,7 @@ pylisten() {
 	LPID=$!
 	PIDS="$PIDS $LPID"
 	wait_number PORT "$T/w/$name.err" "$LPID" \
-	    'peer: listening on port \([0-9]*\)'
+	    'peer3\{0,1\}: listening on port \([0-9]*\)'
 }
 
 # pydial NAME INPUT ARGS...: run the Python peer as connector, set CRC.

@@ -1197,6 +1197,9 @@ class Peer:
         if self.session_start is None:
             self.session_start = time.monotonic()
         c = self.conn
+        if o.key0_delay and self.conn_no == 1:
+            time.sleep(o.key0_delay)
+            note('sending KEY 0')
         self.out += c.seal_key()[1]
         if resumed:
             self.out += c.seal_ack()
@@ -1371,7 +1374,7 @@ class Peer:
                     self.out += c.seal_close()
                     return
                 self.out += c.seal_close()
-                if o.cut_after_close and self.conn_no == 1:
+                if (o.cut_after_close or o.reset_after_close) and self.conn_no == 1:
                     self.cut_pending = True
                 if o.data_after_close:
                     self.out += c.tx.seal(DATA, b'data after close\n')
@@ -1553,6 +1556,9 @@ class Peer:
             if self.out:
                 self.send_some()
             if s.done_sent and s.peer_done and not self.out:
+                if o.hold_open:
+                    note('holding the connection open after DONE (test mode)')
+                    self.fault_wait()
                 self.finish(0)
         if s is not None and self.lost_at is not None and now - self.lost_at > s.window:
             self.report_lost(self.lost_cause, '; not resumed within %s' % window_words(s.window))
@@ -1598,7 +1604,7 @@ class Peer:
             self.send_some()
         if self.cut_pending and self.conn is not None and not self.out:
             self.cut_pending = False
-            self.cut(False)
+            self.cut(self.o.reset_after_close)
         if self.fault and self.conn is not None and not self.out:
             self.fault_wait()
 
@@ -2351,6 +2357,9 @@ def main():
     m.add_argument('--data-past-close', action='store_true')
     m.add_argument('--close-elsewhere', action='store_true')
     m.add_argument('--cut-after-close', action='store_true')
+    m.add_argument('--reset-after-close', action='store_true')
+    m.add_argument('--hold-open', action='store_true')
+    m.add_argument('--key0-delay', type=float, metavar='SEC')
     m.add_argument('--cut-at', type=int_list, metavar='N[,N...]')
     m.add_argument('--reset-at', type=int_list, metavar='N[,N...]')
     m.add_argument('--freeze', type=freeze_arg, metavar='AT[:FOR]')

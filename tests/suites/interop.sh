@@ -5,7 +5,7 @@
 
 t_peer_selftest() {
 	$PEER --selftest > "$T/w/st.out" || return 1
-	expect "selftest" "$(cat "$T/w/st.out")" "peer selftest ok"
+	expect "selftest" "$(cat "$T/w/st.out")" "peer3 selftest ok"
 }
 run "python peer: selftest against the vectors" t_peer_selftest
 
@@ -61,13 +61,13 @@ t_interop_wrong_password() {	# both roles: both sides exit 3, no output
 	pydial c "$T/w/a" -p "$T/pf.wrong" 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/l.err" "secchat: $w" && has_line "$T/w/c.err" "peer: $w" &&
+	    peer_line "$T/w/l.err" "$w" && has_line "$T/w/c.err" "peer3: $w" &&
 	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] || return 1
 	pylisten l "$T/w/a" -i 1000 -p "$T/pf.wrong" 127.0.0.1 0 || return 1
 	dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/l.err" "peer: $w" && has_line "$T/w/c.err" "secchat: $w" &&
+	    has_line "$T/w/l.err" "peer3: $w" && has_line "$T/w/c.err" "secchat: $w" &&
 	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ]
 }
 run "interop: wrong password, both roles exit 3" t_interop_wrong_password
@@ -86,7 +86,7 @@ t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	wait "$rpid"
 	head -n 7 "$T/w/a" > "$T/w/kept"
 	expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/c.err" "peer: record failed authentication" &&
+	    has_line "$T/w/c.err" "peer3: record failed authentication" &&
 	    same "$T/w/kept" "$T/w/c.out"
 }
 run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip

@@ -3,7 +3,7 @@
  *
  * Two peers that share a password run SPAKE2 (RFC 9382, P-256) to agree on
  * session keys, then exchange AES-256-GCM records.  The wire protocol,
- * secchat/2, is specified in doc/PROTOCOL.md.
+ * secchat/3, is specified in doc/PROTOCOL.md.
  *
  * Map.  The sections, bottom-up: a section calls only the sections named
  * in its last column, all of them above it, and the compiler sees to the
@@ -104,7 +104,7 @@
 
 #include <utf8proc.h>
 
-#define PROGRAM_VERSION	"2.0"
+#define PROGRAM_VERSION	"3.0"
 
 /* ---------------------------------------------------------------------- */
 /* §1 Platform: the Linux and glibc calls */
@@ -309,7 +309,7 @@ os_set_progname(void)
  * every layer, in the order of the sections that own them (the map).
  */
 
-/* secchat/3 constants and wire sizes (doc/PROTOCOL-3.md). */
+/* secchat/3 constants and wire sizes (doc/PROTOCOL.md). */
 #define MAGIC		"SECCHAT"	/* every handshake message's first 7 bytes */
 #define MAGIC_LEN	7
 #define VERSION		3		/* byte 7 */
@@ -371,7 +371,7 @@ static const uint8_t spake2_n[33] = {
 };
 
 /*
- * Handshake messages (doc/PROTOCOL-3.md section 2.1): a 9-byte header,
+ * Handshake messages (doc/PROTOCOL.md section 2.1): a 9-byte header,
  * then a fixed size per kind, no length field.
  */
 enum hs_kind { KIND_REFUSAL, KIND_GREETING, KIND_HELLO, KIND_RESUME,
@@ -479,7 +479,7 @@ enum status {
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
-/* Listeners (doc/PROTOCOL-3.md section 2.7): limits and penalties. */
+/* Listeners (doc/PROTOCOL.md section 2.7): limits and penalties. */
 #define PENDING_MAX	1024		/* greeted connections held at once */
 #define PENDING_MIN	256		/* ... or as the open-files limit allows */
 #define PENDING_PER_SOURCE 8		/* of them from one address */
@@ -617,7 +617,7 @@ struct buf {
 };
 
 /*
- * A connection's life, one state per direction (doc/PROTOCOL-3.md
+ * A connection's life, one state per direction (doc/PROTOCOL.md
  * sections 4.1, 7 and 9); each transition is made in one function, named
  * after it.
  *
@@ -647,13 +647,13 @@ struct buf {
  * The session succeeds once sending is TX_SHUT and receiving RX_DONE,
  * without waiting for the peer's FIN.  Any other end (the peer's END, an
  * end of stream, a reset, silence past the loss limit) is reported by the
- * engine from the streams' states (doc/PROTOCOL-3.md 9.3, 9.4).
+ * engine from the streams' states (doc/PROTOCOL.md 9.3, 9.4).
  */
 enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_ENDED,
     TX_FAILED };
 enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE, RX_ENDED };
 
-/* END reasons (doc/PROTOCOL-3.md 9.2). */
+/* END reasons (doc/PROTOCOL.md 9.2). */
 enum end_reason { END_NONE, END_INTERRUPTED, END_TERMINATED,
     END_INPUT_FAILED, END_OUTPUT_FAILED, END_COMMAND_KILLED,
     END_COMMAND_UNREAD, END_TIMEOUT, END_REJECTED, END_OTHER };
@@ -691,7 +691,7 @@ struct conn {
 };
 
 /*
- * A session's two byte streams (doc/PROTOCOL-3.md 7.1), apart from the
+ * A session's two byte streams (doc/PROTOCOL.md 7.1), apart from the
  * connection that carries them, so that another connection could carry
  * them on: our stream's offsets S and A, and when ACKs of the peer's
  * are due (its written count W is struct written's, written_count).  Our bytes from A to S, sealed but not
@@ -713,7 +713,7 @@ struct stream {
 
 /*
  * The peer's bytes on their way out, and how many are written for good
- * (W, doc/PROTOCOL-3.md section 7.1): what write(2) to stdout took; with
+ * (W, doc/PROTOCOL.md section 7.1): what write(2) to stdout took; with
  * -e, less what the command has not yet read from its pipe; in a serving
  * listener's child, what the listener has written to its own stdout and
  * acknowledged.  DONE waits for W to reach the peer's whole stream.
@@ -1951,7 +1951,7 @@ spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
 }
 
 /*
- * A key set from a session PRK (doc/PROTOCOL-3.md section 3): the first
+ * A key set from a session PRK (doc/PROTOCOL.md section 3): the first
  * secret of each direction and the resumption secret.
  */
 static void
@@ -2141,7 +2141,7 @@ x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
 
 /*
  * Is pub, a share from the peer, one of the four encodings of 9 and
- * p + 9 (doc/PROTOCOL-3.md 5.6)?  DH with it would be our public key:
+ * p + 9 (doc/PROTOCOL.md 5.6)?  DH with it would be our public key:
  * the new secret would follow from public values.  Public data, so a
  * plain comparison.
  */
@@ -2163,7 +2163,7 @@ x25519_public_equivalent(const uint8_t pub[X25519_LEN])
 	    (pub[X25519_LEN - 1] & 0x7f) == 0x7f);
 }
 
-/* REKEY checks, in the order of doc/PROTOCOL-3.md section 5.3. */
+/* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
 enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_PUBLIC, RK_LOW_ORDER };
 
 /*
@@ -4311,7 +4311,7 @@ session_fail(struct report *r, enum status status, const char *fmt, ...)
 /* ---------------------------------------------------------------------- */
 /* §16 The handshake */
 /*
- * The handshake (doc/PROTOCOL-3.md section 2): reading and writing its
+ * The handshake (doc/PROTOCOL.md section 2): reading and writing its
  * messages, the listener's greeting, check and answer, the connector's
  * answer to a greeting.  Which connection and when is for the two roles.
  */
@@ -4679,7 +4679,7 @@ send_record(struct conn *c, struct report *r, struct buf *txb, int type,
 }
 
 /*
- * Announce our next receive key (doc/PROTOCOL-3.md section 5.1).  Once
+ * Announce our next receive key (doc/PROTOCOL.md section 5.1).  Once
  * the peer's DONE is in, the key can never be used: erased at once.
  */
 static void
@@ -5035,7 +5035,7 @@ on_data(struct conn *c, struct buf *out, size_t n)
 }
 
 /*
- * A REKEY (doc/PROTOCOL-3.md section 5.3): check it, compute its DH with
+ * A REKEY (doc/PROTOCOL.md section 5.3): check it, compute its DH with
  * the receive key it names, step to the next secret.
  */
 static enum status
@@ -5991,7 +5991,7 @@ end_linger(struct session *s)
 }
 
 /*
- * We stop without a normal end (doc/PROTOCOL-3.md 9.2): seal END, with
+ * We stop without a normal end (doc/PROTOCOL.md 9.2): seal END, with
  * the reason set before or else one from status and the line just
  * printed, behind what txb holds, and give it END_FLUSH_MS to reach the
  * kernel.  A direction that cannot seal (DONE or END sealed, the socket
@@ -6307,7 +6307,7 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 }
 
 /*
- * How the streams stand at an end (doc/PROTOCOL-3.md 9.1, 9.3): each
+ * How the streams stand at an end (doc/PROTOCOL.md 9.1, 9.3): each
  * complete, cut, or neither (nothing of it sealed or opened).
  */
 static int
@@ -7539,7 +7539,7 @@ serve_connection(struct session *s, struct pake *pk, struct greeted *in,
 /* ---------------------------------------------------------------------- */
 /* §25 Serving many */
 /*
- * The listener's accept path (doc/PROTOCOL-3.md section 2.7), for every
+ * The listener's accept path (doc/PROTOCOL.md section 2.7), for every
  * listener, and serving many: -k with -m above 1, no -g.
  *
  * The listener process accepts, weighs the source address (penalties,
@@ -8341,7 +8341,7 @@ free_kid(struct server *sv)
 }
 
 /*
- * DONE means written (doc/PROTOCOL-3.md section 7.1): a child may confirm
+ * DONE means written (doc/PROTOCOL.md section 7.1): a child may confirm
  * its peer's stream only once stdout has taken it, so the listener tells
  * each child, over ctl, how many of its stdout's bytes stdout has taken.
  * n more of them are in outq now, ending at outq's offset out_written +

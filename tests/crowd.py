@@ -9,7 +9,7 @@ counting up from --first (default 127.16.0.1; an IPv6 --first gives IPv6
 sources, which need IPV6_FREEBIND and a prefix routed to lo), and holds
 each one silent until the listener closes it.  With --invalid, each
 connection instead answers the listener's GREETING at once with a HELLO
-whose point is not on the curve (secchat/3, doc/PROTOCOL-3.md; no
+whose point is not on the curve (secchat/3, doc/PROTOCOL.md; no
 computation for us).  --per64 steps IPv6 sources by a /64 (one address per
 /64, as a listener counts them).  --hold N prints "crowd: holding N" once N
 connections are open at once.  Prints "crowd: started" once

@@ -6,7 +6,7 @@ usage: guess.py [--source ADDR] [--attempts N] [--seconds S] HOST PORT
 Connects from --source (default 127.0.0.9) again and again until N guesses
 (default 20) were tested or S seconds (default 10) have passed, trying
 again 50 ms after a refusal.  Each attempt reads the GREETING (secchat/3,
-doc/PROTOCOL-3.md) and answers with a HELLO whose point is valid (the
+doc/PROTOCOL.md) and answers with a HELLO whose point is valid (the
 generator) and whose confirmation is zeros: to the listener a wrong
 password, at no cost to us, so the rate measured is the listener's, not
 ours.  An attempt is "tested" when the listener answered with a REFUSAL

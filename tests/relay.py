@@ -20,7 +20,7 @@ exit 0.  A bad --attack argument (flip offset beyond the record) exits 2.
 
 "s2c" is TARGET (listener) -> client (connector): GREETING (114 bytes), CONFIRM
 (41), then records; "c2s" is the other way: HELLO (108), then records (secchat/3,
-doc/PROTOCOL-3.md).  A record is u16 length || length bytes.  Each stream is cut
+doc/PROTOCOL.md).  A record is u16 length || length bytes.  Each stream is cut
 into these units; a stream that does not parse (no "SECCHAT\\x03", record length
 outside [17, 16656]) is forwarded unchanged from that point on; so is one that
 brings a REFUSAL (12 bytes) in place of a message.

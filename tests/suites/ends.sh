@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Records and ends (doc/PROTOCOL-3.md sections 4 to 9): the KEY a REKEY
+# Records and ends (doc/PROTOCOL.md sections 4 to 9): the KEY a REKEY
 # makes due, refused shares, acknowledgements and the retained buffer,
 # keepalives and the loss limit, the END of each side seen from the other,
 # a prompt without its newline.  Some read wall time and memory: this

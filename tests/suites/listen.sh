@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Listening (doc/PROTOCOL-3.md 2.5 to 2.7, issues 17 to 19): crowds at the
+# Listening (doc/PROTOCOL.md 2.5 to 2.7, issues 17 to 19): crowds at the
 # default iteration count, refusals in words, -g codes spent once.
 
 # A crowd of connections from many addresses: the slow step of a real

@@ -5,7 +5,7 @@
 
 
 # unconfirmed FILE PHRASE: the sender's line for a DONE that never came:
-# the receiver's END (doc/PROTOCOL-3.md 9.3), PHRASE (an ERE) saying why,
+# the receiver's END (doc/PROTOCOL.md 9.3), PHRASE (an ERE) saying why,
 # cut our upload, "after C of T", C what it confirmed, short of T.
 unconfirmed() {
 	grep -Eqx "secchat: upload cut: the receiver $2 after [0-9.]+( [KM]iB| B)? of [0-9.]+ ([KM]iB|B)" "$1" &&

@@ -43,6 +43,10 @@ tests/kat: tests/kat.c secchat.c | libcrypto-check
 	$(CC) $(WARN) -Wno-unused-function $(CFLAGS) $(CRYPTO_CFLAGS) -o $@ \
 	    tests/kat.c $(LDFLAGS) $(CRYPTO_LIBS)
 
+# connect(2) from $$SECCHAT_TEST_SOURCE, for the crowd tests; never installed.
+tests/srcaddr.so: tests/srcaddr.c
+	$(CC) $(WARN) $(CFLAGS) -shared -fPIC -o $@ tests/srcaddr.c -ldl
+
 # A test build that leaks each traffic secret to $$SECCHAT_TEST_LEAK, for
 # the compromise test; never installed.
 tests/secchat-leak: secchat.c | libcrypto-check
@@ -73,14 +77,14 @@ tests/kat-asan: tests/kat.c secchat.c | libcrypto-check
 check:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/kat tests/secchat-hooks \
-	    tests/secchat-leak tests/secchat-debug
+	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so
 	./test.sh
 
 check-asan:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/secchat-hooks asan/secchat \
 	    tests/kat-asan \
-	    tests/secchat-leak tests/secchat-debug
+	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so
 	SECCHAT=./asan/secchat KAT=tests/kat-asan VALGRIND=none \
 	    RSS_LIMIT_KB=1048576 ./test.sh
 
@@ -118,7 +122,7 @@ deb:
 
 clean:
 	rm -f secchat asan/secchat tests/kat tests/kat-asan tests/secchat-hooks \
-	    tests/secchat-leak tests/secchat-debug fuzz/*_fuzz
+	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so fuzz/*_fuzz
 	rm -rf dist
 
 install: secchat

@@ -3,7 +3,7 @@
  *
  * Two peers that share a password run SPAKE2 (RFC 9382, P-256) to agree on
  * session keys, then exchange AES-256-GCM records.  The wire protocol,
- * secchat/2, is specified in doc/PROTOCOL.md.
+ * secchat/3, is specified in doc/PROTOCOL.md.
  *
  * Map.  The sections, bottom-up: a section calls only the sections named
  * in its last column, all of them above it, and the compiler sees to the
@@ -30,17 +30,17 @@
  *   §13 the chat at a terminal struct chat               5,9,10,11,12
  *   §14 progress               struct report (progress)  5,9
  *   §15 the report             struct report             5,9,14
- *   §16 the handshake          struct msg1..3            5,7,9,15
- *   §17 sending                struct conn, bufs         5,8,9,10,15
- *   §18 receiving              struct conn, bufs         4,8,9,10,15,17
+ *   §16 the handshake          struct greeting, hello..  5,7,9,15
+ *   §17 sending                struct conn, stream, bufs 4,5,8,9,10,15
+ *   §18 receiving              struct conn, stream, bufs 4,5,8,9,10,15,17
  *   §19 the -e command         struct command            1,5,9,10,15
- *   §20 the engine             struct session            5,8,9,10,13,14,15,17,18,19
+ *   §20 the engine             struct session            1,5,8,9,10,13,14,15,17,18,19
  *   §21 sessions               struct session            1,3,4,5,8,9,13,14,15,19,20
  *   §22 sockets                struct accepted           1,4,5,9
  *   §23 the password           -                         5,9
- *   §24 serving one connection struct session, pake      5,7,9,16,21
- *   §25 serving many           struct server, kid        1,3,4,5,8,9,21,22,24
- *   §26 the two roles          struct options            1,3,5,7,9,13,16,21,22,23,24,25
+ *   §24 serving one connection struct session, pake      5,7,9,15,16,21
+ *   §25 serving many           struct server, pending    1,3,4,5,7,8,9,16,21,22,24
+ *   §26 the two roles          struct options            1,3,4,5,7,9,13,15,16,21,22,23,24,25
  *   §27 options and main       struct options            1,4,5,13,19,23,26
  *
  * Forward declarations (0).
@@ -66,6 +66,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
@@ -103,7 +104,7 @@
 
 #include <utf8proc.h>
 
-#define PROGRAM_VERSION	"2.0"
+#define PROGRAM_VERSION	"3.0"
 
 /* ---------------------------------------------------------------------- */
 /* §1 Platform: the Linux and glibc calls */
@@ -260,6 +261,40 @@ os_die_with_parent(void)
 	return prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
+/*
+ * The signals that end a session are held while its engine runs and let
+ * in only while it waits in os_poll, so that the flag their handler sets
+ * is always seen before the engine sleeps again.
+ */
+static void
+os_signals_hold(sigset_t *before)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, before) == -1)
+		abort();		/* valid arguments */
+}
+
+static void
+os_signals_release(const sigset_t *before)
+{
+	if (sigprocmask(SIG_SETMASK, before, NULL) == -1)
+		abort();
+}
+
+/* poll(2) with the signal mask during set to during (ppoll). */
+static int
+os_poll(struct pollfd *pfd, nfds_t n, int timeout_ms, const sigset_t *during)
+{
+	struct timespec ts = { timeout_ms / 1000, timeout_ms % 1000 * 1000000L };
+
+	return ppoll(pfd, n, timeout_ms < 0 ? NULL : &ts, during);
+}
+
 /* Messages say "secchat: " whatever the binary is called. */
 static void
 os_set_progname(void)
@@ -274,17 +309,20 @@ os_set_progname(void)
  * every layer, in the order of the sections that own them (the map).
  */
 
-/* secchat/2 constants and wire sizes (doc/PROTOCOL.md). */
-#define MAGIC		"SECCHAT\002"	/* "SECCHAT" || version 0x02 */
-#define VERSION		2
-#define MAGIC_LEN	8
+/* secchat/3 constants and wire sizes (doc/PROTOCOL.md). */
+#define MAGIC		"SECCHAT"	/* every handshake message's first 7 bytes */
+#define MAGIC_LEN	7
+#define VERSION		3		/* byte 7 */
+#define HDR_LEN		9		/* MAGIC || version || kind */
 #define SALT_LEN	16
 #define POINT_LEN	65		/* uncompressed SEC1 P-256 point */
 #define SCALAR_LEN	32
 #define W_SEED_LEN	40		/* PBKDF2 output reduced mod n */
 #define MAC_LEN		32		/* HMAC-SHA-256 */
 #define HALF_LEN	16		/* Ke, Ka, KcA, KcB */
-#define AAD_LEN		28		/* magic || iterations || salt */
+#define AAD_LEN		51		/* the greeting without pB || window */
+#define NONCE_LEN	16		/* the greeting's */
+#define SID_LEN		16		/* the session id (resume) */
 #define SECRET_LEN	32
 #define KEY_LEN		32
 #define IV_LEN		12
@@ -300,15 +338,24 @@ os_set_progname(void)
 #define TYPE_CLOSE	3
 #define TYPE_KEY	4
 #define TYPE_DONE	5
+#define TYPE_ACK	6
+#define TYPE_PING	7
+#define TYPE_END	8
+#define ACK_LEN		8		/* u64 count */
+#define PING_LEN	2		/* u16 interval */
+#define END_HEAD	5		/* u8 reason || u32 value */
+#define END_TEXT_MAX	200
 #define X25519_LEN	32		/* X25519 public key, private key, DH */
 #define INDEX_LEN	4		/* u32 index of a receive key */
 #define REKEY_LEN	(INDEX_LEN + X25519_LEN)	/* REKEY payload */
 #define MAX_KEY_INDEX	UINT32_MAX	/* the last receive key announced */
 
-#define ID_A		"secchat/2 connector"
-#define ID_B		"secchat/2 listener"
-#define LABEL_C2S	"secchat/2 connector to listener"
-#define LABEL_S2C	"secchat/2 listener to connector"
+#define ID_A		"secchat/3 connector"
+#define ID_B		"secchat/3 listener"
+#define LABEL_C2S	"secchat/3 connector to listener"
+#define LABEL_S2C	"secchat/3 listener to connector"
+#define LABEL_SID	"secchat/3 session id"
+#define LABEL_RS	"secchat/3 resumption"
 #define TT_MAX		512
 
 /* RFC 9382 section 6: M and N for P-256, compressed SEC1. */
@@ -323,24 +370,73 @@ static const uint8_t spake2_n[33] = {
 	0x4d, 0x49, 0xa2, 0x4b, 0x4f, 0x98, 0xba, 0xa1, 0x29, 0x2b, 0x49,
 };
 
-/* Handshake messages: fixed size, no length prefix. */
-struct msg1 {				/* listener -> connector */
-	uint8_t magic[MAGIC_LEN];
-	uint8_t iterations[4];
-	uint8_t salt[SALT_LEN];
-	uint8_t pB[POINT_LEN];
+/*
+ * Handshake messages (doc/PROTOCOL.md section 2.1): a 9-byte header,
+ * then a fixed size per kind, no length field.
+ */
+enum hs_kind { KIND_REFUSAL, KIND_GREETING, KIND_HELLO, KIND_RESUME,
+    KIND_CONFIRM, KIND_RESUMED, KINDS };
+#define KIND_BIT(k)	(1u << (k))
+static const size_t kind_size[KINDS] = { 12, 114, 108, 93, 41, 73 };
+#define HS_MAX		114		/* the largest message */
+
+#define FLAG_CODE	0x01		/* the secret is a one-time code */
+#define FLAG_NO_NEW	0x02		/* no new session now */
+
+struct greeting {			/* listener -> connector, at once */
+	uint8_t	 hdr[HDR_LEN];
+	uint8_t	 flags;
+	uint8_t	 wait;			/* s the listener waits for HELLO */
+	uint8_t	 window[2];		/* resume window, s; 0: none */
+	uint8_t	 iterations[4];
+	uint8_t	 salt[SALT_LEN];
+	uint8_t	 nonce[NONCE_LEN];
+	uint8_t	 pB[POINT_LEN];
 };
-struct msg2 {				/* connector -> listener */
-	uint8_t magic[MAGIC_LEN];
-	uint8_t pA[POINT_LEN];
-	uint8_t cA[MAC_LEN];
+struct hello {				/* connector -> listener */
+	uint8_t	 hdr[HDR_LEN];
+	uint8_t	 window[2];
+	uint8_t	 pA[POINT_LEN];
+	uint8_t	 cA[MAC_LEN];
 };
-struct msg3 {				/* listener -> connector */
-	uint8_t cB[MAC_LEN];
+struct confirm {			/* listener -> connector */
+	uint8_t	 hdr[HDR_LEN];
+	uint8_t	 cB[MAC_LEN];
 };
-_Static_assert(sizeof(struct msg1) == 93, "msg1 is 93 bytes");
-_Static_assert(sizeof(struct msg2) == 105, "msg2 is 105 bytes");
-_Static_assert(sizeof(struct msg3) == 32, "msg3 is 32 bytes");
+struct refusal {			/* listener -> connector, then close */
+	uint8_t	 hdr[HDR_LEN];
+	uint8_t	 reason;
+	uint8_t	 seconds[2];
+};
+_Static_assert(sizeof(struct greeting) == 114, "GREETING is 114 bytes");
+_Static_assert(sizeof(struct hello) == 108, "HELLO is 108 bytes");
+_Static_assert(sizeof(struct confirm) == 41, "CONFIRM is 41 bytes");
+_Static_assert(sizeof(struct refusal) == 12, "REFUSAL is 12 bytes");
+_Static_assert(offsetof(struct greeting, pB) + 2 == AAD_LEN,
+    "AAD: the greeting to pB, and the HELLO's window");
+
+/* A REFUSAL's reasons (section 2.5). */
+enum refusal_reason { REF_PENALTY = 1, REF_BUSY, REF_GUESS_LIMIT,
+    REF_NO_NEW, REF_CODE_SPENT, REF_WRONG_SECRET, REF_MALFORMED,
+    REF_NO_SESSION, REF_RESUME_FAILED };
+
+/*
+ * The secrets a handshake yields (section 3): the first secret of each
+ * direction, the resumption secret rs(0) and the session id.  Wiped by
+ * whoever takes them.
+ */
+struct keyset {
+	uint8_t	 c2s[SECRET_LEN], s2c[SECRET_LEN];
+	uint8_t	 rs[SECRET_LEN];
+	uint8_t	 sid[SID_LEN];
+};
+
+/* A connection the listener greeted, once its HELLO has come whole. */
+struct greeted {
+	BIGNUM	*y;			/* the greeting's scalar */
+	struct greeting g;
+	struct hello h;
+};
 
 /*
  * A session's status: GO_ON while it goes on, then the exit status it
@@ -366,26 +462,48 @@ enum status {
 #define MAX_PASSFILE	4096
 #define CODE_DIGITS	12		/* -g */
 #define CONNECT_RETRY_MS 200		/* -w: a refused connect, again */
+#define DEF_INTERVAL	15		/* -a: PING after this much silence */
+#define MAX_INTERVAL	3600
+#define DEF_LOSS	45		/* -L: lost after this much silence */
+#define MIN_LOSS	2
+#define MAX_LOSS	86400
+#define DEF_RETAIN_MIB	4		/* -B: unacknowledged MiB kept */
+#define MAX_RETAIN_MIB	1024
+#define ACK_BYTES	(256 * 1024)	/* W's growth that calls for an ACK */
+#define ACK_MS		1000		/* or W above the last ACK this long */
+#define QUIET_MS	20000		/* a chat says the peer is silent */
+#define END_FLUSH_MS	1000		/* END's wait to reach the kernel */
+#define LINE_WAIT_MS	20		/* a partial line goes after this */
+#define REKEY_BURST	1000		/* the peer's REKEYs opened at once, */
+#define REKEY_PER_SEC	1000		/* then this many a second at most */
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
-/* Serving many (-k, -m above 1): limits and penalties, per listener. */
-#define HS_SLOTS	32		/* connections in the handshake */
-#define HS_PER_SOURCE	4		/* of them from one address; more wait */
-#define WAITING_MAX	256		/* connections waiting for that */
+/* Listeners (doc/PROTOCOL.md section 2.7): limits and penalties. */
+#define PENDING_MAX	1024		/* greeted connections held at once */
+#define PENDING_MIN	256		/* ... or as the open-files limit allows */
+#define PENDING_PER_SOURCE 8		/* of them from one address */
+#define WAIT_REST	60		/* s a greeting waits for the HELLO */
+#define WAIT_LOAD	2		/* ... with the table over half full */
+#define WAIT_TYPED	10		/* below, a connector comes back with w */
+#define HELLO_TRIES	3		/* its new connections for one handshake */
+#define CHECKS_MAX	32		/* serving many: children checking */
 #define BACKLOG_MANY	128		/* the kernel's queue of connections */
 #define PEN_FREE	3		/* failed handshakes before a penalty */
 #define PEN_FIRST_MS	1000		/* then refused 1 s, doubling ... */
 #define PEN_CAP_MS	600000		/* ... up to 10 minutes */
 #define PEN_QUIET_MS	3600000		/* an hour without one forgives */
 #define FAIL_CAP	60		/* checked passwords failed a minute */
+#define CODE_CHECKS	3		/* -g: checks at once, in all ... */
+#define CODE_REFILL_MS	20000		/* ... and one more each 20 s */
 #define LOG_BURST	3		/* lines a minute about one address */
 #define LOG_GLOBAL	100		/* lines a minute about all of them */
 #define SOURCES		4096		/* addresses remembered */
 #define MINUTE_MS	60000
 #define COMMAND_GRACE	5		/* s for an -e command to exit */
 #define COMMAND_EOF_MS	200		/* its exit after its stdout's end */
-_Static_assert(SOURCES > MAX_SESSIONS + 2 * HS_SLOTS, "a source per child");
+_Static_assert(SOURCES > PENDING_MAX + MAX_SESSIONS + 2 * CHECKS_MAX,
+    "a source per pending connection and per child");
 
 /* I/O buffer sizes: memory stays constant whatever flows through. */
 #define IN_CAP		(128 * 1024)	/* stdin, plaintext */
@@ -431,8 +549,12 @@ struct options {
 	size_t	 pad;			/* -P: DATA inner length multiple; 0: default */
 	const char *host, *port;
 	int	 sandbox;		/* 0: SECCHAT_NO_SANDBOX, debugging */
+	unsigned interval;		/* -a: keepalive, seconds */
+	unsigned loss;			/* -L: silence that loses, seconds */
+	size_t	 retain;		/* -B: unacknowledged bytes kept */
 	int	 launcher;		/* -e: the launcher's socket (§19), or -1 */
 	const char *name;		/* -n: the peer's name on the terminal */
+	const char *exempt;		/* -X: spared by penalties and limits */
 };
 
 /* The curve and M, N; then the password-derived values, for the process. */
@@ -490,11 +612,14 @@ struct peer_keys {
 struct buf {
 	uint8_t	*data;
 	size_t	 cap, pos, len;		/* pending bytes are data[pos..len) */
+	size_t	 keep;			/* bytes before pos still held */
+	size_t	 used;			/* data[0..used) may hold plaintext */
 };
 
 /*
- * A connection's life, one state per direction (doc/PROTOCOL.md sections
- * 4.1 and 7); each transition is made in one function, named after it.
+ * A connection's life, one state per direction (doc/PROTOCOL.md
+ * sections 4.1, 7 and 9); each transition is made in one function, named
+ * after it.
  *
  * Sending (our records to the peer):
  *
@@ -502,27 +627,43 @@ struct buf {
  *   TX_DRAINING --input all sealed; CLOSE sealed--> TX_CLOSED
  *   TX_CLOSED --the peer's CLOSE in, stdout written; DONE sealed--> TX_DONE
  *   TX_DONE --DONE on the wire; shutdown(SHUT_WR)--> TX_SHUT
+ *   TX_OPEN, TX_DRAINING, TX_CLOSED --END sealed--> TX_ENDED
  *   any --the socket refuses our data--> TX_FAILED (tx_errno says why)
  *
- * KEY 0 is the first record of all (recv_keys.due starts set); KEY and
- * REKEY records go out in TX_OPEN, TX_DRAINING and TX_CLOSED, DATA in the
- * first two.  At TX_DONE the sending keys are erased.
+ * KEY 0 is the first record of all (recv_keys.due starts set); KEY,
+ * REKEY, ACK and PING records go out in TX_OPEN, TX_DRAINING and
+ * TX_CLOSED, DATA in the first two.  At TX_DONE and TX_ENDED the sending
+ * keys are erased: nothing more is sealed.
  *
  * Receiving (the peer's records):
  *
  *   RX_KEY0 --KEY 0--> RX_OPEN --CLOSE--> RX_CLOSED --DONE--> RX_DONE
+ *   RX_OPEN, RX_CLOSED --END--> RX_ENDED
  *
- * At RX_DONE the receiving keys and our receive keys are erased.  Apart
- * from these, rx_eof says the peer's TCP stream has ended.
+ * At RX_DONE and RX_ENDED the receiving keys and our receive keys are
+ * erased, and whatever follows on the socket is ignored.  Apart from
+ * these, rx_eof says the peer's TCP stream has ended.
  *
  * The session succeeds once sending is TX_SHUT and receiving RX_DONE,
- * without waiting for the peer's FIN.  An end of stream with no whole
- * record left to open is a truncation before RX_CLOSED, an unconfirmed
- * stream in it; TX_FAILED is exit 1 naming the socket's error once the
- * peer's stream has said what it has to say.
+ * without waiting for the peer's FIN.  Any other end (the peer's END, an
+ * end of stream, a reset, silence past the loss limit) is reported by the
+ * engine from the streams' states (doc/PROTOCOL.md 9.3, 9.4).
  */
-enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_FAILED };
-enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE };
+enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_ENDED,
+    TX_FAILED };
+enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE, RX_ENDED };
+
+/* END reasons (doc/PROTOCOL.md 9.2). */
+enum end_reason { END_NONE, END_INTERRUPTED, END_TERMINATED,
+    END_INPUT_FAILED, END_OUTPUT_FAILED, END_COMMAND_KILLED,
+    END_COMMAND_UNREAD, END_TIMEOUT, END_REJECTED, END_OTHER };
+
+/* An END record's content, ours or the peer's. */
+struct end {
+	int	 reason;		/* END_NONE: none */
+	uint32_t value;
+	char	 text[END_TEXT_MAX + 1];
+};
 
 /*
  * The record layer's state of one connection: what sealing, opening and
@@ -533,16 +674,46 @@ struct conn {
 	enum rx_state rx_state;
 	int	 rx_eof;		/* the peer's TCP stream has ended */
 	int	 tx_errno;		/* why TX_FAILED */
+	int	 rx_errno;		/* a read's error: the connection is lost */
 	struct direction tx, rx;
 	struct recv_keys rk;		/* ours, for the peer's REKEYs */
 	struct peer_keys pk;		/* the peer's, for our REKEYs */
 	uint64_t sent_records, sent_bytes, recv_records, recv_bytes;
 	uint64_t rekeys_sent, rekeys_recv;
+	int	 ping_due;		/* announce our interval after KEY 0 */
+	unsigned peer_interval;		/* the peer's PING promise, seconds */
+	int64_t	 last_sealed;		/* ms: our last record, for PING */
+	int64_t	 last_heard;		/* ms: the peer's last byte, for loss */
+	int	 quiet_said;		/* "no word from" said for this silence */
+	int64_t	 rekey_budget;		/* the peer's REKEYs we may open, x1000 */
+	int64_t	 rekey_budget_at;	/* ms: when it was last topped up */
+	struct end peer_end;		/* its END, at RX_ENDED */
+};
+
+/*
+ * A session's two byte streams (doc/PROTOCOL.md 7.1), apart from the
+ * connection that carries them, so that another connection could carry
+ * them on: our stream's offsets S and A, and when ACKs of the peer's
+ * are due (its written count W is struct written's, written_count).  Our bytes from A to S, sealed but not
+ * acknowledged, are the retained buffer: they stay in bufs.in just before
+ * its pending bytes (in.keep of them) until an ACK lets them go.
+ */
+struct stream {
+	uint64_t sealed;		/* S: our DATA bytes sealed */
+	uint64_t acked;			/* A: of them, written by the peer */
+	uint64_t ack_sent;		/* W as our last ACK said it */
+	int64_t	 ack_wait;		/* ms: W went above it then; 0: not */
+	size_t	 retain;		/* S - A at most (-B) */
+	int64_t	 input_at;		/* ms: input's last bytes, for a
+					   partial line (section 6) */
+	int	 closed;		/* our CLOSE sealed: S is our length */
+	int	 peer_closed;		/* its CLOSE opened */
+	int	 peer_done;		/* its DONE opened */
 };
 
 /*
  * The peer's bytes on their way out, and how many are written for good
- * (W, doc/PROTOCOL-3.md section 7.1): what write(2) to stdout took; with
+ * (W, doc/PROTOCOL.md section 7.1): what write(2) to stdout took; with
  * -e, less what the command has not yet read from its pipe; in a serving
  * listener's child, what the listener has written to its own stdout and
  * acknowledged.  DONE waits for W to reach the peer's whole stream.
@@ -599,6 +770,7 @@ struct report {
 	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
 	int	 live_new;		/* live_row not drawn yet */
 	int	 live_rows;		/* rows of the live area on the screen */
+	char	 last[NOTE_MAX - 16];	/* the last line: an END's text */
 };
 
 /* The chat at a terminal (the editor and the view, below). */
@@ -752,16 +924,20 @@ struct launched {
  * What the process changes about descriptors it shares with other
  * programs, put back at exit and on a fatal signal: the flags of stdin,
  * stdout and stderr before O_NONBLOCK, and a terminal's modes before the
- * password prompt or the chat line editor changed them.  A global,
- * because a signal handler needs it; the one other mutable global is
- * hkdf_method's cached HKDF, set once.
+ * password prompt or the chat line editor changed them; and, while a
+ * session's engine runs, the signal that asks it to end (SIGINT, SIGTERM,
+ * SIGHUP), which it answers with END.  A global, because a signal handler
+ * needs it; the one other mutable global is hkdf_method's cached HKDF,
+ * set once.
  */
 static struct {
 	int	 flags[3];
 	int	 tty_fd;		/* the terminal whose modes changed */
 	struct termios tty;
 	volatile sig_atomic_t tty_changed;
-} restore = { { -1, -1, -1 }, -1, { 0 }, 0 };
+	volatile sig_atomic_t caught_by_engine;	/* see on_signal */
+	volatile sig_atomic_t signal;	/* caught, for the engine */
+} restore = { { -1, -1, -1 }, -1, { 0 }, 0, 0, 0 };
 
 
 /* ---------------------------------------------------------------------- */
@@ -847,6 +1023,7 @@ static struct {
 #define SANDBOX_PREAUTH		1	/* before a connection's first byte */
 #define SANDBOX_LISTENER	2	/* the same, and accept: -l, -k -m 1 */
 #define SANDBOX_SERVER		3	/* serving many's listener process */
+#define SANDBOX_CONNECTOR	4	/* PREAUTH, and new connections (2.6) */
 #define SANDBOX_MAX		256	/* instructions */
 
 static size_t
@@ -973,6 +1150,12 @@ sandbox_enter(const struct options *opt, int kind)
 		SB_ALLOW(__NR_mlock),		/* -g -k: a new code's buffer */
 		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
 	};
+	/* A connector's new connections, to addresses resolved before. */
+	const struct sock_filter connector[] = {
+		SB_ALLOW_ARG(__NR_socket, 0, AF_INET),
+		SB_ALLOW_ARG(__NR_socket, 0, AF_INET6),
+		SB_ALLOW(__NR_connect), SB_ALLOW(__NR_setsockopt),
+	};
 	const struct sock_filter tail[] = { SB_KILL };
 	struct sock_filter f[SANDBOX_MAX];
 	struct sock_fprog prog;
@@ -990,6 +1173,9 @@ sandbox_enter(const struct options *opt, int kind)
 		    sizeof(listener) / sizeof(listener[0]));
 	if (kind == SANDBOX_SERVER)
 		n = sb_server(f, n);
+	if (kind == SANDBOX_CONNECTOR)
+		n = sb_append(f, n, connector,
+		    sizeof(connector) / sizeof(connector[0]));
 	n = sb_append(f, n, tail, 1);
 	prog.len = n;
 	prog.filter = f;
@@ -1073,6 +1259,54 @@ restore_tty(void)
 	if (restore.tty_changed)
 		(void)tcsetattr(restore.tty_fd, TCSAFLUSH, &restore.tty);
 	restore.tty_changed = 0;
+}
+
+/* The terminal and the descriptors' flags as they were (a signal's too). */
+static void
+restore_fds(void)
+{
+	int fd;
+
+	restore_tty();
+	for (fd = 0; fd < 3; fd++)
+		if (restore.flags[fd] != -1)
+			(void)fcntl(fd, F_SETFL, restore.flags[fd]);
+}
+
+/* End the process by sig, as if it had not been caught. */
+static void __attribute__((noreturn))
+die_by_signal(int sig)
+{
+	restore_fds();
+	signal(sig, SIG_DFL);
+	raise(sig);
+	abort();		/* sig was not one that ends a process */
+}
+
+/* A signal's name ("SIGTERM") into out, for an END's text (32 bytes). */
+static void
+signal_name(char *out, int sig)
+{
+	static const struct {
+		int	 sig;
+		const char *name;
+	} names[] = {
+		{ SIGHUP, "SIGHUP" }, { SIGINT, "SIGINT" },
+		{ SIGQUIT, "SIGQUIT" }, { SIGILL, "SIGILL" },
+		{ SIGABRT, "SIGABRT" }, { SIGBUS, "SIGBUS" },
+		{ SIGFPE, "SIGFPE" }, { SIGKILL, "SIGKILL" },
+		{ SIGSEGV, "SIGSEGV" }, { SIGPIPE, "SIGPIPE" },
+		{ SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
+		{ SIGUSR1, "SIGUSR1" }, { SIGUSR2, "SIGUSR2" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].sig == sig) {
+			strcpy(out, names[i].name);
+			return;
+		}
+	(void)snprintf(out, 32, "signal %d", sig);
 }
 
 static int
@@ -1609,6 +1843,45 @@ spake2_key(const struct pake *pk, int is_a, const BIGNUM *s,
 	return 0;
 }
 
+/*
+ * Is p a valid share: an uncompressed point of P-256, on the curve?  The
+ * connector's check of pB, before it asks for the password.
+ */
+static int
+share_valid(const uint8_t p[POINT_LEN])
+{
+	struct pake pk;
+	EC_POINT *pt;
+
+	pake_curve(&pk);
+	pt = p[0] == 0x04 ? decode_point(pk.group, p, POINT_LEN, pk.bn) : NULL;
+	EC_POINT_free(pt);
+	pake_free(&pk);
+	return pt != NULL;
+}
+
+/*
+ * The listener's check of pA without its scalar: a valid share, and not
+ * w*M, the one share that makes K the point at infinity.  Serving many's
+ * listener process makes it before it forks a child for a HELLO.
+ */
+static int
+share_plausible(const struct pake *pk, const uint8_t pA[POINT_LEN])
+{
+	uint8_t wM[POINT_LEN];
+	EC_POINT *p;
+	int ok;
+
+	if (pA[0] != 0x04 ||
+	    (p = decode_point(pk->group, pA, POINT_LEN, pk->bn)) == NULL)
+		return 0;
+	EC_POINT_free(p);
+	encode_point(pk->group, pk->wM, wM, pk->bn);
+	ok = memcmp(wM, pA, POINT_LEN) != 0;
+	OPENSSL_cleanse(wM, sizeof(wM));
+	return ok;
+}
+
 /* TT over the identities, both shares, K and w; then Ke and Ka (section 4). */
 static void
 spake2_transcript(struct handshake_keys *hk, const char *id_a,
@@ -1656,32 +1929,55 @@ spake2_confirm(struct handshake_keys *hk, const uint8_t *aad, size_t aad_len)
 
 /*
  * Both roles of secchat's handshake: everything SPAKE2 yields, from our
- * scalar, message 1 (pB and the AAD) and pA.  -1 on a bad share.
+ * scalar, the GREETING (pB, and the AAD's part) and the HELLO (pA and the
+ * connector's window; cA is not read).  -1 on a bad share or K at
+ * infinity.
  */
 static int
 spake2_finish(const struct pake *pk, int is_a, const BIGNUM *s,
-    const struct msg1 *m1, const uint8_t pA[POINT_LEN],
+    const struct greeting *g, const struct hello *h,
     struct handshake_keys *hk)
 {
-	if (spake2_key(pk, is_a, s, is_a ? m1->pB : pA, hk->K) == -1)
+	uint8_t aad[AAD_LEN];
+	size_t n = offsetof(struct greeting, pB);
+
+	if (spake2_key(pk, is_a, s, is_a ? g->pB : h->pA, hk->K) == -1)
 		return -1;
-	spake2_transcript(hk, ID_A, ID_B, pA, m1->pB, pk->w_bytes);
-	spake2_confirm(hk, (const uint8_t *)m1, AAD_LEN);
+	spake2_transcript(hk, ID_A, ID_B, h->pA, g->pB, pk->w_bytes);
+	memcpy(aad, g, n);
+	memcpy(aad + n, h->window, sizeof(h->window));
+	spake2_confirm(hk, aad, AAD_LEN);
 	return 0;
 }
 
-/* The first secret of each direction (doc/PROTOCOL.md section 3). */
+/*
+ * A key set from a session PRK (doc/PROTOCOL.md section 3): the first
+ * secret of each direction and the resumption secret.
+ */
 static void
-traffic_secrets(const struct handshake_keys *hk, uint8_t c2s[SECRET_LEN],
-    uint8_t s2c[SECRET_LEN])
+key_set(const uint8_t prk[SECRET_LEN], struct keyset *ks)
 {
+	hkdf_expand(prk, LABEL_C2S, ks->c2s, SECRET_LEN);
+	hkdf_expand(prk, LABEL_S2C, ks->s2c, SECRET_LEN);
+	hkdf_expand(prk, LABEL_RS, ks->rs, SECRET_LEN);
+}
+
+/*
+ * The session's secrets, from Ke alone: Ka, whose MACs travel in the
+ * clear, feeds only the confirmation.
+ */
+static void
+session_secrets(const struct handshake_keys *hk, struct keyset *ks)
+{
+	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
 	uint8_t prk[SECRET_LEN];
 
-	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, hk->tt_hash,
-	    sizeof(hk->tt_hash), hk->Ke, HALF_LEN, NULL, 0, prk, sizeof(prk));
-	hkdf_expand(prk, LABEL_C2S, c2s, SECRET_LEN);
-	hkdf_expand(prk, LABEL_S2C, s2c, SECRET_LEN);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, no_salt, sizeof(no_salt),
+	    hk->Ke, HALF_LEN, NULL, 0, prk, sizeof(prk));
+	hkdf_expand(prk, LABEL_SID, ks->sid, SID_LEN);
+	key_set(prk, ks);
 	OPENSSL_cleanse(prk, sizeof(prk));
+	test_show("rs", ks->rs, SECRET_LEN);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1843,8 +2139,32 @@ x25519(EVP_PKEY *key, const uint8_t peer[X25519_LEN], uint8_t out[X25519_LEN])
 	return 0;
 }
 
+/*
+ * Is pub, a share from the peer, one of the four encodings of 9 and
+ * p + 9 (doc/PROTOCOL.md 5.6)?  DH with it would be our public key:
+ * the new secret would follow from public values.  Public data, so a
+ * plain comparison.
+ */
+static int
+x25519_public_equivalent(const uint8_t pub[X25519_LEN])
+{
+	static const uint8_t nine[X25519_LEN] = { 9 };
+	static const uint8_t p9[X25519_LEN] = {
+		0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+	};
+
+	/* Bit 255 is ignored by X25519: both forms of each. */
+	return (memcmp(pub, nine, X25519_LEN - 1) == 0 &&
+	    (pub[X25519_LEN - 1] & 0x7f) == 0) ||
+	    (memcmp(pub, p9, X25519_LEN - 1) == 0 &&
+	    (pub[X25519_LEN - 1] & 0x7f) == 0x7f);
+}
+
 /* REKEY checks, in the order of doc/PROTOCOL.md section 5.3. */
-enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_LOW_ORDER };
+enum rk_result { RK_OK, RK_UNANNOUNCED, RK_RETIRED, RK_PUBLIC, RK_LOW_ORDER };
 
 /*
  * Make key number rk->announced from key (fresh, or fixed for the
@@ -1885,6 +2205,8 @@ recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
 		return RK_UNANNOUNCED;
 	if (*index < rk->oldest || rk->key[*index - rk->oldest] == NULL)
 		return RK_RETIRED;
+	if (x25519_public_equivalent(payload + INDEX_LEN))
+		return RK_PUBLIC;
 	if (x25519(rk->key[*index - rk->oldest], payload + INDEX_LEN, dh) == -1)
 		return RK_LOW_ORDER;
 	if (*index > rk->oldest) {	/* key index - 1 can never be used again */
@@ -1898,12 +2220,17 @@ recv_keys_use(struct recv_keys *rk, const uint8_t *payload,
 	return RK_OK;
 }
 
-/* The peer announced its next receive key; -1 if it had no right to yet. */
+/*
+ * The peer announced its next receive key: -1 if it had no right to yet,
+ * -2 if the key is public-equivalent (section 5.6).
+ */
 static int
 peer_keys_add(struct peer_keys *pk, const uint8_t pub[X25519_LEN])
 {
 	if ((pk->count > 0 && !pk->used) || pk->count > MAX_KEY_INDEX)
 		return -1;
+	if (x25519_public_equivalent(pub))
+		return -2;
 	memcpy(pk->newest, pub, X25519_LEN);
 	pk->count++;
 	pk->used = 0;
@@ -2038,17 +2365,31 @@ buf_pending(const struct buf *b)
 /*
  * Room at the tail of b.  Pending bytes move to the front only when the
  * tail has less than want, so a busy buffer is not copied every round.
+ * Kept bytes (the retained buffer, up to megabytes) move with them only
+ * when they are no more than the bytes done with before them, so that
+ * each byte moves at most once per byte consumed: until then there is no
+ * room, and the ACKs that free the front make it.
  */
 static size_t
 buf_room(struct buf *b, size_t want)
 {
-	if (b->pos == b->len)
+	size_t start = b->pos - b->keep;
+
+	if (b->pos == b->len && b->keep == 0)
 		b->pos = b->len = 0;
-	else if (b->cap - b->len < want && b->pos > 0) {
-		memmove(b->data, b->data + b->pos, b->len - b->pos);
-		b->len -= b->pos;
-		b->pos = 0;
+	else if (start > 0 && b->cap - b->len < want &&
+	    (b->keep == 0 || b->len - start <= start)) {
+		memmove(b->data, b->data + start, b->len - start);
+		b->len -= start;
+		b->pos -= start;
 	}
+	/*
+	 * The writers of plaintext (into in and out) ask for room first,
+	 * for as much as they write: all of it is in used, which conn_end
+	 * wipes, and no more.
+	 */
+	if (b->len + want > b->used)
+		b->used = b->len + want < b->cap ? b->len + want : b->cap;
 	return b->cap - b->len;
 }
 
@@ -2238,6 +2579,13 @@ tx_over(const struct conn *c)
 	return c->tx_state == TX_SHUT || c->tx_state == TX_FAILED;
 }
 
+/* Is the peer's direction over (DONE or END): nothing more is opened? */
+static int
+rx_over(const struct conn *c)
+{
+	return c->rx_state == RX_DONE || c->rx_state == RX_ENDED;
+}
+
 /* Has the peer sent its CLOSE (and so no more DATA)? */
 static int
 rx_closed(const struct conn *c)
@@ -2272,6 +2620,17 @@ tx_done_sealed(struct conn *c)
 }
 
 /*
+ * TX_OPEN, TX_DRAINING or TX_CLOSED -> TX_ENDED: END sealed, nothing more
+ * will be: the sending keys go.
+ */
+static void
+tx_end_sealed(struct conn *c)
+{
+	c->tx_state = TX_ENDED;
+	direction_free(&c->tx);
+}
+
+/*
  * TX_DONE -> TX_SHUT: DONE is in the kernel's hands, we send nothing
  * more.  The half-close is a courtesy (the peer must not need it), so
  * its failure changes nothing.
@@ -2300,12 +2659,24 @@ rx_got_close(struct conn *c)
 
 /*
  * The peer's DONE: RX_CLOSED -> RX_DONE.  No record can follow, so its
- * direction's keys and our receive keys are erased now.
+ * direction's keys and our receive keys are erased now.  A KEY that its
+ * REKEY made due still goes out before our DONE (section 5.1: what we
+ * send does not depend on how TCP cut the peer's bytes), but its private
+ * half is erased at once: it can never be used.
  */
 static void
 rx_got_done(struct conn *c)
 {
 	c->rx_state = RX_DONE;
+	direction_free(&c->rx);
+	recv_keys_free(&c->rk);
+}
+
+/* The peer's END: RX_OPEN or RX_CLOSED -> RX_ENDED, keys as for DONE. */
+static void
+rx_got_end(struct conn *c)
+{
+	c->rx_state = RX_ENDED;
 	direction_free(&c->rx);
 	recv_keys_free(&c->rk);
 	c->rk.due = 0;
@@ -3782,9 +4153,12 @@ static char *
 record_row(const struct report *r, char *p, int dir, int type,
     const uint8_t *rec, size_t n)
 {
-	const char *what = type == TYPE_REKEY ? "REKEY " :
-	    type == TYPE_CLOSE ? "CLOSE " : type == TYPE_KEY ? "KEY " :
-	    type == TYPE_DONE ? "DONE " : "";
+	static const char *const names[] = { [TYPE_REKEY] = "REKEY ",
+	    [TYPE_CLOSE] = "CLOSE ", [TYPE_KEY] = "KEY ",
+	    [TYPE_DONE] = "DONE ", [TYPE_ACK] = "ACK ", [TYPE_PING] = "PING ",
+	    [TYPE_END] = "END " };
+	const char *what = type > 0 && type <= TYPE_END &&
+	    names[type] != NULL ? names[type] : "";
 	char head[64];
 	int hn = snprintf(head, sizeof(head), "\u2039%s %s%zu B ",
 	    dir == '>' ? "sent" : "received", what, n);
@@ -3819,8 +4193,10 @@ tty_record(struct report *r, int dir, int type, const uint8_t *rec,
 		r->live_new = 1;
 		return;
 	}
+	/* Keys, confirmations and keepalives: only with -v. */
 	if ((type == TYPE_DATA || type == TYPE_KEY || type == TYPE_REKEY ||
-	    type == TYPE_DONE) && !r->verbose)
+	    type == TYPE_DONE || type == TYPE_ACK || type == TYPE_PING) &&
+	    !r->verbose)
 		return;
 	errq_make_room(r, HEX_LINE_MAX);
 	p = record_row(r, (char *)r->q.data + r->q.len, dir, type, rec, n);
@@ -3871,6 +4247,7 @@ queue_line(struct report *r, const char *fmt, va_list ap)
 	int n = snprintf(msg, sizeof(msg), "secchat: ");
 
 	(void)vsnprintf(msg + n, sizeof(msg) - n - 2 * 16, fmt, ap);
+	(void)snprintf(r->last, sizeof(r->last), "%s", msg + n);
 	if (r->tty)
 		wrap_words(msg, sizeof(msg), r->cols);
 	errq_make_room(r, NOTE_MAX);
@@ -3933,7 +4310,16 @@ session_fail(struct report *r, enum status status, const char *fmt, ...)
 
 /* ---------------------------------------------------------------------- */
 /* §16 The handshake */
-/* The handshake (doc/PROTOCOL.md section 2), one function per role. */
+/*
+ * The handshake (doc/PROTOCOL.md section 2): reading and writing its
+ * messages, the listener's greeting, check and answer, the connector's
+ * answer to a greeting.  Which connection and when is for the two roles.
+ */
+
+#define BAD_POINT_MSG	"handshake failed: peer sent a bad point"
+#define WRONG_PASSWORD_MSG "wrong password, or the connection was tampered with"
+#define WRONG_CODE_MSG	"wrong code, or the connection was tampered with; " \
+			"the code is spent"
 
 /* A handshake read or write failed with errno: say how, end the session. */
 static enum status
@@ -3944,34 +4330,66 @@ handshake_io_fail(struct report *r)
 	return session_fail(r, EXIT_FAIL, "handshake: %s", strerror(errno));
 }
 
-/* Read a peer's message: magic first, so non-secchat peers are named. */
-static enum status
-read_message(struct report *r, int net, void *msg, size_t len,
-    int64_t deadline)
-{
-	ssize_t n;
+/* What the first n bytes of a handshake message say (section 2.2). */
+enum hs_parse { HSP_MORE, HSP_WHOLE, HSP_STRANGER, HSP_VERSION, HSP_KIND };
 
-	if ((n = read_full(net, msg, MAGIC_LEN, deadline)) == -1)
-		return handshake_io_fail(r);
-	/* Another version of this protocol is named: say which. */
-	if (n == MAGIC_LEN && memcmp(msg, MAGIC, MAGIC_LEN - 1) == 0 &&
-	    ((uint8_t *)msg)[MAGIC_LEN - 1] != VERSION)
-		return session_fail(r, EXIT_FAIL, "peer speaks secchat/%u, "
-		    "not secchat/%u", ((uint8_t *)msg)[MAGIC_LEN - 1], VERSION);
-	/* A short prefix that matches so far is a hang-up, not a stranger. */
-	if (memcmp(msg, MAGIC, n) != 0)
+/*
+ * Decide as early as the bytes allow: a stranger at its first byte that
+ * differs, another version at byte 7, a kind not in kinds (KIND_BIT) at
+ * byte 8.  *need is how many bytes the message has, as far as known.
+ */
+static enum hs_parse
+hs_parse(const uint8_t *m, size_t n, unsigned kinds, size_t *need)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < MAGIC_LEN; i++)
+		if (m[i] != (uint8_t)MAGIC[i])
+			return HSP_STRANGER;
+	if (n > MAGIC_LEN && m[MAGIC_LEN] != VERSION)
+		return HSP_VERSION;
+	if (n >= HDR_LEN && (m[HDR_LEN - 1] >= KINDS ||
+	    (kinds & KIND_BIT(m[HDR_LEN - 1])) == 0))
+		return HSP_KIND;
+	*need = n < HDR_LEN ? n + 1 : kind_size[m[HDR_LEN - 1]];
+	return n >= HDR_LEN && n >= *need ? HSP_WHOLE : HSP_MORE;
+}
+
+/* The line and status for a message that is not one we may take. */
+static enum status
+hs_unwanted(struct report *r, enum hs_parse v, const uint8_t *m)
+{
+	if (v == HSP_STRANGER)
 		return session_fail(r, EXIT_FAIL,
 		    "peer is not speaking secchat/%u", VERSION);
-	if (n < MAGIC_LEN)
-		return session_fail(r, EXIT_FAIL,
-		    "peer closed the connection during the handshake");
-	if ((n = read_full(net, (uint8_t *)msg + MAGIC_LEN,
-	    len - MAGIC_LEN, deadline)) == -1)
-		return handshake_io_fail(r);
-	if ((size_t)n < len - MAGIC_LEN)
-		return session_fail(r, EXIT_FAIL,
-		    "peer closed the connection during the handshake");
-	return GO_ON;
+	if (v == HSP_VERSION)
+		return session_fail(r, EXIT_FAIL, "peer speaks secchat/%u, "
+		    "not secchat/%u", m[MAGIC_LEN], VERSION);
+	return session_fail(r, EXIT_AUTH,
+	    "handshake failed: unexpected message (kind %u)", m[HDR_LEN - 1]);
+}
+
+/*
+ * Read one message of the kinds allowed into m, byte by byte as far as
+ * the header goes, then the rest whole; its kind is m[8].
+ */
+static enum status
+read_message(struct report *r, int net, unsigned kinds, uint8_t m[HS_MAX],
+    int64_t deadline)
+{
+	size_t n = 0, need = 0;
+	enum hs_parse v;
+	ssize_t got;
+
+	while ((v = hs_parse(m, n, kinds, &need)) == HSP_MORE) {
+		if ((got = read_full(net, m + n, need - n, deadline)) == -1)
+			return handshake_io_fail(r);
+		if ((size_t)got < need - n)
+			return session_fail(r, EXIT_FAIL, "peer closed the "
+			    "connection during the handshake");
+		n = need;
+	}
+	return v == HSP_WHOLE ? GO_ON : hs_unwanted(r, v, m);
 }
 
 static enum status
@@ -3983,80 +4401,212 @@ send_message(struct report *r, int net, const void *msg, size_t len,
 	return handshake_io_fail(r);
 }
 
-/* The listener's check of message 2. */
-enum hs_result { HS_OK, HS_BAD_POINT, HS_BAD_MAC };
-#define BAD_POINT_MSG	"handshake failed: peer sent a bad point"
-#define WRONG_PASSWORD_MSG "wrong password, or the connection was tampered with"
+static void
+hs_header(uint8_t hdr[HDR_LEN], enum hs_kind kind)
+{
+	memcpy(hdr, MAGIC, MAGIC_LEN);
+	hdr[MAGIC_LEN] = VERSION;
+	hdr[HDR_LEN - 1] = kind;
+}
+
+static void
+make_refusal(struct refusal *rf, enum refusal_reason reason, unsigned secs)
+{
+	hs_header(rf->hdr, KIND_REFUSAL);
+	rf->reason = reason;
+	secs = secs > 65535 ? 65535 : secs;
+	rf->seconds[0] = secs >> 8;
+	rf->seconds[1] = secs & 0xff;
+}
+
+/* Why a refusal's reason is, in the connector's words (section 2.5). */
+static const char *
+refusal_why(unsigned reason)
+{
+	static const char *const why[] = {
+		[REF_PENALTY] = "too many failed attempts from your address",
+		[REF_BUSY] = "too many connections at once",
+		[REF_GUESS_LIMIT] = "too many failed attempts from all addresses",
+		[REF_NO_NEW] = "it is serving another session",
+		[REF_CODE_SPENT] = "that one-time code has been used; ask "
+		    "for the new one",
+	};
+
+	return reason < sizeof(why) / sizeof(why[0]) ? why[reason] : NULL;
+}
+
+/* Where a REFUSAL may come, as the reasons that may come there. */
+#define REFUSE_GREETING	0x000e		/* in place of GREETING: 1 to 3 */
+#define REFUSE_HELLO	0x00fe		/* after HELLO: 1 to 7 */
+#define REFUSE_RESUME	0x038e		/* after RESUME: 1 to 3, 7 to 9 */
 
 /*
- * The listener's check of message 2 against its message 1: HS_OK when cA
- * proves the connector knows the password.
+ * The connector's line for the REFUSAL m from host, and its status.  A
+ * reason that may not come where it came (not in allowed, a REFUSE_ set)
+ * is named by its number.  code: our secret is a one-time code.
+ */
+static enum status
+refusal_line(char *line, size_t cap, const char *host, const uint8_t *m,
+    int code, unsigned allowed)
+{
+	const struct refusal *rf = (const struct refusal *)m;
+	unsigned secs = (unsigned)rf->seconds[0] << 8 | rf->seconds[1];
+	unsigned reason = rf->reason;
+	const char *why = refusal_why(reason);
+
+	if (reason > 15 || !(allowed & 1u << reason))
+		reason = 0;
+	if (reason == REF_WRONG_SECRET || reason == REF_MALFORMED ||
+	    reason == REF_RESUME_FAILED) {
+		if (reason != REF_WRONG_SECRET)
+			(void)snprintf(line, cap, "%s %s", host, reason ==
+			    REF_MALFORMED ? "refused our handshake as malformed" :
+			    "refused to resume the session: proof rejected");
+		else
+			(void)snprintf(line, cap, "%s", code ? WRONG_CODE_MSG :
+			    WRONG_PASSWORD_MSG);
+		return EXIT_AUTH;
+	}
+	if (reason == REF_NO_SESSION)
+		(void)snprintf(line, cap, "%s no longer holds the session", host);
+	else if (reason == 0 || why == NULL)
+		(void)snprintf(line, cap, "%s refused the connection "
+		    "(reason %u)", host, rf->reason);
+	else if (secs > 0 && reason <= REF_GUESS_LIMIT)
+		(void)snprintf(line, cap, "%s refused the connection: %s; "
+		    "try again in %u s", host, why, secs);
+	else
+		(void)snprintf(line, cap, "%s refused the connection: %s",
+		    host, why);
+	return EXIT_FAIL;
+}
+
+/*
+ * A greeting for a new connection: fresh nonce, and unless NO_NEW a fresh
+ * y (returned) and pB; NULL with NO_NEW.
+ */
+static BIGNUM *
+make_greeting(const struct pake *pk, struct greeting *g, int flags,
+    unsigned wait, uint32_t iterations, const uint8_t salt[SALT_LEN])
+{
+	BIGNUM *y = NULL;
+
+	memset(g, 0, sizeof(*g));
+	hs_header(g->hdr, KIND_GREETING);
+	g->flags = flags;
+	g->wait = wait;
+	/* window 0: no resuming, until sessions outlive connections */
+	put_u32(g->iterations, iterations);
+	memcpy(g->salt, salt, SALT_LEN);
+	if (RAND_bytes(g->nonce, NONCE_LEN) != 1)
+		crypto_fail("RAND_bytes");
+	if (!(flags & FLAG_NO_NEW)) {
+		y = random_scalar(pk);
+		spake2_share(pk, 0, y, g->pB);
+	}
+	return y;
+}
+
+/* How the check of a HELLO went (steps 4 and 5 of section 2.3). */
+enum hs_result { HS_OK, HS_MALFORMED, HS_WRONG, HS_IO };
+
+/*
+ * Check the HELLO h on our greeting g (scalar y) and answer it: CONFIRM
+ * and the session's secrets in ks, or a REFUSAL.  Lines are the caller's.
  */
 static enum hs_result
-listener_verify(const struct pake *pk, const BIGNUM *y, const struct msg1 *m1,
-    const struct msg2 *m2, struct handshake_keys *hk)
+listener_answer(int net, const struct pake *pk, const struct greeted *in,
+    int64_t deadline, struct keyset *ks)
 {
-	if (spake2_finish(pk, 0, y, m1, m2->pA, hk) == -1)
-		return HS_BAD_POINT;
-	/* Constant time: a timing leak here would help forge cA. */
-	if (CRYPTO_memcmp(hk->cA, m2->cA, MAC_LEN) != 0)
-		return HS_BAD_MAC;
-	return HS_OK;
-}
-
-/* Listener, SPAKE2 party B, on the socket net. */
-static enum status
-handshake_listener(struct report *r, int net, const struct pake *pk,
-    const uint8_t salt[SALT_LEN], uint32_t iterations, int64_t deadline,
-    uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
-{
-	struct msg1 m1;
-	struct msg2 m2;
-	struct msg3 m3;
 	struct handshake_keys hk;
-	BIGNUM *y;
-	enum status status;
-	enum hs_result check;
+	struct confirm cf;
+	struct refusal rf;
+	enum hs_result res = HS_OK;
 
-	memcpy(m1.magic, MAGIC, MAGIC_LEN);
-	put_u32(m1.iterations, iterations);
-	memcpy(m1.salt, salt, SALT_LEN);
-	y = random_scalar(pk);
-	spake2_share(pk, 0, y, m1.pB);
-	if ((status = send_message(r, net, &m1, sizeof(m1), deadline)) !=
-	    GO_ON ||
-	    (status = read_message(r, net, &m2, sizeof(m2), deadline)) != GO_ON)
-		goto done;
-	if ((check = listener_verify(pk, y, &m1, &m2, &hk)) != HS_OK) {
-		status = session_fail(r, EXIT_AUTH, "%s", check == HS_BAD_POINT ?
-		    BAD_POINT_MSG : WRONG_PASSWORD_MSG);
-		goto done;
+	if (spake2_finish(pk, 0, in->y, &in->g, &in->h, &hk) == -1)
+		res = HS_MALFORMED;
+	/* Constant time: a timing leak here would help forge cA. */
+	else if (CRYPTO_memcmp(hk.cA, in->h.cA, MAC_LEN) != 0)
+		res = HS_WRONG;
+	if (res != HS_OK) {
+		make_refusal(&rf, res == HS_WRONG ? REF_WRONG_SECRET :
+		    REF_MALFORMED, 0);
+		(void)write_full(net, &rf, sizeof(rf), deadline);
+	} else {
+		hs_header(cf.hdr, KIND_CONFIRM);
+		memcpy(cf.cB, hk.cB, MAC_LEN);
+		if (write_full(net, &cf, sizeof(cf), deadline) == -1)
+			res = HS_IO;
+		else
+			session_secrets(&hk, ks);
 	}
-	memcpy(m3.cB, hk.cB, MAC_LEN);
-	if ((status = send_message(r, net, &m3, sizeof(m3), deadline)) == GO_ON)
-		traffic_secrets(&hk, c2s, s2c);
- done:
-	BN_clear_free(y);
 	OPENSSL_cleanse(&hk, sizeof(hk));
-	return status;
+	return res;
 }
 
 /*
- * The connector's w, from the salt and count in the listener's message 1,
- * set up in pk; an exit status if the count is out of bounds or w is 0.
+ * The connector's first message on a connection (section 2.6, steps 1 to
+ * 3): a greeting it can answer, or the line that says why not.  A refusal
+ * BUSY that there is time to wait out by the deadline is not said: *busy
+ * gets its seconds (at least 1), for the caller to try again.
  */
 static enum status
-connector_pake(struct report *r, const char *pass, size_t pass_len,
-    const struct msg1 *m1, struct pake *pk)
+connector_greeting(struct report *r, const struct options *opt, int net,
+    struct greeting *g, int64_t deadline, unsigned *busy)
 {
-	uint32_t iterations = get_u32(m1->iterations);
-	uint8_t w[SCALAR_LEN];
+	uint8_t m[HS_MAX];
+	char line[NOTE_MAX];
+	uint32_t iterations;
+	enum status st;
 
+	*busy = 0;
+	if (wait_fd(net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
+		return session_fail(r, EXIT_FAIL, "no secchat greeting from %s "
+		    "port %s within %d s: listener busy, or not secchat",
+		    opt->host, opt->port, handshake_secs(opt));
+	if ((st = read_message(r, net, KIND_BIT(KIND_GREETING) |
+	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
+		return st;
+	if (m[HDR_LEN - 1] == KIND_REFUSAL && m[HDR_LEN] == REF_BUSY) {
+		*busy = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*busy = *busy > 0 ? *busy : 1;
+		if (now_ms() + secs_ms(*busy) < deadline)
+			return EXIT_FAIL;
+		*busy = 0;
+	}
+	if (m[HDR_LEN - 1] == KIND_REFUSAL) {
+		st = refusal_line(line, sizeof(line), opt->host, m,
+		    opt->gflag, REFUSE_GREETING);
+		return session_fail(r, st, "%s", line);
+	}
+	memcpy(g, m, sizeof(*g));
+	if (g->flags & FLAG_NO_NEW)
+		return session_fail(r, EXIT_FAIL, "%s refused the connection: "
+		    "%s", opt->host, refusal_why(REF_NO_NEW));
+	if (opt->gflag && !(g->flags & FLAG_CODE))
+		return session_fail(r, EXIT_FAIL, "%s wants a password, not a "
+		    "one-time code", opt->host);
+	iterations = get_u32(g->iterations);
 	if (iterations < MIN_ITER || iterations > MAX_ITER)
 		return session_fail(r, EXIT_FAIL, "listener asks for %u "
 		    "PBKDF2 iterations (allowed %d to %d)", iterations,
 		    MIN_ITER, MAX_ITER);
-	if (derive_w(pass, pass_len, m1->salt, iterations, w) == -1)
+	if (!share_valid(g->pB))	/* no password typed for it */
+		return session_fail(r, EXIT_AUTH, BAD_POINT_MSG);
+	return GO_ON;
+}
+
+/*
+ * The connector's w, from the salt and count of greeting g, set up in pk;
+ * an exit status if w is 0.
+ */
+static enum status
+connector_pake(struct report *r, const char *pass, size_t pass_len,
+    const struct greeting *g, struct pake *pk)
+{
+	uint8_t w[SCALAR_LEN];
+
+	if (derive_w(pass, pass_len, g->salt, get_u32(g->iterations), w) == -1)
 		return session_fail(r, EXIT_FAIL, "password and salt give w = 0");
 	pake_init(pk, w);
 	OPENSSL_cleanse(w, sizeof(w));
@@ -4064,60 +4614,56 @@ connector_pake(struct report *r, const char *pass, size_t pass_len,
 }
 
 /*
- * Connector, SPAKE2 party A, on the socket net to opt's host and port: w
- * comes from the listener's salt and count.
+ * The connector's answer to greeting g on net (section 2.3): HELLO, then
+ * CONFIRM checked, or the REFUSAL's line.  ks gets the session's secrets.
  */
 static enum status
-handshake_connector(struct report *r, int net, const struct options *opt,
-    const char *pass, size_t pass_len, int64_t deadline,
-    uint8_t c2s[SECRET_LEN], uint8_t s2c[SECRET_LEN])
+connector_hello(struct report *r, const struct options *opt, int net,
+    const struct pake *pk, const struct greeting *g, int64_t deadline,
+    struct keyset *ks)
 {
-	struct msg1 m1;
-	struct msg2 m2;
-	struct msg3 m3;
 	struct handshake_keys hk;
-	struct pake pk;
-	BIGNUM *x;
-	ssize_t n;
-	enum status status;
+	struct hello h;
+	uint8_t m[HS_MAX];
+	char line[NOTE_MAX];
+	int code = g->flags & FLAG_CODE;
+	enum status st = GO_ON;
+	BIGNUM *x = random_scalar(pk);
 
-	/* A busy -k listener leaves us in its queue: say so. */
-	if (wait_fd(net, POLLIN, deadline) == -1 && errno == ETIMEDOUT)
-		return session_fail(r, EXIT_FAIL, "no secchat greeting from %s "
-		    "port %s within %d s: listener busy, or not secchat",
-		    opt->host, opt->port, handshake_secs(opt));
-	if ((status = read_message(r, net, &m1, sizeof(m1), deadline)) !=
-	    GO_ON ||
-	    (status = connector_pake(r, pass, pass_len, &m1, &pk)) != GO_ON)
-		return status;
-	x = random_scalar(&pk);
-	memcpy(m2.magic, MAGIC, MAGIC_LEN);
-	spake2_share(&pk, 1, x, m2.pA);
-	if (spake2_finish(&pk, 1, x, &m1, m2.pA, &hk) == -1) {
-		status = session_fail(r, EXIT_AUTH, BAD_POINT_MSG);
-		goto done;
-	}
-	memcpy(m2.cA, hk.cA, MAC_LEN);
-	if ((status = send_message(r, net, &m2, sizeof(m2), deadline)) != GO_ON)
-		goto done;
-	if ((n = read_full(net, &m3, sizeof(m3), deadline)) == -1 &&
-	    errno == ETIMEDOUT)
-		status = handshake_io_fail(r);
-	else if (n != sizeof(m3) ||
-	    CRYPTO_memcmp(hk.cB, m3.cB, MAC_LEN) != 0)
-		status = session_fail(r, EXIT_AUTH, WRONG_PASSWORD_MSG);
-	else
-		traffic_secrets(&hk, c2s, s2c);
- done:
+	hs_header(h.hdr, KIND_HELLO);
+	h.window[0] = h.window[1] = 0;		/* no resuming, yet */
+	spake2_share(pk, 1, x, h.pA);
+	if (spake2_finish(pk, 1, x, g, &h, &hk) == -1)
+		st = session_fail(r, EXIT_AUTH, BAD_POINT_MSG);
 	BN_clear_free(x);
-	pake_free(&pk);
+	if (st != GO_ON)
+		goto done;
+	memcpy(h.cA, hk.cA, MAC_LEN);
+	if ((st = send_message(r, net, &h, sizeof(h), deadline)) != GO_ON ||
+	    (st = read_message(r, net, KIND_BIT(KIND_CONFIRM) |
+	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
+		goto done;
+	if (m[HDR_LEN - 1] == KIND_REFUSAL) {
+		st = refusal_line(line, sizeof(line), opt->host, m, code,
+		    REFUSE_HELLO);
+		st = session_fail(r, st, "%s", line);
+	} else if (CRYPTO_memcmp(hk.cB, ((struct confirm *)m)->cB,
+	    MAC_LEN) != 0)
+		st = session_fail(r, EXIT_AUTH, "%s", code ? WRONG_CODE_MSG :
+		    WRONG_PASSWORD_MSG);
+	else
+		session_secrets(&hk, ks);
+ done:
 	OPENSSL_cleanse(&hk, sizeof(hk));
-	return status;
+	return st;
 }
 
 /* ---------------------------------------------------------------------- */
 /* §17 Sending */
-/* Sending: stdin bytes become DATA records; REKEY and CLOSE as due. */
+/*
+ * Sending: input bytes become DATA records, kept until the peer's ACK;
+ * KEY, REKEY, ACK, PING, CLOSE, DONE and END as they fall due.
+ */
 
 static void
 send_record(struct conn *c, struct report *r, struct buf *txb, int type,
@@ -4132,13 +4678,22 @@ send_record(struct conn *c, struct report *r, struct buf *txb, int type,
 	hex_line(r, '>', type, payload, len, rec, n);
 }
 
-/* Announce our next receive key (doc/PROTOCOL.md section 5.1). */
+/*
+ * Announce our next receive key (doc/PROTOCOL.md section 5.1).  Once
+ * the peer's DONE is in, the key can never be used: erased at once.
+ */
 static void
 send_key(struct conn *c, struct report *r, struct buf *txb)
 {
 	uint8_t pub[X25519_LEN];
 
 	recv_keys_add(&c->rk, x25519_keygen(pub));
+	if (rx_over(c))
+		recv_keys_free(&c->rk);
+	if (test_hook("key-nine")) {	/* a liar's share (5.6) */
+		memset(pub, 0, X25519_LEN);
+		pub[0] = 9;
+	}
 	send_record(c, r, txb, TYPE_KEY, pub, X25519_LEN, 0);
 	note(r, "announced receive key %llu",
 	    (unsigned long long)c->rk.announced - 1);
@@ -4151,7 +4706,13 @@ send_rekey(struct conn *c, struct report *r, struct buf *txb)
 	uint8_t payload[REKEY_LEN], dh[X25519_LEN];
 
 	if (rekey_payload(&c->pk, x25519_keygen(NULL), payload, dh) == -1)
-		return session_fail(r, EXIT_AUTH, "peer sent a bad receive key");
+		return session_fail(r, EXIT_AUTH,
+		    "peer sent a bad receive key (our REKEY's DH was zero)");
+	/* The test build's liar: a public-equivalent share (5.6). */
+	if (test_hook("rekey-nine")) {
+		memset(payload + INDEX_LEN, 0, X25519_LEN);
+		payload[INDEX_LEN] = 9;
+	}
 	send_record(c, r, txb, TYPE_REKEY, payload, REKEY_LEN, 0);
 	dh_ratchet(&c->tx, dh);
 	OPENSSL_cleanse(dh, sizeof(dh));
@@ -4161,7 +4722,33 @@ send_rekey(struct conn *c, struct report *r, struct buf *txb)
 	return GO_ON;
 }
 
-/* Is the current sending key due for retirement (doc/PROTOCOL.md section 5)? */
+/* An ACK of W, what we have written of the peer's stream (7.2). */
+static void
+send_ack(struct conn *c, struct report *r, struct buf *txb,
+    struct stream *st, uint64_t w)
+{
+	uint8_t payload[ACK_LEN];
+	int i;
+
+	for (i = 0; i < ACK_LEN; i++)
+		payload[i] = w >> (8 * (ACK_LEN - 1 - i));
+	send_record(c, r, txb, TYPE_ACK, payload, ACK_LEN, 0);
+	st->ack_sent = w;
+	st->ack_wait = 0;
+}
+
+/* A PING: we stay silent no longer than interval seconds (section 7.3). */
+static void
+send_ping(struct conn *c, struct report *r, struct buf *txb,
+    unsigned interval)
+{
+	uint8_t payload[PING_LEN] = { interval >> 8, interval & 0xff };
+
+	send_record(c, r, txb, TYPE_PING, payload, PING_LEN, 0);
+	c->ping_due = 0;
+}
+
+/* Is the current sending key due for retirement (section 5.4)? */
 static int
 rekey_due(const struct conn *c, const struct options *opt, int64_t t)
 {
@@ -4177,20 +4764,51 @@ rekey_due(const struct conn *c, const struct options *opt, int64_t t)
 	    t - d->first_data >= secs_ms(opt->rekey_secs));
 }
 
-/* How many pending stdin bytes make the next DATA record; 0: none yet. */
+/*
+ * Is an ACK due: W above the last ACK's count by ACK_BYTES, or for
+ * ACK_MS?  The clock starts when W first goes above it.
+ */
+static int
+ack_due(struct stream *st, uint64_t w, int64_t t)
+{
+	if (w == st->ack_sent)
+		return 0;
+	if (st->ack_wait == 0)
+		st->ack_wait = t;
+	return w - st->ack_sent >= ACK_BYTES ||
+	    t - st->ack_wait >= ACK_MS;
+}
+
+/* Has our side been silent for its interval (or not yet said it)? */
+static int
+ping_due(const struct conn *c, const struct options *opt, int64_t t)
+{
+	return c->ping_due || t - c->last_sealed >= secs_ms(opt->interval);
+}
+
+/*
+ * How many pending input bytes make the next DATA record; 0: none yet.
+ * A partial line waits for its newline, the end of input, or LINE_WAIT_MS
+ * without more input (a prompt, section 6).  Nothing goes that would take
+ * the retained bytes past the cap: an ACK must make room first.
+ */
 static size_t
-next_chunk(const struct conn *c, const struct buf *in, int bflag)
+next_chunk(const struct conn *c, const struct buf *in, const struct stream *st,
+    int bflag, int64_t t)
 {
 	size_t avail = buf_pending(in);
 	size_t max = avail < MAX_PAYLOAD ? avail : MAX_PAYLOAD;
 	const uint8_t *nl;
 
+	if (in->keep + max > st->retain)
+		return 0;
 	if (avail == 0 || bflag)
 		return max;
 	if ((nl = memchr(in->data + in->pos, '\n', max)) != NULL)
 		return nl - (in->data + in->pos) + 1;
 	/* A long line goes in full records; a last line at end of input. */
-	if (avail >= MAX_PAYLOAD || c->tx_state != TX_OPEN)
+	if (avail >= MAX_PAYLOAD || c->tx_state != TX_OPEN ||
+	    t - st->input_at >= LINE_WAIT_MS)
 		return max;
 	return 0;
 }
@@ -4216,10 +4834,13 @@ tx_room(struct report *r, struct bufs *b)
 	    errq_room(r, SEND_BATCH);
 }
 
-/* A DATA record of len pending stdin bytes, padded to pad (section 6). */
+/*
+ * A DATA record of len pending input bytes, padded to pad (section 6).
+ * The bytes stay in b->in, kept, until the peer acknowledges them.
+ */
 static void
-send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
-    size_t len, int64_t t)
+send_data(struct conn *c, struct report *r, struct bufs *b,
+    struct stream *st, size_t pad, size_t len, int64_t t)
 {
 	size_t inner = (len + 1 + pad - 1) / pad * pad;
 
@@ -4230,42 +4851,67 @@ send_data(struct conn *c, struct report *r, struct bufs *b, size_t pad,
 	send_record(c, r, &b->txb, TYPE_DATA, b->in.data + b->in.pos, len,
 	    inner - len - 1);
 	b->in.pos += len;
+	b->in.keep += len;
+	st->sealed += len;
 	c->sent_bytes += len;
 }
 
 /*
+ * One record of what is due, in this order: our next receive key, the
+ * PING that announces our interval, a REKEY (which waits for the peer's
+ * KEY 0, and DATA with it), an ACK, DATA, an idle PING.  0 if nothing
+ * was due.
+ */
+static int
+fill_one(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r, const struct options *opt, size_t pad, int64_t t,
+    enum status *status)
+{
+	int rekey = rekey_due(c, opt, t);
+	uint64_t w = written_count(&b->wr);
+	size_t len;
+
+	if (c->rk.due && c->rk.announced <= MAX_KEY_INDEX)
+		send_key(c, r, &b->txb);
+	else if (c->ping_due)
+		send_ping(c, r, &b->txb, opt->interval);
+	else if (rekey && c->pk.count > 0)
+		*status = send_rekey(c, r, &b->txb);
+	else if (ack_due(st, w, t))
+		send_ack(c, r, &b->txb, st, w);
+	else if (!rekey && tx_sending(c) &&
+	    (len = next_chunk(c, &b->in, st, opt->bflag, t)) > 0)
+		send_data(c, r, b, st, pad, len, t);
+	else if (ping_due(c, opt, t))
+		send_ping(c, r, &b->txb, opt->interval);
+	else
+		return 0;
+	c->last_sealed = t;
+	return 1;
+}
+
+/*
  * Seal what is due, one record per round while txb and stderr have room
- * for a batch: our next receive key first, then a due REKEY, then DATA;
- * then CLOSE and DONE when their time has come.  DONE confirms that the
- * peer's stream was written whole (W, struct written, is all of it): not
- * when dropped says it was not.
+ * for a batch; then CLOSE and DONE when their time has come.  DONE
+ * confirms that the peer's stream was written whole (W, struct written,
+ * is all of it): not when dropped says it was not.
  */
 static enum status
-fill_tx(struct conn *c, struct bufs *b, struct report *r,
+fill_tx(struct conn *c, struct bufs *b, struct stream *st, struct report *r,
     const struct options *opt, size_t pad, int dropped)
 {
 	int64_t t = now_ms();
-	size_t len;
-	enum status status;
+	enum status status = GO_ON;
 
-	while (tx_keying(c) && tx_room(r, b)) {
-		if (c->rk.due)
-			send_key(c, r, &b->txb);
-		else if (rekey_due(c, opt, t)) {
-			if (c->pk.count == 0)
-				break;	/* no REKEY, so no DATA, before KEY 0 */
-			if ((status = send_rekey(c, r, &b->txb)) != GO_ON)
-				return status;
-		} else if (tx_sending(c) &&
-		    (len = next_chunk(c, &b->in, opt->bflag)) > 0)
-			send_data(c, r, b, pad, len, t);
-		else
-			break;
-	}
+	while (tx_keying(c) && tx_room(r, b) &&
+	    fill_one(c, b, st, r, opt, pad, t, &status))
+		if (status != GO_ON)
+			return status;
 	if (c->tx_state == TX_DRAINING && buf_pending(&b->in) == 0 &&
 	    tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_CLOSE, NULL, 0, 0);
 		tx_close_sealed(c);
+		st->closed = 1;
 	}
 	if (c->tx_state == TX_CLOSED && rx_closed(c) &&
 	    buf_pending(&b->out) == 0 && !dropped &&
@@ -4274,6 +4920,29 @@ fill_tx(struct conn *c, struct bufs *b, struct report *r,
 		tx_done_sealed(c);
 	}
 	return GO_ON;
+}
+
+/*
+ * Seal END (section 9.2): an ACK first if W is above the last one's
+ * count, then the reason.  Nothing is sealed after it.  txb must have
+ * room for both records.
+ */
+static void
+send_end(struct conn *c, struct buf *txb, struct stream *st, uint64_t w,
+    struct report *r, const struct end *e)
+{
+	uint8_t payload[END_HEAD + END_TEXT_MAX];
+	size_t n = strnlen(e->text, END_TEXT_MAX);
+
+	if (!tx_keying(c))
+		return;
+	if (w > st->ack_sent)
+		send_ack(c, r, txb, st, w);
+	payload[0] = e->reason;
+	put_u32(payload + 1, e->value);
+	memcpy(payload + END_HEAD, e->text, n);
+	send_record(c, r, txb, TYPE_END, payload, END_HEAD + n, 0);
+	tx_end_sealed(c);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -4298,88 +4967,20 @@ reject_record(struct report *r, struct buf *out, size_t n, const char *fmt,
 	return session_fail(r, EXIT_AUTH, "malformed record: %s", why);
 }
 
-/*
- * The handlers of the record types: the payload is the n bytes at the
- * end of out.
- */
-static enum status
-on_data(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n > MAX_PAYLOAD)
-		return reject_record(r, out, n, "DATA payload over %d bytes",
-		    MAX_PAYLOAD);
-	out->len += n;		/* authenticated: now it may be written */
-	c->recv_bytes += n;
-	return GO_ON;
-}
-
-/*
- * A REKEY (doc/PROTOCOL.md section 5.3): check it, compute its DH with
- * the receive key it names, step to the next secret.
- */
-static enum status
-on_rekey(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	uint8_t dh[X25519_LEN];
-	uint32_t index;
-
-	if (n != REKEY_LEN)
-		return reject_record(r, out, n, "REKEY payload of %zu bytes", n);
-	switch (recv_keys_use(&c->rk, out->data + out->len, dh, &index)) {
-	case RK_UNANNOUNCED:
-		return reject_record(r, out, n,
-		    "REKEY names unannounced key %u", index);
-	case RK_RETIRED:
-		return reject_record(r, out, n, "REKEY names retired key %u",
-		    index);
-	case RK_LOW_ORDER:
-		return reject_record(r, out, n, "REKEY with a low-order key");
-	case RK_OK:
-		break;
-	}
-	OPENSSL_cleanse(out->data + out->len, n);
-	dh_ratchet(&c->rx, dh);
-	OPENSSL_cleanse(dh, sizeof(dh));
-	c->rekeys_recv++;
-	note(r, "peer rekeyed (epoch %llu)", (unsigned long long)c->rx.epoch);
-	return GO_ON;
-}
-
-/* The peer's next receive key, for our REKEYs (section 5.1). */
-static enum status
-on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n != X25519_LEN)
-		return reject_record(r, out, n, "KEY payload of %zu bytes", n);
-	if (peer_keys_add(&c->pk, out->data + out->len) == -1)
-		return reject_record(r, out, n, "KEY announced before the last "
-		    "one was used");
-	OPENSSL_cleanse(out->data + out->len, n);
-	rx_got_key0(c);
-	/* The peer's KEY 0 read, the sandbox must kill us here. */
-	if (test_hook("forbidden"))
-		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-	return GO_ON;
-}
-
-/* The session hears of it from the state (see peer_closed). */
-static enum status
-on_close(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n != 0)
-		return reject_record(r, out, n, "CLOSE with a payload");
-	rx_got_close(c);
-	return GO_ON;
-}
-
-static enum status
-on_done(struct conn *c, struct buf *out, struct report *r, size_t n)
-{
-	if (n != 0)
-		return reject_record(r, out, n, "DONE with a payload");
-	rx_got_done(c);
-	return GO_ON;
-}
+/* The record types: names, and their payload sizes (section 4). */
+static const struct {
+	const char *name;
+	size_t	 min, max;
+} rec_types[TYPE_END + 1] = {
+	[TYPE_DATA] = { "DATA", 0, MAX_PAYLOAD },
+	[TYPE_REKEY] = { "REKEY", REKEY_LEN, REKEY_LEN },
+	[TYPE_CLOSE] = { "CLOSE", 0, 0 },
+	[TYPE_KEY] = { "KEY", X25519_LEN, X25519_LEN },
+	[TYPE_DONE] = { "DONE", 0, 0 },
+	[TYPE_ACK] = { "ACK", ACK_LEN, ACK_LEN },
+	[TYPE_PING] = { "PING", PING_LEN, PING_LEN },
+	[TYPE_END] = { "END", END_HEAD, END_HEAD + END_TEXT_MAX },
+};
 
 /* Why a record of this type may not come now (section 4.1); NULL: it may. */
 static const char *
@@ -4399,65 +5000,280 @@ rx_refuses(const struct conn *c, int type)
 			return "DONE before our CLOSE";
 		return NULL;
 	case RX_DONE:
+	case RX_ENDED:
 		break;
 	}
-	return "record after DONE";
+	abort();		/* nothing is opened after DONE or END */
+}
+
+/* Checks 5 to 7 of section 4: the type, the state, the payload's size. */
+static enum status
+check_record(const struct conn *c, struct buf *out, struct report *r,
+    int type, size_t n)
+{
+	const char *why;
+
+	if (type < TYPE_DATA || type > TYPE_END)
+		return reject_record(r, out, n, "unknown type %d", type);
+	if ((why = rx_refuses(c, type)) != NULL)
+		return reject_record(r, out, n, "%s", why);
+	if (n < rec_types[type].min || n > rec_types[type].max)
+		return reject_record(r, out, n, "%s payload of %zu bytes",
+		    rec_types[type].name, n);
+	return GO_ON;
+}
+
+/*
+ * The handlers of the record types: the payload is the n bytes at the
+ * end of out, its size checked.
+ */
+static void
+on_data(struct conn *c, struct buf *out, size_t n)
+{
+	out->len += n;		/* authenticated: now it may be written */
+	c->recv_bytes += n;
+}
+
+/*
+ * A REKEY (doc/PROTOCOL.md section 5.3): check it, compute its DH with
+ * the receive key it names, step to the next secret.
+ */
+static enum status
+on_rekey(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	uint8_t dh[X25519_LEN];
+	uint32_t index;
+
+	switch (recv_keys_use(&c->rk, out->data + out->len, dh, &index)) {
+	case RK_UNANNOUNCED:
+		return reject_record(r, out, n,
+		    "REKEY names unannounced key %u", index);
+	case RK_RETIRED:
+		return reject_record(r, out, n, "REKEY names retired key %u",
+		    index);
+	case RK_PUBLIC:
+		return reject_record(r, out, n,
+		    "REKEY with a public-equivalent key");
+	case RK_LOW_ORDER:
+		return reject_record(r, out, n, "REKEY with a low-order key");
+	case RK_OK:
+		break;
+	}
+	OPENSSL_cleanse(out->data + out->len, n);
+	dh_ratchet(&c->rx, dh);
+	OPENSSL_cleanse(dh, sizeof(dh));
+	c->rekeys_recv++;
+	note(r, "peer rekeyed (epoch %llu)", (unsigned long long)c->rx.epoch);
+	return GO_ON;
+}
+
+/* The peer's next receive key, for our REKEYs (section 5.1). */
+static enum status
+on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	int added = peer_keys_add(&c->pk, out->data + out->len);
+
+	if (added == -1)
+		return reject_record(r, out, n, "KEY announced before the last "
+		    "one was used");
+	if (added == -2)
+		return reject_record(r, out, n,
+		    "KEY with a public-equivalent key");
+	OPENSSL_cleanse(out->data + out->len, n);
+	rx_got_key0(c);
+	/* The peer's KEY 0 read, the sandbox must kill us here. */
+	if (test_hook("forbidden"))
+		(void)open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	return GO_ON;
+}
+
+/*
+ * An ACK (section 7.2): the peer has written count bytes of our stream,
+ * so the retained bytes below count go.  They are wiped with the buffer
+ * at the session's end (section 9.5), or written over before: wiping
+ * every byte here would cost a sender more than its cipher.
+ */
+static enum status
+on_ack(struct stream *st, struct buf *in, struct buf *out, struct report *r,
+    size_t n)
+{
+	const uint8_t *p = out->data + out->len;
+	uint64_t count = 0, gone;
+	int i;
+
+	for (i = 0; i < ACK_LEN; i++)
+		count = count << 8 | p[i];
+	if (count > st->sealed)
+		return reject_record(r, out, n, "ACK of %llu bytes, only %llu "
+		    "sent", (unsigned long long)count,
+		    (unsigned long long)st->sealed);
+	if (count <= st->acked)
+		return reject_record(r, out, n, "ACK of %llu bytes after ACK "
+		    "of %llu", (unsigned long long)count,
+		    (unsigned long long)st->acked);
+	gone = count - st->acked;
+	in->keep -= gone;
+	st->acked = count;
+	return GO_ON;
+}
+
+/* A PING: the peer's promise of its longest silence (section 7.3). */
+static enum status
+on_ping(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	const uint8_t *p = out->data + out->len;
+	unsigned interval = (unsigned)p[0] << 8 | p[1];
+
+	if (interval < 1 || interval > MAX_INTERVAL)
+		return reject_record(r, out, n, "PING interval of %u s",
+		    interval);
+	c->peer_interval = interval;
+	return GO_ON;
+}
+
+/*
+ * Is END's text clean: UTF-8, shortest forms, no surrogates, no C0 or C1
+ * control and no DEL (section 9.2)?  It is shown to people.
+ */
+static int
+end_text_clean(const uint8_t *p, size_t n)
+{
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			if (p[i] < 0x20 || p[i] == 0x7f)
+				return 0;
+			i++;
+			continue;
+		}
+		len = p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : p[i] >= 0xc0 ? 2 : 0;
+		if (len == 0 || p[i] > 0xf4 || i + len > n)
+			return 0;
+		cp = p[i] & (0x7f >> len);
+		for (k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < (len == 2 ? 0xa0 : len == 3 ? 0x800 : 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;	/* overlong, C1, surrogate, too big */
+		i += len;
+	}
+	return 1;
+}
+
+/* The peer stops, and says why (section 9.2). */
+static enum status
+on_end(struct conn *c, struct buf *out, struct report *r, size_t n)
+{
+	const uint8_t *p = out->data + out->len;
+
+	if (!end_text_clean(p + END_HEAD, n - END_HEAD))
+		return reject_record(r, out, n, "END text is not clean UTF-8");
+	c->peer_end.reason = p[0];
+	c->peer_end.value = get_u32(p + 1);
+	memcpy(c->peer_end.text, p + END_HEAD, n - END_HEAD);
+	c->peer_end.text[n - END_HEAD] = '\0';
+	OPENSSL_cleanse(out->data + out->len, n);
+	rx_got_end(c);
+	return GO_ON;
+}
+
+/* Hand an opened record, its checks passed, to its type's handler. */
+static enum status
+on_record(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r, int type, size_t n)
+{
+	switch (type) {
+	case TYPE_DATA:
+		on_data(c, &b->out, n);
+		return GO_ON;
+	case TYPE_REKEY:
+		return on_rekey(c, &b->out, r, n);
+	case TYPE_CLOSE:
+		rx_got_close(c);
+		st->peer_closed = 1;
+		return GO_ON;
+	case TYPE_KEY:
+		return on_key(c, &b->out, r, n);
+	case TYPE_DONE:
+		rx_got_done(c);
+		st->peer_done = 1;
+		return GO_ON;
+	case TYPE_ACK:
+		return on_ack(st, &b->in, &b->out, r, n);
+	case TYPE_PING:
+		return on_ping(c, &b->out, r, n);
+	}
+	return on_end(c, &b->out, r, n);
 }
 
 /*
  * Authenticate the record rec (LEN_LEN + clen bytes, clen checked) into
- * the tail of out, and hand it to the handler of its type.
+ * the tail of b->out, check it in the order of section 4, and hand it to
+ * the handler of its type.
  */
 static enum status
-receive_record(struct conn *c, struct buf *out, struct report *r,
-    const uint8_t *rec, size_t clen)
+receive_record(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r, const uint8_t *rec, size_t clen)
 {
-	const char *why;
 	enum open_result opened;
+	enum status status;
 	size_t n;
 	int type;
 
 	if (c->rx.seq >= SEQ_LIMIT)
 		return session_fail(r, EXIT_AUTH,
 		    "malformed record: too many records under one key");
-	opened = open_record(&c->rx, rec, clen, out->data + out->len, &type,
-	    &n);
-	hex_line(r, '<', opened == OPEN_OK ? type : 0, out->data + out->len,
+	opened = open_record(&c->rx, rec, clen, b->out.data + b->out.len,
+	    &type, &n);
+	hex_line(r, '<', opened == OPEN_OK ? type : 0, b->out.data + b->out.len,
 	    opened == OPEN_OK ? n : 0, rec, LEN_LEN + clen);
 	if (opened == OPEN_BAD_TAG)
 		return session_fail(r, EXIT_AUTH,
 		    "record failed authentication");
 	if (opened == OPEN_NO_TYPE)
 		return session_fail(r, EXIT_AUTH,
-		    "malformed record: no record type");
+		    "malformed record: only zero bytes");
 	c->recv_records++;
-	if (type < TYPE_DATA || type > TYPE_DONE)
-		return reject_record(r, out, n, "unknown type %d", type);
-	if ((why = rx_refuses(c, type)) != NULL)
-		return reject_record(r, out, n, "%s", why);
-	switch (type) {
-	case TYPE_DATA:
-		return on_data(c, out, r, n);
-	case TYPE_REKEY:
-		return on_rekey(c, out, r, n);
-	case TYPE_CLOSE:
-		return on_close(c, out, r, n);
-	case TYPE_KEY:
-		return on_key(c, out, r, n);
-	}
-	return on_done(c, out, r, n);
+	if ((status = check_record(c, &b->out, r, type, n)) != GO_ON)
+		return status;
+	return on_record(c, b, st, r, type, n);
 }
 
-/* Open every complete record in b->rxb that stdout has room for. */
+/*
+ * A password holder could send REKEYs that cost it little (one E, used
+ * again and again) and cost us a DH each: we open at most REKEY_BURST of
+ * them at once, then REKEY_PER_SEC a second, and leave the rest unread
+ * meanwhile (flow control, not an error).  The budget is in thousandths.
+ */
+static void
+rekey_budget(struct conn *c, int64_t t)
+{
+	c->rekey_budget += (t - c->rekey_budget_at) * REKEY_PER_SEC;
+	c->rekey_budget_at = t;
+	if (c->rekey_budget > REKEY_BURST * 1000)
+		c->rekey_budget = REKEY_BURST * 1000;
+}
+
+/*
+ * Open every complete record in b->rxb that stdout has room for.  After
+ * the peer's DONE or END nothing more is opened: what follows is dropped.
+ */
 static enum status
-process_rx(struct conn *c, struct bufs *b, struct report *r)
+process_rx(struct conn *c, struct bufs *b, struct stream *st,
+    struct report *r)
 {
 	const uint8_t *rec;
 	size_t avail, clen;
 	enum status status;
+	uint64_t rekeys;
 
-	while (c->rx_state != RX_DONE &&
-	    (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
+	rekey_budget(c, now_ms());
+	while (!rx_over(c) && (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
 		rec = b->rxb.data + b->rxb.pos;
 		clen = (size_t)rec[0] << 8 | rec[1];
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
@@ -4465,17 +5281,16 @@ process_rx(struct conn *c, struct bufs *b, struct report *r)
 			    "malformed record: bad length %zu", clen);
 		if (avail < LEN_LEN + clen || output_busy(r, &b->out) ||
 		    buf_room(&b->out, MAX_INNER) < MAX_INNER ||
-		    !errq_room(r, RECV_BATCH))
+		    !errq_room(r, RECV_BATCH) || c->rekey_budget < 1000)
 			break;
-		if ((status = receive_record(c, &b->out, r, rec, clen)) !=
-		    GO_ON)
+		rekeys = c->rekeys_recv;
+		if ((status = receive_record(c, b, st, r, rec, clen)) != GO_ON)
 			return status;
 		b->rxb.pos += LEN_LEN + clen;
+		c->rekey_budget -= (c->rekeys_recv - rekeys) * 1000;
 	}
-	/* After DONE the peer sends nothing, not even part of a record. */
-	if (c->rx_state == RX_DONE && buf_pending(&b->rxb) > 0)
-		return session_fail(r, EXIT_AUTH,
-		    "malformed record: data after DONE");
+	if (rx_over(c))
+		b->rxb.pos = b->rxb.len;
 	return GO_ON;
 }
 
@@ -4992,7 +5807,7 @@ command_feed_end(struct command *cmd, struct written *w)
  */
 static enum status
 command_step(struct command *cmd, struct conn *c, struct bufs *b,
-    struct report *r)
+    struct report *r, struct end *e)
 {
 	if (cmd->state == CMD_NONE)
 		return GO_ON;
@@ -5002,17 +5817,25 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 	} else if (cmd->feed == FEED_OPEN && rx_closed(c) &&
 	    buf_pending(&b->out) == 0)
 		command_feed_end(cmd, &b->wr);
-	if (command_undelivered(cmd, c, &b->txb))
+	if (command_undelivered(cmd, c, &b->txb)) {
+		e->reason = END_COMMAND_UNREAD;
+		e->value = cmd->state == CMD_EXITED &&
+		    WIFEXITED(cmd->status) ? WEXITSTATUS(cmd->status) : 256;
 		return session_fail(r, EXIT_FAIL, "the command stopped reading: "
 		    "the peer's data was not all delivered");
+	}
 	if (cmd->state == CMD_RUNNING || c->tx_state != TX_OPEN)
 		return GO_ON;
 	command_reap(cmd, 0);
 	if (command_exit_awaited(cmd, c))
 		return GO_ON;
-	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status))
+	if (cmd->state == CMD_EXITED && WIFSIGNALED(cmd->status)) {
+		e->reason = END_COMMAND_KILLED;
+		e->value = WTERMSIG(cmd->status);
+		signal_name(e->text, WTERMSIG(cmd->status));
 		return session_fail(r, EXIT_FAIL, "command killed by signal %d",
 		    WTERMSIG(cmd->status));
+	}
 	tx_input_ended(c);
 	return GO_ON;
 }
@@ -5073,10 +5896,11 @@ command_finish(struct command *cmd, struct written *w, struct report *r,
 
 /*
  * One session and what it joins: the connection (socket, record state),
- * the local ends, the report, the chat, the -e command and the buffers.
- * A -k listener keeps it for its next session: conn_begin and conn_end
- * make and wipe what is a connection's; the rest is fixed at
- * session_alloc (a serving child sets hex_tty and out_tty after it).
+ * the session's streams, the local ends, the report, the chat, the -e
+ * command and the buffers.  A -k listener keeps it for its next session:
+ * conn_begin and conn_end make and wipe what is a connection's (and, as
+ * long as a session has one connection, its streams); the rest is fixed
+ * at session_alloc (a serving child sets hex_tty and out_tty after it).
  */
 struct session {
 	const struct options *opt;
@@ -5088,12 +5912,17 @@ struct session {
 	size_t	 pad;			/* DATA inner lengths are multiples of it */
 	int	 net;			/* the connection's socket */
 	int	 in_fd, out_fd;		/* stdin, stdout, or the command's */
-	int64_t	 last_activity;		/* ms, last I/O progress; for -w */
+	int64_t	 last_activity;		/* ms, last DATA progress; for -w */
 	struct bufs b;
 	struct report rep;
 	struct chat chat;
 	struct command cmd;
 	struct conn c;
+	struct stream st;
+	struct end end;			/* ours, once we stop without DONE */
+	int	 die_signal;		/* end the process by it, at conn_end */
+	uint8_t	 sid[SID_LEN];		/* the session's id, for resuming */
+	uint8_t	 rs[SECRET_LEN];	/* its resumption secret rs(0) */
 };
 
 /* Hex lines before the plaintext they carry: stderr is served first. */
@@ -5120,6 +5949,80 @@ output_fd(const struct session *s)
 	return s->cmd.feed == FEED_OPEN ? s->cmd.to : -1;
 }
 
+/*
+ * Our END's reason, value and text, unless one is set already.  The text
+ * is kept to printable ASCII (our own lines and strerror's are), so that
+ * it is clean UTF-8 however it was cut.
+ */
+static void
+end_set(struct session *s, int reason, uint32_t value, const char *text)
+{
+	size_t i;
+
+	if (s->end.reason != END_NONE)
+		return;
+	s->end.reason = reason;
+	s->end.value = value;
+	for (i = 0; i < END_TEXT_MAX && text[i] != '\0'; i++)
+		s->end.text[i] = text[i] >= 0x20 && text[i] < 0x7f ?
+		    text[i] : '?';
+	s->end.text[i] = '\0';
+}
+
+/*
+ * END is in the kernel's hands: half-close, and read what the peer still
+ * sends until it closes too, for at most END_FLUSH_MS.  Closing with its
+ * bytes unread would reset the connection, and a reset can make the
+ * peer's kernel drop the END before the peer reads it.
+ */
+static void
+end_linger(struct session *s)
+{
+	int64_t until = now_ms() + END_FLUSH_MS;
+	uint8_t *p = s->b.rxb.data;
+	ssize_t r;
+
+	(void)shutdown(s->net, SHUT_WR);
+	do
+		r = read(s->net, p, s->b.rxb.cap);
+	while (r > 0 || (r == -1 && (errno == EINTR || (errno == EAGAIN &&
+	    wait_fd(s->net, POLLIN, until) == 0))));
+	s->b.rxb.pos = s->b.rxb.len = 0;
+}
+
+/*
+ * We stop without a normal end (doc/PROTOCOL.md 9.2): seal END, with
+ * the reason set before or else one from status and the line just
+ * printed, behind what txb holds, and give it END_FLUSH_MS to reach the
+ * kernel.  A direction that cannot seal (DONE or END sealed, the socket
+ * failed) sends nothing.  Returns status.
+ */
+static enum status
+end_session(struct session *s, enum status status)
+{
+	int64_t until = now_ms() + END_FLUSH_MS;
+	struct buf *txb = &s->b.txb;
+	size_t need = 2 * (LEN_LEN + MAX_RECORD);
+
+	end_set(s, status == EXIT_AUTH ? END_REJECTED : END_OTHER, 0,
+	    s->rep.last);
+	if (!tx_keying(&s->c))
+		return status;
+	if (buf_room(txb, need) < need) {
+		if (write_full(s->net, txb->data + txb->pos, buf_pending(txb),
+		    until) == -1)
+			return status;
+		txb->pos = txb->len;
+	}
+	send_end(&s->c, txb, &s->st, written_count(&s->b.wr), &s->rep,
+	    &s->end);
+	if (write_full(s->net, txb->data + txb->pos, buf_pending(txb),
+	    until) == 0)
+		end_linger(s);
+	txb->pos = txb->len;
+	return status;
+}
+
 static enum status
 read_stdin(struct session *s)
 {
@@ -5139,21 +6042,23 @@ read_stdin(struct session *s)
 	    room < READ_MAX ? room : READ_MAX)) > 0)
 		in->len += r;
 	if (r > 0)
-		s->last_activity = now_ms();
+		s->last_activity = s->st.input_at = now_ms();
 	else if (r == 0 && s->cmd.state != CMD_NONE)
 		command_output_ended(&s->cmd);
 	else if (r == 0)
 		tx_input_ended(&s->c);
-	else if (errno != EAGAIN && errno != EINTR)
+	else if (errno != EAGAIN && errno != EINTR) {
+		end_set(s, END_INPUT_FAILED, 0, strerror(errno));
 		return session_fail(&s->rep, EXIT_FAIL, "read from stdin: %s",
 		    strerror(errno));
+	}
 	return GO_ON;
 }
 
 /*
  * Any -> TX_FAILED: the connection no longer takes our data.  Our
- * direction is over; the peer's tells why (truncation, reset), so keep
- * reading it before failing.
+ * direction is over; the peer's may still say why (its END), so it is
+ * read on until it ends: then the connection is lost.
  */
 static void
 net_refused(struct session *s, int e)
@@ -5164,6 +6069,18 @@ net_refused(struct session *s, int e)
 	direction_free(&s->c.tx);
 }
 
+/* The socket's pending error (SO_ERROR), 0 if none. */
+static int
+net_error(int net)
+{
+	socklen_t len = sizeof(int);
+	int e = 0;
+
+	if (getsockopt(net, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		return 0;
+	return e;
+}
+
 /*
  * Nothing to send, yet poll reported the socket: only an error or a hangup
  * does while events is 0 (set_pollfds), so the peer is gone.
@@ -5171,12 +6088,9 @@ net_refused(struct session *s, int e)
 static void
 net_gone(struct session *s)
 {
-	socklen_t len = sizeof(int);
-	int e = 0;
+	int e = net_error(s->net);
 
-	if (getsockopt(s->net, SOL_SOCKET, SO_ERROR, &e, &len) == -1 || e == 0)
-		e = ECONNRESET;
-	net_refused(s, e);
+	net_refused(s, e != 0 ? e : ECONNRESET);
 }
 
 static void
@@ -5190,14 +6104,14 @@ write_net(struct session *s)
 		return;
 	}
 	r = write(s->net, txb->data + txb->pos, buf_pending(txb));
-	if (r > 0) {
+	if (r > 0)
 		txb->pos += r;
-		s->last_activity = now_ms();
-	} else if (r == -1 && errno != EAGAIN && errno != EINTR)
+	else if (r == -1 && errno != EAGAIN && errno != EINTR)
 		net_refused(s, errno);
 }
 
-static enum status
+/* The peer's bytes; an error loses the connection (section 7.3). */
+static void
 read_net(struct session *s)
 {
 	struct buf *rxb = &s->b.rxb;
@@ -5207,15 +6121,14 @@ read_net(struct session *s)
 	if ((r = read(s->net, rxb->data + rxb->len,
 	    room < READ_MAX ? room : READ_MAX)) > 0) {
 		rxb->len += r;
-		s->last_activity = now_ms();
-	} else if (r == 0)
+		s->c.last_heard = now_ms();
+		s->c.quiet_said = 0;
+	} else if (r == 0 && net_error(s->net) == ECONNRESET)
+		s->c.rx_errno = ECONNRESET;	/* a reset can read as an end */
+	else if (r == 0)
 		rx_got_eof(&s->c);
-	else if (errno != EAGAIN && errno != EINTR)
-		/* Even after CLOSE: a reset means our data went unread. */
-		return session_fail(&s->rep, EXIT_FAIL,
-		    "read from network: %s%s", strerror(errno),
-		    s->c.rx_state == RX_CLOSED ? "; " UNCONFIRMED : "");
-	return GO_ON;
+	else if (r == -1 && errno != EAGAIN && errno != EINTR)
+		s->c.rx_errno = errno;
 }
 
 /* Write what b holds to the terminal side (stdout or stderr) fd. */
@@ -5226,10 +6139,8 @@ write_local(struct session *s, int fd, struct buf *b)
 
 	editor_hide(&s->chat);
 	progress_hide(&s->rep);
-	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0) {
+	if ((r = write(fd, b->data + b->pos, buf_pending(b))) > 0)
 		b->pos += r;
-		s->last_activity = now_ms();
-	}
 	return r;
 }
 
@@ -5242,8 +6153,18 @@ write_stderr(struct session *s)
 		s->rep.q.pos = s->rep.q.len = 0;	/* stderr is for people */
 }
 
+/* Output failed with e: say so, and END says it to the peer. */
+static enum status
+output_failed(struct session *s, int e)
+{
+	end_set(s, END_OUTPUT_FAILED, 0, strerror(e));
+	return session_fail(&s->rep, EXIT_FAIL, "write to stdout: %s",
+	    strerror(e));
+}
+
 /*
- * What write(2) took is counted (written_add).  A command that reads no
+ * The peer's bytes to the output: what write(2) took is counted
+ * (written_add), W of 7.1 being written_count.  A command that reads no
  * more is the command layer's to handle.
  */
 static enum status
@@ -5256,14 +6177,15 @@ write_stdout(struct session *s)
 		progress_hide(&s->rep);
 		if ((r = write_terminal(&s->chat, &s->b.out,
 		    io_deadline(s->opt))) == -1)
-			return session_fail(&s->rep, EXIT_FAIL,
-			    "write to stdout: %s", strerror(errno));
+			return output_failed(s, errno);
 		written_add(&s->b.wr, s->b.out.pos - pos, r);
 		s->last_activity = now_ms();
 		return GO_ON;
 	}
-	if ((r = write_local(s, output_fd(s), &s->b.out)) > 0)
+	if ((r = write_local(s, output_fd(s), &s->b.out)) > 0) {
 		written_add(&s->b.wr, r, r);
+		s->last_activity = now_ms();
+	}
 	if (r != -1 || errno == EAGAIN || errno == EINTR)
 		return GO_ON;
 	if (errno == EPIPE && s->cmd.state != CMD_NONE) {
@@ -5271,18 +6193,64 @@ write_stdout(struct session *s)
 		return GO_ON;
 	}
 	s->b.out.pos = s->b.out.len;	/* nowhere to go: dropped, wiped later */
-	return session_fail(&s->rep, EXIT_FAIL, "write to stdout: %s",
-	    strerror(errno));
+	return output_failed(s, errno);
 }
 
-/* Milliseconds until the idle limit or a time-driven rekey; -1: none. */
+/* Silence that loses the connection, ms: max(-L, 2 x the peer's interval). */
+static int64_t
+loss_ms(const struct session *s)
+{
+	unsigned limit = s->opt->loss;
+
+	if (limit < 2 * s->c.peer_interval)
+		limit = 2 * s->c.peer_interval;
+	return secs_ms(limit);
+}
+
+/* until, or t if sooner. */
+static int64_t
+sooner(int64_t until, int64_t t)
+{
+	return t < until ? t : until;
+}
+
+/* The next moment a timer of the connection falls due (ms; INT64_MAX). */
+static int64_t
+conn_timers(struct session *s, int64_t t)
+{
+	int64_t until = INT64_MAX;
+	const struct conn *c = &s->c;
+
+	if (tx_keying(c)) {
+		until = c->last_sealed + secs_ms(s->opt->interval);
+		if (written_count(&s->b.wr) > s->st.ack_sent)
+			until = sooner(until, s->st.ack_wait == 0 ? t :
+			    s->st.ack_wait + ACK_MS);
+	}
+	if (!rx_over(c) && !c->rx_eof) {
+		until = sooner(until, c->last_heard + loss_ms(s));
+		if (s->rep.chat && !c->quiet_said)
+			until = sooner(until, c->last_heard + QUIET_MS);
+	}
+	/* A partial line waits LINE_WAIT_MS for more. */
+	if (c->tx_state == TX_OPEN && !s->opt->bflag &&
+	    buf_pending(&s->b.in) > 0)
+		until = sooner(until, s->st.input_at + LINE_WAIT_MS);
+	/* REKEYs opened too fast: the budget tops up a token a ms. */
+	if (c->rekey_budget < 1000 && rx_record_waiting(&s->b.rxb))
+		until = sooner(until, t + 1);
+	return until;
+}
+
+/* Milliseconds until the next timer (-w, rekey, liveness ...); -1: none. */
 static int
 poll_timeout(struct session *s, int64_t t)
 {
-	int64_t until = INT64_MAX, d;
+	int64_t until = conn_timers(s, t), d;
 
 	if (s->opt->timeout >= 0)
-		until = s->last_activity + secs_ms(s->opt->timeout);
+		until = sooner(until, s->last_activity +
+		    secs_ms(s->opt->timeout));
 	/*
 	 * A full txb or errq rekeys when it drains, and a REKEY waits for the
 	 * peer's KEY 0 (its arrival wakes poll): waiting is not a timer.
@@ -5291,17 +6259,16 @@ poll_timeout(struct session *s, int64_t t)
 	    s->opt->rekey_secs != 0 && s->c.pk.count > 0 &&
 	    tx_room(&s->rep, &s->b)) {
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
-		/* poll's timeout stops while the machine sleeps: look again. */
-		if (d > t + REKEY_CHECK_MS)
-			d = t + REKEY_CHECK_MS;
-		if (d < until)
-			until = d;
+		until = sooner(until, d);
 	}
 	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
-	if (report_ticks(&s->rep) && t + PROGRESS_MS < until)
-		until = t + PROGRESS_MS;
+	if (report_ticks(&s->rep))
+		until = sooner(until, t + PROGRESS_MS);
+	/* poll's timeout stops while the machine sleeps: look again. */
+	if (until != INT64_MAX)
+		until = sooner(until, t + REKEY_CHECK_MS);
 	if (until == INT64_MAX)
 		return -1;
 	d = until - t;
@@ -5321,9 +6288,13 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	pfd[POLL_NETOUT].fd = buf_pending(&b->txb) > 0 ||
 	    (s->c.rx_eof && !tx_over(&s->c)) ? s->net : -1;
 	pfd[POLL_NETOUT].events = buf_pending(&b->txb) > 0 ? POLLOUT : 0;
-	pfd[POLL_NETIN].fd = !s->c.rx_eof &&
-	    buf_room(&s->b.rxb, LEN_LEN + MAX_RECORD) > 0 ? s->net : -1;
+	pfd[POLL_NETIN].fd = !s->c.rx_eof && s->c.rx_errno == 0 &&
+	    !rx_over(&s->c) && buf_room(&s->b.rxb, LEN_LEN + MAX_RECORD) > 0 ?
+	    s->net : -1;
 	pfd[POLL_NETIN].events = POLLIN;
+	/* Time we are not ready to read is no silence of the peer's (7.3). */
+	if (pfd[POLL_NETIN].fd == -1)
+		s->c.last_heard = now_ms();
 	pfd[POLL_STDERR].fd = buf_pending(&s->rep.q) > 0 ? s->rep.fd : -1;
 	pfd[POLL_STDERR].events = POLLOUT;
 	/* In one file, a record's hex line goes before its plaintext. */
@@ -5336,31 +6307,235 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 }
 
 /*
- * Has the session ended, seen from the two directions' states
- * (doc/PROTOCOL.md section 7)?  EXIT_OK or a failure's status once it
- * has, GO_ON while it goes on.
+ * How the streams stand at an end (doc/PROTOCOL.md 9.1, 9.3): each
+ * complete, cut, or neither (nothing of it sealed or opened).
+ */
+static int
+ours_complete(const struct session *s)
+{
+	/* No ACK says 0 bytes: only DONE confirms an empty stream. */
+	return s->st.closed && (s->st.peer_done ||
+	    (s->st.sealed > 0 && s->st.acked == s->st.sealed));
+}
+
+static int
+ours_cut(const struct session *s)
+{
+	return s->st.sealed > 0 && !ours_complete(s);
+}
+
+static int
+peers_complete(const struct session *s)
+{
+	return s->st.peer_closed &&
+	    written_count(&s->b.wr) == s->c.recv_bytes;
+}
+
+static int
+peers_cut(const struct session *s)
+{
+	return s->c.recv_bytes > 0 && !s->st.peer_closed;
+}
+
+/* The unit of n bytes as put_size shows it: 0 for B, 1 for KiB ... */
+static int
+size_unit(uint64_t n)
+{
+	int u = 0;
+
+	for (; n >= 1024 && u < 4; n /= 1024)
+		u++;
+	return u;
+}
+
+/* "10.2 of 19.1 MiB", "312 B of 1.5 KiB"; "10.2 MiB" when total is -1. */
+static char *
+put_part(char *p, uint64_t part, int64_t total)
+{
+	char *end;
+
+	if (total < 0)
+		return put_size(p, part);
+	end = put_size(p, part);
+	if (size_unit(part) == size_unit(total))
+		end = strrchr(p, ' ');	/* the unit once, after total */
+	end = stpcpy(end, " of ");
+	return put_size(end, total);
+}
+
+/* Our stream's length: S once it has ended, else stdin's size, or -1. */
+static int64_t
+our_total(const struct session *s)
+{
+	if (s->st.closed)
+		return s->st.sealed;
+	return s->rep.in_size >= 0 && s->cmd.state == CMD_NONE ?
+	    s->rep.in_size : -1;
+}
+
+/*
+ * The session ends with the peer's END (section 9.3) or a lost
+ * connection (9.4): its line, by the streams' states.  what is the
+ * peer's phrase or the cause; lost says which table.
+ */
+static enum status
+report_end(struct session *s, const char *what, int lost)
+{
+	const char *name = s->chat.view.peer;
+	char c[64], r[32], sent[32];
+
+	/* "after C of T" for an END, "C confirmed" for a loss. */
+	if (lost)
+		put_size(c, s->st.acked);
+	else
+		put_part(c, s->st.acked, our_total(s));
+	put_size(r, written_count(&s->b.wr));
+	put_size(sent, s->st.sealed);
+	if (ours_complete(s) && peers_complete(s)) {
+		if (lost)
+			note_always(&s->rep, "connection lost after both "
+			    "streams were complete");
+		else
+			note_always(&s->rep, "%s %s after both streams were "
+			    "complete", name, what);
+		flush_errq(&s->rep);
+		return EXIT_OK;
+	}
+	if (lost && ours_cut(s) && peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s): "
+		    "%s sent, %s confirmed, %s received", what, sent, c, r);
+	if (lost && ours_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost while "
+		    "sending (%s): %s sent, %s confirmed", what, sent, c);
+	if (lost && peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost while "
+		    "receiving (%s): %s received", what, r);
+	if (lost)
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s)",
+		    what);
+	if (ours_cut(s) && peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "transfer cut: %s %s "
+		    "after %s confirmed and %s received", name, what, c, r);
+	if (ours_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "upload cut: the "
+		    "receiver %s after %s", what, c);
+	if (peers_cut(s))
+		return session_fail(&s->rep, EXIT_FAIL, "download cut: the "
+		    "sender %s after %s", what, r);
+	return session_fail(&s->rep, EXIT_FAIL, "%s %s", name, what);
+}
+
+/* The peer's END text as shown: printable ASCII, anything else '?'. */
+static void
+end_text(const struct end *e, char *out)
+{
+	size_t i;
+
+	for (i = 0; e->text[i] != '\0'; i++)
+		out[i] = e->text[i] >= 0x20 && e->text[i] < 0x7f ?
+		    e->text[i] : '?';
+	out[i] = '\0';
+}
+
+/*
+ * The peer's END in words (section 9.3): in a chat, a line of its own;
+ * elsewhere the phrase in report_end's line.
+ */
+static enum status
+peer_stopped(struct session *s)
+{
+	static const char *const chat[] = { NULL, "interrupted the chat",
+	    "was terminated (%s)", "'s input failed (%s)",
+	    "'s output failed (%s)", "'s command was killed (%s)",
+	    "'s command stopped reading",
+	    "timed out after %u s without progress", "rejected our stream (%s)",
+	    "stopped (%s)" };
+	static const char *const phrase[] = { NULL, "was interrupted",
+	    "was terminated (%s)", "could not read its input (%s)",
+	    "could not write its output (%s)", "had its command killed (%s)",
+	    "had its command stop reading",
+	    "timed out after %u s without progress", "rejected our stream (%s)",
+	    "stopped (%s)" };
+	const struct end *e = &s->c.peer_end;
+	char text[END_TEXT_MAX + 1], what[2 * END_TEXT_MAX];
+	const char *fmt;
+
+	end_text(e, text);
+	if (e->reason < END_INTERRUPTED || e->reason > END_OTHER)
+		(void)snprintf(what, sizeof(what), "stopped (reason %d)",
+		    e->reason);
+	else {
+		fmt = s->rep.chat ? chat[e->reason] : phrase[e->reason];
+		if (e->reason == END_TIMEOUT)
+			(void)snprintf(what, sizeof(what), fmt, e->value);
+		else
+			(void)snprintf(what, sizeof(what), fmt, text);
+	}
+	if (!s->rep.chat)
+		return report_end(s, what, 0);
+	if (!ours_complete(s) || !peers_complete(s))
+		return session_fail(&s->rep, EXIT_FAIL, "%s%s%s",
+		    s->chat.view.peer, what[0] == '\'' ? "" : " ", what);
+	note_always(&s->rep, "%s%s%s", s->chat.view.peer,
+	    what[0] == '\'' ? "" : " ", what);
+	flush_errq(&s->rep);
+	return EXIT_OK;
+}
+
+/*
+ * Has the session ended, seen from the two directions' states?  EXIT_OK
+ * or a failure's status once it has, GO_ON while it goes on.  An end
+ * other than both DONEs is decided once the peer's opened bytes are
+ * written (or cannot be), so that the line tells what was.
  */
 static enum status
 session_over(struct session *s)
 {
+	const struct conn *c = &s->c;
+	char cause[64];
+
 	/* Both DONEs passed: no need to wait for the peer's FIN. */
-	if (s->c.tx_state == TX_SHUT && s->c.rx_state == RX_DONE &&
-	    buf_pending(&s->rep.q) == 0)
-		return EXIT_OK;
-	/* The peer's stream is complete, ours failed: say why. */
-	if (s->c.tx_state == TX_FAILED && s->c.rx_state == RX_DONE)
-		return session_fail(&s->rep, EXIT_FAIL, "write to network: %s",
-		    strerror(s->c.tx_errno));
-	/* The peer's TCP stream ended, no whole record left to open. */
-	if (!s->c.rx_eof || rx_record_waiting(&s->b.rxb))
+	if (c->tx_state == TX_SHUT && c->rx_state == RX_DONE)
+		return buf_pending(&s->rep.q) == 0 ? EXIT_OK : GO_ON;
+	if (c->rx_state == RX_DONE && c->tx_state != TX_FAILED)
+		return GO_ON;		/* our DONE is still on its way */
+	/* The peer's stream goes on, unless it ended, failed or was cut. */
+	if (!rx_over(c) && c->rx_errno == 0 &&
+	    (!c->rx_eof || rx_record_waiting(&s->b.rxb)))
 		return GO_ON;
-	if (s->c.rx_state == RX_CLOSED)
-		return session_fail(&s->rep, EXIT_FAIL,
-		    "connection closed before DONE: " UNCONFIRMED);
-	if (s->c.rx_state != RX_DONE)
-		return session_fail(&s->rep, EXIT_FAIL,
-		    "connection closed before CLOSE: stream truncated");
-	return GO_ON;		/* we still owe our DONE */
+	if (buf_pending(&s->b.out) > 0 && output_fd(s) != -1)
+		return GO_ON;
+	if (c->rx_state == RX_ENDED)
+		return peer_stopped(s);
+	if (c->rx_errno != 0 || c->rx_state == RX_DONE)
+		(void)snprintf(cause, sizeof(cause), "%s", strerror(c->rx_errno
+		    != 0 ? c->rx_errno : c->tx_errno));
+	else
+		(void)snprintf(cause, sizeof(cause), "closed by %s",
+		    s->chat.view.peer);
+	return report_end(s, cause, 1);
+}
+
+/* Silence past the loss limit loses the connection (section 7.3). */
+static enum status
+check_silence(struct session *s, int64_t t)
+{
+	char cause[64];
+
+	if (rx_over(&s->c) || s->c.rx_eof)
+		return GO_ON;
+	if (t - s->c.last_heard >= loss_ms(s)) {
+		(void)snprintf(cause, sizeof(cause), "no word from %s for %lld "
+		    "s", s->chat.view.peer, (long long)loss_ms(s) / 1000);
+		return report_end(s, cause, 1);
+	}
+	if (s->rep.chat && !s->c.quiet_said &&
+	    t - s->c.last_heard >= QUIET_MS) {
+		chat_note(&s->rep, "no word from %s for %d s",
+		    s->chat.view.peer, QUIET_MS / 1000);
+		s->c.quiet_said = 1;
+	}
+	return GO_ON;
 }
 
 /* Serve the descriptors poll found ready, in the slots' order. */
@@ -5373,8 +6548,8 @@ serve_ready(struct session *s, const struct pollfd pfd[POLL_COUNT])
 		return status;
 	if (pfd[POLL_NETOUT].revents)
 		write_net(s);
-	if (pfd[POLL_NETIN].revents && (status = read_net(s)) != GO_ON)
-		return status;
+	if (pfd[POLL_NETIN].revents)
+		read_net(s);
 	if (pfd[POLL_STDERR].revents)
 		write_stderr(s);
 	if (pfd[POLL_ACKS].revents)
@@ -5403,7 +6578,7 @@ static enum status
 receive_step(struct session *s)
 {
 	int was_open = !rx_closed(&s->c);
-	enum status status = process_rx(&s->c, &s->b, &s->rep);
+	enum status status = process_rx(&s->c, &s->b, &s->st, &s->rep);
 
 	if (was_open && rx_closed(&s->c))
 		peer_closed(s);
@@ -5427,54 +6602,127 @@ output_over(struct session *s)
 	}
 }
 
-/* One round's work before poll: receive, the command, send. */
+/*
+ * One round's work before poll: receive, the command, send.  A failure
+ * here ends the session with our END; session_over's ends need none.
+ */
 static enum status
 session_step(struct session *s)
 {
 	enum status status;
 
 	if ((status = receive_step(s)) != GO_ON ||
-	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep)) != GO_ON)
-		return status;
+	    (status = command_step(&s->cmd, &s->c, &s->b, &s->rep,
+	    &s->end)) != GO_ON)
+		return end_session(s, status);
 	output_over(s);
-	if ((status = fill_tx(&s->c, &s->b, &s->rep, s->opt, s->pad,
+	if ((status = fill_tx(&s->c, &s->b, &s->st, &s->rep, s->opt, s->pad,
 	    s->cmd.feed == FEED_REFUSED)) != GO_ON)
-		return status;
+		return end_session(s, status);
 	if (s->c.tx_state == TX_DONE && buf_pending(&s->b.txb) == 0)
 		tx_done_sent(&s->c, s->net);
 	return session_over(s);
 }
 
+/*
+ * SIGINT, SIGTERM or SIGHUP came (section 9.2): END says so and the
+ * process ends by the signal, at conn_end.  A side that has sealed DONE
+ * sends nothing more; its DONE stands.
+ */
 static enum status
-readwrite(struct session *s)
+caught_signal(struct session *s, int sig)
+{
+	size_t rec = LEN_LEN + MAX_RECORD;
+	char name[32];
+
+	restore.signal = 0;
+	signal_name(name, sig);
+	if (sig == SIGINT && !s->chat.interrupted)	/* ^C typed: said */
+		chat_note(&s->rep, "you interrupted the chat");
+	end_set(s, sig == SIGINT ? END_INTERRUPTED : END_TERMINATED,
+	    sig == SIGINT ? 0 : sig, sig == SIGINT ? "" : name);
+	s->die_signal = sig;
+	/* DONE instead of END, if it may be sealed (fill_tx had no room). */
+	if (s->c.tx_state == TX_CLOSED && rx_closed(&s->c) &&
+	    buf_pending(&s->b.out) == 0 && s->cmd.feed != FEED_REFUSED &&
+	    written_count(&s->b.wr) == s->c.recv_bytes &&
+	    buf_room(&s->b.txb, rec) >= rec) {
+		send_record(&s->c, &s->rep, &s->b.txb, TYPE_DONE, NULL, 0, 0);
+		tx_done_sealed(&s->c);
+	}
+	if (s->c.tx_state == TX_DONE && write_full(s->net, s->b.txb.data +
+	    s->b.txb.pos, buf_pending(&s->b.txb), now_ms() + END_FLUSH_MS) == 0) {
+		s->b.txb.pos = s->b.txb.len;
+		tx_done_sent(&s->c, s->net);
+		if (s->c.rx_state == RX_DONE) {	/* the session is complete */
+			s->die_signal = 0;
+			return EXIT_OK;
+		}
+	}
+	flush_errq(&s->rep);
+	return end_session(s, EXIT_FAIL);
+}
+
+/* One wait in poll, and what it brings; GO_ON while the session goes on. */
+static enum status
+engine_round(struct session *s, const sigset_t *open)
 {
 	struct pollfd pfd[POLL_COUNT];
 	enum status status;
+	int64_t t;
 	int n;
 
-	s->last_activity = now_ms();
-	for (;;) {
-		if ((status = session_step(s)) != GO_ON)
-			return status;
-		editor_show(&s->chat, s->c.tx_state == TX_OPEN);
-		set_pollfds(s, pfd);
-		if ((n = poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()))) == -1) {
-			if (errno != EINTR)
-				return session_fail(&s->rep, EXIT_FAIL,
-				    "poll: %s", strerror(errno));
-			report_resized(&s->rep);	/* SIGWINCH */
-			continue;
-		}
-		/* Nothing moved for -w seconds. */
-		if (n == 0 && s->opt->timeout >= 0 &&
-		    now_ms() - s->last_activity >= secs_ms(s->opt->timeout))
-			return session_fail(&s->rep, EXIT_FAIL,
-			    "timed out: no progress for %d seconds",
-			    s->opt->timeout);
-		if ((status = serve_ready(s, pfd)) != GO_ON)
-			return status;
-		progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 0);
+	editor_show(&s->chat, s->c.tx_state == TX_OPEN);
+	set_pollfds(s, pfd);
+	n = os_poll(pfd, POLL_COUNT, poll_timeout(s, now_ms()), open);
+	if (restore.signal != 0)
+		return caught_signal(s, restore.signal);
+	if (n == -1 && errno != EINTR)
+		return end_session(s, session_fail(&s->rep, EXIT_FAIL,
+		    "poll: %s", strerror(errno)));
+	if (n == -1) {
+		report_resized(&s->rep);	/* SIGWINCH */
+		return GO_ON;
 	}
+	t = now_ms();
+	/* No DATA moved for -w seconds: keepalives are not progress. */
+	if (s->opt->timeout >= 0 &&
+	    t - s->last_activity >= secs_ms(s->opt->timeout)) {
+		end_set(s, END_TIMEOUT, s->opt->timeout, "");
+		return end_session(s, session_fail(&s->rep, EXIT_FAIL,
+		    "timed out: no progress for %d seconds", s->opt->timeout));
+	}
+	/* A lost connection is closed at once: no END. */
+	if ((status = check_silence(s, t)) != GO_ON)
+		return status;
+	if ((status = serve_ready(s, pfd)) != GO_ON)
+		return end_session(s, status);
+	progress_show(&s->rep, s->c.sent_bytes, s->c.recv_bytes, 0);
+	return GO_ON;
+}
+
+static enum status
+readwrite(struct session *s)
+{
+	sigset_t open;
+	enum status status;
+	uint64_t acked;
+
+	s->last_activity = now_ms();
+	os_signals_hold(&open);
+	restore.signal = 0;
+	restore.caught_by_engine = 1;
+	do {
+		acked = s->st.acked;
+		if ((status = session_step(s)) == GO_ON)
+			status = engine_round(s, &open);
+		/* The peer has written more of ours: progress for -w. */
+		if (s->st.acked != acked)
+			s->last_activity = now_ms();
+	} while (status == GO_ON);
+	restore.caught_by_engine = 0;
+	os_signals_release(&open);
+	return status;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -5492,12 +6740,15 @@ same_file(int fd1, int fd2)
 	    st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino;
 }
 
-/* The session's buffers, i of NBUFS, and each one's size. */
+/*
+ * The session's buffers, i of NBUFS, and each one's size: stdin's holds
+ * the retained bytes too (-B).
+ */
 static struct buf *
 session_buf(struct session *s, size_t i, size_t *cap)
 {
-	static const size_t caps[NBUFS] = { IN_CAP, TX_CAP, RX_CAP, OUT_CAP,
-	    ERRQ_CAP };
+	const size_t caps[NBUFS] = { s->opt->retain + IN_CAP, TX_CAP, RX_CAP,
+	    OUT_CAP, ERRQ_CAP };
 	struct buf *list[NBUFS] = { &s->b.in, &s->b.txb, &s->b.rxb, &s->b.out,
 	    &s->rep.q };
 
@@ -5610,6 +6861,13 @@ conn_begin(struct session *s, int net)
 {
 	s->net = net;
 	s->c.rk.due = 1;		/* KEY 0 is our first record */
+	s->c.ping_due = s->opt->interval != DEF_INTERVAL;
+	s->c.peer_interval = DEF_INTERVAL;
+	s->c.last_sealed = s->c.last_heard = s->c.rekey_budget_at = now_ms();
+	s->c.rekey_budget = REKEY_BURST * 1000;
+	memset(&s->st, 0, sizeof(s->st));
+	s->st.retain = s->opt->retain;
+	memset(&s->end, 0, sizeof(s->end));
 	written_begin(&s->b.wr, 0, -1);
 	report_begin(&s->rep, s->hex_tty);
 	view_begin(s);
@@ -5640,13 +6898,22 @@ conn_end(struct session *s)
 	direction_free(&s->c.rx);
 	recv_keys_free(&s->c.rk);
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
+	/* Until sessions outlive connections (resume), so do these. */
+	OPENSSL_cleanse(s->sid, sizeof(s->sid));
+	OPENSSL_cleanse(s->rs, sizeof(s->rs));
 	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
 	memset(&s->cmd, 0, sizeof(s->cmd));
 	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
-	OPENSSL_cleanse(s->b.in.data, s->b.in.cap);
-	OPENSSL_cleanse(s->b.out.data, s->b.out.cap);
-	for (i = 0; i < NBUFS; i++)
+	/* The retained plaintext too (9.5): the ACKs did not wipe it. */
+	OPENSSL_cleanse(s->b.in.data, s->b.in.used);
+	OPENSSL_cleanse(s->b.out.data, s->b.out.used);
+	for (i = 0; i < NBUFS; i++) {
 		session_buf(s, i, NULL)->pos = session_buf(s, i, NULL)->len = 0;
+		session_buf(s, i, NULL)->keep = session_buf(s, i, NULL)->used = 0;
+	}
+	/* Ended by a signal (caught_signal): now that nothing is left. */
+	if (s->die_signal != 0)
+		die_by_signal(s->die_signal);
 }
 
 static void
@@ -5659,15 +6926,18 @@ session_free(struct session *s)
 		free(session_buf(s, i, NULL)->data);
 }
 
-/* Key both directions with the handshake's first secrets, then wiped. */
+/*
+ * Key both directions with the handshake's first secrets; the session
+ * keeps its id and resumption secret; the key set is wiped.
+ */
 static void
-conn_keys(struct conn *c, int is_a, uint8_t c2s[SECRET_LEN],
-    uint8_t s2c[SECRET_LEN])
+conn_keys(struct session *s, int is_a, struct keyset *ks)
 {
-	direction_init(&c->tx, is_a ? c2s : s2c, 1);
-	direction_init(&c->rx, is_a ? s2c : c2s, 0);
-	OPENSSL_cleanse(c2s, SECRET_LEN);
-	OPENSSL_cleanse(s2c, SECRET_LEN);
+	direction_init(&s->c.tx, is_a ? ks->c2s : ks->s2c, 1);
+	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
+	memcpy(s->sid, ks->sid, SID_LEN);
+	memcpy(s->rs, ks->rs, SECRET_LEN);
+	OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
 /* What was authenticated before a failure still reaches stdout. */
@@ -5713,12 +6983,11 @@ sandbox_preauth(const struct options *opt, int kind)
 
 /* After the handshake: key both directions and move the data. */
 static enum status
-session_traffic(struct session *s, int is_a, uint8_t c2s[SECRET_LEN],
-    uint8_t s2c[SECRET_LEN])
+session_traffic(struct session *s, int is_a, struct keyset *ks)
 {
 	enum status status;
 
-	conn_keys(&s->c, is_a, c2s, s2c);
+	conn_keys(s, is_a, ks);
 	if (s->opt->command != NULL && (status = command_start(&s->cmd,
 	    &s->b.wr, &s->rep, s->opt->launcher, s->net, s->number)) != GO_ON)
 		return status;
@@ -5866,25 +7135,22 @@ accept_one(int lfd, struct accepted *a)
 	return -1;
 }
 
+/*
+ * Has the peer closed or reset the connection fd?  Bytes waiting to be
+ * read are not a close.  (poll and FIONREAD: a connector's filter has no
+ * recv.)
+ */
 static int
-accept_connection(int lfd, const struct options *opt)
+socket_closed(int fd)
 {
-	struct accepted a;
-	char host[NI_MAXHOST], port[NI_MAXSERV];
-	int fd;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n = 0;
 
-	if (test_hook("secrets"))	/* the last connection is wiped by now */
-		warnx("test: accepting");
-	while ((fd = accept_one(lfd, &a)) == -1) {
-		if (a.why[0] != '\0')
-			warnx("%s", a.why);
-		if (a.shortage)
-			sleep(1);
-	}
-	addr_text((struct sockaddr *)&a.ss, a.len, host, port);
-	if (opt->vflag)
-		warnx("connection from %s port %s", host, port);
-	return fd;
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+		return 1;
+	return ioctl(fd, FIONREAD, &n) == -1 || n == 0;
 }
 
 /* Connect to one address by the deadline; -1 with errno set on failure. */
@@ -5966,26 +7232,37 @@ connect_failed(const struct options *opt, char *tried, int e)
 		    opt->port);
 }
 
-/* Connect to host and port; on failure say why and return -1. */
-static int
-connect_socket(const struct options *opt)
+/*
+ * The host's addresses, once: a connector may connect again under its
+ * filter, which has no resolver.  NULL, said, if there are none.
+ */
+static struct addrinfo *
+connect_resolve(const struct options *opt)
 {
 	struct addrinfo hints, *res;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
-	int fd, e;
+	int e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = opt->family;
 	hints.ai_socktype = SOCK_STREAM;
 	if ((e = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0) {
 		warnx("%s port %s: %s", opt->host, opt->port, gai_strerror(e));
-		return -1;
+		return NULL;
 	}
+	return res;
+}
+
+/* Connect to one of res's addresses; on failure say why and return -1. */
+static int
+connect_socket(const struct options *opt, const struct addrinfo *res)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV], tried[256] = "";
+	int fd, e;
+
 	fd = connect_any(opt, res, tried, sizeof(tried));
 	e = errno;
-	freeaddrinfo(res);
 	if (fd == -1) {
 		connect_failed(opt, tried, e);
 		return -1;
@@ -6049,17 +7326,33 @@ read_passfile(const char *path, char *pass, size_t cap)
 	return len;
 }
 
-static size_t
-read_tty_password(char *pass, size_t cap, const char *why, const char *prompt)
+/* The terminal to ask on, opened before a filter forbids open. */
+static int
+tty_open(int code)
 {
-	size_t len = 0;
-	ssize_t r;
 	int fd;
 
 	if ((fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
-		errx(EXIT_FAIL, "no terminal to ask for the password; "
-		    "use -p passfile");
-	if (keys_quiet(fd) == -1)
+		errx(EXIT_FAIL, "no terminal to ask for the %s; use -p passfile",
+		    code ? "code" : "password");
+	return fd;
+}
+
+/*
+ * Ask on the terminal fd (-1: open it; closed here either way).  A
+ * one-time code is shown as typed (echo): one typo spends it, and it is
+ * worthless once used.
+ */
+static size_t
+read_tty_password(int fd, char *pass, size_t cap, const char *why,
+    const char *prompt, int echo)
+{
+	size_t len = 0;
+	ssize_t r;
+
+	if (fd == -1)
+		fd = tty_open(echo);
+	if (!echo && keys_quiet(fd) == -1)
 		err(EXIT_FAIL, "/dev/tty");
 	if (why != NULL)
 		(void)write_full(fd, why, strlen(why), INT64_MAX);
@@ -6072,7 +7365,8 @@ read_tty_password(char *pass, size_t cap, const char *why, const char *prompt)
 		else if (errno != EINTR)
 			break;
 	}
-	(void)write_full(fd, "\n", 1, INT64_MAX);
+	if (!echo)
+		(void)write_full(fd, "\n", 1, INT64_MAX);
 	restore_tty();
 	close(fd);
 	if (len == cap) {
@@ -6154,21 +7448,22 @@ password_parse(char *pass, size_t *len, int code)
 }
 
 /*
- * Fill pass (cap > MAX_PASSFILE) and return the password's length.  why,
- * if not NULL, is said on the terminal before the prompt.
+ * Fill pass (cap > MAX_PASSFILE) and return the password's length, or
+ * with code a one-time code's digits.  why, if not NULL, is said on the
+ * terminal before the prompt; tty is the terminal if open, else -1.
  */
 static size_t
 read_password(const struct options *opt, char *pass, size_t cap,
-    const char *why)
+    const char *why, int code, int tty)
 {
 	size_t len;
 
 	if (opt->passfile != NULL)
 		len = read_passfile(opt->passfile, pass, cap);
 	else
-		len = read_tty_password(pass, cap, why,
-		    opt->gflag ? "Code: " : "Password: ");
-	switch (password_parse(pass, &len, opt->gflag)) {
+		len = read_tty_password(tty, pass, cap, why,
+		    code ? "Code: " : "Password: ", code);
+	switch (password_parse(pass, &len, code)) {
 	case PW_OK:
 		return len;
 	case PW_EMPTY:
@@ -6180,80 +7475,110 @@ read_password(const struct options *opt, char *pass, size_t cap,
 	errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
 }
 
+/*
+ * A password read from a file before a greeting asked for a code (the
+ * connector without -g): its digits, as read_password would keep them.
+ */
+static size_t
+password_as_code(char *pass, size_t len)
+{
+	if (password_parse(pass, &len, 1) != PW_OK)
+		errx(EXIT_FAIL, "a one-time code is %d digits", CODE_DIGITS);
+	return len;
+}
+
 /* ---------------------------------------------------------------------- */
 /* §24 Serving one connection */
-/* One accepted connection, for a lone listener and a serving many's child. */
+/* One greeted connection, for a lone listener and a serving many's child. */
 
 /*
- * One accepted connection: the handshake, then the session.  ctl, if not
- * -1, learns how the handshake went (see serve_many); so does *wrong,
- * which says whether a password was checked and found wrong.
+ * One connection whose HELLO came whole (in): the check and the answer,
+ * then the session.  who prefixes the lines about a failed check ("" in a
+ * serving child, whose lines its listener prefixes; NULL: the caller
+ * says them).
+ * *res says how the check went; ctl, if not -1, learns it at once, as "A"
+ * (authenticated), "P" (a checked password failed), "M" (malformed) or
+ * "F" (the connection failed), before the connection closes, so that the
+ * peer's next connection meets its penalty.  A dead parent kills us too:
+ * no error to handle.
  */
 static int
-serve_connection(struct session *s, struct pake *pk,
-    const uint8_t salt[SALT_LEN], int ctl, int *wrong)
+serve_connection(struct session *s, struct pake *pk, struct greeted *in,
+    const char *who, int ctl, enum hs_result *res)
 {
-	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
-	int status;
+	struct keyset ks;
 
-	status = handshake_listener(&s->rep, s->net, pk, salt,
-	    s->opt->iterations, deadline_in(handshake_secs(s->opt)), c2s, s2c);
-	/*
-	 * "A": authenticated.  "P": a password checked and wrong, "F": any
-	 * other failure, told before the connection closes, so that the
-	 * peer's next connection meets its penalty.  A dead parent kills us
-	 * too: no error to handle.
-	 */
-	if (ctl != -1 && write(ctl, status == GO_ON ? "A" :
-	    status == EXIT_AUTH ? "P" : "F", 1) != 1) {
+	*res = listener_answer(s->net, pk, in,
+	    deadline_in(handshake_secs(s->opt)), &ks);
+	BN_clear_free(in->y);
+	in->y = NULL;
+	if (ctl != -1 && write(ctl, &"APMF"[*res == HS_OK ? 0 :
+	    *res == HS_WRONG ? 1 : *res == HS_MALFORMED ? 2 : 3], 1) != 1) {
 		/* the parent is gone, and so will we be */
 	}
-	if (s->one_session)	/* no next handshake here: w is of no use */
+	/* No next handshake here: w is of no use. */
+	if (s->one_session && (ctl != -1 || *res == HS_OK || *res == HS_WRONG))
 		pake_clear_w(pk);
-	*wrong = status == EXIT_AUTH;
-	if (status == GO_ON)
-		status = session_traffic(s, 0, c2s, s2c);
-	return status;
+	if (who == NULL && (*res == HS_WRONG || *res == HS_MALFORMED))
+		return EXIT_AUTH;
+	switch (*res) {
+	case HS_OK:
+		return session_traffic(s, 0, &ks);
+	case HS_WRONG:
+		return session_fail(&s->rep, EXIT_AUTH, "%s%s", who,
+		    WRONG_PASSWORD_MSG);
+	case HS_MALFORMED:
+		return session_fail(&s->rep, EXIT_AUTH, "%s%s", who,
+		    BAD_POINT_MSG);
+	default:
+		return session_fail(&s->rep, EXIT_FAIL, "%shandshake: %s",
+		    who ? who : "", strerror(errno));
+	}
 }
 
 /* ---------------------------------------------------------------------- */
 /* §25 Serving many */
 /*
- * Serving many: -k with -m above 1, no -g.  The listener process accepts,
- * weighs the source address (penalties, its share of the handshake
- * slots) and forks one child per connection.  The child runs the
- * handshake and the session exactly as a lone listener does, so one
- * session's keys and plaintext never share an address space with
- * another's: the parent holds w, never a session key.  Each child hands
- * its stdout and stderr to the parent through pipes, and the parent,
- * their one writer, moves whole lines only into its queues for stdout and
- * stderr, so that no line of one session is cut by another's.  A third
- * channel, ctl, a socket pair, carries one byte that says how the
- * handshake went: until it comes the child holds one of HS_SLOTS
- * handshake slots, and may be dropped to make room.  The other way, ctl
+ * The listener's accept path (doc/PROTOCOL.md section 2.7), for every
+ * listener, and serving many: -k with -m above 1, no -g.
+ *
+ * The listener process accepts, weighs the source address (penalties,
+ * the limits on pending connections and failed checks) and either
+ * refuses the connection at once, in words (a REFUSAL), or greets it at
+ * once.  A greeted connection is pending: a descriptor, its greeting's
+ * scalar y and the bytes of the connector's message so far, for at most
+ * the greeting's wait; no process, no password work.  Only a whole HELLO
+ * whose share is plausible goes further: a lone listener checks it
+ * itself, serving many forks a child for it, which checks it and runs the
+ * session exactly as a lone listener does, so one session's keys and
+ * plaintext never share an address space with another's: the listener
+ * process holds w and the greetings' y (each erased once its child has
+ * it), never a session key.  Each child hands its stdout and stderr to
+ * the parent through pipes, and the parent, their one writer, moves whole
+ * lines only into its queues for stdout and stderr, so that no line of
+ * one session is cut by another's.  A third channel, ctl, a socket pair,
+ * carries one byte that says how the check went; the other way, it
  * carries what stdout has taken of the child's output (kids_acked), so
  * that the child confirms only what was written.
  */
 
 /*
  * A child's life, as its listener sees it.  Each transition is one
- * function, named here, and it alone changes the counters of slots the
- * transition involves: sv->handshakes and src->handshakes (held in
- * KID_HANDSHAKE only), sv->sessions (KID_SESSION only) and src->kids (any
- * state but KID_FREE, and the connections waiting: wait_add, wait_take).
+ * function, named here, and it alone changes the counters the transition
+ * involves: sv->checks (KID_CHECK only), sv->sessions (KID_SESSION only)
+ * and src->kids (any state but KID_FREE).
  *
- *   KID_FREE --kid_spawn: forked--> KID_HANDSHAKE
- *   KID_HANDSHAKE --kid_authed: "A" on ctl--> KID_SESSION
- *   KID_HANDSHAKE --kid_kill: dropped for room, or late--> KID_KILLED
- *   KID_HANDSHAKE or KID_KILLED --kid_failed: "P" or "F" on ctl, or
+ *   KID_FREE --kid_spawn: forked for a whole HELLO--> KID_CHECK
+ *   KID_CHECK --kid_authed: "A" on ctl--> KID_SESSION
+ *   KID_CHECK --kid_kill: past its deadline--> KID_KILLED
+ *   KID_CHECK or KID_KILLED --kid_failed: "P", "M" or "F" on ctl, or
  *       exited without a word--> KID_FAILED
  *   any but KID_FREE --kid_done: exited, its pipes drained--> KID_FREE
  *
- * A failed handshake costs its address a failure once, in kid_failed; a
- * killed child pays when its exit or its last word comes.
+ * A failed check costs its address once, in kid_failed; a killed child
+ * pays when its exit or its last word comes.
  */
-enum kid_state { KID_FREE, KID_HANDSHAKE, KID_SESSION, KID_KILLED,
-    KID_FAILED };
+enum kid_state { KID_FREE, KID_CHECK, KID_SESSION, KID_KILLED, KID_FAILED };
 
 /* A pipe from a child and the part of a line that came through it. */
 struct lines {
@@ -6267,20 +7592,37 @@ struct rate {				/* log lines about one thing, a minute */
 	unsigned shown, hidden;
 };
 
-/* Lines about an address are limited apart: its failures, its refusals. */
-enum { LOG_FAILED, LOG_REFUSED, LOG_KINDS };
+/*
+ * Lines about an address are limited apart: its failed password checks
+ * (always named once a minute), its other failures, its refusals.
+ */
+enum { LOG_CHECKED, LOG_FAILED, LOG_REFUSED, LOG_KINDS };
 
 struct source {
 	uint8_t	 key[16];		/* IPv4 as ::ffff:a.b.c.d, IPv6: /64 */
 	int	 used;
 	int	 good;			/* a handshake succeeded from here */
-	unsigned kids;			/* its children, and those waiting */
-	unsigned handshakes;		/* of them in the handshake */
+	int	 exempt;		/* -X: no penalty, no limit */
+	unsigned kids;			/* its children */
+	unsigned pending;		/* its greeted connections */
 	unsigned fails;			/* failures since last forgiven */
 	int64_t	 last_fail, until;	/* ms: refused until `until` */
 	int64_t	 seen;			/* ms: last connection, for reuse */
 	struct rate log[LOG_KINDS];
 	char	 host[INET6_ADDRSTRLEN];
+};
+
+/* A greeted connection; fd -1: a free entry. */
+struct pending {
+	int	 fd;
+	struct source *src;
+	struct greeted in;		/* y and greeting; the HELLO once whole */
+	uint8_t	 msg[HS_MAX];		/* the connector's message so far */
+	size_t	 got;
+	int	 ready;			/* a plausible HELLO waits for a check */
+	unsigned gen;			/* -g: the code it was greeted for */
+	int64_t	 since, until;		/* ms: greeted, closed at */
+	char	 port[NI_MAXSERV];
 };
 
 /*
@@ -6295,8 +7637,9 @@ struct ack_mark {
 struct kid {
 	enum kid_state state;
 	pid_t	 pid;
-	int	 ctl;			/* "A", "P" or "F", then EOF at exit;
+	int	 ctl;			/* "A", "P", "M" or "F", then EOF at exit;
 					   to it, what stdout took of its bytes */
+	int	 checked;		/* "P": its lines are a checked failure's */
 	int	 reaped, wstatus;	/* exited, and how */
 	struct lines out, err;
 	uint64_t taken;			/* its stdout's bytes moved into outq */
@@ -6309,35 +7652,41 @@ struct kid {
 	char	 port[NI_MAXSERV];
 };
 
-/* An accepted connection whose address has HS_PER_SOURCE handshakes. */
-struct waiting {
-	int	 fd;
-	struct source *src;
-	int64_t	 since;			/* ms */
-	char	 port[NI_MAXSERV];
+/* -X: an address or network that penalties and limits spare. */
+struct exempt {
+	uint8_t	 key[16];		/* as source_key makes it, full */
+	int	 bits;			/* prefix length, of the 128 */
 };
 
 struct server {
 	const struct options *opt;
 	struct pake *pk;		/* w: a child clears its copy */
 	const uint8_t *salt;
+	unsigned gen;			/* -g: codes spent so far */
+	unsigned code_checks;		/* -g: checks allowed now ... */
+	int64_t	 code_refill;		/* ... and when one more is, ms */
 	int	 lfd;
+	int	 accepting;		/* lfd is polled */
 	int	 devnull;		/* a child's stdin */
 	int	 one_file;		/* stdout and stderr are one file */
 	int	 wiped;			/* children get zeros for our buffers */
 	pid_t	 pid;			/* the listener's, for its children */
-	struct kid *kids;
+	struct kid *kids;		/* none for a lone listener */
 	size_t	 nkids;
-	unsigned sessions, handshakes;
+	unsigned sessions, checks;
 	unsigned long accepted;
 	int64_t	 accept_after;		/* ms: after a shortage of fds */
+	struct pending *pend;		/* npend of them */
+	size_t	 npend, used;
+	struct pending *ready;		/* a lone listener's next HELLO */
 	struct source *src;		/* SOURCES of them */
+	struct exempt *exempt;		/* -X */
+	size_t	 nexempt;
 	struct rate log;		/* lines about peers, everywhere */
 	struct rate fails;		/* checked passwords failed (shown) */
 	struct buf outq, errq;		/* whole lines for stdout, stderr */
+	int64_t	 sweep;			/* ms: the next once-a-second round */
 	uint64_t out_written;		/* bytes of outq stdout took, ever */
-	struct waiting wait[WAITING_MAX];	/* oldest first */
-	size_t	 nwait;
 	struct pollfd *pfd;
 };
 
@@ -6430,7 +7779,9 @@ sv_line(struct server *sv, const char *fmt, ...)
 /*
  * May a line of this kind about a peer from src be logged?  LOG_BURST a
  * minute per address and kind, LOG_GLOBAL in all; the rest are counted,
- * and the count said when the minute is over.
+ * and the count said when the minute is over.  An address whose password
+ * check failed is named once a minute whatever the global budget, so that
+ * throw-away addresses cannot spend it to hide a guesser.
  */
 static int
 log_allowed(struct server *sv, struct source *src, int kind, int64_t t)
@@ -6450,7 +7801,8 @@ log_allowed(struct server *sv, struct source *src, int kind, int64_t t)
 			    "minute, counting the rest", src->host, LOG_BURST);
 		return 0;
 	}
-	if (sv->log.shown >= LOG_GLOBAL) {
+	if (sv->log.shown >= LOG_GLOBAL &&
+	    (kind != LOG_CHECKED || r->shown > 0)) {
 		if (sv->log.hidden++ == 0)
 			sv_line(sv, "secchat: over %d lines about peers this "
 			    "minute, counting the rest", LOG_GLOBAL);
@@ -6515,68 +7867,95 @@ source_key(const struct sockaddr *sa, uint8_t key[16])
 	}
 }
 
-/*
- * The record of an address.  A new one takes a free slot, or else that of
- * the address seen longest ago that no child serves and that serves no
- * penalty, or if every one does, of the one seen longest ago (a flood of
- * addresses forgets old penalties rather than refuse everyone).
- */
-static struct source *
-source_find(struct server *sv, const struct sockaddr *sa, const char *host,
-    int64_t t)
+
+/* Is the address sa in the -X list? */
+static int
+exempt_match(const struct server *sv, const struct sockaddr *sa)
 {
-	struct source *s, *empty = NULL, *old = NULL, *any = NULL;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 	uint8_t key[16];
-	size_t i, n;
+	size_t i;
+	int b, whole, rest;
 
 	source_key(sa, key);
+	if (sa->sa_family == AF_INET6)		/* the whole address here */
+		memcpy(key, &s6->sin6_addr, 16);
+	for (i = 0; i < sv->nexempt; i++) {
+		b = sv->exempt[i].bits;
+		whole = b / 8;
+		rest = b % 8;
+		if (memcmp(key, sv->exempt[i].key, whole) == 0 && (rest == 0 ||
+		    ((key[whole] ^ sv->exempt[i].key[whole]) &
+		    (0xff00 >> rest)) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/* The record of an address, if it has one. */
+static struct source *
+source_lookup(struct server *sv, const struct sockaddr *sa)
+{
+	uint8_t key[16];
+	size_t i;
+
+	source_key(sa, key);
+	for (i = 0; i < SOURCES; i++)
+		if (sv->src[i].used && memcmp(sv->src[i].key, key, 16) == 0)
+			return &sv->src[i];
+	return NULL;
+}
+
+/*
+ * The entry a new address takes: a free one, or else the one seen longest
+ * ago that no connection or child holds, preferring one that never
+ * succeeded and serves no penalty.  A crowd of new addresses forgets
+ * other strangers first, never the mark of an address that succeeded
+ * while a stranger's entry can go.
+ */
+static struct source *
+source_victim(struct server *sv, int64_t t)
+{
+	struct source *s, *best = NULL;
+	size_t i;
+	int rank, best_rank = 4;
+
 	for (i = 0; i < SOURCES; i++) {
 		s = &sv->src[i];
-		if (s->used && memcmp(s->key, key, 16) == 0) {
-			s->seen = t;
+		if (!s->used)
 			return s;
-		}
-		if (!s->used) {
-			if (empty == NULL)
-				empty = s;
-		} else if (s->kids == 0) {
-			if (any == NULL || s->seen < any->seen)
-				any = s;
-			if (s->until <= t &&
-			    (old == NULL || s->seen < old->seen))
-				old = s;
+		if (s->kids > 0 || s->pending > 0)
+			continue;
+		rank = s->good ? 2 : s->until > t ? 1 : 0;
+		if (rank < best_rank || (rank == best_rank &&
+		    s->seen < best->seen)) {
+			best = s;
+			best_rank = rank;
 		}
 	}
-	s = empty != NULL ? empty : old != NULL ? old : any;
+	return best;
+}
+
+/* A new record for the address sa (host, as text); NULL if none is free. */
+static struct source *
+source_new(struct server *sv, const struct sockaddr *sa, const char *host,
+    int64_t t)
+{
+	struct source *s;
+	size_t n;
+
+	if ((s = source_victim(sv, t)) == NULL)
+		return NULL;
 	memset(s, 0, sizeof(*s));
 	s->used = 1;
-	memcpy(s->key, key, 16);
+	source_key(sa, s->key);
+	s->exempt = exempt_match(sv, sa);
 	s->seen = t;
 	/* Numeric, so it fits; a scope beyond that is cut, for the log only. */
 	n = strnlen(host, sizeof(s->host) - 1);
 	memcpy(s->host, host, n);
 	s->host[n] = '\0';
 	return s;
-}
-
-/* Why a new connection from src is refused at once; NULL: it is not. */
-static const char *
-refusal(struct server *sv, struct source *src, int64_t t, char *why,
-    size_t len)
-{
-	(void)rate_roll(&sv->fails, t);
-	if (src->until > t) {
-		snprintf(why, len, "refused for %lld s more after %u failed "
-		    "handshakes", (long long)(src->until - t + 999) / 1000,
-		    src->fails);
-		return why;
-	}
-	if (sv->fails.shown >= FAIL_CAP && !src->good) {
-		snprintf(why, len, "refused: %d failed handshakes in the last "
-		    "minute from all addresses", FAIL_CAP);
-		return why;
-	}
-	return NULL;
 }
 
 /*
@@ -6590,6 +7969,8 @@ penalise(struct source *src, int64_t t)
 	unsigned n;
 	int64_t ms;
 
+	if (src->exempt)
+		return;
 	if (t - src->last_fail >= PEN_QUIET_MS)
 		src->fails = 0;
 	src->fails++;
@@ -6599,6 +7980,74 @@ penalise(struct source *src, int64_t t)
 	n = src->fails - PEN_FREE - 1;
 	ms = n >= 20 ? PEN_CAP_MS : (int64_t)PEN_FIRST_MS << n;
 	src->until = t + (ms < PEN_CAP_MS ? ms : PEN_CAP_MS);
+}
+
+/* Seconds from t to the later time u, rounded up. */
+static unsigned
+secs_until(int64_t u, int64_t t)
+{
+	return u > t ? (unsigned)((u - t + 999) / 1000) : 0;
+}
+
+/*
+ * May src have a password checked now?  0, or the refusal's reason and
+ * *secs.  Its own penalty first; then, while FAIL_CAP checked passwords
+ * have failed this minute, addresses that have failed before and never
+ * succeeded wait for the next minute: a guesser is slowed, a newcomer
+ * (no failure yet) is not refused.  -g allows CODE_CHECKS checks at once
+ * in all, one more each CODE_REFILL_MS, so that no flood spends codes
+ * faster.  Nothing here spends anything.
+ */
+static enum refusal_reason
+check_refused(struct server *sv, struct source *src, int64_t t,
+    unsigned *secs)
+{
+	if (src->exempt)
+		return 0;
+	(void)rate_roll(&sv->fails, t);
+	if (src->until > t) {
+		*secs = secs_until(src->until, t);
+		return REF_PENALTY;
+	}
+	if (sv->fails.shown >= FAIL_CAP && !src->good && src->fails > 0) {
+		*secs = secs_until(sv->fails.start + MINUTE_MS, t);
+		return REF_GUESS_LIMIT;
+	}
+	while (sv->code_checks < CODE_CHECKS && t >= sv->code_refill) {
+		sv->code_checks++;
+		sv->code_refill += CODE_REFILL_MS;
+	}
+	if (sv->code_checks == CODE_CHECKS)	/* full: no credit saved up */
+		sv->code_refill = t + CODE_REFILL_MS;
+	if (sv->opt->gflag && sv->code_checks == 0) {
+		*secs = secs_until(sv->code_refill, t);
+		return REF_GUESS_LIMIT;
+	}
+	return 0;
+}
+
+/*
+ * How a check went, for its address: a success marks it good and forgives
+ * it; a checked password that failed and a malformed HELLO are penalised,
+ * only the first counts against FAIL_CAP; a broken connection costs
+ * nothing.  -g: a check spends the code, good or bad.
+ */
+static void
+check_result(struct server *sv, struct source *src, enum hs_result res,
+    int64_t t)
+{
+	if (res == HS_OK) {
+		src->good = 1;
+		src->fails = 0;
+		src->until = 0;
+	} else if (res == HS_WRONG || res == HS_MALFORMED)
+		penalise(src, t);
+	if (res == HS_WRONG) {
+		(void)rate_roll(&sv->fails, t);
+		sv->fails.shown++;
+	}
+	if (sv->opt->gflag && (res == HS_OK || res == HS_WRONG))
+		sv->gen++;
 }
 
 /*
@@ -6665,9 +8114,37 @@ kid_forget(struct kid *k, int wipe)
 	lines_free(&k->err, wipe);
 }
 
+/* Forget a pending connection: y erased; the socket closed if close_fd. */
+static void
+pending_free(struct server *sv, struct pending *p, int close_fd)
+{
+	if (close_fd)
+		close(p->fd);
+	BN_clear_free(p->in.y);
+	p->src->pending--;
+	OPENSSL_cleanse(p, sizeof(*p));
+	p->fd = -1;
+	sv->used--;
+}
+
+/* Refuse a pending connection in words, then forget it. */
+static void
+pending_refuse(struct server *sv, struct pending *p,
+    enum refusal_reason reason, unsigned secs)
+{
+	struct refusal rf;
+
+	make_refusal(&rf, reason, secs);
+	if (write(p->fd, &rf, sizeof(rf)) != sizeof(rf)) {
+		/* 12 bytes fit in a socket's buffer: the peer is gone */
+	}
+	pending_free(sv, p, 1);
+}
+
 /*
- * In a new child: nothing of the other sessions' plaintext in transit and
- * none of their pipes or connections, nor the listening socket.
+ * In a new child: nothing of the other sessions' plaintext in transit,
+ * none of their pipes or connections, nor the listening socket, nor the
+ * other greetings' y.
  */
 static void
 kid_isolate(struct server *sv, struct kid *self)
@@ -6677,8 +8154,9 @@ kid_isolate(struct server *sv, struct kid *self)
 	for (i = 0; i < sv->nkids; i++)
 		if (sv->kids[i].state != KID_FREE || &sv->kids[i] == self)
 			kid_forget(&sv->kids[i], !sv->wiped);
-	for (i = 0; i < sv->nwait; i++)
-		close(sv->wait[i].fd);
+	for (i = 0; i < sv->npend; i++)
+		if (sv->pend[i].fd != -1)
+			pending_free(sv, &sv->pend[i], 1);
 	if (!sv->wiped) {
 		OPENSSL_cleanse(sv->outq.data, sv->outq.cap);
 		OPENSSL_cleanse(sv->errq.data, sv->errq.cap);
@@ -6686,12 +8164,16 @@ kid_isolate(struct server *sv, struct kid *self)
 	close(sv->lfd);
 }
 
-/* The child: its pipes as stdout and stderr, then one connection. */
+/* The child: its pipes as stdout and stderr, then the connection p. */
 static void __attribute__((noreturn))
-kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
+kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
+    int out, int err)
 {
 	struct session s;
-	int status, wrong, hex_tty = isatty(STDERR_FILENO);
+	struct options opt = *sv->opt;
+	struct greeted in = p->in;	/* y is ours now, not the entry's */
+	enum hs_result res;
+	int net = p->fd, status, hex_tty = isatty(STDERR_FILENO);
 	int out_tty = isatty(STDOUT_FILENO);	/* the listener's, before ours */
 
 	/* Our pipes, not the caller's fds: nothing to restore at exit. */
@@ -6699,6 +8181,8 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	/* The listener's end is ours; it may have come before the prctl. */
 	if (os_die_with_parent() == -1 || getppid() != sv->pid)
 		_exit(EXIT_FAIL);
+	p->fd = -1;
+	p->in.y = NULL;
 	kid_isolate(sv, k);
 	/* The listener's filter forbids open: its /dev/null is ours. */
 	if (dup2(sv->devnull, STDIN_FILENO) == -1 ||
@@ -6709,7 +8193,10 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	close(sv->devnull);
 	close(out);
 	close(err);
-	session_alloc(&s, sv->opt);
+	/* Without -e our input is /dev/null: nothing to retain (-B). */
+	if (opt.command == NULL)
+		opt.retain = 0;
+	session_alloc(&s, &opt);
 	s.hex_tty = hex_tty;		/* the listener's stderr, through us */
 	s.out_tty = out_tty;		/* its stdout: the peer's text inert */
 	s.number = k->number;
@@ -6720,7 +8207,7 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 		_exit(EXIT_FAIL);
 	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
 	sandbox_preauth(sv->opt, SANDBOX_PREAUTH);
-	status = serve_connection(&s, sv->pk, sv->salt, ctl, &wrong);
+	status = serve_connection(&s, sv->pk, &in, "", ctl, &res);
 	/*
 	 * The keys go now; the buffers, with the process, to the kernel,
 	 * which zeroes pages before they serve anyone else: wiping 900 KiB
@@ -6730,13 +8217,18 @@ kid_main(struct server *sv, struct kid *k, int net, int ctl, int out, int err)
 	direction_free(&s.c.tx);
 	direction_free(&s.c.rx);
 	OPENSSL_cleanse(&s.c, sizeof(s.c));
+	OPENSSL_cleanse(s.rs, sizeof(s.rs));
+	if (s.die_signal != 0)		/* its END sent (caught_signal) */
+		die_by_signal(s.die_signal);
 	_exit(status);
 }
 
-/* Fork a child for connection fd (closed here either way). */
+/*
+ * Fork a child for the pending connection p, whose HELLO is whole; p is
+ * forgotten either way, and y with it here: the child has its copy.
+ */
 static void
-kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
-    const char *port, int64_t t)
+kid_spawn(struct server *sv, struct kid *k, struct pending *p, int64_t t)
 {
 	/* ctl, out, err: our end, the child's end */
 	int fds[3][2], n, i;
@@ -6754,83 +8246,71 @@ kid_spawn(struct server *sv, struct kid *k, int fd, struct source *src,
 	if (n < 3 || lines_open(sv, &k->out, -1, MERGE_CAP) == -1 ||
 	    lines_open(sv, &k->err, -1, MERGE_ERR_CAP) == -1 ||
 	    (k->pid = fork()) == -1) {
-		warn("serving %s port %s", src->host, port);
+		sv_line(sv, "secchat: serving %s port %s: %s", p->src->host,
+		    p->port, strerror(errno));
 		kid_forget(k, 0);
 		close_pipes(fds, n);
-		close(fd);
+		pending_free(sv, p, 1);
 		return;
 	}
+	k->number = ++sv->accepted;
+	if (k->pid == 0)
+		kid_main(sv, k, p, fds[0][1], fds[1][1], fds[2][1]);
 	k->out.fd = fds[1][0];
 	k->err.fd = fds[2][0];
 	k->ctl = fds[0][0];
-	k->number = ++sv->accepted;
-	if (k->pid == 0)
-		kid_main(sv, k, fd, fds[0][1], fds[1][1], fds[2][1]);
-	close(fd);
 	for (i = 0; i < 3; i++) {
 		close(fds[i][1]);
 		(void)fcntl(fds[i][0], F_SETFL, O_NONBLOCK);
 	}
-	k->state = KID_HANDSHAKE;
-	k->src = src;
+	k->state = KID_CHECK;
+	k->src = p->src;
 	k->started = t;
-	snprintf(k->port, sizeof(k->port), "%s", port);
-	src->kids++;
-	src->handshakes++;
-	sv->handshakes++;
+	snprintf(k->port, sizeof(k->port), "%s", p->port);
+	k->src->kids++;
+	sv->checks++;
+	pending_free(sv, p, 1);
 }
 
-/* Out of the handshake slots: for the transitions from KID_HANDSHAKE. */
+/* KID_CHECK -> KID_SESSION: authenticated, the address forgiven. */
 static void
-leave_handshake(struct server *sv, struct kid *k)
+kid_authed(struct server *sv, struct kid *k, int64_t t)
 {
-	k->src->handshakes--;
-	sv->handshakes--;
-}
-
-/* KID_HANDSHAKE -> KID_SESSION: authenticated, the address forgiven. */
-static void
-kid_authed(struct server *sv, struct kid *k)
-{
-	leave_handshake(sv, k);
+	sv->checks--;
 	sv->sessions++;
-	k->src->good = 1;
-	k->src->fails = 0;
-	k->src->until = 0;
+	check_result(sv, k->src, HS_OK, t);
 	k->state = KID_SESSION;
 }
 
-/* KID_HANDSHAKE -> KID_KILLED: its slot freed now, not at its exit. */
+/* KID_CHECK -> KID_KILLED: its check slot freed now, not at its exit. */
 static void
 kid_kill(struct server *sv, struct kid *k, const char *why)
 {
 	(void)kill(k->pid, SIGKILL);
-	leave_handshake(sv, k);
+	sv->checks--;
 	k->state = KID_KILLED;
 	peer_log(sv, k->src, k->port, LOG_FAILED, "%s", why);
 }
 
 /*
- * KID_HANDSHAKE or KID_KILLED -> KID_FAILED: the address is charged a
- * failure, counted against FAIL_CAP when a password was checked.
+ * KID_CHECK or KID_KILLED -> KID_FAILED: the address is charged for what
+ * failed (res, from ctl or the exit status).
  */
 static void
-kid_failed(struct server *sv, struct kid *k, int checked, int64_t t)
+kid_failed(struct server *sv, struct kid *k, enum hs_result res, int64_t t)
 {
-	if (k->state == KID_HANDSHAKE)
-		leave_handshake(sv, k);
+	if (k->state == KID_CHECK)
+		sv->checks--;
 	else if (k->state != KID_KILLED)
 		return;
 	k->state = KID_FAILED;
-	penalise(k->src, t);
-	(void)rate_roll(&sv->fails, t);
-	if (checked)
-		sv->fails.shown++;
+	k->checked = res == HS_WRONG;
+	check_result(sv, k->src, res, t);
 }
 
 /*
  * Any state but KID_FREE -> KID_FREE: the child has exited and its pipes
- * are drained.  A handshake that said nothing fails now (a password was
+ * are drained.  A check that said nothing fails now (a password was
  * checked if it exited 3); a session frees its -m slot.
  */
 static void
@@ -6840,52 +8320,13 @@ kid_done(struct server *sv, struct kid *k, int64_t t)
 
 	if (k->state == KID_SESSION)
 		sv->sessions--;
-	if (k->state == KID_HANDSHAKE && WIFSIGNALED(k->wstatus))
+	if (k->state == KID_CHECK && WIFSIGNALED(k->wstatus))
 		peer_log(sv, k->src, k->port, LOG_FAILED, "handshake ended by "
 		    "signal %d", WTERMSIG(k->wstatus));
-	kid_failed(sv, k, status == EXIT_AUTH, t);
+	kid_failed(sv, k, status == EXIT_AUTH ? HS_WRONG : HS_IO, t);
 	k->src->kids--;
 	kid_forget(k, 1);
 	k->state = KID_FREE;
-}
-
-/*
- * The handshakes are full: drop the one that least deserves its slot.
- * The address with the most failures loses first, then the oldest
- * connection: a real handshake takes one round trip, an idle or
- * dribbling socket its whole deadline, so the oldest is most likely the
- * attacker's, and a new one its victim only after HS_SLOTS newer ones.
- */
-static void
-drop_one(struct server *sv)
-{
-	struct kid *k, *worst = NULL;
-	char why[64];
-	size_t i;
-
-	for (i = 0; i < sv->nkids; i++) {
-		k = &sv->kids[i];
-		if (k->state != KID_HANDSHAKE)
-			continue;
-		if (worst == NULL || k->src->fails > worst->src->fails ||
-		    (k->src->fails == worst->src->fails &&
-		    k->started < worst->started))
-			worst = k;
-	}
-	if (worst == NULL)
-		return;
-	(void)snprintf(why, sizeof(why), "dropped: %d handshakes at once",
-	    HS_SLOTS);
-	kid_kill(sv, worst, why);
-}
-
-/* How many handshakes may run now: each may become a session. */
-static unsigned
-handshake_room(const struct server *sv)
-{
-	unsigned left = sv->opt->max_sessions - sv->sessions;
-
-	return left < HS_SLOTS ? left : HS_SLOTS;
 }
 
 static struct kid *
@@ -6899,119 +8340,8 @@ free_kid(struct server *sv)
 	return NULL;
 }
 
-/* Fork the child for a connection, making room in the slots if need be. */
-static void
-start_handshake(struct server *sv, int fd, struct source *src,
-    const char *port, int64_t t)
-{
-	struct kid *k;
-
-	if (sv->handshakes >= handshake_room(sv))
-		drop_one(sv);
-	if (sv->handshakes >= handshake_room(sv) || (k = free_kid(sv)) == NULL) {
-		close(fd);	/* cannot happen: the callers wait for room */
-		return;
-	}
-	kid_spawn(sv, k, fd, src, port, t);
-}
-
-/* Put a connection on the list to wait for its address's handshakes. */
-static void
-wait_add(struct server *sv, int fd, struct source *src, const char *port,
-    int64_t t)
-{
-	struct waiting *w = &sv->wait[sv->nwait++];
-
-	w->fd = fd;
-	w->src = src;
-	w->since = t;
-	snprintf(w->port, sizeof(w->port), "%s", port);
-	src->kids++;			/* its record stays while it waits */
-}
-
-/* Take wait[i] off the list, first: a child closes those on it. */
-static struct waiting
-wait_take(struct server *sv, size_t i)
-{
-	struct waiting w = sv->wait[i];
-
-	memmove(&sv->wait[i], &sv->wait[i + 1],
-	    (sv->nwait - i - 1) * sizeof(w));
-	sv->nwait--;
-	w.src->kids--;			/* kid_spawn counts it again */
-	return w;
-}
-
 /*
- * Start the oldest connections waiting for their address's handshakes,
- * as those finish; close those that waited the whole handshake timeout
- * (their connectors have given up).
- */
-static void
-start_waiting(struct server *sv, int64_t t)
-{
-	struct waiting w;
-	size_t i = 0;
-	int late;
-
-	while (i < sv->nwait) {
-		w = sv->wait[i];
-		late = t - w.since >= secs_ms(handshake_secs(sv->opt));
-		if (!late && (w.src->handshakes >= HS_PER_SOURCE ||
-		    handshake_room(sv) == 0 || free_kid(sv) == NULL)) {
-			i++;
-			continue;
-		}
-		w = wait_take(sv, i);
-		if (late) {
-			peer_log(sv, w.src, w.port, LOG_REFUSED, "closed: "
-			    "waited %d s for this address's handshakes",
-			    handshake_secs(sv->opt));
-			close(w.fd);
-		} else
-			start_handshake(sv, w.fd, w.src, w.port, t);
-	}
-}
-
-/*
- * Accept one connection: refuse it (a penalty, the failure cap), let it
- * wait (its address has HS_PER_SOURCE handshakes already), or start it.
- */
-static int
-accept_many(struct server *sv)
-{
-	struct accepted a;
-	char host[NI_MAXHOST], port[NI_MAXSERV], why[128];
-	struct source *src;
-	int64_t t;
-	int fd;
-
-	if ((fd = accept_one(sv->lfd, &a)) == -1) {
-		if (a.why[0] != '\0')		/* whole lines, through errq */
-			sv_line(sv, "secchat: %s", a.why);
-		if (a.shortage)
-			sv->accept_after = now_ms() + 1000;
-		return 0;
-	}
-	t = now_ms();
-	addr_text((struct sockaddr *)&a.ss, a.len, host, port);
-	src = source_find(sv, (struct sockaddr *)&a.ss, host, t);
-	if (refusal(sv, src, t, why, sizeof(why)) != NULL) {
-		peer_log(sv, src, port, LOG_REFUSED, "%s", why);
-		close(fd);
-	} else if (src->handshakes < HS_PER_SOURCE)
-		start_handshake(sv, fd, src, port, t);
-	else if (sv->nwait == WAITING_MAX) {
-		peer_log(sv, src, port, LOG_REFUSED, "refused: %d connections "
-		    "wait for their address's handshakes", WAITING_MAX);
-		close(fd);
-	} else
-		wait_add(sv, fd, src, port, t);
-	return 1;
-}
-
-/*
- * DONE means written (doc/PROTOCOL-3.md section 7.1): a child may confirm
+ * DONE means written (doc/PROTOCOL.md section 7.1): a child may confirm
  * its peer's stream only once stdout has taken it, so the listener tells
  * each child, over ctl, how many of its stdout's bytes stdout has taken.
  * n more of them are in outq now, ending at outq's offset out_written +
@@ -7085,7 +8415,8 @@ lines_move(struct server *sv, struct kid *k, struct lines *l, struct buf *q,
 		if (is_err && n + add > sizeof(tag) - 1 &&
 		    memcmp(p, tag, sizeof(tag) - 1) == 0) {
 			if (k->state != KID_SESSION &&
-			    !log_allowed(sv, k->src, LOG_FAILED, now_ms()))
+			    !log_allowed(sv, k->src, k->checked ? LOG_CHECKED :
+			    LOG_FAILED, now_ms()))
 				goto next;
 			m = snprintf(pre, sizeof(pre), "%s%s port %s: ", tag,
 			    k->src->host, k->port);
@@ -7140,10 +8471,11 @@ kid_ctl(struct server *sv, struct kid *k)
 	ssize_t r;
 
 	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
-	    k->state == KID_HANDSHAKE)
-		kid_authed(sv, k);
-	else if (r == 1 && (c == 'P' || c == 'F'))
-		kid_failed(sv, k, c == 'P', now_ms());
+	    k->state == KID_CHECK)
+		kid_authed(sv, k, now_ms());
+	else if (r == 1 && (c == 'P' || c == 'M' || c == 'F'))
+		kid_failed(sv, k, c == 'P' ? HS_WRONG : c == 'M' ?
+		    HS_MALFORMED : HS_IO, now_ms());
 	else if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
 		close(k->ctl);
 		k->ctl = -1;
@@ -7159,6 +8491,8 @@ reap_kids(struct server *sv, int64_t t)
 	pid_t pid;
 	int st;
 
+	if (sv->nkids == 0)	/* a lone listener: a -e command is the session's */
+		return;
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 		for (i = 0; i < sv->nkids; i++)
 			if (sv->kids[i].state != KID_FREE &&
@@ -7207,7 +8541,7 @@ queue_write(struct buf *q, int fd, int fatal)
 	return 0;
 }
 
-/* Kill the handshakes past their deadline: the child's own clock failed. */
+/* Kill the checks past their deadline: the child's own clock failed. */
 static void
 kill_late(struct server *sv, int64_t t)
 {
@@ -7215,13 +8549,297 @@ kill_late(struct server *sv, int64_t t)
 	size_t i;
 
 	for (i = 0; i < sv->nkids; i++)
-		if (sv->kids[i].state == KID_HANDSHAKE &&
+		if (sv->kids[i].state == KID_CHECK &&
 		    t - sv->kids[i].started > late)
 			kid_kill(sv, &sv->kids[i],
 			    "killed: handshake past its deadline");
 }
 
-/* The poll set: listener, stdout, stderr, then ctl, out, err per child. */
+/* The line logged about a refusal. */
+static void
+refusal_log(struct server *sv, struct source *src, const char *port,
+    enum refusal_reason why, unsigned secs)
+{
+	if (why == REF_PENALTY)
+		peer_log(sv, src, port, LOG_REFUSED, "refused for %u s more "
+		    "after %u failed handshakes", secs, src->fails);
+	else if (why == REF_GUESS_LIMIT && sv->opt->gflag)
+		peer_log(sv, src, port, LOG_REFUSED, "refused for %u s: at "
+		    "most %d code checks at once, one more each %d s", secs,
+		    CODE_CHECKS, CODE_REFILL_MS / 1000);
+	else if (why == REF_GUESS_LIMIT)
+		peer_log(sv, src, port, LOG_REFUSED, "refused for %u s: %d "
+		    "failed password checks in the last minute from all "
+		    "addresses", secs, FAIL_CAP);
+	else if (why == REF_BUSY)
+		peer_log(sv, src, port, LOG_REFUSED, "refused: %d connections "
+		    "pending from this address", PENDING_PER_SOURCE);
+	else if (why == REF_CODE_SPENT)
+		peer_log(sv, src, port, LOG_REFUSED, "refused: a HELLO for a "
+		    "spent code");
+	else if (why == REF_NO_NEW)
+		peer_log(sv, src, port, LOG_REFUSED, "refused: serving another "
+		    "session");
+}
+
+/* The wait a new greeting announces: 60 s (or -w), 2 s under load. */
+static unsigned
+greeting_wait(const struct server *sv)
+{
+	unsigned rest = WAIT_REST;
+
+	if (sv->opt->timeout >= 0 && sv->opt->timeout < WAIT_REST)
+		rest = sv->opt->timeout;
+	if (sv->used > sv->npend / 2 && rest > WAIT_LOAD)
+		return WAIT_LOAD;
+	return rest;
+}
+
+/*
+ * The pending connection to shed for a new one: the oldest that is no
+ * whole HELLO, preferring one from an address that never succeeded and
+ * is not exempt.
+ */
+static struct pending *
+pending_oldest(struct server *sv)
+{
+	struct pending *p, *best = NULL;
+	size_t i;
+	int rank, best_rank = 3;
+
+	for (i = 0; i < sv->npend; i++) {
+		p = &sv->pend[i];
+		if (p->fd == -1)
+			continue;
+		rank = p->ready ? 2 : p->src->good || p->src->exempt ? 1 : 0;
+		if (rank < best_rank || (rank == best_rank &&
+		    p->since < best->since)) {
+			best = p;
+			best_rank = rank;
+		}
+	}
+	return best;
+}
+
+/* A free entry; the table full, the oldest is closed without a word. */
+static struct pending *
+pending_slot(struct server *sv)
+{
+	struct pending *p;
+	size_t i;
+
+	if (sv->used < sv->npend) {
+		for (i = 0; i < sv->npend; i++)
+			if (sv->pend[i].fd == -1)
+				return &sv->pend[i];
+	}
+	p = pending_oldest(sv);
+	peer_log(sv, p->src, p->port, LOG_FAILED, "closed: the oldest of %zu "
+	    "pending connections", sv->npend);
+	pending_free(sv, p, 1);
+	return p;
+}
+
+/* Greet the new connection fd from src at once: it is pending. */
+static void
+pending_greet(struct server *sv, int fd, struct source *src,
+    const char *port, int64_t t)
+{
+	unsigned wait = greeting_wait(sv);
+	struct pending *p = pending_slot(sv);
+
+	p->in.y = make_greeting(sv->pk, &p->in.g, sv->opt->gflag ?
+	    FLAG_CODE : 0, wait, sv->opt->iterations, sv->salt);
+	/* 114 bytes into a new socket's buffer: they fit, or it is gone. */
+	if (write(fd, &p->in.g, sizeof(p->in.g)) != sizeof(p->in.g)) {
+		BN_clear_free(p->in.y);
+		memset(p, 0, sizeof(*p));
+		p->fd = -1;
+		close(fd);
+		return;
+	}
+	p->fd = fd;
+	p->src = src;
+	p->gen = sv->gen;
+	p->since = t;
+	p->until = t + secs_ms(wait);
+	snprintf(p->port, sizeof(p->port), "%s", port);
+	src->pending++;
+	sv->used++;
+}
+
+/*
+ * A whole HELLO (section 2.3, steps 1 to 4): refused for a spent code, a
+ * penalty or a limit, or as malformed; else it waits for its check.
+ */
+static void
+pending_hello(struct server *sv, struct pending *p, int64_t t)
+{
+	enum refusal_reason why = 0;
+	unsigned secs = 0;
+
+	if (sv->opt->gflag && p->gen != sv->gen)
+		why = REF_CODE_SPENT;
+	else if ((why = check_refused(sv, p->src, t, &secs)) == 0 &&
+	    !share_plausible(sv->pk, p->in.h.pA)) {
+		peer_log(sv, p->src, p->port, LOG_FAILED, "%s", BAD_POINT_MSG);
+		check_result(sv, p->src, HS_MALFORMED, t);
+		pending_refuse(sv, p, REF_MALFORMED, 0);
+		return;
+	}
+	if (why != 0) {
+		refusal_log(sv, p->src, p->port, why, secs);
+		pending_refuse(sv, p, why, secs);
+		return;
+	}
+	p->ready = 1;
+	if (sv->nkids == 0 && sv->ready == NULL)
+		sv->ready = p;
+}
+
+/* A message that is not a HELLO nor a RESUME: logged, closed. */
+static void
+pending_unwanted(struct server *sv, struct pending *p, enum hs_parse v)
+{
+	if (v == HSP_STRANGER)
+		peer_log(sv, p->src, p->port, LOG_FAILED, "peer is not "
+		    "speaking secchat/%u", VERSION);
+	else if (v == HSP_VERSION)
+		peer_log(sv, p->src, p->port, LOG_FAILED, "peer speaks "
+		    "secchat/%u, not secchat/%u", p->msg[MAGIC_LEN], VERSION);
+	else
+		peer_log(sv, p->src, p->port, LOG_FAILED, "handshake failed: "
+		    "unexpected message (kind %u)", p->msg[HDR_LEN - 1]);
+	pending_free(sv, p, 1);
+}
+
+/*
+ * Read what the connector sent, as far as its message goes.  A connection
+ * closed before its message is whole is no failure: it costs nothing.
+ */
+static void
+pending_read(struct server *sv, struct pending *p, int64_t t)
+{
+	unsigned kinds = KIND_BIT(KIND_HELLO) | KIND_BIT(KIND_RESUME);
+	enum hs_parse v;
+	size_t need = 0;
+	ssize_t r;
+
+	while ((v = hs_parse(p->msg, p->got, kinds, &need)) == HSP_MORE) {
+		if ((r = read(p->fd, p->msg + p->got, need - p->got)) > 0) {
+			p->got += r;
+			continue;
+		}
+		if (r == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (p->got > 0)
+			peer_log(sv, p->src, p->port, LOG_FAILED, "%s",
+			    r == 0 ? "peer closed the connection during the "
+			    "handshake" : strerror(errno));
+		pending_free(sv, p, 1);
+		return;
+	}
+	if (v != HSP_WHOLE)
+		pending_unwanted(sv, p, v);
+	else if (p->msg[HDR_LEN - 1] == KIND_RESUME) {
+		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
+		    "session to resume");
+		pending_refuse(sv, p, REF_NO_SESSION, 0);
+	} else {
+		memcpy(&p->in.h, p->msg, sizeof(p->in.h));
+		pending_hello(sv, p, t);
+	}
+}
+
+/* Close the pending connections whose wait has passed. */
+static void
+pending_expire(struct server *sv, int64_t t)
+{
+	struct pending *p;
+	size_t i;
+
+	for (i = 0; i < sv->npend; i++) {
+		p = &sv->pend[i];
+		if (p->fd == -1 || p->until > t)
+			continue;
+		peer_log(sv, p->src, p->port, LOG_FAILED, "timed out during "
+		    "handshake");
+		pending_free(sv, p, 1);
+	}
+}
+
+/* Serving many: the whole HELLOs waiting, each to a child, while room. */
+static void
+pending_start(struct server *sv, int64_t t)
+{
+	struct kid *k;
+	size_t i;
+
+	for (i = 0; i < sv->npend && sv->nkids > 0; i++) {
+		if (sv->pend[i].fd == -1 || !sv->pend[i].ready)
+			continue;
+		if (sv->checks >= CHECKS_MAX || sv->sessions + sv->checks >=
+		    sv->opt->max_sessions || (k = free_kid(sv)) == NULL)
+			return;
+		kid_spawn(sv, k, &sv->pend[i], t);
+	}
+}
+
+/*
+ * Accept one connection: refuse it in words (a penalty, a limit: an
+ * address that has a record only, so that refusals make none and evict
+ * none), or greet it.
+ */
+static int
+accept_pending(struct server *sv)
+{
+	struct accepted a;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	struct sockaddr *sa = (struct sockaddr *)&a.ss;
+	struct source *src;
+	enum refusal_reason why = 0;
+	struct refusal rf;
+	unsigned secs = 0;
+	int64_t t;
+	int fd;
+
+	if ((fd = accept_one(sv->lfd, &a)) == -1) {
+		if (a.why[0] != '\0')		/* whole lines, through errq */
+			sv_line(sv, "secchat: %s", a.why);
+		if (a.shortage)
+			sv->accept_after = now_ms() + 1000;
+		return 0;
+	}
+	t = now_ms();
+	addr_text(sa, a.len, host, port);
+	if (sv->nkids == 0 && sv->opt->vflag)
+		sv_line(sv, "secchat: connection from %s port %s", host, port);
+	if ((src = source_lookup(sv, sa)) != NULL) {
+		src->seen = t;
+		why = check_refused(sv, src, t, &secs);
+		if (why == 0 && !src->exempt &&
+		    src->pending >= PENDING_PER_SOURCE)
+			why = REF_BUSY, secs = 1;
+	} else if ((src = source_new(sv, sa, host, t)) == NULL)
+		why = REF_BUSY, secs = 1;	/* every record is in use */
+	if (why == 0) {
+		pending_greet(sv, fd, src, port, t);
+		return 1;
+	}
+	if (src != NULL)
+		refusal_log(sv, src, port, why, secs);
+	make_refusal(&rf, why, secs);
+	if (write(fd, &rf, sizeof(rf)) != sizeof(rf)) {
+		/* 12 bytes fit in a new socket's buffer: the peer is gone */
+	}
+	close(fd);
+	return 1;
+}
+
+/*
+ * The poll set: listener, stdout, stderr, then ctl, out, err per child,
+ * then the pending connections.  Returns poll's timeout.
+ */
 static int
 serve_pollfds(struct server *sv, int64_t t)
 {
@@ -7230,8 +8848,9 @@ serve_pollfds(struct server *sv, int64_t t)
 	size_t i;
 	int soon = 0;
 
-	p[0].fd = t >= sv->accept_after && handshake_room(sv) > 0 &&
-	    free_kid(sv) != NULL ? sv->lfd : -1;
+	p[0].fd = sv->accepting && t >= sv->accept_after &&
+	    (sv->nkids == 0 || sv->sessions < sv->opt->max_sessions) ?
+	    sv->lfd : -1;
 	p[1].fd = buf_pending(&sv->outq) > 0 ? STDOUT_FILENO : -1;
 	p[2].fd = buf_pending(&sv->errq) > 0 ? STDERR_FILENO : -1;
 	p[0].events = POLLIN;
@@ -7241,68 +8860,120 @@ serve_pollfds(struct server *sv, int64_t t)
 		soon |= k->reaped;
 		p[0].fd = k->state != KID_FREE ? k->ctl : -1;
 		p[1].fd = k->state != KID_FREE &&
-		    buf_pending(&k->out.b) < k->out.max ?
-		    k->out.fd : -1;
+		    buf_pending(&k->out.b) < k->out.max ? k->out.fd : -1;
 		p[2].fd = k->state != KID_FREE &&
-		    buf_pending(&k->err.b) < k->err.max ?
-		    k->err.fd : -1;
+		    buf_pending(&k->err.b) < k->err.max ? k->err.fd : -1;
 		p[0].events = p[1].events = p[2].events = POLLIN;
 	}
-	/* A reaped child waits for room in a queue; else once a second. */
-	return soon ? 10 : 1000;
+	for (i = 0; i < sv->npend; i++, p++) {
+		p->fd = sv->pend[i].ready ? -1 : sv->pend[i].fd;
+		p->events = POLLIN;
+	}
+	/* A reaped child waits for room in a queue; else 4 times a second. */
+	return soon ? 10 : 250;
 }
 
-static void __attribute__((noreturn))
-serve_many(struct server *sv)
+/* After poll: the queues, the children, the pending, then new ones. */
+static void
+serve_events(struct server *sv, int64_t t)
 {
-	struct pollfd *p;
+	struct pollfd *p = sv->pfd;
 	struct kid *k;
-	int64_t t, sweep = 0;
 	size_t i;
-	int n, timeout;
 
-	for (;;) {
-		t = now_ms();
-		reap_kids(sv, t);
-		kids_acked(sv);
-		start_waiting(sv, t);
-		if (t >= sweep) {
-			log_summaries(sv, t);
-			kill_late(sv, t);
-			sweep = t + 1000;
-		}
-		timeout = serve_pollfds(sv, t);
-		if ((n = poll(sv->pfd, 3 + 3 * sv->nkids, timeout)) == -1) {
-			if (errno != EINTR)
-				err(EXIT_FAIL, "poll");
+	if (p[1].revents)
+		sv->out_written += queue_write(&sv->outq, STDOUT_FILENO, 1);
+	if (p[2].revents)
+		(void)queue_write(&sv->errq, STDERR_FILENO, 0);
+	/* Children first: a failure they tell of meets the next try. */
+	for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
+		k = &sv->kids[i];
+		if (k->state == KID_FREE)
 			continue;
-		}
-		p = sv->pfd;
+		if (p[0].revents && k->ctl != -1)
+			kid_ctl(sv, k);
 		if (p[1].revents)
-			sv->out_written += queue_write(&sv->outq,
-			    STDOUT_FILENO, 1);
+			lines_read(&k->out, 0);
 		if (p[2].revents)
-			(void)queue_write(&sv->errq, STDERR_FILENO, 0);
-		/* Children first: a failure they tell of meets the next try. */
-		for (i = 0, p += 3; i < sv->nkids; i++, p += 3) {
-			k = &sv->kids[i];
-			if (k->state == KID_FREE)
-				continue;
-			if (p[0].revents && k->ctl != -1)
-				kid_ctl(sv, k);
-			if (p[1].revents)
-				lines_read(&k->out, 0);
-			if (p[2].revents)
-				lines_read(&k->err, 0);
-			lines_move(sv, k, &k->out, &sv->outq, 0);
-			lines_move(sv, k, &k->err, err_queue(sv), 1);
-		}
-		/* A burst of connections is taken in one go. */
-		for (i = 0; sv->pfd[0].revents && i < HS_SLOTS &&
-		    handshake_room(sv) > 0 && free_kid(sv) != NULL &&
-		    accept_many(sv); i++)
-			;
+			lines_read(&k->err, 0);
+		lines_move(sv, k, &k->out, &sv->outq, 0);
+		lines_move(sv, k, &k->err, err_queue(sv), 1);
 	}
+	for (i = 0; i < sv->npend; i++, p++)
+		if (p->revents && sv->pend[i].fd != -1 && !sv->pend[i].ready)
+			pending_read(sv, &sv->pend[i], t);
+	/* A burst of connections is taken in one go. */
+	for (i = 0; sv->pfd[0].revents && i < 64 && accept_pending(sv); i++)
+		;
+}
+
+/* One round of the listener process: wait for something, then do it. */
+static void
+serve_round(struct server *sv)
+{
+	int64_t t = now_ms();
+	int timeout;
+
+	reap_kids(sv, t);
+	kids_acked(sv);
+	pending_start(sv, t);
+	pending_expire(sv, t);
+	if (t >= sv->sweep) {
+		log_summaries(sv, t);
+		kill_late(sv, t);
+		sv->sweep = t + 1000;
+	}
+	timeout = serve_pollfds(sv, t);
+	if (poll(sv->pfd, 3 + 3 * sv->nkids + sv->npend, timeout) == -1) {
+		if (errno != EINTR)
+			err(EXIT_FAIL, "poll");
+		return;
+	}
+	serve_events(sv, now_ms());
+}
+
+/*
+ * A lone listener's next connection: greeted, its HELLO whole and
+ * plausible; the other pending ones, and the lines queued about them,
+ * stay.
+ */
+static struct pending *
+serve_next(struct server *sv)
+{
+	struct pending *p;
+
+	sv->accepting = 1;
+	while (sv->ready == NULL || sv->ready->fd == -1)
+		serve_round(sv);
+	p = sv->ready;
+	sv->ready = NULL;
+	if (sv->opt->gflag)
+		sv->code_checks--;		/* spent by the check */
+	return p;
+}
+
+/*
+ * A lone listener's session begins: the other pending connections are
+ * refused (NO_NEW) and no more accepted until it ends; the lines queued
+ * are written first.
+ */
+static void
+serve_pause(struct server *sv)
+{
+	size_t i;
+
+	sv->accepting = 0;
+	sv->ready = NULL;
+	for (i = 0; i < sv->npend; i++)
+		if (sv->pend[i].fd != -1)
+			pending_refuse(sv, &sv->pend[i], REF_NO_NEW, 0);
+	if (buf_pending(&sv->outq) > 0)
+		(void)write_full(STDOUT_FILENO, sv->outq.data + sv->outq.pos,
+		    buf_pending(&sv->outq), io_deadline(sv->opt));
+	if (buf_pending(&sv->errq) > 0)
+		(void)write_full(STDERR_FILENO, sv->errq.data + sv->errq.pos,
+		    buf_pending(&sv->errq), deadline_in(handshake_secs(sv->opt)));
+	sv->outq.pos = sv->outq.len = sv->errq.pos = sv->errq.len = 0;
 }
 
 static void
@@ -7314,37 +8985,151 @@ queue_alloc(struct server *sv, struct buf *q)
 		err(EXIT_FAIL, "mmap");
 }
 
-/* Children at most: sessions, handshakes, and those dying. */
+/*
+ * -X's list: addresses and networks, "ADDR" or "ADDR/BITS", separated
+ * by commas; an IPv4 one as an IPv4-mapped IPv6 network.
+ */
+static void
+exempt_parse(struct server *sv, const char *list)
+{
+	char item[INET6_ADDRSTRLEN + 8], *slash;
+	struct exempt *e;
+	size_t n;
+	int v4;
+
+	for (; list != NULL && *list != '\0'; list += n + (list[n] == ',')) {
+		n = strcspn(list, ",");
+		if (n == 0 || n >= sizeof(item) || (sv->exempt = realloc(
+		    sv->exempt, (sv->nexempt + 1) * sizeof(*e))) == NULL)
+			errx(EXIT_USAGE, "-X: not an address or network: %.*s",
+			    (int)n, list);
+		e = &sv->exempt[sv->nexempt++];
+		memcpy(item, list, n);
+		item[n] = '\0';
+		if ((slash = strchr(item, '/')) != NULL)
+			*slash++ = '\0';
+		memset(e->key, 0, 16);
+		e->key[10] = e->key[11] = 0xff;
+		v4 = inet_pton(AF_INET, item, e->key + 12) == 1;
+		if (!v4 && inet_pton(AF_INET6, item, e->key) != 1)
+			errx(EXIT_USAGE, "-X: not an address: %s", item);
+		e->bits = slash == NULL ? 128 : atoi(slash) + (v4 ? 96 : 0);
+		if (slash != NULL && (strspn(slash, "0123456789") !=
+		    strlen(slash) || *slash == '\0' || e->bits > 128))
+			errx(EXIT_USAGE, "-X: bad prefix length: /%s", slash);
+	}
+}
+
+/* Children at most: sessions, checks, and those dying (0: -g or -m 1). */
 static size_t
 kids_max(const struct options *opt)
 {
-	return opt->max_sessions + 2 * HS_SLOTS;
+	return opt->kflag && opt->max_sessions > 1 && !opt->gflag ?
+	    opt->max_sessions + 2 * CHECKS_MAX : 0;
 }
 
 /*
- * Three descriptors a child, the connections that wait, and our own: the
- * open-files limit is raised to what -m needs, or the listener says what
- * it must be (poll would refuse the set, EINVAL).
+ * Three descriptors a child, the pending connections, and our own: the
+ * open-files limit is raised to what that needs, as far as the hard limit
+ * allows, or the listener says what it must be (poll would refuse the
+ * set, EINVAL).  At least PENDING_MIN pending connections.
  */
 static void
 files_limit(const struct options *opt)
 {
-	unsigned long long need = 3 * kids_max(opt) + WAITING_MAX + 64;
+	unsigned long long least = 3 * kids_max(opt) + 64 + PENDING_MIN;
+	unsigned long long want = least - PENDING_MIN + PENDING_MAX;
 	struct rlimit nofile;
 
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
 		err(EXIT_FAIL, "getrlimit");
-	if (nofile.rlim_cur >= need)
+	if (nofile.rlim_cur >= want)
 		return;
-	if (nofile.rlim_max != RLIM_INFINITY && nofile.rlim_max < need)
+	if (nofile.rlim_max != RLIM_INFINITY && nofile.rlim_max < least)
 		errx(EXIT_FAIL, "-m %u needs an open-files limit of %llu, and "
 		    "it is %llu: raise it (ulimit -n %llu) or lower -m",
-		    opt->max_sessions, need,
-		    (unsigned long long)nofile.rlim_max, need);
-	nofile.rlim_cur = need;
-	if (setrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		    opt->max_sessions, least,
+		    (unsigned long long)nofile.rlim_max, least);
+	if (nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > want)
+		nofile.rlim_cur = want;
+	else
+		nofile.rlim_cur = nofile.rlim_max;
+	if (nofile.rlim_cur < least || setrlimit(RLIMIT_NOFILE, &nofile) == -1)
 		err(EXIT_FAIL, "setting the open-files limit to %llu for -m %u",
-		    need, opt->max_sessions);
+		    (unsigned long long)nofile.rlim_cur, opt->max_sessions);
+}
+
+/* How many connections may be pending, within the open-files limit. */
+static size_t
+pending_room(size_t nkids)
+{
+	struct rlimit nofile;
+	rlim_t other = 3 * nkids + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == -1)
+		err(EXIT_FAIL, "getrlimit");
+	if (nofile.rlim_cur < other + PENDING_MIN)
+		errx(EXIT_FAIL, "an open-files limit of %llu is too low: %llu "
+		    "needed (ulimit -n)", (unsigned long long)nofile.rlim_cur,
+		    (unsigned long long)(other + PENDING_MIN));
+	return nofile.rlim_cur - other < PENDING_MAX ?
+	    nofile.rlim_cur - other : PENDING_MAX;
+}
+
+/*
+ * Set up a listener process on lfd: nkids children at most (0: a lone
+ * listener, which checks and serves in itself).
+ */
+static void
+server_init(struct server *sv, const struct options *opt, struct pake *pk,
+    const uint8_t *salt, int lfd, size_t nkids)
+{
+	size_t i;
+
+	memset(sv, 0, sizeof(*sv));
+	sv->opt = opt;
+	sv->pk = pk;
+	sv->salt = salt;
+	sv->lfd = lfd;
+	sv->pid = getpid();
+	sv->one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
+	sv->nkids = nkids;
+	sv->code_checks = CODE_CHECKS;
+	sv->code_refill = now_ms() + CODE_REFILL_MS;
+	exempt_parse(sv, opt->exempt);
+	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */
+	    listen(lfd, BACKLOG_MANY) == -1)
+		err(EXIT_FAIL, "listen");
+	sv->npend = pending_room(nkids);
+	if ((nkids > 0 && (sv->kids = calloc(nkids, sizeof(*sv->kids))) ==
+	    NULL) || (sv->src = calloc(SOURCES, sizeof(*sv->src))) == NULL ||
+	    (sv->pend = calloc(sv->npend, sizeof(*sv->pend))) == NULL ||
+	    (sv->pfd = calloc(3 + 3 * nkids + sv->npend,
+	    sizeof(*sv->pfd))) == NULL)
+		err(EXIT_FAIL, "calloc");
+	for (i = 0; i < sv->npend; i++)
+		sv->pend[i].fd = -1;
+	sv->wiped = 1;
+	queue_alloc(sv, &sv->outq);
+	queue_alloc(sv, &sv->errq);
+}
+
+/* A lone listener is done: its pending connections and memory go. */
+static void
+server_free(struct server *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->npend; i++)
+		if (sv->pend[i].fd != -1)
+			pending_free(sv, &sv->pend[i], 1);
+	free(sv->pend);
+	free(sv->src);
+	free(sv->pfd);
+	free(sv->kids);
+	free(sv->exempt);
+	(void)munmap(sv->outq.data, sv->outq.cap);
+	(void)munmap(sv->errq.data, sv->errq.cap);
 }
 
 /* -k with -m above 1 (and no -g): serve until killed. */
@@ -7354,24 +9139,7 @@ listener_many(const struct options *opt, struct pake *pk,
 {
 	struct server sv;
 
-	memset(&sv, 0, sizeof(sv));
-	sv.opt = opt;
-	sv.pk = pk;
-	sv.salt = salt;
-	sv.lfd = lfd;
-	sv.pid = getpid();
-	sv.one_file = same_file(STDOUT_FILENO, STDERR_FILENO);
-	sv.nkids = kids_max(opt);
-	if (fcntl(lfd, F_SETFL, O_NONBLOCK) == -1 ||	/* accept in bursts */
-	    listen(lfd, BACKLOG_MANY) == -1)
-		err(EXIT_FAIL, "listen");
-	if ((sv.kids = calloc(sv.nkids, sizeof(*sv.kids))) == NULL ||
-	    (sv.src = calloc(SOURCES, sizeof(*sv.src))) == NULL ||
-	    (sv.pfd = calloc(3 + 3 * sv.nkids, sizeof(*sv.pfd))) == NULL)
-		err(EXIT_FAIL, "calloc");
-	sv.wiped = 1;
-	queue_alloc(&sv, &sv.outq);
-	queue_alloc(&sv, &sv.errq);
+	server_init(&sv, opt, pk, salt, lfd, kids_max(opt));
 	if (isatty(STDIN_FILENO) && opt->command == NULL)
 		warnx("stdin is not read: with -m above 1, sessions send "
 		    "nothing (-m 1 to chat)");
@@ -7380,7 +9148,9 @@ listener_many(const struct options *opt, struct pake *pk,
 	/* No exec, no open from here; the children start under it too. */
 	sandbox_enter(opt, SANDBOX_SERVER);
 	test_stop("server");
-	serve_many(&sv);
+	sv.accepting = 1;
+	for (;;)
+		serve_round(&sv);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -7409,7 +9179,7 @@ listener_key(const struct options *opt, const char *port, struct pake *pk,
 	} else {
 		(void)snprintf(why, sizeof(why), "secchat: listening on port "
 		    "%s; connections wait for the password.\n", port);
-		len = read_password(opt, pass, sizeof(pass), why);
+		len = read_password(opt, pass, sizeof(pass), why, 0, -1);
 	}
 	if (RAND_bytes(salt, SALT_LEN) != 1)
 		crypto_fail("RAND_bytes");
@@ -7426,18 +9196,76 @@ listener_key(const struct options *opt, const char *port, struct pake *pk,
 }
 
 /*
+ * The lines about a lone listener's check that failed, through its
+ * budget of lines about peers; then -g's word about the code.
+ */
+static void
+listener_checked(struct server *sv, struct source *src, const char *port,
+    enum hs_result res)
+{
+	if (res == HS_WRONG)
+		peer_log(sv, src, port, LOG_CHECKED, "%s", WRONG_PASSWORD_MSG);
+	else if (res == HS_MALFORMED)
+		peer_log(sv, src, port, LOG_FAILED, "%s", BAD_POINT_MSG);
+	serve_pause(sv);		/* written now: the order of lines */
+	if (sv->opt->gflag && res == HS_WRONG)
+		warnx("the one-time code is burnt%s",
+		    sv->opt->kflag ? "; a new one:" : "");
+	else if (sv->opt->gflag && res == HS_OK && sv->opt->kflag)
+		warnx("the one-time code has been used; a new one:");
+}
+
+/*
+ * One connection of a lone listener: its whole HELLO checked, then the
+ * session; the address's record learns how the check went.
+ */
+static enum status
+listener_one(struct server *sv, struct session *s, enum hs_result *res)
+{
+	struct pending *p = serve_next(sv);
+	struct source *src = p->src;
+	struct greeted in = p->in;
+	char port[NI_MAXSERV];
+	int fd = p->fd;
+	enum status status;
+
+	snprintf(port, sizeof(port), "%s", p->port);
+	p->in.y = NULL;			/* in's now */
+	pending_free(sv, p, 0);
+	serve_pause(sv);
+	conn_begin(s, fd);
+	status = serve_connection(s, sv->pk, &in, NULL, -1, res);
+	conn_end(s);
+	/*
+	 * The last chat's queued keys are gone (restore_tty); those typed
+	 * while the next one is set up are kept for it, shown once, as for
+	 * the first.
+	 */
+	if (sv->opt->kflag && chat_terminal(sv->opt))
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
+	/* No connection was accepted meanwhile: src is still its record. */
+	check_result(sv, src, *res, now_ms());
+	listener_checked(sv, src, port, *res);
+	return status;
+}
+
+/*
  * Listener: listen, derive the password's key once, then serve one
- * connection, or each with -k.  A wrong -g code is burnt: exit 3, or with
- * -k a new code.
+ * connection, or each with -k.  A connection that fails before its
+ * password is checked is logged, and the listener goes on.  A -g code is
+ * spent by its check: a wrong one exits 3, or with -k makes a new code,
+ * as does the end of a session.
  */
 static int
 listener(const struct options *opt)
 {
+	struct server sv;
 	struct session s;
 	struct pake pk;
 	uint8_t salt[SALT_LEN];
 	char port[NI_MAXSERV];
-	int lfd, status = EXIT_OK, burnt;
+	enum hs_result res;
+	int lfd, status = EXIT_OK;
 
 	lfd = listen_socket(opt, port);
 	if (opt->kflag && opt->max_sessions > 1 && !opt->gflag)
@@ -7448,6 +9276,7 @@ listener(const struct options *opt)
 		listener_many(opt, &pk, salt, lfd);
 	if (chat_terminal(opt))
 		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
+	server_init(&sv, opt, &pk, salt, lfd, 0);
 	session_alloc(&s, opt);
 	/*
 	 * Before the first connection, one filter for all of them (-k); a
@@ -7463,53 +9292,179 @@ listener(const struct options *opt)
 				break;
 			}
 		}
-		conn_begin(&s, accept_connection(lfd, opt));
-		status = serve_connection(&s, &pk, salt, -1, &burnt);
-		conn_end(&s);
-		/*
-		 * The last chat's queued keys are gone (restore_tty); those
-		 * typed while the next one is set up are kept for it, shown
-		 * once, as for the first.
-		 */
-		if (opt->kflag && chat_terminal(opt))
-			(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
-		/* A guess was tested: the confirmation failed. */
-		if (opt->gflag && burnt) {
-			warnx("the one-time code is burnt%s",
-			    opt->kflag ? "; a new one:" : "");
-			if (!opt->kflag)
-				break;
+		if (test_hook("secrets"))	/* the last one is wiped by now */
+			warnx("test: accepting");
+		status = listener_one(&sv, &s, &res);
+		if (res != HS_OK && res != HS_WRONG)
+			continue;		/* no password was checked */
+		if (!opt->kflag)
+			break;
+		if (opt->gflag) {
 			pake_free(&pk);
 			listener_key(opt, port, &pk, salt);
 		}
-		if (!opt->kflag)
-			break;
 	}
 	session_free(&s);
+	server_free(&sv);
 	pake_free(&pk);
 	close(lfd);
 	return status;
 }
 
-static int
-connector(const struct options *opt, char *pass, size_t pass_len)
+/*
+ * The connector's secret, once a greeting has said which (section 2.6):
+ * asked for now, or read from a file already (a code if the greeting
+ * wants one).  Then the chat's keys are raw: typed ahead, shown once.
+ */
+static size_t
+connector_secret(const struct options *opt, const struct greeting *g,
+    char *pass, size_t cap, size_t len, int tty)
 {
-	struct session s;
-	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN];
-	int fd, status;
+	int code = g->flags & FLAG_CODE;
 
-	if ((fd = connect_socket(opt)) == -1) {
-		OPENSSL_cleanse(pass, pass_len);
+	if (len == 0)
+		len = read_password(opt, pass, cap, NULL, code, tty);
+	else if (code && !opt->gflag)
+		len = password_as_code(pass, len);
+	if (chat_terminal(opt))
+		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
+	return len;
+}
+
+/*
+ * Connect, and read the greeting (section 2.6, step 1); a listener that
+ * is busy for now is waited for, within the handshake's deadline.
+ */
+static enum status
+connector_greeted(struct report *r, const struct options *opt,
+    const struct addrinfo *res, int *fd, struct greeting *g)
+{
+	int64_t deadline = deadline_in(handshake_secs(opt));
+	unsigned busy;
+	enum status st;
+
+	for (;;) {
+		if ((*fd = connect_socket(opt, res)) == -1)
+			return EXIT_FAIL;
+		st = connector_greeting(r, opt, *fd, g, deadline, &busy);
+		if (busy == 0)
+			return st;
+		close(*fd);
+		*fd = -1;
+		note(r, "%s is busy; trying again in %u s", opt->host, busy);
+		flush_errq(r);
+		(void)poll(NULL, 0, secs_ms(busy));
+	}
+}
+
+/*
+ * A new connection whose greeting comes after w is ready (section 2.6,
+ * step 5): its HELLO goes at once.  With a new salt or count, w again
+ * from the kept password; a new code's greeting is an old code's end.
+ */
+static enum status
+connector_again(struct report *r, const struct options *opt,
+    const struct addrinfo *res, int *fd, struct greeting *g, const char *pass,
+    size_t len, struct pake *pk)
+{
+	struct greeting old = *g;
+	enum status st;
+
+	if (*fd != -1)
+		close(*fd);
+	if ((st = connector_greeted(r, opt, res, fd, g)) != GO_ON)
+		return st;
+	if (memcmp(old.salt, g->salt, SALT_LEN) == 0 &&
+	    memcmp(old.iterations, g->iterations, 4) == 0)
+		return GO_ON;
+	if (g->flags & FLAG_CODE)
+		return session_fail(r, EXIT_FAIL, "%s refused the connection: "
+		    "%s", opt->host, refusal_why(REF_CODE_SPENT));
+	pake_free(pk);
+	return connector_pake(r, pass, len, g, pk);
+}
+
+/*
+ * Connector: connect, then ask (section 2.6).  The slow step, w, comes
+ * between the greeting and the HELLO; if the listener did not wait for it
+ * (a short wait, a closed connection), a new connection's greeting is
+ * answered at once.  *fdp: the connection, if the handshake succeeded.
+ */
+static enum status
+connector_handshake(struct report *r, const struct options *opt,
+    const struct addrinfo *res, char *pass, size_t cap, size_t len, int tty,
+    int *fdp, struct keyset *ks)
+{
+	struct greeting g;
+	struct pake pk;
+	int fd = -1, tries = 0;
+	int64_t greeted;
+	enum status st;
+
+	if ((st = connector_greeted(r, opt, res, &fd, &g)) != GO_ON)
+		goto fail;
+	greeted = now_ms();
+	if (g.wait < WAIT_TYPED) {	/* it would be closed before w is ready */
+		close(fd);
+		fd = -1;
+	}
+	len = connector_secret(opt, &g, pass, cap, len, tty);
+	if ((st = connector_pake(r, pass, len, &g, &pk)) != GO_ON)
+		goto fail;
+	while (fd == -1 || socket_closed(fd) ||
+	    now_ms() - greeted >= secs_ms(g.wait)) {
+		if (tries++ == HELLO_TRIES) {
+			st = session_fail(r, EXIT_FAIL, "could not reach %s with "
+			    "the handshake ready (%d tries)", opt->host,
+			    HELLO_TRIES);
+			break;
+		}
+		if ((st = connector_again(r, opt, res, &fd, &g, pass, len,
+		    &pk)) != GO_ON)
+			break;
+		greeted = now_ms();
+	}
+	if (st == GO_ON)
+		st = connector_hello(r, opt, fd, &pk, &g,
+		    deadline_in(handshake_secs(opt)), ks);
+	pake_free(&pk);
+ fail:
+	OPENSSL_cleanse(pass, cap);
+	if (st != GO_ON && fd != -1)
+		close(fd);
+	*fdp = fd;
+	return st;
+}
+
+/*
+ * pass[0..cap): the password read from a file already (len), or to ask
+ * for on the terminal, opened now.  The filter comes before the first
+ * network byte: the host is resolved first, and connections made under
+ * it (section 2.6, step 5).
+ */
+static int
+connector(const struct options *opt, char *pass, size_t cap, size_t len)
+{
+	struct addrinfo *res;
+	struct session s;
+	struct keyset ks;
+	int fd, status, tty = -1;
+
+	if ((res = connect_resolve(opt)) == NULL) {
+		OPENSSL_cleanse(pass, cap);
 		return EXIT_FAIL;
 	}
+	if (len == 0 && opt->passfile == NULL)
+		tty = tty_open(opt->gflag);
 	session_alloc(&s, opt);
-	conn_begin(&s, fd);
-	sandbox_preauth(opt, SANDBOX_PREAUTH);
-	status = handshake_connector(&s.rep, s.net, opt, pass, pass_len,
-	    deadline_in(handshake_secs(opt)), c2s, s2c);
-	OPENSSL_cleanse(pass, pass_len);
-	if (status == GO_ON)
-		status = session_traffic(&s, 1, c2s, s2c);
+	sandbox_preauth(opt, SANDBOX_CONNECTOR);
+	status = connector_handshake(&s.rep, opt, res, pass, cap, len, tty,
+	    &fd, &ks);
+	freeaddrinfo(res);
+	if (status == GO_ON) {
+		conn_begin(&s, fd);
+		status = session_traffic(&s, 1, &ks);
+	}
 	session_free(&s);
 	return status;
 }
@@ -7519,20 +9474,17 @@ connector(const struct options *opt, char *pass, size_t pass_len)
 /* Process setup. */
 
 static void
-restore_fds(void)
-{
-	int fd;
-
-	restore_tty();
-	for (fd = 0; fd < 3; fd++)
-		if (restore.flags[fd] != -1)
-			(void)fcntl(fd, F_SETFL, restore.flags[fd]);
-}
-
-static void
 on_signal(int sig)
 {
-	/* Exit at once, without CLOSE: the peer sees a truncated stream. */
+	/*
+	 * In a session's poll (the only place these signals are let in),
+	 * the engine seals END and ends by the signal itself.  Elsewhere
+	 * (a prompt, a handshake, a serving parent): at once.
+	 */
+	if (restore.caught_by_engine && sig != SIGQUIT) {
+		restore.signal = sig;
+		return;
+	}
 	restore_fds();
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -7605,15 +9557,17 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bgqvx] [-e command] [-i iterations] "
-	    "[-n name] [-P size]\n"
-	    "               [-p passfile] [-r messages] [-R seconds] "
-	    "[-w timeout] host port\n"
-	    "       secchat -l [-46bgkqvx] [-e command] [-i iterations] "
-	    "[-m sessions]\n"
-	    "               [-n name] [-P size] [-p passfile] [-r messages] "
-	    "[-R seconds]\n"
-	    "               [-w timeout] [host] port\n"
+	fprintf(f, "usage: secchat [-46bgqvx] [-a interval] [-B MiB] "
+	    "[-e command] [-i iterations]\n"
+	    "               [-L limit] [-n name] [-P size] [-p passfile] "
+	    "[-r messages]\n"
+	    "               [-R seconds] [-w timeout] host port\n"
+	    "       secchat -l [-46bgkqvx] [-a interval] [-B MiB] "
+	    "[-e command] [-i iterations]\n"
+	    "               [-L limit] [-m sessions] [-n name] [-P size] "
+	    "[-p passfile]\n"
+	    "               [-r messages] [-R seconds] [-w timeout] "
+	    "[-X list] [host] port\n"
 	    "       secchat -h | -V\n");
 }
 
@@ -7625,12 +9579,17 @@ help(void)
 	printf("\n"
 	    "  -4            IPv4 addresses only\n"
 	    "  -6            IPv6 addresses only\n"
+	    "  -a interval   keepalive after that many quiet seconds "
+	    "(default %d)\n"
+	    "  -B MiB        keep that much unacknowledged data (default %d)\n"
 	    "  -b            bulk mode: 16 KiB records, not one per line\n"
 	    "  -e command    connect the peer to command's stdin and stdout\n"
 	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
 	    "  -k            with -l: keep serving connections (see -m)\n"
+	    "  -L limit      connection lost after that many silent seconds "
+	    "(default %d)\n"
 	    "  -l            listen on port (and host's address) instead\n"
 	    "  -m sessions   with -k: that many at once (default %d)\n"
 	    "  -n name       the peer's name in the chat (default: host)\n"
@@ -7643,8 +9602,10 @@ help(void)
 	    "  -V            print the version and exit (also --version)\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
-	    "  -x            full hex of each record on a terminal too\n",
-	    DEF_ITER, DEF_SESSIONS, DEF_REKEY_SECS, DEF_REKEY_MSGS);
+	    "  -x            full hex of each record on a terminal too\n"
+	    "  -X list       with -l: addresses/networks spared by penalties\n",
+	    DEF_INTERVAL, DEF_RETAIN_MIB, DEF_ITER, DEF_LOSS, DEF_SESSIONS,
+	    DEF_REKEY_SECS, DEF_REKEY_MSGS);
 }
 
 static void __attribute__((noreturn))
@@ -7679,11 +9640,21 @@ parse_number(const char *s, long long min, long long max, int option)
 	return v;
 }
 
-/* The numbers: -i, -m, -P, -r, -R and -w.  0 if ch is none of them. */
+/* The numbers: -a, -B, -i, -L, -m, -P, -r, -R, -w.  0 if ch is none. */
 static int
 option_number(struct options *opt, int ch, const char *arg)
 {
 	switch (ch) {
+	case 'a':
+		opt->interval = parse_number(arg, 1, MAX_INTERVAL, ch);
+		break;
+	case 'B':
+		opt->retain = (size_t)parse_number(arg, 1, MAX_RETAIN_MIB, ch) <<
+		    20;
+		break;
+	case 'L':
+		opt->loss = parse_number(arg, MIN_LOSS, MAX_LOSS, ch);
+		break;
 	case 'i':
 		opt->iterations = parse_number(arg, MIN_ITER, MAX_ITER, ch);
 		break;
@@ -7734,6 +9705,7 @@ option(struct options *opt, int ch, char *argv[])
 	case 'q': opt->qflag = 1; break;
 	case 'v': opt->vflag = 1; break;
 	case 'x': opt->xflag = 1; break;
+	case 'X': opt->exempt = optarg; break;
 	case ':':
 		warnx("-%c needs an argument", optopt);
 		usage();
@@ -7876,6 +9848,9 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->rekey_secs = DEF_REKEY_SECS;
 	opt->max_sessions = DEF_SESSIONS;
 	opt->timeout = -1;
+	opt->interval = DEF_INTERVAL;
+	opt->loss = DEF_LOSS;
+	opt->retain = (size_t)DEF_RETAIN_MIB << 20;
 #ifdef SECCHAT_DEBUG	/* a debugging build (make tests/secchat-debug) */
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
 #else
@@ -7884,7 +9859,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->launcher = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46be:ghi:klm:n:P:p:qr:R:Vvw:x",
+	while ((ch = getopt_long(argc, argv, ":46a:B:be:ghi:kL:lm:n:P:p:qr:R:Vvw:xX:",
 	    longopts, NULL)) != -1) {
 		option(opt, ch, argv);
 		mflag |= ch == 'm';
@@ -7975,9 +9950,9 @@ main(int argc, char *argv[])
 		terminal_locale();
 	if (opt.lflag)
 		return listener(&opt);
-	pass_len = read_password(&opt, pass, sizeof(pass), NULL);
-	if (chat_terminal(&opt))
-		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
-	return connector(&opt, pass, pass_len);
+	/* A file is read now, a person asked once the listener has greeted. */
+	pass_len = opt.passfile == NULL ? 0 :
+	    read_password(&opt, pass, sizeof(pass), NULL, opt.gflag, -1);
+	return connector(&opt, pass, sizeof(pass), pass_len);
 }
 #endif

@@ -19,9 +19,9 @@ _secchat()
 	COMPREPLY=()
 
 	# secchat -h's options; getopt_long permutes, so they go anywhere.
-	local opts='-4 -6 -b -e -g -h -i -k -l -m -n -P -p -q -R -r -V -v -w
-	    -x --help --version'
-	local takes_arg=eimnPprRw
+	local opts='-4 -6 -a -B -b -e -g -h -i -k -L -l -m -n -P -p -q -R -r -V
+	    -v -w -x -X --help --version'
+	local takes_arg=aBeiLmnPprRwX
 
 	# Walk the words before this one: arg is the option whose argument
 	# this word is (-p FILE, -qp FILE), npos counts the arguments so far.

@@ -1,26 +1,21 @@
 /*
- * libFuzzer target: the connector's handling of handshake message 1.
+ * libFuzzer target: the connector's side of the secchat/3 handshake.
  *
- * The input is what a (possibly hostile) listener sent.  The checks are
- * the connector's own (read_message: magic and version first, then 93
- * bytes; handshake_connector: the iteration-count range), then derive_w,
- * pake_init, spake2_share and spake2_finish as party A with the session
- * vector's fixed x, and traffic_secrets when the point is accepted.
- * Input bytes after the first 93 are taken as message 3 and compared as
- * the connector would.
- *
- * Speed: what does not depend on the input is set up once per process
- * (the curve, M and N, x, and w for the vector's salt, which takes the
- * vector's 1000 iterations); for any other salt PBKDF2 runs one iteration,
- * so an execution costs what its input asks for: w from its salt, w*M and
- * w*N, the share and K.  The AAD keeps the count as received.
+ * The input is what a (possibly hostile) listener sent first.  It is read
+ * as read_message reads it, through hs_parse, taking the kinds the
+ * connector takes first: GREETING or REFUSAL.  A whole REFUSAL gets its
+ * line from refusal_line (password and code greeting alike); a whole
+ * GREETING gets connector_greeting's checks (NO_NEW, CODE, the iteration
+ * range, share_valid on pB), and then, as connector_hello does, the
+ * connector's share and spake2_finish with the session vector's w and x
+ * (set up once: no PBKDF2 per input).
  *
  * Invariants (abort()):
- *   - spake2_finish succeeds exactly for an uncompressed point on the
- *     curve other than w*N (checked again here with libcrypto directly);
- *   - with the vector's salt and pB, the traffic secrets are the vector's
- *     whatever the count and the confirmation MAC cA is the vector's
- *     exactly when the 28 AAD bytes are the vector's.
+ *   - hs_parse asks for more bytes each time, never beyond HS_MAX, and
+ *     reports a whole message only at its kind's fixed size;
+ *   - refusal_line's line is NUL-terminated printable text;
+ *   - spake2_finish refuses no pB that share_valid accepted, but w*N;
+ *   - no crash, no leak, no sanitizer error.
  */
 #define SECCHAT_NO_MAIN
 #include "../secchat.c"
@@ -28,160 +23,99 @@
 
 #include <openssl/err.h>
 
-#define FUZZ_ITER	1	/* PBKDF2 for a salt other than the vector's */
-#define TT_LEN		(6 * 8 + sizeof(ID_A) - 1 + sizeof(ID_B) - 1 + \
-			    3 * POINT_LEN + SCALAR_LEN)
-
-/* For the whole run: */
-static struct pake pk;		/* the curve, M and N; w set per input */
+static struct pake pk;		/* the connector's, the vector's w */
 static BIGNUM *x;		/* the vector's x */
-static uint8_t salt_w[SCALAR_LEN];	/* w for vec_salt, 1000 iterations */
 
-struct outcome {
-	int	 ok;		/* spake2_finish accepted pB */
-	int	 point, is_wn;	/* pB is on the curve; pB = w*N */
-	int	 cb_checked;	/* message 3 was present, */
-	int	 cb_ok;		/* and it matched cB */
-	uint8_t	 pA[POINT_LEN], cA[MAC_LEN];
-	uint8_t	 c2s[SECRET_LEN], s2c[SECRET_LEN];
-};
-
-/*
- * Independent check that p is an uncompressed P-256 point on the curve;
- * *is_wn is set if it is w*N, the one point that makes K infinite.
- */
-static int
-on_curve(const uint8_t p[POINT_LEN], int *is_wn)
+/* Read as read_message does: the kind's fixed size, or -1. */
+static ssize_t
+parse(const uint8_t *data, size_t size, unsigned kinds)
 {
-	EC_POINT *pt;
-	int ok;
+	size_t n = 0, need = 0;
+	enum hs_parse v;
 
-	*is_wn = 0;
-	if (p[0] != 0x04)
-		return 0;
-	if ((pt = EC_POINT_new(pk.group)) == NULL)
-		abort();
-	ok = EC_POINT_oct2point(pk.group, pt, p, POINT_LEN, pk.bn) == 1 &&
-	    EC_POINT_is_on_curve(pk.group, pt, pk.bn) == 1;
-	if (ok)
-		*is_wn = EC_POINT_cmp(pk.group, pt, pk.wN, pk.bn) == 0;
-	EC_POINT_free(pt);
-	return ok;
+	while ((v = hs_parse(data, n, kinds, &need)) == HSP_MORE) {
+		if (need <= n || need > HS_MAX)
+			fuzz_fail("msg1_fuzz: hs_parse asks for %zu bytes "
+			    "after %zu", need, n);
+		if (need > size)
+			return -1;
+		n = need;
+	}
+	if (v != HSP_WHOLE)
+		return -1;
+	if (n != kind_size[data[HDR_LEN - 1]] || need != n)
+		fuzz_fail("msg1_fuzz: a whole message of kind %u in %zu "
+		    "bytes", data[HDR_LEN - 1], n);
+	return (ssize_t)n;
 }
 
-/* Returns -1 where the connector refuses message 1, else 0 with *o set. */
-static int
-connector_msg1(const uint8_t *data, size_t size, struct outcome *o)
+static void
+check_line(const char *line, size_t cap)
 {
-	struct msg1 m1;
-	struct handshake_keys hk;
-	uint8_t w[SCALAR_LEN];
-	uint32_t iterations;
+	size_t i;
 
-	memset(o, 0, sizeof(*o));
-	/* read_message: a wrong prefix, then a short message. */
-	if (memcmp(data, MAGIC, size < MAGIC_LEN ? size : MAGIC_LEN) != 0 ||
-	    size < sizeof(m1))
-		return -1;
-	memcpy(&m1, data, sizeof(m1));
-	iterations = get_u32(m1.iterations);
-	if (iterations < MIN_ITER || iterations > MAX_ITER)
-		return -1;
-	if (memcmp(m1.salt, vec_salt, SALT_LEN) == 0)
-		memcpy(w, salt_w, SCALAR_LEN);
-	else if (derive_w(VEC_PASSWORD, strlen(VEC_PASSWORD), m1.salt,
-	    FUZZ_ITER, w) == -1)
-		return -1;
-	pake_set_w(&pk, w);
-	OPENSSL_cleanse(w, sizeof(w));
-	memset(&hk, 0, sizeof(hk));
-	o->point = on_curve(m1.pB, &o->is_wn);
-	spake2_share(&pk, 1, x, o->pA);
-	if (spake2_finish(&pk, 1, x, &m1, o->pA, &hk) == 0) {
-		o->ok = 1;
-		if (hk.tt_len != TT_LEN) {
-			fuzz_fail("msg1_fuzz: TT is %zu bytes",
-			    hk.tt_len);
-		}
-		memcpy(o->cA, hk.cA, MAC_LEN);
-		if (size >= sizeof(m1) + MAC_LEN) {
-			o->cb_checked = 1;
-			o->cb_ok = CRYPTO_memcmp(hk.cB, data + sizeof(m1),
-			    MAC_LEN) == 0;
-		}
-		traffic_secrets(&hk, o->c2s, o->s2c);
-	}
-	pake_clear_w(&pk);
-	OPENSSL_cleanse(&hk, sizeof(hk));
-	OPENSSL_cleanse(&m1, sizeof(m1));
-	return 0;
+	for (i = 0; i < cap && line[i] != '\0'; i++)
+		if (line[i] < 0x20 || line[i] > 0x7e)
+			fuzz_fail("msg1_fuzz: refusal_line byte %zu is "
+			    "0x%02x", i, (unsigned char)line[i]);
+	if (i == cap)
+		fuzz_fail("msg1_fuzz: refusal_line left no NUL");
 }
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct outcome o;
-	uint8_t both[sizeof(vec_msg1) + sizeof(vec_msg3)];
-
 	(void)argc;
 	(void)argv;
-	pake_curve(&pk);
+	pake_init(&pk, vec_w);
 	x = scalar_from_bytes(vec_x, sizeof(vec_x));
-	if (derive_w(VEC_PASSWORD, strlen(VEC_PASSWORD), vec_salt,
-	    VEC_ITERATIONS, salt_w) == -1 ||
-	    memcmp(salt_w, vec_w, SCALAR_LEN) != 0)
-		fuzz_fail("msg1_fuzz: derive_w does not give the vector's w");
-	/* The harness must reproduce the session vector's connector. */
-	memcpy(both, vec_msg1, sizeof(vec_msg1));
-	memcpy(both + sizeof(vec_msg1), vec_msg3, sizeof(vec_msg3));
-	if (connector_msg1(both, sizeof(both), &o) != 0 || !o.ok ||
-	    memcmp(o.pA, vec_msg2 + MAGIC_LEN, POINT_LEN) != 0 ||
-	    memcmp(o.cA, vec_msg2 + MAGIC_LEN + POINT_LEN, MAC_LEN) != 0 ||
-	    !o.cb_checked || !o.cb_ok ||
-	    memcmp(o.c2s, vec_c2s0, SECRET_LEN) != 0 ||
-	    memcmp(o.s2c, vec_s2c0, SECRET_LEN) != 0) {
-		fuzz_fail("msg1_fuzz: the session vector does not "
-		    "reproduce; the harness is wrong");
-	}
-	ERR_clear_error();
 	return 0;
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const struct msg1 *m1 = (const struct msg1 *)data;
-	struct outcome o;
-	int same_keys, same_aad;
+	struct greeting g;
+	struct hello h;
+	struct handshake_keys hk;
+	char line[NOTE_MAX];
+	uint32_t iterations;
+	int code;
 
-	if (connector_msg1(data, size, &o) == 0) {
-		if (o.ok != (o.point && !o.is_wn)) {
-			fuzz_fail("msg1_fuzz: spake2_finish %s a pB "
-			    "that is %s", o.ok ? "accepted" : "refused",
-			    !o.point ? "not on the curve" : o.is_wn ?
-			    "w*N (K at infinity)" : "on the curve");
+	if (parse(data, size, KIND_BIT(KIND_GREETING) |
+	    KIND_BIT(KIND_REFUSAL)) == -1)
+		return 0;
+	if (data[HDR_LEN - 1] == KIND_REFUSAL) {
+		for (code = 0; code <= 1; code++) {
+			memset(line, 0xff, sizeof(line));
+			(void)refusal_line(line, sizeof(line), "bob.example",
+			    data, code, REFUSE_GREETING);
+			check_line(line, sizeof(line));
 		}
-		same_keys = memcmp(m1->salt, vec_salt, SALT_LEN) == 0 &&
-		    memcmp(m1->pB, vec_msg1 + AAD_LEN, POINT_LEN) == 0;
-		same_aad = memcmp(data, vec_msg1, AAD_LEN) == 0;
-		/*
-		 * w = 0 or K at infinity could refuse the vector's point,
-		 * but not for the vector's own salt and pB.
-		 */
-		if (same_keys && (!o.ok ||
-		    memcmp(o.c2s, vec_c2s0, SECRET_LEN) != 0 ||
-		    memcmp(o.s2c, vec_s2c0, SECRET_LEN) != 0 ||
-		    (memcmp(o.cA, vec_msg2 + MAGIC_LEN + POINT_LEN,
-		    MAC_LEN) == 0) != same_aad)) {
-			fuzz_fail("msg1_fuzz: the vector's salt and pB "
-			    "give other keys");
-		}
-		if (o.cb_checked && o.cb_ok && !(same_keys && same_aad)) {
-			fuzz_fail("msg1_fuzz: a forged message 3 "
-			    "passed");
-		}
+		return 0;
 	}
-	OPENSSL_cleanse(&o, sizeof(o));
+	memcpy(&g, data, sizeof(g));
+	if (g.flags & FLAG_NO_NEW)
+		return 0;
+	iterations = get_u32(g.iterations);
+	if (iterations < MIN_ITER || iterations > MAX_ITER)
+		return 0;
+	if (!share_valid(g.pB))
+		return 0;
+	/* connector_hello, without the network. */
+	memset(&h, 0, sizeof(h));
+	memset(&hk, 0, sizeof(hk));
+	hs_header(h.hdr, KIND_HELLO);
+	spake2_share(&pk, 1, x, h.pA);
+	if (spake2_finish(&pk, 1, x, &g, &h, &hk) == -1) {
+		uint8_t wN[POINT_LEN];
+
+		encode_point(pk.group, pk.wN, wN, pk.bn);
+		if (memcmp(wN, g.pB, POINT_LEN) != 0)
+			fuzz_fail("msg1_fuzz: spake2_finish refused a pB "
+			    "that share_valid accepted");
+	}
+	OPENSSL_cleanse(&hk, sizeof(hk));
 	ERR_clear_error();
 	return 0;
 }

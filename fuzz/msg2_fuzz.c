@@ -1,19 +1,23 @@
 /*
- * libFuzzer target: the listener's handling of handshake message 2.
+ * libFuzzer target: the listener's side of the secchat/3 handshake.
  *
- * The listener is the session vector's: password "correct horse battery
- * staple", salt 000102..0f, 1000 iterations, fixed y, and message 1 built
- * as handshake_listener builds it.  The input is message 2: the prefix is
- * checked as read_message does, then listener_verify runs on the first 105
- * bytes, and traffic_secrets follows a success.
+ * The listener is the secchat/3 session vector's (tests/data/
+ * secchat3-session.txt): its greeting1, with the vector's w and y.  The
+ * input is what a (possibly hostile) connector sent: it is read as
+ * read_message reads it, through hs_parse, taking HELLO or RESUME.  A
+ * whole HELLO goes to listener_answer, which checks pA and cA and writes
+ * its CONFIRM or REFUSAL to one end of a socketpair; the other end is
+ * drained and closed.
  *
  * Invariants (abort()):
- *   - listener_verify returns 0, HS_BAD_POINT or HS_BAD_MAC;
- *   - HS_BAD_POINT exactly when pA is not an uncompressed point on the
- *     curve (K at infinity aside, which needs pA = w*M: seeded);
- *   - 0 only for the vector's own message 2, and then the secrets and cB
- *     are the vector's (a different pA changes TT, so any other accepted
- *     cA would be a forgery).
+ *   - hs_parse asks for more bytes each time, never beyond HS_MAX, and
+ *     reports a whole message only at its kind's fixed size;
+ *   - listener_answer returns HS_OK, HS_MALFORMED or HS_WRONG (never
+ *     HS_IO: the socket is there);
+ *   - HS_MALFORMED exactly when share_plausible refuses pA;
+ *   - HS_OK only for the vector's own HELLO (any other would be a forged
+ *     cA);
+ *   - no crash, no leak, no sanitizer error.
  */
 #define SECCHAT_NO_MAIN
 #include "../secchat.c"
@@ -21,89 +25,93 @@
 
 #include <openssl/err.h>
 
-static struct pake pk;		/* the listener's, for the whole run */
-static BIGNUM *y;
-static struct msg1 m1;
-static EC_POINT *wM;		/* w*M: the one pA that makes K infinite */
+/* The vector's greeting1 and hello. */
+#define VEC3_GREETING "534543434841540301003c012c000003e8000102030405060708" \
+    "090a0b0c0d0e0f8bbc7e3fd5f162c4d1077bc9c2c3259704781e0c7fd02c3eb11c174b" \
+    "287758da2932358023db826476444d146d1bbad3c7cbde5aff5afefaf47fa86e1e7162" \
+    "746256aa7264b1f63353502e1bf50b30bd7d"
+#define VEC3_HELLO "534543434841540302012c04f869e024e509dc47f38baf5788f2ee4df7" \
+    "02d3d1e28f5c59fcb7690ea6a758a7b5feb432258963e273987a376201043c177603fe" \
+    "0629bd5d47b8a2622c35983ab410da5b0bb3a09392fc7253d931d73629cc50a66fb385" \
+    "d3083828d86b65b9a0"
 
-static int
-is_point(const uint8_t p[POINT_LEN], int *is_wm)
+static struct pake pk;		/* the listener's, the vector's w */
+static struct greeted in;	/* y and g fixed; h per input */
+static uint8_t vec_hello[sizeof(struct hello)];
+
+static void
+unhex(const char *s, uint8_t *out, size_t n)
 {
-	EC_POINT *pt;
-	int ok;
+	size_t i;
+	unsigned b;
 
-	*is_wm = 0;
-	if (p[0] != 0x04)
-		return 0;
-	if ((pt = EC_POINT_new(pk.group)) == NULL)
-		abort();
-	ok = EC_POINT_oct2point(pk.group, pt, p, POINT_LEN, NULL) == 1 &&
-	    EC_POINT_is_on_curve(pk.group, pt, NULL) == 1;
-	if (ok)
-		*is_wm = EC_POINT_cmp(pk.group, pt, wM, NULL) == 0;
-	EC_POINT_free(pt);
-	return ok;
+	if (strlen(s) != 2 * n)
+		fuzz_fail("msg2_fuzz: hex of %zu chars for %zu bytes",
+		    strlen(s), n);
+	for (i = 0; i < n; i++) {
+		if (sscanf(s + 2 * i, "%2x", &b) != 1)
+			fuzz_fail("msg2_fuzz: bad hex");
+		out[i] = (uint8_t)b;
+	}
 }
 
-/* -1: refused before listener_verify; else its result, secrets on 0. */
-static int
-listener_msg2(const uint8_t *data, size_t size, uint8_t c2s[SECRET_LEN],
-    uint8_t s2c[SECRET_LEN], uint8_t cB[MAC_LEN])
+/* Read as read_message does: the kind's fixed size, or -1. */
+static ssize_t
+parse(const uint8_t *data, size_t size, unsigned kinds)
 {
-	struct msg2 m2;
-	struct handshake_keys hk;
-	int r;
+	size_t n = 0, need = 0;
+	enum hs_parse v;
 
-	if (memcmp(data, MAGIC, size < MAGIC_LEN ? size : MAGIC_LEN) != 0 ||
-	    size < sizeof(m2))
-		return -1;
-	memcpy(&m2, data, sizeof(m2));
-	memset(&hk, 0, sizeof(hk));
-	r = listener_verify(&pk, y, &m1, &m2, &hk);
-	if (r == 0) {
-		memcpy(cB, hk.cB, MAC_LEN);
-		traffic_secrets(&hk, c2s, s2c);
+	while ((v = hs_parse(data, n, kinds, &need)) == HSP_MORE) {
+		if (need <= n || need > HS_MAX)
+			fuzz_fail("msg2_fuzz: hs_parse asks for %zu bytes "
+			    "after %zu", need, n);
+		if (need > size)
+			return -1;
+		n = need;
 	}
-	OPENSSL_cleanse(&hk, sizeof(hk));
-	return r;
+	if (v != HSP_WHOLE)
+		return -1;
+	if (n != kind_size[data[HDR_LEN - 1]] || need != n)
+		fuzz_fail("msg2_fuzz: a whole message of kind %u in %zu "
+		    "bytes", data[HDR_LEN - 1], n);
+	return (ssize_t)n;
+}
+
+/* listener_answer on h, over a socketpair. */
+static enum hs_result
+answer(const uint8_t *h)
+{
+	struct keyset ks;
+	uint8_t buf[256];
+	enum hs_result res;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		abort();
+	memcpy(&in.h, h, sizeof(in.h));
+	memset(&ks, 0, sizeof(ks));
+	res = listener_answer(sv[0], &pk, &in, now_ms() + 5000, &ks);
+	close(sv[0]);
+	while (read(sv[1], buf, sizeof(buf)) > 0)
+		;
+	close(sv[1]);
+	OPENSSL_cleanse(&ks, sizeof(ks));
+	return res;
 }
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	uint8_t w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN], cB[MAC_LEN];
-	EC_POINT *m;
-
 	(void)argc;
 	(void)argv;
-	if (derive_w(VEC_PASSWORD, strlen(VEC_PASSWORD), vec_salt,
-	    VEC_ITERATIONS, w) != 0 || memcmp(w, vec_w, SCALAR_LEN) != 0) {
-		fuzz_fail("msg2_fuzz: derive_w does not give the "
-		    "vector's w");
-	}
-	pake_init(&pk, w);
-	OPENSSL_cleanse(w, sizeof(w));
-	y = scalar_from_bytes(vec_y, sizeof(vec_y));
-	/* As handshake_listener builds it. */
-	memcpy(m1.magic, MAGIC, MAGIC_LEN);
-	put_u32(m1.iterations, VEC_ITERATIONS);
-	memcpy(m1.salt, vec_salt, SALT_LEN);
-	spake2_share(&pk, 0, y, m1.pB);
-	if (memcmp(&m1, vec_msg1, sizeof(m1)) != 0) {
-		fuzz_fail("msg2_fuzz: message 1 is not the vector's");
-	}
-	if ((m = decode_point(pk.group, spake2_m, sizeof(spake2_m), pk.bn))
-	    == NULL)
-		abort();
-	wM = point_mul(&pk, m, pk.w);
-	EC_POINT_free(m);
-	if (listener_msg2(vec_msg2, sizeof(vec_msg2), c2s, s2c, cB) != 0 ||
-	    memcmp(c2s, vec_c2s0, SECRET_LEN) != 0 ||
-	    memcmp(s2c, vec_s2c0, SECRET_LEN) != 0 ||
-	    memcmp(cB, vec_msg3, MAC_LEN) != 0) {
-		fuzz_fail("msg2_fuzz: listener_verify refuses the "
-		    "vector's message 2; the harness is wrong");
-	}
+	pake_init(&pk, vec_w);
+	in.y = scalar_from_bytes(vec_y, sizeof(vec_y));
+	unhex(VEC3_GREETING, (uint8_t *)&in.g, sizeof(in.g));
+	unhex(VEC3_HELLO, vec_hello, sizeof(vec_hello));
+	if (answer(vec_hello) != HS_OK)
+		fuzz_fail("msg2_fuzz: listener_answer refuses the vector's "
+		    "HELLO; the harness is wrong");
 	ERR_clear_error();
 	return 0;
 }
@@ -111,33 +119,24 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const struct msg2 *m2 = (const struct msg2 *)data;
-	uint8_t c2s[SECRET_LEN], s2c[SECRET_LEN], cB[MAC_LEN];
-	int r, point, is_wm;
+	enum hs_result res;
+	int plausible;
 
-	r = listener_msg2(data, size, c2s, s2c, cB);
-	if (r == -1)
-		goto done;
-	if (r != 0 && r != HS_BAD_POINT && r != HS_BAD_MAC) {
-		fuzz_fail("msg2_fuzz: listener_verify returned %d", r);
-	}
-	point = is_point(m2->pA, &is_wm);
-	if ((r == HS_BAD_POINT) != (!point || is_wm)) {
-		fuzz_fail("msg2_fuzz: listener_verify says %s for a "
-		    "pA that is %s", r == HS_BAD_POINT ? "bad point" :
-		    "good point", !point ? "not on the curve" : is_wm ?
-		    "w*M (K at infinity)" : "on the curve");
-	}
-	if (r == 0 && (memcmp(data, vec_msg2, sizeof(vec_msg2)) != 0 ||
-	    memcmp(c2s, vec_c2s0, SECRET_LEN) != 0 ||
-	    memcmp(s2c, vec_s2c0, SECRET_LEN) != 0 ||
-	    memcmp(cB, vec_msg3, MAC_LEN) != 0)) {
-		fuzz_fail("msg2_fuzz: listener_verify accepted a "
-		    "message 2 that is not the vector's");
-	}
- done:
-	OPENSSL_cleanse(c2s, sizeof(c2s));
-	OPENSSL_cleanse(s2c, sizeof(s2c));
+	if (parse(data, size, KIND_BIT(KIND_HELLO) |
+	    KIND_BIT(KIND_RESUME)) == -1 || data[HDR_LEN - 1] != KIND_HELLO)
+		return 0;
+	res = answer(data);
+	if (res != HS_OK && res != HS_MALFORMED && res != HS_WRONG)
+		fuzz_fail("msg2_fuzz: listener_answer returned %d", res);
+	plausible = share_plausible(&pk,
+	    ((const struct hello *)data)->pA);
+	if ((res == HS_MALFORMED) != !plausible)
+		fuzz_fail("msg2_fuzz: listener_answer says %s for a pA "
+		    "share_plausible %s", res == HS_MALFORMED ? "malformed" :
+		    "well-formed", plausible ? "accepts" : "refuses");
+	if (res == HS_OK && memcmp(data, vec_hello, sizeof(vec_hello)) != 0)
+		fuzz_fail("msg2_fuzz: listener_answer accepted a HELLO that "
+		    "is not the vector's");
 	ERR_clear_error();
 	return 0;
 }

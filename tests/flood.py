@@ -15,7 +15,7 @@ SIGTERM, whichever comes first: an alarm ends it even if the loop sticks.
 """
 import argparse, errno, ipaddress, selectors, signal, socket, sys, time
 
-MSG2 = b'SECCHAT\x02' + b'\x04' + bytes(136)    # magic, then 129 bytes of junk
+MSG2 = b'SECCHAT\x03\x02' + bytes(2) + b'\x04' + bytes(96)  # a HELLO, dribbled
 
 
 class Attacker:

@@ -5,7 +5,8 @@
  *
  *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
  *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
- *	kat session FILE	a full secchat/2 session (doc/PROTOCOL.md section 10)
+ *	kat handshake3 FILE	a secchat/3 session's handshake (its first block)
+ *	kat refusals3 FILE	secchat/3 REFUSALs, their lines, CODE and NO_NEW
  *	kat serving FILE	penalties and log limits of secchat.1 SERVING MANY
  *
  * Cross-checks that have no line in the file (both SPAKE2 parties agree,
@@ -464,94 +465,179 @@ check_forgeries(const uint8_t c2s[SECRET_LEN])
 	direction_free(&recv);
 }
 
-static void
-kat_session(FILE *fp)
+/* The greeting of the vector's inputs (Appendix A), with pB from y. */
+static BIGNUM *
+vector_greeting(const struct block *b, const struct pake *pk,
+    const char *nonce_name, struct greeting *g)
 {
+	BIGNUM *y = scalar_hex(b, "y");
+	unsigned window = atoi(get(b, "window.listener"));
+
+	memset(g, 0, sizeof(*g));
+	hs_header(g->hdr, KIND_GREETING);
+	g->flags = atoi(get(b, "flags"));
+	g->wait = atoi(get(b, "wait"));
+	g->window[0] = window >> 8;
+	g->window[1] = window & 0xff;
+	put_u32(g->iterations, atoi(get(b, "iterations")));
+	unhex(get(b, "salt"), g->salt, SALT_LEN);
+	unhex(get(b, nonce_name), g->nonce, NONCE_LEN);
+	spake2_share(pk, 0, y, g->pB);
+	return y;
+}
+
+/*
+ * The handshake of a secchat/3 session vector (its first block: inputs,
+ * messages, secrets, the key set of connection 1), both roles with
+ * secchat's own functions; the records are the record layer's.
+ */
+static void
+kat_handshake3(FILE *fp)
+{
+	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
 	struct block b;
 	struct pake pk;
-	struct handshake_keys hk;
-	struct msg1 m1;
-	struct msg2 m2;
-	struct side conn, lis;
-	struct dir dirs[2];
-	uint8_t salt[SALT_LEN], w[SCALAR_LEN], c2s[SECRET_LEN], s2c[SECRET_LEN];
-	const char *pass, *desc;
-	uint32_t iter;
-	BIGNUM *x, *y;
-	char name[32];
-	int i, j;
+	struct handshake_keys hk, hl;
+	struct greeted in;
+	struct confirm cf;
+	struct keyset ks, kl;
+	uint8_t w[SCALAR_LEN], salt[SALT_LEN], aad[AAD_LEN], prk[SECRET_LEN];
+	struct direction d;
+	const char *pass, *names[] = { "password", "salt", "iterations",
+	    "flags", "wait", "window.listener", "window.connector", "nonce1",
+	    "x", "y" };
+	unsigned window;
+	BIGNUM *x;
+	size_t i;
 
 	if (!read_block(fp, &b))
 		errx(1, "empty session vector");
 	pass = get(&b, "password");
-	iter = atoi(get(&b, "iterations"));
-	unhex(get(&b, "salt"), salt, sizeof(salt));
-	if (derive_w(pass, strlen(pass), salt, iter, w) == -1)
+	unhex(get(&b, "salt"), salt, SALT_LEN);
+	if (derive_w(pass, strlen(pass), salt, atoi(get(&b, "iterations")), w)
+	    == -1)
 		fail("w = 0");
 	pake_init(&pk, w);
+	in.y = vector_greeting(&b, &pk, "nonce1", &in.g);
 	x = scalar_hex(&b, "x");
-	y = scalar_hex(&b, "y");
-	memcpy(m1.magic, MAGIC, MAGIC_LEN);
-	put_u32(m1.iterations, iter);
-	memcpy(m1.salt, salt, SALT_LEN);
-	memcpy(m2.magic, MAGIC, MAGIC_LEN);
-	exchange(&pk, x, y, (uint8_t *)&m1, AAD_LEN, ID_A, ID_B, m2.pA, m1.pB,
-	    &hk);
-	memcpy(m2.cA, hk.cA, MAC_LEN);
-
-	printf("password = %s\n", pass);
-	print_hex("salt", salt, SALT_LEN);
-	printf("iterations = %u\n", iter);
-	printf("x = %s\ny = %s\n", get(&b, "x"), get(&b, "y"));
+	window = atoi(get(&b, "window.connector"));
+	hs_header(in.h.hdr, KIND_HELLO);
+	in.h.window[0] = window >> 8;
+	in.h.window[1] = window & 0xff;
+	spake2_share(&pk, 1, x, in.h.pA);
+	if (spake2_finish(&pk, 1, x, &in.g, &in.h, &hk) == -1)
+		fail("the connector refused the greeting");
+	memcpy(in.h.cA, hk.cA, MAC_LEN);
+	session_secrets(&hk, &ks);
+	/* The listener's side, as it checks and answers. */
+	if (spake2_finish(&pk, 0, in.y, &in.g, &in.h, &hl) == -1 ||
+	    CRYPTO_memcmp(hl.cA, in.h.cA, MAC_LEN) != 0)
+		fail("the listener refused the HELLO");
+	session_secrets(&hl, &kl);
+	if (memcmp(&hk, &hl, sizeof(hk)) != 0 || memcmp(&ks, &kl, sizeof(ks)))
+		fail("connector and listener derived different secrets");
+	hs_header(cf.hdr, KIND_CONFIRM);
+	memcpy(cf.cB, hl.cB, MAC_LEN);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		printf("%s = %s\n", names[i], get(&b, names[i]));
 	print_hex("w", w, SCALAR_LEN);
-	print_hex("pB", m1.pB, POINT_LEN);
-	print_hex("pA", m2.pA, POINT_LEN);
+	print_hex("pB", in.g.pB, POINT_LEN);
+	print_hex("pA", in.h.pA, POINT_LEN);
 	print_hex("K", hk.K, POINT_LEN);
-	print_hex("msg1", (uint8_t *)&m1, sizeof(m1));
-	print_hex("msg2", (uint8_t *)&m2, sizeof(m2));
-	print_hex("msg3", hk.cB, MAC_LEN);
+	print_hex("greeting1", (uint8_t *)&in.g, sizeof(in.g));
+	print_hex("hello", (uint8_t *)&in.h, sizeof(in.h));
+	print_hex("confirm", (uint8_t *)&cf, sizeof(cf));
+	memcpy(aad, &in.g, offsetof(struct greeting, pB));
+	memcpy(aad + offsetof(struct greeting, pB), in.h.window, 2);
+	print_hex("AAD", aad, AAD_LEN);
 	print_hex("TT", hk.tt, hk.tt_len);
+	print_hex("H", hk.tt_hash, sizeof(hk.tt_hash));
 	print_hex("Ke", hk.Ke, HALF_LEN);
 	print_hex("Ka", hk.Ka, HALF_LEN);
 	print_hex("KcA", hk.KcA, HALF_LEN);
 	print_hex("KcB", hk.KcB, HALF_LEN);
-	traffic_secrets(&hk, c2s, s2c);
-	print_hex("c2s0", c2s, SECRET_LEN);
-	print_hex("s2c0", s2c, SECRET_LEN);
-	memset(&conn, 0, sizeof(conn));
-	memset(&lis, 0, sizeof(lis));
-	dirs[0].name = "c2s";
-	dirs[0].from = &conn;
-	dirs[0].to = &lis;
-	dirs[1].name = "s2c";
-	dirs[1].from = &lis;
-	dirs[1].to = &conn;
-	direction_init(&dirs[0].send, c2s, 1);
-	direction_init(&dirs[0].recv, c2s, 0);
-	direction_init(&dirs[1].send, s2c, 1);
-	direction_init(&dirs[1].recv, s2c, 0);
-	print_direction_keys("c2s0", &dirs[0].send);
-	print_direction_keys("s2c0", &dirs[1].send);
-
-	for (i = 0; ; i++) {
-		snprintf(name, sizeof(name), "record%d", i);
-		for (desc = NULL, j = 0; j < b.n; j++)
-			if (strcmp(b.f[j].name, name) == 0)
-				desc = b.f[j].value;
-		if (desc == NULL)
-			break;
-		kat_record(&b, name, desc,
-		    &dirs[strncmp(desc, "c2s", 3) == 0 ? 0 : 1]);
-	}
-	check_rekey_refusals(&lis.rk);
-	check_forgeries(c2s);
-	for (i = 0; i < 2; i++) {
-		direction_free(&dirs[i].send);
-		direction_free(&dirs[i].recv);
-	}
-	recv_keys_free(&conn.rk);
-	recv_keys_free(&lis.rk);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, no_salt, sizeof(no_salt),
+	    hk.Ke, HALF_LEN, NULL, 0, prk, sizeof(prk));
+	print_hex("PRK0", prk, SECRET_LEN);
+	print_hex("sid", ks.sid, SID_LEN);
+	print_hex("conn1.c2s0", ks.c2s, SECRET_LEN);
+	print_hex("conn1.s2c0", ks.s2c, SECRET_LEN);
+	print_hex("rs0", ks.rs, SECRET_LEN);
+	direction_init(&d, ks.c2s, 1);
+	print_direction_keys("conn1.c2s0", &d);
+	direction_free(&d);
+	direction_init(&d, ks.s2c, 1);
+	print_direction_keys("conn1.s2c0", &d);
+	direction_free(&d);
 	BN_free(x);
+	BN_free(in.y);
+	pake_free(&pk);
+}
+
+/*
+ * REFUSALs and the greetings of CODE and NO_NEW (secchat3-refusals.txt):
+ * the bytes, and the connector's lines for bob.example, each reason as if
+ * it came where it may.
+ */
+static void
+kat_refusals3(FILE *fp)
+{
+	struct block b;
+	struct refusal rf;
+	struct greeting g;
+	struct pake pk;
+	uint8_t w[SCALAR_LEN], salt[SALT_LEN];
+	char name[64], line[NOTE_MAX];
+	const char *code;
+	size_t len;
+	BIGNUM *y;
+	int reason, status, first = 1;
+
+	while (read_block(fp, &b)) {
+		if (b.n > 0 && strcmp(b.f[0].name, "code") == 0)
+			break;
+		snprintf(name, sizeof(name), "%.40s", b.f[0].name);
+		name[strcspn(name, ".")] = '\0';
+		reason = atoi(name + strlen("refusal"));
+		make_refusal(&rf, reason, atoi(b.f[0].value));
+		status = refusal_line(line, sizeof(line), "bob.example",
+		    (uint8_t *)&rf, 0, 0xffff);
+		printf("%s%s.seconds = %s\n", first ? "" : "\n", name,
+		    b.f[0].value);
+		print_hex(name, (uint8_t *)&rf, sizeof(rf));
+		printf("%s.line = %s\n", name, line);
+		if (reason == REF_WRONG_SECRET) {
+			(void)refusal_line(line, sizeof(line), "bob.example",
+			    (uint8_t *)&rf, 1, 0xffff);
+			printf("%s.line.code = %s\n", name, line);
+		}
+		printf("%s.status = %d\n", name, status);
+		first = 0;
+	}
+	code = get(&b, "code");
+	printf("\ncode = %s\n", code);
+	for (reason = 1; reason < b.n && strcmp(b.f[reason].name, "password")
+	    != 0; reason++)
+		printf("%s = %s\n", b.f[reason].name, b.f[reason].value);
+	snprintf(line, sizeof(line), "%s", code);
+	len = password_as_code(line, strlen(line));
+	printf("password = %s\n", line);
+	unhex(get(&b, "salt"), salt, SALT_LEN);
+	if (derive_w(line, len, salt, atoi(get(&b, "iterations")), w) == -1)
+		fail("w = 0");
+	print_hex("w", w, SCALAR_LEN);
+	pake_init(&pk, w);
+	y = scalar_hex(&b, "y");
+	BN_free(make_greeting(&pk, &g, FLAG_CODE, atoi(get(&b, "wait")),
+	    atoi(get(&b, "iterations")), salt));
+	g.window[0] = atoi(get(&b, "window")) >> 8;
+	g.window[1] = atoi(get(&b, "window")) & 0xff;
+	unhex(get(&b, "nonce"), g.nonce, NONCE_LEN);
+	spake2_share(&pk, 0, y, g.pB);
+	print_hex("greeting.code", (uint8_t *)&g, sizeof(g));
+	g.flags = FLAG_NO_NEW;
+	memset(g.pB, 0, POINT_LEN);
+	print_hex("greeting.no_new", (uint8_t *)&g, sizeof(g));
 	BN_free(y);
 	pake_free(&pk);
 }
@@ -623,15 +709,18 @@ main(int argc, char *argv[])
 	FILE *fp;
 
 	if (argc != 3)
-		errx(2, "usage: kat pbkdf2|spake2|session|serving FILE");
+		errx(2, "usage: kat pbkdf2|spake2|handshake3|refusals3|serving "
+		    "FILE");
 	if ((fp = fopen(argv[2], "r")) == NULL)
 		err(1, "%s", argv[2]);
 	if (strcmp(argv[1], "pbkdf2") == 0)
 		kat_pbkdf2(fp);
 	else if (strcmp(argv[1], "spake2") == 0)
 		kat_spake2(fp);
-	else if (strcmp(argv[1], "session") == 0)
-		kat_session(fp);
+	else if (strcmp(argv[1], "handshake3") == 0)
+		kat_handshake3(fp);
+	else if (strcmp(argv[1], "refusals3") == 0)
+		kat_refusals3(fp);
 	else if (strcmp(argv[1], "serving") == 0)
 		kat_serving(fp);
 	else

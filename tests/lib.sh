@@ -10,14 +10,15 @@ KAT=${KAT:-tests/kat}
 HOOKS=${HOOKS:-tests/secchat-hooks}	# the program with test hooks, sandbox on
 DEBUG=${DEBUG:-tests/secchat-debug}	# a debugging build: SECCHAT_NO_SANDBOX heeded
 LEAK=${LEAK:-tests/secchat-leak}	# a build that leaks its secrets (make)
+SRCADDR=$PWD/tests/srcaddr.so		# connect(2) from $SECCHAT_TEST_SOURCE
 RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
 RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
-PEER=${PEER:-/usr/bin/python3 tests/peer.py}	# the independent Python peer
+PEER=${PEER:-/usr/bin/python3 tests/peer3.py}	# the independent Python peer
 
 # Messages that more than one suite looks for.
 AUTH="record failed authentication"
-TRUNC="connection closed before CLOSE: stream truncated"
+TRUNC="connection lost while receiving"
 WRONG="wrong password, or the connection was tampered with"
 HHMM='[0-2][0-9]:[0-5][0-9]'
 
@@ -221,7 +222,7 @@ pylisten() {
 	LPID=$!
 	PIDS="$PIDS $LPID"
 	wait_number PORT "$T/w/$name.err" "$LPID" \
-	    'peer: listening on port \([0-9]*\)'
+	    'peer3\{0,1\}: listening on port \([0-9]*\)'
 }
 
 # pydial NAME INPUT ARGS...: run the Python peer as connector, set CRC.
@@ -252,6 +253,15 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 expect() {	# expect WHAT ACTUAL WANTED
 	[ "$2" = "$3" ] && return 0
 	echo "$1: got $2, wanted $3"
+	return 1
+}
+
+# peer_line FILE LINE: a listener's line about a connection from 127.0.0.1,
+# "secchat: 127.0.0.1 port P: LINE", is in FILE.
+peer_line() {
+	grep -qx "secchat: 127\.0\.0\.1 port [0-9]*: $(printf '%s' "$2" |
+	    sed 's/[][\.*^$]/\\&/g')" "$1" && return 0
+	echo "$(basename "$1") lacks the line: secchat: 127.0.0.1 port P: $2"
 	return 1
 }
 

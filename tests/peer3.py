@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent secchat/3 peer, written from doc/PROTOCOL-3.md alone (no C code).
+"""Independent secchat/3 peer, written from doc/PROTOCOL.md alone (no C code).
 
 usage: peer3.py [-l] [-i ITER] [-p PASSFILE] [-b] [-r N] [-R SEC] [-P SIZE]
                 [-w SEC] [-n NAME] [-v] [PARAMETERS] [MODES] [HOST] PORT
@@ -1197,6 +1197,9 @@ class Peer:
         if self.session_start is None:
             self.session_start = time.monotonic()
         c = self.conn
+        if o.key0_delay and self.conn_no == 1:
+            time.sleep(o.key0_delay)
+            note('sending KEY 0')
         self.out += c.seal_key()[1]
         if resumed:
             self.out += c.seal_ack()
@@ -1371,7 +1374,7 @@ class Peer:
                     self.out += c.seal_close()
                     return
                 self.out += c.seal_close()
-                if o.cut_after_close and self.conn_no == 1:
+                if (o.cut_after_close or o.reset_after_close) and self.conn_no == 1:
                     self.cut_pending = True
                 if o.data_after_close:
                     self.out += c.tx.seal(DATA, b'data after close\n')
@@ -1553,6 +1556,9 @@ class Peer:
             if self.out:
                 self.send_some()
             if s.done_sent and s.peer_done and not self.out:
+                if o.hold_open:
+                    note('holding the connection open after DONE (test mode)')
+                    self.fault_wait()
                 self.finish(0)
         if s is not None and self.lost_at is not None and now - self.lost_at > s.window:
             self.report_lost(self.lost_cause, '; not resumed within %s' % window_words(s.window))
@@ -1598,7 +1604,7 @@ class Peer:
             self.send_some()
         if self.cut_pending and self.conn is not None and not self.out:
             self.cut_pending = False
-            self.cut(False)
+            self.cut(self.o.reset_after_close)
         if self.fault and self.conn is not None and not self.out:
             self.fault_wait()
 
@@ -1836,9 +1842,9 @@ def vector_resume(f, n, conn, sc, sl, greeting_flags, hs, lost=False, rs_name=No
 
 
 SESSION_HEAD = """secchat/3: one session over three connections, with fixed inputs
-(doc/PROTOCOL-3.md section 12 item 2; the format is its Appendix A).
+(doc/PROTOCOL.md section 12 item 2; the format is its Appendix A).
 Made by tests/peer3.py --make-vectors (the independent peer, written from
-doc/PROTOCOL-3.md alone); tests/peer3.py --selftest recomputes every value
+doc/PROTOCOL.md alone); tests/peer3.py --selftest recomputes every value
 from the inputs and compares the whole file.  Inputs: password, salt,
 iterations, flags, wait, window.listener, window.connector, nonceN, x, y,
 every recordN.private, recordN.ephemeral, every payload of a DATA, ACK, PING,
@@ -1919,7 +1925,7 @@ def gen_session(src):
     return f.text(), (d, sc, sl, hs)
 
 
-REFUSAL_HEAD = """secchat/3 REFUSAL messages and special GREETINGs (doc/PROTOCOL-3.md
+REFUSAL_HEAD = """secchat/3 REFUSAL messages and special GREETINGs (doc/PROTOCOL.md
 section 12 item 3).  Made by tests/peer3.py --make-vectors; --selftest
 recomputes them.  refusalR: the 12 bytes for reason R with the seconds given
 (8 for PENALTY, 1 for BUSY, 30 for GUESS_LIMIT, 0 otherwise); refusalR.line:
@@ -1961,7 +1967,7 @@ def gen_refusals(src):
     return f.text()
 
 
-END_HEAD = """secchat/3 END records and the lines they give (doc/PROTOCOL-3.md section
+END_HEAD = """secchat/3 END records and the lines they give (doc/PROTOCOL.md section
 12 item 4, sections 9.2 to 9.4).  Made by tests/peer3.py --make-vectors;
 --selftest recomputes them.  Input: secret (a direction's secret; key and IV
 as section 3 derives them).  endR: an END with reason R, value and text as
@@ -2038,7 +2044,7 @@ def gen_end(src):
     return f.text()
 
 
-X25519_HEAD = """X25519 shares a secchat/3 side refuses (doc/PROTOCOL-3.md sections 5.6 and 12
+X25519_HEAD = """X25519 shares a secchat/3 side refuses (doc/PROTOCOL.md sections 5.6 and 12
 item 5).  Made by tests/peer3.py --make-vectors; --selftest recomputes them.
 Input: private (a receive key, unclamped as stored) and each uN (32 bytes as
 received).  uN.result: "refused: public-equivalent" (one of the four
@@ -2079,7 +2085,7 @@ def gen_x25519(src):
     return f.text()
 
 
-RESUME_BAD_HEAD = """secchat/3 RESUMEs the listener refuses (doc/PROTOCOL-3.md sections 8.3 and 12
+RESUME_BAD_HEAD = """secchat/3 RESUMEs the listener refuses (doc/PROTOCOL.md sections 8.3 and 12
 item 6), from the session of secchat3-session.txt (its inputs are repeated
 here and the session is recomputed from them).  Made by tests/peer3.py
 --make-vectors; --selftest recomputes them.  Inputs: the session's, nonceN,
@@ -2351,6 +2357,9 @@ def main():
     m.add_argument('--data-past-close', action='store_true')
     m.add_argument('--close-elsewhere', action='store_true')
     m.add_argument('--cut-after-close', action='store_true')
+    m.add_argument('--reset-after-close', action='store_true')
+    m.add_argument('--hold-open', action='store_true')
+    m.add_argument('--key0-delay', type=float, metavar='SEC')
     m.add_argument('--cut-at', type=int_list, metavar='N[,N...]')
     m.add_argument('--reset-at', type=int_list, metavar='N[,N...]')
     m.add_argument('--freeze', type=freeze_arg, metavar='AT[:FOR]')

@@ -18,11 +18,12 @@ exit 0.  A bad --attack argument (flip offset beyond the record) exits 2.
   relay.py --log log 127.0.0.1 L    # stdout: "relay port R"
   secchat -p pf 127.0.0.1 R
 
-"s2c" is TARGET (listener) -> client (connector): msg1 (93 bytes), msg3 (32),
-then records; "c2s" is the other way: msg2 (105), then records.  A record is
-u16 length || length bytes.  Each stream is cut into these units; a stream that
-does not parse (no "SECCHAT\\x02", record length outside [17, 16656]) is
-forwarded unchanged from that point on.
+"s2c" is TARGET (listener) -> client (connector): GREETING (114 bytes), CONFIRM
+(41), then records; "c2s" is the other way: HELLO (108), then records (secchat/3,
+doc/PROTOCOL.md).  A record is u16 length || length bytes.  Each stream is cut
+into these units; a stream that does not parse (no "SECCHAT\\x03", record length
+outside [17, 16656]) is forwarded unchanged from that point on; so is one that
+brings a REFUSAL (12 bytes) in place of a message.
 
 --log FILE appends one line per unit put on the wire, flushed, in send order:
   c2s HEX / s2c HEX             a record (length bytes + body) as sent, also
@@ -40,13 +41,24 @@ forwarded unchanged from that point on.
   reflect:D:K       send record K back to its sender instead of forwarding it
                     (the half-close of the other direction waits for this)
   cut:D:K           shut down both connections instead of forwarding record K
+                    (each peer reads an end of stream: a FIN)
+  reset:D:K         reset both connections instead of forwarding record K
+                    (SO_LINGER 0, then close: each peer reads an RST), 0.5 s
+                    later: a reset makes the kernel drop what its socket
+                    still held, and the records before K are to be read
+  freeze:D:K:SEC    from record K on (not forwarded), forward nothing either
+                    way and read nothing for SEC seconds, then forward what
+                    was held and go on; SEC 0: until the relay ends.  As a
+                    dead link: the peers' sockets fill, nothing arrives
+  batch:D:K:N       forward records K to K+N-1 in one write, so that a peer
+                    reads them at once
   cutmid:D:K        forward the first half of record K, then as cut
   inject:D:K:HEX    after record K, also send these bytes in D, in the same
                     write as record K (so a peer reads both at once)
   garbage:D:K:N     after record K, also send N random bytes in D
-  iter:N            set msg1's u32 iteration count to N
-  salt              flip bit 0 of msg1's first salt byte
-  pB:MODE  pA:MODE  replace pB in msg1 / pA in msg2; MODE is offcurve (last
+  iter:N            set the GREETING's u32 iteration count to N
+  salt              flip bit 0 of the GREETING's first salt byte
+  pB:MODE  pA:MODE  replace pB in the GREETING / pA in the HELLO; MODE is offcurve (last
                     byte changed so it is off the curve), badprefix (first
                     byte 0x05), wn (pB := w*N) or wm (pA := w*M); wn and wm
                     make the peer's K infinity and need --password-file.
@@ -56,13 +68,16 @@ import hashlib
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
 import traceback
 from types import SimpleNamespace
 
-MAGIC = b"SECCHAT\x02"
+MAGIC = b"SECCHAT\x03"
+GREETING, HELLO, CONFIRM = 114, 108, 41
+AT_ITER, AT_SALT, AT_PB, AT_PA = 13, 17, 49, 11
 MIN_REC, MAX_REC = 17, 16656
 
 # ---- P-256, affine coordinates; None is the point at infinity ----
@@ -133,7 +148,8 @@ def password_scalar(pw, salt, iterations):
 # ---- attacks ----
 REC_ATTACKS = {"flip": int, "drop": None, "dup": None, "swap": None,
                "reflect": None, "cut": None, "cutmid": None,
-               "inject": bytes.fromhex, "garbage": int}
+               "inject": bytes.fromhex, "garbage": int, "reset": None,
+               "freeze": float, "batch": int}
 POINT_MODES = {"pB": ("offcurve", "badprefix", "wn"),
                "pA": ("offcurve", "badprefix", "wm")}
 
@@ -147,7 +163,8 @@ def parse_attack(spec):
             if len(f) == 3 + (conv is not None) and f[1] in ("c2s", "s2c"):
                 a = SimpleNamespace(kind=kind, dir=f[1], k=int(f[2]),
                                     arg=conv(f[3]) if conv else None)
-                if a.k < 0 or (kind == "garbage" and a.arg < 0):
+                if a.k < 0 or (kind in ("garbage", "freeze") and a.arg < 0) or (
+                        kind == "batch" and a.arg < 1):
                     a = None
         elif kind == "iter" and len(f) == 2 and 0 <= int(f[1]) < 2**32:
             a = SimpleNamespace(kind=kind, dir="s2c", arg=int(f[1]))
@@ -163,14 +180,14 @@ def parse_attack(spec):
 
 
 def tamper_handshake(a, msg, msg1, pw):
-    """Return msg1 (s2c) or msg2 (c2s) changed by handshake attack a."""
+    """Return the GREETING (s2c) or the HELLO (c2s) changed by attack a."""
     m = bytearray(msg)
     if a.kind == "iter":
-        m[8:12] = a.arg.to_bytes(4, "big")
+        m[AT_ITER:AT_ITER + 4] = a.arg.to_bytes(4, "big")
     elif a.kind == "salt":
-        m[12] ^= 1
+        m[AT_SALT] ^= 1
     else:
-        at = 28 if a.kind == "pB" else 8
+        at = AT_PB if a.kind == "pB" else AT_PA
         if a.arg == "badprefix":
             m[at] = 5
         elif a.arg == "offcurve":
@@ -178,13 +195,18 @@ def tamper_handshake(a, msg, msg1, pw):
             if on_curve(decode(m[at:at + 65])):  # y ^ 1 happened to be P - y
                 m[at + 64] ^= 3
         else:  # wn / wm
-            w = password_scalar(pw, msg1[12:28], int.from_bytes(msg1[8:12], "big"))
+            w = password_scalar(pw, msg1[AT_SALT:AT_SALT + 16],
+                                int.from_bytes(msg1[AT_ITER:AT_ITER + 4], "big"))
             m[at:at + 65] = encode(mul(w, decompress(N_HEX if a.kind == "pB" else M_HEX)))
     return bytes(m)
 
 
 # ---- relay ----
 class Cut(Exception):
+    pass
+
+
+class Reset(Exception):
     pass
 
 
@@ -195,6 +217,9 @@ class Relay:
         self.lock = threading.Lock()          # log file and state below
         self.done = threading.Event()
         self.reflected = threading.Event()    # set once a reflect attack is over
+        self.resetting = False                # a reset attack under way
+        self.thawed = threading.Event()       # clear while a freeze lasts
+        self.thawed.set()
         self.finished, self.status, self.socks, self.msg1 = 0, 0, [], None
 
     def write_log(self, tag, data):
@@ -205,6 +230,8 @@ class Relay:
 
     def abort(self, status=0, why=None):
         """Shut down both connections (waking both pipes) and end the relay."""
+        if self.resetting:                    # no FIN before the RST
+            return
         with self.lock:
             self.status = max(self.status, status)
             if why:
@@ -216,6 +243,29 @@ class Relay:
                 pass
         self.reflected.set()
         self.done.set()
+
+    def reset(self):
+        """Reset both connections: an RST each way, then end the relay."""
+        self.resetting = True
+        time.sleep(0.5)
+        for s in self.socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RD)   # wakes the other pipe's recv
+                s.close()
+            except OSError:
+                pass
+        self.reflected.set()
+        self.done.set()
+
+    def freeze(self, secs):
+        self.thawed.clear()
+        if secs > 0:
+            t = threading.Timer(secs, self.thawed.set)
+            t.daemon = True
+            t.start()
 
     def pipe_done(self):
         with self.lock:
@@ -239,6 +289,8 @@ class Pipe(threading.Thread):
         self.hs = list(handshake_sizes)    # sizes of the handshake messages left
         self.hs_seen = self.count = 0      # handshake messages / records so far
         self.buf, self.raw, self.held, self.other = bytearray(), False, None, None
+        self.frozen = []                   # units held during a freeze
+        self.batch = []                    # records of a batch, to send at once
         self.wlock = threading.Lock()
         a = relay.attack
         self.attack = a if a is not None and a.dir == name else None
@@ -246,16 +298,29 @@ class Pipe(threading.Thread):
     def send(self, data, tag=""):
         """Write one unit to dst and log it (units from two threads never mix)."""
         with self.wlock:
+            if not self.relay.thawed.is_set():
+                self.frozen.append((data, tag))
+                return
             self.dst.sendall(data)
             self.relay.write_log(self.name + tag, data)
+
+    def thaw(self):
+        """Wait for the end of a freeze, then forward what it held."""
+        self.relay.thawed.wait()
+        held, self.frozen = self.frozen, []
+        for data, tag in held:
+            self.send(data, tag)
 
     def run(self):
         try:
             while data := self.src.recv(65536):
                 self.buf += data
                 self.process()
+                self.thaw()
             if self.held is not None:           # swap of the last record
                 self.send(self.held)
+            if self.batch:                      # a batch cut short by EOF
+                self.send_batch()
             if self.buf:                        # an incomplete unit at EOF
                 self.send(bytes(self.buf), "-raw")
             a = self.relay.attack
@@ -264,6 +329,8 @@ class Pipe(threading.Thread):
             with self.wlock:
                 self.dst.shutdown(socket.SHUT_WR)
             self.relay.pipe_done()
+        except Reset:
+            self.relay.reset()
         except (Cut, OSError):                  # an attack cut, or a reset peer
             self.relay.abort()
         except Exception:
@@ -279,6 +346,8 @@ class Pipe(threading.Thread):
             if self.hs:
                 size = self.hs[0]
                 if self.hs_seen == 0 and not MAGIC.startswith(bytes(self.buf[:8])):
+                    self.raw = True
+                elif len(self.buf) >= 9 and self.buf[8] == 0:   # a REFUSAL
                     self.raw = True
             elif len(self.buf) < 2:
                 return None
@@ -321,6 +390,11 @@ class Pipe(threading.Thread):
             self.send(self.held)
             self.held = None
             return
+        if a is not None and a.kind == "batch" and a.k <= i < a.k + a.arg:
+            self.batch.append(rec)
+            if i == a.k + a.arg - 1:
+                self.send_batch()
+            return
         if a is None or a.kind not in REC_ATTACKS or i != a.k:
             self.send(rec)
             return
@@ -344,6 +418,11 @@ class Pipe(threading.Thread):
             raise Cut
         elif a.kind == "cut":
             raise Cut
+        elif a.kind == "reset":
+            raise Reset
+        elif a.kind == "freeze":
+            self.relay.freeze(a.arg)
+            self.send(rec)                  # held until the thaw
         elif a.kind == "inject":            # one write: read with its record
             with self.wlock:
                 self.dst.sendall(rec + a.arg)
@@ -353,6 +432,15 @@ class Pipe(threading.Thread):
             self.send(rec)
             self.send(os.urandom(a.arg), "-garbage")
         # drop: nothing
+
+
+    def send_batch(self):
+        """The records of a batch in one write (one read for the peer)."""
+        with self.wlock:
+            self.dst.sendall(b"".join(self.batch))
+            for rec in self.batch:
+                self.relay.write_log(self.name, rec)
+        self.batch = []
 
 
 def read_password(path):
@@ -385,15 +473,18 @@ def selftest():
     assert encode(K).hex() == (
         "043b49aa9e974994179f104332a5af0b93c7ba78549927b408af6511e943f81fa9"
         "53838b400fe0e19867b0964c947dadc3925ef8bfc6b4aa373411448175b8a6f5")
-    msg1 = MAGIC + (1000).to_bytes(4, "big") + salt + encode(pB)
-    msg2 = MAGIC + encode(pA) + bytes(32)
-    for kind, at, msg, mode, base in (("pB", 28, msg1, "wn", Np), ("pA", 8, msg2, "wm", Mp)):
+    msg1 = (MAGIC + b"\x01\x00\x3c\x00\x00" + (1000).to_bytes(4, "big") + salt +
+            bytes(16) + encode(pB))
+    msg2 = MAGIC + b"\x02\x00\x00" + encode(pA) + bytes(32)
+    assert len(msg1) == GREETING and len(msg2) == HELLO
+    for kind, at, msg, mode, base in (("pB", AT_PB, msg1, "wn", Np),
+                                      ("pA", AT_PA, msg2, "wm", Mp)):
         t = lambda m: tamper_handshake(parse_attack(f"{kind}:{m}"), msg, msg1, pw)
         assert not on_curve(decode(t("offcurve")[at:at + 65]))
         assert t("badprefix")[at:] == b"\x05" + msg[at + 1:]
         bad = decode(t(mode)[at:at + 65])
         assert on_curve(bad) and add(bad, neg(mul(w, base))) is None
-    assert tamper_handshake(parse_attack("iter:7"), msg1, msg1, pw)[8:12] == bytes([0, 0, 0, 7])
+    assert tamper_handshake(parse_attack("iter:7"), msg1, msg1, pw)[13:17] == bytes([0, 0, 0, 7])
     print("relay selftest ok")
     return 0
 
@@ -444,8 +535,8 @@ def main():
     relay.socks.append(server)
     for s in relay.socks:
         s.settimeout(None)
-    c2s = Pipe(relay, "c2s", client, server, [105])
-    s2c = Pipe(relay, "s2c", server, client, [93, 32])
+    c2s = Pipe(relay, "c2s", client, server, [HELLO])
+    s2c = Pipe(relay, "s2c", server, client, [GREETING, CONFIRM])
     c2s.other, s2c.other = s2c, c2s
     c2s.start()
     s2c.start()

@@ -111,9 +111,9 @@ t_wrong_password() {
 	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
 	dial c "$T/w/a" -i 1000 -p "$T/pf.wrong" 127.0.0.1 "$PORT"
 	reap
-	local msg="secchat: wrong password, or the connection was tampered with"
+	local msg="wrong password, or the connection was tampered with"
 	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/l.err" "$msg" && has_line "$T/w/c.err" "$msg" &&
+	    peer_line "$T/w/l.err" "$msg" && has_line "$T/w/c.err" "secchat: $msg" &&
 	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ]
 }
 run "wrong password: both sides exit 3" t_wrong_password

@@ -2,13 +2,18 @@
 # Errors: usage, peers that are not secchat, the network's failures,
 # timeouts and a sender that dies.
 
-t_not_secchat_client() {
-	listen l /dev/null $SC 127.0.0.1 0 || return 1
+t_not_secchat_client() {	# logged; a lone listener goes on listening
+	echo "for the real one" > "$T/w/a"
+	listen l "$T/w/a" $SC 127.0.0.1 0 || return 1
 	printf 'GET / HTTP/1.0\r\n\r\n' |
 	    timeout 10 nc 127.0.0.1 "$PORT" > /dev/null 2>&1
+	wait_number ignored "$T/w/l.err" "$LPID" \
+	    'secchat: 127.0.0.1 port [0-9]*: \(peer is not speaking secchat.3\)' ||
+	    return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
 	reap
-	expect "listener status" "$LRC" 1 &&
-	    has_line "$T/w/l.err" "secchat: peer is not speaking secchat/2"
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out"
 }
 run "an HTTP client is not secchat" t_not_secchat_client
 
@@ -30,17 +35,22 @@ fake_server() {
 	dial c /dev/null $SC "${@:2}" 127.0.0.1 "$(cat "$T/w/port")"
 }
 
-t_other_version() {	# a secchat/1 listener is named as such
+t_other_version() {	# secchat/1 and secchat/2 listeners are named as such
 	fake_server "5345434348415401$(printf '%0170d' 0)"
 	expect "connector status" "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: peer speaks secchat/1, not secchat/2"
+	    has_line "$T/w/c.err" "secchat: peer speaks secchat/1, not secchat/3" ||
+	    return 1
+	rm -f "$T/w/port"
+	fake_server "5345434348415402000003e8$(printf '%0162d' 0)"
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: peer speaks secchat/2, not secchat/3"
 }
-run "a secchat/1 peer is named by its version" t_other_version
+run "secchat/1 and secchat/2 peers are named by their versions" t_other_version
 
 t_not_secchat_server() {
 	fake_server "$(printf 'HTTP/1.0 400 Bad Request\r\n\r\n' | od -An -tx1 | tr -d ' \n')"
 	expect "connector status" "$CRC" 1 &&
-	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/2"
+	    has_line "$T/w/c.err" "secchat: peer is not speaking secchat/3"
 }
 run "an HTTP server is not secchat" t_not_secchat_server
 
@@ -100,13 +110,18 @@ t_resolve() {
 }
 run "name resolution failure" t_resolve
 
-t_handshake_timeout() {	# a connector that says nothing
-	listen l /dev/null $SC -w 1 127.0.0.1 0 || return 1
+t_handshake_timeout() {	# a connector that says nothing: closed, logged
+	echo "after the silent one" > "$T/w/a"
+	listen l "$T/w/a" $SC -w 1 127.0.0.1 0 || return 1
 	timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 5" &
 	PIDS="$PIDS $!"
+	wait_number ignored "$T/w/l.err" "$LPID" \
+	    'secchat: 127.0.0.1 port [0-9]*: \(timed out during handshake\)' ||
+	    return 1
+	dial c /dev/null $SC 127.0.0.1 "$PORT"
 	reap
-	expect "listener status" "$LRC" 1 &&
-	    has_line "$T/w/l.err" "secchat: timed out during handshake"
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/c.out"
 }
 run "handshake timeout" t_handshake_timeout
 
@@ -130,10 +145,10 @@ t_truncated() {	# the sender dies: the receiver must not call it complete
 	kill -TERM "$cpid"
 	reap
 	expect "listener status" "$LRC" 1 &&
-	    has_line "$T/w/l.err" "secchat: connection closed before CLOSE: stream truncated" &&
+	    has_line "$T/w/l.err" "secchat: download cut: the sender was terminated (SIGTERM) after 8 B" &&
 	    has_line "$T/w/l.out" "partial"
 }
-run "sender killed: stream truncated" t_truncated
+run "sender killed: the receiver hears why (END)" t_truncated
 
 t_usage_named() {	# each usage error says what is wrong, in one line
 	local args why

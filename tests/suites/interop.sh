@@ -5,7 +5,7 @@
 
 t_peer_selftest() {
 	$PEER --selftest > "$T/w/st.out" || return 1
-	expect "selftest" "$(cat "$T/w/st.out")" "peer selftest ok"
+	expect "selftest" "$(cat "$T/w/st.out")" "peer3 selftest ok"
 }
 run "python peer: selftest against the vectors" t_peer_selftest
 
@@ -61,13 +61,14 @@ t_interop_wrong_password() {	# both roles: both sides exit 3, no output
 	pydial c "$T/w/a" -p "$T/pf.wrong" 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/l.err" "secchat: $w" && has_line "$T/w/c.err" "peer: $w" &&
+	    peer_line "$T/w/l.err" "$w" && has_line "$T/w/c.err" "peer3: $w" &&
 	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ] || return 1
 	pylisten l "$T/w/a" -i 1000 -p "$T/pf.wrong" 127.0.0.1 0 || return 1
 	dial c "$T/w/a" $SC 127.0.0.1 "$PORT"
 	reap
 	expect "listener status" "$LRC" 3 && expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/l.err" "peer: $w" && has_line "$T/w/c.err" "secchat: $w" &&
+	    has_line "$T/w/l.err" "peer3: 127.0.0.1: $w" &&
+	    has_line "$T/w/c.err" "secchat: $w" &&
 	    [ ! -s "$T/w/l.out" ] && [ ! -s "$T/w/c.out" ]
 }
 run "interop: wrong password, both roles exit 3" t_interop_wrong_password
@@ -86,7 +87,7 @@ t_interop_py_rejects_flip() {	# the Python peer also rejects a flipped record
 	wait "$rpid"
 	head -n 7 "$T/w/a" > "$T/w/kept"
 	expect "connector status" "$CRC" 3 &&
-	    has_line "$T/w/c.err" "peer: record failed authentication" &&
+	    has_line "$T/w/c.err" "peer3: record failed authentication" &&
 	    same "$T/w/kept" "$T/w/c.out"
 }
 run "interop: Python peer rejects a flipped record" t_interop_py_rejects_flip
@@ -110,6 +111,8 @@ selfplay_feed() {	# selfplay_feed PID: a and b in three parts to fds 7 and 8
 }
 
 t_peer_selfplay() {
+	# tests/peer.py, the secchat/2 peer, against itself, as before.
+	local PEER="/usr/bin/python3 tests/peer.py"
 	interop_text
 	local n
 	mkfifo "$T/w/lin" "$T/w/cin"
@@ -160,6 +163,8 @@ selfplay_mode() {
 }
 
 t_peer_selfplay_modes() {	# each misbehaviour is caught by the other side
+	# tests/peer.py, the secchat/2 peer, against itself, as before.
+	local PEER="/usr/bin/python3 tests/peer.py"
 	local t0=$SECONDS c="peer did not confirm receipt"
 	selfplay_mode l --hold-open 0 "" 10 &&
 	    expect "seconds for --hold-open" "$((SECONDS - t0 <= 5))" 1 &&

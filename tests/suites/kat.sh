@@ -8,8 +8,19 @@ run "RFC 9382 SPAKE2-P256 vectors" t_rfc9382
 t_pbkdf2() { kat pbkdf2 pbkdf2-hmac-sha256.txt; }
 run "RFC 7914 PBKDF2-HMAC-SHA256 vectors" t_pbkdf2
 
-t_session_vector() { kat session secchat2-session.txt; }
-run "secchat/2 session vector, byte for byte" t_session_vector
+# The secchat/3 vectors of the independent peer (tests/peer3.py): the
+# session's handshake (its first block; the records are the record layer's),
+# and every REFUSAL with the connector's line.
+t_session_vector() {
+	"$KAT" handshake3 tests/data/secchat3-session.txt > "$T/w/kat.out" ||
+	    return 1
+	grep -v '^#' tests/data/secchat3-session.txt | sed '/./,$!d' |
+	    sed '/^$/,$d' | diff - "$T/w/kat.out"
+}
+run "secchat/3 session vector: the handshake, byte for byte" t_session_vector
+
+t_refusal_vectors() { kat refusals3 secchat3-refusals.txt; }
+run "secchat/3 refusals and special greetings, byte for byte" t_refusal_vectors
 
 # A thief with one c2s secret (epoch 1, from the leaking test build) reads
 # that epoch, but not the next one: the DH rekey heals.  The same thief

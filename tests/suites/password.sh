@@ -11,7 +11,9 @@ t_passfile_errors() {
 	expect "empty password" "$CRC" 1 &&
 	    has_line "$T/w/c.err" "secchat: $T/w/empty: the password is empty" ||
 	    return 1
-	setsid timeout 10 $SECCHAT 127.0.0.1 1 < /dev/null > /dev/null \
+	# Connect first, then ask: the question comes after the greeting.
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	setsid timeout 10 $SECCHAT 127.0.0.1 "$PORT" < /dev/null > /dev/null \
 	    2> "$T/w/c.err"
 	expect "no terminal" "$?" 1 &&
 	    has_line "$T/w/c.err" "secchat: no terminal to ask for the password; use -p passfile"
@@ -87,7 +89,9 @@ run "password prompt on the terminal, without echo" t_password_prompt
 
 t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	# The shell ignores SIGINT and cannot repair the terminal: secchat must.
-	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 1; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
+	# The prompt comes after the listener's greeting.
+	listen l /dev/null $SC 127.0.0.1 0 || return 1
+	tty_session q "sh -c \"trap '' INT; $SECCHAT -i 1000 127.0.0.1 $PORT; echo status \\\$? > $T/w/c.rc; stty -a > $T/w/stty\"" || return 1
 	wait_screen '^Password:'
 	$TM send-keys C-c
 	wait_file "$T/w/stty"

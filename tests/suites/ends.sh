@@ -34,14 +34,20 @@ since() { echo $(($(date +%s%3N) - T0)); }
 # newest key, its CLOSE and its DONE come in one read (the relay holds
 # them for one write).  The listener's KEY 1 is due at once (5.1): it goes
 # out before the listener's DONE, not never.  s2c: KEY 0, CLOSE, KEY 1,
-# DONE; c2s: KEY 0, five lines, REKEY, CLOSE, DONE.
+# DONE; c2s: KEY 0, five lines, REKEY, CLOSE, DONE, or CLOSE before the
+# REKEY when the listener's KEY 0 comes after the connector's input ended
+# (a slow machine): the REKEY and the DONE are in the held read either way.
 t_key_before_done() {
 	seq 1 5 > "$T/w/b"
 	via batch:c2s:6:3 /dev/null "$T/w/b" -r 5 || return 1
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
 	    same "$T/w/b" "$T/w/l.out" &&
-	    expect "c2s records" "$(lengths c2s)" \
-	    "0031 0013 0013 0013 0013 0013 0035 0011 0011 " &&
+	case $(lengths c2s) in
+	"0031 0013 0013 0013 0013 0013 0035 0011 0011 " | \
+	"0031 0013 0013 0013 0013 0013 0011 0035 0011 ") ;;
+	*) expect "c2s records" "$(lengths c2s)" \
+	    "0031 0013 0013 0013 0013 0013 0035 0011 0011 "; return 1 ;;
+	esac &&
 	    expect "s2c records" "$(lengths s2c)" "0031 0011 0031 0011 " &&
 	    has_line "$T/w/l.err" "secchat: announced receive key 1"
 }

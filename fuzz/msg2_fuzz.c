@@ -25,35 +25,8 @@
 
 #include <openssl/err.h>
 
-/* The vector's greeting1 and hello. */
-#define VEC3_GREETING "534543434841540301003c012c000003e8000102030405060708" \
-    "090a0b0c0d0e0f8bbc7e3fd5f162c4d1077bc9c2c3259704781e0c7fd02c3eb11c174b" \
-    "287758da2932358023db826476444d146d1bbad3c7cbde5aff5afefaf47fa86e1e7162" \
-    "746256aa7264b1f63353502e1bf50b30bd7d"
-#define VEC3_HELLO "534543434841540302012c04f869e024e509dc47f38baf5788f2ee4df7" \
-    "02d3d1e28f5c59fcb7690ea6a758a7b5feb432258963e273987a376201043c177603fe" \
-    "0629bd5d47b8a2622c35983ab410da5b0bb3a09392fc7253d931d73629cc50a66fb385" \
-    "d3083828d86b65b9a0"
-
 static struct pake pk;		/* the listener's, the vector's w */
 static struct greeted in;	/* y and g fixed; h per input */
-static uint8_t vec_hello[sizeof(struct hello)];
-
-static void
-unhex(const char *s, uint8_t *out, size_t n)
-{
-	size_t i;
-	unsigned b;
-
-	if (strlen(s) != 2 * n)
-		fuzz_fail("msg2_fuzz: hex of %zu chars for %zu bytes",
-		    strlen(s), n);
-	for (i = 0; i < n; i++) {
-		if (sscanf(s + 2 * i, "%2x", &b) != 1)
-			fuzz_fail("msg2_fuzz: bad hex");
-		out[i] = (uint8_t)b;
-	}
-}
 
 /* Read as read_message does: the kind's fixed size, or -1. */
 static ssize_t
@@ -107,8 +80,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	pake_init(&pk, vec_w);
 	in.y = scalar_from_bytes(vec_y, sizeof(vec_y));
-	unhex(VEC3_GREETING, (uint8_t *)&in.g, sizeof(in.g));
-	unhex(VEC3_HELLO, vec_hello, sizeof(vec_hello));
+	memcpy(&in.g, vec_greeting1, sizeof(in.g));
 	if (answer(vec_hello) != HS_OK)
 		fuzz_fail("msg2_fuzz: listener_answer refuses the vector's "
 		    "HELLO; the harness is wrong");

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Hostile peers: silent and wrong connectors, and secchat/2's end and
-# rekeys against a misbehaving Python peer (doc/peer-test-modes.md).
+# rekeys against a misbehaving Python peer (doc/peer-test-modes.md), and a
+# password holder's flood of REKEYs (tests/rekeyflood.py).
 
 t_silent_then_good() {
 	echo "for the patient one" > "$T/w/a"
@@ -173,3 +174,70 @@ run "KEY after DONE: never opened, exit 0" t_key_after_done
 # DATA after CLOSE: that DATA never reaches stdout.
 t_data_after_close() { late_record --data-after-close "DATA after CLOSE" 3; }
 run "DATA after CLOSE: exit 3, never written" t_data_after_close
+
+# A password holder that floods REKEYs which cost it almost nothing (one E
+# and one DH for all of them, tests/rekeyflood.py): the receiver opens at
+# most REKEY_BURST at once, then REKEY_PER_SEC a second (doc/PROTOCOL.md
+# 5.3, "Rate"), and leaves the rest unread: flow control, not an error.
+FLOOD=6000 REKEY_BURST=1000 REKEY_PER_SEC=1000	# as in secchat.c
+
+# uptime_ms: CLOCK_BOOTTIME in ms (secchat's clock), to 10 ms, no fork.
+uptime_ms() {
+	local up _
+	read -r up _ < /proc/uptime
+	MS=$((${up%.*} * 1000 + 10#${up#*.} * 10))
+}
+
+# flood_sample: how many of the flood's REKEYs the listener has opened
+# (opened), and ms since t0, read after them (ms): at most REKEY_BURST +
+# REKEY_PER_SEC a second may be open by then, whenever the session began
+# after t0; over lists the samples above that.  The CPU ticks of the
+# listener (pid) and the flooder (fpid) so far.  True once all are open.
+flood_sample() {
+	local t
+	opened=$(grep -c '^secchat: peer rekeyed (epoch [0-9]*)$' "$T/w/l.err")
+	uptime_ms
+	ms=$((MS - ms0))
+	[ "$opened" -le $((REKEY_BURST + REKEY_PER_SEC * ms / 1000 + 20)) ] ||
+	    over="$over $opened@${ms}ms"
+	t=$(cpu_ticks "$pid" 2>/dev/null) && ticks=$t
+	t=$(cpu_ticks "$fpid" 2>/dev/null) && fticks=$t
+	echo "$ms ms: $opened REKEYs opened, listener $ticks ticks, flooder $fticks"
+	[ "$opened" -ge "$FLOOD" ]
+}
+
+# Asserted: no sample shows more REKEYs opened than the budget allows (so
+# the flood takes at least (FLOOD - REKEY_BURST) / REKEY_PER_SEC s); the
+# listener's CPU over the flood stays under half of the wall time (a loop
+# that spins while the budget tops up would take it all); every REKEY is
+# opened at last and the session ends as usual, with both streams whole.
+# A slow machine only opens the flood later, which the bounds allow.
+t_rekey_flood() {
+	echo "from the listener" > "$T/w/a"
+	seq 1 5 | sed 's/^/after the flood /' > "$T/w/b"
+	listen l "$T/w/a" $SC -q 127.0.0.1 0 || return 1
+	local pid fpid cpid ticks ticks0 fticks='' opened ms ms0 MS over='' hz
+	pid=$(child "$LPID") hz=$(getconf CLK_TCK)
+	ticks0=$(cpu_ticks "$pid") && ticks=$ticks0 || return 1
+	uptime_ms
+	ms0=$MS
+	timeout 60 /usr/bin/python3 tests/rekeyflood.py $FLOOD $SC \
+	    127.0.0.1 "$PORT" < "$T/w/b" > "$T/w/c.out" 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until 10 child "$cpid" > /dev/null && fpid=$(child "$cpid")
+	wait_until -p "$LPID" -e 0.2 30 flood_sample ||
+	    { echo "the flood was not all opened: $opened of $FLOOD"; return 1; }
+	wait "$cpid"
+	CRC=$?
+	reap
+	cat "$T/w/c.err"
+	echo "listener: $((ticks - ticks0)) ticks of CPU in $ms ms ($hz a second)"
+	[ -z "$over" ] ||
+	    { echo "more REKEYs opened than the budget allows:$over"; return 1; }
+	[ $(((ticks - ticks0) * 1000 * 2)) -le $((ms * hz)) ] ||
+	    { echo "the listener spent over half the wall time"; return 1; }
+	both_ok "$T/w/a" "$T/w/b" &&
+	    grep -q "^secchat: sent .*, rekeys 0 sent, $FLOOD received\$" "$T/w/l.err"
+}
+run "a REKEY flood is opened at most 1000 at once, then 1000 a second" t_rekey_flood

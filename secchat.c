@@ -475,7 +475,8 @@ enum status {
 #define END_FLUSH_MS	1000		/* END's wait to reach the kernel */
 #define LINE_WAIT_MS	20		/* a partial line goes after this */
 #define REKEY_BURST	1000		/* the peer's REKEYs opened at once, */
-#define REKEY_PER_SEC	1000		/* then this many a second at most */
+#define REKEY_PER_SEC	1000		/* then this many a second at most, */
+#define REKEY_WAKE	20		/* opened this many at a time */
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
@@ -687,6 +688,7 @@ struct conn {
 	int	 quiet_said;		/* "no word from" said for this silence */
 	int64_t	 rekey_budget;		/* the peer's REKEYs we may open, x1000 */
 	int64_t	 rekey_budget_at;	/* ms: when it was last topped up */
+	int	 rekey_held;		/* spent: wait for REKEY_WAKE of them */
 	struct end peer_end;		/* its END, at RX_ENDED */
 };
 
@@ -5260,6 +5262,20 @@ rekey_budget(struct conn *c, int64_t t)
 }
 
 /*
+ * Whether the budget lets us open a record.  Once spent, we wait until
+ * REKEY_WAKE REKEYs' worth has come back, so that a flood wakes us every
+ * 20 ms for 20 records, not every millisecond for one.
+ */
+static int
+rekey_may_open(struct conn *c)
+{
+	if (c->rekey_held && c->rekey_budget < REKEY_WAKE * 1000)
+		return 0;
+	c->rekey_held = c->rekey_budget < 1000;
+	return !c->rekey_held;
+}
+
+/*
  * Open every complete record in b->rxb that stdout has room for.  After
  * the peer's DONE or END nothing more is opened: what follows is dropped.
  */
@@ -5281,7 +5297,7 @@ process_rx(struct conn *c, struct bufs *b, struct stream *st,
 			    "malformed record: bad length %zu", clen);
 		if (avail < LEN_LEN + clen || output_busy(r, &b->out) ||
 		    buf_room(&b->out, MAX_INNER) < MAX_INNER ||
-		    !errq_room(r, RECV_BATCH) || c->rekey_budget < 1000)
+		    !errq_room(r, RECV_BATCH) || !rekey_may_open(c))
 			break;
 		rekeys = c->rekeys_recv;
 		if ((status = receive_record(c, b, st, r, rec, clen)) != GO_ON)
@@ -6236,9 +6252,10 @@ conn_timers(struct session *s, int64_t t)
 	if (c->tx_state == TX_OPEN && !s->opt->bflag &&
 	    buf_pending(&s->b.in) > 0)
 		until = sooner(until, s->st.input_at + LINE_WAIT_MS);
-	/* REKEYs opened too fast: the budget tops up a token a ms. */
-	if (c->rekey_budget < 1000 && rx_record_waiting(&s->b.rxb))
-		until = sooner(until, t + 1);
+	/* REKEYs opened too fast: wait for REKEY_WAKE more of them. */
+	if (c->rekey_held && rx_record_waiting(&s->b.rxb))
+		until = sooner(until, c->rekey_budget_at + 1 +
+		    (REKEY_WAKE * 1000 - c->rekey_budget) / REKEY_PER_SEC);
 	return until;
 }
 

@@ -6659,11 +6659,16 @@ caught_signal(struct session *s, int sig)
 	end_set(s, sig == SIGINT ? END_INTERRUPTED : END_TERMINATED,
 	    sig == SIGINT ? 0 : sig, sig == SIGINT ? "" : name);
 	s->die_signal = sig;
-	/* DONE instead of END, if it may be sealed (fill_tx had no room). */
+	/*
+	 * DONE instead of END, if it may be sealed (fill_tx had no room),
+	 * after a KEY that is due (5.1), as fill_tx would.
+	 */
 	if (s->c.tx_state == TX_CLOSED && rx_closed(&s->c) &&
 	    buf_pending(&s->b.out) == 0 && s->cmd.feed != FEED_REFUSED &&
 	    written_count(&s->b.wr) == s->c.recv_bytes &&
-	    buf_room(&s->b.txb, rec) >= rec) {
+	    buf_room(&s->b.txb, 2 * rec) >= 2 * rec) {
+		if (s->c.rk.due && s->c.rk.announced <= MAX_KEY_INDEX)
+			send_key(&s->c, &s->rep, &s->b.txb);
 		send_record(&s->c, &s->rep, &s->b.txb, TYPE_DONE, NULL, 0, 0);
 		tx_done_sealed(&s->c);
 	}

@@ -6,6 +6,12 @@
  *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
  *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
  *	kat handshake3 FILE	a secchat/3 session's handshake (its first block)
+ *	kat session3 FILE	the handshake and connection 1's records, up to
+ *				the first resume block (resume is not in
+ *				secchat.c yet)
+ *	kat end3 FILE		END records, their words, the lines of 9.3 and
+ *				9.4 (without 9.4's END part: resume), amounts
+ *	kat x25519 FILE		shares refused as public-equivalent or DH zero
  *	kat refusals3 FILE	secchat/3 REFUSALs, their lines, CODE and NO_NEW
  *	kat serving FILE	penalties and log limits of secchat.1 SERVING MANY
  *
@@ -210,10 +216,6 @@ print_direction_keys(const char *name, const struct direction *d)
 	print_hex(label, iv, sizeof(iv));
 }
 
-static const char *type_names[] = {
-	"?", "DATA", "REKEY", "CLOSE", "KEY", "DONE",
-};
-
 /* The key pair of a given private key (the vector's fixed keys). */
 static EVP_PKEY *
 x25519_from_private(const uint8_t priv[X25519_LEN], uint8_t pub[X25519_LEN])
@@ -227,20 +229,7 @@ x25519_from_private(const uint8_t priv[X25519_LEN], uint8_t pub[X25519_LEN])
 	return key;
 }
 
-/* One side of the vector's connection: its receive keys, the peer's. */
-struct side {
-	struct recv_keys rk;
-	struct peer_keys pk;
-};
-
-/* One direction: the sender's and the receiver's cipher state. */
-struct dir {
-	const char *name;
-	struct direction send, recv;
-	struct side *from, *to;
-};
-
-/* The 32-byte input NAME.FIELD of record NAME. */
+/* The 32-byte input NAME.FIELD. */
 static void
 input32(const struct block *b, const char *name, const char *field,
     uint8_t out[X25519_LEN])
@@ -250,7 +239,6 @@ input32(const struct block *b, const char *name, const char *field,
 	snprintf(label, sizeof(label), "%s.%s", name, field);
 	if (unhex(get(b, label), out, X25519_LEN) != X25519_LEN)
 		errx(1, "%s is not 32 bytes", label);
-	print_hex(label, out, X25519_LEN);
 }
 
 static void
@@ -265,134 +253,339 @@ print_field(const char *name, const char *field, const uint8_t *p, size_t n)
 		print_hex(label, p, n);
 }
 
-/*
- * The payload of a KEY or REKEY record, made with secchat's own receive
- * key functions from the vector's fixed private keys.
- */
+/* The input NAME.FIELD, hex or "-", into p; its length. */
 static size_t
-key_payload(const struct block *b, const char *name, struct dir *d,
-    uint8_t *payload)
+input_bytes(const struct block *b, const char *name, const char *field,
+    uint8_t *p, size_t cap)
 {
-	uint8_t priv[X25519_LEN];
+	char label[64];
+	const char *hex;
 
-	input32(b, name, "private", priv);
-	recv_keys_add(&d->from->rk, x25519_from_private(priv, payload));
-	OPENSSL_cleanse(priv, sizeof(priv));
-	return X25519_LEN;
+	snprintf(label, sizeof(label), "%s.%s", name, field);
+	hex = get(b, label);
+	return strcmp(hex, "-") == 0 ? 0 : unhex(hex, p, cap);
 }
 
-static size_t
-rekey_payload_kat(const struct block *b, const char *name, struct dir *d,
-    uint8_t *payload, uint8_t dh[X25519_LEN])
+/* The record type of a name, as secchat's receiver names them. */
+static int
+type_by_name(const char *name)
 {
-	uint8_t priv[X25519_LEN], pub[X25519_LEN];
+	int type;
 
-	input32(b, name, "ephemeral", priv);
-	if (rekey_payload(&d->from->pk, x25519_from_private(priv, pub),
-	    payload, dh) == -1)
+	for (type = TYPE_DATA; type <= TYPE_END; type++)
+		if (strcmp(rec_types[type].name, name) == 0)
+			return type;
+	errx(1, "bad record type: %s", name);
+}
+
+/*
+ * A secchat session that is only a state: no terminal, no hex lines, its
+ * "secchat: " lines (session_fail's, note_always's) kept in rep.last and
+ * written to /dev/null.  Named bob, -L loss seconds.
+ */
+static struct options side_opt;
+
+static void
+side_begin(struct session *s)
+{
+	static int devnull = -1;
+
+	side_opt.bflag = side_opt.qflag = 1;	/* no chat editor */
+	side_opt.name = "bob";
+	side_opt.interval = DEF_INTERVAL;
+	side_opt.loss = DEF_LOSS;
+	side_opt.retain = (size_t)DEF_RETAIN_MIB << 20;
+	side_opt.timeout = -1;
+	if (devnull == -1 && (devnull = open("/dev/null", O_WRONLY)) == -1)
+		err(1, "/dev/null");
+	session_alloc(s, &side_opt);
+	s->rep.fd = devnull;
+	s->hex_tty = s->out_tty = s->stdin_tty = 0;
+	conn_begin(s, -1);
+}
+
+/* Hand the records in from's txb to its peer, as the engine opens them. */
+static void
+deliver(struct session *from, struct session *to)
+{
+	struct buf *rxb = &to->b.rxb;
+	size_t n = buf_pending(&from->b.txb);
+
+	if (buf_room(rxb, n) < n)
+		errx(1, "records do not fit the receiver's buffer");
+	memcpy(rxb->data + rxb->len, from->b.txb.data + from->b.txb.pos, n);
+	rxb->len += n;
+	if (process_rx(&to->c, &to->b, &to->st, &to->rep) != GO_ON) {
+		printf("FAIL: the receiver: %s\n", to->rep.last);
+		failures++;
+	} else if (buf_pending(rxb) != 0)
+		fail("the receiver left a record unopened");
+}
+
+/* The receiver writes what it opened (W, section 7.1). */
+static void
+write_out(struct session *s)
+{
+	size_t n = buf_pending(&s->b.out);
+
+	s->b.out.pos += n;
+	written_add(&s->b.wr, n, n);
+}
+
+/*
+ * The session vector's sides, [0] the connector (c2s), [1] the listener,
+ * and the connection they are on (conn1, ...); cut: its records are
+ * sealed, never received.
+ */
+static struct session sides[2];
+static int conn_number, conn_cut;
+
+/*
+ * DATA records whose receiver opens them but has not written them when
+ * the connection is cut (the vector's header: the listener's W.c2s stays
+ * 6), so that its resume ACK drops them.
+ */
+static const char *const unwritten[] = { "record11" };
+
+static int
+written_now(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(unwritten) / sizeof(unwritten[0]); i++)
+		if (strcmp(unwritten[i], name) == 0)
+			return 0;
+	return 1;
+}
+
+/* What one record carries, for its lines. */
+struct sealed {
+	uint8_t input[X25519_LEN];	/* a KEY's private, a REKEY's e */
+	uint8_t payload[MAX_PAYLOAD], dh[X25519_LEN], salt[SECRET_LEN];
+	size_t	len;
+};
+
+/* KEY: the sender's next receive key, fixed by the vector (send_key). */
+static void
+seal_key(const struct block *b, const char *name, struct session *s,
+    struct sealed *sd)
+{
+	input32(b, name, "private", sd->input);
+	if (!s->c.rk.due)
+		fail("a KEY was sealed before it was due");
+	recv_keys_add(&s->c.rk, x25519_from_private(sd->input, sd->payload));
+	sd->len = X25519_LEN;
+	send_record(&s->c, &s->rep, &s->b.txb, TYPE_KEY, sd->payload,
+	    X25519_LEN, 0);
+}
+
+/* REKEY with the vector's one-time key, then the ratchet (send_rekey). */
+static void
+seal_rekey(const struct block *b, const char *name, struct session *s,
+    struct sealed *sd)
+{
+	uint8_t pub[X25519_LEN];
+
+	input32(b, name, "ephemeral", sd->input);
+	hkdf_expand(s->c.tx.secret, "rekey", sd->salt, SECRET_LEN);
+	if (rekey_payload(&s->c.pk, x25519_from_private(sd->input, pub),
+	    sd->payload, sd->dh) == -1)
 		fail("a REKEY's DH is all zero");
-	OPENSSL_cleanse(priv, sizeof(priv));
-	return REKEY_LEN;
+	sd->len = REKEY_LEN;
+	send_record(&s->c, &s->rep, &s->b.txb, TYPE_REKEY, sd->payload,
+	    REKEY_LEN, 0);
+	dh_ratchet(&s->c.tx, sd->dh);
 }
 
-/* The receiver's side of a KEY or REKEY that opened to payload. */
+/* DATA of the vector's payload, padded to padding bytes (send_data). */
 static void
-receive_control(struct dir *d, int type, const uint8_t *payload,
-    const uint8_t dh[X25519_LEN])
+seal_data(struct session *s, struct sealed *sd, int padding)
 {
-	uint8_t got[X25519_LEN];
-	uint32_t index;
+	struct buf *in = &s->b.in;
 
-	if (type == TYPE_KEY && peer_keys_add(&d->to->pk, payload) == -1)
-		fail("a KEY came before the last one was used");
-	if (type != TYPE_REKEY)
+	if (buf_room(in, sd->len) < sd->len)
+		errx(1, "the sender's input buffer is full");
+	memcpy(in->data + in->len, sd->payload, sd->len);
+	in->len += sd->len;
+	send_data(&s->c, &s->rep, &s->b, &s->st, sd->len + 1 + padding,
+	    sd->len, now_ms());
+}
+
+/* CLOSE and DONE as fill_tx seals them, when they are due. */
+static void
+seal_end_of_stream(struct session *s, int type)
+{
+	if (type == TYPE_CLOSE) {
+		tx_input_ended(&s->c);
+		if (s->c.tx_state != TX_DRAINING || buf_pending(&s->b.in) != 0)
+			fail("a CLOSE was sealed before the input was");
+		send_record(&s->c, &s->rep, &s->b.txb, TYPE_CLOSE, NULL, 0, 0);
+		tx_close_sealed(&s->c);
+		s->st.closed = 1;
 		return;
-	if (recv_keys_use(&d->to->rk, payload, got, &index) != RK_OK ||
-	    memcmp(got, dh, X25519_LEN) != 0)
-		fail("the receiver of a REKEY derives another DH");
-	dh_ratchet(&d->recv, got);
-	OPENSSL_cleanse(got, sizeof(got));
+	}
+	if (s->c.tx_state != TX_CLOSED || !rx_closed(&s->c) ||
+	    written_count(&s->b.wr) != s->c.recv_bytes)
+		fail("a DONE was sealed before it was due");
+	send_record(&s->c, &s->rep, &s->b.txb, TYPE_DONE, NULL, 0, 0);
+	tx_done_sealed(&s->c);
+}
+
+/* Seal one record of the vector with the sender's functions. */
+static void
+seal_one(const struct block *b, const char *name, struct session *s,
+    int type, int padding, struct sealed *sd)
+{
+	sd->len = 0;
+	switch (type) {
+	case TYPE_KEY:
+		seal_key(b, name, s, sd);
+		break;
+	case TYPE_REKEY:
+		seal_rekey(b, name, s, sd);
+		break;
+	case TYPE_DATA:
+		sd->len = input_bytes(b, name, "payload", sd->payload,
+		    MAX_PAYLOAD);
+		seal_data(s, sd, padding);
+		break;
+	case TYPE_ACK:
+		send_ack(&s->c, &s->rep, &s->b.txb, &s->st,
+		    written_count(&s->b.wr));
+		sd->len = ACK_LEN;
+		put_u32(sd->payload, s->st.ack_sent >> 32);
+		put_u32(sd->payload + 4, s->st.ack_sent & 0xffffffff);
+		break;
+	case TYPE_PING:
+		if (input_bytes(b, name, "payload", sd->payload, PING_LEN) !=
+		    PING_LEN)
+			errx(1, "%s: a PING's payload is 2 bytes", name);
+		sd->len = PING_LEN;
+		send_ping(&s->c, &s->rep, &s->b.txb,
+		    sd->payload[0] << 8 | sd->payload[1]);
+		break;
+	case TYPE_CLOSE:
+	case TYPE_DONE:
+		seal_end_of_stream(s, type);
+		break;
+	default:
+		errx(1, "%s: no %s records in a session vector", name,
+		    rec_types[type].name);
+	}
 }
 
 /*
- * One "recordN = DIR epoch E seq S TYPE [index=I] padding=P" record and
- * its lines (doc/PROTOCOL.md Appendix A): seal it with the sender's state,
- * open it with the receiver's, print the description (epoch, seq and
- * index from the states) and every value.
+ * One "recordN = CONN DIR epoch E seq S TYPE [index=I] padding=P" record
+ * and its lines (doc/PROTOCOL.md Appendix A): sealed by the sender's
+ * session, received by the peer's unless the connection is cut; the
+ * description's epoch, seq, index and padding come from the sender.
  */
 static void
-kat_record(const struct block *b, const char *name, const char *desc,
-    struct dir *d)
+kat_record(const struct block *b, const char *name, const char *desc)
 {
-	char type_name[16], label[64];
-	uint8_t payload[MAX_PAYLOAD], rec[LEN_LEN + MAX_RECORD];
-	uint8_t plain[MAX_INNER], dh[X25519_LEN], salt[SECRET_LEN];
-	const char *hex, *pad_at;
-	size_t len = 0, n;
-	int type, pad, got_type;
-	size_t got;
-	uint64_t index = 0;
+	char conn[16], dir[4], type_name[16], label[64], desc2[128];
+	struct session *from, *to;
+	struct sealed sd;
+	const char *pad_at;
+	uint64_t epoch, seq, index;
+	size_t n;
+	int type, padding;
 
-	if (sscanf(desc, "%*s epoch %*u seq %*u %15s", type_name) != 1 ||
-	    (pad_at = strstr(desc, "padding=")) == NULL ||
-	    sscanf(pad_at, "padding=%d", &pad) != 1)
+	if (sscanf(desc, "%15s %3s epoch %*u seq %*u %15s", conn, dir,
+	    type_name) != 3 || (pad_at = strstr(desc, "padding=")) == NULL ||
+	    sscanf(pad_at, "padding=%d", &padding) != 1 ||
+	    (strcmp(dir, "c2s") != 0 && strcmp(dir, "s2c") != 0))
 		errx(1, "bad record line: %s", desc);
-	for (type = 1; type <= TYPE_DONE; type++)
-		if (strcmp(type_names[type], type_name) == 0)
-			break;
-	if (type > TYPE_DONE)
-		errx(1, "bad record type: %s", type_name);
-	printf("%s = %s epoch %llu seq %llu %s", name, d->name,
-	    (unsigned long long)d->send.epoch,
-	    (unsigned long long)d->send.seq, type_name);
-	if (type == TYPE_KEY)
-		index = d->from->rk.announced;
-	else if (type == TYPE_REKEY)
-		index = d->from->pk.count - 1;
+	if (strncmp(conn, "conn", 4) != 0 || atoi(conn + 4) != conn_number)
+		errx(1, "%s: not on connection %d", name, conn_number);
+	from = &sides[dir[0] == 's'];
+	to = &sides[dir[0] == 'c'];
+	type = type_by_name(type_name);
+	epoch = from->c.tx.epoch;
+	seq = from->c.tx.seq;
+	index = type == TYPE_KEY ? from->c.rk.announced : from->c.pk.count - 1;
+	snprintf(desc2, sizeof(desc2), "conn%d %s epoch %llu seq %llu %s%s",
+	    conn_number, dir, (unsigned long long)epoch,
+	    (unsigned long long)seq, type_name,
+	    type == TYPE_KEY || type == TYPE_REKEY ? " index=" : "");
+	from->b.txb.pos = from->b.txb.len = 0;
+	seal_one(b, name, from, type, padding, &sd);
+	n = buf_pending(&from->b.txb);
+	printf("%s = %s", name, desc2);
 	if (type == TYPE_KEY || type == TYPE_REKEY)
-		printf(" index=%llu", (unsigned long long)index);
-	printf(" padding=%d\n", pad);
-
-	if (type == TYPE_KEY)
-		len = key_payload(b, name, d, payload);
-	else if (type == TYPE_REKEY)
-		len = rekey_payload_kat(b, name, d, payload, dh);
-	else if (type == TYPE_DATA) {
-		snprintf(label, sizeof(label), "%s.payload", name);
-		if (strcmp(hex = get(b, label), "-") != 0)
-			len = unhex(hex, payload, sizeof(payload));
-	}
-	print_field(name, "payload", payload, len);
+		printf("%llu", (unsigned long long)index);
+	printf(" padding=%zu\n", n - LEN_LEN - TAG_LEN - sd.len - 1);
+	if (type == TYPE_KEY || type == TYPE_REKEY)
+		print_field(name, type == TYPE_KEY ? "private" : "ephemeral",
+		    sd.input, X25519_LEN);
+	print_field(name, "payload", sd.payload, sd.len);
 	if (type == TYPE_REKEY) {
-		print_field(name, "dh", dh, X25519_LEN);
-		hkdf_expand(d->send.secret, "rekey", salt, SECRET_LEN);
-		print_field(name, "salt", salt, SECRET_LEN);
+		print_field(name, "dh", sd.dh, X25519_LEN);
+		print_field(name, "salt", sd.salt, SECRET_LEN);
 	}
-	n = seal_record(&d->send, type, payload, len, pad, rec);
-	print_field(name, "wire", rec, n);
-	if (open_record(&d->recv, rec, n - LEN_LEN, plain, &got_type,
-	    &got) != OPEN_OK || got != len || got_type != type ||
-	    memcmp(plain, payload, len))
-		fail("a sealed record does not open to its payload");
-	else
-		receive_control(d, type, plain, dh);
+	print_field(name, "wire", from->b.txb.data, n);
+	if (!conn_cut) {
+		deliver(from, to);
+		if (type == TYPE_DATA && written_now(name))
+			write_out(to);
+	}
 	if (type == TYPE_REKEY) {
-		dh_ratchet(&d->send, dh);
-		if (memcmp(d->send.secret, d->recv.secret, SECRET_LEN) != 0)
+		if (!conn_cut && memcmp(from->c.tx.secret, to->c.rx.secret,
+		    SECRET_LEN) != 0)
 			fail("the two ends rekey to different secrets");
-		snprintf(label, sizeof(label), "%s%llu", d->name,
-		    (unsigned long long)d->send.epoch);
-		print_hex(label, d->send.secret, SECRET_LEN);
-		print_direction_keys(label, &d->send);
+		snprintf(label, sizeof(label), "conn%d.%s%llu", conn_number,
+		    dir, (unsigned long long)from->c.tx.epoch);
+		print_hex(label, from->c.tx.secret, SECRET_LEN);
+		print_direction_keys(label, &from->c.tx);
 	}
-	OPENSSL_cleanse(dh, sizeof(dh));
+	OPENSSL_cleanse(&sd, sizeof(sd));
+}
+
+/* The six counters after record name (Appendix A). */
+static void
+print_counters(const char *name)
+{
+	printf("%s.W.c2s = %llu\n%s.W.s2c = %llu\n", name,
+	    (unsigned long long)written_count(&sides[1].b.wr), name,
+	    (unsigned long long)written_count(&sides[0].b.wr));
+	printf("%s.A.c2s = %llu\n%s.A.s2c = %llu\n", name,
+	    (unsigned long long)sides[0].st.acked, name,
+	    (unsigned long long)sides[1].st.acked);
+	printf("%s.S.c2s = %llu\n%s.S.s2c = %llu\n", name,
+	    (unsigned long long)sides[0].st.sealed, name,
+	    (unsigned long long)sides[1].st.sealed);
+}
+
+/* The records, cuts and counters of b from its field first on. */
+static void
+kat_records(const struct block *b, int first)
+{
+	const char *name, *dot;
+	char rec[64];
+	int i;
+
+	for (i = first; i < b->n; i++) {
+		name = b->f[i].name;
+		dot = strchr(name, '.');
+		if (dot == NULL && strncmp(name, "record", 6) == 0)
+			kat_record(b, name, b->f[i].value);
+		else if (dot == NULL && strncmp(name, "cut", 3) == 0) {
+			printf("%s = conn%d\n", name, conn_number);
+			conn_cut = 1;
+		} else if (dot != NULL && strcmp(dot, ".W.c2s") == 0) {
+			snprintf(rec, sizeof(rec), "%.*s", (int)(dot - name),
+			    name);
+			print_counters(rec);
+		} else if (dot == NULL || (strncmp(name, "record", 6) != 0 &&
+		    strncmp(name, "conn", 4) != 0))
+			errx(1, "unexpected %s in a records block", name);
+	}
 }
 
 /*
  * What the receiver of a REKEY must refuse (doc/PROTOCOL.md section
- * 5.3), against the listener's receive keys at the vector's end: the
- * connector used key 2, so key 1 is retired, 3 is the newest and 4 has
- * not been announced.
+ * 5.3), against the listener's receive keys at the end of connection 1:
+ * it announced keys 0 and 1, and the connector used key 0.
  */
 static void
 check_rekey_refusals(struct recv_keys *rk)
@@ -402,19 +595,23 @@ check_rekey_refusals(struct recv_keys *rk)
 	EVP_PKEY *e = x25519_keygen(pub);
 
 	memset(payload, 0, sizeof(payload));
-	put_u32(payload, 1);
-	if (recv_keys_use(rk, payload, dh, &index) != RK_RETIRED)
-		fail("a REKEY naming a retired key was accepted");
-	put_u32(payload, 4);
+	put_u32(payload, 2);
 	if (recv_keys_use(rk, payload, dh, &index) != RK_UNANNOUNCED)
 		fail("a REKEY naming an unannounced key was accepted");
-	put_u32(payload, 3);	/* E = 0: a low-order point */
+	put_u32(payload, 1);
+	payload[INDEX_LEN] = 9;
+	if (recv_keys_use(rk, payload, dh, &index) != RK_PUBLIC)
+		fail("a REKEY with E = 9 was accepted");
+	payload[INDEX_LEN] = 0;	/* E = 0: a low-order point */
 	if (recv_keys_use(rk, payload, dh, &index) != RK_LOW_ORDER)
 		fail("a REKEY with a low-order E was accepted");
 	memcpy(payload + INDEX_LEN, pub, X25519_LEN);
 	if (recv_keys_use(rk, payload, dh, &index) != RK_OK || rk->due != 1 ||
-	    rk->key[0] == NULL || rk->key[1] != NULL || rk->oldest != 3)
+	    rk->key[0] == NULL || rk->key[1] != NULL || rk->oldest != 1)
 		fail("a good REKEY for the newest key was refused");
+	put_u32(payload, 0);
+	if (recv_keys_use(rk, payload, dh, &index) != RK_RETIRED)
+		fail("a REKEY naming a retired key was accepted");
 	EVP_PKEY_free(e);
 	OPENSSL_cleanse(dh, sizeof(dh));
 }
@@ -488,11 +685,11 @@ vector_greeting(const struct block *b, const struct pake *pk,
 
 /*
  * The handshake of a secchat/3 session vector (its first block: inputs,
- * messages, secrets, the key set of connection 1), both roles with
- * secchat's own functions; the records are the record layer's.
+ * messages, secrets, the key set of connection 1 into out), both roles
+ * with secchat's own functions.
  */
 static void
-kat_handshake3(FILE *fp)
+handshake3(FILE *fp, struct keyset *out)
 {
 	static const uint8_t no_salt[SHA256_DIGEST_LENGTH];
 	struct block b;
@@ -569,9 +766,56 @@ kat_handshake3(FILE *fp)
 	direction_init(&d, ks.s2c, 1);
 	print_direction_keys("conn1.s2c0", &d);
 	direction_free(&d);
+	*out = ks;
+	OPENSSL_cleanse(&ks, sizeof(ks));
 	BN_free(x);
 	BN_free(in.y);
 	pake_free(&pk);
+}
+
+static void
+kat_handshake3(FILE *fp)
+{
+	struct keyset ks;
+
+	handshake3(fp, &ks);
+	OPENSSL_cleanse(&ks, sizeof(ks));
+}
+
+/*
+ * A secchat/3 session vector: the handshake, then connection 1's records,
+ * each sealed by the sending side's secchat session and opened by the
+ * other's (process_rx, with every check of section 4), up to the first
+ * resume block.  Connections 2 and 3 (section 8) wait for resume in
+ * secchat.c: a resume block would be read here (its RESUME, RESUMED and
+ * key set, then conn_keys and conn_begin for both sides on the next
+ * connection) and its records handed to kat_records.  Until then the
+ * output stops before it, and test.sh compares the file up to there.
+ */
+static void
+kat_session3(FILE *fp)
+{
+	struct block b;
+	struct keyset ks, copy;
+	int i;
+
+	handshake3(fp, &ks);
+	check_forgeries(ks.c2s);
+	for (i = 0; i < 2; i++) {
+		side_begin(&sides[i]);
+		copy = ks;
+		conn_keys(&sides[i], i == 0, &copy);
+	}
+	conn_number = 1;
+	conn_cut = 0;
+	while (read_block(fp, &b) && strncmp(b.f[0].name, "nonce", 5) != 0) {
+		printf("\n");
+		kat_records(&b, 0);
+	}
+	check_rekey_refusals(&sides[1].c.rk);
+	for (i = 0; i < 2; i++)
+		session_free(&sides[i]);
+	OPENSSL_cleanse(&ks, sizeof(ks));
 }
 
 /*
@@ -642,6 +886,302 @@ kat_refusals3(FILE *fp)
 	pake_free(&pk);
 }
 
+/*
+ * The END vector's session: one secchat session whose sending direction
+ * seals each END and whose receiving direction opens it, under the
+ * vector's secret; the ENDs it opened, by reason, for the states.
+ */
+static struct session es;
+static struct end ends[END_OTHER + 1];
+
+/* secchat's line for the peer's END e (peer_stopped), and its status. */
+static int
+end_line(const struct end *e, int chat)
+{
+	es.c.peer_end = *e;
+	es.rep.chat = chat;
+	return peer_stopped(&es);
+}
+
+/* endR.chat and endR.phrase: the phrase is the line of a bare state. */
+static void
+print_end_words(const char *name, const struct end *e)
+{
+	const char *peer = es.chat.view.peer;
+	size_t n = strlen(peer);
+
+	(void)end_line(e, 1);
+	printf("%s.chat = %s\n", name, es.rep.last);
+	(void)end_line(e, 0);
+	if (strncmp(es.rep.last, peer, n) != 0 || es.rep.last[n] != ' ')
+		fail("a phrase's line does not start with the peer's name");
+	printf("%s.phrase = %s\n", name, es.rep.last + n + 1);
+}
+
+/* The END of reason r, sealed at seq r - 1 by send_end, and opened. */
+static void
+kat_end_record(const struct block *b, int r, const uint8_t secret[SECRET_LEN])
+{
+	char name[16], label[32], text[END_TEXT_MAX + 1];
+	uint8_t plain[MAX_INNER];
+	struct direction d;
+	size_t n, len;
+	int type;
+
+	snprintf(name, sizeof(name), "end%d", r);
+	len = input_bytes(b, name, "text", (uint8_t *)text, END_TEXT_MAX);
+	text[len] = '\0';
+	direction_init(&es.c.tx, secret, 1);
+	direction_init(&es.c.rx, secret, 0);
+	es.c.tx.seq = es.c.rx.seq = r - 1;
+	es.c.tx_state = TX_OPEN;
+	es.c.rx_state = RX_OPEN;
+	memset(&es.end, 0, sizeof(es.end));
+	snprintf(label, sizeof(label), "%s.value", name);
+	end_set(&es, r, strtoul(get(b, label), NULL, 10), text);
+	es.b.txb.pos = es.b.txb.len = 0;
+	send_end(&es.c, &es.b.txb, &es.st, written_count(&es.b.wr), &es.rep,
+	    &es.end);
+	n = buf_pending(&es.b.txb);
+	direction_init(&d, secret, 0);
+	d.seq = r - 1;
+	if (open_record(&d, es.b.txb.data, n - LEN_LEN, plain, &type, &len) !=
+	    OPEN_OK || type != TYPE_END)
+		errx(1, "%s does not open", name);
+	direction_free(&d);
+	deliver(&es, &es);
+	ends[r] = es.c.peer_end;
+	printf("%s.value = %lu\n", name, (unsigned long)ends[r].value);
+	print_field(name, "text", (uint8_t *)ends[r].text,
+	    strlen(ends[r].text));
+	print_field(name, "payload", plain, len);
+	print_field(name, "wire", es.b.txb.data, n);
+	print_end_words(name, &ends[r]);
+}
+
+/* The value of NAME.FIELD. */
+static const char *
+get2(const struct block *b, const char *name, const char *field)
+{
+	char label[64];
+
+	snprintf(label, sizeof(label), "%s.%s", name, field);
+	return get(b, label);
+}
+
+/* Is word one of the words of list? */
+static int
+has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p;
+
+	for (p = list; (p = strstr(p, word)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/*
+ * The streams of stateN into es: S, A, T (our input's length or size;
+ * T = S: our input has ended), R written of what we opened (peer_data),
+ * the peer's CLOSE (peer_close); the flags as secchat derives them.
+ */
+static void
+set_state(const struct block *b, const char *name)
+{
+	const char *t = get2(b, name, "T"), *flags = get2(b, name, "flags");
+	uint64_t r = strtoull(get2(b, name, "R"), NULL, 10);
+
+	memset(&es.st, 0, sizeof(es.st));
+	es.st.sealed = strtoull(get2(b, name, "S"), NULL, 10);
+	es.st.acked = strtoull(get2(b, name, "A"), NULL, 10);
+	es.rep.in_size = strcmp(t, "-") == 0 ? -1 : strtoll(t, NULL, 10);
+	es.st.closed = es.rep.in_size >= 0 &&
+	    (uint64_t)es.rep.in_size == es.st.sealed;
+	written_begin(&es.b.wr, 0, -1);
+	written_add(&es.b.wr, r, r);
+	es.c.recv_bytes = has_word(flags, "peer_data") ? r : 0;
+	es.st.peer_closed = has_word(flags, "peer_close");
+	printf("%s.S = %llu\n%s.A = %llu\n%s.T = %s\n%s.R = %llu\n", name,
+	    (unsigned long long)es.st.sealed, name,
+	    (unsigned long long)es.st.acked, name, t, name,
+	    (unsigned long long)written_count(&es.b.wr));
+	printf("%s.flags =%s%s%s%s%s\n", name,
+	    ours_complete(&es) ? " ours_complete" : "",
+	    es.c.recv_bytes > 0 ? " peer_data" : "",
+	    es.st.peer_closed ? " peer_close" : "",
+	    peers_complete(&es) ? " peers_complete" : "",
+	    ours_complete(&es) || es.c.recv_bytes > 0 || es.st.peer_closed ?
+	    "" : " -");
+}
+
+/*
+ * The connection lost, and not resumed (section 9.4), as secchat finds
+ * it: lostK's cause.  1: silence with -L 45, 2: the peer's end of stream,
+ * 3: a reset, 4: silence with -L 90.  (The vector's END parts, "; not
+ * resumed within ..." and "; NAME no longer holds the session", wait for
+ * resume: secchat has no window yet.)
+ */
+static int
+lost_line(int k)
+{
+	static const struct {
+		unsigned loss;
+		int	 eof, error;
+	} cause[] = { { 0, 0, 0 }, { 45, 0, 0 }, { 0, 1, 0 },
+	    { 0, 0, ECONNRESET }, { 90, 0, 0 } };
+
+	if (k < 1 || k > 4)
+		errx(1, "no lost%d in this kat", k);
+	es.c.rx_state = RX_OPEN;
+	es.c.rx_eof = cause[k].eof;
+	es.c.rx_errno = cause[k].error;
+	es.c.last_heard = 0;
+	if (cause[k].loss == 0)
+		return session_over(&es);
+	side_opt.loss = cause[k].loss;
+	return check_silence(&es, secs_ms(cause[k].loss));
+}
+
+/* A stateN block: the state, then each line and its status. */
+static void
+kat_state(const struct block *b, const char *name)
+{
+	const char *what;
+	size_t n;
+	int i, k, status;
+
+	set_state(b, name);
+	for (i = 0; i < b->n; i++) {
+		what = b->f[i].name + strlen(name);
+		n = strlen(what);
+		if (n < 5 || strcmp(what + n - 5, ".line") != 0)
+			continue;
+		if (sscanf(what, ".end%d.", &k) == 1 && k >= 1 &&
+		    k <= END_OTHER)
+			status = end_line(&ends[k], 0);
+		else if (sscanf(what, ".lost%d.", &k) == 1)
+			status = lost_line(k);
+		else
+			continue;
+		printf("%s = %s\n", b->f[i].name, es.rep.last);
+		printf("%.*s.status = %d\n", (int)(strlen(b->f[i].name) - 5),
+		    b->f[i].name, status);
+	}
+}
+
+/* amountN and amountN.text: the amount as secchat shows it (put_size). */
+static void
+kat_amounts(const struct block *b)
+{
+	char text[64];
+	uint64_t n;
+	int i;
+
+	for (i = 0; i < b->n; i++) {
+		if (strchr(b->f[i].name, '.') != NULL)
+			continue;
+		n = strtoull(b->f[i].value, NULL, 10);
+		put_size(text, n);
+		printf("%s = %llu\n%s.text = %s\n", b->f[i].name,
+		    (unsigned long long)n, b->f[i].name, text);
+	}
+}
+
+/*
+ * secchat3-end.txt: the ENDs under one secret, their words in a chat and
+ * as a phrase, the lines of 9.3 and 9.4 for stream states, the amounts;
+ * every line made by secchat's own functions on a session of its own.
+ */
+static void
+kat_end3(FILE *fp)
+{
+	struct block b;
+	uint8_t secret[SECRET_LEN], key[KEY_LEN], iv[IV_LEN];
+	char name[32];
+	struct end other;
+
+	side_begin(&es);
+	if (!read_block(fp, &b) ||
+	    unhex(get(&b, "secret"), secret, SECRET_LEN) != SECRET_LEN)
+		errx(1, "no secret");
+	derive_key_iv(secret, key, iv);
+	print_hex("secret", secret, SECRET_LEN);
+	print_hex("key", key, KEY_LEN);
+	print_hex("iv", iv, IV_LEN);
+	while (read_block(fp, &b)) {
+		printf("\n");
+		snprintf(name, sizeof(name), "%.*s",
+		    (int)strcspn(b.f[0].name, "."), b.f[0].name);
+		memset(&other, 0, sizeof(other));
+		other.reason = atoi(name + 3);
+		if (strncmp(name, "end", 3) == 0 && other.reason >= 1 &&
+		    other.reason <= END_OTHER)
+			kat_end_record(&b, other.reason, secret);
+		else if (strncmp(name, "end", 3) == 0)
+			print_end_words(name, &other);
+		else if (strncmp(name, "state", 5) == 0)
+			kat_state(&b, name);
+		else if (strncmp(name, "amount", 6) == 0)
+			kat_amounts(&b);
+		else
+			errx(1, "unexpected block %s", name);
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	session_free(&es);
+}
+
+/*
+ * x25519-refused.txt: each share as a REKEY's E for the vector's receive
+ * key (recv_keys_use: section 5.3's checks 3 and 4); a KEY with it must be
+ * refused as public-equivalent exactly when the REKEY is.
+ */
+static void
+kat_x25519(FILE *fp)
+{
+	struct block b;
+	struct recv_keys rk;
+	struct peer_keys pk;
+	uint8_t priv[X25519_LEN], pub[X25519_LEN], payload[REKEY_LEN];
+	uint8_t dh[X25519_LEN];
+	enum rk_result res;
+	uint32_t index;
+	int i;
+
+	if (!read_block(fp, &b) ||
+	    unhex(get(&b, "private"), priv, X25519_LEN) != X25519_LEN)
+		errx(1, "no private key");
+	memset(&rk, 0, sizeof(rk));
+	recv_keys_add(&rk, x25519_from_private(priv, pub));
+	print_hex("private", priv, X25519_LEN);
+	print_hex("public", pub, X25519_LEN);
+	OPENSSL_cleanse(priv, sizeof(priv));
+	printf("\n");
+	while (read_block(fp, &b))
+		for (i = 0; i < b.n; i++) {
+			if (strchr(b.f[i].name, '.') != NULL)
+				continue;
+			put_u32(payload, 0);
+			if (unhex(b.f[i].value, payload + INDEX_LEN, X25519_LEN)
+			    != X25519_LEN)
+				errx(1, "%s is not 32 bytes", b.f[i].name);
+			print_hex(b.f[i].name, payload + INDEX_LEN, X25519_LEN);
+			res = recv_keys_use(&rk, payload, dh, &index);
+			memset(&pk, 0, sizeof(pk));
+			if ((peer_keys_add(&pk, payload + INDEX_LEN) == -2) !=
+			    (res == RK_PUBLIC))
+				fail("KEY and REKEY disagree on a share");
+			printf("%s.result = %s\n", b.f[i].name,
+			    res == RK_PUBLIC ? "refused: public-equivalent" :
+			    res == RK_LOW_ORDER ? "refused: DH zero" :
+			    res == RK_OK ? "accepted" : "refused: other");
+			if (res == RK_OK)
+				print_field(b.f[i].name, "dh", dh, X25519_LEN);
+		}
+	recv_keys_free(&rk);
+}
+
 /* One address guessing as fast as its penalties let it. */
 static unsigned
 guesses_in(struct source *src, int64_t *t, int64_t until)
@@ -709,8 +1249,8 @@ main(int argc, char *argv[])
 	FILE *fp;
 
 	if (argc != 3)
-		errx(2, "usage: kat pbkdf2|spake2|handshake3|refusals3|serving "
-		    "FILE");
+		errx(2, "usage: kat pbkdf2|spake2|handshake3|session3|refusals3|"
+		    "end3|x25519|serving FILE");
 	if ((fp = fopen(argv[2], "r")) == NULL)
 		err(1, "%s", argv[2]);
 	if (strcmp(argv[1], "pbkdf2") == 0)
@@ -719,6 +1259,12 @@ main(int argc, char *argv[])
 		kat_spake2(fp);
 	else if (strcmp(argv[1], "handshake3") == 0)
 		kat_handshake3(fp);
+	else if (strcmp(argv[1], "session3") == 0)
+		kat_session3(fp);
+	else if (strcmp(argv[1], "end3") == 0)
+		kat_end3(fp);
+	else if (strcmp(argv[1], "x25519") == 0)
+		kat_x25519(fp);
 	else if (strcmp(argv[1], "refusals3") == 0)
 		kat_refusals3(fp);
 	else if (strcmp(argv[1], "serving") == 0)

@@ -1,0 +1,194 @@
+# shellcheck shell=bash
+# Resume (doc/PROTOCOL.md section 8): a cut connection, by a reset, a FIN
+# or a dead link, is replaced by a new one and both streams go on with
+# nothing lost and nothing doubled; replayed and forged RESUMEs are
+# refused without disturbing the session; window 0 is the old end (9.4);
+# the independent peer resumes with secchat in both roles.  The cuts are
+# made by tests/cutrelay.py, which relays every connection a resuming
+# connector makes.  Reads wall time: this suite runs alone.
+
+CUTRELAY="python3 tests/cutrelay.py"
+# Each test clears NORESUME (tests/lib.sh): secchat's default window.
+
+# cut_via RELAYARGS LIN CIN ARGS...: a listener, the relay with RELAYARGS
+# (one word, split on spaces) in front of it, and a connector through it,
+# to completion; sets LRC and CRC.
+cut_via() {
+	local rargs=$1 lin=$2 cin=$3
+	shift 3
+	listen l "$lin" $SC "$@" 127.0.0.1 0 || return 1
+	relay_to "$rargs" "$PORT" || return 1
+	dial c "$cin" $SC "$@" 127.0.0.1 "$RPORT"
+	reap
+}
+
+# relay_to RELAYARGS PORT: start the relay in front of PORT, set RPORT.
+relay_to() {
+	# shellcheck disable=SC2086	# RELAYARGS is words
+	timeout 60 $CUTRELAY $1 "$2" > "$T/w/relay.out" 2> "$T/w/relay.err" &
+	RPID=$!
+	PIDS="$PIDS $RPID"
+	wait_number RPORT "$T/w/relay.out" "$RPID" 'relay port \([0-9]*\)'
+}
+
+# resumes FILE N: FILE says "reconnected ... (nothing lost)" N times at least.
+resumes() {
+	at_least "$2" 'secchat: reconnected to .* (nothing lost)' "$1" ||
+	    { echo "fewer than $2 resumes in $(basename "$1")"; return 1; }
+}
+
+# A 20 MB upload reset three times arrives whole, both sides exit 0.
+t_resume_bulk_resets() {
+	local NORESUME=
+	head -c 20000000 /dev/urandom > "$T/w/big"
+	cut_via "--reset 3000000,9000000,5000000" /dev/null "$T/w/big" \
+	    -q -b -a 1 -L 5 || return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    expect "sha256" "$(sha256sum < "$T/w/l.out")" \
+	    "$(sha256sum < "$T/w/big")" && resumes "$T/w/c.err" 3 &&
+	    resumes "$T/w/l.err" 3
+}
+run "resume: a 20 MB upload reset 3 times arrives whole, exit 0 both" t_resume_bulk_resets
+
+# 200,000 lines cut four times (resets and FINs): each exactly once, in order.
+t_resume_lines() {
+	local NORESUME=
+	seq 1 200000 | sed 's/^/line /' > "$T/w/lines"
+	cut_via "--reset 300000,700000 --cut 0,0,400000,500000" /dev/null \
+	    "$T/w/lines" -q -a 1 -L 5 || return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/lines" "$T/w/l.out" && resumes "$T/w/c.err" 4
+}
+run "resume: 200,000 lines cut 4 times arrive once each, in order" t_resume_lines
+
+# A dead link (nothing moves for 8 s) is noticed after -L 2 and resumed.
+t_resume_frozen() {
+	local NORESUME=
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	cut_via "--freeze 1000000:8" /dev/null "$T/w/big" -q -b -a 1 -L 2 ||
+	    return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/big" "$T/w/l.out" && resumes "$T/w/c.err" 1 &&
+	    has_line "$T/w/c.err" "secchat: connection to 127.0.0.1 lost; reconnecting"
+}
+run "resume: a frozen link is noticed within -L and resumed" t_resume_frozen
+
+# resume_try PORT FILE [GEN]: greet, send the RESUME in FILE (its gen set
+# to GEN if given), print the answer's kind and reason.
+resume_try() {
+	python3 - "$@" <<'EOF'
+import socket, struct, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+m = bytearray(open(path, "rb").read())
+if len(sys.argv) > 3:
+    m[25:29] = struct.pack(">I", int(sys.argv[3]))
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+def read(n):
+    b = b""
+    while len(b) < n:
+        d = s.recv(n - len(b))
+        if not d:
+            break
+        b += d
+    return b
+g = read(12)
+if g[8] == 0:
+    print("refused", g[9])
+    sys.exit(0)
+read(114 - 12)
+s.sendall(bytes(m))
+a = read(12)
+print("kind", a[8], "reason", a[9] if a[8] == 0 else "-")
+EOF
+}
+
+# A RESUME recorded on one connection and sent again on another is refused
+# (RESUME_FAILED: its MAC covers the other greeting), so are RESUMEs of a
+# wrong generation; they cost the address its penalty, and the session
+# goes on untouched to a clean end.
+t_resume_replayed() {
+	local NORESUME=
+	seq 1 6000 > "$T/w/a"
+	mkfifo "$T/w/in"
+	{ seq 1 3000; sleep 3; seq 3001 6000; } > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -q -a 1 127.0.0.1 0 || return 1
+	relay_to "--reset 4000 --record $T/w/resume" "$PORT" || return 1
+	timeout 60 $SECCHAT -v $SC -q -a 1 127.0.0.1 "$RPORT" < "$T/w/in" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$! r
+	PIDS="$PIDS $cpid"
+	wait_until 10 test -s "$T/w/resume" || { echo "no RESUME recorded"; return 1; }
+	r=$(resume_try "$PORT" "$T/w/resume")
+	expect "replayed" "$r" "kind 0 reason 9" || return 1
+	for g in 7 8 9; do
+		r=$(resume_try "$PORT" "$T/w/resume" "$g")
+		expect "generation $g" "$r" "kind 0 reason 9" || return 1
+	done
+	r=$(resume_try "$PORT" "$T/w/resume")
+	expect "after 4 failures" "$r" "refused 1" || return 1
+	wait "$cpid"
+	CRC=$?
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out" &&
+	    at_least 3 'resume refused: proof rejected' "$T/w/l.err" &&
+	    grep -q 'refused for 1 s more after 4 failed handshakes' "$T/w/l.err"
+}
+run "resume: replayed and wrong-generation RESUMEs refused, penalised; the session ends well" t_resume_replayed
+
+# Window 0 on one side: no resume, the old end (9.4) on both.
+t_resume_window_zero() {
+	local NORESUME=
+	seq 1 20000 > "$T/w/b"
+	listen l /dev/null $SC -q -W 0 127.0.0.1 0 || return 1
+	relay_to "--reset 3000" "$PORT" || return 1
+	dial c "$T/w/b" $SC -q 127.0.0.1 "$RPORT"
+	reap
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    grep -q '^secchat: connection lost while receiving' "$T/w/l.err" &&
+	    grep -q '^secchat: connection lost while sending' "$T/w/c.err" &&
+	    ! grep -q 'reconnect' "$T/w/l.err" "$T/w/c.err"
+}
+run "resume: window 0 (-W 0) means no resume, the 9.4 end" t_resume_window_zero
+
+# The listener is gone: the connector tries for its window, then says so.
+t_resume_window_out() {
+	local NORESUME=
+	listen l <(sleep 20) $SC -q -W 2 127.0.0.1 0 || return 1
+	( sleep 1; kill -9 "$(child "$LPID")" ) &
+	PIDS="$PIDS $!"
+	dial c <(sleep 20) $SC -q -W 2 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connection lost (closed by 127.0.0.1); not resumed within 2 s"
+}
+run "resume: the window runs out: 'not resumed within 2 s', exit 1" t_resume_window_out
+
+# The independent peer (tests/peer3.py) resumes with secchat, both roles:
+# it cuts its own connections (--reset-at, --cut-at).
+t_resume_py_connector() {
+	local NORESUME=
+	seq 1 50000 > "$T/w/a"
+	seq 50001 90000 > "$T/w/b"
+	listen l "$T/w/b" $SC -q -a 1 127.0.0.1 0 || return 1
+	pydial c "$T/w/a" $SC --interval 1 --reset-at 30000,60000 127.0.0.1 "$PORT"
+	reap
+	expect "listener status" "$LRC" 0 && expect "peer3 status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out" && same "$T/w/b" "$T/w/c.out" &&
+	    resumes "$T/w/l.err" 2
+}
+run "resume interop: peer3 connector resets twice, secchat listener" t_resume_py_connector
+
+t_resume_py_listener() {
+	local NORESUME=
+	seq 1 50000 > "$T/w/a"
+	seq 50001 90000 > "$T/w/b"
+	pylisten l "$T/w/b" $SC --interval 1 --cut-at 40000,20000 127.0.0.1 0 ||
+	    return 1
+	dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$PORT"
+	reap
+	expect "peer3 status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out" && same "$T/w/b" "$T/w/c.out" &&
+	    resumes "$T/w/c.err" 2
+}
+run "resume interop: peer3 listener cuts twice, secchat connector" t_resume_py_listener

@@ -839,6 +839,7 @@ struct report {
 	int	(*row)(void *, int dir, int type, const uint8_t *plain,
 		    size_t plen, const uint8_t *rec, size_t n);
 	void	*hide_arg;		/* the chat, for both */
+	int	 again;			/* the DATA sealed is sealed again */
 	int	 live;			/* DATA as one row drawn in place */
 	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
 	int	 live_new;		/* live_row not drawn yet */
@@ -4299,8 +4300,9 @@ hex_line(struct report *r, int dir, int type, const uint8_t *plain,
 {
 	char *p;
 
-	if (r->row != NULL && r->row(r->hide_arg, dir, type, plain, plen, rec,
-	    n))
+	/* Our lines sealed again after a resume are on the screen already. */
+	if (r->row != NULL && !(dir == '>' && r->again) &&
+	    r->row(r->hide_arg, dir, type, plain, plen, rec, n))
 		return;
 	if (!r->hex)
 		return;
@@ -5140,8 +5142,10 @@ send_data(struct conn *c, struct report *r, struct bufs *b,
 		inner = MAX_INNER;
 	if (c->tx.data_records++ == 0)
 		c->tx.first_data = t;
+	r->again = st->next < st->sealed;
 	send_record(c, r, &b->txb, TYPE_DATA, b->in.data + b->in.pos, len,
 	    inner - len - 1);
+	r->again = 0;
 	b->in.pos += len;
 	b->in.keep += len;
 	st->next += len;

@@ -4455,24 +4455,40 @@ hs_unwanted(struct report *r, enum hs_parse v, const uint8_t *m)
 
 /*
  * Read one message of the kinds allowed into m, byte by byte as far as
- * the header goes, then the rest whole; its kind is m[8].
+ * the header goes, then the rest whole; its kind is m[8], and *v says
+ * how its bytes went.  -1 on a socket error (errno), 0 at an end of
+ * stream before it was whole, else 1.
  */
+static int
+hs_read(int net, unsigned kinds, uint8_t m[HS_MAX], int64_t deadline,
+    enum hs_parse *v)
+{
+	size_t n = 0, need = 0;
+	ssize_t got;
+
+	while ((*v = hs_parse(m, n, kinds, &need)) == HSP_MORE) {
+		if ((got = read_full(net, m + n, need - n, deadline)) == -1)
+			return -1;
+		if ((size_t)got < need - n)
+			return 0;
+		n = need;
+	}
+	return 1;
+}
+
+/* A handshake message (hs_read), or the line that says why none came. */
 static enum status
 read_message(struct report *r, int net, unsigned kinds, uint8_t m[HS_MAX],
     int64_t deadline)
 {
-	size_t n = 0, need = 0;
 	enum hs_parse v;
-	ssize_t got;
+	int got = hs_read(net, kinds, m, deadline, &v);
 
-	while ((v = hs_parse(m, n, kinds, &need)) == HSP_MORE) {
-		if ((got = read_full(net, m + n, need - n, deadline)) == -1)
-			return handshake_io_fail(r);
-		if ((size_t)got < need - n)
-			return session_fail(r, EXIT_FAIL, "peer closed the "
-			    "connection during the handshake");
-		n = need;
-	}
+	if (got == -1)
+		return handshake_io_fail(r);
+	if (got == 0)
+		return session_fail(r, EXIT_FAIL, "peer closed the connection "
+		    "during the handshake");
 	return v == HSP_WHOLE ? GO_ON : hs_unwanted(r, v, m);
 }
 
@@ -4855,18 +4871,13 @@ static int
 resume_read(struct report *r, int net, unsigned kinds, uint8_t m[HS_MAX],
     int64_t deadline)
 {
-	size_t n = 0, need = 0;
 	enum hs_parse v;
-	ssize_t got;
+	int got = hs_read(net, kinds, m, deadline, &v);
 
-	while ((v = hs_parse(m, n, kinds, &need)) == HSP_MORE) {
-		if ((got = read_full(net, m + n, need - n, deadline)) == -1)
-			return -1;
-		if ((size_t)got < need - n) {
+	if (got <= 0) {
+		if (got == 0)
 			errno = ECONNRESET;
-			return -1;
-		}
-		n = need;
+		return -1;
 	}
 	return v == HSP_WHOLE ? 0 : (int)hs_unwanted(r, v, m);
 }
@@ -7471,12 +7482,7 @@ conn_end(struct session *s)
 		chat_note(&s->rep, "the line being typed was not sent");
 		flush_errq(&s->rep);
 	}
-	if (s->net != -1)
-		close(s->net);
-	s->net = -1;
-	direction_free(&s->c.tx);
-	direction_free(&s->c.rx);
-	recv_keys_free(&s->c.rk);
+	conn_drop(s);
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
 	/* The session ends with its last connection (9.5). */
 	OPENSSL_cleanse(&s->rm, sizeof(s->rm));

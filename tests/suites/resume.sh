@@ -83,14 +83,7 @@ m = bytearray(open(path, "rb").read())
 if len(sys.argv) > 3:
     m[25:29] = struct.pack(">I", int(sys.argv[3]))
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
-def read(n):
-    b = b""
-    while len(b) < n:
-        d = s.recv(n - len(b))
-        if not d:
-            break
-        b += d
-    return b
+read = s.makefile("rb").read	# n bytes, fewer at the end
 g = read(12)
 if g[8] == 0:
     print("refused", g[9])

@@ -428,6 +428,7 @@ struct resumed {			/* listener -> connector */
 #define TR_RESUME	114
 #define TR_RESUMED	(114 + 93)
 #define TR_LEN		(114 + 93 + 73)
+#define HANDOVER_LEN	TR_RESUMED	/* GREETING || RESUME, to a child */
 _Static_assert(sizeof(struct resume) == 93, "RESUME is 93 bytes");
 _Static_assert(sizeof(struct resumed) == 73, "RESUMED is 73 bytes");
 _Static_assert(sizeof(struct greeting) == 114, "GREETING is 114 bytes");
@@ -801,6 +802,10 @@ struct written {
 	int	 ack_fd;		/* its acknowledgements; -1: none, gone */
 	int	 ended;			/* it was told that no more comes */
 	int	 pipe_fd;		/* the command's stdin, or -1 */
+	/* A serving child's: a connection its listener handed over, with
+	   the GREETING and RESUME that came on it (section 8.7); -1: none. */
+	int	 handed_fd;
+	uint8_t	 handed[HANDOVER_LEN];
 };
 
 /* A session's buffers, allocated once (a -k listener reuses them). */
@@ -1186,6 +1191,7 @@ sb_server(struct sock_filter *f, size_t n)
 		SB_ALLOW(__NR_wait4),
 		SB_ALLOW_ARG(__NR_kill, 1, SIGKILL),
 		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+		SB_ALLOW(__NR_sendmsg),		/* a resumed connection, handed */
 #ifdef __NR_dup2
 		SB_ALLOW(__NR_dup2),
 #endif
@@ -1212,6 +1218,7 @@ sandbox_enter(const struct options *opt, int kind)
 {
 	const struct sock_filter preauth[] = {
 		SB_ALLOW(__NR_getpeername),
+		SB_ALLOW(__NR_recvmsg),		/* a serving child's resumes */
 		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_NO_NEW_PRIVS),
 		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_SECCOMP),
 	};
@@ -2554,8 +2561,9 @@ written_begin(struct written *w, int acks, int fd)
 {
 	memset(w, 0, sizeof(*w));
 	w->acks = acks;
-	w->ack_fd = acks ? fd : -1;
+	w->ack_fd = fd;
 	w->pipe_fd = -1;
+	w->handed_fd = -1;
 }
 
 /* write(2) took raw bytes, payload bytes of the peer's as rendered. */
@@ -2606,11 +2614,21 @@ written_acked(struct written *w, const uint8_t v[8])
 static void
 written_read_acks(struct written *w)
 {
-	uint8_t v[8];
+	uint8_t m[HANDOVER_LEN];
+	int fds[4];
+	size_t nfds, i;
 	ssize_t r;
 
-	while ((r = read(w->ack_fd, v, sizeof(v))) == sizeof(v))
-		written_acked(w, v);
+	while ((r = os_recv_fds(w->ack_fd, m, sizeof(m), fds, &nfds)) > 0) {
+		if (r == 8 && nfds == 0 && w->acks)
+			written_acked(w, m);
+		else if (r == HANDOVER_LEN && nfds == 1 && w->handed_fd == -1) {
+			w->handed_fd = fds[0];	/* a resume, for the session */
+			memcpy(w->handed, m, sizeof(m));
+		} else
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+	}
 	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR))
 		w->ack_fd = -1;		/* it is gone: we will be too */
 }
@@ -6677,7 +6695,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	    !(s->rep.shared && buf_pending(&s->rep.q) > 0) ? output_fd(s) : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
 	/* A serving listener's word that it wrote what we gave it. */
-	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw ? b->wr.ack_fd : -1;
+	/* ... and a serving child's resumed connections, handed over. */
+	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw || s->rm.window != 0 ?
+	    b->wr.ack_fd : -1;
 	pfd[POLL_ACKS].events = POLLIN;
 }
 
@@ -8085,6 +8105,18 @@ password_as_code(char *pass, size_t len)
 /* §24 Serving one connection */
 /* One greeted connection, for a lone listener and a serving many's child. */
 
+/* "A" and the session's id, not secret, to the listener on ctl. */
+static void
+serve_said(int ctl, const struct keyset *ks)
+{
+	uint8_t m[1 + SID_LEN] = { 'A' };
+
+	memcpy(m + 1, ks->sid, SID_LEN);
+	if (write(ctl, m, sizeof(m)) != sizeof(m)) {
+		/* the parent is gone, and so will we be */
+	}
+}
+
 /*
  * One connection whose HELLO came whole (in): the check and the answer,
  * then the session.  who prefixes the lines about a failed check ("" in a
@@ -8106,7 +8138,10 @@ serve_connection(struct session *s, struct pake *pk, struct greeted *in,
 	    deadline_in(handshake_secs(s->opt)), &ks);
 	BN_clear_free(in->y);
 	in->y = NULL;
-	if (ctl != -1 && write(ctl, &"APMF"[*res == HS_OK ? 0 :
+	/* "A" with the session's id, which the listener looks RESUMEs up by. */
+	if (ctl != -1 && *res == HS_OK)
+		serve_said(ctl, &ks);
+	else if (ctl != -1 && write(ctl, &"APMF"[*res == HS_OK ? 0 :
 	    *res == HS_WRONG ? 1 : *res == HS_MALFORMED ? 2 : 3], 1) != 1) {
 		/* the parent is gone, and so will we be */
 	}
@@ -8240,6 +8275,8 @@ struct kid {
 	struct ack_mark mark[2];
 	int	 marks;
 	uint64_t acked, ack_sent;	/* its bytes written; and told */
+	uint8_t	 sid[SID_LEN];		/* its session's, from its "A" */
+	struct source *resumer;		/* of the last RESUME handed to it */
 	struct source *src;
 	int64_t	 started;		/* ms */
 	unsigned long number;		/* the session number */
@@ -8763,6 +8800,65 @@ kid_isolate(struct server *sv, struct kid *self)
 }
 
 /* The child: its pipes as stdout and stderr, then the connection p. */
+/*
+ * A connection the listener handed a serving child (section 8.7), with
+ * its GREETING and RESUME: checks 2 to 5 of 8.3 here, then RESUMED (j
+ * gets it) or a REFUSAL; a failed proof or a malformed key goes back to
+ * the listener on the channel ("R", "r") for the address's penalty.
+ */
+static void
+kid_resumed(struct written *w, const struct resumable *rm, struct rejoin *j)
+{
+	uint8_t tr[TR_LEN];
+	enum refusal_reason why = REF_NO_SESSION;
+	struct refusal rf;
+	int fd = w->handed_fd;
+
+	w->handed_fd = -1;
+	memcpy(tr, w->handed, HANDOVER_LEN);
+	if (rm->window != 0)
+		why = resume_check(rm, tr, &j->ks, &j->old);
+	if (why == 0 && write(fd, tr + TR_RESUMED, sizeof(struct resumed)) ==
+	    (ssize_t)sizeof(struct resumed))
+		j->fd = fd;
+	else if (why == 0) {		/* 73 bytes fit: the peer is gone */
+		OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+		close(fd);
+	} else {
+		make_refusal(&rf, why, 0);
+		if (write(fd, &rf, sizeof(rf)) != sizeof(rf) ||
+		    (why != REF_NO_SESSION && write(w->ack_fd,
+		    why == REF_MALFORMED ? "r" : "R", 1) != 1)) {
+			/* the peer, or the listener, is gone */
+		}
+		close(fd);
+	}
+	OPENSSL_cleanse(tr, sizeof(tr));
+}
+
+/*
+ * A serving child's next connection: one its listener hands over, on
+ * the channel, by until (0: one look at what came already).
+ */
+static void
+kid_rejoin(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j)
+{
+	struct written *w = arg;
+	int64_t t;
+
+	for (;;) {
+		if (w->handed_fd != -1)
+			kid_resumed(w, rm, j);
+		if (j->fd != -1 || until == 0 || (t = now_ms()) >= until)
+			return;
+		if (w->ack_fd == -1)	/* the listener is gone: so are we */
+			(void)poll(NULL, 0, (int)(until - t));
+		else if (wait_fd(w->ack_fd, POLLIN, until) == 0)
+			written_read_acks(w);
+	}
+}
+
 static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
     int out, int err)
@@ -8804,6 +8900,8 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 	if (fcntl(ctl, F_SETFL, O_NONBLOCK) == -1)
 		_exit(EXIT_FAIL);
 	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
+	s.rejoin = kid_rejoin;		/* its resumes come through us (8.7) */
+	s.rejoin_arg = &s.b.wr;
 	sandbox_preauth(sv->opt, SANDBOX_PREAUTH);
 	status = serve_connection(&s, sv->pk, &in, "", ctl, &res);
 	/*
@@ -9065,12 +9163,19 @@ lines_read(struct lines *l, int gone)
 static void
 kid_ctl(struct server *sv, struct kid *k)
 {
+	uint8_t m[1 + SID_LEN];
 	char c;
 	ssize_t r;
 
-	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
-	    k->state == KID_CHECK)
+	r = read(k->ctl, m, sizeof(m));
+	c = r > 0 ? m[0] : 0;
+	if (r == sizeof(m) && c == 'A' && k->state == KID_CHECK) {
+		memcpy(k->sid, m + 1, SID_LEN);
 		kid_authed(sv, k, now_ms());
+	} else if (r == 1 && (c == 'R' || c == 'r') && k->resumer != NULL &&
+	    k->resumer->used)		/* a RESUME it refused (8.7) */
+		check_result(sv, k->resumer, c == 'R' ? HS_WRONG : HS_MALFORMED,
+		    now_ms());
 	else if (r == 1 && (c == 'P' || c == 'M' || c == 'F'))
 		kid_failed(sv, k, c == 'P' ? HS_WRONG : c == 'M' ?
 		    HS_MALFORMED : HS_IO, now_ms());
@@ -9249,8 +9354,7 @@ pending_greet(struct server *sv, int fd, struct source *src,
 	p->in.y = make_greeting(sv->pk, &p->in.g, (sv->opt->gflag ?
 	    FLAG_CODE : 0) | (sv->no_new ? FLAG_NO_NEW : 0), wait,
 	    sv->opt->iterations, sv->salt);
-	/* Serving many resumes nothing yet: its children hold no sockets. */
-	put_window(p->in.g.window, sv->nkids == 0 ? sv->opt->window : 0);
+	put_window(p->in.g.window, sv->opt->window);
 	/* 114 bytes into a new socket's buffer: they fit, or it is gone. */
 	if (write(fd, &p->in.g, sizeof(p->in.g)) != sizeof(p->in.g)) {
 		BN_clear_free(p->in.y);
@@ -9301,6 +9405,38 @@ pending_hello(struct server *sv, struct pending *p, int64_t t)
 }
 
 /*
+ * Serving many (section 8.7): the RESUME's connection, its greeting and
+ * the RESUME go to the child whose session has its sid, over their
+ * channel; the child checks it, answers, and says a failure back for
+ * the address's penalty.  An unknown sid is refused here.
+ */
+static void
+pending_hand_over(struct server *sv, struct pending *p)
+{
+	const struct resume *m = (const struct resume *)p->msg;
+	uint8_t h[HANDOVER_LEN];
+	struct kid *k = NULL;
+	size_t i;
+
+	for (i = 0; i < sv->nkids && k == NULL; i++)
+		if (sv->kids[i].state == KID_SESSION && sv->kids[i].ctl != -1 &&
+		    memcmp(sv->kids[i].sid, m->sid, SID_LEN) == 0)
+			k = &sv->kids[i];
+	if (k == NULL) {
+		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
+		    "session to resume");
+		pending_refuse(sv, p, REF_NO_SESSION, 0);
+		return;
+	}
+	memcpy(h, &p->in.g, sizeof(p->in.g));
+	memcpy(h + TR_RESUME, p->msg, sizeof(*m));
+	if (os_send_fds(k->ctl, h, sizeof(h), &p->fd, 1) ==
+	    (ssize_t)sizeof(h))
+		k->resumer = p->src;
+	pending_free(sv, p, 1);		/* the child has its own descriptor */
+}
+
+/*
  * A whole RESUME (section 8.3): checked against the lone listener's
  * session if it may be resumed now, and the connection goes to it with
  * RESUMED (sv->resumed), or is refused; a failed proof costs its
@@ -9318,6 +9454,10 @@ pending_resume(struct server *sv, struct pending *p, int64_t t)
 	if ((why = check_refused(sv, p->src, t, &secs)) != 0) {
 		refusal_log(sv, p->src, p->port, why, secs);
 		pending_refuse(sv, p, why, secs);
+		return;
+	}
+	if (sv->nkids > 0) {
+		pending_hand_over(sv, p);
 		return;
 	}
 	if (sv->rm == NULL || sv->resumed == NULL || sv->resumed->fd != -1 ||

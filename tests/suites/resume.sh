@@ -33,7 +33,7 @@ relay_to() {
 
 # resumes FILE N: FILE says "reconnected ... (nothing lost)" N times at least.
 resumes() {
-	at_least "$2" 'secchat: reconnected to .* (nothing lost)' "$1" ||
+	at_least "$2" 'reconnected to .* (nothing lost)' "$1" ||
 	    { echo "fewer than $2 resumes in $(basename "$1")"; return 1; }
 }
 
@@ -185,3 +185,18 @@ t_resume_py_listener() {
 	    resumes "$T/w/c.err" 2
 }
 run "resume interop: peer3 listener cuts twice, secchat connector" t_resume_py_listener
+
+# A serving listener (-k -m 4) hands the resumed connection to the child
+# that holds the session (8.7): the same -e command runs across the cuts.
+t_resume_serving() {
+	local NORESUME=
+	seq 1 100000 > "$T/w/a"
+	listen l /dev/null $SC -k -m 4 -e cat -q -a 1 127.0.0.1 0 || return 1
+	relay_to "--reset 200000,500000" "$PORT" || return 1
+	dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$RPORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&
+	    wait_until 10 grep -q 'command exited with status 0' "$T/w/l.err" &&
+	    resumes "$T/w/c.err" 2 && resumes "$T/w/l.err" 2 &&
+	    expect "commands run" "$(grep -c 'command exited' "$T/w/l.err")" 1
+}
+run "resume through -k -m 4: the child gets the connection, -e cat runs on" t_resume_serving

@@ -1036,8 +1036,12 @@ static struct {
  * accept4 and setsockopt; the rest is what those paths can reach: the
  * clock without the vDSO, signals (a fatal one re-raised, abort), the
  * allocator and getrandom (DRBG reseeds, ephemeral keys), the terminal's
- * size for a line editor.  ioctl only for those, fcntl only for file status
- * flags, no executable memory.
+ * size for a line editor, and recvmsg on a serving child's channel (its
+ * listener's acknowledgements, a connection that resumes its session).
+ * A session that may be resumed keeps its role's pre-auth filter (a
+ * connector connects again, a lone listener accepts) instead of the
+ * session's.  ioctl only for those, fcntl only for file status flags, no
+ * executable memory.
  */
 
 #if defined(__x86_64__)
@@ -1137,6 +1141,8 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW(__NR_ppoll),
 		SB_ALLOW(__NR_close), SB_ALLOW(__NR_shutdown),
 		SB_ALLOW(__NR_getsockopt),
+		/* A serving child's channel: acknowledgements, resumes. */
+		SB_ALLOW(__NR_recvmsg),
 		SB_ALLOW(__NR_clock_gettime), SB_ALLOW(__NR_gettimeofday),
 		SB_ALLOW(__NR_getrandom), SB_ALLOW(__NR_futex),
 		/* The allocator: memory, never executable. */
@@ -1218,7 +1224,6 @@ sandbox_enter(const struct options *opt, int kind)
 {
 	const struct sock_filter preauth[] = {
 		SB_ALLOW(__NR_getpeername),
-		SB_ALLOW(__NR_recvmsg),		/* a serving child's resumes */
 		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_NO_NEW_PRIVS),
 		SB_ALLOW_ARG(__NR_prctl, 0, PR_SET_SECCOMP),
 	};
@@ -9404,71 +9409,31 @@ pending_hello(struct server *sv, struct pending *p, int64_t t)
 		sv->ready = p;
 }
 
-/*
- * Serving many (section 8.7): the RESUME's connection, its greeting and
- * the RESUME go to the child whose session has its sid, over their
- * channel; the child checks it, answers, and says a failure back for
- * the address's penalty.  An unknown sid is refused here.
- */
-static void
-pending_hand_over(struct server *sv, struct pending *p)
+/* Serving many: the child whose session has sid (its "A" said it). */
+static struct kid *
+kid_of_session(struct server *sv, const uint8_t sid[SID_LEN])
 {
-	const struct resume *m = (const struct resume *)p->msg;
-	uint8_t h[HANDOVER_LEN];
-	struct kid *k = NULL;
 	size_t i;
 
-	for (i = 0; i < sv->nkids && k == NULL; i++)
+	for (i = 0; i < sv->nkids; i++)
 		if (sv->kids[i].state == KID_SESSION && sv->kids[i].ctl != -1 &&
-		    memcmp(sv->kids[i].sid, m->sid, SID_LEN) == 0)
-			k = &sv->kids[i];
-	if (k == NULL) {
-		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
-		    "session to resume");
-		pending_refuse(sv, p, REF_NO_SESSION, 0);
-		return;
-	}
-	memcpy(h, &p->in.g, sizeof(p->in.g));
-	memcpy(h + TR_RESUME, p->msg, sizeof(*m));
-	if (os_send_fds(k->ctl, h, sizeof(h), &p->fd, 1) ==
-	    (ssize_t)sizeof(h))
-		k->resumer = p->src;
-	pending_free(sv, p, 1);		/* the child has its own descriptor */
+		    memcmp(sv->kids[i].sid, sid, SID_LEN) == 0)
+			return &sv->kids[i];
+	return NULL;
 }
 
 /*
- * A whole RESUME (section 8.3): checked against the lone listener's
- * session if it may be resumed now, and the connection goes to it with
- * RESUMED (sv->resumed), or is refused; a failed proof costs its
- * address as a checked password does, a malformed one as a malformed
- * HELLO.  The session is not touched by a refusal.
+ * A lone listener checks a RESUME itself: RESUMED, and the connection
+ * goes to its session (sv->resumed); or a refusal, and a failed proof
+ * costs the address as a checked password does, a malformed key as a
+ * malformed HELLO.  The session is not touched by a refusal.
  */
 static void
-pending_resume(struct server *sv, struct pending *p, int64_t t)
+pending_check_resume(struct server *sv, struct pending *p, uint8_t *tr,
+    int64_t t)
 {
-	const struct resume *m = (const struct resume *)p->msg;
-	uint8_t tr[TR_LEN];
 	enum refusal_reason why;
-	unsigned secs = 0;
 
-	if ((why = check_refused(sv, p->src, t, &secs)) != 0) {
-		refusal_log(sv, p->src, p->port, why, secs);
-		pending_refuse(sv, p, why, secs);
-		return;
-	}
-	if (sv->nkids > 0) {
-		pending_hand_over(sv, p);
-		return;
-	}
-	if (sv->rm == NULL || sv->resumed == NULL || sv->resumed->fd != -1 ||
-	    memcmp(sv->rm->sid, m->sid, SID_LEN) != 0) {
-		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
-		    "session to resume");
-		pending_refuse(sv, p, REF_NO_SESSION, 0);
-		return;
-	}
-	memcpy(tr, &p->in.g, sizeof(p->in.g));
-	memcpy(tr + TR_RESUME, p->msg, sizeof(*m));
 	why = resume_check(sv->rm, tr, &sv->resumed->ks, &sv->resumed->old);
 	if (why == 0 && write(p->fd, tr + TR_RESUMED, sizeof(struct resumed))
 	    == (ssize_t)sizeof(struct resumed)) {
@@ -9485,6 +9450,48 @@ pending_resume(struct server *sv, struct pending *p, int64_t t)
 		check_result(sv, p->src, why == REF_MALFORMED ||
 		    sv->opt->gflag ? HS_MALFORMED : HS_WRONG, t);
 		pending_refuse(sv, p, why, 0);
+	}
+}
+
+/*
+ * A whole RESUME (section 8.3), unless a penalty refuses its address:
+ * an unknown sid is refused here (NO_SESSION); a lone listener checks it
+ * against its session while that may be resumed, serving many hands the
+ * connection with its GREETING and RESUME to the child that holds the
+ * session (8.7, SCM_RIGHTS over their channel), which checks it, answers
+ * and says a refusal back for the address's penalty.
+ */
+static void
+pending_resume(struct server *sv, struct pending *p, int64_t t)
+{
+	const struct resume *m = (const struct resume *)p->msg;
+	uint8_t tr[TR_LEN];
+	enum refusal_reason why;
+	struct kid *k = NULL;
+	unsigned secs = 0;
+
+	if ((why = check_refused(sv, p->src, t, &secs)) != 0) {
+		refusal_log(sv, p->src, p->port, why, secs);
+		pending_refuse(sv, p, why, secs);
+		return;
+	}
+	if (sv->nkids > 0 ? (k = kid_of_session(sv, m->sid)) == NULL :
+	    sv->rm == NULL || sv->resumed == NULL || sv->resumed->fd != -1 ||
+	    memcmp(sv->rm->sid, m->sid, SID_LEN) != 0) {
+		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
+		    "session to resume");
+		pending_refuse(sv, p, REF_NO_SESSION, 0);
+		return;
+	}
+	memcpy(tr, &p->in.g, sizeof(p->in.g));
+	memcpy(tr + TR_RESUME, p->msg, sizeof(*m));
+	if (k == NULL)
+		pending_check_resume(sv, p, tr, t);
+	else {
+		if (os_send_fds(k->ctl, tr, HANDOVER_LEN, &p->fd, 1) ==
+		    HANDOVER_LEN)
+			k->resumer = p->src;
+		pending_free(sv, p, 1);	/* the child has its own descriptor */
 	}
 	OPENSSL_cleanse(tr, sizeof(tr));
 }

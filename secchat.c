@@ -9480,6 +9480,7 @@ pending_resume(struct server *sv, struct pending *p, int64_t t)
 	    memcmp(sv->rm->sid, m->sid, SID_LEN) != 0) {
 		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
 		    "session to resume");
+		check_result(sv, p->src, HS_MALFORMED, t);	/* 8.3 */
 		pending_refuse(sv, p, REF_NO_SESSION, 0);
 		return;
 	}

@@ -611,6 +611,7 @@ struct options {
 	unsigned loss;			/* -L: silence that loses, seconds */
 	size_t	 retain;		/* -B: unacknowledged bytes kept */
 	unsigned window;		/* -W: resume window, s; 0: none */
+	int	 renew;			/* -K: a new session if not resumed */
 	int	 launcher;		/* -e: the launcher's socket (§19), or -1 */
 	const char *name;		/* -n: the peer's name on the terminal */
 	const char *exempt;		/* -X: spared by penalties and limits */
@@ -6892,7 +6893,7 @@ peer_stopped(struct session *s)
 static enum status
 conn_lost(struct session *s, const char *cause)
 {
-	if (s->rm.window == 0 || s->rejoin == NULL ||
+	if ((s->rm.window == 0 && !s->opt->renew) || s->rejoin == NULL ||
 	    s->c.rx_state == RX_ENDED || s->end.reason != END_NONE ||
 	    (ours_complete(s) && peers_complete(s)))
 		return report_end(s, cause, 1);
@@ -7049,6 +7050,84 @@ window_text(char *p, size_t cap, unsigned secs)
 }
 
 /*
+ * A new session on the connection j brought (section 8.9, -K): our
+ * stream starts again with the bytes the old one had not confirmed (from
+ * A to S), then the rest of our input; the peer's starts afresh: what we
+ * had opened and not written of the old one is dropped.
+ */
+static void
+session_renewed(struct session *s, struct rejoin *j)
+{
+	struct conn *c = &s->c;
+	struct buf *in = &s->b.in, *out = &s->b.out;
+	int ended = (c->tx_state == TX_FAILED ? c->tx_failed_in :
+	    c->tx_state) != TX_OPEN, pipe;
+
+	OPENSSL_cleanse(out->data + out->pos, buf_pending(out));
+	out->len = out->pos;
+	in->pos -= in->keep;
+	in->keep = 0;
+	memset(&s->st, 0, sizeof(s->st));
+	s->st.retain = s->opt->retain;
+	pipe = s->b.wr.pipe_fd;		/* -e's command runs on */
+	written_begin(&s->b.wr, 0, -1);
+	s->b.wr.pipe_fd = pipe;
+	OPENSSL_cleanse(c, sizeof(*c));
+	s->net = j->fd;
+	c->tx_state = ended ? TX_DRAINING : TX_OPEN;
+	c->rk.due = 1;
+	c->ping_due = s->opt->interval != DEF_INTERVAL;
+	c->peer_interval = DEF_INTERVAL;
+	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
+	c->rekey_budget = REKEY_BURST * 1000;
+	direction_init(&c->tx, j->ks.c2s, 1);
+	direction_init(&c->rx, j->ks.s2c, 0);
+	memcpy(s->rm.sid, j->ks.sid, SID_LEN);
+	memcpy(s->rm.rs, j->ks.rs, SECRET_LEN);
+	s->rm.gen = 0;
+	s->rm.window = j->ks.window;
+	OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+	s->lost_at = 0;
+	s->lost_end[0] = '\0';
+}
+
+/*
+ * -K (section 8.9): the session cannot be resumed (why), so a new one
+ * starts, with the password kept for it, tried each second until a
+ * handshake succeeds; the peer may then see up to the retain cap again.
+ */
+static enum status
+session_renew(struct session *s, const sigset_t *open, const char *why)
+{
+	char sent[32];
+	struct rejoin j;
+
+	put_size(sent, s->st.sealed - s->st.acked);
+	conn_note(s, "connection to %s lost (%s); %s; a new session, %s "
+	    "unconfirmed sent again", s->chat.view.peer, s->lost_why, why,
+	    sent);
+	for (;;) {
+		memset(&j, 0, sizeof(j));
+		j.fd = -1;
+		j.status = GO_ON;
+		s->rejoin(s->rejoin_arg, NULL, 0, &j);
+		if (j.fd != -1)
+			break;
+		if (j.status != GO_ON)
+			return j.status;
+		(void)os_poll(NULL, 0, 0, open);
+		if (restore.signal != 0) {
+			s->die_signal = restore.signal;
+			restore.signal = 0;
+			return report_end(s, s->lost_why, 1);
+		}
+	}
+	session_renewed(s, &j);
+	conn_note(s, "a new session with %s", s->chat.view.peer);
+	return GO_ON;
+}
+
+/*
  * The connection is lost and the session may be resumed (section 8.6):
  * the role brings the next connection within the window, or the session
  * ends by 9.4, saying why it was not resumed.  Between the role's tries
@@ -7063,6 +7142,8 @@ resume_wait(struct session *s, const sigset_t *open)
 	char w[32];
 
 	conn_drop(s);
+	if (s->rm.window == 0)		/* -K without resuming */
+		return session_renew(s, open, "resuming is off");
 	conn_note(s, "connection to %s lost; reconnecting", s->chat.view.peer);
 	for (;;) {
 		memset(&j, 0, sizeof(j));
@@ -7091,6 +7172,8 @@ resume_wait(struct session *s, const sigset_t *open)
 	else
 		(void)snprintf(s->lost_end, sizeof(s->lost_end), "; not "
 		    "resumed within %s", w);
+	if (s->opt->renew)
+		return session_renew(s, open, s->lost_end + 2);
 	return report_end(s, s->lost_why, 1);
 }
 
@@ -10219,9 +10302,10 @@ connector_again(struct report *r, const struct options *opt,
  */
 static enum status
 connector_handshake(struct report *r, const struct options *opt,
-    const struct addrinfo *res, char *pass, size_t cap, size_t len, int tty,
+    const struct addrinfo *res, char *pass, size_t cap, size_t *lenp, int tty,
     int *fdp, struct keyset *ks)
 {
+	size_t len = *lenp;
 	struct greeting g;
 	struct pake pk;
 	int fd = -1, tries = 0;
@@ -10256,18 +10340,24 @@ connector_handshake(struct report *r, const struct options *opt,
 		    deadline_in(handshake_secs(opt)), ks);
 	pake_free(&pk);
  fail:
-	OPENSSL_cleanse(pass, cap);
+	*lenp = len;
+	/* -K keeps it, locked, for a new session (section 8.9). */
+	if (!opt->renew)
+		OPENSSL_cleanse(pass, cap);
 	if (st != GO_ON && fd != -1)
 		close(fd);
 	*fdp = fd;
 	return st;
 }
 
-/* What a connector needs to dial again (section 8.6). */
+/* What a connector needs to dial again (section 8.6), and with -K the
+   password for a new session (8.9). */
 struct redial {
 	const struct options *opt;
 	const struct addrinfo *res;
 	struct report *r;
+	char	*pass;
+	size_t	 cap, len;
 };
 
 /*
@@ -10317,6 +10407,15 @@ connector_rejoin(void *arg, const struct resumable *rm, int64_t until,
 	unsigned again = 0;
 	int fd, st;
 
+	if (rm == NULL) {		/* -K: a new session, asking nothing */
+		st = connector_handshake(d->r, d->opt, d->res, d->pass, d->cap,
+		    &d->len, -1, &j->fd, &j->ks);
+		if (st != GO_ON && st != EXIT_FAIL)
+			j->status = st;
+		else if (st != GO_ON)
+			(void)poll(NULL, 0, RESUME_EVERY_MS);
+		return;
+	}
 	fd = redial_greeted(d, until < t + 10000 ? until : t + 10000, &g,
 	    &again, &j->status);
 	if (fd != -1) {
@@ -10332,8 +10431,9 @@ connector_rejoin(void *arg, const struct resumable *rm, int64_t until,
 	}
 	if (again > 0)
 		next = t + secs_ms(again);
+	next = next < until ? next : until;
 	if (j->status == GO_ON && !j->gone && (t = now_ms()) < next)
-		(void)poll(NULL, 0, (int)((next < until ? next : until) - t));
+		(void)poll(NULL, 0, (int)(next - t));
 }
 
 /*
@@ -10359,19 +10459,23 @@ connector(const struct options *opt, char *pass, size_t cap, size_t len)
 		tty = tty_open(opt->gflag);
 	session_alloc(&s, opt);
 	sandbox_preauth(opt, SANDBOX_CONNECTOR);
-	status = connector_handshake(&s.rep, opt, res, pass, cap, len, tty,
+	status = connector_handshake(&s.rep, opt, res, pass, cap, &len, tty,
 	    &fd, &ks);
 	if (status == GO_ON) {
 		conn_begin(&s, fd);
 		d.opt = opt;
 		d.res = res;
 		d.r = &s.rep;
+		d.pass = pass;
+		d.cap = cap;
+		d.len = len;
 		s.rejoin = connector_rejoin;
 		s.rejoin_arg = &d;
 		status = session_traffic(&s, 1, &ks);
 	}
 	freeaddrinfo(res);
 	session_free(&s);
+	OPENSSL_cleanse(pass, cap);	/* kept for -K until now */
 	return status;
 }
 
@@ -10463,7 +10567,7 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bgqvx] [-a interval] [-B MiB] "
+	fprintf(f, "usage: secchat [-46bgKqvx] [-a interval] [-B MiB] "
 	    "[-e command] [-i iterations]\n"
 	    "               [-L limit] [-n name] [-P size] [-p passfile] "
 	    "[-r messages]\n"
@@ -10494,6 +10598,8 @@ help(void)
 	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
+	    "  -K            a new session when resuming is impossible "
+	    "(keeps the password)\n"
 	    "  -k            with -l: keep serving connections (see -m)\n"
 	    "  -L limit      connection lost after that many silent seconds "
 	    "(default %d)\n"
@@ -10612,6 +10718,7 @@ option(struct options *opt, int ch, char *argv[])
 		printf("secchat %s\n", PROGRAM_VERSION);
 		exit(EXIT_OK);
 	case 'k': opt->kflag = 1; break;
+	case 'K': opt->renew = 1; break;
 	case 'l': opt->lflag = 1; break;
 	case 'n': opt->name = optarg; break;
 	case 'p': opt->passfile = optarg; break;
@@ -10643,6 +10750,10 @@ options_check(const struct options *opt, int mflag)
 		usage_error("-m needs -k");
 	if (opt->gflag && opt->lflag && opt->passfile)
 		usage_error("a listener's -g makes the password: no -p");
+	if (opt->renew && opt->lflag)
+		usage_error("-K is a connector's");
+	if (opt->renew && opt->gflag)
+		usage_error("-K needs a password: a one-time code serves once");
 }
 
 /* A usage error that names its operand: "port abc: unknown service". */
@@ -10773,7 +10884,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->launcher = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46a:B:be:ghi:kL:lm:n:P:p:qr:R:VvW:w:xX:",
+	while ((ch = getopt_long(argc, argv, ":46a:B:be:ghi:kKL:lm:n:P:p:qr:R:VvW:w:xX:",
 	    longopts, NULL)) != -1) {
 		option(opt, ch, argv);
 		mflag |= ch == 'm';

@@ -19,7 +19,7 @@ _secchat()
 	COMPREPLY=()
 
 	# secchat -h's options; getopt_long permutes, so they go anywhere.
-	local opts='-4 -6 -a -B -b -e -g -h -i -k -L -l -m -n -P -p -q -R -r -V
+	local opts='-4 -6 -a -B -b -e -g -h -i -K -k -L -l -m -n -P -p -q -R -r -V
 	    -v -W -w -x -X --help --version'
 	local takes_arg=aBeiLmnPprRWwX
 

@@ -200,3 +200,30 @@ t_resume_serving() {
 	    expect "commands run" "$(grep -c 'command exited' "$T/w/l.err")" 1
 }
 run "resume through -k -m 4: the child gets the connection, -e cat runs on" t_resume_serving
+
+# -K (8.9): the collector restarts (a new listener on the same port), the
+# shipper starts a new session with what was not confirmed: no line lost.
+t_resume_new_session() {
+	local NORESUME= cpid port
+	mkfifo "$T/w/in"
+	{ seq 1 2000; sleep 4; seq 2001 4000; } > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -q 127.0.0.1 0 || return 1
+	port=$PORT
+	timeout 60 $SECCHAT -v $SC -q -K -W 2 127.0.0.1 "$port" \
+	    < "$T/w/in" > "$T/w/c.out" 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until 10 at_least 2000 '' "$T/w/l.out" || return 1
+	kill -9 "$(child "$LPID")"
+	listen l2 /dev/null $SC -q 127.0.0.1 "$port" || return 1
+	wait "$cpid"
+	CRC=$?
+	reap
+	expect "connector status" "$CRC" 0 && expect "new listener status" "$LRC" 0 &&
+	    expect "lines" "$(sort -un "$T/w/l.out" "$T/w/l2.out" | tr '\n' ' ')" \
+	    "$(seq 1 4000 | tr '\n' ' ')" &&
+	    expect "last line" "$(tail -n 1 "$T/w/l2.out")" 4000 &&
+	    grep -q 'secchat: a new session with 127.0.0.1' "$T/w/c.err"
+}
+run "resume -K: the collector restarts, a new session, no line lost" t_resume_new_session

@@ -7050,6 +7050,31 @@ window_text(char *p, size_t cap, unsigned secs)
 }
 
 /*
+ * One try of the role's for the next connection, into j (rm NULL: for a
+ * new session, -K); then the signals that end a session are let in
+ * (open): with no connection, no END can say it, and the process ends
+ * by the signal.  GO_ON to go on, with or without j's connection.
+ */
+static enum status
+rejoin_try(struct session *s, const struct resumable *rm, int64_t until,
+    struct rejoin *j, const sigset_t *open)
+{
+	memset(j, 0, sizeof(*j));
+	j->fd = -1;
+	j->status = GO_ON;
+	s->rejoin(s->rejoin_arg, rm, until, j);
+	if (j->fd != -1 || j->status != GO_ON)
+		return j->fd != -1 ? GO_ON : j->status;
+	(void)os_poll(NULL, 0, 0, open);
+	if (restore.signal != 0) {
+		s->die_signal = restore.signal;
+		restore.signal = 0;
+		return report_end(s, s->lost_why, 1);
+	}
+	return GO_ON;
+}
+
+/*
  * A new session on the connection j brought (section 8.9, -K): our
  * stream starts again with the bytes the old one had not confirmed (from
  * A to S), then the rest of our input; the peer's starts afresh: what we
@@ -7101,27 +7126,16 @@ session_renew(struct session *s, const sigset_t *open, const char *why)
 {
 	char sent[32];
 	struct rejoin j;
+	enum status st;
 
 	put_size(sent, s->st.sealed - s->st.acked);
 	conn_note(s, "connection to %s lost (%s); %s; a new session, %s "
 	    "unconfirmed sent again", s->chat.view.peer, s->lost_why, why,
 	    sent);
-	for (;;) {
-		memset(&j, 0, sizeof(j));
-		j.fd = -1;
-		j.status = GO_ON;
-		s->rejoin(s->rejoin_arg, NULL, 0, &j);
-		if (j.fd != -1)
-			break;
-		if (j.status != GO_ON)
-			return j.status;
-		(void)os_poll(NULL, 0, 0, open);
-		if (restore.signal != 0) {
-			s->die_signal = restore.signal;
-			restore.signal = 0;
-			return report_end(s, s->lost_why, 1);
-		}
-	}
+	do
+		if ((st = rejoin_try(s, NULL, 0, &j, open)) != GO_ON)
+			return st;
+	while (j.fd == -1);
 	session_renewed(s, &j);
 	conn_note(s, "a new session with %s", s->chat.view.peer);
 	return GO_ON;
@@ -7130,15 +7144,15 @@ session_renew(struct session *s, const sigset_t *open, const char *why)
 /*
  * The connection is lost and the session may be resumed (section 8.6):
  * the role brings the next connection within the window, or the session
- * ends by 9.4, saying why it was not resumed.  Between the role's tries
- * the signals that end a session are let in (open): with no connection,
- * no END can say it, and the process ends by the signal.
+ * ends by 9.4, saying why it was not resumed (or, with -K, a new session
+ * begins).
  */
 static enum status
 resume_wait(struct session *s, const sigset_t *open)
 {
 	int64_t until = s->lost_at + secs_ms(s->rm.window);
 	struct rejoin j;
+	enum status st;
 	char w[32];
 
 	conn_drop(s);
@@ -7146,21 +7160,11 @@ resume_wait(struct session *s, const sigset_t *open)
 		return session_renew(s, open, "resuming is off");
 	conn_note(s, "connection to %s lost; reconnecting", s->chat.view.peer);
 	for (;;) {
-		memset(&j, 0, sizeof(j));
-		j.fd = -1;
-		j.status = GO_ON;
-		s->rejoin(s->rejoin_arg, &s->rm, until, &j);
+		if ((st = rejoin_try(s, &s->rm, until, &j, open)) != GO_ON)
+			return st;
 		if (j.fd != -1) {
 			conn_resumed(s, &j);
 			return GO_ON;
-		}
-		if (j.status != GO_ON)
-			return j.status;
-		(void)os_poll(NULL, 0, 0, open);
-		if (restore.signal != 0) {
-			s->die_signal = restore.signal;
-			restore.signal = 0;
-			return report_end(s, s->lost_why, 1);
 		}
 		if (j.gone || now_ms() >= until)
 			break;

@@ -158,32 +158,28 @@ t_resume_window_out() {
 run "resume: the window runs out: 'not resumed within 2 s', exit 1" t_resume_window_out
 
 # The independent peer (tests/peer3.py) resumes with secchat, both roles:
-# it cuts its own connections (--reset-at, --cut-at).
-t_resume_py_connector() {
-	local NORESUME=
+# it cuts its own connections (--reset-at, --cut-at).  py_resume START
+# CUT SECCHAT'S-NAME: peer3 started by START (pydial or pylisten) with
+# its cuts CUT, secchat in the other role.
+py_resume() {
+	local NORESUME= start=$1 cut=$2 mine=$3
 	seq 1 50000 > "$T/w/a"
 	seq 50001 90000 > "$T/w/b"
-	listen l "$T/w/b" $SC -q -a 1 127.0.0.1 0 || return 1
-	pydial c "$T/w/a" $SC --interval 1 --reset-at 30000,60000 127.0.0.1 "$PORT"
+	if [ "$start" = pylisten ]; then
+		pylisten l "$T/w/b" $SC --interval 1 $cut 127.0.0.1 0 || return 1
+		dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$PORT"
+	else
+		listen l "$T/w/b" $SC -q -a 1 127.0.0.1 0 || return 1
+		pydial c "$T/w/a" $SC --interval 1 $cut 127.0.0.1 "$PORT"
+	fi
 	reap
-	expect "listener status" "$LRC" 0 && expect "peer3 status" "$CRC" 0 &&
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
 	    same "$T/w/a" "$T/w/l.out" && same "$T/w/b" "$T/w/c.out" &&
-	    resumes "$T/w/l.err" 2
+	    resumes "$T/w/$mine.err" 2
 }
+t_resume_py_connector() { py_resume pydial "--reset-at 30000,60000" l; }
 run "resume interop: peer3 connector resets twice, secchat listener" t_resume_py_connector
-
-t_resume_py_listener() {
-	local NORESUME=
-	seq 1 50000 > "$T/w/a"
-	seq 50001 90000 > "$T/w/b"
-	pylisten l "$T/w/b" $SC --interval 1 --cut-at 40000,20000 127.0.0.1 0 ||
-	    return 1
-	dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$PORT"
-	reap
-	expect "peer3 status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
-	    same "$T/w/a" "$T/w/l.out" && same "$T/w/b" "$T/w/c.out" &&
-	    resumes "$T/w/c.err" 2
-}
+t_resume_py_listener() { py_resume pylisten "--cut-at 40000,20000" c; }
 run "resume interop: peer3 listener cuts twice, secchat connector" t_resume_py_listener
 
 # A serving listener (-k -m 4) hands the resumed connection to the child

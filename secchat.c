@@ -7696,9 +7696,12 @@ session_traffic(struct session *s, int is_a, struct keyset *ks)
 		return status;
 	/*
 	 * On top of the pre-auth one; a -k -m 1 listener's stays as it is,
-	 * and so does one that may be resumed: it connects or accepts again.
+	 * and so does a connector's or a lone listener's that may be resumed
+	 * (or renewed, -K): it connects or accepts again.  A serving child
+	 * gets its resumed connections from its listener (recvmsg).
 	 */
-	if (s->one_session && s->rm.window == 0)
+	if (s->one_session && (s->opt->kflag ||
+	    (s->rm.window == 0 && !s->opt->renew)))
 		sandbox_enter(s->opt, SANDBOX_SESSION);
 	note(&s->rep, "handshake done");
 	chat_ready(s);
@@ -10413,10 +10416,12 @@ connector_rejoin(void *arg, const struct resumable *rm, int64_t until,
 
 	if (rm == NULL) {		/* -K: a new session, asking nothing */
 		st = connector_handshake(d->r, d->opt, d->res, d->pass, d->cap,
-		    &d->len, -1, &j->fd, &j->ks);
-		if (st != GO_ON && st != EXIT_FAIL)
+		    &d->len, -1, &fd, &j->ks);
+		if (st == GO_ON)
+			j->fd = fd;
+		else if (st != EXIT_FAIL)
 			j->status = st;
-		else if (st != GO_ON)
+		else
 			(void)poll(NULL, 0, RESUME_EVERY_MS);
 		return;
 	}

@@ -212,6 +212,7 @@ t_resume_new_session() {
 	PIDS="$PIDS $cpid"
 	wait_until 10 at_least 2000 '' "$T/w/l.out" || return 1
 	kill -9 "$(child "$LPID")"
+	wait "$LPID"		# gone, and its port with it
 	listen l2 /dev/null $SC -q 127.0.0.1 "$port" || return 1
 	wait "$cpid"
 	CRC=$?

@@ -25,7 +25,8 @@ cut_via() {
 # relay_to RELAYARGS PORT: start the relay in front of PORT, set RPORT.
 relay_to() {
 	# shellcheck disable=SC2086	# RELAYARGS is words
-	timeout 60 $CUTRELAY $1 "$2" > "$T/w/relay.out" 2> "$T/w/relay.err" &
+	# Not a fifo_listener's fd 7: its EOF must reach the listener.
+	timeout 60 $CUTRELAY $1 "$2" > "$T/w/relay.out" 2> "$T/w/relay.err" 7>&- &
 	RPID=$!
 	PIDS="$PIDS $RPID"
 	wait_number RPORT "$T/w/relay.out" "$RPID" 'relay port \([0-9]*\)'
@@ -227,3 +228,28 @@ t_resume_new_session() {
 	    grep -q 'secchat: a new session with 127.0.0.1' "$T/w/c.err"
 }
 run "resume -K: the collector restarts, a new session, no line lost" t_resume_new_session
+
+# A chat at a terminal across a reset: the screen says the connection was
+# lost and then resumed; the lines typed before and after arrive once.
+t_resume_chat() {
+	fifo_listener -a 1 || return 1
+	relay_to "--reset 600" "$PORT" || return 1
+	chat_pane e 70 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -q -a 1 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+	$TM send-keys "before the cut" Enter
+	wait_screen '^secchat: connection to bob lost; reconnecting' &&
+	    wait_screen '^secchat: reconnected to bob \(nothing lost\)' ||
+	    { $TM kill-server; return 1; }
+	$TM send-keys "after the cut" Enter
+	echo hi alice >&7
+	wait_screen "^$HHMM bob> hi alice\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf 'before the cut\nafter the cut\n' > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0 &&
+	    expect "our lines shown" "$(grep -c "^$HHMM you> .* the cut\$" "$T/w/screen")" 2
+}
+run "resume: a chat across a reset says so, and each line arrives once" t_resume_chat

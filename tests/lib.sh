@@ -365,6 +365,20 @@ chat_over() {
 	cat "$T/w/screen"
 }
 
+# chat_close WHO LINE WANT: the fifo_listener says LINE, the screen shows
+# it as WHO's, ^D ends the chat (chat_over); the listener's output must be
+# WANT (printf %b) and both sides exit 0.
+chat_close() {
+	echo "$2" >&7
+	wait_screen "^$HHMM $1> $2\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf '%b' "$3" > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0
+}
+
 # pane_listener NAME COMMAND: COMMAND, a listener with its stderr in l.err,
 # typed into a fresh 100-column pane; set PORT.  (The listener is the
 # pane's, not ours: the wait is on the test's shell.)

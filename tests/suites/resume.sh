@@ -242,14 +242,7 @@ t_resume_chat() {
 	    wait_screen '^secchat: reconnected to bob \(nothing lost\)' ||
 	    { $TM kill-server; return 1; }
 	$TM send-keys "after the cut" Enter
-	echo hi alice >&7
-	wait_screen "^$HHMM bob> hi alice\$" || { $TM kill-server; return 1; }
-	$TM send-keys C-d
-	chat_over
-	printf 'before the cut\nafter the cut\n' > "$T/w/want"
-	same "$T/w/want" "$T/w/l.out" &&
-	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
-	    expect "listener status" "$LRC" 0 &&
+	chat_close bob "hi alice" 'before the cut\nafter the cut\n' &&
 	    expect "our lines shown" "$(grep -c "^$HHMM you> .* the cut\$" "$T/w/screen")" 2
 }
 run "resume: a chat across a reset says so, and each line arrives once" t_resume_chat

@@ -30,7 +30,7 @@
  *   §13 the chat at a terminal struct chat               5,9,10,11,12
  *   §14 progress               struct report (progress)  5,9
  *   §15 the report             struct report             5,9,14
- *   §16 the handshake          struct greeting, hello..  5,7,9,15
+ *   §16 the handshake          struct greeting, hello..  5,6,7,8,9,15
  *   §17 sending                struct conn, stream, bufs 4,5,8,9,10,15
  *   §18 receiving              struct conn, stream, bufs 4,5,8,9,10,15,17
  *   §19 the -e command         struct command            1,5,9,10,15
@@ -356,6 +356,9 @@ os_set_progname(void)
 #define LABEL_S2C	"secchat/3 listener to connector"
 #define LABEL_SID	"secchat/3 session id"
 #define LABEL_RS	"secchat/3 resumption"
+#define LABEL_MKC	"secchat/3 resume connector"
+#define LABEL_MKL	"secchat/3 resume listener"
+#define LABEL_RESUME	"secchat/3 resume"
 #define TT_MAX		512
 
 /* RFC 9382 section 6: M and N for P-256, compressed SEC1. */
@@ -408,6 +411,26 @@ struct refusal {			/* listener -> connector, then close */
 	uint8_t	 reason;
 	uint8_t	 seconds[2];
 };
+struct resume {				/* connector -> listener (section 8.2) */
+	uint8_t	 hdr[HDR_LEN];
+	uint8_t	 sid[SID_LEN];
+	uint8_t	 gen[4];		/* the generation of the secret used */
+	uint8_t	 e[X25519_LEN];		/* E_C */
+	uint8_t	 mac[MAC_LEN];		/* mac_C */
+};
+struct resumed {			/* listener -> connector */
+	uint8_t	 hdr[HDR_LEN];
+	uint8_t	 e[X25519_LEN];		/* E_L */
+	uint8_t	 mac[MAC_LEN];		/* mac_L */
+};
+/* GREETING || RESUME || RESUMED: what mac_C, mac_L and th cover (8.2). */
+#define TR_GREETING	0
+#define TR_RESUME	114
+#define TR_RESUMED	(114 + 93)
+#define TR_LEN		(114 + 93 + 73)
+#define HANDOVER_LEN	TR_RESUMED	/* GREETING || RESUME, to a child */
+_Static_assert(sizeof(struct resume) == 93, "RESUME is 93 bytes");
+_Static_assert(sizeof(struct resumed) == 73, "RESUMED is 73 bytes");
 _Static_assert(sizeof(struct greeting) == 114, "GREETING is 114 bytes");
 _Static_assert(sizeof(struct hello) == 108, "HELLO is 108 bytes");
 _Static_assert(sizeof(struct confirm) == 41, "CONFIRM is 41 bytes");
@@ -429,7 +452,37 @@ struct keyset {
 	uint8_t	 c2s[SECRET_LEN], s2c[SECRET_LEN];
 	uint8_t	 rs[SECRET_LEN];
 	uint8_t	 sid[SID_LEN];
+	unsigned window;		/* the session's: the less of the two */
 };
+
+/*
+ * What a session keeps to be resumed (doc/PROTOCOL.md 8.1, 8.4): its id,
+ * the generation g and its secret rs(g); a listener also rs(g - 1) until
+ * the connector has shown that it holds rs(g).  window 0: never resumed.
+ */
+struct resumable {
+	uint8_t	 sid[SID_LEN];
+	uint32_t gen;
+	uint8_t	 rs[SECRET_LEN];
+	uint8_t	 prev[SECRET_LEN];	/* rs(gen - 1), while has_prev */
+	int	 has_prev;
+	unsigned window;		/* s: min of the two sides' */
+};
+
+/*
+ * A session's next connection (section 8.6), as the role brings it: fd
+ * and its key set, or why none came.  A hook, so that the engine needs
+ * neither sockets nor listeners.
+ */
+struct rejoin {
+	int	 fd;			/* the resumed connection; -1: none */
+	struct keyset ks;		/* its key set */
+	int	 old;			/* a listener's: rs(g - 1) was used */
+	int	 gone;			/* NO_SESSION: the peer has no session */
+	int	 status;		/* an end said by the role; -1: none */
+};
+typedef void rejoin_fn(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j);
 
 /* A connection the listener greeted, once its HELLO has come whole. */
 struct greeted {
@@ -443,6 +496,7 @@ struct greeted {
  * gives the process (the manual's numbers).
  */
 enum status {
+	RESUMING = -2,		/* the connection is lost; the session waits */
 	GO_ON = -1,
 	EXIT_OK = 0,
 	EXIT_FAIL = 1,		/* any failure but the next */
@@ -477,6 +531,10 @@ enum status {
 #define REKEY_BURST	1000		/* the peer's REKEYs opened at once, */
 #define REKEY_PER_SEC	1000		/* then this many a second at most, */
 #define REKEY_WAKE	20		/* opened this many at a time */
+#define DEF_WINDOW	300		/* -W: s a lost session waits */
+#define MAX_WINDOW	86400
+#define WIRE_WINDOW	65535		/* the most a u16 says */
+#define RESUME_EVERY_MS	1000		/* a connector's attempts (8.6) */
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
@@ -553,6 +611,8 @@ struct options {
 	unsigned interval;		/* -a: keepalive, seconds */
 	unsigned loss;			/* -L: silence that loses, seconds */
 	size_t	 retain;		/* -B: unacknowledged bytes kept */
+	unsigned window;		/* -W: resume window, s; 0: none */
+	int	 renew;			/* -K: a new session if not resumed */
 	int	 launcher;		/* -e: the launcher's socket (§19), or -1 */
 	const char *name;		/* -n: the peer's name on the terminal */
 	const char *exempt;		/* -X: spared by penalties and limits */
@@ -639,7 +699,12 @@ struct buf {
  * Receiving (the peer's records):
  *
  *   RX_KEY0 --KEY 0--> RX_OPEN --CLOSE--> RX_CLOSED --DONE--> RX_DONE
- *   RX_OPEN, RX_CLOSED --END--> RX_ENDED
+ *   RX_KEY0 --KEY 0, on a resumed connection--> RX_WAIT_ACK --ACK--> RX_OPEN
+ *   RX_WAIT_ACK, RX_OPEN, RX_CLOSED --END--> RX_ENDED
+ *
+ * On a resumed connection (section 8.5) our ACK is the second record
+ * (resume_ack), and no DATA nor CLOSE goes before the peer's first ACK
+ * (peer_acked), which says where our stream starts again.
  *
  * At RX_DONE and RX_ENDED the receiving keys and our receive keys are
  * erased, and whatever follows on the socket is ignored.  Apart from
@@ -652,7 +717,8 @@ struct buf {
  */
 enum tx_state { TX_OPEN, TX_DRAINING, TX_CLOSED, TX_DONE, TX_SHUT, TX_ENDED,
     TX_FAILED };
-enum rx_state { RX_KEY0, RX_OPEN, RX_CLOSED, RX_DONE, RX_ENDED };
+enum rx_state { RX_KEY0, RX_WAIT_ACK, RX_OPEN, RX_CLOSED, RX_DONE,
+    RX_ENDED };
 
 /* END reasons (doc/PROTOCOL.md 9.2). */
 enum end_reason { END_NONE, END_INTERRUPTED, END_TERMINATED,
@@ -675,6 +741,10 @@ struct conn {
 	enum rx_state rx_state;
 	int	 rx_eof;		/* the peer's TCP stream has ended */
 	int	 tx_errno;		/* why TX_FAILED */
+	enum tx_state tx_failed_in;	/* the state TX_FAILED came from */
+	int	 resumed;		/* this connection resumed the session */
+	int	 resume_ack;		/* our resume point is still to seal */
+	int	 peer_acked;		/* the peer's first ACK here opened */
 	int	 rx_errno;		/* a read's error: the connection is lost */
 	struct direction tx, rx;
 	struct recv_keys rk;		/* ours, for the peer's REKEYs */
@@ -702,6 +772,8 @@ struct conn {
  */
 struct stream {
 	uint64_t sealed;		/* S: our DATA bytes sealed */
+	uint64_t next;			/* the next one's offset: below S only
+					   while a resume seals [A, S) again */
 	uint64_t acked;			/* A: of them, written by the peer */
 	uint64_t ack_sent;		/* W as our last ACK said it */
 	int64_t	 ack_wait;		/* ms: W went above it then; 0: not */
@@ -710,6 +782,9 @@ struct stream {
 					   partial line (section 6) */
 	int	 closed;		/* our CLOSE sealed: S is our length */
 	int	 peer_closed;		/* its CLOSE opened */
+	uint64_t peer_length;		/* at peer_closed, its stream's length */
+	uint64_t skip;			/* the peer's bytes again after a resume
+					   that we had already handed out */
 	int	 peer_done;		/* its DONE opened */
 };
 
@@ -730,6 +805,10 @@ struct written {
 	int	 ack_fd;		/* its acknowledgements; -1: none, gone */
 	int	 ended;			/* it was told that no more comes */
 	int	 pipe_fd;		/* the command's stdin, or -1 */
+	/* A serving child's: a connection its listener handed over, with
+	   the GREETING and RESUME that came on it (section 8.7); -1: none. */
+	int	 handed_fd;
+	uint8_t	 handed[HANDOVER_LEN];
 };
 
 /* A session's buffers, allocated once (a -k listener reuses them). */
@@ -768,6 +847,7 @@ struct report {
 	int	(*row)(void *, int dir, int type, const uint8_t *plain,
 		    size_t plen, const uint8_t *rec, size_t n);
 	void	*hide_arg;		/* the chat, for both */
+	int	 again;			/* the DATA sealed is sealed again */
 	int	 live;			/* DATA as one row drawn in place */
 	char	 live_row[NOTE_MAX];	/* the latest record's, to be drawn */
 	int	 live_new;		/* live_row not drawn yet */
@@ -959,8 +1039,12 @@ static struct {
  * accept4 and setsockopt; the rest is what those paths can reach: the
  * clock without the vDSO, signals (a fatal one re-raised, abort), the
  * allocator and getrandom (DRBG reseeds, ephemeral keys), the terminal's
- * size for a line editor.  ioctl only for those, fcntl only for file status
- * flags, no executable memory.
+ * size for a line editor, and recvmsg on a serving child's channel (its
+ * listener's acknowledgements, a connection that resumes its session).
+ * A session that may be resumed keeps its role's pre-auth filter (a
+ * connector connects again, a lone listener accepts) instead of the
+ * session's.  ioctl only for those, fcntl only for file status flags, no
+ * executable memory.
  */
 
 #if defined(__x86_64__)
@@ -1060,6 +1144,8 @@ sb_session(struct sock_filter *f)
 		SB_ALLOW(__NR_ppoll),
 		SB_ALLOW(__NR_close), SB_ALLOW(__NR_shutdown),
 		SB_ALLOW(__NR_getsockopt),
+		/* A serving child's channel: acknowledgements, resumes. */
+		SB_ALLOW(__NR_recvmsg),
 		SB_ALLOW(__NR_clock_gettime), SB_ALLOW(__NR_gettimeofday),
 		SB_ALLOW(__NR_getrandom), SB_ALLOW(__NR_futex),
 		/* The allocator: memory, never executable. */
@@ -1114,6 +1200,7 @@ sb_server(struct sock_filter *f, size_t n)
 		SB_ALLOW(__NR_wait4),
 		SB_ALLOW_ARG(__NR_kill, 1, SIGKILL),
 		SB_ALLOW(__NR_pipe2), SB_ALLOW_ARG(__NR_socketpair, 0, AF_UNIX),
+		SB_ALLOW(__NR_sendmsg),		/* a resumed connection, handed */
 #ifdef __NR_dup2
 		SB_ALLOW(__NR_dup2),
 #endif
@@ -1598,14 +1685,15 @@ sha256(const uint8_t *p, size_t n, uint8_t out[SHA256_DIGEST_LENGTH])
 		crypto_fail("SHA-256");
 }
 
+/* HMAC-SHA-256 through EVP_MAC, libcrypto 3's interface. */
 static void
 hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *p, size_t n,
     uint8_t out[MAC_LEN])
 {
-	unsigned int len = MAC_LEN;
+	size_t len = 0;
 
-	if (HMAC(EVP_sha256(), key, key_len, p, n, out, &len) == NULL ||
-	    len != MAC_LEN)
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, p, n,
+	    out, MAC_LEN, &len) == NULL || len != MAC_LEN)
 		crypto_fail("HMAC");
 }
 
@@ -2481,8 +2569,9 @@ written_begin(struct written *w, int acks, int fd)
 {
 	memset(w, 0, sizeof(*w));
 	w->acks = acks;
-	w->ack_fd = acks ? fd : -1;
+	w->ack_fd = fd;
 	w->pipe_fd = -1;
+	w->handed_fd = -1;
 }
 
 /* write(2) took raw bytes, payload bytes of the peer's as rendered. */
@@ -2533,11 +2622,21 @@ written_acked(struct written *w, const uint8_t v[8])
 static void
 written_read_acks(struct written *w)
 {
-	uint8_t v[8];
+	uint8_t m[HANDOVER_LEN];
+	int fds[4];
+	size_t nfds, i;
 	ssize_t r;
 
-	while ((r = read(w->ack_fd, v, sizeof(v))) == sizeof(v))
-		written_acked(w, v);
+	while ((r = os_recv_fds(w->ack_fd, m, sizeof(m), fds, &nfds)) > 0) {
+		if (r == 8 && nfds == 0 && w->acks)
+			written_acked(w, m);
+		else if (r == HANDOVER_LEN && nfds == 1 && w->handed_fd == -1) {
+			w->handed_fd = fds[0];	/* a resume, for the session */
+			memcpy(w->handed, m, sizeof(m));
+		} else
+			for (i = 0; i < nfds; i++)
+				close(fds[i]);
+	}
 	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR))
 		w->ack_fd = -1;		/* it is gone: we will be too */
 }
@@ -2644,12 +2743,20 @@ tx_done_sent(struct conn *c, int net)
 	c->tx_state = TX_SHUT;
 }
 
-/* The peer's KEY 0: RX_KEY0 -> RX_OPEN. */
+/* The peer's KEY 0: RX_KEY0 -> RX_OPEN, or RX_WAIT_ACK after a resume. */
 static void
 rx_got_key0(struct conn *c)
 {
 	if (c->rx_state == RX_KEY0)
-		c->rx_state = RX_OPEN;
+		c->rx_state = c->resumed ? RX_WAIT_ACK : RX_OPEN;
+}
+
+/* The peer's first ACK on a resumed connection: RX_WAIT_ACK -> RX_OPEN. */
+static void
+rx_got_resume_ack(struct conn *c)
+{
+	c->rx_state = RX_OPEN;
+	c->peer_acked = 1;
 }
 
 /* The peer's CLOSE: RX_OPEN -> RX_CLOSED. */
@@ -4219,8 +4326,9 @@ hex_line(struct report *r, int dir, int type, const uint8_t *plain,
 {
 	char *p;
 
-	if (r->row != NULL && r->row(r->hide_arg, dir, type, plain, plen, rec,
-	    n))
+	/* Our lines sealed again after a resume are on the screen already. */
+	if (r->row != NULL && !(dir == '>' && r->again) &&
+	    r->row(r->hide_arg, dir, type, plain, plen, rec, n))
 		return;
 	if (!r->hex)
 		return;
@@ -4373,24 +4481,40 @@ hs_unwanted(struct report *r, enum hs_parse v, const uint8_t *m)
 
 /*
  * Read one message of the kinds allowed into m, byte by byte as far as
- * the header goes, then the rest whole; its kind is m[8].
+ * the header goes, then the rest whole; its kind is m[8], and *v says
+ * how its bytes went.  -1 on a socket error (errno), 0 at an end of
+ * stream before it was whole, else 1.
  */
+static int
+hs_read(int net, unsigned kinds, uint8_t m[HS_MAX], int64_t deadline,
+    enum hs_parse *v)
+{
+	size_t n = 0, need = 0;
+	ssize_t got;
+
+	while ((*v = hs_parse(m, n, kinds, &need)) == HSP_MORE) {
+		if ((got = read_full(net, m + n, need - n, deadline)) == -1)
+			return -1;
+		if ((size_t)got < need - n)
+			return 0;
+		n = need;
+	}
+	return 1;
+}
+
+/* A handshake message (hs_read), or the line that says why none came. */
 static enum status
 read_message(struct report *r, int net, unsigned kinds, uint8_t m[HS_MAX],
     int64_t deadline)
 {
-	size_t n = 0, need = 0;
 	enum hs_parse v;
-	ssize_t got;
+	int got = hs_read(net, kinds, m, deadline, &v);
 
-	while ((v = hs_parse(m, n, kinds, &need)) == HSP_MORE) {
-		if ((got = read_full(net, m + n, need - n, deadline)) == -1)
-			return handshake_io_fail(r);
-		if ((size_t)got < need - n)
-			return session_fail(r, EXIT_FAIL, "peer closed the "
-			    "connection during the handshake");
-		n = need;
-	}
+	if (got == -1)
+		return handshake_io_fail(r);
+	if (got == 0)
+		return session_fail(r, EXIT_FAIL, "peer closed the connection "
+		    "during the handshake");
 	return v == HSP_WHOLE ? GO_ON : hs_unwanted(r, v, m);
 }
 
@@ -4483,6 +4607,24 @@ refusal_line(char *line, size_t cap, const char *host, const uint8_t *m,
 	return EXIT_FAIL;
 }
 
+/* A resume window on the wire: a u16, so at most WIRE_WINDOW seconds. */
+static void
+put_window(uint8_t w[2], unsigned window)
+{
+	window = window > WIRE_WINDOW ? WIRE_WINDOW : window;
+	w[0] = window >> 8;
+	w[1] = window & 0xff;
+}
+
+/* The session's window: the less of the greeting's and the HELLO's. */
+static unsigned
+window_less(const uint8_t a[2], const uint8_t b[2])
+{
+	unsigned x = (unsigned)a[0] << 8 | a[1], y = (unsigned)b[0] << 8 | b[1];
+
+	return x < y ? x : y;
+}
+
 /*
  * A greeting for a new connection: fresh nonce, and unless NO_NEW a fresh
  * y (returned) and pB; NULL with NO_NEW.
@@ -4497,7 +4639,6 @@ make_greeting(const struct pake *pk, struct greeting *g, int flags,
 	hs_header(g->hdr, KIND_GREETING);
 	g->flags = flags;
 	g->wait = wait;
-	/* window 0: no resuming, until sessions outlive connections */
 	put_u32(g->iterations, iterations);
 	memcpy(g->salt, salt, SALT_LEN);
 	if (RAND_bytes(g->nonce, NONCE_LEN) != 1)
@@ -4539,8 +4680,10 @@ listener_answer(int net, const struct pake *pk, const struct greeted *in,
 		memcpy(cf.cB, hk.cB, MAC_LEN);
 		if (write_full(net, &cf, sizeof(cf), deadline) == -1)
 			res = HS_IO;
-		else
+		else {
 			session_secrets(&hk, ks);
+			ks->window = window_less(in->g.window, in->h.window);
+		}
 	}
 	OPENSSL_cleanse(&hk, sizeof(hk));
 	return res;
@@ -4633,7 +4776,7 @@ connector_hello(struct report *r, const struct options *opt, int net,
 	BIGNUM *x = random_scalar(pk);
 
 	hs_header(h.hdr, KIND_HELLO);
-	h.window[0] = h.window[1] = 0;		/* no resuming, yet */
+	put_window(h.window, opt->window);
 	spake2_share(pk, 1, x, h.pA);
 	if (spake2_finish(pk, 1, x, g, &h, &hk) == -1)
 		st = session_fail(r, EXIT_AUTH, BAD_POINT_MSG);
@@ -4653,10 +4796,196 @@ connector_hello(struct report *r, const struct options *opt, int net,
 	    MAC_LEN) != 0)
 		st = session_fail(r, EXIT_AUTH, "%s", code ? WRONG_CODE_MSG :
 		    WRONG_PASSWORD_MSG);
-	else
+	else {
 		session_secrets(&hk, ks);
+		ks->window = window_less(g->window, h.window);
+	}
  done:
 	OPENSSL_cleanse(&hk, sizeof(hk));
+	return st;
+}
+
+/*
+ * Resuming (doc/PROTOCOL.md 8.2 to 8.4).  tr is the transcript GREETING
+ * || RESUME || RESUMED of the new connection, filled as it is made: the
+ * MACs cover its beginning, th all of it.
+ */
+
+/* HMAC(HKDF-Expand(rs, label), tr[0..n)): mac_C or mac_L. */
+static void
+resume_mac(const uint8_t rs[SECRET_LEN], const char *label,
+    const uint8_t *tr, size_t n, uint8_t mac[MAC_LEN])
+{
+	uint8_t mk[SECRET_LEN];
+
+	hkdf_expand(rs, label, mk, SECRET_LEN);
+	hmac_sha256(mk, SECRET_LEN, tr, n, mac);
+	OPENSSL_cleanse(mk, sizeof(mk));
+}
+
+/*
+ * The new connection's key set from rs(gen), the DH of the two one-time
+ * keys and th; dh and every intermediate value are erased.
+ */
+static void
+resume_keys(const uint8_t rs[SECRET_LEN], uint8_t dh[X25519_LEN],
+    const uint8_t tr[TR_LEN], struct keyset *ks)
+{
+	uint8_t salt[SECRET_LEN], prk[SECRET_LEN];
+	uint8_t ikm[X25519_LEN + SHA256_DIGEST_LENGTH];
+
+	hkdf_expand(rs, LABEL_RESUME, salt, SECRET_LEN);
+	memcpy(ikm, dh, X25519_LEN);
+	sha256(tr, TR_LEN, ikm + X25519_LEN);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, sizeof(salt), ikm,
+	    sizeof(ikm), NULL, 0, prk, sizeof(prk));
+	key_set(prk, ks);
+	OPENSSL_cleanse(salt, sizeof(salt));
+	OPENSSL_cleanse(ikm, sizeof(ikm));
+	OPENSSL_cleanse(prk, sizeof(prk));
+	OPENSSL_cleanse(dh, X25519_LEN);
+}
+
+/*
+ * The listener's checks 2 to 5 of a RESUME (section 8.3) for session rm,
+ * whose sid matched: 0 and RESUMED made in tr with the new key set in ks
+ * (*old: it used rs(g - 1)), or the reason of the REFUSAL.  Nothing of rm
+ * changes here: the caller commits.  mac_C in constant time.
+ */
+static enum refusal_reason
+resume_check(const struct resumable *rm, uint8_t tr[TR_LEN],
+    struct keyset *ks, int *old)
+{
+	const struct resume *m = (const struct resume *)(tr + TR_RESUME);
+	struct resumed *a = (struct resumed *)(tr + TR_RESUMED);
+	uint32_t gen = get_u32(m->gen);
+	uint8_t mac[MAC_LEN], dh[X25519_LEN];
+	const uint8_t *rs;
+	EVP_PKEY *e;
+	int bad;
+
+	*old = rm->has_prev && rm->gen > 0 && gen == rm->gen - 1;
+	if (gen != rm->gen && !*old)
+		return REF_RESUME_FAILED;
+	rs = *old ? rm->prev : rm->rs;
+	resume_mac(rs, LABEL_MKC, tr, TR_RESUME + offsetof(struct resume, mac),
+	    mac);
+	bad = CRYPTO_memcmp(mac, m->mac, MAC_LEN) != 0;
+	OPENSSL_cleanse(mac, sizeof(mac));
+	if (bad)
+		return REF_RESUME_FAILED;
+	if (x25519_public_equivalent(m->e))
+		return REF_MALFORMED;
+	e = x25519_keygen(a->e);
+	bad = x25519(e, m->e, dh) == -1;
+	EVP_PKEY_free(e);		/* e_L erased */
+	if (bad)
+		return REF_MALFORMED;
+	hs_header(a->hdr, KIND_RESUMED);
+	resume_mac(rs, LABEL_MKL, tr, TR_RESUMED +
+	    offsetof(struct resumed, mac), a->mac);
+	resume_keys(rs, dh, tr, ks);
+	return 0;
+}
+
+/*
+ * Read one handshake message of kinds for a resume: 0 when whole; -1
+ * when the connection failed or ended (try another), errno set; or an
+ * exit status, said, for a message no secchat/3 listener sends there.
+ */
+static int
+resume_read(struct report *r, int net, unsigned kinds, uint8_t m[HS_MAX],
+    int64_t deadline)
+{
+	enum hs_parse v;
+	int got = hs_read(net, kinds, m, deadline, &v);
+
+	if (got <= 0) {
+		if (got == 0)
+			errno = ECONNRESET;
+		return -1;
+	}
+	return v == HSP_WHOLE ? 0 : (int)hs_unwanted(r, v, m);
+}
+
+/*
+ * A REFUSAL of our RESUME (sections 2.5, 8.6): PENALTY, BUSY and
+ * GUESS_LIMIT are waited out (*again, seconds, at least 1); NO_SESSION
+ * ends the resuming (*gone); the others end it with their line.
+ */
+static enum status
+resume_refused(struct report *r, const char *host, const uint8_t *m,
+    unsigned *again, int *gone)
+{
+	char line[NOTE_MAX];
+	unsigned reason = m[HDR_LEN];
+	enum status st;
+
+	if (reason >= REF_PENALTY && reason <= REF_GUESS_LIMIT) {
+		*again = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*again = *again > 0 ? *again : 1;
+		return EXIT_FAIL;
+	}
+	if (reason == REF_NO_SESSION) {
+		*gone = 1;
+		return EXIT_FAIL;
+	}
+	st = refusal_line(line, sizeof(line), host, m, 0, REFUSE_RESUME);
+	return session_fail(r, st, "%s", line);
+}
+
+/*
+ * The connector's RESUME for rm on net, after greeting g (section 8.2),
+ * and the answer checked (8.4): GO_ON with the new key set in ks; -1 (as
+ * a status) if the connection failed, to try another; a refusal to wait
+ * out (*again) or NO_SESSION (*gone); else an exit status, said.
+ */
+static int
+connector_resume(struct report *r, const char *host, int net,
+    const struct greeting *g, const struct resumable *rm, struct keyset *ks,
+    unsigned *again, int *gone)
+{
+	uint8_t tr[TR_LEN], m[HS_MAX], mac[MAC_LEN], dh[X25519_LEN];
+	struct resume *q = (struct resume *)(tr + TR_RESUME);
+	struct resumed *a = (struct resumed *)(tr + TR_RESUMED);
+	int64_t deadline = deadline_in(DEF_HS_TIMEOUT);
+	EVP_PKEY *e;
+	int st;
+
+	memcpy(tr, g, sizeof(*g));
+	hs_header(q->hdr, KIND_RESUME);
+	memcpy(q->sid, rm->sid, SID_LEN);
+	put_u32(q->gen, rm->gen);
+	e = x25519_keygen(q->e);
+	resume_mac(rm->rs, LABEL_MKC, tr, TR_RESUME +
+	    offsetof(struct resume, mac), q->mac);
+	if (write_full(net, q, sizeof(*q), deadline) == -1 ||
+	    (st = resume_read(r, net, KIND_BIT(KIND_RESUMED) |
+	    KIND_BIT(KIND_REFUSAL), m, deadline)) == -1)
+		st = -1;
+	else if (st != 0)
+		;			/* said */
+	else if (m[HDR_LEN - 1] == KIND_REFUSAL)
+		st = resume_refused(r, host, m, again, gone);
+	else {
+		memcpy(a, m, sizeof(*a));
+		resume_mac(rm->rs, LABEL_MKL, tr, TR_RESUMED +
+		    offsetof(struct resumed, mac), mac);
+		if (CRYPTO_memcmp(mac, a->mac, MAC_LEN) != 0)
+			st = session_fail(r, EXIT_AUTH, "resume failed: %s could "
+			    "not prove the session (the connection was tampered "
+			    "with)", host);
+		else if (x25519_public_equivalent(a->e) ||
+		    x25519(e, a->e, dh) == -1)
+			st = session_fail(r, EXIT_AUTH, "resume failed: %s sent "
+			    "a bad key", host);
+		else {
+			resume_keys(rm->rs, dh, tr, ks);
+			st = GO_ON;
+		}
+	}
+	EVP_PKEY_free(e);		/* e_C erased */
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return st;
 }
 
@@ -4850,19 +5179,33 @@ send_data(struct conn *c, struct report *r, struct bufs *b,
 		inner = MAX_INNER;
 	if (c->tx.data_records++ == 0)
 		c->tx.first_data = t;
+	r->again = st->next < st->sealed;
 	send_record(c, r, &b->txb, TYPE_DATA, b->in.data + b->in.pos, len,
 	    inner - len - 1);
+	r->again = 0;
 	b->in.pos += len;
 	b->in.keep += len;
-	st->sealed += len;
+	st->next += len;
+	if (st->next > st->sealed)	/* bytes sealed again do not move S */
+		st->sealed = st->next;
 	c->sent_bytes += len;
 }
 
 /*
+ * May DATA and CLOSE be sealed: on a resumed connection, only once the
+ * peer's first ACK has said where our stream starts again (8.5).
+ */
+static int
+tx_streaming(const struct conn *c)
+{
+	return tx_sending(c) && (!c->resumed || c->peer_acked);
+}
+
+/*
  * One record of what is due, in this order: our next receive key, the
- * PING that announces our interval, a REKEY (which waits for the peer's
- * KEY 0, and DATA with it), an ACK, DATA, an idle PING.  0 if nothing
- * was due.
+ * resume point (section 8.5), the PING that announces our interval, a
+ * REKEY (which waits for the peer's KEY 0, and DATA with it), an ACK,
+ * DATA, an idle PING.  0 if nothing was due.
  */
 static int
 fill_one(struct conn *c, struct bufs *b, struct stream *st,
@@ -4875,13 +5218,16 @@ fill_one(struct conn *c, struct bufs *b, struct stream *st,
 
 	if (c->rk.due && c->rk.announced <= MAX_KEY_INDEX)
 		send_key(c, r, &b->txb);
-	else if (c->ping_due)
+	else if (c->resume_ack) {
+		send_ack(c, r, &b->txb, st, w);
+		c->resume_ack = 0;
+	} else if (c->ping_due)
 		send_ping(c, r, &b->txb, opt->interval);
 	else if (rekey && c->pk.count > 0)
 		*status = send_rekey(c, r, &b->txb);
 	else if (ack_due(st, w, t))
 		send_ack(c, r, &b->txb, st, w);
-	else if (!rekey && tx_sending(c) &&
+	else if (!rekey && tx_streaming(c) &&
 	    (len = next_chunk(c, &b->in, st, opt->bflag, t)) > 0)
 		send_data(c, r, b, st, pad, len, t);
 	else if (ping_due(c, opt, t))
@@ -4909,8 +5255,8 @@ fill_tx(struct conn *c, struct bufs *b, struct stream *st, struct report *r,
 	    fill_one(c, b, st, r, opt, pad, t, &status))
 		if (status != GO_ON)
 			return status;
-	if (c->tx_state == TX_DRAINING && buf_pending(&b->in) == 0 &&
-	    tx_room(r, b)) {
+	if (c->tx_state == TX_DRAINING && tx_streaming(c) &&
+	    buf_pending(&b->in) == 0 && tx_room(r, b)) {
 		send_record(c, r, &b->txb, TYPE_CLOSE, NULL, 0, 0);
 		tx_close_sealed(c);
 		st->closed = 1;
@@ -4991,6 +5337,9 @@ rx_refuses(const struct conn *c, int type)
 	switch (c->rx_state) {
 	case RX_KEY0:
 		return type == TYPE_KEY ? NULL : "first record is not KEY";
+	case RX_WAIT_ACK:
+		return type == TYPE_ACK || type == TYPE_END ? NULL :
+		    "second record after a resume is not ACK";
 	case RX_OPEN:
 		return type == TYPE_DONE ? "DONE before CLOSE" : NULL;
 	case RX_CLOSED:
@@ -5029,11 +5378,43 @@ check_record(const struct conn *c, struct buf *out, struct report *r,
  * The handlers of the record types: the payload is the n bytes at the
  * end of out, its size checked.
  */
-static void
-on_data(struct conn *c, struct buf *out, size_t n)
+static enum status
+on_data(struct conn *c, struct stream *st, struct buf *out,
+    struct report *r, size_t n)
 {
-	out->len += n;		/* authenticated: now it may be written */
+	size_t skip = st->skip < n ? st->skip : n;
+
+	if (st->peer_closed && c->recv_bytes + n > st->peer_length)
+		return reject_record(r, out, n, "DATA past the end of the "
+		    "stream at byte %llu", (unsigned long long)st->peer_length);
+	/* Bytes we had handed out before the cut come again: not twice. */
+	if (skip > 0) {
+		memmove(out->data + out->len, out->data + out->len + skip,
+		    n - skip);
+		OPENSSL_cleanse(out->data + out->len + n - skip, skip);
+		st->skip -= skip;
+	}
+	out->len += n - skip;	/* authenticated: now it may be written */
 	c->recv_bytes += n;
+	return GO_ON;
+}
+
+/*
+ * The peer's CLOSE; after a resume, at the length its first CLOSE gave
+ * (section 8.5).
+ */
+static enum status
+on_close(struct conn *c, struct stream *st, struct buf *out,
+    struct report *r, size_t n)
+{
+	if (st->peer_closed && c->recv_bytes != st->peer_length)
+		return reject_record(r, out, n, "CLOSE at byte %llu, the stream "
+		    "ended at byte %llu", (unsigned long long)c->recv_bytes,
+		    (unsigned long long)st->peer_length);
+	rx_got_close(c);
+	st->peer_closed = 1;
+	st->peer_length = c->recv_bytes;
+	return GO_ON;
 }
 
 /*
@@ -5096,26 +5477,34 @@ on_key(struct conn *c, struct buf *out, struct report *r, size_t n)
  * every byte here would cost a sender more than its cipher.
  */
 static enum status
-on_ack(struct stream *st, struct buf *in, struct buf *out, struct report *r,
-    size_t n)
+on_ack(struct conn *c, struct stream *st, struct buf *in, struct buf *out,
+    struct report *r, size_t n)
 {
 	const uint8_t *p = out->data + out->len;
-	uint64_t count = 0, gone;
+	int first = c->rx_state == RX_WAIT_ACK;
+	uint64_t count = 0;
 	int i;
 
 	for (i = 0; i < ACK_LEN; i++)
 		count = count << 8 | p[i];
-	if (count > st->sealed)
+	/* What we sealed so far, here or before the cut (next <= S). */
+	if (count > st->next)
 		return reject_record(r, out, n, "ACK of %llu bytes, only %llu "
 		    "sent", (unsigned long long)count,
-		    (unsigned long long)st->sealed);
-	if (count <= st->acked)
+		    (unsigned long long)st->next);
+	if (count < st->acked || (count == st->acked && !first))
 		return reject_record(r, out, n, "ACK of %llu bytes after ACK "
 		    "of %llu", (unsigned long long)count,
 		    (unsigned long long)st->acked);
-	gone = count - st->acked;
-	in->keep -= gone;
+	in->keep -= count - st->acked;
 	st->acked = count;
+	if (first) {
+		/* The resume point: [count, S) is sealed again (8.5). */
+		in->pos -= in->keep;
+		in->keep = 0;
+		st->next = count;
+		rx_got_resume_ack(c);
+	}
 	return GO_ON;
 }
 
@@ -5191,14 +5580,11 @@ on_record(struct conn *c, struct bufs *b, struct stream *st,
 {
 	switch (type) {
 	case TYPE_DATA:
-		on_data(c, &b->out, n);
-		return GO_ON;
+		return on_data(c, st, &b->out, r, n);
 	case TYPE_REKEY:
 		return on_rekey(c, &b->out, r, n);
 	case TYPE_CLOSE:
-		rx_got_close(c);
-		st->peer_closed = 1;
-		return GO_ON;
+		return on_close(c, st, &b->out, r, n);
 	case TYPE_KEY:
 		return on_key(c, &b->out, r, n);
 	case TYPE_DONE:
@@ -5206,7 +5592,7 @@ on_record(struct conn *c, struct bufs *b, struct stream *st,
 		st->peer_done = 1;
 		return GO_ON;
 	case TYPE_ACK:
-		return on_ack(st, &b->in, &b->out, r, n);
+		return on_ack(c, st, &b->in, &b->out, r, n);
 	case TYPE_PING:
 		return on_ping(c, &b->out, r, n);
 	}
@@ -5937,9 +6323,18 @@ struct session {
 	struct stream st;
 	struct end end;			/* ours, once we stop without DONE */
 	int	 die_signal;		/* end the process by it, at conn_end */
-	uint8_t	 sid[SID_LEN];		/* the session's id, for resuming */
-	uint8_t	 rs[SECRET_LEN];	/* its resumption secret rs(0) */
+	int	 is_a;			/* the connector: its keys are c2s */
+	struct resumable rm;		/* sid, g, rs(g), the window (8.1) */
+	rejoin_fn *rejoin;		/* the role's next connection; NULL: none */
+	void	*rejoin_arg;
+	int64_t	 rejoin_next;		/* ms: a listener looks for a RESUME */
+	int64_t	 lost_at;		/* ms: the connection was lost; 0: not */
+	char	 lost_why[64];		/* the cause, for 9.4 */
+	char	 lost_end[64];		/* 9.4's END: why it was not resumed */
 };
+
+/* A lone listener looks at its other connections this often (8.3). */
+#define REJOIN_LOOK_MS	100
 
 /* Hex lines before the plaintext they carry: stderr is served first. */
 enum {
@@ -6081,6 +6476,8 @@ net_refused(struct session *s, int e)
 {
 	s->c.tx_errno = e;
 	s->b.txb.pos = s->b.txb.len;
+	if (s->c.tx_state != TX_FAILED)
+		s->c.tx_failed_in = s->c.tx_state;
 	s->c.tx_state = TX_FAILED;
 	direction_free(&s->c.tx);
 }
@@ -6278,6 +6675,8 @@ poll_timeout(struct session *s, int64_t t)
 		d = s->c.tx.first_data + secs_ms(s->opt->rekey_secs);
 		until = sooner(until, d);
 	}
+	if (s->rejoin != NULL && !s->is_a && s->rm.window != 0)
+		until = sooner(until, s->rejoin_next);
 	if (command_waiting(&s->cmd, &s->c))
 		return 10;
 	/* The progress line's clock runs while nothing moves. */
@@ -6319,7 +6718,9 @@ set_pollfds(struct session *s, struct pollfd pfd[POLL_COUNT])
 	    !(s->rep.shared && buf_pending(&s->rep.q) > 0) ? output_fd(s) : -1;
 	pfd[POLL_STDOUT].events = POLLOUT;
 	/* A serving listener's word that it wrote what we gave it. */
-	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw ? b->wr.ack_fd : -1;
+	/* ... and a serving child's resumed connections, handed over. */
+	pfd[POLL_ACKS].fd = b->wr.acked < b->wr.raw || s->rm.window != 0 ?
+	    b->wr.ack_fd : -1;
 	pfd[POLL_ACKS].events = POLLIN;
 }
 
@@ -6420,16 +6821,18 @@ report_end(struct session *s, const char *what, int lost)
 	}
 	if (lost && ours_cut(s) && peers_cut(s))
 		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s): "
-		    "%s sent, %s confirmed, %s received", what, sent, c, r);
+		    "%s sent, %s confirmed, %s received%s", what, sent, c, r,
+		    s->lost_end);
 	if (lost && ours_cut(s))
 		return session_fail(&s->rep, EXIT_FAIL, "connection lost while "
-		    "sending (%s): %s sent, %s confirmed", what, sent, c);
+		    "sending (%s): %s sent, %s confirmed%s", what, sent, c,
+		    s->lost_end);
 	if (lost && peers_cut(s))
 		return session_fail(&s->rep, EXIT_FAIL, "connection lost while "
-		    "receiving (%s): %s received", what, r);
+		    "receiving (%s): %s received%s", what, r, s->lost_end);
 	if (lost)
-		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s)",
-		    what);
+		return session_fail(&s->rep, EXIT_FAIL, "connection lost (%s)%s",
+		    what, s->lost_end);
 	if (ours_cut(s) && peers_cut(s))
 		return session_fail(&s->rep, EXIT_FAIL, "transfer cut: %s %s "
 		    "after %s confirmed and %s received", name, what, c, r);
@@ -6500,6 +6903,23 @@ peer_stopped(struct session *s)
 }
 
 /*
+ * The connection is lost (section 7.3) for cause: the session waits to
+ * be resumed (RESUMING) if it may be (8.6: a window, no END either way,
+ * not both streams complete), else it ends by 9.4.
+ */
+static enum status
+conn_lost(struct session *s, const char *cause)
+{
+	if ((s->rm.window == 0 && !s->opt->renew) || s->rejoin == NULL ||
+	    s->c.rx_state == RX_ENDED || s->end.reason != END_NONE ||
+	    (ours_complete(s) && peers_complete(s)))
+		return report_end(s, cause, 1);
+	(void)snprintf(s->lost_why, sizeof(s->lost_why), "%s", cause);
+	s->lost_at = now_ms();
+	return RESUMING;
+}
+
+/*
  * Has the session ended, seen from the two directions' states?  EXIT_OK
  * or a failure's status once it has, GO_ON while it goes on.  An end
  * other than both DONEs is decided once the peer's opened bytes are
@@ -6530,7 +6950,285 @@ session_over(struct session *s)
 	else
 		(void)snprintf(cause, sizeof(cause), "closed by %s",
 		    s->chat.view.peer);
-	return report_end(s, cause, 1);
+	return conn_lost(s, cause);
+}
+
+/* A line about the connection: the chat's, or a -v note. */
+static void __attribute__((format(printf, 2, 3)))
+conn_note(struct session *s, const char *fmt, ...)
+{
+	char line[NOTE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->rep.chat)
+		chat_note(&s->rep, "%s", line);
+	else
+		note(&s->rep, "%s", line);
+	flush_errq(&s->rep);
+}
+
+/*
+ * The connection is gone (lost, or replaced): closed, its keys and
+ * receive keys erased, its unopened bytes dropped (section 7.3).
+ */
+static void
+conn_drop(struct session *s)
+{
+	if (s->net != -1)
+		close(s->net);
+	s->net = -1;
+	direction_free(&s->c.tx);
+	direction_free(&s->c.rx);
+	recv_keys_free(&s->c.rk);
+	s->b.rxb.pos = s->b.rxb.len = 0;
+	s->b.txb.pos = s->b.txb.len = 0;
+}
+
+/*
+ * The peer's bytes we opened and did not write are dropped: they come
+ * again from W, the resume point.  Those already handed to a command's
+ * pipe or a serving listener, not yet written, cannot be taken back:
+ * skipped when they come again (st.skip).
+ */
+static void
+resume_point(struct session *s)
+{
+	struct buf *out = &s->b.out;
+	uint64_t w;
+
+	OPENSSL_cleanse(out->data + out->pos, buf_pending(out));
+	out->len = out->pos;
+	w = written_count(&s->b.wr);
+	s->st.skip = s->b.wr.payload - w;
+	s->c.recv_bytes = w;
+}
+
+/* rs(g) moves on with the resume (section 8.4); the key set is wiped. */
+static void
+resumable_next(struct resumable *rm, int is_a, struct rejoin *j)
+{
+	if (!is_a && !j->old) {
+		memcpy(rm->prev, rm->rs, SECRET_LEN);
+		rm->has_prev = 1;
+	}
+	if (is_a || !j->old)
+		rm->gen++;
+	memcpy(rm->rs, j->ks.rs, SECRET_LEN);
+	OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+}
+
+/*
+ * The session moves to the connection j brought (sections 8.4, 8.5):
+ * fresh keys and connection state, the streams as they were.  Our KEY 0
+ * goes first, then our resume point; our input, if it had ended, ends
+ * again after what is sealed again.
+ */
+static void
+conn_resumed(struct session *s, struct rejoin *j)
+{
+	struct conn *c = &s->c;
+	uint64_t n[6] = { c->sent_records, c->sent_bytes, c->recv_records,
+	    c->rekeys_sent, c->rekeys_recv, 0 };
+	enum tx_state was = c->tx_state == TX_FAILED ? c->tx_failed_in :
+	    c->tx_state;
+
+	conn_drop(s);
+	resume_point(s);
+	n[5] = c->recv_bytes;
+	OPENSSL_cleanse(c, sizeof(*c));
+	c->sent_records = n[0], c->sent_bytes = n[1], c->recv_records = n[2];
+	c->rekeys_sent = n[3], c->rekeys_recv = n[4], c->recv_bytes = n[5];
+	s->net = j->fd;
+	direction_init(&c->tx, s->is_a ? j->ks.c2s : j->ks.s2c, 1);
+	direction_init(&c->rx, s->is_a ? j->ks.s2c : j->ks.c2s, 0);
+	resumable_next(&s->rm, s->is_a, j);
+	c->tx_state = was == TX_OPEN ? TX_OPEN : TX_DRAINING;
+	c->resumed = c->resume_ack = c->rk.due = 1;
+	c->ping_due = s->opt->interval != DEF_INTERVAL;
+	c->peer_interval = DEF_INTERVAL;
+	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
+	c->rekey_budget = REKEY_BURST * 1000;
+	s->st.ack_wait = 0;
+	s->lost_at = 0;
+	conn_note(s, "reconnected to %s (nothing lost)", s->chat.view.peer);
+}
+
+/* "5 min", "90 s": a window as 9.4 words it. */
+static void
+window_text(char *p, size_t cap, unsigned secs)
+{
+	if (secs % 60 == 0)
+		(void)snprintf(p, cap, "%u min", secs / 60);
+	else
+		(void)snprintf(p, cap, "%u s", secs);
+}
+
+/*
+ * One try of the role's for the next connection, into j (rm NULL: for a
+ * new session, -K); then the signals that end a session are let in
+ * (open): with no connection, no END can say it, and the process ends
+ * by the signal.  GO_ON to go on, with or without j's connection.
+ */
+static enum status
+rejoin_try(struct session *s, const struct resumable *rm, int64_t until,
+    struct rejoin *j, const sigset_t *open)
+{
+	memset(j, 0, sizeof(*j));
+	j->fd = -1;
+	j->status = GO_ON;
+	s->rejoin(s->rejoin_arg, rm, until, j);
+	if (j->fd != -1 || j->status != GO_ON)
+		return j->fd != -1 ? GO_ON : j->status;
+	(void)os_poll(NULL, 0, 0, open);
+	if (restore.signal != 0) {
+		s->die_signal = restore.signal;
+		restore.signal = 0;
+		return report_end(s, s->lost_why, 1);
+	}
+	return GO_ON;
+}
+
+/*
+ * A new session on the connection j brought (section 8.9, -K): our
+ * stream starts again with the bytes the old one had not confirmed (from
+ * A to S), then the rest of our input; the peer's starts afresh: what we
+ * had opened and not written of the old one is dropped.
+ */
+static void
+session_renewed(struct session *s, struct rejoin *j)
+{
+	struct conn *c = &s->c;
+	struct buf *in = &s->b.in, *out = &s->b.out;
+	int ended = (c->tx_state == TX_FAILED ? c->tx_failed_in :
+	    c->tx_state) != TX_OPEN, pipe;
+
+	OPENSSL_cleanse(out->data + out->pos, buf_pending(out));
+	out->len = out->pos;
+	in->pos -= in->keep;
+	in->keep = 0;
+	memset(&s->st, 0, sizeof(s->st));
+	s->st.retain = s->opt->retain;
+	pipe = s->b.wr.pipe_fd;		/* -e's command runs on */
+	written_begin(&s->b.wr, 0, -1);
+	s->b.wr.pipe_fd = pipe;
+	OPENSSL_cleanse(c, sizeof(*c));
+	s->net = j->fd;
+	c->tx_state = ended ? TX_DRAINING : TX_OPEN;
+	c->rk.due = 1;
+	c->ping_due = s->opt->interval != DEF_INTERVAL;
+	c->peer_interval = DEF_INTERVAL;
+	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
+	c->rekey_budget = REKEY_BURST * 1000;
+	direction_init(&c->tx, j->ks.c2s, 1);
+	direction_init(&c->rx, j->ks.s2c, 0);
+	memcpy(s->rm.sid, j->ks.sid, SID_LEN);
+	memcpy(s->rm.rs, j->ks.rs, SECRET_LEN);
+	s->rm.gen = 0;
+	s->rm.window = j->ks.window;
+	OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+	s->lost_at = 0;
+	s->lost_end[0] = '\0';
+}
+
+/*
+ * -K (section 8.9): the session cannot be resumed (why), so a new one
+ * starts, with the password kept for it, tried each second until a
+ * handshake succeeds; the peer may then see up to the retain cap again.
+ */
+static enum status
+session_renew(struct session *s, const sigset_t *open, const char *why)
+{
+	char sent[32];
+	struct rejoin j;
+	enum status st;
+
+	put_size(sent, s->st.sealed - s->st.acked);
+	conn_note(s, "connection to %s lost (%s); %s; a new session, %s "
+	    "unconfirmed sent again", s->chat.view.peer, s->lost_why, why,
+	    sent);
+	do
+		if ((st = rejoin_try(s, NULL, 0, &j, open)) != GO_ON)
+			return st;
+	while (j.fd == -1);
+	session_renewed(s, &j);
+	conn_note(s, "a new session with %s", s->chat.view.peer);
+	return GO_ON;
+}
+
+/*
+ * The connection is lost and the session may be resumed (section 8.6):
+ * the role brings the next connection within the window, or the session
+ * ends by 9.4, saying why it was not resumed (or, with -K, a new session
+ * begins).
+ */
+static enum status
+resume_wait(struct session *s, const sigset_t *open)
+{
+	int64_t until = s->lost_at + secs_ms(s->rm.window);
+	struct rejoin j;
+	enum status st;
+	char w[32];
+
+	conn_drop(s);
+	if (s->rm.window == 0)		/* -K without resuming */
+		return session_renew(s, open, "resuming is off");
+	conn_note(s, "connection to %s lost; reconnecting", s->chat.view.peer);
+	for (;;) {
+		if ((st = rejoin_try(s, &s->rm, until, &j, open)) != GO_ON)
+			return st;
+		if (j.fd != -1) {
+			conn_resumed(s, &j);
+			return GO_ON;
+		}
+		if (j.gone || now_ms() >= until)
+			break;
+	}
+	window_text(w, sizeof(w), s->rm.window);
+	if (j.gone)
+		(void)snprintf(s->lost_end, sizeof(s->lost_end), "; %s no "
+		    "longer holds the session", s->chat.view.peer);
+	else
+		(void)snprintf(s->lost_end, sizeof(s->lost_end), "; not "
+		    "resumed within %s", w);
+	if (s->opt->renew)
+		return session_renew(s, open, s->lost_end + 2);
+	return report_end(s, s->lost_why, 1);
+}
+
+/*
+ * A lone listener's other connections, while the session's lives: a
+ * RESUME may come before we notice the loss (section 8.3: the listener
+ * commits, the old connection goes).  The connector only dials after.
+ */
+static int
+rejoin_look(struct session *s, int64_t t)
+{
+	struct rejoin j;
+
+	if (s->rejoin == NULL || s->is_a || s->rm.window == 0 ||
+	    t < s->rejoin_next)
+		return 0;
+	s->rejoin_next = t + REJOIN_LOOK_MS;
+	memset(&j, 0, sizeof(j));
+	j.fd = -1;
+	j.status = GO_ON;
+	s->rejoin(s->rejoin_arg, &s->rm, 0, &j);
+	if (j.fd != -1)
+		conn_resumed(s, &j);
+	return j.fd != -1;
+}
+
+/* Once the connector shows it holds rs(g), rs(g - 1) goes (8.4). */
+static void
+resumable_proved(struct session *s)
+{
+	if (s->rm.has_prev && s->c.rx_state != RX_KEY0) {
+		OPENSSL_cleanse(s->rm.prev, sizeof(s->rm.prev));
+		s->rm.has_prev = 0;
+	}
 }
 
 /* Silence past the loss limit loses the connection (section 7.3). */
@@ -6544,7 +7242,7 @@ check_silence(struct session *s, int64_t t)
 	if (t - s->c.last_heard >= loss_ms(s)) {
 		(void)snprintf(cause, sizeof(cause), "no word from %s for %lld "
 		    "s", s->chat.view.peer, (long long)loss_ms(s) / 1000);
-		return report_end(s, cause, 1);
+		return conn_lost(s, cause);
 	}
 	if (s->rep.chat && !s->c.quiet_said &&
 	    t - s->c.last_heard >= QUIET_MS) {
@@ -6707,6 +7405,8 @@ engine_round(struct session *s, const sigset_t *open)
 		return GO_ON;
 	}
 	t = now_ms();
+	if (rejoin_look(s, t))
+		return GO_ON;		/* poll's news were the old connection's */
 	/* No DATA moved for -w seconds: keepalives are not progress. */
 	if (s->opt->timeout >= 0 &&
 	    t - s->last_activity >= secs_ms(s->opt->timeout)) {
@@ -6738,6 +7438,9 @@ readwrite(struct session *s)
 		acked = s->st.acked;
 		if ((status = session_step(s)) == GO_ON)
 			status = engine_round(s, &open);
+		if (status == RESUMING)
+			status = resume_wait(s, &open);
+		resumable_proved(s);
 		/* The peer has written more of ours: progress for -w. */
 		if (s->st.acked != acked)
 			s->last_activity = now_ms();
@@ -6913,16 +7616,12 @@ conn_end(struct session *s)
 		chat_note(&s->rep, "the line being typed was not sent");
 		flush_errq(&s->rep);
 	}
-	if (s->net != -1)
-		close(s->net);
-	s->net = -1;
-	direction_free(&s->c.tx);
-	direction_free(&s->c.rx);
-	recv_keys_free(&s->c.rk);
+	conn_drop(s);
 	OPENSSL_cleanse(&s->c, sizeof(s->c));
-	/* Until sessions outlive connections (resume), so do these. */
-	OPENSSL_cleanse(s->sid, sizeof(s->sid));
-	OPENSSL_cleanse(s->rs, sizeof(s->rs));
+	/* The session ends with its last connection (9.5). */
+	OPENSSL_cleanse(&s->rm, sizeof(s->rm));
+	s->lost_at = 0;
+	s->lost_end[0] = '\0';
 	OPENSSL_cleanse(&s->chat.view, sizeof(s->chat.view));
 	memset(&s->cmd, 0, sizeof(s->cmd));
 	s->cmd.from = s->cmd.to = s->cmd.chan = -1;
@@ -6957,8 +7656,12 @@ conn_keys(struct session *s, int is_a, struct keyset *ks)
 {
 	direction_init(&s->c.tx, is_a ? ks->c2s : ks->s2c, 1);
 	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
-	memcpy(s->sid, ks->sid, SID_LEN);
-	memcpy(s->rs, ks->rs, SECRET_LEN);
+	s->is_a = is_a;
+	memcpy(s->rm.sid, ks->sid, SID_LEN);
+	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
+	s->rm.gen = 0;
+	s->rm.has_prev = 0;
+	s->rm.window = s->rejoin != NULL ? ks->window : 0;
 	OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
@@ -7013,8 +7716,14 @@ session_traffic(struct session *s, int is_a, struct keyset *ks)
 	if (s->opt->command != NULL && (status = command_start(&s->cmd,
 	    &s->b.wr, &s->rep, s->opt->launcher, s->net, s->number)) != GO_ON)
 		return status;
-	/* On top of the pre-auth one; a -k -m 1 listener's stays as it is. */
-	if (s->one_session)
+	/*
+	 * On top of the pre-auth one; a -k -m 1 listener's stays as it is,
+	 * and so does a connector's or a lone listener's that may be resumed
+	 * (or renewed, -K): it connects or accepts again.  A serving child
+	 * gets its resumed connections from its listener (recvmsg).
+	 */
+	if (s->one_session && (s->opt->kflag ||
+	    (s->rm.window == 0 && !s->opt->renew)))
 		sandbox_enter(s->opt, SANDBOX_SESSION);
 	note(&s->rep, "handshake done");
 	chat_ready(s);
@@ -7513,6 +8222,18 @@ password_as_code(char *pass, size_t len)
 /* §24 Serving one connection */
 /* One greeted connection, for a lone listener and a serving many's child. */
 
+/* "A" and the session's id, not secret, to the listener on ctl. */
+static void
+serve_said(int ctl, const struct keyset *ks)
+{
+	uint8_t m[1 + SID_LEN] = { 'A' };
+
+	memcpy(m + 1, ks->sid, SID_LEN);
+	if (write(ctl, m, sizeof(m)) != sizeof(m)) {
+		/* the parent is gone, and so will we be */
+	}
+}
+
 /*
  * One connection whose HELLO came whole (in): the check and the answer,
  * then the session.  who prefixes the lines about a failed check ("" in a
@@ -7534,7 +8255,10 @@ serve_connection(struct session *s, struct pake *pk, struct greeted *in,
 	    deadline_in(handshake_secs(s->opt)), &ks);
 	BN_clear_free(in->y);
 	in->y = NULL;
-	if (ctl != -1 && write(ctl, &"APMF"[*res == HS_OK ? 0 :
+	/* "A" with the session's id, which the listener looks RESUMEs up by. */
+	if (ctl != -1 && *res == HS_OK)
+		serve_said(ctl, &ks);
+	else if (ctl != -1 && write(ctl, &"APMF"[*res == HS_OK ? 0 :
 	    *res == HS_WRONG ? 1 : *res == HS_MALFORMED ? 2 : 3], 1) != 1) {
 		/* the parent is gone, and so will we be */
 	}
@@ -7668,6 +8392,8 @@ struct kid {
 	struct ack_mark mark[2];
 	int	 marks;
 	uint64_t acked, ack_sent;	/* its bytes written; and told */
+	uint8_t	 sid[SID_LEN];		/* its session's, from its "A" */
+	struct source *resumer;		/* of the last RESUME handed to it */
 	struct source *src;
 	int64_t	 started;		/* ms */
 	unsigned long number;		/* the session number */
@@ -7701,6 +8427,10 @@ struct server {
 	struct pending *pend;		/* npend of them */
 	size_t	 npend, used;
 	struct pending *ready;		/* a lone listener's next HELLO */
+	int	 no_new;		/* greet with NO_NEW: a session is on */
+	const struct resumable *rm;	/* a lone listener's, while it may be
+					   resumed; NULL: none */
+	struct rejoin *resumed;		/* where a RESUME that passed goes */
 	struct source *src;		/* SOURCES of them */
 	struct exempt *exempt;		/* -X */
 	size_t	 nexempt;
@@ -8187,6 +8917,65 @@ kid_isolate(struct server *sv, struct kid *self)
 }
 
 /* The child: its pipes as stdout and stderr, then the connection p. */
+/*
+ * A connection the listener handed a serving child (section 8.7), with
+ * its GREETING and RESUME: checks 2 to 5 of 8.3 here, then RESUMED (j
+ * gets it) or a REFUSAL; a failed proof or a malformed key goes back to
+ * the listener on the channel ("R", "r") for the address's penalty.
+ */
+static void
+kid_resumed(struct written *w, const struct resumable *rm, struct rejoin *j)
+{
+	uint8_t tr[TR_LEN];
+	enum refusal_reason why = REF_NO_SESSION;
+	struct refusal rf;
+	int fd = w->handed_fd;
+
+	w->handed_fd = -1;
+	memcpy(tr, w->handed, HANDOVER_LEN);
+	if (rm->window != 0)
+		why = resume_check(rm, tr, &j->ks, &j->old);
+	if (why == 0 && write(fd, tr + TR_RESUMED, sizeof(struct resumed)) ==
+	    (ssize_t)sizeof(struct resumed))
+		j->fd = fd;
+	else if (why == 0) {		/* 73 bytes fit: the peer is gone */
+		OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+		close(fd);
+	} else {
+		make_refusal(&rf, why, 0);
+		if (write(fd, &rf, sizeof(rf)) != sizeof(rf) ||
+		    (why != REF_NO_SESSION && write(w->ack_fd,
+		    why == REF_MALFORMED ? "r" : "R", 1) != 1)) {
+			/* the peer, or the listener, is gone */
+		}
+		close(fd);
+	}
+	OPENSSL_cleanse(tr, sizeof(tr));
+}
+
+/*
+ * A serving child's next connection: one its listener hands over, on
+ * the channel, by until (0: one look at what came already).
+ */
+static void
+kid_rejoin(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j)
+{
+	struct written *w = arg;
+	int64_t t;
+
+	for (;;) {
+		if (w->handed_fd != -1)
+			kid_resumed(w, rm, j);
+		if (j->fd != -1 || until == 0 || (t = now_ms()) >= until)
+			return;
+		if (w->ack_fd == -1)	/* the listener is gone: so are we */
+			(void)poll(NULL, 0, (int)(until - t));
+		else if (wait_fd(w->ack_fd, POLLIN, until) == 0)
+			written_read_acks(w);
+	}
+}
+
 static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
     int out, int err)
@@ -8228,6 +9017,8 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 	if (fcntl(ctl, F_SETFL, O_NONBLOCK) == -1)
 		_exit(EXIT_FAIL);
 	written_begin(&s.b.wr, sv->opt->command == NULL, ctl);
+	s.rejoin = kid_rejoin;		/* its resumes come through us (8.7) */
+	s.rejoin_arg = &s.b.wr;
 	sandbox_preauth(sv->opt, SANDBOX_PREAUTH);
 	status = serve_connection(&s, sv->pk, &in, "", ctl, &res);
 	/*
@@ -8239,7 +9030,7 @@ kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
 	direction_free(&s.c.tx);
 	direction_free(&s.c.rx);
 	OPENSSL_cleanse(&s.c, sizeof(s.c));
-	OPENSSL_cleanse(s.rs, sizeof(s.rs));
+	OPENSSL_cleanse(&s.rm, sizeof(s.rm));
 	if (s.die_signal != 0)		/* its END sent (caught_signal) */
 		die_by_signal(s.die_signal);
 	_exit(status);
@@ -8489,12 +9280,19 @@ lines_read(struct lines *l, int gone)
 static void
 kid_ctl(struct server *sv, struct kid *k)
 {
+	uint8_t m[1 + SID_LEN];
 	char c;
 	ssize_t r;
 
-	if ((r = read(k->ctl, &c, 1)) == 1 && c == 'A' &&
-	    k->state == KID_CHECK)
+	r = read(k->ctl, m, sizeof(m));
+	c = r > 0 ? m[0] : 0;
+	if (r == sizeof(m) && c == 'A' && k->state == KID_CHECK) {
+		memcpy(k->sid, m + 1, SID_LEN);
 		kid_authed(sv, k, now_ms());
+	} else if (r == 1 && (c == 'R' || c == 'r') && k->resumer != NULL &&
+	    k->resumer->used)		/* a RESUME it refused (8.7) */
+		check_result(sv, k->resumer, c == 'R' ? HS_WRONG : HS_MALFORMED,
+		    now_ms());
 	else if (r == 1 && (c == 'P' || c == 'M' || c == 'F'))
 		kid_failed(sv, k, c == 'P' ? HS_WRONG : c == 'M' ?
 		    HS_MALFORMED : HS_IO, now_ms());
@@ -8670,8 +9468,10 @@ pending_greet(struct server *sv, int fd, struct source *src,
 	unsigned wait = greeting_wait(sv);
 	struct pending *p = pending_slot(sv);
 
-	p->in.y = make_greeting(sv->pk, &p->in.g, sv->opt->gflag ?
-	    FLAG_CODE : 0, wait, sv->opt->iterations, sv->salt);
+	p->in.y = make_greeting(sv->pk, &p->in.g, (sv->opt->gflag ?
+	    FLAG_CODE : 0) | (sv->no_new ? FLAG_NO_NEW : 0), wait,
+	    sv->opt->iterations, sv->salt);
+	put_window(p->in.g.window, sv->opt->window);
 	/* 114 bytes into a new socket's buffer: they fit, or it is gone. */
 	if (write(fd, &p->in.g, sizeof(p->in.g)) != sizeof(p->in.g)) {
 		BN_clear_free(p->in.y);
@@ -8700,7 +9500,9 @@ pending_hello(struct server *sv, struct pending *p, int64_t t)
 	enum refusal_reason why = 0;
 	unsigned secs = 0;
 
-	if (sv->opt->gflag && p->gen != sv->gen)
+	if (p->in.g.flags & FLAG_NO_NEW)
+		why = REF_NO_NEW;
+	else if (sv->opt->gflag && p->gen != sv->gen)
 		why = REF_CODE_SPENT;
 	else if ((why = check_refused(sv, p->src, t, &secs)) == 0 &&
 	    !share_plausible(sv->pk, p->in.h.pA)) {
@@ -8717,6 +9519,94 @@ pending_hello(struct server *sv, struct pending *p, int64_t t)
 	p->ready = 1;
 	if (sv->nkids == 0 && sv->ready == NULL)
 		sv->ready = p;
+}
+
+/* Serving many: the child whose session has sid (its "A" said it). */
+static struct kid *
+kid_of_session(struct server *sv, const uint8_t sid[SID_LEN])
+{
+	size_t i;
+
+	for (i = 0; i < sv->nkids; i++)
+		if (sv->kids[i].state == KID_SESSION && sv->kids[i].ctl != -1 &&
+		    memcmp(sv->kids[i].sid, sid, SID_LEN) == 0)
+			return &sv->kids[i];
+	return NULL;
+}
+
+/*
+ * A lone listener checks a RESUME itself: RESUMED, and the connection
+ * goes to its session (sv->resumed); or a refusal, and a failed proof
+ * costs the address as a checked password does, a malformed key as a
+ * malformed HELLO.  The session is not touched by a refusal.
+ */
+static void
+pending_check_resume(struct server *sv, struct pending *p, uint8_t *tr,
+    int64_t t)
+{
+	enum refusal_reason why;
+
+	why = resume_check(sv->rm, tr, &sv->resumed->ks, &sv->resumed->old);
+	if (why == 0 && write(p->fd, tr + TR_RESUMED, sizeof(struct resumed))
+	    == (ssize_t)sizeof(struct resumed)) {
+		sv->resumed->fd = p->fd;
+		pending_free(sv, p, 0);
+	} else if (why == 0) {		/* 73 bytes fit: the peer is gone */
+		OPENSSL_cleanse(&sv->resumed->ks, sizeof(sv->resumed->ks));
+		pending_free(sv, p, 1);
+	} else {
+		peer_log(sv, p->src, p->port, why == REF_MALFORMED ?
+		    LOG_FAILED : LOG_CHECKED, "resume refused: %s",
+		    why == REF_MALFORMED ? "a malformed key" : "proof rejected");
+		/* A -g code is not spent by it: a penalty only. */
+		check_result(sv, p->src, why == REF_MALFORMED ||
+		    sv->opt->gflag ? HS_MALFORMED : HS_WRONG, t);
+		pending_refuse(sv, p, why, 0);
+	}
+}
+
+/*
+ * A whole RESUME (section 8.3), unless a penalty refuses its address:
+ * an unknown sid is refused here (NO_SESSION); a lone listener checks it
+ * against its session while that may be resumed, serving many hands the
+ * connection with its GREETING and RESUME to the child that holds the
+ * session (8.7, SCM_RIGHTS over their channel), which checks it, answers
+ * and says a refusal back for the address's penalty.
+ */
+static void
+pending_resume(struct server *sv, struct pending *p, int64_t t)
+{
+	const struct resume *m = (const struct resume *)p->msg;
+	uint8_t tr[TR_LEN];
+	enum refusal_reason why;
+	struct kid *k = NULL;
+	unsigned secs = 0;
+
+	if ((why = check_refused(sv, p->src, t, &secs)) != 0) {
+		refusal_log(sv, p->src, p->port, why, secs);
+		pending_refuse(sv, p, why, secs);
+		return;
+	}
+	if (sv->nkids > 0 ? (k = kid_of_session(sv, m->sid)) == NULL :
+	    sv->rm == NULL || sv->resumed == NULL || sv->resumed->fd != -1 ||
+	    memcmp(sv->rm->sid, m->sid, SID_LEN) != 0) {
+		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
+		    "session to resume");
+		check_result(sv, p->src, HS_MALFORMED, t);	/* 8.3 */
+		pending_refuse(sv, p, REF_NO_SESSION, 0);
+		return;
+	}
+	memcpy(tr, &p->in.g, sizeof(p->in.g));
+	memcpy(tr + TR_RESUME, p->msg, sizeof(*m));
+	if (k == NULL)
+		pending_check_resume(sv, p, tr, t);
+	else {
+		if (os_send_fds(k->ctl, tr, HANDOVER_LEN, &p->fd, 1) ==
+		    HANDOVER_LEN)
+			k->resumer = p->src;
+		pending_free(sv, p, 1);	/* the child has its own descriptor */
+	}
+	OPENSSL_cleanse(tr, sizeof(tr));
 }
 
 /* A message that is not a HELLO nor a RESUME: logged, closed. */
@@ -8763,11 +9653,9 @@ pending_read(struct server *sv, struct pending *p, int64_t t)
 	}
 	if (v != HSP_WHOLE)
 		pending_unwanted(sv, p, v);
-	else if (p->msg[HDR_LEN - 1] == KIND_RESUME) {
-		peer_log(sv, p->src, p->port, LOG_REFUSED, "refused: no "
-		    "session to resume");
-		pending_refuse(sv, p, REF_NO_SESSION, 0);
-	} else {
+	else if (p->msg[HDR_LEN - 1] == KIND_RESUME)
+		pending_resume(sv, p, t);
+	else {
 		memcpy(&p->in.h, p->msg, sizeof(p->in.h));
 		pending_hello(sv, p, t);
 	}
@@ -8929,9 +9817,12 @@ serve_events(struct server *sv, int64_t t)
 		;
 }
 
-/* One round of the listener process: wait for something, then do it. */
+/*
+ * One round of the listener process: wait for something (not at all
+ * unless wait), then do it.
+ */
 static void
-serve_round(struct server *sv)
+serve_round(struct server *sv, int wait)
 {
 	int64_t t = now_ms();
 	int timeout;
@@ -8946,6 +9837,8 @@ serve_round(struct server *sv)
 		sv->sweep = t + 1000;
 	}
 	timeout = serve_pollfds(sv, t);
+	if (!wait)
+		timeout = 0;
 	if (poll(sv->pfd, 3 + 3 * sv->nkids + sv->npend, timeout) == -1) {
 		if (errno != EINTR)
 			err(EXIT_FAIL, "poll");
@@ -8966,7 +9859,7 @@ serve_next(struct server *sv)
 
 	sv->accepting = 1;
 	while (sv->ready == NULL || sv->ready->fd == -1)
-		serve_round(sv);
+		serve_round(sv, 1);
 	p = sv->ready;
 	sv->ready = NULL;
 	if (sv->opt->gflag)
@@ -9172,7 +10065,7 @@ listener_many(const struct options *opt, struct pake *pk,
 	test_stop("server");
 	sv.accepting = 1;
 	for (;;)
-		serve_round(&sv);
+		serve_round(&sv, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -9238,6 +10131,27 @@ listener_checked(struct server *sv, struct source *src, const char *port,
 }
 
 /*
+ * A lone listener's session looks for its next connection (section 8.6):
+ * its pending connections served, new ones greeted with NO_NEW, until a
+ * RESUME passes or until (0: one look, no wait).
+ */
+static void
+listener_rejoin(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j)
+{
+	struct server *sv = arg;
+
+	sv->rm = rm;
+	sv->resumed = j;
+	sv->no_new = sv->accepting = 1;
+	do
+		serve_round(sv, until != 0);
+	while (j->fd == -1 && now_ms() < until);
+	sv->rm = NULL;
+	sv->resumed = NULL;
+}
+
+/*
  * One connection of a lone listener: its whole HELLO checked, then the
  * session; the address's record learns how the check went.
  */
@@ -9256,8 +10170,11 @@ listener_one(struct server *sv, struct session *s, enum hs_result *res)
 	pending_free(sv, p, 0);
 	serve_pause(sv);
 	conn_begin(s, fd);
+	s->rejoin = listener_rejoin;
+	s->rejoin_arg = sv;
 	status = serve_connection(s, sv->pk, &in, NULL, -1, res);
 	conn_end(s);
+	sv->no_new = 0;
 	/*
 	 * The last chat's queued keys are gone (restore_tty); those typed
 	 * while the next one is set up are kept for it, shown once, as for
@@ -9414,9 +10331,10 @@ connector_again(struct report *r, const struct options *opt,
  */
 static enum status
 connector_handshake(struct report *r, const struct options *opt,
-    const struct addrinfo *res, char *pass, size_t cap, size_t len, int tty,
+    const struct addrinfo *res, char *pass, size_t cap, size_t *lenp, int tty,
     int *fdp, struct keyset *ks)
 {
+	size_t len = *lenp;
 	struct greeting g;
 	struct pake pk;
 	int fd = -1, tries = 0;
@@ -9451,11 +10369,102 @@ connector_handshake(struct report *r, const struct options *opt,
 		    deadline_in(handshake_secs(opt)), ks);
 	pake_free(&pk);
  fail:
-	OPENSSL_cleanse(pass, cap);
+	*lenp = len;
+	/* -K keeps it, locked, for a new session (section 8.9). */
+	if (!opt->renew)
+		OPENSSL_cleanse(pass, cap);
 	if (st != GO_ON && fd != -1)
 		close(fd);
 	*fdp = fd;
 	return st;
+}
+
+/* What a connector needs to dial again (section 8.6), and with -K the
+   password for a new session (8.9). */
+struct redial {
+	const struct options *opt;
+	const struct addrinfo *res;
+	struct report *r;
+	char	*pass;
+	size_t	 cap, len;
+};
+
+/*
+ * A new connection and its first message by deadline: -1 if none came
+ * (*again: a refusal's seconds to wait), else the socket with the
+ * greeting in g.  A message no listener sends here ends the session.
+ */
+static int
+redial_greeted(struct redial *d, int64_t deadline, struct greeting *g,
+    unsigned *again, int *status)
+{
+	const struct addrinfo *ai;
+	uint8_t m[HS_MAX];
+	int fd = -1, st;
+
+	for (ai = d->res; ai != NULL && fd == -1; ai = ai->ai_next)
+		fd = connect_one(ai, deadline);
+	if (fd == -1)
+		return -1;
+	(void)tune_socket(fd, NULL, 0);
+	st = resume_read(d->r, fd, KIND_BIT(KIND_GREETING) |
+	    KIND_BIT(KIND_REFUSAL), m, deadline);
+	if (st == 0 && m[HDR_LEN - 1] == KIND_GREETING) {
+		memcpy(g, m, sizeof(*g));
+		return fd;
+	}
+	if (st == 0 && m[HDR_LEN] >= REF_PENALTY && m[HDR_LEN] <= REF_GUESS_LIMIT)
+		*again = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+	else if (st > 0)
+		*status = st;
+	close(fd);
+	return -1;
+}
+
+/*
+ * The connector's next connection (section 8.6): an attempt at once,
+ * then one a second (or when a refusal says), each within 10 s, until
+ * one brings a greeting and our RESUME on it is answered.
+ */
+static void
+connector_rejoin(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j)
+{
+	struct redial *d = arg;
+	int64_t t = now_ms(), next = t + RESUME_EVERY_MS;
+	struct greeting g;
+	unsigned again = 0;
+	int fd, st;
+
+	if (rm == NULL) {		/* -K: a new session, asking nothing */
+		st = connector_handshake(d->r, d->opt, d->res, d->pass, d->cap,
+		    &d->len, -1, &fd, &j->ks);
+		if (st == GO_ON)
+			j->fd = fd;
+		else if (st != EXIT_FAIL)
+			j->status = st;
+		else
+			(void)poll(NULL, 0, RESUME_EVERY_MS);
+		return;
+	}
+	fd = redial_greeted(d, until < t + 10000 ? until : t + 10000, &g,
+	    &again, &j->status);
+	if (fd != -1) {
+		st = connector_resume(d->r, d->opt->host, fd, &g, rm, &j->ks,
+		    &again, &j->gone);
+		if (st == GO_ON) {
+			j->fd = fd;
+			return;
+		}
+		close(fd);
+		if (st != -1 && again == 0 && !j->gone)
+			j->status = st;
+	}
+	if (again > 0)
+		next = t + secs_ms(again);
+	next = next < until ? next : until;
+	if (j->status == GO_ON && !j->gone && (t = now_ms()) < next)
+		(void)poll(NULL, 0, (int)(next - t));
 }
 
 /*
@@ -9470,6 +10479,7 @@ connector(const struct options *opt, char *pass, size_t cap, size_t len)
 	struct addrinfo *res;
 	struct session s;
 	struct keyset ks;
+	struct redial d;
 	int fd, status, tty = -1;
 
 	if ((res = connect_resolve(opt)) == NULL) {
@@ -9480,14 +10490,23 @@ connector(const struct options *opt, char *pass, size_t cap, size_t len)
 		tty = tty_open(opt->gflag);
 	session_alloc(&s, opt);
 	sandbox_preauth(opt, SANDBOX_CONNECTOR);
-	status = connector_handshake(&s.rep, opt, res, pass, cap, len, tty,
+	status = connector_handshake(&s.rep, opt, res, pass, cap, &len, tty,
 	    &fd, &ks);
-	freeaddrinfo(res);
 	if (status == GO_ON) {
 		conn_begin(&s, fd);
+		d.opt = opt;
+		d.res = res;
+		d.r = &s.rep;
+		d.pass = pass;
+		d.cap = cap;
+		d.len = len;
+		s.rejoin = connector_rejoin;
+		s.rejoin_arg = &d;
 		status = session_traffic(&s, 1, &ks);
 	}
+	freeaddrinfo(res);
 	session_free(&s);
+	OPENSSL_cleanse(pass, cap);	/* kept for -K until now */
 	return status;
 }
 
@@ -9579,17 +10598,18 @@ terminal_locale(void)
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: secchat [-46bgqvx] [-a interval] [-B MiB] "
+	fprintf(f, "usage: secchat [-46bgKqvx] [-a interval] [-B MiB] "
 	    "[-e command] [-i iterations]\n"
 	    "               [-L limit] [-n name] [-P size] [-p passfile] "
 	    "[-r messages]\n"
-	    "               [-R seconds] [-w timeout] host port\n"
+	    "               [-R seconds] [-W window] [-w timeout] host port\n"
 	    "       secchat -l [-46bgkqvx] [-a interval] [-B MiB] "
 	    "[-e command] [-i iterations]\n"
 	    "               [-L limit] [-m sessions] [-n name] [-P size] "
 	    "[-p passfile]\n"
-	    "               [-r messages] [-R seconds] [-w timeout] "
-	    "[-X list] [host] port\n"
+	    "               [-r messages] [-R seconds] [-W window] "
+	    "[-w timeout]\n"
+	    "               [-X list] [host] port\n"
 	    "       secchat -h | -V\n");
 }
 
@@ -9609,6 +10629,8 @@ help(void)
 	    "  -g            a one-time code: made by -l, asked for by the other\n"
 	    "  -h            print this help and exit (also --help)\n"
 	    "  -i iterations PBKDF2 count a listener announces (default %d)\n"
+	    "  -K            a new session when resuming is impossible "
+	    "(keeps the password)\n"
 	    "  -k            with -l: keep serving connections (see -m)\n"
 	    "  -L limit      connection lost after that many silent seconds "
 	    "(default %d)\n"
@@ -9623,11 +10645,14 @@ help(void)
 	    "  -r messages   rekey after that many data records (default %d)\n"
 	    "  -V            print the version and exit (also --version)\n"
 	    "  -v            verbose: addresses, rekeys, a summary\n"
+	    "  -W window     resume a lost connection within that many "
+	    "seconds\n"
+	    "                (default %d; 0: never)\n"
 	    "  -w timeout    give up after that many seconds without progress\n"
 	    "  -x            full hex of each record on a terminal too\n"
 	    "  -X list       with -l: addresses/networks spared by penalties\n",
 	    DEF_INTERVAL, DEF_RETAIN_MIB, DEF_ITER, DEF_LOSS, DEF_SESSIONS,
-	    DEF_REKEY_SECS, DEF_REKEY_MSGS);
+	    DEF_REKEY_SECS, DEF_REKEY_MSGS, DEF_WINDOW);
 }
 
 static void __attribute__((noreturn))
@@ -9662,7 +10687,7 @@ parse_number(const char *s, long long min, long long max, int option)
 	return v;
 }
 
-/* The numbers: -a, -B, -i, -L, -m, -P, -r, -R, -w.  0 if ch is none. */
+/* The numbers: -a, -B, -i, -L, -m, -P, -r, -R, -W, -w.  0 if ch is none. */
 static int
 option_number(struct options *opt, int ch, const char *arg)
 {
@@ -9691,6 +10716,9 @@ option_number(struct options *opt, int ch, const char *arg)
 		break;
 	case 'R':
 		opt->rekey_secs = parse_number(arg, 0, 1000000000, ch);
+		break;
+	case 'W':
+		opt->window = parse_number(arg, 0, MAX_WINDOW, ch);
 		break;
 	case 'w':
 		opt->timeout = parse_number(arg, 1, 1000000000, ch);
@@ -9721,6 +10749,7 @@ option(struct options *opt, int ch, char *argv[])
 		printf("secchat %s\n", PROGRAM_VERSION);
 		exit(EXIT_OK);
 	case 'k': opt->kflag = 1; break;
+	case 'K': opt->renew = 1; break;
 	case 'l': opt->lflag = 1; break;
 	case 'n': opt->name = optarg; break;
 	case 'p': opt->passfile = optarg; break;
@@ -9752,6 +10781,10 @@ options_check(const struct options *opt, int mflag)
 		usage_error("-m needs -k");
 	if (opt->gflag && opt->lflag && opt->passfile)
 		usage_error("a listener's -g makes the password: no -p");
+	if (opt->renew && opt->lflag)
+		usage_error("-K is a connector's");
+	if (opt->renew && opt->gflag)
+		usage_error("-K needs a password: a one-time code serves once");
 }
 
 /* A usage error that names its operand: "port abc: unknown service". */
@@ -9872,6 +10905,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->timeout = -1;
 	opt->interval = DEF_INTERVAL;
 	opt->loss = DEF_LOSS;
+	opt->window = DEF_WINDOW;
 	opt->retain = (size_t)DEF_RETAIN_MIB << 20;
 #ifdef SECCHAT_DEBUG	/* a debugging build (make tests/secchat-debug) */
 	opt->sandbox = getenv("SECCHAT_NO_SANDBOX") == NULL;
@@ -9881,7 +10915,7 @@ parse_options(int argc, char *argv[], struct options *opt)
 	opt->launcher = -1;
 	/* getopt's own messages would name argv[0]: ours say "secchat: ". */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46a:B:be:ghi:kL:lm:n:P:p:qr:R:Vvw:xX:",
+	while ((ch = getopt_long(argc, argv, ":46a:B:be:ghi:kKL:lm:n:P:p:qr:R:VvW:w:xX:",
 	    longopts, NULL)) != -1) {
 		option(opt, ch, argv);
 		mflag |= ch == 'm';

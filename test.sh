@@ -20,7 +20,7 @@ cd "$(dirname "$0")" || exit 2
 # terminals against deadlines (and install's make may rebuild ./secchat).
 # The others may run JOBS at once.
 SUITES="kat errors password attacks exec sandbox"
-ALONE="secrets install deb e2e hostile serving listen written faults ends chat interop"
+ALONE="secrets install deb e2e hostile serving listen written faults ends resume chat interop"
 SUITES="$SUITES $ALONE"
 JOBS=${JOBS:-2}
 

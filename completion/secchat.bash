@@ -19,9 +19,9 @@ _secchat()
 	COMPREPLY=()
 
 	# secchat -h's options; getopt_long permutes, so they go anywhere.
-	local opts='-4 -6 -a -B -b -e -g -h -i -k -L -l -m -n -P -p -q -R -r -V
-	    -v -w -x -X --help --version'
-	local takes_arg=aBeiLmnPprRwX
+	local opts='-4 -6 -a -B -b -e -g -h -i -K -k -L -l -m -n -P -p -q -R -r -V
+	    -v -W -w -x -X --help --version'
+	local takes_arg=aBeiLmnPprRWwX
 
 	# Walk the words before this one: arg is the option whose argument
 	# this word is (-p FILE, -qp FILE), npos counts the arguments so far.

@@ -15,6 +15,10 @@ RELAY="python3 tests/relay.py"
 VALGRIND=${VALGRIND:-valgrind}		# "none" skips the memcheck session
 RSS_LIMIT_KB=${RSS_LIMIT_KB:-8192}	# peak RSS of a sender (sanitizers need more)
 PEER=${PEER:-/usr/bin/python3 tests/peer3.py}	# the independent Python peer
+# listen and dial turn resuming off (-W 0): a cut connection ends the
+# session at once, as the suites before resume expect; the resume suite
+# clears it (local NORESUME=) to have the default window.
+NORESUME="-W 0"
 
 # Messages that more than one suite looks for.
 AUTH="record failed authentication"
@@ -176,7 +180,7 @@ wait_file() {
 listen() {
 	local name=$1 input=$2
 	shift 2
-	timeout 60 $SECCHAT -l -v "$@" < "$input" > "$T/w/$name.out" \
+	timeout 60 $SECCHAT -l -v $NORESUME "$@" < "$input" > "$T/w/$name.out" \
 	    2> "$T/w/$name.err" &
 	LPID=$!
 	PIDS="$PIDS $LPID"
@@ -187,7 +191,7 @@ listen() {
 dial() {
 	local name=$1 input=$2
 	shift 2
-	timeout 60 $SECCHAT -v "$@" < "$input" > "$T/w/$name.out" \
+	timeout 60 $SECCHAT -v $NORESUME "$@" < "$input" > "$T/w/$name.out" \
 	    2> "$T/w/$name.err"
 	CRC=$?
 }
@@ -359,6 +363,20 @@ chat_over() {
 	$TM capture-pane -p > "$T/w/screen"
 	$TM kill-server
 	cat "$T/w/screen"
+}
+
+# chat_close WHO LINE WANT: the fifo_listener says LINE, the screen shows
+# it as WHO's, ^D ends the chat (chat_over); the listener's output must be
+# WANT (printf %b) and both sides exit 0.
+chat_close() {
+	echo "$2" >&7
+	wait_screen "^$HHMM $1> $2\$" || { $TM kill-server; return 1; }
+	$TM send-keys C-d
+	chat_over
+	printf '%b' "$3" > "$T/w/want"
+	same "$T/w/want" "$T/w/l.out" &&
+	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
+	    expect "listener status" "$LRC" 0
 }
 
 # pane_listener NAME COMMAND: COMMAND, a listener with its stderr in l.err,

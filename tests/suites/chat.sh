@@ -115,14 +115,8 @@ t_chat_editor() {	# keys edit the line; the peer gets exactly the lines
 	printf 'pasted one\npasted two\n' | $TM load-buffer -b paste -
 	$TM paste-buffer -b paste -d
 	wait_screen "^$HHMM you> pasted two\$" || { $TM kill-server; return 1; }
-	echo hi bob >&7
-	wait_screen "^$HHMM bob> hi bob\$" || { $TM kill-server; return 1; }
-	$TM send-keys C-d
-	chat_over
-	printf 'Awide 日Z本語B\t\nkept\none three\nkept\npasted one\npasted two\n' > "$T/w/want"
-	same "$T/w/want" "$T/w/l.out" &&
-	    expect "connector" "$(cat "$T/w/c.rc")" "status 0" &&
-	    expect "listener status" "$LRC" 0 &&
+	chat_close bob "hi bob" \
+	    'Awide 日Z本語B\t\nkept\none three\nkept\npasted one\npasted two\n' &&
 	    grep -qx "$HHMM you> Awide 日Z本語B" "$T/w/screen" &&
 	    grep -qx "$HHMM you> one three" "$T/w/screen"
 }

@@ -1,0 +1,248 @@
+# shellcheck shell=bash
+# Resume (doc/PROTOCOL.md section 8): a cut connection, by a reset, a FIN
+# or a dead link, is replaced by a new one and both streams go on with
+# nothing lost and nothing doubled; replayed and forged RESUMEs are
+# refused without disturbing the session; window 0 is the old end (9.4);
+# the independent peer resumes with secchat in both roles.  The cuts are
+# made by tests/cutrelay.py, which relays every connection a resuming
+# connector makes.  Reads wall time: this suite runs alone.
+
+CUTRELAY="python3 tests/cutrelay.py"
+# Each test clears NORESUME (tests/lib.sh): secchat's default window.
+
+# cut_via RELAYARGS LIN CIN ARGS...: a listener, the relay with RELAYARGS
+# (one word, split on spaces) in front of it, and a connector through it,
+# to completion; sets LRC and CRC.
+cut_via() {
+	local rargs=$1 lin=$2 cin=$3
+	shift 3
+	listen l "$lin" $SC "$@" 127.0.0.1 0 || return 1
+	relay_to "$rargs" "$PORT" || return 1
+	dial c "$cin" $SC "$@" 127.0.0.1 "$RPORT"
+	reap
+}
+
+# relay_to RELAYARGS PORT: start the relay in front of PORT, set RPORT.
+relay_to() {
+	# shellcheck disable=SC2086	# RELAYARGS is words
+	# Not a fifo_listener's fd 7: its EOF must reach the listener.
+	timeout 60 $CUTRELAY $1 "$2" > "$T/w/relay.out" 2> "$T/w/relay.err" 7>&- &
+	RPID=$!
+	PIDS="$PIDS $RPID"
+	wait_number RPORT "$T/w/relay.out" "$RPID" 'relay port \([0-9]*\)'
+}
+
+# resumes FILE N: FILE says "reconnected ... (nothing lost)" N times at least.
+resumes() {
+	at_least "$2" 'reconnected to .* (nothing lost)' "$1" ||
+	    { echo "fewer than $2 resumes in $(basename "$1")"; return 1; }
+}
+
+# A 20 MB upload reset three times arrives whole, both sides exit 0.
+t_resume_bulk_resets() {
+	local NORESUME=
+	head -c 20000000 /dev/urandom > "$T/w/big"
+	cut_via "--reset 3000000,9000000,5000000" /dev/null "$T/w/big" \
+	    -q -b -a 1 -L 5 || return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    expect "sha256" "$(sha256sum < "$T/w/l.out")" \
+	    "$(sha256sum < "$T/w/big")" && resumes "$T/w/c.err" 3 &&
+	    resumes "$T/w/l.err" 3
+}
+run "resume: a 20 MB upload reset 3 times arrives whole, exit 0 both" t_resume_bulk_resets
+
+# 200,000 lines cut four times (resets and FINs): each exactly once, in order.
+t_resume_lines() {
+	local NORESUME=
+	seq 1 200000 | sed 's/^/line /' > "$T/w/lines"
+	cut_via "--reset 300000,700000 --cut 0,0,400000,500000" /dev/null \
+	    "$T/w/lines" -q -a 1 -L 5 || return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/lines" "$T/w/l.out" && resumes "$T/w/c.err" 4
+}
+run "resume: 200,000 lines cut 4 times arrive once each, in order" t_resume_lines
+
+# A dead link (nothing moves for 8 s) is noticed after -L 2 and resumed.
+t_resume_frozen() {
+	local NORESUME=
+	head -c 3000000 /dev/urandom > "$T/w/big"
+	cut_via "--freeze 1000000:8" /dev/null "$T/w/big" -q -b -a 1 -L 2 ||
+	    return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/big" "$T/w/l.out" && resumes "$T/w/c.err" 1 &&
+	    has_line "$T/w/c.err" "secchat: connection to 127.0.0.1 lost; reconnecting"
+}
+run "resume: a frozen link is noticed within -L and resumed" t_resume_frozen
+
+# resume_try PORT FILE GEN...: for each GEN, a connection that sends the
+# RESUME in FILE after the greeting, its gen set to GEN ("-": as it is);
+# prints the answers on one line: "kind K reason R" each, or "refused R"
+# for a refusal in place of the greeting.  One process, so that the tries
+# come within milliseconds.
+resume_try() {
+	python3 - "$@" <<'EOF'
+import socket, struct, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+out = []
+for gen in sys.argv[3:]:
+    m = bytearray(open(path, "rb").read())
+    if gen != "-":
+        m[25:29] = struct.pack(">I", int(gen))
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    read = s.makefile("rb").read	# n bytes, fewer at the end
+    g = read(12)
+    if g[8] == 0:
+        out.append("refused %d" % g[9])
+        continue
+    read(114 - 12)
+    s.sendall(bytes(m))
+    a = read(12)
+    out.append("kind %d reason %s" % (a[8], a[9] if a[8] == 0 else "-"))
+    s.close()
+print(", ".join(out))
+EOF
+}
+
+# A RESUME recorded on one connection and sent again on another is refused
+# (RESUME_FAILED: its MAC covers the other greeting), so are RESUMEs of a
+# wrong generation; they cost the address its penalty, and the session
+# goes on untouched to a clean end.
+t_resume_replayed() {
+	local NORESUME=
+	seq 1 6000 > "$T/w/a"
+	mkfifo "$T/w/in"
+	{ seq 1 3000; sleep 3; seq 3001 6000; } > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -q -a 1 127.0.0.1 0 || return 1
+	relay_to "--reset 4000 --record $T/w/resume" "$PORT" || return 1
+	timeout 60 $SECCHAT -v $SC -q -a 1 127.0.0.1 "$RPORT" < "$T/w/in" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	local cpid=$! r
+	PIDS="$PIDS $cpid"
+	wait_until 10 test -s "$T/w/resume" || { echo "no RESUME recorded"; return 1; }
+	# Replayed, then generations 7, 8 and 9, then a fifth try: penalised.
+	r=$(resume_try "$PORT" "$T/w/resume" - 7 8 9 -)
+	expect "answers" "$r" "kind 0 reason 9, kind 0 reason 9, kind 0 reason 9, kind 0 reason 9, refused 1" ||
+	    return 1
+	wait "$cpid"
+	CRC=$?
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out" &&
+	    at_least 3 'resume refused: proof rejected' "$T/w/l.err" &&
+	    grep -q 'refused for 1 s more after 4 failed handshakes' "$T/w/l.err"
+}
+run "resume: replayed and wrong-generation RESUMEs refused, penalised; the session ends well" t_resume_replayed
+
+# Window 0 on one side: no resume, the old end (9.4) on both.
+t_resume_window_zero() {
+	local NORESUME=
+	seq 1 20000 > "$T/w/b"
+	listen l /dev/null $SC -q -W 0 127.0.0.1 0 || return 1
+	relay_to "--reset 3000" "$PORT" || return 1
+	dial c "$T/w/b" $SC -q 127.0.0.1 "$RPORT"
+	reap
+	expect "listener status" "$LRC" 1 && expect "connector status" "$CRC" 1 &&
+	    grep -q '^secchat: connection lost while receiving' "$T/w/l.err" &&
+	    grep -q '^secchat: connection lost while sending' "$T/w/c.err" &&
+	    ! grep -q 'reconnect' "$T/w/l.err" "$T/w/c.err"
+}
+run "resume: window 0 (-W 0) means no resume, the 9.4 end" t_resume_window_zero
+
+# The listener is gone: the connector tries for its window, then says so.
+t_resume_window_out() {
+	local NORESUME=
+	listen l <(sleep 20) $SC -q -W 2 127.0.0.1 0 || return 1
+	( sleep 1; kill -9 "$(child "$LPID")" ) &
+	PIDS="$PIDS $!"
+	dial c <(sleep 20) $SC -q -W 2 127.0.0.1 "$PORT"
+	expect "connector status" "$CRC" 1 &&
+	    has_line "$T/w/c.err" "secchat: connection lost (closed by 127.0.0.1); not resumed within 2 s"
+}
+run "resume: the window runs out: 'not resumed within 2 s', exit 1" t_resume_window_out
+
+# The independent peer (tests/peer3.py) resumes with secchat, both roles:
+# it cuts its own connections (--reset-at, --cut-at).  py_resume START
+# CUT SECCHAT'S-NAME: peer3 started by START (pydial or pylisten) with
+# its cuts CUT, secchat in the other role.
+py_resume() {
+	local NORESUME= start=$1 cut=$2 mine=$3
+	seq 1 50000 > "$T/w/a"
+	seq 50001 90000 > "$T/w/b"
+	if [ "$start" = pylisten ]; then
+		pylisten l "$T/w/b" $SC --interval 1 $cut 127.0.0.1 0 || return 1
+		dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$PORT"
+	else
+		listen l "$T/w/b" $SC -q -a 1 127.0.0.1 0 || return 1
+		pydial c "$T/w/a" $SC --interval 1 $cut 127.0.0.1 "$PORT"
+	fi
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out" && same "$T/w/b" "$T/w/c.out" &&
+	    resumes "$T/w/$mine.err" 2
+}
+t_resume_py_connector() { py_resume pydial "--reset-at 30000,60000" l; }
+run "resume interop: peer3 connector resets twice, secchat listener" t_resume_py_connector
+t_resume_py_listener() { py_resume pylisten "--cut-at 40000,20000" c; }
+run "resume interop: peer3 listener cuts twice, secchat connector" t_resume_py_listener
+
+# A serving listener (-k -m 4) hands the resumed connection to the child
+# that holds the session (8.7): the same -e command runs across the cuts.
+t_resume_serving() {
+	local NORESUME=
+	seq 1 100000 > "$T/w/a"
+	listen l /dev/null $SC -k -m 4 -e cat -q -a 1 127.0.0.1 0 || return 1
+	relay_to "--reset 200000,500000" "$PORT" || return 1
+	dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$RPORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&
+	    wait_until 10 grep -q 'command exited with status 0' "$T/w/l.err" &&
+	    resumes "$T/w/c.err" 2 && resumes "$T/w/l.err" 2 &&
+	    expect "commands run" "$(grep -c 'command exited' "$T/w/l.err")" 1
+}
+run "resume through -k -m 4: the child gets the connection, -e cat runs on" t_resume_serving
+
+# -K (8.9): the collector restarts (a new listener on the same port), the
+# shipper starts a new session with what was not confirmed: no line lost.
+t_resume_new_session() {
+	local NORESUME= cpid port
+	mkfifo "$T/w/in"
+	{ seq 1 2000; sleep 4; seq 2001 4000; } > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -q 127.0.0.1 0 || return 1
+	port=$PORT
+	timeout 60 $SECCHAT -v $SC -q -K -W 2 127.0.0.1 "$port" \
+	    < "$T/w/in" > "$T/w/c.out" 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until 10 at_least 2000 '' "$T/w/l.out" || return 1
+	kill -9 "$(child "$LPID")"
+	wait "$LPID"		# gone, and its port with it
+	listen l2 /dev/null $SC -q 127.0.0.1 "$port" || return 1
+	wait "$cpid"
+	CRC=$?
+	reap
+	expect "connector status" "$CRC" 0 && expect "new listener status" "$LRC" 0 &&
+	    expect "lines" "$(sort -un "$T/w/l.out" "$T/w/l2.out" | tr '\n' ' ')" \
+	    "$(seq 1 4000 | tr '\n' ' ')" &&
+	    expect "last line" "$(tail -n 1 "$T/w/l2.out")" 4000 &&
+	    grep -q 'secchat: a new session with 127.0.0.1' "$T/w/c.err"
+}
+run "resume -K: the collector restarts, a new session, no line lost" t_resume_new_session
+
+# A chat at a terminal across a reset: the screen says the connection was
+# lost and then resumed; the lines typed before and after arrive once.
+t_resume_chat() {
+	fifo_listener -a 1 || return 1
+	relay_to "--reset 600" "$PORT" || return 1
+	chat_pane e 70 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -q -a 1 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+	$TM send-keys "before the cut" Enter
+	wait_screen '^secchat: connection to bob lost; reconnecting' &&
+	    wait_screen '^secchat: reconnected to bob \(nothing lost\)' ||
+	    { $TM kill-server; return 1; }
+	$TM send-keys "after the cut" Enter
+	chat_close bob "hi alice" 'before the cut\nafter the cut\n' &&
+	    expect "our lines shown" "$(grep -c "^$HHMM you> .* the cut\$" "$T/w/screen")" 2
+}
+run "resume: a chat across a reset says so, and each line arrives once" t_resume_chat

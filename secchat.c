@@ -6250,6 +6250,8 @@ command_step(struct command *cmd, struct conn *c, struct bufs *b,
 static int
 command_waiting(const struct command *cmd, const struct conn *c)
 {
+	if (cmd->state == CMD_NONE)	/* no -e: feed stays FEED_OPEN */
+		return 0;
 	return command_exit_awaited(cmd, c) || cmd->feed == FEED_REFUSED ||
 	    (cmd->feed == FEED_OPEN && rx_closed(c));
 }

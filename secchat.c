@@ -535,6 +535,8 @@ enum status {
 #define MAX_WINDOW	86400
 #define WIRE_WINDOW	65535		/* the most a u16 says */
 #define RESUME_EVERY_MS	1000		/* a connector's attempts (8.6) */
+#define REJOIN_SPAN_MS	1000		/* a listener's wait between looks at
+					   the signals, while it waits */
 #define DEF_SESSIONS	64		/* -m: sessions at once */
 #define MAX_SESSIONS	1000
 
@@ -4326,10 +4328,16 @@ hex_line(struct report *r, int dir, int type, const uint8_t *plain,
 {
 	char *p;
 
-	/* Our lines sealed again after a resume are on the screen already. */
-	if (r->row != NULL && !(dir == '>' && r->again) &&
-	    r->row(r->hide_arg, dir, type, plain, plen, rec, n))
-		return;
+	if (r->row != NULL) {
+		/*
+		 * Our lines sealed again after a resume are on the screen
+		 * already, with a ciphertext: no row, not even a live one.
+		 */
+		if (dir == '>' && r->again)
+			return;
+		if (r->row(r->hide_arg, dir, type, plain, plen, rec, n))
+			return;
+	}
 	if (!r->hex)
 		return;
 	if (r->tty && !r->all_hex) {
@@ -8966,6 +8974,8 @@ kid_rejoin(void *arg, const struct resumable *rm, int64_t until,
 	struct written *w = arg;
 	int64_t t;
 
+	if (until != 0 && until > now_ms() + REJOIN_SPAN_MS)
+		until = now_ms() + REJOIN_SPAN_MS;
 	for (;;) {
 		if (w->handed_fd != -1)
 			kid_resumed(w, rm, j);
@@ -10142,13 +10152,14 @@ listener_rejoin(void *arg, const struct resumable *rm, int64_t until,
     struct rejoin *j)
 {
 	struct server *sv = arg;
+	int64_t by = now_ms() + REJOIN_SPAN_MS;
 
 	sv->rm = rm;
 	sv->resumed = j;
 	sv->no_new = sv->accepting = 1;
 	do
 		serve_round(sv, until != 0);
-	while (j->fd == -1 && now_ms() < until);
+	while (j->fd == -1 && now_ms() < (by < until ? by : until));
 	sv->rm = NULL;
 	sv->resumed = NULL;
 }

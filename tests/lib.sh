@@ -370,7 +370,7 @@ chat_over() {
 # WANT (printf %b) and both sides exit 0.
 chat_close() {
 	echo "$2" >&7
-	wait_screen "^$HHMM $1> $2\$" || { $TM kill-server; return 1; }
+	wait_screen "^$HHMM $1> $2( +‹.*›)?\$" || { $TM kill-server; return 1; }
 	$TM send-keys C-d
 	chat_over
 	printf '%b' "$3" > "$T/w/want"

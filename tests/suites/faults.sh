@@ -166,13 +166,13 @@ bigger_than() { [ "$(stat -c %s "$2")" -gt "$1" ]; }
 t_interrupted_sender() {
 	head -c 100000000 /dev/urandom > "$T/w/big"
 	mkfifo "$T/w/gate"
-	{ timeout 60 $SECCHAT -l -v $SC -q -b 127.0.0.1 0 < /dev/null \
+	{ timeout 60 $SECCHAT -l -v $NORESUME $SC -q -b 127.0.0.1 0 < /dev/null \
 	    2> "$T/w/l.err"; echo $? > "$T/w/l.rc"; } |
 	    { head -c 1000000; read -r _ < "$T/w/gate"; cat; } > "$T/w/l.out" &
 	LPID=$!
 	PIDS="$PIDS $LPID"
 	wait_port "$T/w/l.err" "$LPID" || return 1
-	timeout 60 $SECCHAT $SC -q -b 127.0.0.1 "$PORT" < "$T/w/big" \
+	timeout 60 $SECCHAT $NORESUME $SC -q -b 127.0.0.1 "$PORT" < "$T/w/big" \
 	    > /dev/null 2> "$T/w/c.err" &
 	local cpid=$! spid
 	PIDS="$PIDS $cpid"

@@ -235,7 +235,7 @@ t_resume_chat() {
 	fifo_listener -a 1 || return 1
 	relay_to "--reset 600" "$PORT" || return 1
 	chat_pane e 70 || return 1
-	$TM send-keys "clear; $SECCHAT $SC -q -a 1 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
+	$TM send-keys "clear; $SECCHAT $SC -a 1 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
 	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
 	$TM send-keys "before the cut" Enter
 	wait_screen '^secchat: connection to bob lost; reconnecting' &&
@@ -243,6 +243,71 @@ t_resume_chat() {
 	    { $TM kill-server; return 1; }
 	$TM send-keys "after the cut" Enter
 	chat_close bob "hi alice" 'before the cut\nafter the cut\n' &&
-	    expect "our lines shown" "$(grep -c "^$HHMM you> .* the cut\$" "$T/w/screen")" 2
+	    expect "our lines shown" "$(grep -Ec "^$HHMM you> .* the cut( +‹.*›)?\$" "$T/w/screen")" 2 &&
+	    # The line sealed again has no row of its own, live or not.
+	    expect "rows of our DATA records" "$(grep -c '‹sent [0-9]' "$T/w/screen")" 0
 }
-run "resume: a chat across a reset says so, and each line arrives once" t_resume_chat
+run "resume: a chat across a reset says so, each line arrives once, no stray rows" t_resume_chat
+
+# A dead link in a chat (the relay stopped: nothing moves, nothing closes):
+# the line typed meanwhile is sealed into it, unacknowledged, and sealed
+# again after the resume: it arrives once and is shown once, with no row
+# of its own for the second sealing.
+t_resume_chat_frozen() {
+	local rp
+	fifo_listener -a 1 -L 2 || return 1
+	relay_to "" "$PORT" || return 1
+	rp=$(child "$RPID")
+	chat_pane e 70 || return 1
+	$TM send-keys "clear; $SECCHAT $SC -a 1 -L 2 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
+	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
+	$TM send-keys "before the freeze" Enter
+	wait_until 10 grep -q "before the freeze" "$T/w/l.out" ||
+	    { $TM kill-server; return 1; }
+	kill -STOP "$rp"
+	$TM send-keys "during the freeze" Enter
+	wait_screen '^secchat: connection to bob lost; reconnecting'
+	local rc=$?
+	# A long outage: the connector gives up a connect that brought no
+	# greeting after 10 s and tries again (8.6).
+	sleep 12
+	kill -CONT "$rp"
+	[ "$rc" = 0 ] &&
+	    wait_screen '^secchat: reconnected to bob \(nothing lost\)' ||
+	    { $TM kill-server; return 1; }
+	# While the chat lives (its end redraws the bottom row): a row for
+	# the second sealing would come with it, before the listener has it.
+	wait_until 10 grep -q "during the freeze" "$T/w/l.out" ||
+	    { $TM kill-server; return 1; }
+	if wait_until 2 screen_shows '‹sent [0-9]'; then
+		echo "a row for a record sealed again:"
+		$TM capture-pane -p
+		$TM kill-server
+		return 1
+	fi
+	chat_close bob "hi alice" 'before the freeze\nduring the freeze\n' &&
+	    expect "our lines shown" "$(grep -Ec "^$HHMM you> (before|during) the freeze( +‹.*›)?\$" "$T/w/screen")" 2 &&
+	    expect "rows of our DATA records" "$(grep -c '‹sent [0-9]' "$T/w/screen")" 0
+}
+run "resume: a chat across a dead link: the line typed meanwhile once, no stray rows" t_resume_chat_frozen
+
+# A listener that waits for its connector to come back still ends at once
+# on SIGTERM (the signals are let in at least each second of the wait).
+gone() { ! kill -0 "$1" 2>/dev/null; }
+t_resume_wait_signal() {
+	local NORESUME= cpid spid
+	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1
+	timeout 60 $SECCHAT $SC -q -b 127.0.0.1 "$PORT" < /dev/zero \
+	    > /dev/null 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until 10 test -s "$T/w/l.out" || return 1
+	kill -KILL "$(child "$cpid")"
+	wait_until 10 grep -q "lost; reconnecting" "$T/w/l.err" || return 1
+	spid=$(child "$LPID")
+	kill -TERM "$spid"
+	wait_until 5 gone "$spid" || { echo "still waiting 5 s after SIGTERM"; return 1; }
+	reap
+	expect "listener status" "$LRC" 143
+}
+run "resume: a listener waiting for its connector ends on SIGTERM" t_resume_wait_signal

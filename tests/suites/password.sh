@@ -87,6 +87,21 @@ t_password_prompt() {	# no -p: asked on the terminal, echo off, then back
 }
 run "password prompt on the terminal, without echo" t_password_prompt
 
+# Connect first, then ask (as ssh does): nothing listens, so no prompt.
+t_connect_first() {
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	tty_session f "$SECCHAT -i 1000 127.0.0.1 $port 2> $T/w/c.err; echo status \$? > $T/w/c.rc" ||
+	    return 1
+	wait_file "$T/w/c.rc"
+	$TM capture-pane -p > "$T/w/screen"
+	$TM kill-server
+	expect "connector" "$(cat "$T/w/c.rc")" "status 1" &&
+	    has_line "$T/w/c.err" "secchat: connect to 127.0.0.1 port $port: Connection refused" &&
+	    ! grep -q 'Password' "$T/w/screen" "$T/w/c.err"
+}
+run "connect first, then ask: no prompt when nothing listens" t_connect_first
+
 t_prompt_interrupted() {	# ^C at the prompt leaves the terminal sane
 	# The shell ignores SIGINT and cannot repair the terminal: secchat must.
 	# The prompt comes after the listener's greeting.

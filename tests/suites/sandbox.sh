@@ -86,7 +86,9 @@ t_sandbox_status() {	# the kernel's view: filter mode, no new privileges
 	local SECCHAT="env -u SECCHAT_NO_SANDBOX $HOOKS" p cpid
 	listen l /dev/null $SC -k -m 1 127.0.0.1 0 || return 1
 	p=$(child "$LPID")
-	grep -qx 'Seccomp:	2' "/proc/$p/status" || { echo "-k -m 1 listener: no filter"; return 1; }
+	# Its filter goes on after the password's key, before any accept.
+	wait_until 10 grep -qx 'Seccomp:	2' "/proc/$p/status" ||
+	    { echo "-k -m 1 listener: no filter"; return 1; }
 	quiet_fifo cq
 	timeout 20 $SECCHAT $SC -v 127.0.0.1 "$PORT" < "$T/w/cq" \
 	    > "$T/w/c.out" 2> "$T/w/c.err" &

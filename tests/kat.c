@@ -10,7 +10,7 @@
  *				resume blocks of connections 2 and 3 and
  *				their records: the whole file
  *	kat end3 FILE		END records, their words, the lines of 9.3 and
- *				9.4 (without 9.4's END part: resume), amounts
+ *				9.4 (with its END part), amounts
  *	kat x25519 FILE		shares refused as public-equivalent or DH zero
  *	kat refusals3 FILE	secchat/3 REFUSALs, their lines, CODE and NO_NEW
  *	kat serving FILE	penalties and log limits of secchat.1 SERVING MANY
@@ -1245,20 +1245,41 @@ set_state(const struct block *b, const char *name)
 }
 
 /*
+ * The session's role while it waits to be resumed (rejoin_fn): no
+ * connection comes; lost_gone: the listener answered NO_SESSION.
+ */
+static int lost_gone;
+
+static void
+lost_rejoin(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j)
+{
+	(void)arg;
+	(void)rm;
+	(void)until;
+	j->gone = lost_gone;
+}
+
+/*
  * The connection lost, and not resumed (section 9.4), as secchat finds
- * it: lostK's cause.  1: silence with -L 45, 2: the peer's end of stream,
- * 3: a reset, 4: silence with -L 90.  (The vector's END parts, "; not
- * resumed within ..." and "; NAME no longer holds the session", wait for
- * resume: secchat has no window yet.)
+ * it: lostK's cause and END part.  1: silence with -L 45, a window of
+ * 5 min that runs out; 2: the peer's end of stream, and the listener no
+ * longer holds the session; 3: a reset, a session that cannot be resumed
+ * (window 0: no END part); 4: silence with -L 90, a window of 90 s that
+ * runs out.  A session that may be resumed waits in resume_wait, with
+ * its window already over (lost_at moved back).
  */
 static int
 lost_line(int k)
 {
 	static const struct {
-		unsigned loss;
-		int	 eof, error;
-	} cause[] = { { 0, 0, 0 }, { 45, 0, 0 }, { 0, 1, 0 },
-	    { 0, 0, ECONNRESET }, { 90, 0, 0 } };
+		unsigned loss, window;
+		int	 eof, error, gone;
+	} cause[] = { { 0, 0, 0, 0, 0 }, { 45, 300, 0, 0, 0 },
+	    { 0, 300, 1, 0, 1 }, { 0, 0, 0, ECONNRESET, 0 },
+	    { 90, 90, 0, 0, 0 } };
+	sigset_t open;
+	int status;
 
 	if (k < 1 || k > 4)
 		errx(1, "no lost%d in this kat", k);
@@ -1266,10 +1287,24 @@ lost_line(int k)
 	es.c.rx_eof = cause[k].eof;
 	es.c.rx_errno = cause[k].error;
 	es.c.last_heard = 0;
+	memset(&es.end, 0, sizeof(es.end));	/* we sent no END */
+	es.rejoin = lost_rejoin;
+	es.rm.window = cause[k].window;
+	es.lost_end[0] = '\0';
+	lost_gone = cause[k].gone;
 	if (cause[k].loss == 0)
-		return session_over(&es);
-	side_opt.loss = cause[k].loss;
-	return check_silence(&es, secs_ms(cause[k].loss));
+		status = session_over(&es);
+	else {
+		side_opt.loss = cause[k].loss;
+		status = check_silence(&es, secs_ms(cause[k].loss));
+	}
+	if (status == RESUMING) {
+		es.lost_at = now_ms() - secs_ms(cause[k].window);
+		if (sigprocmask(SIG_BLOCK, NULL, &open) == -1)
+			err(1, "sigprocmask");
+		status = resume_wait(&es, &open);
+	}
+	return status;
 }
 
 /* A stateN block: the state, then each line and its status. */

@@ -6,11 +6,11 @@
  *	kat pbkdf2 FILE		RFC 7914 section 11 (PBKDF2-HMAC-SHA256)
  *	kat spake2 FILE		RFC 9382 Appendix B (SPAKE2-P256)
  *	kat handshake3 FILE	a secchat/3 session's handshake (its first block)
- *	kat session3 FILE	the handshake and connection 1's records, up to
- *				the first resume block (resume is not in
- *				secchat.c yet)
+ *	kat session3 FILE	the handshake, connection 1's records, the
+ *				resume blocks of connections 2 and 3 and
+ *				their records: the whole file
  *	kat end3 FILE		END records, their words, the lines of 9.3 and
- *				9.4 (without 9.4's END part: resume), amounts
+ *				9.4 (with its END part), amounts
  *	kat x25519 FILE		shares refused as public-equivalent or DH zero
  *	kat refusals3 FILE	secchat/3 REFUSALs, their lines, CODE and NO_NEW
  *	kat serving FILE	penalties and log limits of secchat.1 SERVING MANY
@@ -397,12 +397,24 @@ seal_rekey(const struct block *b, const char *name, struct session *s,
 	dh_ratchet(&s->c.tx, sd->dh);
 }
 
-/* DATA of the vector's payload, padded to padding bytes (send_data). */
+/*
+ * DATA of the vector's payload, padded to padding bytes (send_data).
+ * After a resume, [A, S) is sealed again from the retained input (8.5):
+ * the payload must be what is there.
+ */
 static void
 seal_data(struct session *s, struct sealed *sd, int padding)
 {
 	struct buf *in = &s->b.in;
 
+	if (s->st.next < s->st.sealed) {
+		if (buf_pending(in) < sd->len || memcmp(in->data + in->pos,
+		    sd->payload, sd->len) != 0)
+			fail("the DATA sealed again is not the retained input");
+		send_data(&s->c, &s->rep, &s->b, &s->st,
+		    sd->len + 1 + padding, sd->len, now_ms());
+		return;
+	}
 	if (buf_room(in, sd->len) < sd->len)
 		errx(1, "the sender's input buffer is full");
 	memcpy(in->data + in->len, sd->payload, sd->len);
@@ -452,6 +464,7 @@ seal_one(const struct block *b, const char *name, struct session *s,
 	case TYPE_ACK:
 		send_ack(&s->c, &s->rep, &s->b.txb, &s->st,
 		    written_count(&s->b.wr));
+		s->c.resume_ack = 0;	/* fill_one: the resume point */
 		sd->len = ACK_LEN;
 		put_u32(sd->payload, s->st.ack_sent >> 32);
 		put_u32(sd->payload + 4, s->st.ack_sent & 0xffffffff);
@@ -526,6 +539,7 @@ kat_record(const struct block *b, const char *name, const char *desc)
 	print_field(name, "wire", from->b.txb.data, n);
 	if (!conn_cut) {
 		deliver(from, to);
+		resumable_proved(to);	/* as the session's loop, after it */
 		if (type == TYPE_DATA && written_now(name))
 			write_out(to);
 	}
@@ -683,6 +697,9 @@ vector_greeting(const struct block *b, const struct pake *pk,
 	return y;
 }
 
+/* The session vector's first block: its inputs, for the later greetings. */
+static struct block inputs;
+
 /*
  * The handshake of a secchat/3 session vector (its first block: inputs,
  * messages, secrets, the key set of connection 1 into out), both roles
@@ -709,6 +726,7 @@ handshake3(FILE *fp, struct keyset *out)
 
 	if (!read_block(fp, &b))
 		errx(1, "empty session vector");
+	inputs = b;
 	pass = get(&b, "password");
 	unhex(get(&b, "salt"), salt, SALT_LEN);
 	if (derive_w(pass, strlen(pass), salt, atoi(get(&b, "iterations")), w)
@@ -782,22 +800,219 @@ kat_handshake3(FILE *fp)
 	OPENSSL_cleanse(&ks, sizeof(ks));
 }
 
+/* The one-time key NAME.FIELD of the vector, and its public key. */
+static EVP_PKEY *
+input_key(const struct block *b, const char *name, const char *field,
+    uint8_t pub[X25519_LEN])
+{
+	uint8_t priv[X25519_LEN];
+	EVP_PKEY *key;
+
+	input32(b, name, field, priv);
+	key = x25519_from_private(priv, pub);
+	print_field(name, field, priv, X25519_LEN);
+	OPENSSL_cleanse(priv, sizeof(priv));
+	return key;
+}
+
+/* A key set's lines: connN.c2s0, connN.s2c0, rs_name, the keys and IVs. */
+static void
+print_keyset(const struct keyset *ks, const char *rs_name)
+{
+	struct direction d;
+	char label[32];
+
+	snprintf(label, sizeof(label), "conn%d.c2s0", conn_number);
+	print_hex(label, ks->c2s, SECRET_LEN);
+	snprintf(label, sizeof(label), "conn%d.s2c0", conn_number);
+	print_hex(label, ks->s2c, SECRET_LEN);
+	print_hex(rs_name, ks->rs, SECRET_LEN);
+	snprintf(label, sizeof(label), "conn%d.c2s0", conn_number);
+	direction_init(&d, ks->c2s, 1);
+	print_direction_keys(label, &d);
+	direction_free(&d);
+	snprintf(label, sizeof(label), "conn%d.s2c0", conn_number);
+	direction_init(&d, ks->s2c, 1);
+	print_direction_keys(label, &d);
+	direction_free(&d);
+}
+
+/*
+ * mkC, mkL, DH, th and PRK(g') of 8.2 and 8.4 for the lines: resume_mac
+ * and resume_keys erase theirs, so they are made again here from the
+ * same functions of secchat (hkdf_expand, sha256, hkdf), as handshake3
+ * makes PRK0.
+ */
+static void
+print_resume_secrets(const char *name, const uint8_t rs[SECRET_LEN],
+    const uint8_t dh[X25519_LEN], const uint8_t tr[TR_LEN])
+{
+	uint8_t mk[SECRET_LEN], salt[SECRET_LEN], prk[SECRET_LEN];
+	uint8_t ikm[X25519_LEN + SHA256_DIGEST_LENGTH];
+
+	hkdf_expand(rs, LABEL_MKC, mk, SECRET_LEN);
+	print_field(name, "mkC", mk, SECRET_LEN);
+	hkdf_expand(rs, LABEL_MKL, mk, SECRET_LEN);
+	print_field(name, "mkL", mk, SECRET_LEN);
+	print_field(name, "dh", dh, X25519_LEN);
+	memcpy(ikm, dh, X25519_LEN);
+	sha256(tr, TR_LEN, ikm + X25519_LEN);
+	print_field(name, "th", ikm + X25519_LEN, SHA256_DIGEST_LENGTH);
+	hkdf_expand(rs, LABEL_RESUME, salt, SECRET_LEN);
+	hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, sizeof(salt), ikm,
+	    sizeof(ikm), NULL, 0, prk, sizeof(prk));
+	print_field(name, "PRK", prk, SECRET_LEN);
+	OPENSSL_cleanse(mk, sizeof(mk));
+	OPENSSL_cleanse(ikm, sizeof(ikm));
+	OPENSSL_cleanse(prk, sizeof(prk));
+}
+
+/*
+ * Connection n's resume block (section 8, Appendix A), from its field
+ * nonceN on: the lone listener's greeting while it waits (make_greeting
+ * with NO_NEW), the connector's RESUME for its g and rs(g), the
+ * listener's checks (resume_check, whose own RESUMED has a random e_L,
+ * so only its verdict counts) and the vector's RESUMED, both key sets
+ * (resume_keys), the listener's commit and, unless the RESUMED is lost,
+ * the connector's, by conn_resumed.  connector_resume and resume_check
+ * draw e_C and e_L themselves (x25519_keygen): with the vector's fixed
+ * keys, the messages are made here as they make them, with resume_mac.
+ * The index of the block's first record or cut.
+ */
+static int
+kat_resume(const struct block *b, int n)
+{
+	struct session *con = &sides[0], *lis = &sides[1];
+	uint8_t tr[TR_LEN], trc[TR_LEN], dh[X25519_LEN], dhc[X25519_LEN];
+	uint8_t mac[MAC_LEN];
+	struct resume *q = (struct resume *)(tr + TR_RESUME);
+	struct resumed *a = (struct resumed *)(tr + TR_RESUMED);
+	struct greeting g;
+	struct keyset ks, kc;
+	struct rejoin j;
+	const uint8_t *rs;
+	char name[32], label[48];
+	unsigned window = atoi(get(&inputs, "window.listener"));
+	uint8_t salt[SALT_LEN];
+	EVP_PKEY *ec, *el;
+	int i, old, lost;
+
+	conn_number = n;
+	conn_cut = 0;
+	/* The greeting of a lone listener whose session waits (NO_NEW). */
+	unhex(get(&inputs, "salt"), salt, SALT_LEN);
+	if (make_greeting(NULL, &g, FLAG_NO_NEW, atoi(get(&inputs, "wait")),
+	    atoi(get(&inputs, "iterations")), salt) != NULL)
+		fail("a NO_NEW greeting has a share");
+	put_window(g.window, window);
+	snprintf(label, sizeof(label), "nonce%d", n);
+	unhex(get(b, label), g.nonce, NONCE_LEN);
+	printf("%s = %s\n", label, get(b, label));
+	snprintf(label, sizeof(label), "greeting%d", n);
+	print_hex(label, (uint8_t *)&g, sizeof(g));
+	memset(tr, 0, sizeof(tr));
+	memcpy(tr + TR_GREETING, &g, sizeof(g));
+
+	/* The connector's RESUME: its g and rs(g) (connector_resume). */
+	snprintf(name, sizeof(name), "resume%d", n);
+	hs_header(q->hdr, KIND_RESUME);
+	memcpy(q->sid, con->rm.sid, SID_LEN);
+	put_u32(q->gen, con->rm.gen);
+	ec = input_key(b, name, "eC", q->e);
+	resume_mac(con->rm.rs, LABEL_MKC, tr, TR_RESUME +
+	    offsetof(struct resume, mac), q->mac);
+	print_hex(name, (uint8_t *)q, sizeof(*q));
+
+	/* The listener's checks 2 to 5 (8.3), then the vector's RESUMED. */
+	if (memcmp(q->sid, lis->rm.sid, SID_LEN) != 0)
+		fail("the RESUME's sid is not the listener's session");
+	memcpy(trc, tr, sizeof(trc));
+	if (resume_check(&lis->rm, trc, &ks, &old) != 0)
+		fail("the listener refused the RESUME");
+	OPENSSL_cleanse(&ks, sizeof(ks));
+	rs = old ? lis->rm.prev : lis->rm.rs;
+	hs_header(a->hdr, KIND_RESUMED);
+	el = input_key(b, name, "eL", a->e);
+	resume_mac(rs, LABEL_MKL, tr, TR_RESUMED +
+	    offsetof(struct resumed, mac), a->mac);
+	snprintf(label, sizeof(label), "resumed%d", n);
+	print_hex(label, (uint8_t *)a, sizeof(*a));
+	snprintf(label, sizeof(label), "resumed%d.lost", n);
+	lost = 0;
+	for (i = 0; i < b->n; i++)
+		if (strcmp(b->f[i].name, label) == 0)
+			lost = strcmp(b->f[i].value, "yes") == 0;
+	if (lost)
+		printf("%s = yes\n", label);
+	if (x25519(el, q->e, dh) == -1)
+		fail("the listener's resume DH is zero");
+	print_resume_secrets(name, rs, dh, tr);
+	resume_keys(rs, dh, tr, &ks);
+
+	/* The connector's checks (8.4), if the RESUMED reaches it. */
+	if (!lost) {
+		resume_mac(con->rm.rs, LABEL_MKL, tr, TR_RESUMED +
+		    offsetof(struct resumed, mac), mac);
+		if (CRYPTO_memcmp(mac, a->mac, MAC_LEN) != 0)
+			fail("the connector refused the RESUMED's mac_L");
+		if (x25519_public_equivalent(a->e) ||
+		    x25519(ec, a->e, dhc) == -1)
+			fail("the connector refused the RESUMED's key");
+		resume_keys(con->rm.rs, dhc, tr, &kc);
+		if (memcmp(kc.c2s, ks.c2s, SECRET_LEN) != 0 ||
+		    memcmp(kc.s2c, ks.s2c, SECRET_LEN) != 0 ||
+		    memcmp(kc.rs, ks.rs, SECRET_LEN) != 0)
+			fail("connector and listener resumed to different keys");
+	}
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(el);
+
+	/* The commits (8.4): the listener's g after it names rs. */
+	if (lost)	/* the rs that the redo replaces */
+		snprintf(label, sizeof(label), "conn%d.rs%lu", n,
+		    (unsigned long)lis->rm.gen + (old ? 0 : 1));
+	else
+		snprintf(label, sizeof(label), "rs%lu",
+		    (unsigned long)lis->rm.gen + (old ? 0 : 1));
+	print_keyset(&ks, label);
+	memset(&j, 0, sizeof(j));
+	j.fd = -1;
+	j.ks = ks;
+	j.old = old;
+	conn_resumed(lis, &j);
+	if (!lost) {
+		memset(&j, 0, sizeof(j));
+		j.fd = -1;
+		j.ks = kc;
+		conn_resumed(con, &j);
+		if (con->rm.gen != lis->rm.gen ||
+		    memcmp(con->rm.rs, lis->rm.rs, SECRET_LEN) != 0)
+			fail("the two sides keep different resumption secrets");
+	}
+	OPENSSL_cleanse(&ks, sizeof(ks));
+	OPENSSL_cleanse(&kc, sizeof(kc));
+	OPENSSL_cleanse(dhc, sizeof(dhc));
+	for (i = 0; i < b->n; i++)
+		if (strchr(b->f[i].name, '.') == NULL &&
+		    (strncmp(b->f[i].name, "record", 6) == 0 ||
+		    strncmp(b->f[i].name, "cut", 3) == 0))
+			break;
+	return i;
+}
+
 /*
  * A secchat/3 session vector: the handshake, then connection 1's records,
  * each sealed by the sending side's secchat session and opened by the
- * other's (process_rx, with every check of section 4), up to the first
- * resume block.  Connections 2 and 3 (section 8) wait for resume in
- * secchat.c: a resume block would be read here (its RESUME, RESUMED and
- * key set, then conn_keys and conn_begin for both sides on the next
- * connection) and its records handed to kat_records.  Until then the
- * output stops before it, and test.sh compares the file up to there.
+ * other's (process_rx, with every check of section 4), then the resume
+ * blocks of connections 2 and 3 (kat_resume) and their records, on the
+ * sessions that resume.
  */
 static void
 kat_session3(FILE *fp)
 {
 	struct block b;
 	struct keyset ks, copy;
-	int i;
+	int i, n = 1;
 
 	handshake3(fp, &ks);
 	check_forgeries(ks.c2s);
@@ -808,11 +1023,24 @@ kat_session3(FILE *fp)
 	}
 	conn_number = 1;
 	conn_cut = 0;
-	while (read_block(fp, &b) && strncmp(b.f[0].name, "nonce", 5) != 0) {
+	while (read_block(fp, &b)) {
 		printf("\n");
-		kat_records(&b, 0);
+		if (strncmp(b.f[0].name, "nonce", 5) != 0) {
+			kat_records(&b, 0);
+			continue;
+		}
+		if (n == 1)
+			check_rekey_refusals(&sides[1].c.rk);
+		if (atoi(b.f[0].name + 5) != ++n)
+			errx(1, "%s: not connection %d", b.f[0].name, n);
+		kat_records(&b, kat_resume(&b, n));
 	}
-	check_rekey_refusals(&sides[1].c.rk);
+	if (n == 1)
+		check_rekey_refusals(&sides[1].c.rk);
+	/* rs(0) went when the listener opened the connector's KEY 0 (8.4). */
+	if (n == 3 && (sides[1].rm.has_prev || sides[1].rm.gen != 1 ||
+	    sides[0].rm.gen != 1))
+		fail("the generations after the resumes are not 1, rs0 gone");
 	for (i = 0; i < 2; i++)
 		session_free(&sides[i]);
 	OPENSSL_cleanse(&ks, sizeof(ks));
@@ -1017,20 +1245,41 @@ set_state(const struct block *b, const char *name)
 }
 
 /*
+ * The session's role while it waits to be resumed (rejoin_fn): no
+ * connection comes; lost_gone: the listener answered NO_SESSION.
+ */
+static int lost_gone;
+
+static void
+lost_rejoin(void *arg, const struct resumable *rm, int64_t until,
+    struct rejoin *j)
+{
+	(void)arg;
+	(void)rm;
+	(void)until;
+	j->gone = lost_gone;
+}
+
+/*
  * The connection lost, and not resumed (section 9.4), as secchat finds
- * it: lostK's cause.  1: silence with -L 45, 2: the peer's end of stream,
- * 3: a reset, 4: silence with -L 90.  (The vector's END parts, "; not
- * resumed within ..." and "; NAME no longer holds the session", wait for
- * resume: secchat has no window yet.)
+ * it: lostK's cause and END part.  1: silence with -L 45, a window of
+ * 5 min that runs out; 2: the peer's end of stream, and the listener no
+ * longer holds the session; 3: a reset, a session that cannot be resumed
+ * (window 0: no END part); 4: silence with -L 90, a window of 90 s that
+ * runs out.  A session that may be resumed waits in resume_wait, with
+ * its window already over (lost_at moved back).
  */
 static int
 lost_line(int k)
 {
 	static const struct {
-		unsigned loss;
-		int	 eof, error;
-	} cause[] = { { 0, 0, 0 }, { 45, 0, 0 }, { 0, 1, 0 },
-	    { 0, 0, ECONNRESET }, { 90, 0, 0 } };
+		unsigned loss, window;
+		int	 eof, error, gone;
+	} cause[] = { { 0, 0, 0, 0, 0 }, { 45, 300, 0, 0, 0 },
+	    { 0, 300, 1, 0, 1 }, { 0, 0, 0, ECONNRESET, 0 },
+	    { 90, 90, 0, 0, 0 } };
+	sigset_t open;
+	int status;
 
 	if (k < 1 || k > 4)
 		errx(1, "no lost%d in this kat", k);
@@ -1038,10 +1287,24 @@ lost_line(int k)
 	es.c.rx_eof = cause[k].eof;
 	es.c.rx_errno = cause[k].error;
 	es.c.last_heard = 0;
+	memset(&es.end, 0, sizeof(es.end));	/* we sent no END */
+	es.rejoin = lost_rejoin;
+	es.rm.window = cause[k].window;
+	es.lost_end[0] = '\0';
+	lost_gone = cause[k].gone;
 	if (cause[k].loss == 0)
-		return session_over(&es);
-	side_opt.loss = cause[k].loss;
-	return check_silence(&es, secs_ms(cause[k].loss));
+		status = session_over(&es);
+	else {
+		side_opt.loss = cause[k].loss;
+		status = check_silence(&es, secs_ms(cause[k].loss));
+	}
+	if (status == RESUMING) {
+		es.lost_at = now_ms() - secs_ms(cause[k].window);
+		if (sigprocmask(SIG_BLOCK, NULL, &open) == -1)
+			err(1, "sigprocmask");
+		status = resume_wait(&es, &open);
+	}
+	return status;
 }
 
 /* A stateN block: the state, then each line and its status. */

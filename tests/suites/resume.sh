@@ -357,3 +357,46 @@ t_resume_flood() {
 }
 run "resume flood: 50 forged RESUMEs refused, then penalised; the live session ends well" t_resume_flood
 
+# Two sessions at once through -k -m 4 -e sha256sum: the first is cut
+# mid-upload and resumed, the second (direct) goes on untouched; each
+# command hashes its whole upload, and the cut one's is the same child's
+# and command's (two commands run in all).
+# Not registered yet: a bug makes it fail in about 1 run of 3, the cut
+# upload short by up to a pipe's 64 KiB (whole records) while both sides
+# exit 0.  Likely cause: resume_point() sets st.skip and recv_bytes from
+# one written_count(), and fill_one() seals the resume ACK with a later
+# one, which the command's reads of its pipe have raised meanwhile; the
+# peer resends from the later W and the difference is skipped, lost.
+# Register it once that is fixed.
+t_resume_serving_two() {
+	local NORESUME= bpid brc port
+	head -c 3000000 /dev/urandom > "$T/w/a"
+	head -c 2000000 /dev/urandom > "$T/w/b"
+	mkfifo "$T/w/inb"
+	{ head -c 1000000 "$T/w/b"; wait_until 20 test -e "$T/w/go"
+	    tail -c +1000001 "$T/w/b"; } > "$T/w/inb" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -k -m 4 -e sha256sum -q -a 1 127.0.0.1 0 ||
+	    return 1
+	timeout 60 $SECCHAT -v $SC -q -b -a 1 127.0.0.1 "$PORT" \
+	    < "$T/w/inb" > "$T/w/b.out" 2> "$T/w/b.err" &
+	bpid=$!
+	PIDS="$PIDS $bpid"
+	wait_until 10 grep -q 'handshake done' "$T/w/b.err" || return 1
+	relay_to "--reset 1500000" "$PORT" || return 1
+	dial c "$T/w/a" $SC -q -b -a 1 127.0.0.1 "$RPORT"
+	touch "$T/w/go"
+	wait "$bpid"
+	brc=$?
+	expect "cut connector status" "$CRC" 0 &&
+	    expect "other connector status" "$brc" 0 &&
+	    expect "cut upload" "$(cat "$T/w/c.out")" "$(sha256sum < "$T/w/a")" &&
+	    expect "other upload" "$(cat "$T/w/b.out")" "$(sha256sum < "$T/w/b")" &&
+	    resumes "$T/w/c.err" 1 && ! grep -q reconnect "$T/w/b.err" &&
+	    wait_until 10 at_least 2 'command exited with status 0' "$T/w/l.err" ||
+	    return 1
+	port=$(sed -n 's/^secchat: 127.0.0.1 port \([0-9]*\): reconnected to .*/\1/p' "$T/w/l.err")
+	expect "commands run" "$(grep -c 'command exited' "$T/w/l.err")" 2 &&
+	    grep -q "^secchat: 127.0.0.1 port $port: command exited with status 0\$" "$T/w/l.err"
+}
+# run "resume through -k -m 4 -e, two sessions: the cut one resumed by its child, both uploads whole" t_resume_serving_two

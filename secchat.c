@@ -5227,7 +5227,12 @@ fill_one(struct conn *c, struct bufs *b, struct stream *st,
 	if (c->rk.due && c->rk.announced <= MAX_KEY_INDEX)
 		send_key(c, r, &b->txb);
 	else if (c->resume_ack) {
-		send_ack(c, r, &b->txb, st, w);
+		/*
+		 * The resume point, as resume_point() took it: the command
+		 * may have read more since, but st->skip was counted from
+		 * this one, and the peer sends again from what we say.
+		 */
+		send_ack(c, r, &b->txb, st, c->recv_bytes);
 		c->resume_ack = 0;
 	} else if (c->ping_due)
 		send_ping(c, r, &b->txb, opt->interval);

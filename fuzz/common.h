@@ -27,6 +27,32 @@ fuzz_fail(const char *fmt, ...)
 	fflush(stdout);
 	abort();
 }
+
+/*
+ * A handshake message read as read_message does (msg1, msg2): its kind's
+ * fixed size, or -1; hs_parse must ask for more only forwards.
+ */
+static ssize_t __attribute__((unused))
+hs_whole(const char *who, const uint8_t *data, size_t size, unsigned kinds)
+{
+	size_t n = 0, need = 0;
+	enum hs_parse v;
+
+	while ((v = hs_parse(data, n, kinds, &need)) == HSP_MORE) {
+		if (need <= n || need > HS_MAX)
+			fuzz_fail("%s: hs_parse asks for %zu bytes after %zu",
+			    who, need, n);
+		if (need > size)
+			return -1;
+		n = need;
+	}
+	if (v != HSP_WHOLE)
+		return -1;
+	if (n != kind_size[data[HDR_LEN - 1]] || need != n)
+		fuzz_fail("%s: a whole message of kind %u in %zu bytes", who,
+		    data[HDR_LEN - 1], n);
+	return (ssize_t)n;
+}
 #define VEC_PASSWORD	"correct horse battery staple"
 #define VEC_ITERATIONS	1000
 

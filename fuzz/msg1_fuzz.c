@@ -26,29 +26,6 @@
 static struct pake pk;		/* the connector's, the vector's w */
 static BIGNUM *x;		/* the vector's x */
 
-/* Read as read_message does: the kind's fixed size, or -1. */
-static ssize_t
-parse(const uint8_t *data, size_t size, unsigned kinds)
-{
-	size_t n = 0, need = 0;
-	enum hs_parse v;
-
-	while ((v = hs_parse(data, n, kinds, &need)) == HSP_MORE) {
-		if (need <= n || need > HS_MAX)
-			fuzz_fail("msg1_fuzz: hs_parse asks for %zu bytes "
-			    "after %zu", need, n);
-		if (need > size)
-			return -1;
-		n = need;
-	}
-	if (v != HSP_WHOLE)
-		return -1;
-	if (n != kind_size[data[HDR_LEN - 1]] || need != n)
-		fuzz_fail("msg1_fuzz: a whole message of kind %u in %zu "
-		    "bytes", data[HDR_LEN - 1], n);
-	return (ssize_t)n;
-}
-
 static void
 check_line(const char *line, size_t cap)
 {
@@ -82,7 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t iterations;
 	int code;
 
-	if (parse(data, size, KIND_BIT(KIND_GREETING) |
+	if (hs_whole("msg1_fuzz", data, size, KIND_BIT(KIND_GREETING) |
 	    KIND_BIT(KIND_REFUSAL)) == -1)
 		return 0;
 	if (data[HDR_LEN - 1] == KIND_REFUSAL) {

@@ -28,29 +28,6 @@
 static struct pake pk;		/* the listener's, the vector's w */
 static struct greeted in;	/* y and g fixed; h per input */
 
-/* Read as read_message does: the kind's fixed size, or -1. */
-static ssize_t
-parse(const uint8_t *data, size_t size, unsigned kinds)
-{
-	size_t n = 0, need = 0;
-	enum hs_parse v;
-
-	while ((v = hs_parse(data, n, kinds, &need)) == HSP_MORE) {
-		if (need <= n || need > HS_MAX)
-			fuzz_fail("msg2_fuzz: hs_parse asks for %zu bytes "
-			    "after %zu", need, n);
-		if (need > size)
-			return -1;
-		n = need;
-	}
-	if (v != HSP_WHOLE)
-		return -1;
-	if (n != kind_size[data[HDR_LEN - 1]] || need != n)
-		fuzz_fail("msg2_fuzz: a whole message of kind %u in %zu "
-		    "bytes", data[HDR_LEN - 1], n);
-	return (ssize_t)n;
-}
-
 /* listener_answer on h, over a socketpair. */
 static enum hs_result
 answer(const uint8_t *h)
@@ -94,7 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum hs_result res;
 	int plausible;
 
-	if (parse(data, size, KIND_BIT(KIND_HELLO) |
+	if (hs_whole("msg2_fuzz", data, size, KIND_BIT(KIND_HELLO) |
 	    KIND_BIT(KIND_RESUME)) == -1 || data[HDR_LEN - 1] != KIND_HELLO)
 		return 0;
 	res = answer(data);

@@ -247,18 +247,24 @@ run "END: the receiver terminated, seen by the sender" t_end_receiver_terminated
 # A chat at a terminal (the listener, in a pane) and a pipe: ^C on the
 # pipe's side, and the chat says who interrupted it; then ^C in a chat,
 # and the pipe's side says so in its words.
-t_end_chat() {
+# chat_and_pipe PRE: a listener chat in a pane (its shell runs PRE first)
+# and a pipe connector on the fifo in (held open on fd 8), once secured;
+# sets CPID.
+chat_and_pipe() {
 	mkfifo "$T/w/in"
-	pane_listener l "$SECCHAT -l -v $SC -n alice 127.0.0.1 0 2> $T/w/l.err; echo \$? > $T/w/l.rc" ||
+	pane_listener l "$1$SECCHAT -l -v $SC -n alice 127.0.0.1 0 2> $T/w/l.err; echo \$? > $T/w/l.rc" ||
 	    return 1
 	timeout 60 $SECCHAT $SC -q -n bob 127.0.0.1 "$PORT" < "$T/w/in" \
 	    > "$T/w/c.out" 2> "$T/w/c.err" &
-	local cpid=$!
-	PIDS="$PIDS $cpid"
+	CPID=$!
+	PIDS="$PIDS $CPID"
 	exec 8> "$T/w/in"
-	wait_until 10 grep -q "chat with alice secured" "$T/w/l.err" || return 1
-	kill -INT "$(child "$cpid")"
-	wait "$cpid"; CRC=$?
+	wait_until 10 grep -q "chat with alice secured" "$T/w/l.err"
+}
+t_end_chat() {
+	chat_and_pipe "" || return 1
+	kill -INT "$(child "$CPID")"
+	wait "$CPID"; CRC=$?
 	exec 8>&-
 	wait_file "$T/w/l.rc" || return 1
 	$TM kill-server
@@ -267,18 +273,10 @@ t_end_chat() {
 	    has_line "$T/w/l.err" "secchat: alice interrupted the chat"
 }
 t_end_chat_seen_by_pipe() {
-	mkfifo "$T/w/in"
 	# The pane's shell outlives the ^C (its trap), and says the status.
-	pane_listener l "trap : INT; $SECCHAT -l -v $SC -n alice 127.0.0.1 0 2> $T/w/l.err; echo \$? > $T/w/l.rc" ||
-	    return 1
-	timeout 60 $SECCHAT $SC -q -n bob 127.0.0.1 "$PORT" < "$T/w/in" \
-	    > "$T/w/c.out" 2> "$T/w/c.err" &
-	local cpid=$!
-	PIDS="$PIDS $cpid"
-	exec 8> "$T/w/in"
-	wait_until 10 grep -q "chat with alice secured" "$T/w/l.err" || return 1
+	chat_and_pipe "trap : INT; " || return 1
 	$TM send-keys C-c
-	wait "$cpid"; CRC=$?
+	wait "$CPID"; CRC=$?
 	exec 8>&-
 	wait_file "$T/w/l.rc" || return 1
 	# A typed ^C is said on the chat's terminal, where the chat is.

@@ -8365,6 +8365,7 @@ struct source {
 	int	 good;			/* a handshake succeeded from here */
 	int	 exempt;		/* -X: no penalty, no limit */
 	unsigned kids;			/* its children */
+	unsigned checking;		/* those whose check has no result */
 	unsigned pending;		/* its greeted connections */
 	unsigned fails;			/* failures since last forgiven */
 	int64_t	 last_fail, until;	/* ms: refused until `until` */
@@ -9098,6 +9099,7 @@ kid_spawn(struct server *sv, struct kid *k, struct pending *p, int64_t t)
 	k->started = t;
 	snprintf(k->port, sizeof(k->port), "%s", p->port);
 	k->src->kids++;
+	k->src->checking++;
 	sv->checks++;
 	pending_free(sv, p, 1);
 }
@@ -9108,6 +9110,7 @@ kid_authed(struct server *sv, struct kid *k, int64_t t)
 {
 	sv->checks--;
 	sv->sessions++;
+	k->src->checking--;
 	check_result(sv, k->src, HS_OK, t);
 	k->state = KID_SESSION;
 }
@@ -9135,6 +9138,7 @@ kid_failed(struct server *sv, struct kid *k, enum hs_result res, int64_t t)
 		return;
 	k->state = KID_FAILED;
 	k->checked = res == HS_WRONG;
+	k->src->checking--;
 	check_result(sv, k->src, res, t);
 }
 
@@ -9695,20 +9699,35 @@ pending_expire(struct server *sv, int64_t t)
 	}
 }
 
-/* Serving many: the whole HELLOs waiting, each to a child, while room. */
+/*
+ * Serving many: the whole HELLOs waiting, each to a child, while room.
+ * One check at a time per address (but -X's): the next one waits for the
+ * result, and its penalty, so that a guesser's HELLOs in flight are not
+ * checked past it.
+ */
 static void
 pending_start(struct server *sv, int64_t t)
 {
+	struct pending *p;
+	enum refusal_reason why;
+	unsigned secs = 0;
 	struct kid *k;
 	size_t i;
 
 	for (i = 0; i < sv->npend && sv->nkids > 0; i++) {
-		if (sv->pend[i].fd == -1 || !sv->pend[i].ready)
+		p = &sv->pend[i];
+		if (p->fd == -1 || !p->ready ||
+		    (p->src->checking > 0 && !p->src->exempt))
 			continue;
+		if ((why = check_refused(sv, p->src, t, &secs)) != 0) {
+			refusal_log(sv, p->src, p->port, why, secs);
+			pending_refuse(sv, p, why, secs);
+			continue;
+		}
 		if (sv->checks >= CHECKS_MAX || sv->sessions + sv->checks >=
 		    sv->opt->max_sessions || (k = free_kid(sv)) == NULL)
 			return;
-		kid_spawn(sv, k, &sv->pend[i], t);
+		kid_spawn(sv, k, p, t);
 	}
 }
 

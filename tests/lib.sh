@@ -187,6 +187,32 @@ listen() {
 	wait_port "$T/w/$name.err" "$LPID"
 }
 
+# slow_listener SECS ARGS...: a -q -b listener whose reader starts after
+# SECS seconds (its pipe, buffers and socket fill up meanwhile); output in
+# l.out; set LPID and PORT.
+slow_listener() {
+	local secs=$1
+	shift
+	timeout 60 $SECCHAT -l -v $SC -q -b "$@" 127.0.0.1 0 < /dev/null \
+	    2> "$T/w/l.err" | { sleep "$secs"; cat > "$T/w/l.out"; } &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID"
+}
+
+# code_listener ARGS...: a -g listener (-i 1000) that sends "by code"
+# (in a); set LPID, PORT and code, the one-time code it shows.
+code_listener() {
+	echo "by code" > "$T/w/a"
+	timeout 60 $SECCHAT -l -v -g -i 1000 "$@" 127.0.0.1 0 < "$T/w/a" \
+	    > "$T/w/l.out" 2> "$T/w/l.err" &
+	LPID=$!
+	PIDS="$PIDS $LPID"
+	wait_port "$T/w/l.err" "$LPID" || return 1
+	wait_number code "$T/w/l.err" "$LPID" \
+	    'secchat: one-time code \([0-9]\{4\}-[0-9]\{4\}-[0-9]\{4\}\): .*'
+}
+
 # dial NAME INPUT ARGS...: run a connector to completion, set CRC.
 dial() {
 	local name=$1 input=$2

@@ -1,21 +1,26 @@
 # shellcheck shell=bash
 # Through a relay that records, and can attack, what crosses the wire.
 
+# relay_in_front SPEC: the relay, attacking with SPEC if any, in front of
+# the listener on PORT, its log in wire; set RPID and RPORT.
+relay_in_front() {
+	timeout 40 $RELAY --log "$T/w/wire" ${1:+--attack "$1"} \
+	    --password-file "$PF" 127.0.0.1 "$PORT" > "$T/w/relay.out" \
+	    2> "$T/w/relay.err" &
+	RPID=$!
+	PIDS="$PIDS $RPID"
+	wait_number RPORT "$T/w/relay.out" "$RPID" 'relay port \([0-9]*\)'
+}
+
 # relayed SPEC LIN CIN ARGS...: listener <- relay <- connector.
 relayed() {
 	local spec=$1 lin=$2 cin=$3 i
 	shift 3
 	listen l "$lin" $SC "$@" 127.0.0.1 0 || return 1
-	timeout 40 $RELAY --log "$T/w/wire" ${spec:+--attack "$spec"} \
-	    --password-file "$PF" 127.0.0.1 "$PORT" > "$T/w/relay.out" \
-	    2> "$T/w/relay.err" &
-	local rpid=$!
-	PIDS="$PIDS $rpid"
-	wait_number RPORT "$T/w/relay.out" "$rpid" 'relay port \([0-9]*\)' ||
-	    return 1
+	relay_in_front "$spec" || return 1
 	dial c "$cin" $SC "$@" 127.0.0.1 "$RPORT"
 	reap
-	wait "$rpid"
+	wait "$RPID"
 }
 
 # The hex lines of FILE with prefix P, without the prefix.
@@ -135,13 +140,7 @@ hs_attack() {
 	local spec=$1 status=$2 msg=$3 lmsg=${4:-}
 	echo "still listening" > "$T/w/a"
 	listen l "$T/w/a" $SC -q 127.0.0.1 0 || return 1
-	timeout 40 $RELAY --log "$T/w/wire" --attack "$spec" \
-	    --password-file "$PF" 127.0.0.1 "$PORT" > "$T/w/relay.out" \
-	    2> "$T/w/relay.err" &
-	local rpid=$!
-	PIDS="$PIDS $rpid"
-	wait_number RPORT "$T/w/relay.out" "$rpid" 'relay port \([0-9]*\)' ||
-	    return 1
+	relay_in_front "$spec" || return 1
 	dial c /dev/null $SC -q 127.0.0.1 "$RPORT"
 	expect "connector status" "$CRC" "$status" &&
 	    has_line "$T/w/c.err" "secchat: $msg" && [ ! -s "$T/w/c.out" ] ||

@@ -85,11 +85,7 @@ run "a REKEY with E = 9 is refused: public-equivalent" t_refused_rekey_share
 # comes back.
 t_retain_cap() {
 	head -c 30000000 /dev/urandom > "$T/w/big"
-	timeout 60 $SECCHAT -l -v $SC -q -b 127.0.0.1 0 < /dev/null \
-	    2> "$T/w/l.err" | { sleep 4; cat > "$T/w/l.out"; } &
-	LPID=$!
-	PIDS="$PIDS $LPID"
-	wait_port "$T/w/l.err" "$LPID" || return 1
+	slow_listener 4 || return 1
 	timeout 60 $SECCHAT $SC -q -b 127.0.0.1 "$PORT" < "$T/w/big" \
 	    > /dev/null 2> "$T/w/c.err" &
 	local cpid=$! spid p1 p2 r1 r2

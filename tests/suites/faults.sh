@@ -6,11 +6,7 @@
 t_stalled_reader() {	# the sender waits in poll, in constant memory
 	head -c 100000000 /dev/urandom > "$T/w/big"
 	# The receiver's reader sleeps: its pipe, buffers and socket fill up.
-	timeout 60 $SECCHAT -l -v $SC -q -b 127.0.0.1 0 < /dev/null \
-	    2> "$T/w/l.err" | { sleep 3; cat > "$T/w/l.out"; } &
-	LPID=$!
-	PIDS="$PIDS $LPID"
-	wait_port "$T/w/l.err" "$LPID" || return 1
+	slow_listener 3 || return 1
 	# -B 1: 1 MiB retained, so that the limit stays what it was.
 	timeout 60 $SECCHAT $SC -q -b -B 1 127.0.0.1 "$PORT" < "$T/w/big" \
 	    > /dev/null 2> "$T/w/c.err" &

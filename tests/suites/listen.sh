@@ -118,14 +118,7 @@ run "a penalised connector is told why and for how long" t_refusal_told
 # -g: a code is spent by its first check, right or wrong.
 t_code_spent() {
 	local code
-	echo "by code" > "$T/w/a"
-	timeout 60 $SECCHAT -l -k -m 1 -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
-	    > "$T/w/l.out" 2> "$T/w/l.err" &
-	LPID=$!
-	PIDS="$PIDS $LPID"
-	wait_port "$T/w/l.err" "$LPID" || return 1
-	wait_number code "$T/w/l.err" "$LPID" \
-	    'secchat: one-time code \([0-9-]*\): .*' || return 1
+	code_listener -k -m 1 || return 1
 	echo "$code" > "$T/w/code"
 	chmod 600 "$T/w/code"
 	# Read from a file as a code without -g: the greeting says so.

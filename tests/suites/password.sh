@@ -141,14 +141,7 @@ run "a listener at the password prompt: says so, and connectors wait" t_listener
 
 t_code_typed() {	# -g: the listener shows a code, the connector types it
 	local code
-	echo "by code" > "$T/w/a"
-	timeout 60 $SECCHAT -l -v -g -i 1000 127.0.0.1 0 < "$T/w/a" \
-	    > "$T/w/l.out" 2> "$T/w/l.err" &
-	LPID=$!
-	PIDS="$PIDS $LPID"
-	wait_port "$T/w/l.err" "$LPID" || return 1
-	wait_number code "$T/w/l.err" "$LPID" \
-	    'secchat: one-time code \([0-9]\{4\}-[0-9]\{4\}-[0-9]\{4\}\): .*' || return 1
+	code_listener || return 1
 	tty_session g "$SECCHAT -g 127.0.0.1 $PORT < /dev/null > $T/w/c.out 2> $T/w/c.err; echo status \$? > $T/w/c.rc" ||
 	    return 1
 	wait_screen '^Code:' || { $TM kill-server; return 1; }

@@ -496,6 +496,7 @@ struct greeted {
  * gives the process (the manual's numbers).
  */
 enum status {
+	RETRY = -3,		/* a resume's connection failed: another */
 	RESUMING = -2,		/* the connection is lost; the session waits */
 	GO_ON = -1,
 	EXIT_OK = 0,
@@ -4944,8 +4945,8 @@ resume_refused(struct report *r, const char *host, const uint8_t *m,
 
 /*
  * The connector's RESUME for rm on net, after greeting g (section 8.2),
- * and the answer checked (8.4): GO_ON with the new key set in ks; -1 (as
- * a status) if the connection failed, to try another; a refusal to wait
+ * and the answer checked (8.4): GO_ON with the new key set in ks; RETRY
+ * if the connection failed, to try another; a refusal to wait
  * out (*again) or NO_SESSION (*gone); else an exit status, said.
  */
 static int
@@ -4970,7 +4971,7 @@ connector_resume(struct report *r, const char *host, int net,
 	if (write_full(net, q, sizeof(*q), deadline) == -1 ||
 	    (st = resume_read(r, net, KIND_BIT(KIND_RESUMED) |
 	    KIND_BIT(KIND_REFUSAL), m, deadline)) == -1)
-		st = -1;
+		st = RETRY;
 	else if (st != 0)
 		;			/* said */
 	else if (m[HDR_LEN - 1] == KIND_REFUSAL)
@@ -10494,7 +10495,7 @@ connector_rejoin(void *arg, const struct resumable *rm, int64_t until,
 			return;
 		}
 		close(fd);
-		if (st != -1 && again == 0 && !j->gone)
+		if (st != RETRY && again == 0 && !j->gone)
 			j->status = st;
 	}
 	if (again > 0)

@@ -51,6 +51,20 @@ t_resume_bulk_resets() {
 }
 run "resume: a 20 MB upload reset 3 times arrives whole, exit 0 both" t_resume_bulk_resets
 
+# The connection that carries the RESUME is reset after it (207 bytes: the
+# greeting and the RESUME, no RESUMED): a failed attempt, tried again with
+# the secret of 8.4's generations, never a resume with keys it never got.
+t_resume_attempt_cut() {
+	local NORESUME=
+	head -c 2000000 /dev/urandom > "$T/w/big"
+	cut_via "--reset 300000,207" /dev/null "$T/w/big" -q -b -a 1 -L 5 ||
+	    return 1
+	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
+	    expect "sha256" "$(sha256sum < "$T/w/l.out")" \
+	    "$(sha256sum < "$T/w/big")" && resumes "$T/w/c.err" 1
+}
+run "resume: the attempt's own connection cut after the RESUME: tried again, nothing lost" t_resume_attempt_cut
+
 # 200,000 lines cut four times (resets and FINs): each exactly once, in order.
 t_resume_lines() {
 	local NORESUME=

@@ -7674,10 +7674,10 @@ conn_keys(struct session *s, int is_a, struct keyset *ks)
 	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
 	s->is_a = is_a;
 	memcpy(s->rm.sid, ks->sid, SID_LEN);
-	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
 	s->rm.gen = 0;
 	s->rm.has_prev = 0;
 	s->rm.window = s->rejoin != NULL ? ks->window : 0;
+	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
 	OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
@@ -8328,7 +8328,8 @@ serve_connection(struct session *s, struct pake *pk, struct greeted *in,
  * A child's life, as its listener sees it.  Each transition is one
  * function, named here, and it alone changes the counters the transition
  * involves: sv->checks (KID_CHECK only), sv->sessions (KID_SESSION only)
- * and src->kids (any state but KID_FREE).
+ * and src->kids (any state but KID_FREE), src->checking (KID_CHECK, and
+ * KID_KILLED until its result).
  *
  *   KID_FREE --kid_spawn: forked for a whole HELLO--> KID_CHECK
  *   KID_CHECK --kid_authed: "A" on ctl--> KID_SESSION
@@ -8365,7 +8366,8 @@ struct source {
 	int	 used;
 	int	 good;			/* a handshake succeeded from here */
 	int	 exempt;		/* -X: no penalty, no limit */
-	unsigned kids;			/* its children */
+	unsigned kids;			/* its children; a lone listener's
+					   session: 1 */
 	unsigned checking;		/* those whose check has no result */
 	unsigned pending;		/* its greeted connections */
 	unsigned fails;			/* failures since last forgiven */
@@ -8891,6 +8893,8 @@ pending_free(struct server *sv, struct pending *p, int close_fd)
 		close(p->fd);
 	BN_clear_free(p->in.y);
 	p->src->pending--;
+	if (sv->ready == p)		/* its slot may take another one */
+		sv->ready = NULL;
 	OPENSSL_cleanse(p, sizeof(*p));
 	p->fd = -1;
 	sv->used--;
@@ -9893,11 +9897,18 @@ static struct pending *
 serve_next(struct server *sv)
 {
 	struct pending *p;
+	size_t i;
 
 	sv->accepting = 1;
-	while (sv->ready == NULL || sv->ready->fd == -1)
+	while ((p = sv->ready) == NULL) {
+		/* a whole HELLO came while the first was in hand */
+		for (i = 0; i < sv->npend && p == NULL; i++)
+			if (sv->pend[i].fd != -1 && sv->pend[i].ready)
+				p = &sv->pend[i];
+		if (p != NULL)
+			break;
 		serve_round(sv, 1);
-	p = sv->ready;
+	}
 	sv->ready = NULL;
 	if (sv->opt->gflag)
 		sv->code_checks--;		/* spent by the check */
@@ -9965,10 +9976,12 @@ exempt_parse(struct server *sv, const char *list)
 		v4 = inet_pton(AF_INET, item, e->key + 12) == 1;
 		if (!v4 && inet_pton(AF_INET6, item, e->key) != 1)
 			errx(EXIT_USAGE, "-X: not an address: %s", item);
-		e->bits = slash == NULL ? 128 : atoi(slash) + (v4 ? 96 : 0);
+		/* The digits checked before they are read: no overflow. */
 		if (slash != NULL && (strspn(slash, "0123456789") !=
-		    strlen(slash) || *slash == '\0' || e->bits > 128))
+		    strlen(slash) || *slash == '\0' || strlen(slash) > 3 ||
+		    atoi(slash) > (v4 ? 32 : 128)))
 			errx(EXIT_USAGE, "-X: bad prefix length: /%s", slash);
+		e->bits = slash == NULL ? 128 : atoi(slash) + (v4 ? 96 : 0);
 	}
 }
 
@@ -10210,7 +10223,9 @@ listener_one(struct server *sv, struct session *s, enum hs_result *res)
 	conn_begin(s, fd);
 	s->rejoin = listener_rejoin;
 	s->rejoin_arg = sv;
+	src->kids++;		/* its record stays its own: resumes accept */
 	status = serve_connection(s, sv->pk, &in, NULL, -1, res);
+	src->kids--;
 	conn_end(s);
 	sv->no_new = 0;
 	/*
@@ -10220,7 +10235,7 @@ listener_one(struct server *sv, struct session *s, enum hs_result *res)
 	 */
 	if (sv->opt->kflag && chat_terminal(sv->opt))
 		(void)keys_raw(STDIN_FILENO, KEYS_AHEAD);
-	/* No connection was accepted meanwhile: src is still its record. */
+	/* Held by kids above, src is still its record. */
 	check_result(sv, src, *res, now_ms());
 	listener_checked(sv, src, port, *res);
 	return status;

@@ -57,6 +57,24 @@ t_many_guessing() {	# penalised from one address, another still gets in
 }
 run "-k -m 1 and serving many: guessing is penalised, another address gets in" t_many_guessing
 
+# -X: an exempt address is never penalised (t_many_guessing allows it 6
+# checks in 4 s), and a prefix length is checked before it is read.
+t_exempt() {
+	listen l /dev/null $SC -q -k -X 10.0.0.0/8,127.0.0.9/32 127.0.0.1 0 ||
+	    return 1
+	python3 tests/guess.py --attempts 20 --seconds 4 127.0.0.1 "$PORT" \
+	    > "$T/w/guess" || return 1
+	cat "$T/w/guess"
+	local n
+	n=$(sed -n 's/.* tested \([0-9]*\) .*/\1/p' "$T/w/guess")
+	[ "$n" -ge 10 ] && ! grep -q "refused for" "$T/w/l.err" || return 1
+	timeout 10 $SECCHAT -l -k $SC -X 10.0.0.0/4294967200 127.0.0.1 0 < /dev/null \
+	    2> "$T/w/x.err"
+	expect "overflowing prefix" "$?" 2 &&
+	    has_line "$T/w/x.err" "secchat: -X: bad prefix length: /4294967200"
+}
+run "-X: an exempt address is not penalised; a bad prefix length is refused" t_exempt
+
 t_many_burst() {	# 20 at once from one address: 4 handshakes, the rest wait
 	listen l /dev/null $SC -q -k 127.0.0.1 0 || return 1
 	local i pids="" ok=0

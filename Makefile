@@ -80,6 +80,13 @@ check:
 	    tests/secchat-leak tests/secchat-debug tests/srcaddr.so
 	./test.sh
 
+# The full-length runs, minutes of wall time at the defaults
+# (tests/suites/soak.sh); make check has their scaled twins.
+soak:
+	@./deps.sh test
+	@$(MAKE) --no-print-directory secchat tests/secchat-hooks
+	./test.sh soak
+
 check-asan:
 	@./deps.sh test
 	@$(MAKE) --no-print-directory secchat tests/secchat-hooks asan/secchat \
@@ -135,5 +142,5 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/secchat $(DESTDIR)$(MANDIR)/secchat.1 \
 	    $(DESTDIR)$(COMPDIR)/secchat
 
-.PHONY: all libcrypto-check check check-asan fuzz fuzz-long bench demo deb \
+.PHONY: all libcrypto-check check soak check-asan fuzz fuzz-long bench demo deb \
 	clean install uninstall

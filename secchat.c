@@ -228,15 +228,23 @@ os_recv_fds(int sock, void *p, size_t n, int fds[4], size_t *nfds)
 	*nfds = 0;
 	if ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) == -1)
 		return -1;
+	/* All the descriptors that came are ours to close (4 fit at most). */
 	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    *nfds == 0) {
-			*nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			memcpy(fds, CMSG_DATA(c), *nfds * sizeof(int));
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			if (*nfds + k > 4)
+				k = 4 - *nfds;
+			memcpy(fds + *nfds, CMSG_DATA(c), k * sizeof(int));
+			*nfds += k;
 		}
-	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-		errno = EMSGSIZE;
-	return m.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -1 : r;
+	if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		while (*nfds > 0)
+			close(fds[--*nfds]);
+		errno = EMSGSIZE;	/* a message cut short: not taken */
+		return -1;
+	}
+	return r;
 }
 
 /* poll(2) with the signals not in mask let through only meanwhile. */
@@ -781,6 +789,7 @@ struct stream {
 	uint64_t ack_sent;		/* W as our last ACK said it */
 	int64_t	 ack_wait;		/* ms: W went above it then; 0: not */
 	size_t	 retain;		/* S - A at most (-B) */
+	size_t	 kept_most;		/* S - A's highest, for -v */
 	int64_t	 input_at;		/* ms: input's last bytes, for a
 					   partial line (section 6) */
 	int	 closed;		/* our CLOSE sealed: S is our length */
@@ -2640,7 +2649,8 @@ written_read_acks(struct written *w)
 			for (i = 0; i < nfds; i++)
 				close(fds[i]);
 	}
-	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR))
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR &&
+	    errno != EMSGSIZE))
 		w->ack_fd = -1;		/* it is gone: we will be too */
 }
 
@@ -5194,6 +5204,8 @@ send_data(struct conn *c, struct report *r, struct bufs *b,
 	r->again = 0;
 	b->in.pos += len;
 	b->in.keep += len;
+	if (b->in.keep > st->kept_most)
+		st->kept_most = b->in.keep;
 	st->next += len;
 	if (st->next > st->sealed)	/* bytes sealed again do not move S */
 		st->sealed = st->next;
@@ -7120,13 +7132,16 @@ session_renewed(struct session *s, struct rejoin *j)
 	struct buf *in = &s->b.in, *out = &s->b.out;
 	int ended = (c->tx_state == TX_FAILED ? c->tx_failed_in :
 	    c->tx_state) != TX_OPEN, pipe;
+	size_t kept;
 
 	OPENSSL_cleanse(out->data + out->pos, buf_pending(out));
 	out->len = out->pos;
 	in->pos -= in->keep;
 	in->keep = 0;
+	kept = s->st.kept_most;
 	memset(&s->st, 0, sizeof(s->st));
 	s->st.retain = s->opt->retain;
+	s->st.kept_most = kept;
 	pipe = s->b.wr.pipe_fd;		/* -e's command runs on */
 	written_begin(&s->b.wr, 0, -1);
 	s->b.wr.pipe_fd = pipe;
@@ -7191,7 +7206,9 @@ resume_wait(struct session *s, const sigset_t *open)
 	conn_drop(s);
 	if (s->rm.window == 0)		/* -K without resuming */
 		return session_renew(s, open, "resuming is off");
-	conn_note(s, "connection to %s lost; reconnecting", s->chat.view.peer);
+	conn_note(s, "connection to %s lost (%s); %s", s->chat.view.peer,
+	    s->lost_why, s->is_a ? "reconnecting" :
+	    "waiting for it to reconnect");
 	for (;;) {
 		if ((st = rejoin_try(s, &s->rm, until, &j, open)) != GO_ON)
 			return st;
@@ -7702,13 +7719,15 @@ session_figures(struct session *s)
 	const struct conn *c = &s->c;
 
 	note(&s->rep, "sent %llu record%s (%llu byte%s), received %llu "
-	    "record%s (%llu byte%s), rekeys %llu sent, %llu received",
+	    "record%s (%llu byte%s), rekeys %llu sent, %llu received, at "
+	    "most %zu byte%s unconfirmed",
 	    (unsigned long long)c->sent_records, plural(c->sent_records),
 	    (unsigned long long)c->sent_bytes, plural(c->sent_bytes),
 	    (unsigned long long)c->recv_records, plural(c->recv_records),
 	    (unsigned long long)c->recv_bytes, plural(c->recv_bytes),
 	    (unsigned long long)c->rekeys_sent,
-	    (unsigned long long)c->rekeys_recv);
+	    (unsigned long long)c->rekeys_recv, s->st.kept_most,
+	    plural(s->st.kept_most));
 }
 
 /*
@@ -8412,7 +8431,8 @@ struct kid {
 	int	 marks;
 	uint64_t acked, ack_sent;	/* its bytes written; and told */
 	uint8_t	 sid[SID_LEN];		/* its session's, from its "A" */
-	struct source *resumer;		/* of the last RESUME handed to it */
+	struct source *resumer;		/* of the last RESUME handed to it, */
+	uint8_t	 resumer_key[16];	/* while its entry holds this address */
 	struct source *src;
 	int64_t	 started;		/* ms */
 	unsigned long number;		/* the session number */
@@ -9316,7 +9336,8 @@ kid_ctl(struct server *sv, struct kid *k)
 		memcpy(k->sid, m + 1, SID_LEN);
 		kid_authed(sv, k, now_ms());
 	} else if (r == 1 && (c == 'R' || c == 'r') && k->resumer != NULL &&
-	    k->resumer->used)		/* a RESUME it refused (8.7) */
+	    k->resumer->used && memcmp(k->resumer->key, k->resumer_key,
+	    sizeof(k->resumer_key)) == 0)	/* a RESUME it refused (8.7) */
 		check_result(sv, k->resumer, c == 'R' ? HS_WRONG : HS_MALFORMED,
 		    now_ms());
 	else if (r == 1 && (c == 'P' || c == 'M' || c == 'F'))
@@ -9626,12 +9647,13 @@ pending_resume(struct server *sv, struct pending *p, int64_t t)
 	memcpy(tr + TR_RESUME, p->msg, sizeof(*m));
 	if (k == NULL)
 		pending_check_resume(sv, p, tr, t);
-	else {
-		if (os_send_fds(k->ctl, tr, HANDOVER_LEN, &p->fd, 1) ==
-		    HANDOVER_LEN)
-			k->resumer = p->src;
+	else if (os_send_fds(k->ctl, tr, HANDOVER_LEN, &p->fd, 1) ==
+	    HANDOVER_LEN) {
+		k->resumer = p->src;
+		memcpy(k->resumer_key, p->src->key, sizeof(k->resumer_key));
 		pending_free(sv, p, 1);	/* the child has its own descriptor */
-	}
+	} else				/* its channel is full: try again */
+		pending_refuse(sv, p, REF_BUSY, 1);
 	OPENSSL_cleanse(tr, sizeof(tr));
 }
 

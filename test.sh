@@ -21,7 +21,10 @@ cd "$(dirname "$0")" || exit 2
 # The others may run JOBS at once.
 SUITES="kat errors password attacks exec sandbox"
 ALONE="secrets install deb e2e hostile serving listen written faults ends resume chat interop"
-SUITES="$SUITES $ALONE"
+# Run only when named (make soak): minutes of wall time at the defaults.
+LONG="soak"
+SUITES="$SUITES $ALONE $LONG"
+ALONE="$ALONE $LONG"
 JOBS=${JOBS:-2}
 
 for SUITE in $SUITES; do
@@ -44,7 +47,8 @@ for SUITE in $SUITES; do
 	for i in "${!TEST_FN[@]}"; do
 		[ "${TEST_SUITE[i]}" = "$SUITE" ] || continue
 		case $picked in
-		" " | *" $SUITE "* | *" ${TEST_FN[i]} "*) ;;
+		" ") case " $LONG " in *" $SUITE "*) continue ;; esac ;;
+		*" $SUITE "* | *" ${TEST_FN[i]} "*) ;;
 		*) continue ;;
 		esac
 		PICKS[$SUITE]="${PICKS[$SUITE]:-} $i"

@@ -2,7 +2,7 @@
 """A loopback TCP relay for resume tests (python3 standard library only).
 
   cutrelay.py [--reset N,N,...] [--cut N,...] [--freeze N:SEC]
-              [--record FILE] TARGET_PORT
+              [--plan HOW:N[:SEC],...] [--record FILE] TARGET_PORT
 
 Listens on 127.0.0.1 on a free port, prints "relay port N" on stdout, and
 relays every connection it accepts to 127.0.0.1 TARGET_PORT, until killed.
@@ -14,6 +14,9 @@ it has carried N_k bytes, both directions counted:
   --cut N,...     with a FIN (shutdown) on both sides
   --freeze N:SEC  connection 0, after N bytes: nothing forwarded nor read
                   for SEC seconds (a dead link), then it is reset
+  --plan HOW:N[:SEC],...
+                  connection k by the k-th entry: reset:N, cut:N or
+                  freeze:N:SEC (in place of the three above)
   --record FILE   the first RESUME (93 bytes after a 114-byte greeting)
                   a connector sends is written to FILE
 """
@@ -30,12 +33,14 @@ def main():
     ap.add_argument("--reset", default="")
     ap.add_argument("--cut", default="")
     ap.add_argument("--freeze", default="")
+    ap.add_argument("--plan", default="")
     ap.add_argument("--record", default="")
     ap.add_argument("port", type=int)
     a = ap.parse_args()
     resets = [int(x) for x in a.reset.split(",") if x]
     cuts = [int(x) for x in a.cut.split(",") if x]
     freeze = tuple(int(x) for x in a.freeze.split(":")) if a.freeze else None
+    plan = [x.split(":") for x in a.plan.split(",") if x]
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))
@@ -55,10 +60,13 @@ def main():
             limit, how = resets[k], "reset"
         elif k < len(cuts):
             limit, how = cuts[k], "cut"
+        secs = freeze[1] if freeze else 0
         if k == 0 and freeze:
             limit, how = freeze[0], "freeze"
-        Conn(c, t, limit, how, freeze[1] if freeze else 0, a.record,
-             recorded).start()
+        if k < len(plan):
+            how, limit = plan[k][0], int(plan[k][1])
+            secs = int(plan[k][2]) if how == "freeze" else 0
+        Conn(c, t, limit, how, secs, a.record, recorded).start()
         k += 1
 
 

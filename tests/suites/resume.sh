@@ -26,7 +26,8 @@ cut_via() {
 relay_to() {
 	# shellcheck disable=SC2086	# RELAYARGS is words
 	# Not a fifo_listener's fd 7: its EOF must reach the listener.
-	timeout 60 $CUTRELAY $1 "$2" > "$T/w/relay.out" 2> "$T/w/relay.err" 7>&- &
+	timeout "${RELAY_SECS:-60}" $CUTRELAY $1 "$2" > "$T/w/relay.out" \
+	    2> "$T/w/relay.err" 7>&- &
 	RPID=$!
 	PIDS="$PIDS $RPID"
 	wait_number RPORT "$T/w/relay.out" "$RPID" 'relay port \([0-9]*\)'
@@ -38,18 +39,30 @@ resumes() {
 	    { echo "fewer than $2 resumes in $(basename "$1")"; return 1; }
 }
 
-# A 20 MB upload reset three times arrives whole, both sides exit 0.
-t_resume_bulk_resets() {
+# kept_at_most FILE CAP: FILE's -v summary says at most CAP bytes were
+# kept unconfirmed at once (the retained buffer, -B).
+kept_at_most() {
+	local n
+	n=$(sed -n 's/^secchat: sent .*, at most \([0-9]*\) bytes* unconfirmed$/\1/p' "$1")
+	[ -n "$n" ] && [ "$n" -le "$2" ] ||
+	    { echo "kept ${n:-?} bytes unconfirmed, above $2"; return 1; }
+}
+
+# A 200 MB upload cut three times, by a reset, by a 20 s freeze (a dead
+# link, noticed after -L 3) and by a FIN, arrives whole, both sides exit
+# 0, and the sender never kept more than its cap (-B, 4 MiB by default).
+t_resume_bulk_cuts() {
 	local NORESUME=
-	head -c 20000000 /dev/urandom > "$T/w/big"
-	cut_via "--reset 3000000,9000000,5000000" /dev/null "$T/w/big" \
-	    -q -b -a 1 -L 5 || return 1
+	head -c 200000000 /dev/urandom > "$T/w/big"
+	cut_via "--plan reset:30000000,freeze:70000000:20,cut:50000000" \
+	    /dev/null "$T/w/big" -q -b -a 1 -L 3 || return 1
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
 	    expect "sha256" "$(sha256sum < "$T/w/l.out")" \
 	    "$(sha256sum < "$T/w/big")" && resumes "$T/w/c.err" 3 &&
-	    resumes "$T/w/l.err" 3
+	    resumes "$T/w/l.err" 3 && kept_at_most "$T/w/c.err" 4194304 &&
+	    grep -q 'no word from 127.0.0.1 for 3 s' "$T/w/c.err" "$T/w/l.err"
 }
-run "resume: a 20 MB upload reset 3 times arrives whole, exit 0 both" t_resume_bulk_resets
+run "resume: 200 MB cut by a reset, a 20 s freeze and a FIN: whole, exit 0, kept within -B" t_resume_bulk_cuts
 
 # The connection that carries the RESUME is reset after it (207 bytes: the
 # greeting and the RESUME, no RESUMED): a failed attempt, tried again with
@@ -65,28 +78,18 @@ t_resume_attempt_cut() {
 }
 run "resume: the attempt's own connection cut after the RESUME: tried again, nothing lost" t_resume_attempt_cut
 
-# 200,000 lines cut four times (resets and FINs): each exactly once, in order.
+# A line-mode shipper's 1,000,000 lines cut five times (resets and FINs):
+# each exactly once, in order.
 t_resume_lines() {
 	local NORESUME=
-	seq 1 200000 | sed 's/^/line /' > "$T/w/lines"
-	cut_via "--reset 300000,700000 --cut 0,0,400000,500000" /dev/null \
-	    "$T/w/lines" -q -a 1 -L 5 || return 1
+	seq 1 1000000 | sed 's/^/line /' > "$T/w/lines"
+	cut_via "--plan reset:1000000,cut:2500000,reset:800000,cut:3000000,reset:1500000" \
+	    /dev/null "$T/w/lines" -q -a 1 -L 5 || return 1
 	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
-	    same "$T/w/lines" "$T/w/l.out" && resumes "$T/w/c.err" 4
+	    same "$T/w/lines" "$T/w/l.out" && resumes "$T/w/c.err" 5 &&
+	    resumes "$T/w/l.err" 5
 }
-run "resume: 200,000 lines cut 4 times arrive once each, in order" t_resume_lines
-
-# A dead link (nothing moves for 8 s) is noticed after -L 2 and resumed.
-t_resume_frozen() {
-	local NORESUME=
-	head -c 3000000 /dev/urandom > "$T/w/big"
-	cut_via "--freeze 1000000:8" /dev/null "$T/w/big" -q -b -a 1 -L 2 ||
-	    return 1
-	expect "listener status" "$LRC" 0 && expect "connector status" "$CRC" 0 &&
-	    same "$T/w/big" "$T/w/l.out" && resumes "$T/w/c.err" 1 &&
-	    has_line "$T/w/c.err" "secchat: connection to 127.0.0.1 lost; reconnecting"
-}
-run "resume: a frozen link is noticed within -L and resumed" t_resume_frozen
+run "resume: 1,000,000 lines cut 5 times arrive once each, in order" t_resume_lines
 
 # resume_try PORT FILE GEN...: for each GEN, a connection that sends the
 # RESUME in FILE after the greeting, its gen set to GEN ("-": as it is);
@@ -215,8 +218,25 @@ t_resume_serving() {
 }
 run "resume through -k -m 4: the child gets the connection, -e cat runs on" t_resume_serving
 
+# dups_tail OLD NEW SAID: the lines both OLD and NEW have are OLD's last
+# and NEW's first (the old session's unconfirmed tail, sent again), and
+# no more bytes than SAID ("12.3 KiB", as the connector put it).
+dups_tail() {
+	local d bytes most
+	d=$(sort "$1" "$2" | uniq -d | wc -l)
+	bytes=$(head -n "$d" "$2" | wc -c)
+	most=$(echo "$3" | awk '{ m = 1; if ($2 == "KiB") m = 1024
+	    if ($2 == "MiB") m = 1048576; printf "%d", ($1 + 0.05) * m }')
+	echo "# $d lines ($bytes bytes) twice; the connector said $3 unconfirmed"
+	expect "the lines twice" "$(tail -n "$d" "$1" | tr '\n' ' ')" \
+	    "$(head -n "$d" "$2" | tr '\n' ' ')" &&
+	    [ "$d" = 0 ] || [ "$bytes" -le "$most" ] ||
+	    { echo "$bytes bytes twice, above the $3 unconfirmed"; return 1; }
+}
+
 # -K (8.9): the collector restarts (a new listener on the same port), the
-# shipper starts a new session with what was not confirmed: no line lost.
+# shipper starts a new session with what was not confirmed: no line lost,
+# and those that come twice are that unconfirmed tail, counted.
 t_resume_new_session() {
 	local NORESUME= cpid port
 	mkfifo "$T/w/in"
@@ -239,9 +259,10 @@ t_resume_new_session() {
 	    expect "lines" "$(sort -un "$T/w/l.out" "$T/w/l2.out" | tr '\n' ' ')" \
 	    "$(seq 1 4000 | tr '\n' ' ')" &&
 	    expect "last line" "$(tail -n 1 "$T/w/l2.out")" 4000 &&
-	    grep -q 'secchat: a new session with 127.0.0.1' "$T/w/c.err"
+	    grep -q 'secchat: a new session with 127.0.0.1' "$T/w/c.err" &&
+	    dups_tail "$T/w/l.out" "$T/w/l2.out" "$(sed -n 's/.*; a new session, \(.*\) unconfirmed sent again$/\1/p' "$T/w/c.err")"
 }
-run "resume -K: the collector restarts, a new session, no line lost" t_resume_new_session
+run "resume -K: the collector restarts, a new session, no line lost, the tail twice at most" t_resume_new_session
 
 # A chat at a terminal across a reset: the screen says the connection was
 # lost and then resumed; the lines typed before and after arrive once.
@@ -252,7 +273,7 @@ t_resume_chat() {
 	$TM send-keys "clear; $SECCHAT $SC -a 1 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
 	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
 	$TM send-keys "before the cut" Enter
-	wait_screen '^secchat: connection to bob lost; reconnecting' &&
+	wait_screen '^secchat: connection to bob lost \((Connection reset by peer|closed by bob)\);' &&
 	    wait_screen '^secchat: reconnected to bob \(nothing lost\)' ||
 	    { $TM kill-server; return 1; }
 	$TM send-keys "after the cut" Enter
@@ -262,48 +283,6 @@ t_resume_chat() {
 	    expect "rows of our DATA records" "$(grep -c '‹sent [0-9]' "$T/w/screen")" 0
 }
 run "resume: a chat across a reset says so, each line arrives once, no stray rows" t_resume_chat
-
-# A dead link in a chat (the relay stopped: nothing moves, nothing closes):
-# the line typed meanwhile is sealed into it, unacknowledged, and sealed
-# again after the resume: it arrives once and is shown once, with no row
-# of its own for the second sealing.
-t_resume_chat_frozen() {
-	local rp
-	fifo_listener -a 1 -L 2 || return 1
-	relay_to "" "$PORT" || return 1
-	rp=$(child "$RPID")
-	chat_pane e 70 || return 1
-	$TM send-keys "clear; $SECCHAT $SC -a 1 -L 2 -n bob 127.0.0.1 $RPORT; echo status \$? > $T/w/c.rc" Enter
-	wait_screen '^secchat: chat with bob secured' || { $TM kill-server; return 1; }
-	$TM send-keys "before the freeze" Enter
-	wait_until 10 grep -q "before the freeze" "$T/w/l.out" ||
-	    { $TM kill-server; return 1; }
-	kill -STOP "$rp"
-	$TM send-keys "during the freeze" Enter
-	wait_screen '^secchat: connection to bob lost; reconnecting'
-	local rc=$?
-	# A long outage: the connector gives up a connect that brought no
-	# greeting after 10 s and tries again (8.6).
-	sleep 12
-	kill -CONT "$rp"
-	[ "$rc" = 0 ] &&
-	    wait_screen '^secchat: reconnected to bob \(nothing lost\)' ||
-	    { $TM kill-server; return 1; }
-	# While the chat lives (its end redraws the bottom row): a row for
-	# the second sealing would come with it, before the listener has it.
-	wait_until 10 grep -q "during the freeze" "$T/w/l.out" ||
-	    { $TM kill-server; return 1; }
-	if wait_until 2 screen_shows '‹sent [0-9]'; then
-		echo "a row for a record sealed again:"
-		$TM capture-pane -p
-		$TM kill-server
-		return 1
-	fi
-	chat_close bob "hi alice" 'before the freeze\nduring the freeze\n' &&
-	    expect "our lines shown" "$(grep -Ec "^$HHMM you> (before|during) the freeze( +‹.*›)?\$" "$T/w/screen")" 2 &&
-	    expect "rows of our DATA records" "$(grep -c '‹sent [0-9]' "$T/w/screen")" 0
-}
-run "resume: a chat across a dead link: the line typed meanwhile once, no stray rows" t_resume_chat_frozen
 
 # A listener that waits for its connector to come back still ends at once
 # on SIGTERM (the signals are let in at least each second of the wait).
@@ -317,7 +296,8 @@ t_resume_wait_signal() {
 	PIDS="$PIDS $cpid"
 	wait_until 10 test -s "$T/w/l.out" || return 1
 	kill -KILL "$(child "$cpid")"
-	wait_until 10 grep -q "lost; reconnecting" "$T/w/l.err" || return 1
+	wait_until 10 grep -Eq "^secchat: connection to 127.0.0.1 lost \((closed by 127.0.0.1|Connection reset by peer)\); waiting for it to reconnect\$" "$T/w/l.err" ||
+	    return 1
 	spid=$(child "$LPID")
 	kill -TERM "$spid"
 	wait_until 5 gone "$spid" || { echo "still waiting 5 s after SIGTERM"; return 1; }
@@ -483,3 +463,84 @@ t_resume_serving_two() {
 	    grep -q "^secchat: 127.0.0.1 port $port: command exited with status 0\$" "$T/w/l.err"
 }
 run "resume through -k -m 4 -e, two sessions: the cut one resumed by its child, both uploads whole" t_resume_serving_two
+
+# Two people through the relay, each in a pane (bob listens in pane 0,
+# alice connects in pane 1), with the hex display on: a quiet spell, then
+# a dead link (the relay stopped, so nothing moves and even new connections
+# get no greeting).  chat_through_freeze QUIET FREEZE OPTS...: QUIET
+# seconds of silence that leave no note on either screen, then a freeze of
+# FREEZE seconds, past the loss limit: both screens say the connection was
+# lost and then resumed (nothing lost), and every line typed before,
+# during the freeze (sealed into the dead connection: sealed again after
+# the resume, with no row of its own), while reconnecting and after arrives
+# exactly once; ^D ends the chat, both exit 0.  Sets THAWED, the seconds
+# from the thaw to both screens' "reconnected".
+notes() { rows_joined "$1" | grep -c '^secchat: '; }
+each_once() {	# each_once PANE WHO LINE...: PANE shows each once as WHO's
+	local pane=$1 who=$2 line n
+	shift 2
+	for line; do
+		n=$(rows_joined "$pane" | grep -Ec "^$HHMM $who> $line( +‹.*›)?\$")
+		expect "pane $pane: '$who> $line' shown" "$n" 1 || return 1
+	done
+}
+chat_through_freeze() {
+	local quiet=$1 freeze=$2 rp n0 n1 t0 HEX='( +‹.*›)?'
+	shift 2
+	tmux_server two
+	local sh="exec env LANG=C.UTF-8 TZ=UTC PS1='\$ ' bash --norc --noprofile"
+	$TM new-session -d -x 201 -y 30 "$sh" || return 1
+	$TM split-window -h "$sh" || { $TM kill-server; return 1; }
+	$TM send-keys -t 0 "$SECCHAT -l -n alice $SC $* 127.0.0.1 0; echo bob status \$? > $T/w/b.rc" Enter
+	wait_until 10 pane_port || { $TM kill-server; return 1; }
+	relay_to "" "$PORT" || { $TM kill-server; return 1; }
+	rp=$(child "$RPID")
+	$TM send-keys -t 1 "$SECCHAT -n bob $SC $* 127.0.0.1 $RPORT; echo alice status \$? > $T/w/a.rc" Enter
+	{ wait_until 10 joined_shows '^secchat: chat with bob secured' 1 &&
+	    say 1 "'alice before'" alice "alice before$HEX" &&
+	    say 0 "'bob before'" bob "bob before$HEX"; } || { $TM kill-server; return 1; }
+	n0=$(notes 0) n1=$(notes 1)
+	sleep "$quiet"		# the silence is the test: time must pass
+	expect "bob's notes after ${quiet} s of quiet" "$(notes 0)" "$n0" &&
+	    expect "alice's notes after ${quiet} s of quiet" "$(notes 1)" "$n1" &&
+	    say 1 "'alice after the quiet'" alice "alice after the quiet$HEX" ||
+	    { $TM kill-server; return 1; }
+	kill -STOP "$rp"
+	t0=$SECONDS
+	$TM send-keys -t 1 "alice during" Enter
+	$TM send-keys -t 0 "bob during" Enter
+	{ wait_until $((freeze + 5)) joined_shows '^secchat: connection to bob lost \(no word from bob for [0-9]+ s\); reconnecting$' 1 &&
+	    wait_until 10 joined_shows '^secchat: connection to alice lost \(no word from alice for [0-9]+ s\); waiting for it to reconnect$' 0; } ||
+	    { echo "no 'lost' on both screens"; kill -CONT "$rp"; $TM capture-pane -p -t 0; $TM capture-pane -p -t 1; $TM kill-server; return 1; }
+	$TM send-keys -t 1 "alice reconnecting" Enter
+	$TM send-keys -t 0 "bob reconnecting" Enter
+	[ $((SECONDS - t0)) -lt "$freeze" ] && sleep $((freeze - (SECONDS - t0)))
+	kill -CONT "$rp"
+	t0=$EPOCHREALTIME
+	{ wait_until 10 joined_shows '^secchat: reconnected to bob \(nothing lost\)$' 1 &&
+	    wait_until 10 joined_shows '^secchat: reconnected to alice \(nothing lost\)$' 0; } ||
+	    { echo "no 'reconnected' on both screens"; $TM capture-pane -p -t 0; $TM capture-pane -p -t 1; $TM kill-server; return 1; }
+	THAWED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+	{ say 1 "'alice after'" alice "alice after$HEX" &&
+	    say 0 "'bob after'" bob "bob after$HEX" &&
+	    each_once 0 alice "alice before" "alice after the quiet" "alice during" "alice reconnecting" "alice after" &&
+	    each_once 1 bob "bob before" "bob during" "bob reconnecting" "bob after"; } ||
+	    { $TM capture-pane -p -t 0; $TM capture-pane -p -t 1; $TM kill-server; return 1; }
+	$TM send-keys -t 1 C-d
+	wait_until 10 test -s "$T/w/a.rc" -a -s "$T/w/b.rc"
+	{ echo "--- bob (pane 0, listener)"; rows_joined 0
+	  echo "--- alice (pane 1, connector)"; rows_joined 1; } > "$T/w/panes"
+	$TM kill-server
+	[ -n "${CHAT_PANES:-}" ] && cp "$T/w/panes" "$CHAT_PANES"
+	cat "$T/w/panes"
+	echo "# both screens said 'reconnected' ${THAWED} s after the thaw"
+	expect "alice" "$(cat "$T/w/a.rc")" "alice status 0" &&
+	    expect "bob" "$(cat "$T/w/b.rc")" "bob status 0" &&
+	    grep -q "^secchat: alice ended the chat" "$T/w/panes" &&
+	    expect "rows of DATA records" "$(grep -c '‹sent [0-9]' "$T/w/panes")" 0
+}
+
+# A long outage: the connector gives up a connect that brought no greeting
+# after 10 s and tries again (8.6), so the freeze is 14 s.
+t_resume_chat_two() { local NORESUME=; chat_through_freeze 5 14 -a 1 -L 2; }
+run "resume: two panes, 5 s quiet then a 14 s dead link: lost, resumed, each line once" t_resume_chat_two

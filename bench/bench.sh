@@ -16,6 +16,15 @@
 # is measured too, in sets 1 and 2, as the baseline for the default settings.
 #   8. serving many: concurrent connectors against one -k listener, then as
 #      many line-mode senders at once (many.py)
+#   9. resume (resume.py): a connector streams a line every 20 ms through a
+#      relay to a listener (both -a 1 -L 2); the relay is frozen (SIGSTOP)
+#      for BENCH_FREEZE_S seconds, past -L, so both sides declare the
+#      connection lost and the connector's new one waits in the relay's
+#      backlog; time from the thaw (SIGCONT) to the first line the listener
+#      writes, every line checked, each once and in order.  Then a listener
+#      whose stdout nobody reads, and the sender's (connector's) RSS at 1, 3
+#      and 8 s of the stall, -b from /dev/zero and line mode from yes: it
+#      must stay constant, under -B's default 4 MiB plus 12 MiB.
 # Each transfer: the receiver listens on 127.0.0.1 and writes a file, the
 # sender connects; time from sender start to receiver exit; the received
 # file must have the sent file's sha256.
@@ -34,6 +43,9 @@
 #   BENCH_REKEY_LINES lines for the rekey measurement (set 7)    [200000]
 #   SECCHAT         the binary to measure                        [./secchat]
 #   SECCHAT_BASE    a baseline secchat to compare with           [none]
+#   BENCH_FREEZE_S  seconds the relay is frozen in set 9         [6]
+#   BENCH_SETS      the sets to run, e.g. "9" or "1 2 6"        [all]
+#                   (6 reports the transfers of 1 and 2)
 #
 # Progress goes to stderr, the table to stdout.  Exit status: 0 when every
 # measurement ran and every transfer arrived intact, whether or not the
@@ -57,17 +69,25 @@ MANY_CONNS=${BENCH_MANY_CONNS:-200}
 MANY_LINES=${BENCH_MANY_LINES:-5000}
 TO=${BENCH_TIMEOUT:-300}
 REKEY_LINES=${BENCH_REKEY_LINES:-200000}
+FREEZE_S=${BENCH_FREEZE_S:-6}
+SETS=${BENCH_SETS:-1 2 3 4 5 6 7 8 9}
 SECCHAT_BASE=${SECCHAT_BASE:-}
 case $SECCHAT_BASE in /*|'') ;; */*) SECCHAT_BASE=$ROOT/${SECCHAT_BASE#./};; esac
 BASE=()
 [ -n "$SECCHAT_BASE" ] && BASE=(base)
 
 for v in BULK_MB LINES RUNS RTT_N HS_RUNS HS_CONNS MANY_CONNS MANY_LINES TO \
-    REKEY_LINES; do
+    REKEY_LINES FREEZE_S; do
 	case ${!v} in ''|*[!0-9]*|0)
 		echo "bench: $v must be a positive integer" >&2; exit 2;;
 	esac
 done
+for v in $SETS; do
+	case $v in [1-9]) ;; *)
+		echo "bench: BENCH_SETS: sets are 1 to 9, not '$v'" >&2; exit 2;;
+	esac
+done
+want() { [[ " $SETS " == *" $1 "* ]]; }	# want N: set N is to run
 
 START=$EPOCHREALTIME
 note() { printf 'bench: [%6.1fs] %s\n' "$(elapsed)" "$*" >&2; }
@@ -103,11 +123,15 @@ command -v timeout >/dev/null || die "timeout (coreutils) is needed"
 # ---------------------------------------------------------------- scratch
 
 # Everything (data, output, hex display logs) on tmpfs if it has room:
-# both data files, one received copy, two hex logs of ~241 bytes a line.
+# both data files, one received copy, two hex logs of ~241 bytes a line
+# (of these, what the sets chosen use).
 LINE_BYTES=$((LINES * 100))
 HEXLOG_BYTES=$((LINES * 260))
-OUT_MAX=$((BULK_MB * 1048576 > LINE_BYTES ? BULK_MB * 1048576 : LINE_BYTES))
-need_mb=$(( (BULK_MB * 1048576 + LINE_BYTES + OUT_MAX + 2 * HEXLOG_BYTES) / 1048576 + 512 ))
+want 1 && GEN_BULK=1 || GEN_BULK=0
+{ want 2 || want 3 || want 7; } && GEN_TEXT=1 || GEN_TEXT=0
+bulk_b=$((GEN_BULK * BULK_MB * 1048576)) line_b=$((GEN_TEXT * LINE_BYTES))
+OUT_MAX=$((bulk_b > line_b ? bulk_b : line_b))
+need_mb=$(( (bulk_b + line_b + OUT_MAX + $(want 3 && echo 2 || echo 0) * HEXLOG_BYTES) / 1048576 + 512 ))
 avail_mb() { df -Pm "$1" 2>/dev/null | awk 'NR==2{print $4}'; }
 T=""
 for d in /dev/shm /tmp; do
@@ -154,21 +178,26 @@ sha() { openssl dgst -sha256 -r "$1" | cut -c1-64; }
 
 BULK=$T/bulk.dat
 TEXT=$T/lines.txt
-note "generating $BULK_MB MiB of random bytes"
-head -c $((BULK_MB * 1048576)) /dev/urandom > "$BULK" || die "writing $BULK"
-note "generating $LINES lines of 100 bytes"
-# 99*LINES base64 characters need 3/4 as many random bytes
-{ head -c $(( (99 * LINES + 3) / 4 * 3 )) /dev/urandom |
-    base64 -w 99 | head -n "$LINES"; } > "$TEXT" 2>/dev/null
-[ "$(stat -c %s "$TEXT")" -eq "$LINE_BYTES" ] &&
-    [ "$(tail -c 100 "$TEXT" | tr -dc '\n' | wc -c)" -eq 1 ] ||
-    die "line file has the wrong size"
 RTEXT=$T/rekey.txt
-head -n "$REKEY_LINES" "$TEXT" > "$RTEXT" || die "writing $RTEXT"
-RTEXT_SHA=$(sha "$RTEXT")
-BULK_BYTES=$(stat -c %s "$BULK")
-BULK_SHA=$(sha "$BULK")
-TEXT_SHA=$(sha "$TEXT")
+BULK_BYTES=0 BULK_SHA="" TEXT_SHA="" RTEXT_SHA=""
+if [ "$GEN_BULK" -eq 1 ]; then
+	note "generating $BULK_MB MiB of random bytes"
+	head -c $((BULK_MB * 1048576)) /dev/urandom > "$BULK" || die "writing $BULK"
+	BULK_BYTES=$(stat -c %s "$BULK")
+	BULK_SHA=$(sha "$BULK")
+fi
+if [ "$GEN_TEXT" -eq 1 ]; then
+	note "generating $LINES lines of 100 bytes"
+	# 99*LINES base64 characters need 3/4 as many random bytes
+	{ head -c $(( (99 * LINES + 3) / 4 * 3 )) /dev/urandom |
+	    base64 -w 99 | head -n "$LINES"; } > "$TEXT" 2>/dev/null
+	[ "$(stat -c %s "$TEXT")" -eq "$LINE_BYTES" ] &&
+	    [ "$(tail -c 100 "$TEXT" | tr -dc '\n' | wc -c)" -eq 1 ] ||
+	    die "line file has the wrong size"
+	head -n "$REKEY_LINES" "$TEXT" > "$RTEXT" || die "writing $RTEXT"
+	RTEXT_SHA=$(sha "$RTEXT")
+	TEXT_SHA=$(sha "$TEXT")
+fi
 
 PF=$T/pf
 openssl rand -base64 24 > "$PF" && chmod 600 "$PF" || die "password file"
@@ -404,65 +433,105 @@ measure() {
 # ---------------------------------------------------------------- checks
 
 # socat must really do TLS 1.3 (what it negotiates, with -d -d)
-port=$(free_port)
-head -c 65536 "$BULK" > "$T/small"
-timeout 30 socat -d -d -u \
-    "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$CERT,key=$KEY,verify=0$TLSV" \
-    "OPEN:$OUT,creat,trunc" < /dev/null 2> "$LERR" &
-lpid=$!; PIDS+=("$lpid")
-if wait_listen "$port" "$lpid" &&
-    timeout 30 socat -u "OPEN:$T/small" "OPENSSL:127.0.0.1:$port,verify=0$TLSV" \
-    < /dev/null 2> "$SERR"; then
-	wait "$lpid"
-	TLSINFO=$(sed -n 's/.*SSL proto version used: //p; s/.*SSL connection using //p' \
-	    "$LERR" | paste -sd' ')
-	case $TLSINFO in
-	TLSv1.3*) note "socat TLS: $TLSINFO";;
-	*) stop "$lpid"; die "socat TLS did not negotiate TLS 1.3: '$TLSINFO'";;
-	esac
-else
-	stop "$lpid"; die "socat TLS does not work: $(tail -n 3 "$LERR" "$SERR")"
+TLSINFO=""
+if want 1 || want 2 || want 3; then
+	port=$(free_port)
+	head -c 65536 /dev/urandom > "$T/small"
+	timeout 30 socat -d -d -u \
+	    "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$CERT,key=$KEY,verify=0$TLSV" \
+	    "OPEN:$OUT,creat,trunc" < /dev/null 2> "$LERR" &
+	lpid=$!; PIDS+=("$lpid")
+	if wait_listen "$port" "$lpid" &&
+	    timeout 30 socat -u "OPEN:$T/small" "OPENSSL:127.0.0.1:$port,verify=0$TLSV" \
+	    < /dev/null 2> "$SERR"; then
+		wait "$lpid"
+		TLSINFO=$(sed -n 's/.*SSL proto version used: //p; s/.*SSL connection using //p' \
+		    "$LERR" | paste -sd' ')
+		case $TLSINFO in
+		TLSv1.3*) note "socat TLS: $TLSINFO";;
+		*) stop "$lpid"; die "socat TLS did not negotiate TLS 1.3: '$TLSINFO'";;
+		esac
+	else
+		stop "$lpid"; die "socat TLS does not work: $(tail -n 3 "$LERR" "$SERR")"
+	fi
+	PIDS=()
+	rm -f "$OUT" "$LERR" "$SERR" "$T/small"
 fi
-PIDS=()
-rm -f "$OUT" "$LERR" "$SERR" "$T/small"
 
 # What AES-256-GCM alone costs on one core (16 KiB, secchat's record size):
 # each secchat side must pay this on top of what nc pays for the same bytes.
-AES_MB=$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds 1 2>/dev/null |
-    awk '$1 == "AES-256-GCM" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 / 1e6 }')
-note "AES-256-GCM alone on one core: ${AES_MB:-n/a} MB/s (openssl speed, 16 KiB)"
+AES_MB=""
+if want 1; then
+	AES_MB=$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds 1 2>/dev/null |
+	    awk '$1 == "AES-256-GCM" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 / 1e6 }')
+	note "AES-256-GCM alone on one core: ${AES_MB:-n/a} MB/s (openssl speed, 16 KiB)"
+fi
 
 # ---------------------------------------------------------------- runs
 
-note "1. bulk: $BULK_MB MiB, $RUNS runs"
-measure bulk "$BULK" "$BULK_SHA" secchat nc socat tls "${BASE[@]}"
-note "2. lines: $LINES lines, $RUNS runs"
-measure line "$TEXT" "$TEXT_SHA" secchat nc socat tls "${BASE[@]}"
-note "3. hex display on: $LINES lines, $RUNS runs"
-for f in "$HEXL" "$HEXS"; do
-	dd if=/dev/zero of="$f" bs=1M count="$HEXLOG_BYTES" iflag=count_bytes \
-	    status=none || die "cannot pre-fill $f"
-done
-measure hex "$TEXT" "$TEXT_SHA" secchat
-rm -f "$HEXL" "$HEXS" "$OUT"
+RTT_OUT="" RTT1_OUT="" HS_OUT="" MANY_OUT="" RES_OUT="" STALL_OUT=""
+if want 1; then
+	note "1. bulk: $BULK_MB MiB, $RUNS runs"
+	measure bulk "$BULK" "$BULK_SHA" secchat nc socat tls "${BASE[@]}"
+fi
+if want 2; then
+	note "2. lines: $LINES lines, $RUNS runs"
+	measure line "$TEXT" "$TEXT_SHA" secchat nc socat tls "${BASE[@]}"
+fi
+if want 3; then
+	note "3. hex display on: $LINES lines, $RUNS runs"
+	for f in "$HEXL" "$HEXS"; do
+		dd if=/dev/zero of="$f" bs=1M count="$HEXLOG_BYTES" iflag=count_bytes \
+		    status=none || die "cannot pre-fill $f"
+	done
+	measure hex "$TEXT" "$TEXT_SHA" secchat
+	rm -f "$HEXL" "$HEXS" "$OUT"
+fi
 
-note "4. latency: $RUNS x $RTT_N exchanges each through nc and secchat," \
-    "free-running, then all pinned to CPU 0"
-RTT_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
-    --n "$RTT_N" --runs "$RUNS") || error "latency measurement failed"
-RTT1_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
-    --n "$RTT_N" --runs "$RUNS" --cpu 0) || error "latency measurement (pinned) failed"
-note "7. rekeys: $REKEY_LINES lines, defaults and -r 1, $RUNS runs"
-measure rekey0 "$RTEXT" "$RTEXT_SHA" secchat:line
-measure rekey1 "$RTEXT" "$RTEXT_SHA" secchat:liner1
-note "5. handshake: connector times, listener CPU over $HS_CONNS connections"
-HS_OUT=$(python3 "$BENCH/hs.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
-    --runs "$HS_RUNS" --conns "$HS_CONNS") || error "handshake measurement failed"
-note "8. serving many: $MANY_CONNS connectors at once, then $MANY_CONNS senders" \
-    "of $MANY_LINES lines each"
-MANY_OUT=$(python3 "$BENCH/many.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
-    --conns "$MANY_CONNS" --lines "$MANY_LINES" --timeout "$TO") ||
-    error "serving-many measurement failed"
+if want 4; then
+	note "4. latency: $RUNS x $RTT_N exchanges each through nc and secchat," \
+	    "free-running, then all pinned to CPU 0"
+	RTT_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+	    --n "$RTT_N" --runs "$RUNS") || error "latency measurement failed"
+	RTT1_OUT=$(python3 "$BENCH/rtt.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+	    --n "$RTT_N" --runs "$RUNS" --cpu 0) || error "latency measurement (pinned) failed"
+fi
+if want 7; then
+	note "7. rekeys: $REKEY_LINES lines, defaults and -r 1, $RUNS runs"
+	measure rekey0 "$RTEXT" "$RTEXT_SHA" secchat:line
+	measure rekey1 "$RTEXT" "$RTEXT_SHA" secchat:liner1
+fi
+if want 5; then
+	note "5. handshake: connector times, listener CPU over $HS_CONNS connections"
+	HS_OUT=$(python3 "$BENCH/hs.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+	    --runs "$HS_RUNS" --conns "$HS_CONNS") || error "handshake measurement failed"
+fi
+if want 8; then
+	note "8. serving many: $MANY_CONNS connectors at once, then $MANY_CONNS senders" \
+	    "of $MANY_LINES lines each"
+	MANY_OUT=$(python3 "$BENCH/many.py" --secchat "$SECCHAT" --pf "$PF" --tmp "$T" \
+	    --conns "$MANY_CONNS" --lines "$MANY_LINES" --timeout "$TO") ||
+	    error "serving-many measurement failed"
+fi
+if want 9; then
+	# resume.py bounds each run (freeze + 24 s) and ends what it started,
+	# on SIGTERM too; timeout is the backstop.
+	note "9. resume: $RUNS runs, the relay frozen ${FREEZE_S} s each;" \
+	    "then a stalled receiver, the sender's memory over 8 s, -b and lines"
+	RES_OUT=$(timeout $((RUNS * (FREEZE_S + 40))) python3 "$BENCH/resume.py" \
+	    freeze --secchat "$SECCHAT" --pf "$PF" --runs "$RUNS" \
+	    --freeze "$FREEZE_S")
+	case $? in
+	0) ;;
+	3) error "CORRUPTED TRANSFER: resume: the lines received differ from" \
+	       "those sent (see above)"
+	   CORRUPT=1;;
+	*) error "resume measurement failed";;
+	esac
+	STALL_OUT=$(timeout 120 python3 "$BENCH/resume.py" stall \
+	    --secchat "$SECCHAT" --pf "$PF") ||
+	    error "stalled-receiver measurement failed"
+fi
 
 # ---------------------------------------------------------------- table
 
@@ -536,6 +605,24 @@ cover=$( [ -n "$c1k" ] && [ -n "$pb1k" ] && calc "printf \"%.2f\", $c1k-$pb1k")
 mib() { [ -n "$1" ] && calc "printf \"%.2f\", $1/1024"; }
 rss_l=$(mib "$(maxof ${RSS[bulk,secchat,l]:-})") rss_s=$(mib "$(maxof ${RSS[bulk,secchat,s]:-})")
 rssl_l=$(mib "$(maxof ${RSS[line,secchat,l]:-})") rssl_s=$(mib "$(maxof ${RSS[line,secchat,s]:-})")
+r_res=$(kv "${RES_OUT:-}" resume_s) r_max=$(kv "${RES_OUT:-}" resume_max_s)
+r_up=$(kv "${RES_OUT:-}" caught_up_s) r_rec=$(kv "${RES_OUT:-}" reconnected_s)
+r_lost=$(kv "${RES_OUT:-}" lost_s) r_all=$(kv "${RES_OUT:-}" resume_all_s)
+s3() { [ -n "$1" ] && calc "printf \"%.3f\", $1"; }
+# stall MODE: "RSS1/RSS3/RSS8" in MiB; growth MODE: RSS8 - RSS1, MiB
+stall() { local a b c
+	a=$(kv "${STALL_OUT:-}" "$1_rss1_kb") b=$(kv "${STALL_OUT:-}" "$1_rss3_kb")
+	c=$(kv "${STALL_OUT:-}" "$1_rss8_kb")
+	[ -n "$a" ] && [ -n "$b" ] && [ -n "$c" ] &&
+	    calc "printf \"%.1f/%.1f/%.1f\", $a/1024, $b/1024, $c/1024"; }
+growth() { local a c
+	a=$(kv "${STALL_OUT:-}" "$1_rss1_kb") c=$(kv "${STALL_OUT:-}" "$1_rss8_kb")
+	[ -n "$a" ] && [ -n "$c" ] && calc "printf \"%+.2f\", ($c-$a)/1024"; }
+last_mib() { local c; c=$(kv "${STALL_OUT:-}" "$1_rss8_kb")
+	[ -n "$c" ] && calc "printf \"%.2f\", $c/1024"; }
+st_b=$(stall bulk) st_l=$(stall line)
+gr_b=$(growth bulk) gr_l=$(growth line)
+la_b=$(last_mib bulk) la_l=$(last_mib line)
 
 cpu() {	# SET TOOL [ARRAY] -> "recv/send" median CPU (or user) seconds
 	local -n a=${3:-CPU}
@@ -549,87 +636,140 @@ L='------------------------------------ --------------------------------  ------
 {
 echo
 echo "secchat benchmark: loopback 127.0.0.1, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "bulk: $BULK_MB MiB random; lines: $LINES x 100 bytes; median of $RUNS run(s); MB = 10^6 bytes"
-echo "time = sender start to receiver exit; every transfer checked by sha256"
+if [ "$GEN_BULK" -eq 1 ] || [ "$GEN_TEXT" -eq 1 ]; then
+	echo "bulk: $BULK_MB MiB random; lines: $LINES x 100 bytes; median of $RUNS run(s); MB = 10^6 bytes"
+	echo "time = sender start to receiver exit; every transfer checked by sha256"
+fi
+[ -n "${BENCH_SETS:-}" ] && echo "sets run: $SETS (BENCH_SETS)"
 echo "CPU idle before start ${IDLE0}%$([ "$IDLE0" -lt 90 ] && echo ' (BUSY: results skewed)');" \
     "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 row "measurement" "value" "ratio (secchat/peer)" "target" "result"
 sep "$L"
-row "bulk   secchat -b -q" "${b_sc:+$b_sc MB/s}" "" "" ""
-row "bulk   nc" "${b_nc:+$b_nc MB/s}" "$(ratio "$b_sc" "$b_nc")" ">= 1.0x nc" \
-    "$(verdict "$b_sc >= 1.0*$b_nc" "$b_sc" "$b_nc")"
-row "bulk   socat" "${b_so:+$b_so MB/s}" "$(ratio "$b_sc" "$b_so")" "" ""
-row "bulk   socat TLS 1.3" "${b_tl:+$b_tl MB/s}" "$(ratio "$b_sc" "$b_tl")" ">= 1.5x socat TLS" \
-    "$(verdict "$b_sc >= 1.5*$b_tl" "$b_sc" "$b_tl")"
-row "bulk   AES-256-GCM alone, one core" "${AES_MB:+$AES_MB MB/s}" \
-    "${AES_MB:+$(calc "printf \"%.3f s per GiB\", 1073.741824/$AES_MB")}" "each side pays it" ""
-sep "$L"
-row "lines  secchat -q (line mode)" "$(fmtl "$l_sc")" "" ">= 2,000,000 lines/s" \
-    "$(verdict "$l_sc >= 2000000" "$l_sc")"
-row "lines  nc" "$(fmtl "$l_nc")" "$(ratio "$l_sc" "$l_nc")" "" ""
-row "lines  socat" "$(fmtl "$l_so")" "$(ratio "$l_sc" "$l_so")" "" ""
-row "lines  socat TLS 1.3" "$(fmtl "$l_tl")" "$(ratio "$l_sc" "$l_tl")" "" ""
-row "hex    secchat, display on (2>file)" "$(fmtl "$l_hx")" "$(ratio "$l_hx" "$l_sc")${l_hx:+ of -q}" "" ""
-if [ -n "$SECCHAT_BASE" ]; then
+if want 1; then
+	row "bulk   secchat -b -q" "${b_sc:+$b_sc MB/s}" "" "" ""
+	row "bulk   nc" "${b_nc:+$b_nc MB/s}" "$(ratio "$b_sc" "$b_nc")" ">= 1.0x nc" \
+	    "$(verdict "$b_sc >= 1.0*$b_nc" "$b_sc" "$b_nc")"
+	row "bulk   socat" "${b_so:+$b_so MB/s}" "$(ratio "$b_sc" "$b_so")" "" ""
+	row "bulk   socat TLS 1.3" "${b_tl:+$b_tl MB/s}" "$(ratio "$b_sc" "$b_tl")" ">= 1.5x socat TLS" \
+	    "$(verdict "$b_sc >= 1.5*$b_tl" "$b_sc" "$b_tl")"
+	row "bulk   AES-256-GCM alone, one core" "${AES_MB:+$AES_MB MB/s}" \
+	    "${AES_MB:+$(calc "printf \"%.3f s per GiB\", 1073.741824/$AES_MB")}" "each side pays it" ""
+	sep "$L"
+fi
+if want 2; then
+	row "lines  secchat -q (line mode)" "$(fmtl "$l_sc")" "" ">= 2,000,000 lines/s" \
+	    "$(verdict "$l_sc >= 2000000" "$l_sc")"
+	row "lines  nc" "$(fmtl "$l_nc")" "$(ratio "$l_sc" "$l_nc")" "" ""
+	row "lines  socat" "$(fmtl "$l_so")" "$(ratio "$l_sc" "$l_so")" "" ""
+	row "lines  socat TLS 1.3" "$(fmtl "$l_tl")" "$(ratio "$l_sc" "$l_tl")" "" ""
+fi
+if want 3; then
+	row "hex    secchat, display on (2>file)" "$(fmtl "$l_hx")" "$(r=$(ratio "$l_hx" "$l_sc") && echo "$r of -q")" "" ""
+fi
+if [ -n "$SECCHAT_BASE" ] && { want 1 || want 2; }; then
 	row "bulk   baseline (SECCHAT_BASE)" "${b_ba:+$b_ba MB/s}" "$(ratio "$b_sc" "$b_ba")" ">= 0.97x baseline" \
 	    "$(verdict "$b_sc >= 0.97*$b_ba" "$b_sc" "$b_ba")"
 	row "lines  baseline (SECCHAT_BASE)" "$(fmtl "$l_ba")" "$(ratio "$l_sc" "$l_ba")" ">= 0.97x baseline" \
 	    "$(verdict "$l_sc >= 0.97*$l_ba" "$l_sc" "$l_ba")"
 fi
-sep "$L"
-row "rekey  lines, defaults ($REKEY_LINES)" "$(fmtl "$r_l0")" "" "" ""
-row "rekey  lines, -r 1 (a REKEY a line)" "$(fmtl "$r_l1")" "$(ratio "$r_l1" "$r_l0")${r_l1:+ of defaults}" "" ""
-row "rekey  cost per REKEY, both sides" "${rekey_us:+$rekey_us us CPU}" "${rekey_wall:+wall $rekey_wall us}" "" ""
-sep "$L"
-row "latency nc      2 CPUs, median/p99" "${rtt_nc_m:+$rtt_nc_m / $rtt_nc_p us}" "" "" ""
-row "latency secchat 2 CPUs, median/p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
-    "$(ratio "$rtt_sc_m" "$rtt_nc_m")${rtt_sc_m:+ / $(ratio "$rtt_sc_p" "$rtt_nc_p")}" "median <= 1.2x nc" \
-    "$(verdict "$rtt_sc_m <= 1.2*$rtt_nc_m" "$rtt_sc_m" "$rtt_nc_m")"
-row "latency nc      1 CPU,  median/p99" "${rtt1_nc_m:+$rtt1_nc_m / $rtt1_nc_p us}" "" "" ""
-row "latency secchat 1 CPU,  median/p99" "${rtt1_sc_m:+$rtt1_sc_m / $rtt1_sc_p us}" \
-    "$(ratio "$rtt1_sc_m" "$rtt1_nc_m")${rtt1_sc_m:+ / $(ratio "$rtt1_sc_p" "$rtt1_nc_p")}" "median <= 1.2x nc" \
-    "$(verdict "$rtt1_sc_m <= 1.2*$rtt1_nc_m" "$rtt1_sc_m" "$rtt1_nc_m")"
-sep "$L"
-row "connector, 600000 iterations" "${c600:+$(calc "printf \"%.1f ms\", $c600")}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600") ms}" "" ""
-row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "${cexe:+exec alone $(calc "printf \"%.2f\", $cexe") ms}" "" ""
-row "connector beyond PBKDF2 (1000 it.)" "${cover:+$cover ms}" "" "< 5 ms" \
-    "$(verdict "$cover < 5" "$cover")"
-row "connector 600000 - 1000 iterations" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 difference" ""
-row "listener CPU per connection" "${lcpu:+$(calc "printf \"%.3f ms\", $lcpu")}" "${lsch:+schedstat $(calc "printf \"%.3f\", $lsch") ms}" "< 2 ms" \
-    "$(verdict "$lcpu < 2" "$lcpu")"
-sep "$L"
-row "many: $MANY_CONNS connectors at once" "${m_hs:+$(calc "printf \"%.0f handshakes/s\", $m_hs")}" "connectors on this host" ">= 200 handshakes/s" \
-    "$(verdict "$m_hs >= 200" "$m_hs")"
-row "many: listener CPU per connection" "${m_cpu:+$m_cpu ms}" "${m_pcpu:+listener $m_pcpu, child $m_ccpu}" "< 2 ms" \
-    "$(verdict "$m_cpu < 2" "$m_cpu")"
-row "many: $MANY_CONNS line-mode senders" "$(fmtl "$m_lines")" "$(ratio "$m_lines" "$l_sc")${m_lines:+ of one}" "" ""
-row "many: peak memory per session (PSS)" "${m_pss:+$(calc "printf \"%.2f MiB\", $m_pss")}" "${m_rss:+RSS $(calc "printf \"%.2f\", $m_rss") MiB}" "< 2 MiB" \
-    "$(verdict "$m_pss < 2" "$m_pss")"
-row "many: peak memory in total" "${m_total:+$(calc "printf \"%.1f MiB\", $m_total")}" "listener RSS + children" "" ""
-sep "$L"
-row "peak RSS listener (bulk)" "${rss_l:+$rss_l MiB}" "${rssl_l:+line mode $rssl_l MiB}" "< 8 MiB" \
-    "$(verdict "$rss_l < 8" "$rss_l")"
-row "peak RSS connector (bulk)" "${rss_s:+$rss_s MiB}" "${rssl_s:+line mode $rssl_s MiB}" "< 8 MiB" \
-    "$(verdict "$rss_s < 8" "$rss_s")"
-sep "$L"
+{ want 2 || want 3 || { [ -n "$SECCHAT_BASE" ] && want 1; }; } && sep "$L"
+if want 7; then
+	row "rekey  lines, defaults ($REKEY_LINES)" "$(fmtl "$r_l0")" "" "" ""
+	row "rekey  lines, -r 1 (a REKEY a line)" "$(fmtl "$r_l1")" "$(ratio "$r_l1" "$r_l0")${r_l1:+ of defaults}" "" ""
+	row "rekey  cost per REKEY, both sides" "${rekey_us:+$rekey_us us CPU}" "${rekey_wall:+wall $rekey_wall us}" "" ""
+	sep "$L"
+fi
+if want 4; then
+	row "latency nc      2 CPUs, median/p99" "${rtt_nc_m:+$rtt_nc_m / $rtt_nc_p us}" "" "" ""
+	row "latency secchat 2 CPUs, median/p99" "${rtt_sc_m:+$rtt_sc_m / $rtt_sc_p us}" \
+	    "$(ratio "$rtt_sc_m" "$rtt_nc_m")${rtt_sc_m:+ / $(ratio "$rtt_sc_p" "$rtt_nc_p")}" "median <= 1.2x nc" \
+	    "$(verdict "$rtt_sc_m <= 1.2*$rtt_nc_m" "$rtt_sc_m" "$rtt_nc_m")"
+	row "latency nc      1 CPU,  median/p99" "${rtt1_nc_m:+$rtt1_nc_m / $rtt1_nc_p us}" "" "" ""
+	row "latency secchat 1 CPU,  median/p99" "${rtt1_sc_m:+$rtt1_sc_m / $rtt1_sc_p us}" \
+	    "$(ratio "$rtt1_sc_m" "$rtt1_nc_m")${rtt1_sc_m:+ / $(ratio "$rtt1_sc_p" "$rtt1_nc_p")}" "median <= 1.2x nc" \
+	    "$(verdict "$rtt1_sc_m <= 1.2*$rtt1_nc_m" "$rtt1_sc_m" "$rtt1_nc_m")"
+	sep "$L"
+fi
+if want 5; then
+	row "connector, 600000 iterations" "${c600:+$(calc "printf \"%.1f ms\", $c600")}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600") ms}" "" ""
+	row "connector, 1000 iterations" "${c1k:+$(calc "printf \"%.2f ms\", $c1k")}" "${cexe:+exec alone $(calc "printf \"%.2f\", $cexe") ms}" "" ""
+	row "connector beyond PBKDF2 (1000 it.)" "${cover:+$cover ms}" "" "< 5 ms" \
+	    "$(verdict "$cover < 5" "$cover")"
+	row "connector 600000 - 1000 iterations" "${cdiff:+$cdiff ms}" "${pb600:+PBKDF2 alone $(calc "printf \"%.1f\", $pb600-$pb1k") ms}" "~ PBKDF2 difference" ""
+	row "listener CPU per connection" "${lcpu:+$(calc "printf \"%.3f ms\", $lcpu")}" "${lsch:+schedstat $(calc "printf \"%.3f\", $lsch") ms}" "< 2 ms" \
+	    "$(verdict "$lcpu < 2" "$lcpu")"
+	sep "$L"
+fi
+if want 8; then
+	row "many: $MANY_CONNS connectors at once" "${m_hs:+$(calc "printf \"%.0f handshakes/s\", $m_hs")}" "connectors on this host" ">= 200 handshakes/s" \
+	    "$(verdict "$m_hs >= 200" "$m_hs")"
+	row "many: listener CPU per connection" "${m_cpu:+$m_cpu ms}" "${m_pcpu:+listener $m_pcpu, child $m_ccpu}" "< 2 ms" \
+	    "$(verdict "$m_cpu < 2" "$m_cpu")"
+	row "many: $MANY_CONNS line-mode senders" "$(fmtl "$m_lines")" "$(r=$(ratio "$m_lines" "$l_sc") && echo "$r of one")" "" ""
+	row "many: peak memory per session (PSS)" "${m_pss:+$(calc "printf \"%.2f MiB\", $m_pss")}" "${m_rss:+RSS $(calc "printf \"%.2f\", $m_rss") MiB}" "< 2 MiB" \
+	    "$(verdict "$m_pss < 2" "$m_pss")"
+	row "many: peak memory in total" "${m_total:+$(calc "printf \"%.1f MiB\", $m_total")}" "listener RSS + children" "" ""
+	sep "$L"
+fi
+if want 6; then
+	row "peak RSS listener (bulk)" "${rss_l:+$rss_l MiB}" "${rssl_l:+line mode $rssl_l MiB}" "< 8 MiB" \
+	    "$(verdict "$rss_l < 8" "$rss_l")"
+	row "peak RSS connector (bulk)" "${rss_s:+$rss_s MiB}" "${rssl_s:+line mode $rssl_s MiB}" "< 8 MiB" \
+	    "$(verdict "$rss_s < 8" "$rss_s")"
+	sep "$L"
+fi
+if want 9; then
+	row "resume un-freeze to resumed traffic" "${r_res:+$(s3 "$r_res") s, median of $RUNS}" \
+	    "${r_max:+max $(s3 "$r_max") s}" "< 1 s" \
+	    "$(verdict "$r_res < 1" "$r_res")"
+	row "resume un-freeze to caught up" "${r_up:+$(s3 "$r_up") s}" \
+	    "frozen ${FREEZE_S} s, -a 1 -L 2" "" ""
+	row "resume stalled: sender RSS, -b" "${st_b:+$st_b MiB at 1/3/8 s}" \
+	    "${gr_b:+$gr_b MiB 1 to 8 s}" "constant, < 16 MiB" \
+	    "$(verdict "$gr_b <= 1 && $gr_b >= -1 && $la_b < 16" "$gr_b" "$la_b")"
+	row "resume stalled: sender RSS, lines" "${st_l:+$st_l MiB at 1/3/8 s}" \
+	    "${gr_l:+$gr_l MiB 1 to 8 s}" "constant, < 16 MiB" \
+	    "$(verdict "$gr_l <= 1 && $gr_l >= -1 && $la_l < 16" "$gr_l" "$la_l")"
+	sep "$L"
+fi
 echo
-echo "details: median wall time; CPU user+sys and user alone, receiver/sender (median);"
-echo "  peak RSS receiver/sender (max)"
+if [ "$GEN_BULK" -eq 1 ] || [ "$GEN_TEXT" -eq 1 ]; then
+	echo "details: median wall time; CPU user+sys and user alone, receiver/sender (median);"
+	echo "  peak RSS receiver/sender (max)"
+fi
 for k in bulk,secchat,bulk bulk,nc,bulk bulk,socat,bulk bulk,tls,bulk \
     line,secchat,line line,nc,line line,socat,line line,tls,line hex,secchat,hex \
     rekey0,secchat,line rekey1,secchat,liner1 \
     ${SECCHAT_BASE:+bulk,base,bulk line,base,line}; do
 	set=${k%%,*} tool=${k#*,} tool=${tool%%,*}
+	case $set in bulk) n=1;; line) n=2;; hex) n=3;; *) n=7;; esac
+	want "$n" || continue
 	printf '  %-5s %-8s %9s s   cpu %11s s  user %11s s   rss %5s/%-5s KiB\n' "$set" \
 	    "$([ "$tool" = tls ] && echo socatTLS || echo "$tool")" \
 	    "$(m=$(med "$k"); [ -n "$m" ] && printf '%.3f' "$m" || echo n/a)" \
 	    "$(cpu "$set" "$tool")" "$(cpu "$set" "$tool" USR)" "$(maxof ${RSS[$set,$tool,l]:-} | grep . || echo ?)" \
 	    "$(maxof ${RSS[$set,$tool,s]:-} | grep . || echo ?)"
 done
-echo "socat TLS: $TLSINFO; PBKDF2 reference from python hashlib (OpenSSL)"
-echo "latency: $RUNS x $RTT_N exchanges of a 100-byte line per tool, pooled; 2 CPUs = free-running"
-echo "  (on this VM mostly where the scheduler puts the 4 processes), 1 CPU = all pinned to CPU 0"
+{ want 1 || want 2 || want 3; } && echo "socat TLS: $TLSINFO"
+want 5 && echo "handshake: PBKDF2 reference from python hashlib (OpenSSL)"
+if want 4; then
+	echo "latency: $RUNS x $RTT_N exchanges of a 100-byte line per tool, pooled; 2 CPUs = free-running"
+	echo "  (on this VM mostly where the scheduler puts the 4 processes), 1 CPU = all pinned to CPU 0"
+fi
+if want 9; then
+	echo "resume: a line every 20 ms through a relay frozen by SIGSTOP for ${FREEZE_S} s;" \
+	    "un-freeze (SIGCONT) to the first line"
+	echo "  written by the listener: ${r_all:-n/a} s; to the first line sent after the thaw" \
+	    "(caught up): $(s3 "$r_up" || echo n/a) s;"
+	echo "  to the connector's \"reconnected\" note: $(s3 "$r_rec" || echo n/a) s;" \
+	    "it declared the connection lost $(s3 "$r_lost" || echo n/a) s into the freeze"
+	echo "stalled receiver (stdout a pipe nobody reads): bytes the sender read from 1 to 8 s" \
+	    "(rchar) -b $(kv "${STALL_OUT:-}" bulk_read_1_8 | grep . || echo n/a)," \
+	    "lines $(kv "${STALL_OUT:-}" line_read_1_8 | grep . || echo n/a);"
+	echo "  the receiver's RSS -b $(mib "$(kv "${STALL_OUT:-}" bulk_lis_rss_kb)" | grep . || echo n/a)" \
+	    "MiB, lines $(mib "$(kv "${STALL_OUT:-}" line_lis_rss_kb)" | grep . || echo n/a) MiB"
+fi
 echo "total benchmark time: $(printf '%.0f' "$TOTAL") s"
 }
 

@@ -7172,14 +7172,20 @@ session_renewed(struct session *s, struct rejoin *j)
 static enum status
 session_renew(struct session *s, const sigset_t *open, const char *why)
 {
-	char sent[32];
+	char sent[32], line[NOTE_MAX];
 	struct rejoin j;
 	enum status st;
 
 	put_size(sent, s->st.sealed - s->st.acked);
-	conn_note(s, "connection to %s lost (%s); %s; a new session, %s "
-	    "unconfirmed sent again", s->chat.view.peer, s->lost_why, why,
-	    sent);
+	(void)snprintf(line, sizeof(line), "connection to %s lost (%s); %s; a "
+	    "new session, %s unconfirmed sent again", s->chat.view.peer,
+	    s->lost_why, why, sent);
+	if (s->rep.chat)		/* it may double lines: always said */
+		conn_note(s, "%s", line);
+	else {
+		note_always(&s->rep, "%s", line);
+		flush_errq(&s->rep);
+	}
 	do
 		if ((st = rejoin_try(s, NULL, 0, &j, open)) != GO_ON)
 			return st;
@@ -7698,18 +7704,24 @@ conn_keys(struct session *s, int is_a, struct keyset *ks)
 	OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
-/* What was authenticated before a failure still reaches stdout. */
+/*
+ * What was authenticated before a failure still reaches stdout, within
+ * -w; after a signal, or to a command, within a grace: a reader that
+ * reads no more must not keep a signalled process alive.
+ */
 static void
 deliver_rest(struct session *s, enum status status)
 {
 	struct buf *out = &s->b.out;
+	int64_t until = s->die_signal != 0 ? now_ms() + END_FLUSH_MS :
+	    s->cmd.state != CMD_NONE ? deadline_in(COMMAND_GRACE) :
+	    io_deadline(s->opt);
 
 	if (s->out_tty && s->cmd.state == CMD_NONE)
-		end_terminal(&s->chat, out, io_deadline(s->opt));
+		end_terminal(&s->chat, out, until);
 	else if (status != EXIT_OK && output_fd(s) != -1)
 		(void)write_full(output_fd(s), out->data + out->pos,
-		    buf_pending(out), s->cmd.state != CMD_NONE ?
-		    deadline_in(COMMAND_GRACE) : io_deadline(s->opt));
+		    buf_pending(out), until);
 }
 
 /* With -v, the session's figures. */

@@ -273,6 +273,7 @@ quiet_fifo() {
 
 # child PID: the secchat that timeout(1) PID runs.
 child() { pgrep -P "$1" | head -n 1; }
+gone() { ! kill -0 "$1" 2>/dev/null; }	# gone PID: no such process
 
 # cpu_ticks PID: user + system clock ticks used so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

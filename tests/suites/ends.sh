@@ -240,6 +240,37 @@ t_end_receiver_terminated() {
 }
 run "END: the receiver terminated, seen by the sender" t_end_receiver_terminated
 
+# A receiver whose output nobody reads (a fifo held open, never read)
+# still ends on SIGTERM, within a second's grace for its buffered bytes.
+t_end_stalled_receiver_terminated() {
+	local NORESUME="-W 0" cpid lpid spid rc
+	mkfifo "$T/w/stall"
+	sleep 30 < "$T/w/stall" &
+	PIDS="$PIDS $!"
+	timeout 60 $SECCHAT -l -v $SC -q -b -W 0 127.0.0.1 0 < /dev/null \
+	    > "$T/w/stall" 2> "$T/w/l.err" &
+	lpid=$!
+	PIDS="$PIDS $lpid"
+	wait_port "$T/w/l.err" "$lpid" || return 1
+	timeout 60 $SECCHAT $SC -q -b -W 0 127.0.0.1 "$PORT" < /dev/zero \
+	    > /dev/null 2> "$T/w/c.err" &
+	cpid=$!
+	PIDS="$PIDS $cpid"
+	wait_until 10 grep -q 'handshake done' "$T/w/l.err" || return 1
+	spid=$(child "$lpid")
+	spid=${spid:-$lpid}
+	# Its output has stalled once the fifo's buffer is full.
+	wait_until 10 awk '/^wchar/ { exit !($2 >= 65536) }' "/proc/$spid/io" ||
+	    { echo "the output never filled"; return 1; }
+	kill -TERM "$spid"
+	wait_until 5 gone "$spid" || { echo "still running 5 s after SIGTERM"; return 1; }
+	wait "$lpid"; rc=$?
+	wait "$cpid"; CRC=$?
+	expect "listener status" "$rc" 143 && expect "connector status" "$CRC" 1 &&
+	    grep -q '^secchat: upload cut: the receiver was terminated (SIGTERM) after ' "$T/w/c.err"
+}
+run "END: a receiver whose output is stalled still ends on SIGTERM" t_end_stalled_receiver_terminated
+
 # A chat at a terminal (the listener, in a pane) and a pipe: ^C on the
 # pipe's side, and the chat says who interrupted it; then ^C in a chat,
 # and the pipe's side says so in its words.

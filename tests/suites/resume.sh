@@ -244,7 +244,7 @@ t_resume_new_session() {
 	PIDS="$PIDS $!"
 	listen l /dev/null $SC -q 127.0.0.1 0 || return 1
 	port=$PORT
-	timeout 60 $SECCHAT -v $SC -q -K -W 2 127.0.0.1 "$port" \
+	timeout 60 $SECCHAT $SC -q -K -W 2 127.0.0.1 "$port" \
 	    < "$T/w/in" > "$T/w/c.out" 2> "$T/w/c.err" &
 	cpid=$!
 	PIDS="$PIDS $cpid"
@@ -286,7 +286,6 @@ run "resume: a chat across a reset says so, each line arrives once, no stray row
 
 # A listener that waits for its connector to come back still ends at once
 # on SIGTERM (the signals are let in at least each second of the wait).
-gone() { ! kill -0 "$1" 2>/dev/null; }
 t_resume_wait_signal() {
 	local NORESUME= cpid spid
 	listen l /dev/null $SC -q -b 127.0.0.1 0 || return 1

@@ -146,11 +146,14 @@ os_accept(int lfd, struct sockaddr *sa, socklen_t *len)
 /*
  * Keep the pages of p[0..n) out of swap, as far as RLIMIT_MEMLOCK allows;
  * beyond it they stay swappable (documented), which is no reason to stop.
+ * Each page is locked when first used (MLOCK_ONFAULT), so a session that
+ * never fills its retained buffer (-B) does not hold it all in memory.
  */
 static void
 lock_secrets(const void *p, size_t n)
 {
-	(void)mlock(p, n);
+	if (mlock2(p, n, MLOCK_ONFAULT) == -1)
+		(void)mlock(p, n);
 }
 
 /* Run this same program again, from the start, with the environment now. */
@@ -1248,7 +1251,8 @@ sandbox_enter(const struct options *opt, int kind)
 	};
 	const struct sock_filter listener[] = {
 		SB_ALLOW(__NR_accept4), SB_ALLOW(__NR_setsockopt),
-		SB_ALLOW(__NR_mlock),		/* -g -k: a new code's buffer */
+		/* -g -k: a new code's buffer */
+		SB_ALLOW(__NR_mlock), SB_ALLOW(__NR_mlock2),
 		SB_ALLOW(__NR_clock_nanosleep),	/* sleep(1) on EMFILE */
 	};
 	/* A connector's new connections, to addresses resolved before. */

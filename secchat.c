@@ -1565,6 +1565,19 @@ close_pipes(int (*fds)[2], int n)
 	}
 }
 
+/* Big-endian integers on the wire: u16, u32 and u64. */
+static void
+put_u16(uint8_t *p, unsigned v)
+{
+	p[0] = v >> 8; p[1] = v;
+}
+
+static unsigned
+get_u16(const uint8_t *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
 static void
 put_u32(uint8_t *p, uint32_t v)
 {
@@ -1576,6 +1589,19 @@ get_u32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
+	put_u32(p, v >> 32);
+	put_u32(p + 4, (uint32_t)v);
+}
+
+static uint64_t
+get_u64(const uint8_t *p)
+{
+	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
 /* Milliseconds since some fixed point, counting suspended time. */
@@ -2385,8 +2411,7 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 
 	if (len > MAX_PAYLOAD || inner_len > MAX_INNER || d->seq >= SEQ_LIMIT)
 		abort();
-	out[0] = clen >> 8;
-	out[1] = clen & 0xff;
+	put_u16(out, clen);
 	make_nonce(d, nonce);
 	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1)
@@ -2616,11 +2641,8 @@ written_count(const struct written *w)
 static void
 written_acked(struct written *w, const uint8_t v[8])
 {
-	uint64_t n = 0;
-	int i;
+	uint64_t n = get_u64(v);
 
-	for (i = 0; i < 8; i++)
-		n = n << 8 | v[i];
 	if (n > w->raw || n < w->acked)
 		abort();		/* our listener's bug */
 	w->acked = n;
@@ -4560,8 +4582,14 @@ make_refusal(struct refusal *rf, enum refusal_reason reason, unsigned secs)
 	hs_header(rf->hdr, KIND_REFUSAL);
 	rf->reason = reason;
 	secs = secs > 65535 ? 65535 : secs;
-	rf->seconds[0] = secs >> 8;
-	rf->seconds[1] = secs & 0xff;
+	put_u16(rf->seconds, secs);
+}
+
+/* A REFUSAL's seconds: when to try again, or how long the penalty lasts. */
+static unsigned
+refusal_secs(const uint8_t *m)
+{
+	return get_u16(((const struct refusal *)m)->seconds);
 }
 
 /* Why a refusal's reason is, in the connector's words (section 2.5). */
@@ -4595,7 +4623,7 @@ refusal_line(char *line, size_t cap, const char *host, const uint8_t *m,
     int code, unsigned allowed)
 {
 	const struct refusal *rf = (const struct refusal *)m;
-	unsigned secs = (unsigned)rf->seconds[0] << 8 | rf->seconds[1];
+	unsigned secs = refusal_secs(m);
 	unsigned reason = rf->reason;
 	const char *why = refusal_why(reason);
 
@@ -4631,15 +4659,14 @@ static void
 put_window(uint8_t w[2], unsigned window)
 {
 	window = window > WIRE_WINDOW ? WIRE_WINDOW : window;
-	w[0] = window >> 8;
-	w[1] = window & 0xff;
+	put_u16(w, window);
 }
 
 /* The session's window: the less of the greeting's and the HELLO's. */
 static unsigned
 window_less(const uint8_t a[2], const uint8_t b[2])
 {
-	unsigned x = (unsigned)a[0] << 8 | a[1], y = (unsigned)b[0] << 8 | b[1];
+	unsigned x = get_u16(a), y = get_u16(b);
 
 	return x < y ? x : y;
 }
@@ -4732,7 +4759,7 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
 		return st;
 	if (m[HDR_LEN - 1] == KIND_REFUSAL && m[HDR_LEN] == REF_BUSY) {
-		*busy = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*busy = refusal_secs(m);
 		*busy = *busy > 0 ? *busy : 1;
 		if (now_ms() + secs_ms(*busy) < deadline)
 			return EXIT_FAIL;
@@ -4941,7 +4968,7 @@ resume_refused(struct report *r, const char *host, const uint8_t *m,
 	enum status st;
 
 	if (reason >= REF_PENALTY && reason <= REF_GUESS_LIMIT) {
-		*again = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*again = refusal_secs(m);
 		*again = *again > 0 ? *again : 1;
 		return EXIT_FAIL;
 	}
@@ -5078,10 +5105,8 @@ send_ack(struct conn *c, struct report *r, struct buf *txb,
     struct stream *st, uint64_t w)
 {
 	uint8_t payload[ACK_LEN];
-	int i;
 
-	for (i = 0; i < ACK_LEN; i++)
-		payload[i] = w >> (8 * (ACK_LEN - 1 - i));
+	put_u64(payload, w);
 	send_record(c, r, txb, TYPE_ACK, payload, ACK_LEN, 0);
 	st->ack_sent = w;
 	st->ack_wait = 0;
@@ -5092,7 +5117,9 @@ static void
 send_ping(struct conn *c, struct report *r, struct buf *txb,
     unsigned interval)
 {
-	uint8_t payload[PING_LEN] = { interval >> 8, interval & 0xff };
+	uint8_t payload[PING_LEN];
+
+	put_u16(payload, interval);
 
 	send_record(c, r, txb, TYPE_PING, payload, PING_LEN, 0);
 	c->ping_due = 0;
@@ -5508,11 +5535,8 @@ on_ack(struct conn *c, struct stream *st, struct buf *in, struct buf *out,
 {
 	const uint8_t *p = out->data + out->len;
 	int first = c->rx_state == RX_WAIT_ACK;
-	uint64_t count = 0;
-	int i;
+	uint64_t count = get_u64(p);
 
-	for (i = 0; i < ACK_LEN; i++)
-		count = count << 8 | p[i];
 	/* What we sealed so far, here or before the cut (next <= S). */
 	if (count > st->next)
 		return reject_record(r, out, n, "ACK of %llu bytes, only %llu "
@@ -5539,7 +5563,7 @@ static enum status
 on_ping(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	const uint8_t *p = out->data + out->len;
-	unsigned interval = (unsigned)p[0] << 8 | p[1];
+	unsigned interval = get_u16(p);
 
 	if (interval < 1 || interval > MAX_INTERVAL)
 		return reject_record(r, out, n, "PING interval of %u s",
@@ -5703,7 +5727,7 @@ process_rx(struct conn *c, struct bufs *b, struct stream *st,
 	rekey_budget(c, now_ms());
 	while (!rx_over(c) && (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
 		rec = b->rxb.data + b->rxb.pos;
-		clen = (size_t)rec[0] << 8 | rec[1];
+		clen = get_u16(rec);
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
 			return session_fail(r, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
@@ -5730,7 +5754,7 @@ rx_record_waiting(const struct buf *rxb)
 	size_t avail = buf_pending(rxb);
 
 	return avail >= LEN_LEN &&
-	    avail >= LEN_LEN + ((size_t)rec[0] << 8 | rec[1]);
+	    avail >= LEN_LEN + get_u16(rec);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -9223,7 +9247,6 @@ kids_acked(struct server *sv)
 	struct kid *k;
 	uint8_t v[8];
 	size_t i;
-	int j;
 
 	for (i = 0; i < sv->nkids; i++) {
 		k = &sv->kids[i];
@@ -9234,8 +9257,7 @@ kids_acked(struct server *sv)
 		}
 		if (k->acked == k->ack_sent || k->ctl == -1)
 			continue;
-		for (j = 0; j < 8; j++)
-			v[j] = k->acked >> (56 - 8 * j);
+		put_u64(v, k->acked);
 		/* Not now (its socket full): the next round says it. */
 		if (write(k->ctl, v, sizeof(v)) == sizeof(v))
 			k->ack_sent = k->acked;
@@ -10489,7 +10511,7 @@ redial_greeted(struct redial *d, int64_t deadline, struct greeting *g,
 		return fd;
 	}
 	if (st == 0 && m[HDR_LEN] >= REF_PENALTY && m[HDR_LEN] <= REF_GUESS_LIMIT)
-		*again = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*again = refusal_secs(m);
 	else if (st > 0)
 		*status = st;
 	close(fd);

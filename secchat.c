@@ -7058,6 +7058,42 @@ resume_point(struct session *s)
 	s->c.recv_bytes = w;
 }
 
+/*
+ * A connection on net, its state fresh but for what the caller keeps: KEY
+ * 0 is our first record, then a PING if our interval is not the default;
+ * the peer's is the default until its PING; its REKEY budget is full.
+ */
+static void
+conn_fresh(struct session *s, int net)
+{
+	struct conn *c = &s->c;
+
+	s->net = net;
+	c->rk.due = 1;
+	c->ping_due = s->opt->interval != DEF_INTERVAL;
+	c->peer_interval = DEF_INTERVAL;
+	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
+	c->rekey_budget = REKEY_BURST * 1000;
+}
+
+/*
+ * Key both directions with the handshake's first secrets; the session
+ * keeps its id and resumption secret; the key set is wiped.
+ */
+static void
+conn_keys(struct session *s, int is_a, struct keyset *ks)
+{
+	direction_init(&s->c.tx, is_a ? ks->c2s : ks->s2c, 1);
+	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
+	s->is_a = is_a;
+	memcpy(s->rm.sid, ks->sid, SID_LEN);
+	s->rm.gen = 0;
+	s->rm.has_prev = 0;
+	s->rm.window = s->rejoin != NULL ? ks->window : 0;
+	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
+	OPENSSL_cleanse(ks, sizeof(*ks));
+}
+
 /* rs(g) moves on with the resume (section 8.4); the key set is wiped. */
 static void
 resumable_next(struct resumable *rm, int is_a, struct rejoin *j)
@@ -7093,16 +7129,12 @@ conn_resumed(struct session *s, struct rejoin *j)
 	OPENSSL_cleanse(c, sizeof(*c));
 	c->sent_records = n[0], c->sent_bytes = n[1], c->recv_records = n[2];
 	c->rekeys_sent = n[3], c->rekeys_recv = n[4], c->recv_bytes = n[5];
-	s->net = j->fd;
+	conn_fresh(s, j->fd);
 	direction_init(&c->tx, s->is_a ? j->ks.c2s : j->ks.s2c, 1);
 	direction_init(&c->rx, s->is_a ? j->ks.s2c : j->ks.c2s, 0);
 	resumable_next(&s->rm, s->is_a, j);
 	c->tx_state = was == TX_OPEN ? TX_OPEN : TX_DRAINING;
-	c->resumed = c->resume_ack = c->rk.due = 1;
-	c->ping_due = s->opt->interval != DEF_INTERVAL;
-	c->peer_interval = DEF_INTERVAL;
-	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
-	c->rekey_budget = REKEY_BURST * 1000;
+	c->resumed = c->resume_ack = 1;
 	s->st.ack_wait = 0;
 	s->lost_at = 0;
 	conn_note(s, "reconnected to %s (nothing lost)", s->chat.view.peer);
@@ -7170,20 +7202,9 @@ session_renewed(struct session *s, struct rejoin *j)
 	written_begin(&s->b.wr, 0, -1);
 	s->b.wr.pipe_fd = pipe;
 	OPENSSL_cleanse(c, sizeof(*c));
-	s->net = j->fd;
+	conn_fresh(s, j->fd);
 	c->tx_state = ended ? TX_DRAINING : TX_OPEN;
-	c->rk.due = 1;
-	c->ping_due = s->opt->interval != DEF_INTERVAL;
-	c->peer_interval = DEF_INTERVAL;
-	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
-	c->rekey_budget = REKEY_BURST * 1000;
-	direction_init(&c->tx, j->ks.c2s, 1);
-	direction_init(&c->rx, j->ks.s2c, 0);
-	memcpy(s->rm.sid, j->ks.sid, SID_LEN);
-	memcpy(s->rm.rs, j->ks.rs, SECRET_LEN);
-	s->rm.gen = 0;
-	s->rm.window = j->ks.window;
-	OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+	conn_keys(s, s->is_a, &j->ks);	/* -K: the connector's */
 	s->lost_at = 0;
 	s->lost_end[0] = '\0';
 }
@@ -7641,12 +7662,7 @@ chat_ended(struct session *s, enum status status)
 static void
 conn_begin(struct session *s, int net)
 {
-	s->net = net;
-	s->c.rk.due = 1;		/* KEY 0 is our first record */
-	s->c.ping_due = s->opt->interval != DEF_INTERVAL;
-	s->c.peer_interval = DEF_INTERVAL;
-	s->c.last_sealed = s->c.last_heard = s->c.rekey_budget_at = now_ms();
-	s->c.rekey_budget = REKEY_BURST * 1000;
+	conn_fresh(s, net);
 	memset(&s->st, 0, sizeof(s->st));
 	s->st.retain = s->opt->retain;
 	memset(&s->end, 0, sizeof(s->end));
@@ -7702,24 +7718,6 @@ session_free(struct session *s)
 	conn_end(s);
 	for (i = 0; i < NBUFS; i++)
 		free(session_buf(s, i, NULL)->data);
-}
-
-/*
- * Key both directions with the handshake's first secrets; the session
- * keeps its id and resumption secret; the key set is wiped.
- */
-static void
-conn_keys(struct session *s, int is_a, struct keyset *ks)
-{
-	direction_init(&s->c.tx, is_a ? ks->c2s : ks->s2c, 1);
-	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
-	s->is_a = is_a;
-	memcpy(s->rm.sid, ks->sid, SID_LEN);
-	s->rm.gen = 0;
-	s->rm.has_prev = 0;
-	s->rm.window = s->rejoin != NULL ? ks->window : 0;
-	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
-	OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
 /* What was authenticated before a failure still reaches stdout. */

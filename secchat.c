@@ -8981,6 +8981,24 @@ kid_isolate(struct server *sv, struct kid *self)
 
 /* The child: its pipes as stdout and stderr, then the connection p. */
 /*
+ * A RESUME passed its checks (tr: GREETING || RESUME || RESUMED): the
+ * RESUMED to the connection fd, which j then holds.  73 bytes fit in a
+ * socket's buffer: if they do not go, the peer is gone; j's keys are
+ * wiped, and -1.
+ */
+static int
+resumed_send(struct rejoin *j, int fd, const uint8_t tr[TR_LEN])
+{
+	if (write(fd, tr + TR_RESUMED, sizeof(struct resumed)) !=
+	    (ssize_t)sizeof(struct resumed)) {
+		OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+		return -1;
+	}
+	j->fd = fd;
+	return 0;
+}
+
+/*
  * A connection the listener handed a serving child (section 8.7), with
  * its GREETING and RESUME: checks 2 to 5 of 8.3 here, then RESUMED (j
  * gets it) or a REFUSAL; a failed proof or a malformed key goes back to
@@ -8998,12 +9016,9 @@ kid_resumed(struct written *w, const struct resumable *rm, struct rejoin *j)
 	memcpy(tr, w->handed, HANDOVER_LEN);
 	if (rm->window != 0)
 		why = resume_check(rm, tr, &j->ks, &j->old);
-	if (why == 0 && write(fd, tr + TR_RESUMED, sizeof(struct resumed)) ==
-	    (ssize_t)sizeof(struct resumed))
-		j->fd = fd;
-	else if (why == 0) {		/* 73 bytes fit: the peer is gone */
-		OPENSSL_cleanse(&j->ks, sizeof(j->ks));
-		close(fd);
+	if (why == 0) {
+		if (resumed_send(j, fd, tr) == -1)
+			close(fd);
 	} else {
 		make_refusal(&rf, why, 0);
 		if (write(fd, &rf, sizeof(rf)) != sizeof(rf) ||
@@ -9614,14 +9629,9 @@ pending_check_resume(struct server *sv, struct pending *p, uint8_t *tr,
 	enum refusal_reason why;
 
 	why = resume_check(sv->rm, tr, &sv->resumed->ks, &sv->resumed->old);
-	if (why == 0 && write(p->fd, tr + TR_RESUMED, sizeof(struct resumed))
-	    == (ssize_t)sizeof(struct resumed)) {
-		sv->resumed->fd = p->fd;
-		pending_free(sv, p, 0);
-	} else if (why == 0) {		/* 73 bytes fit: the peer is gone */
-		OPENSSL_cleanse(&sv->resumed->ks, sizeof(sv->resumed->ks));
-		pending_free(sv, p, 1);
-	} else {
+	if (why == 0)		/* the connection is the session's, or closed */
+		pending_free(sv, p, resumed_send(sv->resumed, p->fd, tr) == -1);
+	else {
 		peer_log(sv, p->src, p->port, why == REF_MALFORMED ?
 		    LOG_FAILED : LOG_CHECKED, "resume refused: %s",
 		    why == REF_MALFORMED ? "a malformed key" : "proof rejected");

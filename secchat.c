@@ -8979,7 +8979,6 @@ kid_isolate(struct server *sv, struct kid *self)
 	close(sv->lfd);
 }
 
-/* The child: its pipes as stdout and stderr, then the connection p. */
 /*
  * A RESUME passed its checks (tr: GREETING || RESUME || RESUMED): the
  * RESUMED to the connection fd, which j then holds.  73 bytes fit in a
@@ -9056,6 +9055,7 @@ kid_rejoin(void *arg, const struct resumable *rm, int64_t until,
 	}
 }
 
+/* The child: its pipes as stdout and stderr, then the connection p. */
 static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
     int out, int err)

@@ -388,8 +388,7 @@ static const uint8_t spake2_n[33] = {
 enum hs_kind { KIND_REFUSAL, KIND_GREETING, KIND_HELLO, KIND_RESUME,
     KIND_CONFIRM, KIND_RESUMED, KINDS };
 #define KIND_BIT(k)	(1u << (k))
-static const size_t kind_size[KINDS] = { 12, 114, 108, 93, 41, 73 };
-#define HS_MAX		114		/* the largest message */
+#define HS_MAX		sizeof(struct greeting)	/* the largest message */
 
 #define FLAG_CODE	0x01		/* the secret is a one-time code */
 #define FLAG_NO_NEW	0x02		/* no new session now */
@@ -433,9 +432,9 @@ struct resumed {			/* listener -> connector */
 };
 /* GREETING || RESUME || RESUMED: what mac_C, mac_L and th cover (8.2). */
 #define TR_GREETING	0
-#define TR_RESUME	114
-#define TR_RESUMED	(114 + 93)
-#define TR_LEN		(114 + 93 + 73)
+#define TR_RESUME	sizeof(struct greeting)
+#define TR_RESUMED	(TR_RESUME + sizeof(struct resume))
+#define TR_LEN		(TR_RESUMED + sizeof(struct resumed))
 #define HANDOVER_LEN	TR_RESUMED	/* GREETING || RESUME, to a child */
 _Static_assert(sizeof(struct resume) == 93, "RESUME is 93 bytes");
 _Static_assert(sizeof(struct resumed) == 73, "RESUMED is 73 bytes");
@@ -445,6 +444,9 @@ _Static_assert(sizeof(struct confirm) == 41, "CONFIRM is 41 bytes");
 _Static_assert(sizeof(struct refusal) == 12, "REFUSAL is 12 bytes");
 _Static_assert(offsetof(struct greeting, pB) + 2 == AAD_LEN,
     "AAD: the greeting to pB, and the HELLO's window");
+static const size_t kind_size[KINDS] = { sizeof(struct refusal),
+    sizeof(struct greeting), sizeof(struct hello), sizeof(struct resume),
+    sizeof(struct confirm), sizeof(struct resumed) };
 
 /* A REFUSAL's reasons (section 2.5). */
 enum refusal_reason { REF_PENALTY = 1, REF_BUSY, REF_GUESS_LIMIT,

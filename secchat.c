@@ -4508,18 +4508,30 @@ hs_parse(const uint8_t *m, size_t n, unsigned kinds, size_t *need)
 	return n >= HDR_LEN && n >= *need ? HSP_WHOLE : HSP_MORE;
 }
 
+/* Why m is not a message we may take (v), in words: both roles' line. */
+static void
+hs_unwanted_line(char *line, size_t cap, enum hs_parse v, const uint8_t *m)
+{
+	if (v == HSP_STRANGER)
+		(void)snprintf(line, cap, "peer is not speaking secchat/%u",
+		    VERSION);
+	else if (v == HSP_VERSION)
+		(void)snprintf(line, cap, "peer speaks secchat/%u, not "
+		    "secchat/%u", m[MAGIC_LEN], VERSION);
+	else
+		(void)snprintf(line, cap, "handshake failed: unexpected "
+		    "message (kind %u)", m[HDR_LEN - 1]);
+}
+
 /* The line and status for a message that is not one we may take. */
 static enum status
 hs_unwanted(struct report *r, enum hs_parse v, const uint8_t *m)
 {
-	if (v == HSP_STRANGER)
-		return session_fail(r, EXIT_FAIL,
-		    "peer is not speaking secchat/%u", VERSION);
-	if (v == HSP_VERSION)
-		return session_fail(r, EXIT_FAIL, "peer speaks secchat/%u, "
-		    "not secchat/%u", m[MAGIC_LEN], VERSION);
-	return session_fail(r, EXIT_AUTH,
-	    "handshake failed: unexpected message (kind %u)", m[HDR_LEN - 1]);
+	char line[NOTE_MAX];
+
+	hs_unwanted_line(line, sizeof(line), v, m);
+	return session_fail(r, v == HSP_STRANGER || v == HSP_VERSION ?
+	    EXIT_FAIL : EXIT_AUTH, "%s", line);
 }
 
 /*
@@ -9693,15 +9705,10 @@ pending_resume(struct server *sv, struct pending *p, int64_t t)
 static void
 pending_unwanted(struct server *sv, struct pending *p, enum hs_parse v)
 {
-	if (v == HSP_STRANGER)
-		peer_log(sv, p->src, p->port, LOG_FAILED, "peer is not "
-		    "speaking secchat/%u", VERSION);
-	else if (v == HSP_VERSION)
-		peer_log(sv, p->src, p->port, LOG_FAILED, "peer speaks "
-		    "secchat/%u, not secchat/%u", p->msg[MAGIC_LEN], VERSION);
-	else
-		peer_log(sv, p->src, p->port, LOG_FAILED, "handshake failed: "
-		    "unexpected message (kind %u)", p->msg[HDR_LEN - 1]);
+	char line[NOTE_MAX];
+
+	hs_unwanted_line(line, sizeof(line), v, p->msg);
+	peer_log(sv, p->src, p->port, LOG_FAILED, "%s", line);
 	pending_free(sv, p, 1);
 }
 

@@ -391,8 +391,7 @@ static const uint8_t spake2_n[33] = {
 enum hs_kind { KIND_REFUSAL, KIND_GREETING, KIND_HELLO, KIND_RESUME,
     KIND_CONFIRM, KIND_RESUMED, KINDS };
 #define KIND_BIT(k)	(1u << (k))
-static const size_t kind_size[KINDS] = { 12, 114, 108, 93, 41, 73 };
-#define HS_MAX		114		/* the largest message */
+#define HS_MAX		sizeof(struct greeting)	/* the largest message */
 
 #define FLAG_CODE	0x01		/* the secret is a one-time code */
 #define FLAG_NO_NEW	0x02		/* no new session now */
@@ -436,9 +435,9 @@ struct resumed {			/* listener -> connector */
 };
 /* GREETING || RESUME || RESUMED: what mac_C, mac_L and th cover (8.2). */
 #define TR_GREETING	0
-#define TR_RESUME	114
-#define TR_RESUMED	(114 + 93)
-#define TR_LEN		(114 + 93 + 73)
+#define TR_RESUME	sizeof(struct greeting)
+#define TR_RESUMED	(TR_RESUME + sizeof(struct resume))
+#define TR_LEN		(TR_RESUMED + sizeof(struct resumed))
 #define HANDOVER_LEN	TR_RESUMED	/* GREETING || RESUME, to a child */
 _Static_assert(sizeof(struct resume) == 93, "RESUME is 93 bytes");
 _Static_assert(sizeof(struct resumed) == 73, "RESUMED is 73 bytes");
@@ -448,6 +447,9 @@ _Static_assert(sizeof(struct confirm) == 41, "CONFIRM is 41 bytes");
 _Static_assert(sizeof(struct refusal) == 12, "REFUSAL is 12 bytes");
 _Static_assert(offsetof(struct greeting, pB) + 2 == AAD_LEN,
     "AAD: the greeting to pB, and the HELLO's window");
+static const size_t kind_size[KINDS] = { sizeof(struct refusal),
+    sizeof(struct greeting), sizeof(struct hello), sizeof(struct resume),
+    sizeof(struct confirm), sizeof(struct resumed) };
 
 /* A REFUSAL's reasons (section 2.5). */
 enum refusal_reason { REF_PENALTY = 1, REF_BUSY, REF_GUESS_LIMIT,
@@ -1569,6 +1571,19 @@ close_pipes(int (*fds)[2], int n)
 	}
 }
 
+/* Big-endian integers on the wire: u16, u32 and u64. */
+static void
+put_u16(uint8_t *p, unsigned v)
+{
+	p[0] = v >> 8; p[1] = v;
+}
+
+static unsigned
+get_u16(const uint8_t *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
 static void
 put_u32(uint8_t *p, uint32_t v)
 {
@@ -1580,6 +1595,19 @@ get_u32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
+	put_u32(p, v >> 32);
+	put_u32(p + 4, (uint32_t)v);
+}
+
+static uint64_t
+get_u64(const uint8_t *p)
+{
+	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
 /* Milliseconds since some fixed point, counting suspended time. */
@@ -2389,8 +2417,7 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 
 	if (len > MAX_PAYLOAD || inner_len > MAX_INNER || d->seq >= SEQ_LIMIT)
 		abort();
-	out[0] = clen >> 8;
-	out[1] = clen & 0xff;
+	put_u16(out, clen);
 	make_nonce(d, nonce);
 	if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(d->ctx, NULL, &n, out, LEN_LEN) != 1)
@@ -2620,11 +2647,8 @@ written_count(const struct written *w)
 static void
 written_acked(struct written *w, const uint8_t v[8])
 {
-	uint64_t n = 0;
-	int i;
+	uint64_t n = get_u64(v);
 
-	for (i = 0; i < 8; i++)
-		n = n << 8 | v[i];
 	if (n > w->raw || n < w->acked)
 		abort();		/* our listener's bug */
 	w->acked = n;
@@ -4488,18 +4512,30 @@ hs_parse(const uint8_t *m, size_t n, unsigned kinds, size_t *need)
 	return n >= HDR_LEN && n >= *need ? HSP_WHOLE : HSP_MORE;
 }
 
+/* Why m is not a message we may take (v), in words: both roles' line. */
+static void
+hs_unwanted_line(char *line, size_t cap, enum hs_parse v, const uint8_t *m)
+{
+	if (v == HSP_STRANGER)
+		(void)snprintf(line, cap, "peer is not speaking secchat/%u",
+		    VERSION);
+	else if (v == HSP_VERSION)
+		(void)snprintf(line, cap, "peer speaks secchat/%u, not "
+		    "secchat/%u", m[MAGIC_LEN], VERSION);
+	else
+		(void)snprintf(line, cap, "handshake failed: unexpected "
+		    "message (kind %u)", m[HDR_LEN - 1]);
+}
+
 /* The line and status for a message that is not one we may take. */
 static enum status
 hs_unwanted(struct report *r, enum hs_parse v, const uint8_t *m)
 {
-	if (v == HSP_STRANGER)
-		return session_fail(r, EXIT_FAIL,
-		    "peer is not speaking secchat/%u", VERSION);
-	if (v == HSP_VERSION)
-		return session_fail(r, EXIT_FAIL, "peer speaks secchat/%u, "
-		    "not secchat/%u", m[MAGIC_LEN], VERSION);
-	return session_fail(r, EXIT_AUTH,
-	    "handshake failed: unexpected message (kind %u)", m[HDR_LEN - 1]);
+	char line[NOTE_MAX];
+
+	hs_unwanted_line(line, sizeof(line), v, m);
+	return session_fail(r, v == HSP_STRANGER || v == HSP_VERSION ?
+	    EXIT_FAIL : EXIT_AUTH, "%s", line);
 }
 
 /*
@@ -4564,8 +4600,14 @@ make_refusal(struct refusal *rf, enum refusal_reason reason, unsigned secs)
 	hs_header(rf->hdr, KIND_REFUSAL);
 	rf->reason = reason;
 	secs = secs > 65535 ? 65535 : secs;
-	rf->seconds[0] = secs >> 8;
-	rf->seconds[1] = secs & 0xff;
+	put_u16(rf->seconds, secs);
+}
+
+/* A REFUSAL's seconds: when to try again, or how long the penalty lasts. */
+static unsigned
+refusal_secs(const uint8_t *m)
+{
+	return get_u16(((const struct refusal *)m)->seconds);
 }
 
 /* Why a refusal's reason is, in the connector's words (section 2.5). */
@@ -4599,7 +4641,7 @@ refusal_line(char *line, size_t cap, const char *host, const uint8_t *m,
     int code, unsigned allowed)
 {
 	const struct refusal *rf = (const struct refusal *)m;
-	unsigned secs = (unsigned)rf->seconds[0] << 8 | rf->seconds[1];
+	unsigned secs = refusal_secs(m);
 	unsigned reason = rf->reason;
 	const char *why = refusal_why(reason);
 
@@ -4635,15 +4677,14 @@ static void
 put_window(uint8_t w[2], unsigned window)
 {
 	window = window > WIRE_WINDOW ? WIRE_WINDOW : window;
-	w[0] = window >> 8;
-	w[1] = window & 0xff;
+	put_u16(w, window);
 }
 
 /* The session's window: the less of the greeting's and the HELLO's. */
 static unsigned
 window_less(const uint8_t a[2], const uint8_t b[2])
 {
-	unsigned x = (unsigned)a[0] << 8 | a[1], y = (unsigned)b[0] << 8 | b[1];
+	unsigned x = get_u16(a), y = get_u16(b);
 
 	return x < y ? x : y;
 }
@@ -4736,7 +4777,7 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
 		return st;
 	if (m[HDR_LEN - 1] == KIND_REFUSAL && m[HDR_LEN] == REF_BUSY) {
-		*busy = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*busy = refusal_secs(m);
 		*busy = *busy > 0 ? *busy : 1;
 		if (now_ms() + secs_ms(*busy) < deadline)
 			return EXIT_FAIL;
@@ -4945,7 +4986,7 @@ resume_refused(struct report *r, const char *host, const uint8_t *m,
 	enum status st;
 
 	if (reason >= REF_PENALTY && reason <= REF_GUESS_LIMIT) {
-		*again = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*again = refusal_secs(m);
 		*again = *again > 0 ? *again : 1;
 		return EXIT_FAIL;
 	}
@@ -5082,10 +5123,8 @@ send_ack(struct conn *c, struct report *r, struct buf *txb,
     struct stream *st, uint64_t w)
 {
 	uint8_t payload[ACK_LEN];
-	int i;
 
-	for (i = 0; i < ACK_LEN; i++)
-		payload[i] = w >> (8 * (ACK_LEN - 1 - i));
+	put_u64(payload, w);
 	send_record(c, r, txb, TYPE_ACK, payload, ACK_LEN, 0);
 	st->ack_sent = w;
 	st->ack_wait = 0;
@@ -5096,7 +5135,9 @@ static void
 send_ping(struct conn *c, struct report *r, struct buf *txb,
     unsigned interval)
 {
-	uint8_t payload[PING_LEN] = { interval >> 8, interval & 0xff };
+	uint8_t payload[PING_LEN];
+
+	put_u16(payload, interval);
 
 	send_record(c, r, txb, TYPE_PING, payload, PING_LEN, 0);
 	c->ping_due = 0;
@@ -5512,11 +5553,8 @@ on_ack(struct conn *c, struct stream *st, struct buf *in, struct buf *out,
 {
 	const uint8_t *p = out->data + out->len;
 	int first = c->rx_state == RX_WAIT_ACK;
-	uint64_t count = 0;
-	int i;
+	uint64_t count = get_u64(p);
 
-	for (i = 0; i < ACK_LEN; i++)
-		count = count << 8 | p[i];
 	/* What we sealed so far, here or before the cut (next <= S). */
 	if (count > st->next)
 		return reject_record(r, out, n, "ACK of %llu bytes, only %llu "
@@ -5543,7 +5581,7 @@ static enum status
 on_ping(struct conn *c, struct buf *out, struct report *r, size_t n)
 {
 	const uint8_t *p = out->data + out->len;
-	unsigned interval = (unsigned)p[0] << 8 | p[1];
+	unsigned interval = get_u16(p);
 
 	if (interval < 1 || interval > MAX_INTERVAL)
 		return reject_record(r, out, n, "PING interval of %u s",
@@ -5707,7 +5745,7 @@ process_rx(struct conn *c, struct bufs *b, struct stream *st,
 	rekey_budget(c, now_ms());
 	while (!rx_over(c) && (avail = buf_pending(&b->rxb)) >= LEN_LEN) {
 		rec = b->rxb.data + b->rxb.pos;
-		clen = (size_t)rec[0] << 8 | rec[1];
+		clen = get_u16(rec);
 		if (clen < MIN_RECORD || clen > MAX_RECORD)
 			return session_fail(r, EXIT_AUTH,
 			    "malformed record: bad length %zu", clen);
@@ -5734,7 +5772,7 @@ rx_record_waiting(const struct buf *rxb)
 	size_t avail = buf_pending(rxb);
 
 	return avail >= LEN_LEN &&
-	    avail >= LEN_LEN + ((size_t)rec[0] << 8 | rec[1]);
+	    avail >= LEN_LEN + get_u16(rec);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -7038,6 +7076,42 @@ resume_point(struct session *s)
 	s->c.recv_bytes = w;
 }
 
+/*
+ * A connection on net, its state fresh but for what the caller keeps: KEY
+ * 0 is our first record, then a PING if our interval is not the default;
+ * the peer's is the default until its PING; its REKEY budget is full.
+ */
+static void
+conn_fresh(struct session *s, int net)
+{
+	struct conn *c = &s->c;
+
+	s->net = net;
+	c->rk.due = 1;
+	c->ping_due = s->opt->interval != DEF_INTERVAL;
+	c->peer_interval = DEF_INTERVAL;
+	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
+	c->rekey_budget = REKEY_BURST * 1000;
+}
+
+/*
+ * Key both directions with the handshake's first secrets; the session
+ * keeps its id and resumption secret; the key set is wiped.
+ */
+static void
+conn_keys(struct session *s, int is_a, struct keyset *ks)
+{
+	direction_init(&s->c.tx, is_a ? ks->c2s : ks->s2c, 1);
+	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
+	s->is_a = is_a;
+	memcpy(s->rm.sid, ks->sid, SID_LEN);
+	s->rm.gen = 0;
+	s->rm.has_prev = 0;
+	s->rm.window = s->rejoin != NULL ? ks->window : 0;
+	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
+	OPENSSL_cleanse(ks, sizeof(*ks));
+}
+
 /* rs(g) moves on with the resume (section 8.4); the key set is wiped. */
 static void
 resumable_next(struct resumable *rm, int is_a, struct rejoin *j)
@@ -7073,16 +7147,12 @@ conn_resumed(struct session *s, struct rejoin *j)
 	OPENSSL_cleanse(c, sizeof(*c));
 	c->sent_records = n[0], c->sent_bytes = n[1], c->recv_records = n[2];
 	c->rekeys_sent = n[3], c->rekeys_recv = n[4], c->recv_bytes = n[5];
-	s->net = j->fd;
+	conn_fresh(s, j->fd);
 	direction_init(&c->tx, s->is_a ? j->ks.c2s : j->ks.s2c, 1);
 	direction_init(&c->rx, s->is_a ? j->ks.s2c : j->ks.c2s, 0);
 	resumable_next(&s->rm, s->is_a, j);
 	c->tx_state = was == TX_OPEN ? TX_OPEN : TX_DRAINING;
-	c->resumed = c->resume_ack = c->rk.due = 1;
-	c->ping_due = s->opt->interval != DEF_INTERVAL;
-	c->peer_interval = DEF_INTERVAL;
-	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
-	c->rekey_budget = REKEY_BURST * 1000;
+	c->resumed = c->resume_ack = 1;
 	s->st.ack_wait = 0;
 	s->lost_at = 0;
 	conn_note(s, "reconnected to %s (nothing lost)", s->chat.view.peer);
@@ -7150,20 +7220,9 @@ session_renewed(struct session *s, struct rejoin *j)
 	written_begin(&s->b.wr, 0, -1);
 	s->b.wr.pipe_fd = pipe;
 	OPENSSL_cleanse(c, sizeof(*c));
-	s->net = j->fd;
+	conn_fresh(s, j->fd);
 	c->tx_state = ended ? TX_DRAINING : TX_OPEN;
-	c->rk.due = 1;
-	c->ping_due = s->opt->interval != DEF_INTERVAL;
-	c->peer_interval = DEF_INTERVAL;
-	c->last_sealed = c->last_heard = c->rekey_budget_at = now_ms();
-	c->rekey_budget = REKEY_BURST * 1000;
-	direction_init(&c->tx, j->ks.c2s, 1);
-	direction_init(&c->rx, j->ks.s2c, 0);
-	memcpy(s->rm.sid, j->ks.sid, SID_LEN);
-	memcpy(s->rm.rs, j->ks.rs, SECRET_LEN);
-	s->rm.gen = 0;
-	s->rm.window = j->ks.window;
-	OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+	conn_keys(s, s->is_a, &j->ks);	/* -K: the connector's */
 	s->lost_at = 0;
 	s->lost_end[0] = '\0';
 }
@@ -7627,12 +7686,7 @@ chat_ended(struct session *s, enum status status)
 static void
 conn_begin(struct session *s, int net)
 {
-	s->net = net;
-	s->c.rk.due = 1;		/* KEY 0 is our first record */
-	s->c.ping_due = s->opt->interval != DEF_INTERVAL;
-	s->c.peer_interval = DEF_INTERVAL;
-	s->c.last_sealed = s->c.last_heard = s->c.rekey_budget_at = now_ms();
-	s->c.rekey_budget = REKEY_BURST * 1000;
+	conn_fresh(s, net);
 	memset(&s->st, 0, sizeof(s->st));
 	s->st.retain = s->opt->retain;
 	memset(&s->end, 0, sizeof(s->end));
@@ -7688,24 +7742,6 @@ session_free(struct session *s)
 	conn_end(s);
 	for (i = 0; i < NBUFS; i++)
 		free(session_buf(s, i, NULL)->data);
-}
-
-/*
- * Key both directions with the handshake's first secrets; the session
- * keeps its id and resumption secret; the key set is wiped.
- */
-static void
-conn_keys(struct session *s, int is_a, struct keyset *ks)
-{
-	direction_init(&s->c.tx, is_a ? ks->c2s : ks->s2c, 1);
-	direction_init(&s->c.rx, is_a ? ks->s2c : ks->c2s, 0);
-	s->is_a = is_a;
-	memcpy(s->rm.sid, ks->sid, SID_LEN);
-	s->rm.gen = 0;
-	s->rm.has_prev = 0;
-	s->rm.window = s->rejoin != NULL ? ks->window : 0;
-	memcpy(s->rm.rs, ks->rs, SECRET_LEN);
-	OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
 /*
@@ -8973,7 +9009,24 @@ kid_isolate(struct server *sv, struct kid *self)
 	close(sv->lfd);
 }
 
-/* The child: its pipes as stdout and stderr, then the connection p. */
+/*
+ * A RESUME passed its checks (tr: GREETING || RESUME || RESUMED): the
+ * RESUMED to the connection fd, which j then holds.  73 bytes fit in a
+ * socket's buffer: if they do not go, the peer is gone; j's keys are
+ * wiped, and -1.
+ */
+static int
+resumed_send(struct rejoin *j, int fd, const uint8_t tr[TR_LEN])
+{
+	if (write(fd, tr + TR_RESUMED, sizeof(struct resumed)) !=
+	    (ssize_t)sizeof(struct resumed)) {
+		OPENSSL_cleanse(&j->ks, sizeof(j->ks));
+		return -1;
+	}
+	j->fd = fd;
+	return 0;
+}
+
 /*
  * A connection the listener handed a serving child (section 8.7), with
  * its GREETING and RESUME: checks 2 to 5 of 8.3 here, then RESUMED (j
@@ -8992,12 +9045,9 @@ kid_resumed(struct written *w, const struct resumable *rm, struct rejoin *j)
 	memcpy(tr, w->handed, HANDOVER_LEN);
 	if (rm->window != 0)
 		why = resume_check(rm, tr, &j->ks, &j->old);
-	if (why == 0 && write(fd, tr + TR_RESUMED, sizeof(struct resumed)) ==
-	    (ssize_t)sizeof(struct resumed))
-		j->fd = fd;
-	else if (why == 0) {		/* 73 bytes fit: the peer is gone */
-		OPENSSL_cleanse(&j->ks, sizeof(j->ks));
-		close(fd);
+	if (why == 0) {
+		if (resumed_send(j, fd, tr) == -1)
+			close(fd);
 	} else {
 		make_refusal(&rf, why, 0);
 		if (write(fd, &rf, sizeof(rf)) != sizeof(rf) ||
@@ -9035,6 +9085,7 @@ kid_rejoin(void *arg, const struct resumable *rm, int64_t until,
 	}
 }
 
+/* The child: its pipes as stdout and stderr, then the connection p. */
 static void __attribute__((noreturn))
 kid_main(struct server *sv, struct kid *k, struct pending *p, int ctl,
     int out, int err)
@@ -9239,7 +9290,6 @@ kids_acked(struct server *sv)
 	struct kid *k;
 	uint8_t v[8];
 	size_t i;
-	int j;
 
 	for (i = 0; i < sv->nkids; i++) {
 		k = &sv->kids[i];
@@ -9250,8 +9300,7 @@ kids_acked(struct server *sv)
 		}
 		if (k->acked == k->ack_sent || k->ctl == -1)
 			continue;
-		for (j = 0; j < 8; j++)
-			v[j] = k->acked >> (56 - 8 * j);
+		put_u64(v, k->acked);
 		/* Not now (its socket full): the next round says it. */
 		if (write(k->ctl, v, sizeof(v)) == sizeof(v))
 			k->ack_sent = k->acked;
@@ -9610,14 +9659,9 @@ pending_check_resume(struct server *sv, struct pending *p, uint8_t *tr,
 	enum refusal_reason why;
 
 	why = resume_check(sv->rm, tr, &sv->resumed->ks, &sv->resumed->old);
-	if (why == 0 && write(p->fd, tr + TR_RESUMED, sizeof(struct resumed))
-	    == (ssize_t)sizeof(struct resumed)) {
-		sv->resumed->fd = p->fd;
-		pending_free(sv, p, 0);
-	} else if (why == 0) {		/* 73 bytes fit: the peer is gone */
-		OPENSSL_cleanse(&sv->resumed->ks, sizeof(sv->resumed->ks));
-		pending_free(sv, p, 1);
-	} else {
+	if (why == 0)		/* the connection is the session's, or closed */
+		pending_free(sv, p, resumed_send(sv->resumed, p->fd, tr) == -1);
+	else {
 		peer_log(sv, p->src, p->port, why == REF_MALFORMED ?
 		    LOG_FAILED : LOG_CHECKED, "resume refused: %s",
 		    why == REF_MALFORMED ? "a malformed key" : "proof rejected");
@@ -9677,15 +9721,10 @@ pending_resume(struct server *sv, struct pending *p, int64_t t)
 static void
 pending_unwanted(struct server *sv, struct pending *p, enum hs_parse v)
 {
-	if (v == HSP_STRANGER)
-		peer_log(sv, p->src, p->port, LOG_FAILED, "peer is not "
-		    "speaking secchat/%u", VERSION);
-	else if (v == HSP_VERSION)
-		peer_log(sv, p->src, p->port, LOG_FAILED, "peer speaks "
-		    "secchat/%u, not secchat/%u", p->msg[MAGIC_LEN], VERSION);
-	else
-		peer_log(sv, p->src, p->port, LOG_FAILED, "handshake failed: "
-		    "unexpected message (kind %u)", p->msg[HDR_LEN - 1]);
+	char line[NOTE_MAX];
+
+	hs_unwanted_line(line, sizeof(line), v, p->msg);
+	peer_log(sv, p->src, p->port, LOG_FAILED, "%s", line);
 	pending_free(sv, p, 1);
 }
 
@@ -10505,7 +10544,7 @@ redial_greeted(struct redial *d, int64_t deadline, struct greeting *g,
 		return fd;
 	}
 	if (st == 0 && m[HDR_LEN] >= REF_PENALTY && m[HDR_LEN] <= REF_GUESS_LIMIT)
-		*again = (unsigned)m[HDR_LEN + 1] << 8 | m[HDR_LEN + 2];
+		*again = refusal_secs(m);
 	else if (st > 0)
 		*status = st;
 	close(fd);

@@ -387,7 +387,7 @@ chat_over() {
 	exec 7>&-
 	wait_file "$T/w/c.rc"
 	reap
-	$TM capture-pane -p > "$T/w/screen"
+	$TM capture-pane -p -S - > "$T/w/screen"	# its history too
 	$TM kill-server
 	cat "$T/w/screen"
 }

@@ -180,6 +180,9 @@ wait_file() {
 listen() {
 	local name=$1 input=$2
 	shift 2
+	# A listener of this name before: its port must not be read for ours
+	# (the redirection below happens in the child, at some later moment).
+	rm -f "$T/w/$name.err"
 	timeout 60 $SECCHAT -l -v $NORESUME "$@" < "$input" > "$T/w/$name.out" \
 	    2> "$T/w/$name.err" &
 	LPID=$!

@@ -205,8 +205,13 @@ t_valgrind() {	# one whole session, both sides under memcheck
 	seq 1 40 | sed 's/^/valgrind /' > "$T/w/a"
 	seq 1 30 > "$T/w/b"
 	clean_session "$T/w/a" "$T/w/b" -r 5 || return 1
+	# Valgrind 3.19 knows no mlock2 (325): it says so, the call fails
+	# with ENOSYS and secchat falls back to mlock; that note is no error.
 	grep -q 'secchat: rekeyed sending key (epoch 8)' "$T/w/l.err" &&
-	    expect "valgrind reports" "$(cat "$T"/w/vg.* | wc -c)" 0
+	    expect "valgrind reports" "$(cat "$T"/w/vg.* | grep -v -e \
+	    'unhandled amd64-linux syscall: 325$' -e 'write your own handler\.$' \
+	    -e 'README_MISSING_SYSCALL_OR_IOCTL\.$' -e 'we consider this a bug\.' \
+	    -e 'valgrind\.org/support/bug_reports\.html\.$' | wc -c)" 0
 }
 [ "$VALGRIND" = none ] || run "valgrind: a full session, no errors or leaks" t_valgrind
 

@@ -9,7 +9,8 @@
 # tests/lib.sh; each runs with a temporary directory of its own.  Knobs:
 # SECCHAT, KAT, HOOKS, LEAK, VALGRIND ("none" skips the memcheck test),
 # RSS_LIMIT_KB, PEER (tests/lib.sh); TAIL (lines of a failed test's log,
-# 20), VERBOSE (every test's log); JOBS (suites at once, below).
+# 20), VERBOSE (every test's log), TIMES (every test's wall time); JOBS
+# (suites at once, below).
 set -u
 cd "$(dirname "$0")" || exit 2
 # shellcheck source=tests/lib.sh
@@ -19,8 +20,9 @@ cd "$(dirname "$0")" || exit 2
 # beside it: they read CPU time, RSS, locked memory or wall time, or drive
 # terminals against deadlines (and install's make may rebuild ./secchat).
 # The others may run JOBS at once.
-SUITES="kat errors password attacks exec sandbox"
-ALONE="secrets install deb e2e hostile serving listen written faults ends resume chat interop"
+# deb builds in a copy of the tree (make deb), so it may run beside them.
+SUITES="kat errors password attacks exec sandbox deb"
+ALONE="secrets install e2e hostile serving listen written faults ends resume chat interop"
 # Run only when named (make soak): minutes of wall time at the defaults.
 LONG="soak"
 SUITES="$SUITES $ALONE $LONG"

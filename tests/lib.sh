@@ -89,7 +89,7 @@ sanitizer_report() {
 # after it.  (The numbers count within a suite; test.sh renumbers.)
 num=0
 run_test() {
-	local f
+	local f t0=$EPOCHREALTIME
 	num=$((num + 1)) LRC= CRC=
 	rm -rf "$T/w"; mkdir "$T/w"
 	if "$2" > "$T/w/log" 2>&1 && ! sanitizer_report; then
@@ -105,6 +105,8 @@ run_test() {
 		done
 	fi
 	stop_started
+	[ -z "${TIMES:-}" ] ||
+	    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "#   %.1f s\n", b - a }'
 }
 
 # ---------------------------------------------------------------------------

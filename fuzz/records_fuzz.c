@@ -736,6 +736,8 @@ rx_ref_state(const struct conn *c)
 	switch (c->rx_state) {
 	case RX_KEY0:
 		return REF_KEY0;
+	case RX_WAIT_ACK:	/* only on a resumed connection: never here */
+		abort();
 	case RX_OPEN:
 		return REF_OPEN;
 	case RX_CLOSED:

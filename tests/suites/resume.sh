@@ -421,17 +421,10 @@ run "resume flood: 50 forged RESUMEs refused, then penalised; the live session e
 # mid-upload and resumed, the second (direct) goes on untouched; each
 # command hashes its whole upload, and the cut one's is the same child's
 # and command's (two commands run in all).
-# Not registered yet: a bug makes it fail in about 1 run of 3, the cut
-# upload short by up to a pipe's 64 KiB (whole records) while both sides
-# exit 0: resume_point() sets st.skip and recv_bytes from one
-# written_count(), and fill_one() seals the resume ACK with a later one,
-# which the command's reads of its pipe have raised meanwhile; the peer
-# resends from the later W and the difference is skipped, lost (a debug
-# print showed ACK W 1490944 against a resume point of 1474560, and the
-# command got 3000000 - 16384 bytes).
-# Register it once that is fixed.
+# It found a bug (a cut upload short by up to a pipe's 64 KiB, both sides
+# exiting 0, about 1 run in 3): the resume ACK was sealed with a later
+# written count than the resume point's; it now carries resume_point()'s.
 t_resume_serving_two() {
-	# shellcheck disable=SC2034	# listen's, while the test is not run
 	local NORESUME= bpid brc port
 	head -c 3000000 /dev/urandom > "$T/w/a"
 	head -c 2000000 /dev/urandom > "$T/w/b"

@@ -99,7 +99,6 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -2408,23 +2407,6 @@ make_nonce(const struct direction *d, uint8_t nonce[IV_LEN])
  * padding into out, which has room for LEN_LEN + MAX_RECORD bytes.
  * Returns the record's length on the wire.
  */
-/*
- * GCM's tag, read after sealing or set before opening, as its parameter:
- * the EVP_CTRL_GCM_* controls reach it through name lookups that cost
- * about 2.5% of a line-mode side's instructions (callgrind).
- */
-static int
-gcm_tag(EVP_CIPHER_CTX *ctx, uint8_t tag[TAG_LEN], int set)
-{
-	OSSL_PARAM p[2];
-
-	p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
-	    tag, TAG_LEN);
-	p[1] = OSSL_PARAM_construct_end();
-	return set ? EVP_CIPHER_CTX_set_params(ctx, p) :
-	    EVP_CIPHER_CTX_get_params(ctx, p);
-}
-
 static size_t
 seal_record(struct direction *d, int type, const uint8_t *payload,
     size_t len, size_t pad, uint8_t *out)
@@ -2454,7 +2436,8 @@ seal_record(struct direction *d, int type, const uint8_t *payload,
 	memset(inner + len + 1, 0, pad);
 	if (EVP_EncryptUpdate(d->ctx, inner, &n, inner, inner_len) != 1 ||
 	    EVP_EncryptFinal_ex(d->ctx, inner + inner_len, &n) != 1 ||
-	    gcm_tag(d->ctx, inner + inner_len, 0) != 1)
+	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
+	    inner + inner_len) != 1)
 		crypto_fail("AES-256-GCM encryption");
 	d->seq++;
 	return LEN_LEN + clen;
@@ -2483,7 +2466,8 @@ open_record(struct direction *d, const uint8_t *rec, size_t clen,
 	if (EVP_DecryptUpdate(d->ctx, NULL, &n, rec, LEN_LEN) != 1 ||
 	    EVP_DecryptUpdate(d->ctx, plain, &n, rec + LEN_LEN,
 	    inner_len) != 1 ||
-	    gcm_tag(d->ctx, (uint8_t *)(rec + LEN_LEN + inner_len), 1) != 1)
+	    EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
+	    (void *)(rec + LEN_LEN + inner_len)) != 1)
 		crypto_fail("AES-256-GCM decryption");
 	if (EVP_DecryptFinal_ex(d->ctx, plain + inner_len, &n) != 1) {
 		OPENSSL_cleanse(plain, inner_len);

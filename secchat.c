@@ -1628,6 +1628,18 @@ secs_ms(long long secs)
 	return (int64_t)secs * 1000;
 }
 
+/*
+ * A listener's wait for a resume, until, cut to REJOIN_SPAN_MS from now so
+ * that its caller lets the signals in between (0 stays 0: one look).
+ */
+static int64_t
+rejoin_span(int64_t until)
+{
+	int64_t by = now_ms() + REJOIN_SPAN_MS;
+
+	return until != 0 && until > by ? by : until;
+}
+
 /* The time secs seconds from now, in now_ms() terms. */
 static int64_t
 deadline_in(long long secs)
@@ -4610,6 +4622,15 @@ refusal_secs(const uint8_t *m)
 	return get_u16(((const struct refusal *)m)->seconds);
 }
 
+/* How long a connector waits before it tries again: at least 1 s. */
+static unsigned
+refusal_wait(const uint8_t *m)
+{
+	unsigned secs = refusal_secs(m);
+
+	return secs > 0 ? secs : 1;
+}
+
 /* Why a refusal's reason is, in the connector's words (section 2.5). */
 static const char *
 refusal_why(unsigned reason)
@@ -4777,8 +4798,7 @@ connector_greeting(struct report *r, const struct options *opt, int net,
 	    KIND_BIT(KIND_REFUSAL), m, deadline)) != GO_ON)
 		return st;
 	if (m[HDR_LEN - 1] == KIND_REFUSAL && m[HDR_LEN] == REF_BUSY) {
-		*busy = refusal_secs(m);
-		*busy = *busy > 0 ? *busy : 1;
+		*busy = refusal_wait(m);
 		if (now_ms() + secs_ms(*busy) < deadline)
 			return EXIT_FAIL;
 		*busy = 0;
@@ -4986,8 +5006,7 @@ resume_refused(struct report *r, const char *host, const uint8_t *m,
 	enum status st;
 
 	if (reason >= REF_PENALTY && reason <= REF_GUESS_LIMIT) {
-		*again = refusal_secs(m);
-		*again = *again > 0 ? *again : 1;
+		*again = refusal_wait(m);
 		return EXIT_FAIL;
 	}
 	if (reason == REF_NO_SESSION) {
@@ -9071,8 +9090,7 @@ kid_rejoin(void *arg, const struct resumable *rm, int64_t until,
 	struct written *w = arg;
 	int64_t t;
 
-	if (until != 0 && until > now_ms() + REJOIN_SPAN_MS)
-		until = now_ms() + REJOIN_SPAN_MS;
+	until = rejoin_span(until);
 	for (;;) {
 		if (w->handed_fd != -1)
 			kid_resumed(w, rm, j);
@@ -10267,14 +10285,14 @@ listener_rejoin(void *arg, const struct resumable *rm, int64_t until,
     struct rejoin *j)
 {
 	struct server *sv = arg;
-	int64_t by = now_ms() + REJOIN_SPAN_MS;
+	int64_t by = rejoin_span(until);
 
 	sv->rm = rm;
 	sv->resumed = j;
 	sv->no_new = sv->accepting = 1;
 	do
 		serve_round(sv, until != 0);
-	while (j->fd == -1 && now_ms() < (by < until ? by : until));
+	while (j->fd == -1 && now_ms() < by);
 	sv->rm = NULL;
 	sv->resumed = NULL;
 }

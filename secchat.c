@@ -2427,7 +2427,7 @@ make_nonce(struct direction *d)
 
 /*
  * GCM's tag after sealing, read as its parameter: EVP_CTRL_GCM_GET_TAG
- * builds the same parameter at more than twice the cost.  (Setting the
+ * builds the same parameter at about twice the cost.  (Setting the
  * tag this way, before opening, is left to the control: under valgrind
  * EVP_CIPHER_CTX_set_params then leaves the tag check reading an
  * undefined value.)
